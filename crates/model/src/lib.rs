@@ -1,0 +1,24 @@
+//! The common event model of crowsnest.
+//!
+//! Every input (Kubernetes audit, NDJSON, container logs, ...) is normalized into an [`Event`]:
+//! a nested JSON object whose field names follow the Elastic Common Schema (ECS) where ECS has
+//! a name for the thing (`@timestamp`, `event.*`, `user.*`, `source.ip`, `kubernetes.*`, ...),
+//! and keeps source-specific fields under their own namespace (for example `k8s.audit.*` for
+//! the full audit event). The raw input is kept in `event.original`.
+//!
+//! Fields are addressed by dotted paths ([`Event::get`], [`Event::set`]); [`ecs`] holds the
+//! names the rest of the code base relies on.
+//!
+//! ```
+//! use crowsnest_model::{ecs, Event};
+//! let mut event = Event::new();
+//! event.set(ecs::USER_NAME, "alice".into());
+//! assert_eq!(event.get_str("user.name"), Some("alice"));
+//! ```
+
+pub mod ecs;
+mod event;
+mod time;
+
+pub use event::Event;
+pub use time::{format_timestamp, parse_timestamp};

@@ -1,0 +1,1 @@
+//! Server. (To be written.)
