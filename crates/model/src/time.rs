@@ -30,12 +30,20 @@ fn parse_timestamp_str(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(ts) = DateTime::parse_from_rfc2822(text) {
         return Some(ts.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(ts) = DateTime::parse_from_str(text, fmt) {
             return Some(ts.with_timezone(&Utc));
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y/%m/%d %H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S%.f",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(text, fmt) {
             return Some(Utc.from_utc_datetime(&naive));
         }
@@ -89,7 +97,13 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for input in [json!("yesterday"), json!(""), json!(true), json!(-5), json!("12:00")] {
+        for input in [
+            json!("yesterday"),
+            json!(""),
+            json!(true),
+            json!(-5),
+            json!("12:00"),
+        ] {
             assert_eq!(parse_timestamp(&input), None, "input {input}");
         }
     }
