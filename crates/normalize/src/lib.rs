@@ -1,1 +1,122 @@
-//! Decoders. (To be written.)
+//! Decoders of crowsnest: request bodies in → common [`Event`]s out.
+//!
+//! Two entry points serve the ingest API:
+//!
+//! * [`decode_k8s_audit`] takes what kube-apiserver's audit webhook posts: an
+//!   `audit.k8s.io/v1` (or `v1beta1`) `EventList`, or a single `Event`. A body that is not
+//!   one of those fails whole with a [`DecodeError`]; one bad item inside a good list becomes
+//!   a [`LineError`] naming the item and field, and the other items still decode.
+//! * [`decode_ndjson`] takes one JSON object per line and never fails whole: every bad line
+//!   becomes a [`LineError`] with its line number. Each line's shape is detected (or forced by
+//!   `source`, see [`known_sources`]): a Kubernetes audit event, an EKS/AKS/GKE audit record
+//!   (which all land in the *same* audit mapping, so rules work unchanged), or any other
+//!   object, kept as it is (users send ECS-shaped JSON).
+//!
+//! Every event carries `event.original` (the exact text of its line or item),
+//! `event.dataset` and `event.module`. The server adds `event.id` and `event.ingested`, and
+//! fills in `@timestamp` for events that had no parseable time. [`Limits`] bound line length,
+//! nesting and field size, so a decoder never panics and never allocates much beyond the body.
+//!
+//! | module | decodes |
+//! |---|---|
+//! | `k8s_audit` | native audit events and webhook bodies; the one audit mapping |
+//! | `managed` | EKS (CloudWatch Logs), AKS (Azure diagnostics), GKE (Cloud Audit Logs) envelopes |
+//! | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
+//! | `ndjson` | line splitting, per-line checks and routing |
+//! | `limits` | the guards every line passes through |
+//!
+//! ```
+//! use crowsnest_normalize::{decode_k8s_audit, decode_ndjson, Limits};
+//!
+//! let body = br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[
+//!   {"auditID":"1","verb":"create","user":{"username":"alice"},
+//!    "objectRef":{"resource":"pods","subresource":"exec","namespace":"default","name":"web"},
+//!    "responseStatus":{"code":101},"requestReceivedTimestamp":"2024-05-01T10:00:00Z"},
+//!   42]}"#;
+//! let decoded = decode_k8s_audit(body, &Limits::default()).expect("an EventList");
+//! let event = &decoded.events[0];
+//! assert_eq!(event.get_str("event.action"), Some("create"));
+//! assert_eq!(event.get_str("orchestrator.resource.subresource"), Some("exec"));
+//! assert_eq!(event.get_str("message"), Some("alice create pods/exec default/web -> 101"));
+//! assert_eq!(decoded.errors[0].line, 2); // the second item is not an object
+//!
+//! let lines = b"{\"ts\": 1714557600, \"msg\": \"hello\"}\nnot json\n";
+//! let decoded = decode_ndjson(lines, Some("myapp"), &Limits::default());
+//! assert_eq!(decoded.events[0].get_str("@timestamp"), Some("2024-05-01T10:00:00.000000Z"));
+//! assert_eq!(decoded.events[0].get_str("message"), Some("hello"));
+//! assert_eq!(decoded.events[0].get_str("event.dataset"), Some("myapp"));
+//! assert_eq!(decoded.errors[0].line, 2);
+//! ```
+
+#![deny(missing_docs)]
+
+mod error;
+mod fields;
+mod generic;
+pub mod invariants;
+mod k8s_audit;
+mod limits;
+mod managed;
+mod ndjson;
+
+use crowsnest_model::{ecs, Event};
+use serde_json::Value;
+
+pub use error::{DecodeError, LineError};
+pub use generic::{MESSAGE_KEYS, TIME_KEYS};
+pub use limits::Limits;
+
+/// The outcome of decoding a body: the events that decoded and the lines/items that did not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decoded {
+    /// Decoded events, in input order.
+    pub events: Vec<Event>,
+    /// One error per line or item that could not be decoded, in input order.
+    pub errors: Vec<LineError>,
+}
+
+/// Decodes a Kubernetes audit webhook body: an `audit.k8s.io/v1` or `v1beta1` `EventList`
+/// (as kube-apiserver's webhook backend posts it) or a single audit `Event`.
+///
+/// # Errors
+///
+/// A [`DecodeError`] when the body as a whole is unusable: empty, not UTF-8, nested deeper
+/// than [`Limits::max_depth`], not JSON, or not an audit `Event`/`EventList`. Bad *items*
+/// (not objects, fields of the wrong type, longer than [`Limits::max_line_bytes`]) are
+/// reported in [`Decoded::errors`] with their 1-based item number instead.
+pub fn decode_k8s_audit(body: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    k8s_audit::decode_body(body, limits)
+}
+
+/// Decodes an NDJSON body, one JSON object per line.
+///
+/// `source` forces a decoder when it is one of [`known_sources`]; any other name keeps
+/// per-line detection and becomes the `event.dataset` of generic events (default `ndjson`).
+/// Audit events, from whatever cluster, always get `event.dataset: kubernetes.audit`.
+/// Blank lines are skipped; every other line yields events or a [`LineError`].
+pub fn decode_ndjson(body: &[u8], source: Option<&str>, limits: &Limits) -> Decoded {
+    ndjson::decode(body, source, limits)
+}
+
+/// The `source` names that force a decoder in [`decode_ndjson`]:
+///
+/// * `kubernetes.audit`: every line is a Kubernetes audit `Event`;
+/// * `eks`: CloudWatch Logs records / subscription batches of EKS audit logs, or bare audit
+///   events from EKS (`cloud.provider: aws`);
+/// * `aks`: Azure `kube-audit` diagnostic records / `records` batches, or bare audit events
+///   from AKS (`cloud.provider: azure`);
+/// * `gke`: GKE Cloud Audit Log entries (`cloud.provider: gcp`);
+/// * `generic`: every line is kept as it is (no detection).
+///
+/// A line that does not fit the forced decoder is a [`LineError`].
+pub fn known_sources() -> &'static [&'static str] {
+    &["kubernetes.audit", "eks", "aks", "gke", "generic"]
+}
+
+/// Applies the field-size limit and records the original text: the last step of every
+/// decoder.
+pub(crate) fn finish(mut event: Event, original: &str, limits: &Limits) -> Event {
+    limits::truncate_strings(&mut event.0, limits.max_field_bytes);
+    event.set(ecs::EVENT_ORIGINAL, Value::String(original.to_string()));
+    event
+}
