@@ -20,7 +20,13 @@ fn trace(name: &str) -> Vec<u8> {
 fn trace_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(testdata(TRACES))
         .expect("falco traces present")
-        .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".json"))
         .collect();
     names.sort();
@@ -42,17 +48,33 @@ fn every_falco_trace_decodes_without_errors() {
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace));
         for (event, line) in decoded.events.iter().zip(lines) {
             let input: Value = serde_json::from_slice(line).expect("trace line is JSON");
-            assert_eq!(event.get_str("event.dataset"), Some("kubernetes.audit"), "{name}");
+            assert_eq!(
+                event.get_str("event.dataset"),
+                Some("kubernetes.audit"),
+                "{name}"
+            );
             assert_eq!(event.get_str("event.module"), Some("kubernetes"), "{name}");
-            assert_eq!(event.get_str("event.original").map(str::as_bytes), Some(line), "{name}");
-            assert_eq!(event.get("k8s.audit"), Some(&input), "{name}: full audit event kept");
+            assert_eq!(
+                event.get_str("event.original").map(str::as_bytes),
+                Some(line),
+                "{name}"
+            );
+            assert_eq!(
+                event.get("k8s.audit"),
+                Some(&input),
+                "{name}: full audit event kept"
+            );
             assert_eq!(event.get("event.action"), input.get("verb"), "{name}");
             assert_eq!(
                 event.get("orchestrator.resource.type"),
                 input.pointer("/objectRef/resource"),
                 "{name}"
             );
-            assert_eq!(event.get("user.name"), input.pointer("/user/username"), "{name}");
+            assert_eq!(
+                event.get("user.name"),
+                input.pointer("/user/username"),
+                "{name}"
+            );
             assert_eq!(
                 event.get("http.response.status_code"),
                 input.pointer("/responseStatus/code"),
@@ -101,7 +123,10 @@ fn exec_trace_maps_verb_subresource_user_namespace() {
     }
     assert_eq!(event.get("event.type"), Some(&json!(["creation"])));
     assert_eq!(event.get("event.category"), Some(&json!(["api"])));
-    assert_eq!(event.get("user.roles"), Some(&json!(["system:masters", "system:authenticated"])));
+    assert_eq!(
+        event.get("user.roles"),
+        Some(&json!(["system:masters", "system:authenticated"]))
+    );
     assert_eq!(event.get("http.response.status_code"), Some(&json!(101)));
     // The reason annotation is empty in this trace: no empty `event.reason`.
     assert_eq!(event.get("event.reason"), None);
@@ -117,8 +142,14 @@ fn rbac_and_v1_traces_map_iam_category_group_and_user_agent() {
         .expect("event");
     let event = &binding.events[0];
     assert_eq!(event.get("event.category"), Some(&json!(["api", "iam"])));
-    assert_eq!(event.get_str("orchestrator.api_group"), Some("rbac.authorization.k8s.io"));
-    assert_eq!(event.get_str("orchestrator.resource.name"), Some("some-reader-binding"));
+    assert_eq!(
+        event.get_str("orchestrator.api_group"),
+        Some("rbac.authorization.k8s.io")
+    );
+    assert_eq!(
+        event.get_str("orchestrator.resource.name"),
+        Some("some-reader-binding")
+    );
     assert_eq!(event.get("kubernetes.namespace"), None, "cluster-scoped");
 
     let secret = decode_k8s_audit(&trace("create_secret.json"), &Limits::default()).expect("event");
@@ -130,23 +161,36 @@ fn rbac_and_v1_traces_map_iam_category_group_and_user_agent() {
     assert_eq!(event.get_str("source.ip"), Some("192.168.64.1"));
     assert_eq!(event.get_str("kubernetes.pod.name"), None, "not a pod");
 
-    let deleted = decode_k8s_audit(&trace("delete_deployment.json"), &Limits::default())
-        .expect("event");
-    assert_eq!(deleted.events[0].get("event.type"), Some(&json!(["deletion"])));
+    let deleted =
+        decode_k8s_audit(&trace("delete_deployment.json"), &Limits::default()).expect("event");
+    assert_eq!(
+        deleted.events[0].get("event.type"),
+        Some(&json!(["deletion"]))
+    );
     let patched = decode_k8s_audit(
         &trace("modify_cluster_role_node_problem_detector.json"),
         &Limits::default(),
     )
     .expect("event");
-    assert_eq!(patched.events[0].get("event.type"), Some(&json!(["change"])));
+    assert_eq!(
+        patched.events[0].get("event.type"),
+        Some(&json!(["change"]))
+    );
 }
 
 #[test]
 fn malformed_trace_is_rejected_by_the_webhook_decoder() {
     let body = trace(MALFORMED_TRACE);
     let error = decode_k8s_audit(&body, &Limits::default()).expect_err("`kind: 0` is no Event");
-    assert_eq!(error, DecodeError::NotAuditEvent { found: "`kind` 0".to_string() });
-    assert!(error.to_string().starts_with("expected an audit.k8s.io `Event` or `EventList`"));
+    assert_eq!(
+        error,
+        DecodeError::NotAuditEvent {
+            found: "`kind` 0".to_string()
+        }
+    );
+    assert!(error
+        .to_string()
+        .starts_with("expected an audit.k8s.io `Event` or `EventList`"));
     let forced = decode_ndjson(&body, Some("kubernetes.audit"), &Limits::default());
     assert!(forced.events.is_empty());
     assert_eq!(forced.errors.len(), 1);
@@ -168,7 +212,11 @@ fn benign_sample_decodes_with_namespaces_from_request_paths() {
         let input: Value = serde_json::from_slice(line).expect("sample line is JSON");
         let verb = input["verb"].as_str().expect("verb").to_string();
         *expected_verbs.entry(verb).or_insert(0) += 1;
-        if input.pointer("/responseStatus/code").and_then(Value::as_i64) >= Some(400) {
+        if input
+            .pointer("/responseStatus/code")
+            .and_then(Value::as_i64)
+            >= Some(400)
+        {
             expected_failures += 1;
         }
     }
@@ -188,11 +236,20 @@ fn benign_sample_decodes_with_namespaces_from_request_paths() {
 
     // Line 1: a kubelet's forbidden watch; the namespace only appears in the request path.
     let first = &decoded.events[0];
-    assert_eq!(first.get_str("user.name"), Some("system:node:k8s-node-1-perfspec"));
+    assert_eq!(
+        first.get_str("user.name"),
+        Some("system:node:k8s-node-1-perfspec")
+    );
     assert_eq!(first.get_str("event.outcome"), Some("failure"));
     assert_eq!(first.get_str("kubernetes.namespace"), Some("kube-flannel"));
-    assert_eq!(first.get_str("orchestrator.resource.name"), Some("kube-flannel-cfg"));
-    assert_eq!(first.get_str("@timestamp"), Some("2023-01-27T18:28:08.129781Z"));
+    assert_eq!(
+        first.get_str("orchestrator.resource.name"),
+        Some("kube-flannel-cfg")
+    );
+    assert_eq!(
+        first.get_str("@timestamp"),
+        Some("2023-01-27T18:28:08.129781Z")
+    );
     // Line 3 lists a cluster-wide collection: no namespace invented.
     assert_eq!(decoded.events[2].get("kubernetes.namespace"), None);
 }
@@ -207,12 +264,18 @@ fn golden_outputs_of_native_events() {
         "anonymous_creates_namespace_foo",
     ] {
         let decoded = decode_ndjson(&trace(&format!("{case}.json")), None, &Limits::default());
-        assert_golden(&format!("k8s_audit/{case}.expected.json"), &snapshot(&decoded, true));
+        assert_golden(
+            &format!("k8s_audit/{case}.expected.json"),
+            &snapshot(&decoded, true),
+        );
     }
     let body = read_testdata("k8s-audit/benign-hkerma/audit-sample.jsonl");
     let head: Vec<&[u8]> = body.split(|&b| b == b'\n').take(5).collect();
     let decoded = decode_ndjson(&head.join(&b'\n'), None, &Limits::default());
-    assert_golden("k8s_audit/hkerma_head.expected.json", &snapshot(&decoded, true));
+    assert_golden(
+        "k8s_audit/hkerma_head.expected.json",
+        &snapshot(&decoded, true),
+    );
 }
 
 /// An `EventList` as the webhook posts it, built from trace lines plus two bad items.
@@ -237,18 +300,33 @@ fn event_list_decodes_good_items_and_names_bad_ones() {
     assert_eq!(decoded.events.len(), 2);
     assert_eq!(decoded.events[0].get_str("event.original"), Some(exec));
     assert_eq!(decoded.events[1].get_str("event.original"), Some(secret));
-    assert_eq!(decoded.events[1].get_str("orchestrator.resource.name"), Some("example-secret"));
+    assert_eq!(
+        decoded.events[1].get_str("orchestrator.resource.name"),
+        Some("example-secret")
+    );
 
-    let errors: Vec<(usize, Option<&str>)> =
-        decoded.errors.iter().map(|e| (e.line, e.field.as_deref())).collect();
-    assert_eq!(errors, vec![(2, None), (3, Some("verb")), (5, Some("user.groups[1]"))]);
-    assert_eq!(decoded.errors[0].reason, "expected an audit `Event` object, found an array");
+    let errors: Vec<(usize, Option<&str>)> = decoded
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_deref()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![(2, None), (3, Some("verb")), (5, Some("user.groups[1]"))]
+    );
+    assert_eq!(
+        decoded.errors[0].reason,
+        "expected an audit `Event` object, found an array"
+    );
     assert_eq!(decoded.errors[1].reason, "expected a string, found 42");
 }
 
 #[test]
 fn empty_and_null_item_lists_yield_nothing() {
-    for body in [event_list(&[]), r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":null}"#.to_string()] {
+    for body in [
+        event_list(&[]),
+        r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":null}"#.to_string(),
+    ] {
         let decoded = decode_k8s_audit(body.as_bytes(), &Limits::default()).expect("a list");
         assert_eq!(decoded, Default::default());
     }
@@ -256,16 +334,50 @@ fn empty_and_null_item_lists_yield_nothing() {
 
 #[test]
 fn whole_body_failures_say_what_was_expected() {
-    let limits = Limits { max_depth: 4, ..Limits::default() };
+    let limits = Limits {
+        max_depth: 4,
+        ..Limits::default()
+    };
     let cases: Vec<(&[u8], DecodeError)> = vec![
         (b"  \n", DecodeError::Empty),
-        (b"[1]", DecodeError::NotAuditEvent { found: "an array".into() }),
-        (br#"{"kind":"Pod","apiVersion":"v1"}"#, DecodeError::NotAuditEvent { found: "`apiVersion` `v1`".into() }),
-        (br#"{"kind":"Event","apiVersion":"v1","reason":"Pulled"}"#, DecodeError::NotAuditEvent { found: "`apiVersion` `v1`".into() }),
-        (br#"{"hello":"world"}"#, DecodeError::NotAuditEvent { found: "an object without `kind`".into() }),
-        (b"{\"kind\":\"Event\xff\"}", DecodeError::InvalidUtf8 { offset: 14 }),
-        (br#"{"a":[[[[[1]]]]]}"#, DecodeError::TooDeep { max_depth: 4 }),
-        (br#"{"kind":"EventList","items":{"a":1}}"#, DecodeError::NotAuditEvent { found: "an `EventList` whose `items` is not an array".into() }),
+        (
+            b"[1]",
+            DecodeError::NotAuditEvent {
+                found: "an array".into(),
+            },
+        ),
+        (
+            br#"{"kind":"Pod","apiVersion":"v1"}"#,
+            DecodeError::NotAuditEvent {
+                found: "`apiVersion` `v1`".into(),
+            },
+        ),
+        (
+            br#"{"kind":"Event","apiVersion":"v1","reason":"Pulled"}"#,
+            DecodeError::NotAuditEvent {
+                found: "`apiVersion` `v1`".into(),
+            },
+        ),
+        (
+            br#"{"hello":"world"}"#,
+            DecodeError::NotAuditEvent {
+                found: "an object without `kind`".into(),
+            },
+        ),
+        (
+            b"{\"kind\":\"Event\xff\"}",
+            DecodeError::InvalidUtf8 { offset: 14 },
+        ),
+        (
+            br#"{"a":[[[[[1]]]]]}"#,
+            DecodeError::TooDeep { max_depth: 4 },
+        ),
+        (
+            br#"{"kind":"EventList","items":{"a":1}}"#,
+            DecodeError::NotAuditEvent {
+                found: "an `EventList` whose `items` is not an array".into(),
+            },
+        ),
     ];
     for (body, expected) in cases {
         let error = decode_k8s_audit(body, &limits).expect_err("bad body");
@@ -274,7 +386,10 @@ fn whole_body_failures_say_what_was_expected() {
         assert!(message.starts_with("expected"), "{message}");
     }
     let error = decode_k8s_audit(b"{\"kind\": ", &limits).expect_err("truncated JSON");
-    assert!(matches!(error, DecodeError::InvalidJson { .. }), "{error:?}");
+    assert!(
+        matches!(error, DecodeError::InvalidJson { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -285,18 +400,36 @@ fn oversized_items_and_fields_are_bounded() {
         "a".repeat(2000)
     );
     let body = event_list(&[exec.trim(), &padded]);
-    let limits = Limits { max_line_bytes: 1500, max_depth: 64, max_field_bytes: 16 };
+    let limits = Limits {
+        max_line_bytes: 1500,
+        max_depth: 64,
+        max_field_bytes: 16,
+    };
     let decoded = decode_k8s_audit(body.as_bytes(), &limits).expect("a list");
     assert_eq!(decoded.errors.len(), 1);
     assert_eq!(decoded.errors[0].line, 2);
-    assert!(decoded.errors[0].reason.contains("at most 1500 bytes"), "{}", decoded.errors[0].reason);
+    assert!(
+        decoded.errors[0].reason.contains("at most 1500 bytes"),
+        "{}",
+        decoded.errors[0].reason
+    );
 
     let event = &decoded.events[0];
-    assert_eq!(event.get_str("event.original"), Some(exec.trim()), "original kept whole");
+    assert_eq!(
+        event.get_str("event.original"),
+        Some(exec.trim()),
+        "original kept whole"
+    );
     assert_eq!(event.get_str("user.name"), Some("minikube-user"));
     assert_eq!(event.get_str("kubernetes.pod.name").map(str::len), Some(16));
-    let truncated = event.get("crowsnest.truncated").and_then(Value::as_array).expect("recorded");
+    let truncated = event
+        .get("crowsnest.truncated")
+        .and_then(Value::as_array)
+        .expect("recorded");
     assert!(truncated.contains(&json!("url.original")), "{truncated:?}");
-    assert!(truncated.contains(&json!("k8s.audit.requestURI")), "{truncated:?}");
+    assert!(
+        truncated.contains(&json!("k8s.audit.requestURI")),
+        "{truncated:?}"
+    );
     assert!(!truncated.contains(&json!("event.original")));
 }

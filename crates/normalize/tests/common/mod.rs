@@ -9,7 +9,11 @@ use serde_json::{json, Value};
 
 /// A file under the shared, read-only third-party test data.
 pub fn testdata(relative: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata")).join(relative)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata"
+    ))
+    .join(relative)
 }
 
 /// Reads a shared test-data file.
@@ -45,7 +49,10 @@ pub fn snapshot(decoded: &Decoded, strip_raw: bool) -> Value {
                     if let Some(Value::Object(k8s)) = obj.get_mut("k8s") {
                         k8s.remove("audit");
                     }
-                    if obj.get("k8s").is_some_and(|k| k.as_object().is_some_and(|m| m.is_empty())) {
+                    if obj
+                        .get("k8s")
+                        .is_some_and(|k| k.as_object().is_some_and(|m| m.is_empty()))
+                    {
                         obj.remove("k8s");
                     }
                 }
@@ -66,7 +73,10 @@ pub fn assert_golden(relative: &str, actual: &Value) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|error| {
-        panic!("read {}: {error} (run with UPDATE_GOLDEN=1 to create it)", path.display())
+        panic!(
+            "read {}: {error} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
     });
     let expected: Value = serde_json::from_str(&expected).expect("golden file is JSON");
     assert_eq!(
