@@ -1,42 +1,94 @@
-//! Embedded event store: time-partitioned tantivy indexes, retention, search.
+//! Embedded event store of crowsnest: time-partitioned tantivy indexes, retention, search.
 //!
-//! CONTRACT (used by the server; keep these signatures):
+//! # Overview
 //!
-//! ```ignore
-//! let store = Store::open(dir, StoreConfig::default())?;
-//! store.add(&[(wal_position, event)])?;   // buffered, not yet searchable
-//! store.commit()?;                        // searchable + durable; returns the max position committed
-//! store.search(&SearchRequest { .. })?;
+//! ```text
+//! <dir>/committed.json            position of the last full commit ({"wal_position": N})
+//! <dir>/partitions/20240301T00/   one tantivy index per time partition (by `@timestamp`)
+//! <dir>/partitions/20240302T00/
+//! ```
+//!
+//! * [`Store::add`] routes each event to the partition of its `@timestamp` and buffers it in
+//!   that partition's writer; [`Store::commit`] makes everything searchable and durable and
+//!   returns the highest WAL position now in the store. Each partition's tantivy commit payload
+//!   records that position, and `add` skips events at or below it: replaying the WAL after a
+//!   crash adds every lost event exactly once (see `writer.rs`).
+//! * [`Store::search`] runs a [`crowsnest_query::Query`]: the filter becomes a tantivy query
+//!   (`filter.rs`), only partitions overlapping `[start, end)` are searched, hits come back
+//!   newest first with an exact `total`. `stats` and `timechart` run over *all* matching events
+//!   with a group-by collector over fast-field columns (`aggregate.rs`), then the row pipes
+//!   (`sort`, `head`, `fields`) of [`crowsnest_query::rows::apply`].
+//! * [`Store::apply_retention`] drops whole partitions by age and by total size;
+//!   [`Store::stats`] describes them.
+//!
+//! Memory is bounded by [`StoreConfig::writer_memory_bytes`]: at most four writers are open
+//! (least recently used ones are committed and closed), each with one indexing thread.
+//!
+//! # Schema and size
+//!
+//! See `schema.rs`: the event JSON is stored zstd-compressed (`_source`, returned as hits);
+//! every leaf except `message` / `event.original` is an exact keyword or number in one JSON
+//! fast field (`fields`) used by filters and aggregations; `message` and `event.original` are
+//! tokenized, lowercased and indexed with positions in one full-text field, so
+//! `message:foo` and `event.original:"a b"` both search that field (the two are not told apart).
+//!
+//! # Example
+//!
+//! ```
+//! use crowsnest_model::Event;
+//! use crowsnest_query::{Filter, Query};
+//! use crowsnest_store::{SearchRequest, Store, StoreConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), StoreConfig::default())?;
+//! let event: Event = serde_json::from_value(serde_json::json!({
+//!     "@timestamp": "2024-03-01T12:00:00Z",
+//!     "user": {"name": "alice"},
+//!     "message": "Login failed"
+//! }))?;
+//! store.add(&[(1, event)])?;
+//! assert_eq!(store.commit()?, Some(1));
+//! let query = Query {
+//!     filter: Filter::Term { field: Some("user.name".into()), value: "alice".into() },
+//!     pipes: vec![],
+//! };
+//! let response = store.search(&SearchRequest { query, start: None, end: None, limit: 10, offset: 0 })?;
+//! assert_eq!(response.total, 1);
+//! assert_eq!(response.hits[0]["message"], "Login failed");
+//! # Ok(())
+//! # }
 //! ```
 
-use std::path::Path;
+mod aggregate;
+mod error;
+mod filter;
+mod partition;
+mod retention;
+mod schema;
+mod search;
+mod wildcard;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use crowsnest_model::Event;
 use serde::Serialize;
 
-/// Errors of the store.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// An index operation failed.
-    #[error("index error: {0}")]
-    Index(String),
-    /// A filesystem operation failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The query cannot be executed (unknown function for the field type, bad range, ...).
-    #[error("invalid query: {0}")]
-    InvalidQuery(String),
-}
+pub use error::StoreError;
+pub use retention::{PartitionStats, RetentionReport, StoreStats};
+pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES};
+
+use partition::{schema_fields, Partition};
+use schema::SchemaFields;
+use writer::WriteState;
 
 /// How the store partitions, retains and bounds memory.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StoreConfig {
     /// Width of one partition in hours (24 = daily, the default).
     pub partition_hours: u32,
@@ -48,6 +100,18 @@ pub struct StoreConfig {
     pub writer_memory_bytes: usize,
     /// Largest number of groups a `stats` may produce before it is refused.
     pub max_groups: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            partition_hours: 24,
+            retention_max_age_hours: None,
+            retention_max_bytes: None,
+            writer_memory_bytes: 64 * 1024 * 1024,
+            max_groups: 100_000,
+        }
+    }
 }
 
 /// A search to run.
@@ -82,30 +146,153 @@ pub struct SearchResponse {
     pub took_ms: u64,
 }
 
-/// The store.
-pub struct Store {}
+/// The store. `Send + Sync`: share it in an `Arc`; searches run concurrently with `add` and
+/// `commit` (which serialize among themselves).
+pub struct Store {
+    root: PathBuf,
+    partitions_dir: PathBuf,
+    config: StoreConfig,
+    schema: SchemaFields,
+    /// Open partitions by start time.
+    partitions: RwLock<BTreeMap<DateTime<Utc>, Arc<Partition>>>,
+    write: Mutex<WriteState>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Store {
     /// Opens (or creates) a store in `dir`.
     pub fn open(dir: &Path, config: StoreConfig) -> Result<Self, StoreError> {
-        let _ = (dir, config);
-        Ok(Self {})
+        let partitions_dir = dir.join("partitions");
+        std::fs::create_dir_all(&partitions_dir).map_err(|e| {
+            StoreError::io(format!("cannot create `{}`", partitions_dir.display()), e)
+        })?;
+        let mut partitions = BTreeMap::new();
+        let entries = std::fs::read_dir(&partitions_dir).map_err(|e| {
+            StoreError::io(format!("cannot list `{}`", partitions_dir.display()), e)
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                StoreError::io(format!("cannot list `{}`", partitions_dir.display()), e)
+            })?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let partition = Partition::open(&entry.path(), config.partition_hours)?;
+            partitions.insert(partition.start, Arc::new(partition));
+        }
+        let durable = writer::read_committed(dir)?;
+        tracing::info!(dir = %dir.display(), partitions = partitions.len(), committed = ?durable, "opened store");
+        Ok(Self {
+            root: dir.to_path_buf(),
+            partitions_dir,
+            config,
+            schema: schema_fields(),
+            partitions: RwLock::new(partitions),
+            write: Mutex::new(WriteState {
+                writers: Vec::new(),
+                max_added: durable,
+                durable,
+            }),
+        })
     }
+
     /// Buffers events with their WAL positions for indexing; events whose position is already
     /// committed in their partition are skipped (replay after a crash). Returns how many were
-    /// added.
+    /// added. Every event must have a parseable `@timestamp`
+    /// ([`StoreError::MissingTimestamp`] otherwise, and nothing of the batch is added).
     pub fn add(&self, batch: &[(u64, Event)]) -> Result<usize, StoreError> {
-        let _ = batch;
-        Ok(0)
+        self.add_batch(batch)
     }
+
     /// Commits all buffered events (searchable and durable). Returns the highest WAL position
     /// now durable in the store, if any.
     pub fn commit(&self) -> Result<Option<u64>, StoreError> {
-        Ok(None)
+        self.commit_all()
     }
+
+    /// The WAL position of the last [`Store::commit`] (persisted across restarts): replaying
+    /// the WAL from the next position is enough; replaying more is harmless.
+    pub fn committed_position(&self) -> Option<u64> {
+        self.lock_write().durable
+    }
+
     /// Runs a search.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError> {
-        let _ = request;
-        Err(StoreError::InvalidQuery("not implemented".into()))
+        search::run(self, request)
+    }
+
+    /// Drops partitions past the retention limits of the config: every partition whose end is
+    /// older than `now - retention_max_age_hours`, then the oldest partitions while the store is
+    /// larger than `retention_max_bytes` (never the newest one).
+    pub fn apply_retention(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
+        retention::apply(self, now)
+    }
+
+    /// Partitions with their bounds, event counts and sizes.
+    pub fn stats(&self) -> StoreStats {
+        retention::stats(self)
+    }
+
+    /// Commits what is buffered, then closes every writer, waiting for running merges.
+    /// Returns the committed position. (Dropping the store without `close` also waits for
+    /// merges but discards uncommitted events, which a WAL replay restores.)
+    pub fn close(self) -> Result<Option<u64>, StoreError> {
+        self.close_all()
+    }
+
+    pub(crate) fn read_partitions(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<DateTime<Utc>, Arc<Partition>>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn write_partitions(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<DateTime<Utc>, Arc<Partition>>> {
+        self.partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let writers = std::mem::take(&mut self.lock_write().writers);
+        for open in writers {
+            if let Err(error) = open.writer.wait_merging_threads() {
+                tracing::warn!(%error, "index writer did not close cleanly");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn store_is_send_and_sync() {
+        assert_send_sync::<Store>();
+    }
+
+    #[test]
+    fn config_defaults_match_the_contract() {
+        let config = StoreConfig::default();
+        assert_eq!(config.partition_hours, 24);
+        assert_eq!(config.retention_max_age_hours, None);
+        assert_eq!(config.writer_memory_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.max_groups, 100_000);
     }
 }

@@ -1,0 +1,51 @@
+//! [`StoreError`]: everything that can go wrong in the store.
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An index operation failed.
+    #[error("index error: {0}")]
+    Index(String),
+    /// A filesystem operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The query cannot be executed (unknown function for the field type, bad range, ...).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// An event handed to [`crate::Store::add`] has no parseable `@timestamp`.
+    #[error("event at wal position {position} has no parseable `@timestamp`; expected an RFC 3339 time")]
+    MissingTimestamp {
+        /// The WAL position of the offending event.
+        position: u64,
+    },
+    /// A partition directory or commit payload could not be understood.
+    #[error("corrupt partition `{partition}`: {reason}")]
+    Corrupt {
+        /// The partition directory name.
+        partition: String,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+impl From<tantivy::TantivyError> for StoreError {
+    fn from(error: tantivy::TantivyError) -> Self {
+        StoreError::Index(error.to_string())
+    }
+}
+
+impl StoreError {
+    /// Wraps an I/O error with what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

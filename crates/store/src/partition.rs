@@ -1,0 +1,260 @@
+//! One time partition: a tantivy index in `<dir>/partitions/<YYYYMMDDTHH>/` holding the events
+//! whose `@timestamp` falls in `[start, end)`.
+//!
+//! The tantivy commit payload of a partition is a small JSON object
+//! `{"wal_position": N, "start": "...", "end": "..."}`: the highest WAL position that was added
+//! (to any partition) when this partition last committed, and the partition's bounds, so a
+//! store reopened with another `partition_hours` still knows the width of its old partitions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy};
+
+use crate::schema::{build_schema, SchemaFields};
+use crate::StoreError;
+
+/// Format of a partition directory name (its start, UTC).
+const NAME_FORMAT: &str = "%Y%m%dT%H";
+
+/// Docstore block size: larger blocks compress better, a hit decompresses one block.
+const DOCSTORE_BLOCK_BYTES: usize = 64 * 1024;
+/// zstd level of the docstore.
+const DOCSTORE_ZSTD_LEVEL: i32 = 9;
+
+/// What a partition records in its commit payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Payload {
+    /// Highest WAL position added to the store when the partition committed.
+    pub wal_position: u64,
+    /// Partition start (inclusive).
+    pub start: DateTime<Utc>,
+    /// Partition end (exclusive).
+    pub end: DateTime<Utc>,
+}
+
+/// An open partition.
+pub(crate) struct Partition {
+    /// Directory name, `YYYYMMDDTHH` of the start.
+    pub name: String,
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+    /// Index directory.
+    pub dir: PathBuf,
+    /// The index.
+    pub index: Index,
+    /// Reader, reloaded after each commit.
+    pub reader: IndexReader,
+    /// WAL position of the last commit of this partition (events at or below it are skipped).
+    pub committed: Mutex<Option<u64>>,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("name", &self.name)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+/// The directory name of a partition starting at `start`.
+pub(crate) fn partition_name(start: DateTime<Utc>) -> String {
+    start.format(NAME_FORMAT).to_string()
+}
+
+/// Parses a partition directory name back to its start.
+pub(crate) fn parse_partition_name(name: &str) -> Option<DateTime<Utc>> {
+    let naive = NaiveDateTime::parse_from_str(&format!("{name}:00"), "%Y%m%dT%H:%M").ok()?;
+    Some(naive.and_utc())
+}
+
+/// Start of the aligned partition of width `hours` containing `ts`.
+pub(crate) fn aligned_start(ts: DateTime<Utc>, hours: u32) -> DateTime<Utc> {
+    let width = i64::from(hours.max(1)) * 3600;
+    let secs = ts.timestamp().div_euclid(width) * width;
+    DateTime::from_timestamp(secs, 0).unwrap_or(ts)
+}
+
+/// Width of `hours` as a time delta.
+pub(crate) fn hours_delta(hours: u32) -> TimeDelta {
+    TimeDelta::hours(i64::from(hours.max(1)))
+}
+
+fn index_settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: Compressor::Zstd(ZstdCompressor {
+            compression_level: Some(DOCSTORE_ZSTD_LEVEL),
+        }),
+        docstore_blocksize: DOCSTORE_BLOCK_BYTES,
+        ..IndexSettings::default()
+    }
+}
+
+impl Partition {
+    /// Creates a new, empty partition directory.
+    pub(crate) fn create(
+        root: &Path,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let name = partition_name(start);
+        let dir = root.join(&name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::io(format!("cannot create partition `{}`", dir.display()), e))?;
+        let (schema, _) = build_schema();
+        let index = Index::builder()
+            .schema(schema)
+            .settings(index_settings())
+            .create_in_dir(&dir)?;
+        Self::from_index(name, start, end, dir, index, None)
+    }
+
+    /// Opens an existing partition directory; `default_hours` gives the width of a partition
+    /// that never committed (it has no payload yet).
+    pub(crate) fn open(dir: &Path, default_hours: u32) -> Result<Self, StoreError> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let named_start = parse_partition_name(&name).ok_or_else(|| StoreError::Corrupt {
+            partition: name.clone(),
+            reason: "expected a directory named `YYYYMMDDTHH`".into(),
+        })?;
+        let index = match Index::open_in_dir(dir) {
+            Ok(index) => index,
+            // A partition created just before a crash may lack its meta file: recreate it.
+            Err(tantivy::TantivyError::OpenDirectoryError(_))
+            | Err(tantivy::TantivyError::OpenReadError(_)) => {
+                let (schema, _) = build_schema();
+                Index::builder()
+                    .schema(schema)
+                    .settings(index_settings())
+                    .create_in_dir(dir)?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let metas = index.load_metas()?;
+        let payload: Option<Payload> = match metas.payload.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+                partition: name.clone(),
+                reason: format!("commit payload is not the expected JSON object: {e}"),
+            })?),
+        };
+        let (start, end, committed) = match payload {
+            Some(p) => (p.start, p.end, Some(p.wal_position)),
+            None => (named_start, named_start + hours_delta(default_hours), None),
+        };
+        Self::from_index(name, start, end, dir.to_path_buf(), index, committed)
+    }
+
+    fn from_index(
+        name: String,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        dir: PathBuf,
+        index: Index,
+        committed: Option<u64>,
+    ) -> Result<Self, StoreError> {
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            name,
+            start,
+            end,
+            dir,
+            index,
+            reader,
+            committed: Mutex::new(committed),
+        })
+    }
+
+    /// The payload to commit with.
+    pub(crate) fn payload(&self, wal_position: u64) -> String {
+        let payload = Payload {
+            wal_position,
+            start: self.start,
+            end: self.end,
+        };
+        serde_json::to_string(&payload).unwrap_or_default()
+    }
+
+    /// The WAL position this partition last committed.
+    pub(crate) fn committed(&self) -> Option<u64> {
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a commit.
+    pub(crate) fn set_committed(&self, position: u64) {
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(position);
+    }
+
+    /// Number of searchable events.
+    pub(crate) fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Bytes on disk.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        dir_bytes(&self.dir)
+    }
+
+    /// True when the partition may hold events in `[start, end)`.
+    pub(crate) fn overlaps(&self, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> bool {
+        start.is_none_or(|s| self.end > s) && end.is_none_or(|e| self.start < e)
+    }
+}
+
+/// The schema handles (identical for every partition).
+pub(crate) fn schema_fields() -> SchemaFields {
+    build_schema().1
+}
+
+/// Total size of the files below `dir`.
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        match entry.metadata() {
+            Ok(meta) if meta.is_dir() => total += dir_bytes(&entry.path()),
+            Ok(meta) => total += meta.len(),
+            Err(_) => {}
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_align() {
+        let ts = DateTime::parse_from_rfc3339("2024-03-01T13:45:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let daily = aligned_start(ts, 24);
+        assert_eq!(partition_name(daily), "20240301T00");
+        assert_eq!(partition_name(aligned_start(ts, 6)), "20240301T12");
+        assert_eq!(parse_partition_name("20240301T12"), Some(aligned_start(ts, 6)));
+        assert_eq!(parse_partition_name("garbage"), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! Wildcard matching (`*`, `?`, escaped `\*` / `\?`) over a field's term dictionary.
+//!
+//! [`WildcardQuery`] walks the terms of one field that start with a byte prefix (for the keyword
+//! JSON field: the encoded path + the string type tag, for the text field: nothing) plus the
+//! pattern's literal prefix, tests each against the pattern and unions the postings of the
+//! terms that match. Cost grows with the number of distinct terms under the path, not with the
+//! number of events.
+
+use std::sync::Arc;
+
+use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, TERMINATED};
+
+/// One element of a parsed wildcard pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// Any run of characters (`*`).
+    Any,
+    /// Exactly one character (`?`).
+    One,
+    /// This character.
+    Lit(char),
+}
+
+/// A parsed wildcard pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    tokens: Vec<Token>,
+}
+
+impl Pattern {
+    /// Parses a pattern; `\*`, `\?` and `\\` are literals.
+    pub(crate) fn parse(pattern: &str) -> Self {
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => {
+                    if tokens.last() != Some(&Token::Any) {
+                        tokens.push(Token::Any);
+                    }
+                }
+                '?' => tokens.push(Token::One),
+                '\\' => match chars.next() {
+                    Some(next) => tokens.push(Token::Lit(next)),
+                    None => tokens.push(Token::Lit('\\')),
+                },
+                other => tokens.push(Token::Lit(other)),
+            }
+        }
+        Self { tokens }
+    }
+
+    /// Applies `f` to every literal character (e.g. lowercasing for the text field).
+    pub(crate) fn map_literals(self, f: impl Fn(char) -> char) -> Self {
+        let tokens = self
+            .tokens
+            .into_iter()
+            .map(|t| match t {
+                Token::Lit(c) => Token::Lit(f(c)),
+                other => other,
+            })
+            .collect();
+        Self { tokens }
+    }
+
+    /// The literal text before the first `*` or `?`.
+    pub(crate) fn literal_prefix(&self) -> String {
+        self.tokens
+            .iter()
+            .map_while(|t| match t {
+                Token::Lit(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True when the whole of `text` matches the pattern.
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        let chars: Vec<char> = text.chars().collect();
+        let tokens = &self.tokens;
+        let (mut t, mut c) = (0usize, 0usize);
+        // Position of the last `*` seen and the text position it was tried at.
+        let mut backtrack: Option<(usize, usize)> = None;
+        while c < chars.len() {
+            match tokens.get(t) {
+                Some(Token::Any) => {
+                    backtrack = Some((t, c));
+                    t += 1;
+                    continue;
+                }
+                Some(Token::One) => {
+                    t += 1;
+                    c += 1;
+                    continue;
+                }
+                Some(Token::Lit(l)) if *l == chars[c] => {
+                    t += 1;
+                    c += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            match backtrack {
+                Some((star, from)) => {
+                    t = star + 1;
+                    c = from + 1;
+                    backtrack = Some((star, from + 1));
+                }
+                None => return false,
+            }
+        }
+        tokens[t..].iter().all(|tok| *tok == Token::Any)
+    }
+}
+
+/// Matches documents having a term of `field` that starts with `prefix` and whose remainder
+/// matches the pattern.
+#[derive(Debug, Clone)]
+pub(crate) struct WildcardQuery {
+    field: Field,
+    prefix: Vec<u8>,
+    pattern: Arc<Pattern>,
+}
+
+impl WildcardQuery {
+    /// Creates the query; `prefix` are the term bytes every candidate term starts with.
+    pub(crate) fn new(field: Field, prefix: Vec<u8>, pattern: Pattern) -> Self {
+        Self {
+            field,
+            prefix,
+            pattern: Arc::new(pattern),
+        }
+    }
+}
+
+impl Query for WildcardQuery {
+    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(WildcardWeight {
+            query: self.clone(),
+        }))
+    }
+}
+
+struct WildcardWeight {
+    query: WildcardQuery,
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl Weight for WildcardWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let mut matched: Vec<DocId> = Vec::new();
+        let inverted_index = reader.inverted_index(self.query.field)?;
+        let dictionary = inverted_index.terms();
+        let mut start = self.query.prefix.clone();
+        start.extend_from_slice(self.query.pattern.literal_prefix().as_bytes());
+        let mut builder = dictionary.range();
+        if !start.is_empty() {
+            builder = builder.ge(&start);
+            if let Some(end) = prefix_end(&start) {
+                builder = builder.lt(end);
+            }
+        }
+        let mut stream = builder.into_stream()?;
+        let prefix_len = self.query.prefix.len();
+        while stream.advance() {
+            let Some(rest) = stream.key().get(prefix_len..) else {
+                continue;
+            };
+            let Ok(text) = std::str::from_utf8(rest) else {
+                continue;
+            };
+            if !self.query.pattern.matches(text) {
+                continue;
+            }
+            let mut postings = inverted_index
+                .read_block_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)?;
+            loop {
+                let docs = postings.docs();
+                if docs.is_empty() {
+                    break;
+                }
+                matched.extend_from_slice(docs);
+                postings.advance();
+            }
+        }
+        matched.sort_unstable();
+        matched.dedup();
+        Ok(Box::new(ConstScorer::new(SortedDocs::new(matched), boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut scorer = self.scorer(reader, 1.0)?;
+        if scorer.seek(doc) == doc {
+            Ok(Explanation::new("WildcardQuery", 1.0))
+        } else {
+            Err(TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )))
+        }
+    }
+}
+
+/// A doc set over a sorted, deduplicated list of documents.
+struct SortedDocs {
+    docs: Vec<DocId>,
+    cursor: usize,
+}
+
+impl SortedDocs {
+    fn new(docs: Vec<DocId>) -> Self {
+        Self { docs, cursor: 0 }
+    }
+}
+
+impl DocSet for SortedDocs {
+    fn advance(&mut self) -> DocId {
+        if self.cursor < self.docs.len() {
+            self.cursor += 1;
+        }
+        self.doc()
+    }
+
+    fn doc(&self) -> DocId {
+        self.docs.get(self.cursor).copied().unwrap_or(TERMINATED)
+    }
+
+    fn size_hint(&self) -> u32 {
+        u32::try_from(self.docs.len() - self.cursor.min(self.docs.len())).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_like_globs() {
+        let cases = [
+            ("system:*", "system:serviceaccount", true),
+            ("system:*", "admin", false),
+            ("sys*em?", "system1", true),
+            ("sys*em?", "system", false),
+            ("*", "", true),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "aXXbYY", false),
+            ("\\*lit", "*lit", true),
+            ("\\*lit", "xlit", false),
+            ("a\\?", "a?", true),
+            ("a\\?", "ab", false),
+            ("*ab", "aab", true),
+            ("é?", "éx", true),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(Pattern::parse(pattern).matches(text), expected, "{pattern} vs {text}");
+        }
+    }
+
+    #[test]
+    fn literal_prefix_stops_at_first_wildcard() {
+        assert_eq!(Pattern::parse("sys\\*t*em").literal_prefix(), "sys*t");
+        assert_eq!(Pattern::parse("*x").literal_prefix(), "");
+    }
+
+    #[test]
+    fn prefix_end_increments_last_byte() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[0x61, 0xff]), Some(vec![0x62]));
+        assert_eq!(prefix_end(&[0xff]), None);
+    }
+}
