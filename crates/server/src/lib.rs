@@ -1,1 +1,161 @@
-//! Server. (To be written.)
+//! The crowsnest server: HTTP API, authentication, the durable ingest pipeline, metrics.
+//!
+//! ```text
+//!  HTTP body ─► decode (crowsnest-normalize) ─► Pipeline::submit ─► WAL append + fsync ─► 200
+//!                                                     │ (bounded queue: full = 503 + Retry-After)
+//!                                                     └─► indexer thread ─► Store::add / commit
+//!                                                                            └─► WAL truncation
+//! ```
+//!
+//! * [`config::ServerConfig`]: every setting, with defaults; the `crowsnest` CLI layers the TOML
+//!   file, `CROWSNEST_*` variables and flags on top.
+//! * [`auth::Tokens`]: bearer tokens with scopes (`ingest`, `read`, `admin`); the admin token is
+//!   written to `<data-dir>/admin.token` (mode 0600) on first start.
+//! * [`pipeline::Pipeline`]: group-committing WAL writer and the indexer; replays the WAL into the
+//!   store on start, so `kill -9` loses no acknowledged event and duplicates none.
+//! * [`app`] builds the axum `Router` (socket-free tests drive it with `oneshot`); [`run`]
+//!   serves it until shutdown.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod pipeline;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use crowsnest_store::Store;
+
+pub use api::app;
+pub use config::ServerConfig;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// The configuration the server runs with.
+    pub config: ServerConfig,
+    /// The token registry.
+    pub tokens: auth::Tokens,
+    /// The ingest pipeline.
+    pub pipeline: pipeline::Pipeline,
+    /// The store, for searches.
+    pub store: Arc<Store>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// When the server started.
+    pub started: Instant,
+}
+
+/// A started server: its state and where it listens.
+pub struct Running {
+    /// The shared state.
+    pub state: Arc<AppState>,
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Path of the admin token file.
+    pub admin_token_path: std::path::PathBuf,
+    /// The admin token, when it was created by this start (printed once by the CLI).
+    pub new_admin_token: Option<String>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Running {
+    /// Stops accepting requests, drains the pipeline, commits the store and returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.server
+            .await
+            .context("server task")?
+            .context("http server")?;
+        let state = self.state;
+        tokio::task::spawn_blocking(move || state.pipeline.shutdown())
+            .await
+            .context("pipeline shutdown task")?
+    }
+
+    /// Waits until the HTTP server stops by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server)
+            .await
+            .context("server task")?
+            .context("http server")
+    }
+}
+
+/// Opens the data directory, replays the WAL, binds the listener and starts serving.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
+    let (tokens, new_admin_token) = auth::Tokens::open(&data_dir)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let store_dir = data_dir.join("store");
+    let store_config = config.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&store_dir, store_config))
+        .await
+        .context("store open task")?
+        .context("opening the store")?;
+    let store = Arc::new(store);
+    let pipeline_config = config.pipeline.clone();
+    let (pipeline_store, pipeline_metrics, wal_dir) =
+        (store.clone(), metrics.clone(), data_dir.join("wal"));
+    let pipeline = tokio::task::spawn_blocking(move || {
+        pipeline::Pipeline::start(&wal_dir, pipeline_store, pipeline_config, pipeline_metrics)
+    })
+    .await
+    .context("pipeline start task")??;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding `{}`", config.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let state = Arc::new(AppState {
+        config,
+        tokens,
+        pipeline,
+        store,
+        metrics,
+        started: Instant::now(),
+    });
+    spawn_retention(state.clone());
+    let router = app(state.clone());
+    let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data_dir = %data_dir.display(), "crowsnest server listening");
+    Ok(Running {
+        state,
+        addr,
+        admin_token_path: data_dir.join(auth::ADMIN_TOKEN_FILE),
+        new_admin_token,
+        server,
+        shutdown,
+    })
+}
+
+fn spawn_retention(state: Arc<AppState>) {
+    let every = std::time::Duration::from_secs(state.config.retention_interval_secs.max(1));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            ticker.tick().await;
+            let store = state.store.clone();
+            let result =
+                tokio::task::spawn_blocking(move || store.apply_retention(chrono::Utc::now()))
+                    .await;
+            match result {
+                Ok(Ok(report)) => tracing::debug!(?report, "retention pass"),
+                Ok(Err(error)) => tracing::warn!(%error, "retention pass failed"),
+                Err(error) => tracing::warn!(%error, "retention task failed"),
+            }
+        }
+    });
+}

@@ -1,0 +1,165 @@
+//! The HTTP API: routes, authentication per route, and the handlers.
+//!
+//! Every endpoint needs `Authorization: Bearer <token>` with the scope named at its route.
+
+mod ingest;
+mod openapi;
+mod search;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::auth::{AuthFailure, Scope};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Builds the router (no socket: tests drive it with `tower::ServiceExt::oneshot`).
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/ingest/k8s-audit", post(ingest::k8s_audit))
+        .route("/api/v1/ingest/ndjson", post(ingest::ndjson))
+        .route("/api/v1/search", post(search::search))
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
+        })
+        .with_state(state)
+}
+
+/// Checks the request's token for a scope.
+pub(crate) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<String, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.tokens.check(value, scope).map_err(|failure| match failure {
+        AuthFailure::Missing => ApiError::Unauthorized(
+            "missing credentials: send `Authorization: Bearer <token>` (the admin token is in <data-dir>/admin.token)".into(),
+        ),
+        AuthFailure::Unknown => ApiError::Unauthorized("unknown token".into()),
+        AuthFailure::Forbidden { token, needed } => ApiError::Forbidden(format!(
+            "token `{token}` lacks the `{}` scope",
+            serde_json::to_value(needed).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        )),
+    })
+}
+
+async fn health(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let store = state.store.clone();
+    let stats = tokio::task::spawn_blocking(move || store.stats())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let (wal_bytes, wal_segments) = state.pipeline.wal_usage();
+    let acked = state.pipeline.acked_next();
+    let committed = state.pipeline.committed_next();
+    Ok(Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": state.started.elapsed().as_secs(),
+        "wal": {"bytes": wal_bytes, "segments": wal_segments, "next_position": acked},
+        "index_lag_events": acked.saturating_sub(committed),
+        "store": stats,
+    })))
+}
+
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let store = state.store.clone();
+    let stats = tokio::task::spawn_blocking(move || store.stats())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let m = &state.metrics;
+    m.store_docs
+        .set(i64::try_from(stats.total_docs).unwrap_or(i64::MAX));
+    m.store_bytes
+        .set(i64::try_from(stats.total_bytes).unwrap_or(i64::MAX));
+    let (wal_bytes, wal_segments) = state.pipeline.wal_usage();
+    m.wal_bytes
+        .set(i64::try_from(wal_bytes).unwrap_or(i64::MAX));
+    m.wal_segments.set(wal_segments as i64);
+    let lag = state
+        .pipeline
+        .acked_next()
+        .saturating_sub(state.pipeline.committed_next());
+    m.index_lag_events
+        .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
+    ))
+}
+
+async fn list_tokens(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    let tokens: Vec<_> = state
+        .tokens
+        .list()
+        .into_iter()
+        .map(|t| json!({"name": t.name, "scopes": t.scopes, "created": t.created}))
+        .collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    name: String,
+    scopes: Vec<String>,
+}
+
+async fn create_token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    let request: CreateToken = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid token request: {e}; expected {{\"name\": \"...\", \"scopes\": [\"ingest\"|\"read\"|\"admin\"]}}")))?;
+    let mut scopes = std::collections::BTreeSet::new();
+    for name in &request.scopes {
+        let scope = Scope::parse(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown scope `{name}`: expected one of ingest, read, admin"
+            ))
+        })?;
+        scopes.insert(scope);
+    }
+    if request.name.is_empty() || request.name == "admin" || scopes.is_empty() {
+        return Err(ApiError::bad_request(
+            "a token needs a name other than `admin` and at least one scope",
+        ));
+    }
+    let token = state.tokens.create(&request.name, scopes)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({"name": request.name, "token": token})),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+//! Bearer tokens with scopes.
+//!
+//! Tokens are random 32-byte values shown once (hex, prefixed `cn_`); only their SHA-256 is kept,
+//! in `<data-dir>/tokens.json`. The admin token is created on first start and written to
+//! `<data-dir>/admin.token` with mode 0600 so the local operator (and `crowsnest search`) can
+//! read it. Each request names one scope it needs; `admin` implies every scope.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use anyhow::Context;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// File name of the admin token inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+const TOKENS_FILE: &str = "tokens.json";
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Send events.
+    Ingest,
+    /// Search, read alerts, health and metrics.
+    Read,
+    /// Everything, including token management.
+    Admin,
+}
+
+impl Scope {
+    /// Parses `ingest`, `read` or `admin`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ingest" => Some(Self::Ingest),
+            "read" => Some(Self::Read),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// One stored token (its hash, never the token).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Human name of the token.
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    /// What it may do.
+    pub scopes: BTreeSet<Scope>,
+    /// When it was made (RFC 3339).
+    pub created: String,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No usable credentials: 401.
+    Missing,
+    /// Credentials that match no token: 401.
+    Unknown,
+    /// A valid token without the needed scope: 403.
+    Forbidden {
+        /// The token's name.
+        token: String,
+        /// The scope the request needs.
+        needed: Scope,
+    },
+}
+
+/// The token registry.
+pub struct Tokens {
+    path: PathBuf,
+    records: RwLock<Vec<TokenRecord>>,
+}
+
+impl Tokens {
+    /// Loads the registry, creating it and the admin token on first start. Returns the new
+    /// admin token when one was created.
+    pub fn open(data_dir: &Path) -> anyhow::Result<(Self, Option<String>)> {
+        let path = data_dir.join(TOKENS_FILE);
+        let records: Vec<TokenRecord> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading token registry `{}`", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading `{}`", path.display())),
+        };
+        let tokens = Self {
+            path,
+            records: RwLock::new(records),
+        };
+        let admin_path = data_dir.join(ADMIN_TOKEN_FILE);
+        let has_admin = tokens.read().iter().any(|r| r.name == "admin");
+        if has_admin && admin_path.is_file() {
+            return Ok((tokens, None));
+        }
+        // First start (or the admin token file was deleted): make a new admin token.
+        let token = tokens.create("admin", [Scope::Admin].into_iter().collect())?;
+        write_secret(&admin_path, &token)?;
+        Ok((tokens, Some(token)))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<TokenRecord>> {
+        self.records
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes a new token with these scopes, replacing any token of the same name, and returns it.
+    pub fn create(&self, name: &str, scopes: BTreeSet<Scope>) -> anyhow::Result<String> {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = format!("cn_{}", hex::encode(raw));
+        let record = TokenRecord {
+            name: name.to_string(),
+            sha256: digest(&token),
+            scopes,
+            created: chrono::Utc::now().to_rfc3339(),
+        };
+        let mut records = self
+            .records
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        records.retain(|r| r.name != name);
+        records.push(record);
+        let text = serde_json::to_vec_pretty(&*records).context("serializing tokens")?;
+        write_secret_bytes(&self.path, &text)?;
+        Ok(token)
+    }
+
+    /// Names and scopes of the tokens.
+    pub fn list(&self) -> Vec<TokenRecord> {
+        self.read().clone()
+    }
+
+    /// Checks an `Authorization` header value for a scope. Accepts `Bearer <token>`.
+    pub fn check(&self, authorization: Option<&str>, needed: Scope) -> Result<String, AuthFailure> {
+        let value = authorization.ok_or(AuthFailure::Missing)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthFailure::Missing)?;
+        let hash = digest(token);
+        let records = self.read();
+        let record = records
+            .iter()
+            .find(|r| constant_time_eq(r.sha256.as_bytes(), hash.as_bytes()))
+            .ok_or(AuthFailure::Unknown)?;
+        if record.scopes.contains(&Scope::Admin) || record.scopes.contains(&needed) {
+            Ok(record.name.clone())
+        } else {
+            Err(AuthFailure::Forbidden {
+                token: record.name.clone(),
+                needed,
+            })
+        }
+    }
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn write_secret(path: &Path, token: &str) -> anyhow::Result<()> {
+    write_secret_bytes(path, format!("{token}\n").as_bytes())
+}
+
+/// Writes a file readable by its owner only (0600), atomically.
+fn write_secret_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("creating `{}`", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_token_is_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tokens, created) = Tokens::open(dir.path()).expect("open");
+        let token = created.expect("first start creates the admin token");
+        let on_disk = std::fs::read_to_string(dir.path().join(ADMIN_TOKEN_FILE)).expect("read");
+        assert_eq!(on_disk.trim(), token);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(ADMIN_TOKEN_FILE))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(tokens
+            .check(Some(&format!("Bearer {token}")), Scope::Read)
+            .is_ok());
+        drop(tokens);
+        let (tokens, again) = Tokens::open(dir.path()).expect("reopen");
+        assert_eq!(again, None, "the admin token must not change on restart");
+        assert!(tokens
+            .check(Some(&format!("Bearer {token}")), Scope::Admin)
+            .is_ok());
+        let stored = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).expect("read");
+        assert!(!stored.contains(&token), "only the hash is stored");
+    }
+
+    #[test]
+    fn scopes_are_enforced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tokens, _) = Tokens::open(dir.path()).expect("open");
+        let ingest = tokens
+            .create("shipper", [Scope::Ingest].into_iter().collect())
+            .expect("create");
+        let header = format!("Bearer {ingest}");
+        assert_eq!(
+            tokens.check(Some(&header), Scope::Ingest),
+            Ok("shipper".to_string())
+        );
+        assert_eq!(
+            tokens.check(Some(&header), Scope::Read),
+            Err(AuthFailure::Forbidden {
+                token: "shipper".into(),
+                needed: Scope::Read
+            })
+        );
+        assert_eq!(tokens.check(None, Scope::Read), Err(AuthFailure::Missing));
+        assert_eq!(
+            tokens.check(Some("Basic abc"), Scope::Read),
+            Err(AuthFailure::Missing)
+        );
+        assert_eq!(
+            tokens.check(Some("Bearer cn_nope"), Scope::Read),
+            Err(AuthFailure::Unknown)
+        );
+    }
+}

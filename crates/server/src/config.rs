@@ -1,0 +1,111 @@
+//! Server configuration. Field doc comments are the reference for the TOML config file.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told. Unknown keys in a config file are an error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the HTTP API (`127.0.0.1:8470`).
+    pub listen: String,
+    /// Where the WAL, the store and the tokens live (`./crowsnest-data`).
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, after decompression, in bytes (32 MiB). Larger: 413.
+    pub max_body_bytes: usize,
+    /// Largest search `limit`.
+    pub max_search_limit: usize,
+    /// Seconds between retention passes.
+    pub retention_interval_secs: u64,
+    /// Per-line/field bounds of the decoders.
+    pub decode: DecodeLimits,
+    /// Ingest pipeline tuning.
+    pub pipeline: crate::pipeline::PipelineConfig,
+    /// Store layout and retention.
+    pub store: crowsnest_store::StoreConfig,
+}
+
+/// Bounds applied while decoding input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeLimits {
+    /// Longest NDJSON line, in bytes.
+    pub max_line_bytes: usize,
+    /// Deepest JSON nesting.
+    pub max_depth: usize,
+    /// Longest string value kept in the indexed event (longer ones are truncated).
+    pub max_field_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        let limits = crowsnest_normalize::Limits::default();
+        Self {
+            max_line_bytes: limits.max_line_bytes,
+            max_depth: limits.max_depth,
+            max_field_bytes: limits.max_field_bytes,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// The decoders' form of these limits.
+    pub fn to_limits(&self) -> crowsnest_normalize::Limits {
+        crowsnest_normalize::Limits {
+            max_line_bytes: self.max_line_bytes,
+            max_depth: self.max_depth,
+            max_field_bytes: self.max_field_bytes,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8470".to_string(),
+            data_dir: PathBuf::from("crowsnest-data"),
+            max_body_bytes: 32 * 1024 * 1024,
+            max_search_limit: 10_000,
+            retention_interval_secs: 60,
+            decode: DecodeLimits::default(),
+            pipeline: crate::pipeline::PipelineConfig::default(),
+            store: crowsnest_store::StoreConfig::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_round_trips_through_toml() {
+        let config = ServerConfig::default();
+        let text = toml::to_string(&config).expect("serialize");
+        let back: ServerConfig = toml::from_str(&text).expect("parse");
+        assert_eq!(toml::to_string(&back).expect("serialize"), text);
+        let json = serde_json::to_string(&config).expect("json");
+        let from_json: ServerConfig = serde_json::from_str(&json).expect("parse json");
+        assert_eq!(toml::to_string(&from_json).expect("serialize"), text);
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let config: ServerConfig =
+            toml::from_str("listen = \"127.0.0.1:9000\"\n[store]\npartition_hours = 1\n")
+                .expect("parse");
+        assert_eq!(config.listen, "127.0.0.1:9000");
+        assert_eq!(config.store.partition_hours, 1);
+        assert_eq!(
+            config.max_body_bytes,
+            ServerConfig::default().max_body_bytes
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = toml::from_str::<ServerConfig>("listn = \"x\"").expect_err("unknown");
+        assert!(error.to_string().contains("listn"), "{error}");
+    }
+}

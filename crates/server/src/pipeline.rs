@@ -1,0 +1,469 @@
+//! The durable ingest pipeline: group-committing WAL writer, then the indexer.
+//!
+//! * [`Pipeline::submit`] hands a decoded batch to the WAL writer through a bounded queue whose
+//!   budget is counted in bytes; when the budget is spent the caller gets
+//!   [`SubmitError::Busy`] at once (the API answers 503 with `Retry-After`) instead of buffering.
+//! * The WAL writer thread takes every batch waiting, appends them with one write and one
+//!   `fdatasync`, and only then acknowledges each batch with its positions.
+//! * The indexer thread adds acknowledged events to the store and commits at most every
+//!   `commit_interval_ms` (or `commit_max_events`); after a commit the WAL is truncated behind
+//!   the store's durable position. The indexer queue is bounded too: a slow indexer stalls the
+//!   writer, which fills the submit queue, which pushes back on clients.
+//! * On start, everything left in the WAL is replayed into the store; the store skips positions
+//!   it already committed, so a crash at any point loses no acknowledged event and duplicates
+//!   none.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crowsnest_model::{ecs, Event};
+use crowsnest_store::Store;
+use crowsnest_wal::{Wal, WalConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Metrics;
+
+/// Pipeline tuning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Bytes of decoded batches that may wait for the WAL and the indexer together (256 MiB).
+    /// Past this, ingest requests get 503 with `Retry-After`.
+    pub max_queued_bytes: usize,
+    /// Batches the indexer queue holds before the WAL writer waits.
+    pub index_queue_batches: usize,
+    /// Most events one WAL group commit takes.
+    pub max_group_events: usize,
+    /// Longest time between store commits (how fresh search is), in milliseconds.
+    pub commit_interval_ms: u64,
+    /// Commit early once this many events are waiting.
+    pub commit_max_events: usize,
+    /// WAL segment size in bytes.
+    pub wal_segment_bytes: u64,
+    /// fsync each WAL batch (leave on; off only to measure its cost).
+    pub fsync: bool,
+    /// Seconds clients are told to wait when the pipeline is saturated.
+    pub retry_after_secs: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            max_queued_bytes: 256 * 1024 * 1024,
+            index_queue_batches: 64,
+            max_group_events: 50_000,
+            commit_interval_ms: 1_000,
+            commit_max_events: 200_000,
+            wal_segment_bytes: 64 * 1024 * 1024,
+            fsync: true,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// Why a batch was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue budget is spent; retry after this many seconds.
+    #[error("pipeline saturated")]
+    Busy(u64),
+    /// The server is shutting down.
+    #[error("pipeline is shutting down")]
+    Closed,
+    /// The WAL append failed; nothing of the batch was acknowledged.
+    #[error("wal append failed: {0}")]
+    Wal(String),
+}
+
+struct Batch {
+    events: Vec<Event>,
+    payloads: Vec<Vec<u8>>,
+    permit: OwnedSemaphorePermit,
+    reply: oneshot::Sender<Result<Range<u64>, String>>,
+}
+
+struct IndexBatch {
+    first: u64,
+    events: Vec<Event>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Positions shared between the threads and the API.
+#[derive(Default)]
+struct Progress {
+    /// One past the last acknowledged position.
+    acked_next: AtomicU64,
+    /// One past the last position durable in the store.
+    committed_next: AtomicU64,
+}
+
+/// The running pipeline.
+pub struct Pipeline {
+    config: PipelineConfig,
+    tx: Mutex<Option<mpsc::Sender<Batch>>>,
+    budget: Arc<Semaphore>,
+    progress: Arc<Progress>,
+    wal: Arc<Mutex<Wal>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// Opens the WAL, replays it into the store and starts the writer and indexer threads.
+    /// Blocking: call from a blocking context.
+    pub fn start(
+        wal_dir: &Path,
+        store: Arc<Store>,
+        config: PipelineConfig,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let min_next = store.committed_position().map_or(0, |p| p + 1);
+        let wal_config = WalConfig {
+            segment_bytes: config.wal_segment_bytes,
+            fsync: config.fsync,
+        };
+        let (wal, report) = Wal::open(wal_dir, wal_config, min_next)
+            .with_context(|| format!("opening the wal in `{}`", wal_dir.display()))?;
+        if report.torn_bytes_dropped > 0 {
+            tracing::warn!(
+                bytes = report.torn_bytes_dropped,
+                "dropped an unacknowledged torn wal tail"
+            );
+        }
+        let replayed = replay(&wal, &store)?;
+        let committed = store.commit().context("committing the replayed events")?;
+        let mut wal = wal;
+        if let Some(position) = committed {
+            wal.truncate_through(position)
+                .context("truncating the wal after replay")?;
+        }
+        let progress = Arc::new(Progress::default());
+        let next = wal.next_position();
+        progress.acked_next.store(next, Ordering::SeqCst);
+        progress.committed_next.store(next, Ordering::SeqCst);
+        tracing::info!(
+            replayed,
+            next_position = next,
+            "wal replayed into the store"
+        );
+        let wal = Arc::new(Mutex::new(wal));
+
+        let (tx, rx) = mpsc::channel::<Batch>(1024);
+        let (index_tx, index_rx) = sync_channel::<IndexBatch>(config.index_queue_batches.max(1));
+        let writer = {
+            let (wal, progress, metrics, max) = (
+                wal.clone(),
+                progress.clone(),
+                metrics.clone(),
+                config.max_group_events,
+            );
+            std::thread::Builder::new()
+                .name("crowsnest-wal".into())
+                .spawn(move || writer_loop(rx, index_tx, &wal, &progress, &metrics, max))
+                .context("spawning the wal writer")?
+        };
+        let indexer = {
+            let (wal, progress, metrics, config) = (
+                wal.clone(),
+                progress.clone(),
+                metrics.clone(),
+                config.clone(),
+            );
+            std::thread::Builder::new()
+                .name("crowsnest-indexer".into())
+                .spawn(move || indexer_loop(index_rx, &store, &wal, &progress, &metrics, &config))
+                .context("spawning the indexer")?
+        };
+        let permits = config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        Ok(Self {
+            config,
+            tx: Mutex::new(Some(tx)),
+            budget: Arc::new(Semaphore::new(permits)),
+            progress,
+            wal,
+            threads: Mutex::new(vec![writer, indexer]),
+            metrics,
+        })
+    }
+
+    /// Makes a batch durable. Returns its WAL positions once fsync'd; fails fast with
+    /// [`SubmitError::Busy`] when the queue budget is spent.
+    pub async fn submit(
+        &self,
+        events: Vec<Event>,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<Range<u64>, SubmitError> {
+        debug_assert_eq!(events.len(), payloads.len());
+        // Decoded events take about twice their serialized size in memory.
+        let cost = payloads.iter().map(|p| p.len() * 3).sum::<usize>().max(1);
+        let cost = u32::try_from(cost.min(self.config.max_queued_bytes.max(1))).unwrap_or(u32::MAX);
+        let permit = match self.budget.clone().try_acquire_many_owned(cost) {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.metrics.throttled.inc();
+                return Err(SubmitError::Busy(self.config.retry_after_secs));
+            }
+        };
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(SubmitError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Batch {
+            events,
+            payloads,
+            permit,
+            reply,
+        })
+        .await
+        .map_err(|_| SubmitError::Closed)?;
+        self.metrics
+            .wal_queue_depth
+            .set(tx.max_capacity() as i64 - tx.capacity() as i64);
+        match answer.await {
+            Ok(Ok(range)) => Ok(range),
+            Ok(Err(message)) => Err(SubmitError::Wal(message)),
+            Err(_) => Err(SubmitError::Closed),
+        }
+    }
+
+    /// Takes the whole queue budget, as a flood of batches would (tests only).
+    #[cfg(test)]
+    pub(crate) fn exhaust_budget(&self) -> Option<OwnedSemaphorePermit> {
+        let available = u32::try_from(self.budget.available_permits()).ok()?;
+        self.budget.clone().try_acquire_many_owned(available).ok()
+    }
+
+    /// One past the last acknowledged WAL position.
+    pub fn acked_next(&self) -> u64 {
+        self.progress.acked_next.load(Ordering::SeqCst)
+    }
+
+    /// One past the last position that is searchable and durable in the store.
+    pub fn committed_next(&self) -> u64 {
+        self.progress.committed_next.load(Ordering::SeqCst)
+    }
+
+    /// WAL size in bytes and segment count.
+    pub fn wal_usage(&self) -> (u64, usize) {
+        let wal = self
+            .wal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (wal.size_bytes(), wal.segment_count())
+    }
+
+    /// Stops taking batches, drains both queues, commits the store. Blocking.
+    pub fn shutdown(&self) -> anyhow::Result<()> {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let threads = std::mem::take(
+            &mut *self
+                .threads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for thread in threads {
+            if thread.join().is_err() {
+                anyhow::bail!("a pipeline thread panicked");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn replay(wal: &Wal, store: &Store) -> anyhow::Result<u64> {
+    const CHUNK: usize = 5_000;
+    let mut chunk: Vec<(u64, Event)> = Vec::with_capacity(CHUNK);
+    let mut failed: Option<anyhow::Error> = None;
+    let mut undecodable = 0u64;
+    let stats = wal.replay(0, |position, payload| {
+        if failed.is_some() {
+            return;
+        }
+        match serde_json::from_slice::<Event>(&payload) {
+            Ok(event) => chunk.push((position, event)),
+            Err(_) => undecodable += 1,
+        }
+        if chunk.len() >= CHUNK {
+            if let Err(error) = store.add(&chunk) {
+                failed = Some(error.into());
+            }
+            chunk.clear();
+        }
+    })?;
+    if let Some(error) = failed {
+        return Err(error.context("replaying the wal into the store"));
+    }
+    store
+        .add(&chunk)
+        .context("replaying the wal into the store")?;
+    if undecodable > 0 {
+        tracing::error!(undecodable, "wal records that are not events were skipped");
+    }
+    Ok(stats.records)
+}
+
+fn writer_loop(
+    mut rx: mpsc::Receiver<Batch>,
+    index_tx: SyncSender<IndexBatch>,
+    wal: &Mutex<Wal>,
+    progress: &Progress,
+    metrics: &Metrics,
+    max_group_events: usize,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        let mut events = group[0].events.len();
+        while events < max_group_events {
+            match rx.try_recv() {
+                Ok(batch) => {
+                    events += batch.events.len();
+                    group.push(batch);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics.wal_queue_depth.set(rx.len() as i64);
+        let payloads: Vec<&[u8]> = group
+            .iter()
+            .flat_map(|b| b.payloads.iter().map(Vec::as_slice))
+            .collect();
+        let appended = {
+            let mut wal = wal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let result = wal.append(&payloads);
+            metrics
+                .wal_bytes
+                .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
+            metrics.wal_segments.set(wal.segment_count() as i64);
+            result
+        };
+        drop(payloads);
+        let range = match appended {
+            Ok(range) => range,
+            Err(error) => {
+                tracing::error!(%error, "wal append failed; batches refused");
+                for batch in group {
+                    let _ = batch.reply.send(Err(error.to_string()));
+                }
+                continue;
+            }
+        };
+        metrics.wal_fsyncs.inc();
+        progress.acked_next.store(range.end, Ordering::SeqCst);
+        let mut next = range.start;
+        for batch in group {
+            let count = batch.events.len() as u64;
+            let _ = batch.reply.send(Ok(next..next + count));
+            let index_batch = IndexBatch {
+                first: next,
+                events: batch.events,
+                _permit: batch.permit,
+            };
+            next += count;
+            metrics.index_queue_depth.inc();
+            if index_tx.send(index_batch).is_err() {
+                tracing::error!("indexer stopped; acknowledged events stay in the wal for replay");
+                return;
+            }
+        }
+    }
+}
+
+fn indexer_loop(
+    rx: Receiver<IndexBatch>,
+    store: &Store,
+    wal: &Mutex<Wal>,
+    progress: &Progress,
+    metrics: &Metrics,
+    config: &PipelineConfig,
+) {
+    let interval = Duration::from_millis(config.commit_interval_ms.max(1));
+    let mut pending = 0usize;
+    let mut pending_sources: HashMap<String, u64> = HashMap::new();
+    let mut last_commit = Instant::now();
+    let mut next_position = progress.committed_next.load(Ordering::SeqCst);
+    loop {
+        let wait = interval.saturating_sub(last_commit.elapsed());
+        let closed = match rx.recv_timeout(wait) {
+            Ok(batch) => {
+                metrics.index_queue_depth.dec();
+                let count = batch.events.len();
+                for event in &batch.events {
+                    let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
+                    *pending_sources.entry(source.to_string()).or_default() += 1;
+                }
+                let positioned: Vec<(u64, Event)> = (batch.first..).zip(batch.events).collect();
+                if let Err(error) = store.add(&positioned) {
+                    // Committing now would mark these positions durable. Stop instead: the
+                    // events stay in the wal and are indexed on the next start, and ingest
+                    // pushes back (503) until then.
+                    tracing::error!(%error, "indexing failed; indexer stopped, events stay in the wal");
+                    return;
+                }
+                pending += count;
+                next_position = batch.first + count as u64;
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let due = last_commit.elapsed() >= interval || pending >= config.commit_max_events;
+        if pending > 0 && (due || closed) {
+            match store.commit() {
+                Ok(durable) => {
+                    for (source, count) in pending_sources.drain() {
+                        metrics
+                            .stored
+                            .get_or_create(&metrics.source(&source))
+                            .inc_by(count);
+                    }
+                    pending = 0;
+                    progress
+                        .committed_next
+                        .store(next_position, Ordering::SeqCst);
+                    if let Some(position) = durable {
+                        let mut wal = wal
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if let Err(error) = wal.truncate_through(position) {
+                            tracing::warn!(%error, "wal truncation failed");
+                        }
+                        metrics
+                            .wal_bytes
+                            .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
+                        metrics.wal_segments.set(wal.segment_count() as i64);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "store commit failed; will retry"),
+            }
+            last_commit = Instant::now();
+        } else if due {
+            last_commit = Instant::now();
+        }
+        let lag = progress
+            .acked_next
+            .load(Ordering::SeqCst)
+            .saturating_sub(progress.committed_next.load(Ordering::SeqCst));
+        metrics
+            .index_lag_events
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        if closed {
+            return;
+        }
+    }
+}
