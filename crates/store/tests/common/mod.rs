@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use crowsnest_model::Event;
+use crowsnest_query::{Filter, Query};
+use crowsnest_store::{SearchRequest, SearchResponse, Store, StoreConfig};
+use serde_json::Value;
+
+/// Parses an RFC 3339 time.
+pub fn t(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("rfc3339")
+        .with_timezone(&Utc)
+}
+
+/// An event from JSON.
+pub fn ev(value: Value) -> Event {
+    serde_json::from_value(value).expect("event object")
+}
+
+/// Opens a store in a fresh temp dir.
+pub fn store_with(config: StoreConfig) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), config).expect("open");
+    (dir, store)
+}
+
+/// Adds events at positions 1.. and commits.
+pub fn fill(store: &Store, events: &[Value]) {
+    let batch: Vec<(u64, Event)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, ev(e.clone())))
+        .collect();
+    store.add(&batch).expect("add");
+    store.commit().expect("commit");
+}
+
+/// Parses a query with the real parser.
+pub fn q(text: &str) -> Query {
+    crowsnest_query::parse(text).unwrap_or_else(|e| panic!("parse {text:?}: {e}"))
+}
+
+/// A query made of a filter alone.
+pub fn fq(filter: Filter) -> Query {
+    Query {
+        filter,
+        pipes: vec![],
+    }
+}
+
+/// Runs a query without time bounds.
+pub fn run(store: &Store, query: Query, limit: usize, offset: usize) -> SearchResponse {
+    store
+        .search(&SearchRequest {
+            query,
+            start: None,
+            end: None,
+            limit,
+            offset,
+        })
+        .expect("search")
+}
+
+/// The `id` fields of all hits of a query, sorted.
+pub fn ids(store: &Store, query: Query) -> Vec<i64> {
+    let response = run(store, query, 10_000, 0);
+    assert_eq!(response.total as usize, response.hits.len(), "total vs hits");
+    let mut ids: Vec<i64> = response
+        .hits
+        .iter()
+        .map(|h| h["id"].as_i64().expect("id"))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
