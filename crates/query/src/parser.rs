@@ -60,8 +60,9 @@ pub use pipes::{DEFAULT_HEAD, DEFAULT_SPAN_SECS};
 use crate::ast::Query;
 use cursor::Cursor;
 
-/// Deepest nesting of parentheses and negations a filter may use.
-pub const MAX_DEPTH: usize = 64;
+/// Deepest nesting of parentheses and negations a filter may use (64 nested parentheses are
+/// refused). It bounds the parser's recursion, and that of everything walking the tree.
+pub const MAX_DEPTH: usize = 32;
 
 /// A query that could not be parsed: where (1-based character column) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

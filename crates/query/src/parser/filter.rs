@@ -378,6 +378,12 @@ impl FilterParser<'_> {
         if self.cur.peek() == Some('"') {
             return Ok(Some(Scalar::Text(self.cur.read_quoted()?)));
         }
+        if self.cur.at_keyword("TO", WordMode::Value) || self.cur.at_keyword("to", WordMode::Value)
+        {
+            return Err(self
+                .cur
+                .error(format!("expected {what} (a value or `*`), found `TO`")));
+        }
         match self.cur.read_word(WordMode::Value)? {
             Some(word) if word.is_star() => Ok(None),
             Some(word) => Ok(Some(scalar(&word.text))),

@@ -316,6 +316,7 @@ fn timechart(cur: &mut Cursor) -> Result<Pipe, ParseError> {
     }
     let mut by = None;
     if eat_keyword(cur, "by")? {
+        cur.skip_ws();
         let by_pos = cur.pos();
         let mut fields = names(cur, "by")?;
         if fields.len() > 1 {
