@@ -1,0 +1,268 @@
+//! `crowsnest ingest FILE...`: sends NDJSON files (any shape) or Kubernetes audit
+//! `EventList`/`Event` JSON files to a running server, in gzip'd batches, retrying while the
+//! server pushes back. `-` reads standard input.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::client::{Client, ServerArgs, ServerError};
+
+/// Flags of `crowsnest ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Files to send (`-` for standard input).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The input's name (`event.dataset`) or a known format: k8s-audit, eks, aks, gke.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// How to read the files.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: InputFormat,
+    /// Uncompressed bytes per request.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub batch_bytes: usize,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// Detect: a JSON document with `kind: EventList`/`Event` is audit, anything else NDJSON.
+    Auto,
+    /// One JSON object per line.
+    Ndjson,
+    /// A Kubernetes audit `EventList` or `Event` document.
+    K8sAudit,
+}
+
+/// What one file or batch came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Events stored.
+    pub accepted: u64,
+    /// Lines refused.
+    pub rejected: u64,
+}
+
+/// Sends every file and prints a summary per file.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = args.server.client()?;
+    let mut all = Totals::default();
+    let stderr = std::io::stderr();
+    for path in &args.files {
+        let totals = send_file(&client, path, &args, &mut stderr.lock())?;
+        eprintln!(
+            "{}: {} accepted, {} rejected",
+            path.display(),
+            totals.accepted,
+            totals.rejected
+        );
+        all.accepted += totals.accepted;
+        all.rejected += totals.rejected;
+    }
+    Ok(if all.rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    let file = File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        return Ok(Box::new(flate2::read::MultiGzDecoder::new(file)));
+    }
+    Ok(Box::new(file))
+}
+
+fn send_file(
+    client: &Client,
+    path: &Path,
+    args: &Args,
+    report: &mut impl Write,
+) -> anyhow::Result<Totals> {
+    let mut reader = BufReader::with_capacity(1 << 20, open(path)?);
+    let format = match args.format {
+        InputFormat::Auto => {
+            detect(&mut reader).with_context(|| format!("reading `{}`", path.display()))?
+        }
+        other => other,
+    };
+    if format == InputFormat::K8sAudit {
+        let mut body = Vec::new();
+        reader
+            .read_to_end(&mut body)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        let answer = post(
+            client,
+            "/api/v1/ingest/k8s-audit",
+            "application/json",
+            &body,
+        )?;
+        return Ok(account(&answer, path, 0, report));
+    }
+    let endpoint = match &args.source {
+        Some(source) => format!("/api/v1/ingest/ndjson?source={source}"),
+        None => "/api/v1/ingest/ndjson".to_string(),
+    };
+    let mut totals = Totals::default();
+    let mut chunk = Vec::with_capacity(args.batch_bytes + 4096);
+    let mut chunk_first_line = 0usize;
+    let mut line_no = 0usize;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        if read > 0 {
+            if chunk.is_empty() {
+                chunk_first_line = line_no;
+            }
+            line_no += 1;
+            chunk.extend_from_slice(&line);
+            if !line.ends_with(b"\n") {
+                chunk.push(b'\n');
+            }
+        }
+        if (read == 0 && !chunk.is_empty()) || chunk.len() >= args.batch_bytes {
+            let answer = post(client, &endpoint, "application/x-ndjson", &chunk)?;
+            let batch = account(&answer, path, chunk_first_line, report);
+            totals.accepted += batch.accepted;
+            totals.rejected += batch.rejected;
+            chunk.clear();
+        }
+        if read == 0 {
+            return Ok(totals);
+        }
+    }
+}
+
+/// Gzips and posts one body; a 400 with a per-line report is an answer, not a failure.
+fn post(client: &Client, endpoint: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Value> {
+    let gz = gzip(body)?;
+    match client.post_bytes(endpoint, content_type, true, &gz, 30) {
+        Ok(answer) => Ok(answer),
+        Err(error) => match error.downcast_ref::<ServerError>() {
+            Some(server)
+                if server.status == 400 && server.body["error"]["details"]["errors"].is_array() =>
+            {
+                Ok(server.body["error"]["details"].clone())
+            }
+            _ => Err(error),
+        },
+    }
+}
+
+/// Gzips a body (fast level: the link is usually local and CPU is the scarce thing).
+pub fn gzip(body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body).context("compressing")?;
+    encoder.finish().context("compressing")
+}
+
+fn account(answer: &Value, path: &Path, first_line: usize, report: &mut impl Write) -> Totals {
+    let empty = Vec::new();
+    for error in answer["errors"].as_array().unwrap_or(&empty) {
+        let line = error["line"].as_u64().unwrap_or(0) + first_line as u64;
+        let field = error["field"]
+            .as_str()
+            .map(|f| format!(" (field `{f}`)"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            report,
+            "{}:{line}: {}{field}",
+            path.display(),
+            error["reason"].as_str().unwrap_or("rejected")
+        );
+    }
+    if answer["errors_truncated"].as_bool() == Some(true) {
+        let _ = writeln!(report, "{}: more errors were not listed", path.display());
+    }
+    Totals {
+        accepted: answer["accepted"].as_u64().unwrap_or(0),
+        rejected: answer["rejected"].as_u64().unwrap_or(0),
+    }
+}
+
+/// Looks at the start of the input: a JSON document (possibly pretty-printed) whose `kind` is
+/// `EventList` or an audit `Event` is sent to the audit endpoint; everything else is NDJSON.
+fn detect(reader: &mut BufReader<Box<dyn Read>>) -> std::io::Result<InputFormat> {
+    let head = reader.fill_buf()?;
+    let text = String::from_utf8_lossy(&head[..head.len().min(64 * 1024)]);
+    let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if let Ok(value) = serde_json::from_str::<Value>(first_line) {
+        // A one-line EventList goes to the audit endpoint; one object per line is NDJSON
+        // (audit Events per line are detected by the server).
+        return Ok(if value["kind"] == "EventList" {
+            InputFormat::K8sAudit
+        } else {
+            InputFormat::Ndjson
+        });
+    }
+    let pretty = first_line.trim_start().starts_with('{')
+        && (text.contains("\"kind\": \"EventList\"")
+            || text.contains("\"kind\":\"EventList\"")
+            || text.contains("\"audit.k8s.io/"));
+    Ok(if pretty {
+        InputFormat::K8sAudit
+    } else {
+        InputFormat::Ndjson
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect_text(text: &str) -> InputFormat {
+        let boxed: Box<dyn Read> = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+        detect(&mut BufReader::new(boxed)).expect("detect")
+    }
+
+    #[test]
+    fn detects_audit_documents_and_ndjson() {
+        assert_eq!(detect_text("{\"a\":1}\n{\"b\":2}\n"), InputFormat::Ndjson);
+        assert_eq!(
+            detect_text("{\"kind\":\"EventList\",\"items\":[]}\n"),
+            InputFormat::K8sAudit
+        );
+        assert_eq!(detect_text("{\n  \"kind\": \"EventList\",\n  \"apiVersion\": \"audit.k8s.io/v1\",\n  \"items\": []\n}\n"), InputFormat::K8sAudit);
+        assert_eq!(
+            detect_text("{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\"}\n"),
+            InputFormat::Ndjson
+        );
+        assert_eq!(detect_text("not json\n"), InputFormat::Ndjson);
+    }
+
+    #[test]
+    fn error_lines_are_file_lines() {
+        let answer = serde_json::json!({"accepted": 3, "rejected": 1, "errors": [{"line": 2, "field": null, "reason": "invalid JSON"}]});
+        let mut out = Vec::new();
+        let totals = account(&answer, Path::new("x.ndjson"), 100, &mut out);
+        assert_eq!(
+            totals,
+            Totals {
+                accepted: 3,
+                rejected: 1
+            }
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "x.ndjson:102: invalid JSON\n"
+        );
+    }
+}

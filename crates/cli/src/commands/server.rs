@@ -1,0 +1,189 @@
+//! `crowsnest server`: configuration layering (defaults < TOML file < `CROWSNEST_*` < flags)
+//! and the serve loop.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use crowsnest_server::ServerConfig;
+
+/// Flags of `crowsnest server`. Each also reads the `CROWSNEST_*` variable named in its help.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// TOML config file (every key is optional; see README "Configuration").
+    #[arg(long, env = "CROWSNEST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (WAL, store, tokens) [default: ./crowsnest-data].
+    #[arg(long, env = "CROWSNEST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:8470].
+    #[arg(long, env = "CROWSNEST_LISTEN")]
+    pub listen: Option<String>,
+    /// Largest request body in bytes, after decompression [default: 33554432].
+    #[arg(long, env = "CROWSNEST_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Drop store partitions older than this many hours [default: keep].
+    #[arg(long, env = "CROWSNEST_RETENTION_MAX_AGE_HOURS")]
+    pub retention_max_age_hours: Option<u64>,
+    /// Drop the oldest partitions while the store is bigger than this many bytes [default: no limit].
+    #[arg(long, env = "CROWSNEST_RETENTION_MAX_BYTES")]
+    pub retention_max_bytes: Option<u64>,
+    /// Width of one store partition in hours [default: 24].
+    #[arg(long, env = "CROWSNEST_PARTITION_HOURS")]
+    pub partition_hours: Option<u32>,
+    /// Longest time until an acknowledged event is searchable, in milliseconds [default: 1000].
+    #[arg(long, env = "CROWSNEST_COMMIT_INTERVAL_MS")]
+    pub commit_interval_ms: Option<u64>,
+}
+
+impl Args {
+    /// Builds the effective configuration.
+    pub fn resolve(&self) -> anyhow::Result<ServerConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file `{}`", path.display()))?;
+                toml::from_str::<ServerConfig>(&text)
+                    .with_context(|| format!("invalid config file `{}`", path.display()))?
+            }
+            None => ServerConfig::default(),
+        };
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &self.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = self.max_body_bytes {
+            config.max_body_bytes = v;
+        }
+        if let Some(v) = self.retention_max_age_hours {
+            config.store.retention_max_age_hours = Some(v);
+        }
+        if let Some(v) = self.retention_max_bytes {
+            config.store.retention_max_bytes = Some(v);
+        }
+        if let Some(v) = self.partition_hours {
+            config.store.partition_hours = v;
+        }
+        if let Some(v) = self.commit_interval_ms {
+            config.pipeline.commit_interval_ms = v;
+        }
+        Ok(config)
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.resolve()?;
+    runtime()?.block_on(async move {
+        let running = crowsnest_server::start(config).await?;
+        announce(&running);
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining the pipeline and committing the store");
+        running.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints where the server is and where its token lives.
+pub fn announce(running: &crowsnest_server::Running) {
+    eprintln!("crowsnest listening on http://{}", running.addr);
+    match &running.new_admin_token {
+        Some(_) => eprintln!(
+            "created admin token in {} (mode 0600)",
+            running.admin_token_path.display()
+        ),
+        None => eprintln!("admin token: {}", running.admin_token_path.display()),
+    }
+}
+
+/// The tokio runtime the commands use.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("crowsnest-rt")
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Args {
+        Args {
+            config: None,
+            data_dir: None,
+            listen: None,
+            max_body_bytes: None,
+            retention_max_age_hours: None,
+            retention_max_bytes: None,
+            partition_hours: None,
+            commit_interval_ms: None,
+        }
+    }
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let defaults = args().resolve().expect("defaults");
+        assert_eq!(defaults.listen, "127.0.0.1:8470");
+        assert_eq!(defaults.data_dir, PathBuf::from("crowsnest-data"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("crowsnest.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/srv/cn\"\n[store]\nretention_max_age_hours = 48\n").expect("write");
+        let from_file = Args {
+            config: Some(file.clone()),
+            ..args()
+        }
+        .resolve()
+        .expect("file");
+        assert_eq!(from_file.listen, "127.0.0.1:9999");
+        assert_eq!(from_file.store.retention_max_age_hours, Some(48));
+        let flags = Args {
+            config: Some(file),
+            listen: Some("127.0.0.1:1".into()),
+            ..args()
+        }
+        .resolve()
+        .expect("flags");
+        assert_eq!(flags.listen, "127.0.0.1:1");
+        assert_eq!(flags.data_dir, PathBuf::from("/srv/cn"));
+    }
+
+    #[test]
+    fn a_bad_config_file_names_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").expect("write");
+        let error = Args {
+            config: Some(file),
+            ..args()
+        }
+        .resolve()
+        .expect_err("unknown key");
+        assert!(format!("{error:#}").contains("lisen"), "{error:#}");
+    }
+}
