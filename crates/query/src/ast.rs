@@ -42,7 +42,9 @@ pub enum Filter {
         text: String,
     },
     /// `field:sys*em?` — `*` matches any run of characters, `?` exactly one. Escaped `\*`,
-    /// `\?` are literal and appear in `pattern` as `\*`, `\?` (the only escapes kept).
+    /// `\?` are literal and appear in `pattern` as `\*`, `\?`; other escapes are resolved,
+    /// except that a literal backslash (rare: `path:C\:\\tmp\\*`) appears as `\\`. So a
+    /// backslash in `pattern` always makes the character after it literal.
     Wildcard {
         /// The field, or `None` for free text.
         field: Option<String>,

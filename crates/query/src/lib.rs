@@ -26,7 +26,7 @@
 //! ```
 //!
 //! The language reference (every construct, escapes, defaults and errors) is the
-//! documentation of [`parse`]'s module, reproduced on [`parse`].
+//! documentation of [`parse`].
 
 mod ast;
 mod display;

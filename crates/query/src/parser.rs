@@ -4,50 +4,9 @@
 //! ([`cursor`]): no published crate parses Lucene/KQL-style filters followed by Splunk-style
 //! pipes into our AST, and a hand-written parser gives precise, column-accurate messages.
 //!
-//! # The filter (before the first unquoted `|`)
-//!
-//! | text | meaning |
-//! | --- | --- |
-//! | `error`, `"disk full"` | free text ([`Filter::Term`] / [`Filter::Phrase`] with no field) |
-//! | `user.name:alice`, `message:"disk full"` | a field's value or phrase |
-//! | `user.name:sys*em?` | [`Filter::Wildcard`]: `*` any run, `?` one character |
-//! | `user.name:*`, `_exists_:user.name` | [`Filter::Exists`] |
-//! | `*` alone, or nothing | [`Filter::All`] |
-//! | `a AND b`, `a && b`, `a and b`, `a b` | both (adjacent clauses are ANDed) |
-//! | `a OR b`, `a \|\| b`, `a or b` | either |
-//! | `NOT a`, `!a`, `not a`, `-a` | negation; `+a` just means `a` |
-//! | `( ... )` | grouping; precedence is NOT > AND > OR |
-//! | `verb:(get OR list)` | values grouped under one field |
-//! | `bytes:[10 TO 20]`, `{10 TO 20}`, `[10 TO 20}`, `[* TO 20]` | [`Filter::Range`] |
-//! | `bytes:>10`, `>=`, `<`, `<=` | one-sided ranges |
-//!
-//! Lexical rules:
-//! * A backslash escapes any character: `user.name:system\:serviceaccount\:kube-system\:*` is a
-//!   wildcard on `user.name` with pattern `system:serviceaccount:kube-system:*`. In a wildcard
-//!   pattern, escaped `\*`, `\?` and `\\` stay escaped (they are literal); every other escape is
-//!   resolved. Inside quotes, `\"` and `\\` are the useful escapes.
-//! * A field name is a bare word that ends at the first unescaped `:`; it may contain `.`, `@`,
-//!   `_`, `-`, `/` and escaped characters (`\.` is just a `.`: dots always separate the path).
-//!   Whitespace is allowed after the `:`. Wildcards in field names are refused.
-//! * After `field:`, inside `field:( ... )` and inside ranges, `:` is an ordinary character,
-//!   so `@timestamp:>2024-05-01T10:00:00Z` needs no quotes.
-//! * Operators are recognised only when spelled without escapes and not used as a field name:
-//!   `\AND` or `"AND"` searches for the word, `and:x` is the field `and`. Right after `field:`
-//!   a word is always a value (`verb:OR` looks for `OR`).
-//! * Range and comparison values that read as finite decimal numbers are
-//!   [`Scalar::Number`](crate::Scalar::Number); anything else, and every quoted value, is
-//!   text (RFC 3339 timestamps stay text).
-//!
-//! # Pipes
-//!
-//! `| stats ...`, `| timechart ...`, `| sort ...`, `| head ...`, `| fields ...`; the
-//! `pipes` module documents their grammar. `timechart` defaults to `span=1m` and `count()`; `head` to 10.
-//!
-//! # Errors
-//!
-//! A [`ParseError`] carries the 1-based character column of the problem and says what was
-//! expected. Parsing never panics, and nesting (parentheses and negations) deeper than
-//! [`MAX_DEPTH`] is refused, so recursion stays bounded.
+//! The language reference is the documentation of [`parse`]. Lexing is driven by the parser
+//! (see `cursor`), the filter grammar is in `filter`, the pipe grammar in `pipes`, and the
+//! canonical printing that reads back to the same tree in `crate::display`.
 
 mod cursor;
 mod filter;
@@ -75,6 +34,69 @@ pub struct ParseError {
 }
 
 /// Parses a query: a filter, then any pipes.
+///
+/// # The filter (before the first unquoted `|`)
+///
+/// | text | meaning |
+/// | --- | --- |
+/// | `error`, `"disk full"` | free text ([`Filter::Term`](crate::Filter::Term) / [`Filter::Phrase`](crate::Filter::Phrase) with no field) |
+/// | `user.name:alice`, `message:"disk full"` | a field's value or phrase |
+/// | `user.name:sys*em?` | [`Filter::Wildcard`](crate::Filter::Wildcard): `*` any run, `?` one character |
+/// | `user.name:*`, `_exists_:user.name` | [`Filter::Exists`](crate::Filter::Exists) |
+/// | `*` alone, or nothing | [`Filter::All`](crate::Filter::All) |
+/// | `a AND b`, `a && b`, `a and b`, `a b` | both (adjacent clauses are ANDed) |
+/// | `a OR b`, `a \|\| b`, `a or b` | either |
+/// | `NOT a`, `!a`, `not a`, `-a` | negation; `+a` just means `a` |
+/// | `( ... )` | grouping; precedence is NOT > AND > OR |
+/// | `verb:(get OR list)` | values grouped under one field |
+/// | `bytes:[10 TO 20]`, `{10 TO 20}`, `[10 TO 20}`, `[* TO 20]` | [`Filter::Range`](crate::Filter::Range) |
+/// | `bytes:>10`, `>=`, `<`, `<=` | one-sided ranges |
+///
+/// Lexical rules:
+/// * A backslash escapes any character: `user.name:system\:serviceaccount\:kube-system\:*` is a
+///   wildcard on `user.name` with pattern `system:serviceaccount:kube-system:*`. In a wildcard
+///   pattern, escaped `\*`, `\?` and `\\` stay escaped (they are literal); every other escape is
+///   resolved. Inside quotes, `\"` and `\\` are the useful escapes.
+/// * A field name is a bare word that ends at the first unescaped `:`; it may contain `.`, `@`,
+///   `_`, `-`, `/` and escaped characters (`\.` is just a `.`: dots always separate the path).
+///   Whitespace is allowed after the `:`. Wildcards in field names are refused.
+/// * After `field:`, inside `field:( ... )` and inside ranges, `:` is an ordinary character,
+///   so `@timestamp:>2024-05-01T10:00:00Z` needs no quotes.
+/// * Operators are recognised only when spelled without escapes and not used as a field name:
+///   `\AND` or `"AND"` searches for the word, `and:x` is the field `and`. Right after `field:`
+///   a word is always a value (`verb:OR` looks for `OR`).
+/// * Range and comparison values that read as finite decimal numbers are
+///   [`Scalar::Number`](crate::Scalar::Number); anything else, and every quoted value, is
+///   text (RFC 3339 timestamps stay text).
+///
+/// # Pipes (after `|`; names and keywords are case-insensitive)
+///
+/// | pipe | meaning |
+/// | --- | --- |
+/// | `stats count(), dc(user.name) as users by kubernetes.namespace, verb` | one row per group |
+/// | `timechart span=5m count() by user.name` | buckets on `@timestamp`: `s`, `m`, `h`, `d` |
+/// | `sort -count, user.name` (also `sort count desc`) | `-` descending, `+`/nothing ascending |
+/// | `head 5` | the first rows |
+/// | `fields @timestamp, user.name` | keep and reorder columns |
+///
+/// * Aggregations: `count`, `count()`, `count(f)`, `dc(f)` (or `distinct_count(f)`), `min(f)`,
+///   `max(f)`, `avg(f)`, `sum(f)`. Column names default to `count` and `func(field)` with the
+///   canonical function name (`distinct_count(ip)` is the column `dc(ip)`); `as name` renames.
+/// * Commas between aggregations, `by` fields, sort keys and `fields` names are optional.
+/// * Defaults: `timechart` uses `span=1m` ([`DEFAULT_SPAN_SECS`]) and `count()`, `head` keeps
+///   [`DEFAULT_HEAD`] rows. `timechart` splits by at most one field.
+/// * `stats` and `timechart` must be the first pipe (the store runs them over events; the
+///   rest run over their table, see [`crate::rows`]).
+/// * `fields - x` (dropping columns) is refused: list the columns to keep.
+/// * A name with spaces or punctuation can be written in double quotes: `by "my field"`.
+///
+/// # Errors
+///
+/// A [`ParseError`] carries the 1-based character column of the problem and says what was
+/// expected. Parsing never panics, and nesting (parentheses and negations) deeper than
+/// [`MAX_DEPTH`] is refused, so recursion stays bounded.
+///
+/// # Example
 ///
 /// ```
 /// use crowsnest_query::{parse, Filter, Pipe};

@@ -122,14 +122,8 @@ impl Cursor {
 
     /// True when the text at the cursor starts with `s`.
     pub(crate) fn starts_with(&self, s: &str) -> bool {
-        let mut i = self.pos;
-        for c in s.chars() {
-            if self.chars.get(i) != Some(&c) {
-                return false;
-            }
-            i += 1;
-        }
-        true
+        let mut rest = self.chars.get(self.pos..).unwrap_or_default().iter();
+        s.chars().all(|c| rest.next() == Some(&c))
     }
 
     /// True at a single `|` (a pipe), not `||` (an `OR`).
