@@ -103,10 +103,26 @@ fn commit_writer(open: &mut OpenWriter, position: u64) -> Result<(), StoreError>
     let mut prepared = open.writer.prepare_commit()?;
     prepared.set_payload(&open.partition.payload(position));
     prepared.commit()?;
-    open.partition.reader.reload()?;
     open.partition.set_committed(position);
     open.dirty = false;
-    Ok(())
+    reload_reader(&open.partition)
+}
+
+/// Reloads a partition's reader. A merge finishing at the same moment can delete files of the
+/// meta just read; the next attempt reads the newer meta, so retry a few times.
+fn reload_reader(partition: &Partition) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        match partition.reader.reload() {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 => {
+                tracing::debug!(partition = %partition.name, %error, attempt, "reader reload raced a merge; retrying");
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 fn close_writer(open: OpenWriter) -> Result<(), StoreError> {
