@@ -187,3 +187,41 @@ proptest! {
         }
     }
 }
+
+/// The fuzz seed corpus (ours, in `fuzz/seeds/`) holds the invariants and exercises every
+/// decoder: replayed here so stable CI covers what `cargo fuzz` starts from.
+#[test]
+fn fuzz_seeds_hold_the_invariants() {
+    let seeds = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds"));
+    let mut datasets = std::collections::BTreeSet::new();
+    let mut providers = std::collections::BTreeSet::new();
+    let mut replayed = 0;
+    for target in ["decode_ndjson", "decode_k8s_audit"] {
+        let dir = seeds.join(target);
+        for entry in std::fs::read_dir(&dir).expect("seed dir") {
+            let path = entry.expect("entry").path();
+            let body = std::fs::read(&path).expect("seed");
+            let name = path.display().to_string();
+            for limits in [fuzz_limits(), Limits::default()] {
+                if target == "decode_ndjson" {
+                    assert_eq!(check_ndjson(&body, &limits), Ok(()), "{name}");
+                } else {
+                    assert_eq!(check_k8s_audit(&body, &limits), Ok(()), "{name}");
+                }
+            }
+            if target == "decode_ndjson" {
+                for event in decode_ndjson(&body, None, &Limits::default()).events {
+                    datasets.extend(event.get_str("event.dataset").map(str::to_string));
+                    providers.extend(event.get_str("cloud.provider").map(str::to_string));
+                }
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 10, "seed corpus present ({replayed} files)");
+    assert_eq!(
+        datasets,
+        ["kubernetes.audit", "ndjson"].map(String::from).into()
+    );
+    assert_eq!(providers, ["aws", "azure", "gcp"].map(String::from).into());
+}
