@@ -1,0 +1,100 @@
+//! The CLI as a newcomer uses it: `crowsnest ingest FILE...` then `crowsnest search`.
+
+mod harness;
+
+use harness::{free_port, Server};
+use serde_json::Value;
+
+fn testdata(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata")
+        .join(path)
+}
+
+#[test]
+fn ingest_files_then_search_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), free_port());
+    // Falco's recorded audit traces (one audit Event per line) and an NDJSON file with a bad line.
+    let exec = testdata("k8s-audit/falco-traces/exec_pod.json");
+    let mixed = dir.path().join("mixed.ndjson");
+    std::fs::write(
+        &mixed,
+        "{\"message\":\"hello from app\",\"level\":\"info\"}\n{broken\n{\"message\":\"second\"}\n",
+    )
+    .expect("write");
+    let output = server
+        .cli()
+        .arg("ingest")
+        .arg(&exec)
+        .arg(&mixed)
+        .output()
+        .expect("run ingest");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "some lines were rejected: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}:2:", mixed.display())),
+        "the bad line is named: {stderr}"
+    );
+    assert!(stderr.contains("2 accepted, 1 rejected"), "{stderr}");
+    server.settle();
+    let output = server
+        .cli()
+        .args([
+            "search",
+            "orchestrator.resource.subresource:exec",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("run search");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("json output");
+    assert!(answer["total"].as_u64().unwrap_or(0) >= 1, "{answer}");
+    let output = server
+        .cli()
+        .args(["search", "* | stats count() by event.dataset"])
+        .output()
+        .expect("run search");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.starts_with("event.dataset"), "{table}");
+    assert!(table.contains("ndjson"), "{table}");
+    // A query error is reported with its column and a non-zero exit.
+    let output = server
+        .cli()
+        .args(["search", "a:(b"])
+        .output()
+        .expect("run search");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("column"));
+}
+
+#[test]
+fn search_reads_the_token_from_the_data_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), free_port());
+    let output = std::process::Command::new(harness::bin())
+        .args(["search", "*", "--server", &server.url, "--data-dir"])
+        .arg(dir.path())
+        .env_remove("CROWSNEST_TOKEN")
+        .output()
+        .expect("run search");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = std::process::Command::new(harness::bin())
+        .args(["search", "*", "--server", &server.url, "--token", "cn_bad"])
+        .output()
+        .expect("run search");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+}

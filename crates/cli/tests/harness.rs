@@ -1,0 +1,150 @@
+//! A tiny harness for binary-level tests: a `crowsnest server` child process on a free
+//! loopback port in a temporary data directory, stopped by PID (SIGKILL on drop).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_crowsnest")
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A running server child.
+pub struct Server {
+    pub child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub url: String,
+    pub port: u16,
+    pub token: String,
+}
+
+impl Server {
+    /// Starts a server in `data_dir` on `port` and waits until it answers.
+    pub fn start(data_dir: &Path, port: u16) -> Self {
+        let child = Command::new(bin())
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--commit-interval-ms",
+                "200",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("CROWSNEST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        let url = format!("http://127.0.0.1:{port}");
+        let token_path = data_dir.join("admin.token");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut server = Self {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            url,
+            port,
+            token: String::new(),
+        };
+        loop {
+            assert!(Instant::now() < deadline, "server did not come up");
+            if let Ok(token) = std::fs::read_to_string(&token_path) {
+                server.token = token.trim().to_string();
+                if server.get("/api/v1/health").is_ok() {
+                    return server;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        child.wait().expect("wait")
+    }
+
+    pub fn agent(&self) -> ureq::Agent {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build()
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ureq::Error> {
+        let response = self
+            .agent()
+            .get(&format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call()?;
+        Ok(response.into_json().unwrap_or(Value::Null))
+    }
+
+    pub fn search(&self, query: &str) -> Value {
+        self.agent()
+            .post(&format!("{}/api/v1/search", self.url))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .send_json(json!({"query": query, "limit": 100}))
+            .expect("search")
+            .into_json()
+            .expect("json")
+    }
+
+    /// Waits until every acknowledged event is searchable.
+    pub fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = self.get("/api/v1/health").expect("health");
+            if health["index_lag_events"] == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "index lag did not reach 0: {health}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `crowsnest` command pointed at this server.
+    pub fn cli(&self) -> Command {
+        let mut command = Command::new(bin());
+        command
+            .env("CROWSNEST_SERVER", &self.url)
+            .env("CROWSNEST_TOKEN", &self.token)
+            .env("CROWSNEST_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
