@@ -60,6 +60,7 @@ pub struct ParseError {
 /// * A field name is a bare word that ends at the first unescaped `:`; it may contain `.`, `@`,
 ///   `_`, `-`, `/` and escaped characters (`\.` is just a `.`: dots always separate the path).
 ///   Whitespace is allowed after the `:`. Wildcards in field names are refused.
+/// * `/` is an ordinary character (there is no `/regex/` syntax); Lucene's `\/` also works.
 /// * After `field:`, inside `field:( ... )` and inside ranges, `:` is an ordinary character,
 ///   so `@timestamp:>2024-05-01T10:00:00Z` needs no quotes.
 /// * Operators are recognised only when spelled without escapes and not used as a field name:

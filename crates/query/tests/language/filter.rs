@@ -85,6 +85,18 @@ fn wildcards_exists_and_escapes() {
             ),
         ),
         (r"weird\ field:x", ft("weird field", "x")),
+        (
+            r"process.args:\/etc\/shadow",
+            ft("process.args", "/etc/shadow"),
+        ),
+        (
+            "process.args:/etc/shadow",
+            ft("process.args", "/etc/shadow"),
+        ),
+        (
+            r"process.args:stratum\+tcp\:\/\/*",
+            wild(Some("process.args"), "stratum+tcp://*"),
+        ),
     ]);
 }
 
