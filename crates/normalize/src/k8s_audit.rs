@@ -1,7 +1,7 @@
 //! Kubernetes API-server audit events (`audit.k8s.io/v1`, `v1beta1`) → the common event.
 //!
 //! This is the one mapping every Kubernetes flavour lands in: the native webhook body
-//! ([`decode_body`]), audit lines in NDJSON, and the managed services (EKS, AKS, GKE; see
+//! ([`crate::webhook`]), audit lines in NDJSON, and the managed services (EKS, AKS, GKE; see
 //! [`crate::managed`]), which unwrap or rebuild the audit event and call [`map_audit_event`].
 //! So a rule written against, say, `orchestrator.resource.subresource: exec` fires the same
 //! way whichever cluster the event came from.
@@ -28,14 +28,10 @@
 
 use chrono::{DateTime, Utc};
 use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::error::{describe, DecodeError, FieldError, LineError};
+use crate::error::{describe, FieldError};
 use crate::fields::{opt_int, opt_obj, opt_str, str_list};
-use crate::limits::{check_depth, parse_json, Limits};
-use crate::{finish, Decoded};
 
 /// `event.dataset` of every audit event, whichever cluster flavour it came from.
 pub(crate) const DATASET: &str = "kubernetes.audit";
@@ -341,7 +337,8 @@ fn strings(items: &[String]) -> Value {
     Value::Array(items.iter().cloned().map(Value::String).collect())
 }
 
-fn quoted(value: &Value) -> String {
+/// A short rendering of a value for error messages: short strings quoted, else the type.
+pub(crate) fn quoted(value: &Value) -> String {
     match value {
         Value::String(s) if s.len() <= 64 => format!("`{s}`"),
         other => describe(other),
@@ -388,134 +385,6 @@ pub(crate) fn namespace_from_uri(uri: &str) -> Option<&str> {
         segments.get(at + 1).copied()
     } else {
         None
-    }
-}
-
-/// The top level of a webhook body: only what tells an `EventList` from an `Event`.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    kind: Option<Value>,
-    #[serde(rename = "apiVersion")]
-    api_version: Option<Value>,
-    #[serde(borrow)]
-    items: Option<&'a RawValue>,
-}
-
-/// Decodes a webhook body: an `EventList` or a single `Event`.
-pub(crate) fn decode_body(body: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let text = std::str::from_utf8(body).map_err(|error| DecodeError::InvalidUtf8 {
-        offset: error.valid_up_to(),
-    })?;
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    // One level more than an item may use: the list itself.
-    if check_depth(text.as_bytes(), limits.max_depth.saturating_add(1)).is_err() {
-        return Err(DecodeError::TooDeep {
-            max_depth: limits.max_depth,
-        });
-    }
-    let raw: &RawValue = serde_json::from_str(text).map_err(|error| DecodeError::InvalidJson {
-        reason: error.to_string(),
-    })?;
-    if !raw.get().starts_with('{') {
-        let value: Value =
-            serde_json::from_str(raw.get()).map_err(|error| DecodeError::InvalidJson {
-                reason: error.to_string(),
-            })?;
-        return Err(DecodeError::NotAuditEvent {
-            found: describe(&value),
-        });
-    }
-    let envelope: Envelope<'_> =
-        serde_json::from_str(text).map_err(|error| DecodeError::InvalidJson {
-            reason: error.to_string(),
-        })?;
-    if let Some(version) = &envelope.api_version {
-        if !version
-            .as_str()
-            .is_some_and(|v| v.starts_with("audit.k8s.io/"))
-        {
-            return Err(DecodeError::NotAuditEvent {
-                found: format!("`apiVersion` {}", quoted(version)),
-            });
-        }
-    }
-    if envelope.kind.as_ref().and_then(Value::as_str) == Some("EventList") {
-        return decode_list(envelope.items, limits);
-    }
-    let mut decoded = Decoded::default();
-    let value: Value = serde_json::from_str(text).map_err(|error| DecodeError::InvalidJson {
-        reason: error.to_string(),
-    })?;
-    let Value::Object(obj) = value else {
-        return Err(DecodeError::NotAuditEvent {
-            found: "not an object".to_string(),
-        });
-    };
-    let is_event = envelope.kind.as_ref().and_then(Value::as_str) == Some("Event")
-        || looks_like_audit_event(&obj);
-    if !is_event {
-        let found = match &envelope.kind {
-            Some(kind) => format!("`kind` {}", quoted(kind)),
-            None => "an object without `kind`".to_string(),
-        };
-        return Err(DecodeError::NotAuditEvent { found });
-    }
-    push_item(&mut decoded, 1, obj, text, limits);
-    Ok(decoded)
-}
-
-fn decode_list(items: Option<&RawValue>, limits: &Limits) -> Result<Decoded, DecodeError> {
-    let mut decoded = Decoded::default();
-    let Some(items) = items else {
-        return Ok(decoded);
-    };
-    let items: Option<Vec<&RawValue>> =
-        serde_json::from_str(items.get()).map_err(|_| DecodeError::NotAuditEvent {
-            found: "an `EventList` whose `items` is not an array".to_string(),
-        })?;
-    for (index, item) in items.unwrap_or_default().into_iter().enumerate() {
-        let number = index + 1;
-        let item_text = item.get();
-        if item_text.len() > limits.max_line_bytes {
-            decoded.errors.push(LineError::new(
-                number,
-                format!(
-                    "expected at most {} bytes per item, found {} bytes",
-                    limits.max_line_bytes,
-                    item_text.len()
-                ),
-            ));
-            continue;
-        }
-        match parse_json(item_text, limits) {
-            Ok(Value::Object(obj)) => push_item(&mut decoded, number, obj, item_text, limits),
-            Ok(other) => decoded.errors.push(LineError::new(
-                number,
-                format!(
-                    "expected an audit `Event` object, found {}",
-                    describe(&other)
-                ),
-            )),
-            Err(reason) => decoded.errors.push(LineError::new(number, reason)),
-        }
-    }
-    Ok(decoded)
-}
-
-fn push_item(
-    decoded: &mut Decoded,
-    number: usize,
-    obj: Map<String, Value>,
-    original: &str,
-    limits: &Limits,
-) {
-    match map_audit_event(obj, &Origin::default()) {
-        Ok(event) => decoded.events.push(finish(event, original, limits)),
-        Err(error) => decoded.errors.push(error.at(number)),
     }
 }
 

@@ -19,7 +19,8 @@
 //!
 //! | module | decodes |
 //! |---|---|
-//! | `k8s_audit` | native audit events and webhook bodies; the one audit mapping |
+//! | `k8s_audit` | native audit events: the one audit mapping every flavour lands in |
+//! | `webhook` | the audit webhook body (`EventList` or `Event`) |
 //! | `managed` | EKS (CloudWatch Logs), AKS (Azure diagnostics), GKE (Cloud Audit Logs) envelopes |
 //! | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
 //! | `ndjson` | line splitting, per-line checks and routing |
@@ -58,6 +59,7 @@ mod k8s_audit;
 mod limits;
 mod managed;
 mod ndjson;
+mod webhook;
 
 use crowsnest_model::{ecs, Event};
 use serde_json::Value;
@@ -85,7 +87,7 @@ pub struct Decoded {
 /// (not objects, fields of the wrong type, longer than [`Limits::max_line_bytes`]) are
 /// reported in [`Decoded::errors`] with their 1-based item number instead.
 pub fn decode_k8s_audit(body: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
-    k8s_audit::decode_body(body, limits)
+    webhook::decode_body(body, limits)
 }
 
 /// Decodes an NDJSON body, one JSON object per line.
