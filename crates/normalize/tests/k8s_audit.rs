@@ -200,11 +200,14 @@ fn malformed_trace_is_rejected_by_the_webhook_decoder() {
 #[test]
 fn benign_sample_decodes_with_namespaces_from_request_paths() {
     let body = read_testdata("k8s-audit/benign-hkerma/audit-sample.jsonl");
-    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').take(400).collect();
+    let lines: Vec<&[u8]> = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let sample = lines.join(&b'\n');
     let decoded = decode_ndjson(&sample, None, &Limits::default());
     assert!(decoded.errors.is_empty(), "{:?}", decoded.errors.first());
-    assert_eq!(decoded.events.len(), 400);
+    assert_eq!(decoded.events.len(), 4000, "the README counts 4,000 events");
 
     let mut expected_verbs = BTreeMap::new();
     let mut expected_failures = 0;
@@ -432,4 +435,53 @@ fn oversized_items_and_fields_are_bounded() {
         "{truncated:?}"
     );
     assert!(!truncated.contains(&json!("event.original")));
+}
+
+#[test]
+fn impersonation_non_resource_requests_and_missing_fields() {
+    let body = br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"i1","stage":"ResponseComplete","verb":"create","user":{"username":"bob","groups":["devs"]},"impersonatedUser":{"username":"system:serviceaccount:ops:deployer","groups":["system:serviceaccounts"]},"objectRef":{"resource":"serviceaccounts","subresource":"token","namespace":"ops","name":"deployer","apiVersion":"v1"},"responseStatus":{"code":201},"stageTimestamp":"2024-05-01T10:00:00.25Z"}
+{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"i2","stage":"ResponseStarted","verb":"get","user":{"username":"system:anonymous"},"requestURI":"/healthz?verbose=1","sourceIPs":["10.0.0.1","192.0.2.4"]}"#;
+    let decoded = decode_ndjson(body, None, &Limits::default());
+    assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+    let token = &decoded.events[0];
+    assert_eq!(
+        token.get_str("user.effective.name"),
+        Some("system:serviceaccount:ops:deployer")
+    );
+    assert_eq!(
+        token.get("related.user"),
+        Some(&json!(["bob", "system:serviceaccount:ops:deployer"]))
+    );
+    assert_eq!(token.get("event.category"), Some(&json!(["api", "iam"])));
+    assert_eq!(
+        token.get_str("@timestamp"),
+        Some("2024-05-01T10:00:00.250000Z"),
+        "falls back to stageTimestamp"
+    );
+    assert_eq!(
+        token.get_str("message"),
+        Some("bob create serviceaccounts/token ops/deployer -> 201")
+    );
+
+    let probe = &decoded.events[1];
+    assert_eq!(
+        probe.get_str("event.outcome"),
+        Some("unknown"),
+        "no response status yet"
+    );
+    assert_eq!(
+        probe.get("@timestamp"),
+        None,
+        "no time in the event: the server stamps it"
+    );
+    assert_eq!(probe.get_str("source.ip"), Some("10.0.0.1"));
+    assert_eq!(
+        probe.get("related.ip"),
+        Some(&json!(["10.0.0.1", "192.0.2.4"]))
+    );
+    assert_eq!(
+        probe.get_str("message"),
+        Some("system:anonymous get /healthz")
+    );
+    assert_eq!(probe.get("orchestrator.resource"), None);
 }
