@@ -37,7 +37,8 @@ enum Route {
 impl Route {
     fn from_source(source: Option<&str>) -> Self {
         match source {
-            Some("kubernetes.audit") => Route::Audit,
+            // `k8s-audit` is the endpoint's name; accept it (and `k8s_audit`) as the source too.
+            Some("kubernetes.audit" | "k8s-audit" | "k8s_audit") => Route::Audit,
             Some("eks") => Route::Managed("eks"),
             Some("aks") => Route::Managed("aks"),
             Some("gke") => Route::Managed("gke"),
@@ -147,6 +148,7 @@ mod tests {
     fn sources_pick_routes() {
         assert_eq!(Route::from_source(Some("eks")), Route::Managed("eks"));
         assert_eq!(Route::from_source(Some("kubernetes.audit")), Route::Audit);
+        assert_eq!(Route::from_source(Some("k8s-audit")), Route::Audit);
         assert_eq!(
             Route::from_source(Some("myapp")),
             Route::Auto {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: formatting, lints, every test.
+# Installs what the tests need (today: nothing beyond the Rust toolchain; cargo-nextest is used
+# when present, else cargo test). Safe to run repeatedly; starts no long-lived services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE=1
+# The tests read third-party sample data from ../shared/testdata when it is there.
+if [ ! -d ../shared/testdata ]; then
+  echo "warning: ../shared/testdata not found: tests that need recorded samples will fail" >&2
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+step "doc tests"
+cargo test --workspace --locked --doc
+
+step "benches compile"
+cargo check --workspace --locked --benches
+# The fuzz targets (fuzz/, cargo-fuzz, nightly) share their bodies with the normalize crate's
+# proptests, which ran above on stable.
+echo
+echo "all checks passed"
