@@ -1,0 +1,242 @@
+//! Differential test: random small events and random filters, the store against a naive
+//! in-memory evaluator of the documented semantics.
+
+mod common;
+
+use common::*;
+use crowsnest_model::Event;
+use crowsnest_query::{Filter, RangeBound, Scalar};
+use crowsnest_store::StoreConfig;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+const WORDS: [&str; 4] = ["alpha", "beta", "Gamma", "delta"];
+const KEYWORDS: [&str; 5] = ["x", "y", "Z", "x y", "xy"];
+
+fn arb_event() -> impl Strategy<Value = Value> {
+    (
+        0u32..(2 * 86_400),
+        proptest::option::of(0usize..KEYWORDS.len()),
+        proptest::option::of(prop_oneof![(0i64..6).prop_map(|n| json!(n)), (0i64..6).prop_map(|n| json!(n as f64 + 0.5))]),
+        proptest::option::of(any::<bool>()),
+        proptest::collection::vec(0usize..KEYWORDS.len(), 0..3),
+        proptest::collection::vec(0usize..WORDS.len(), 0..4),
+    )
+        .prop_map(|(secs, a, n, b, tags, words)| {
+            let ts = t("2024-03-01T00:00:00Z") + chrono::TimeDelta::seconds(i64::from(secs));
+            let mut event = json!({"@timestamp": crowsnest_model::format_timestamp(ts)});
+            if let Some(a) = a {
+                event["a"] = json!(KEYWORDS[a]);
+            }
+            if let Some(n) = n {
+                event["n"] = n;
+            }
+            if let Some(b) = b {
+                event["b"] = json!(b);
+            }
+            if !tags.is_empty() {
+                event["tags"] = json!(tags.iter().map(|i| KEYWORDS[*i]).collect::<Vec<_>>());
+            }
+            if !words.is_empty() {
+                event["message"] = json!(words.iter().map(|i| WORDS[*i]).collect::<Vec<_>>().join(" "));
+            }
+            event
+        })
+}
+
+fn arb_leaf() -> impl Strategy<Value = Filter> {
+    let keyword_field = prop_oneof![Just("a"), Just("tags")];
+    prop_oneof![
+        (keyword_field.clone(), 0usize..KEYWORDS.len()).prop_map(|(f, v)| Filter::Term {
+            field: Some(f.into()),
+            value: KEYWORDS[v].into()
+        }),
+        (0i64..6).prop_map(|n| Filter::Term {
+            field: Some("n".into()),
+            value: n.to_string()
+        }),
+        Just(Filter::Term {
+            field: Some("n".into()),
+            value: "2.5".into()
+        }),
+        any::<bool>().prop_map(|b| Filter::Term {
+            field: Some("b".into()),
+            value: b.to_string()
+        }),
+        (0usize..WORDS.len()).prop_map(|w| Filter::Term {
+            field: None,
+            value: WORDS[w].to_uppercase()
+        }),
+        (0usize..WORDS.len(), 0usize..WORDS.len()).prop_map(|(a, b)| Filter::Phrase {
+            field: Some("message".into()),
+            text: format!("{} {}", WORDS[a], WORDS[b])
+        }),
+        (keyword_field, prop_oneof![Just("x*"), Just("?"), Just("*y"), Just("Z"), Just("x?y")])
+            .prop_map(|(f, p)| Filter::Wildcard {
+                field: Some(f.into()),
+                pattern: p.into()
+            }),
+        prop_oneof![Just("al*"), Just("*ta"), Just("g?mma")].prop_map(|p| Filter::Wildcard {
+            field: None,
+            pattern: p.into()
+        }),
+        (0i64..6, 0i64..6, any::<bool>(), any::<bool>()).prop_map(|(lo, hi, li, ui)| {
+            let bound = |v: i64, inclusive: bool| {
+                if inclusive {
+                    RangeBound::Inclusive(Scalar::Number(v as f64))
+                } else {
+                    RangeBound::Exclusive(Scalar::Number(v as f64))
+                }
+            };
+            Filter::Range {
+                field: "n".into(),
+                lower: bound(lo, li),
+                upper: bound(hi, ui),
+            }
+        }),
+        prop_oneof![Just("a"), Just("n"), Just("b"), Just("tags"), Just("message")]
+            .prop_map(|f| Filter::Exists { field: f.into() }),
+    ]
+}
+
+fn arb_filter() -> impl Strategy<Value = Filter> {
+    arb_leaf().prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|f| Filter::Not(Box::new(f))),
+            proptest::collection::vec(inner.clone(), 1..3).prop_map(Filter::And),
+            proptest::collection::vec(inner, 1..3).prop_map(Filter::Or),
+        ]
+    })
+}
+
+// ---- the naive evaluator ----
+
+fn leaves(value: Option<&Value>) -> Vec<&Value> {
+    match value {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) => items.iter().filter(|v| !v.is_null()).collect(),
+        Some(v) => vec![v],
+    }
+}
+
+fn tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('?', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+fn text_matches(event: &Event, query: &str) -> bool {
+    let wanted = tokens(query);
+    let Some(message) = event.get_str("message") else {
+        return false;
+    };
+    let have = tokens(message);
+    !wanted.is_empty() && have.windows(wanted.len()).any(|w| w == wanted.as_slice())
+}
+
+fn in_range(n: f64, lower: &RangeBound, upper: &RangeBound) -> bool {
+    let ok_lower = match lower {
+        RangeBound::Unbounded => true,
+        RangeBound::Inclusive(Scalar::Number(l)) => n >= *l,
+        RangeBound::Exclusive(Scalar::Number(l)) => n > *l,
+        _ => false,
+    };
+    let ok_upper = match upper {
+        RangeBound::Unbounded => true,
+        RangeBound::Inclusive(Scalar::Number(u)) => n <= *u,
+        RangeBound::Exclusive(Scalar::Number(u)) => n < *u,
+        _ => false,
+    };
+    ok_lower && ok_upper
+}
+
+fn eval(filter: &Filter, event: &Event) -> bool {
+    match filter {
+        Filter::All => true,
+        Filter::And(parts) => parts.iter().all(|f| eval(f, event)),
+        Filter::Or(parts) => parts.iter().any(|f| eval(f, event)),
+        Filter::Not(inner) => !eval(inner, event),
+        Filter::Term { field: None, value } => text_matches(event, value),
+        Filter::Term {
+            field: Some(f),
+            value,
+        } if f == "message" => text_matches(event, value),
+        Filter::Term {
+            field: Some(f),
+            value,
+        } => leaves(event.get(f)).iter().any(|v| match v {
+            Value::String(s) => s == value,
+            Value::Number(n) => value.parse::<f64>().ok() == n.as_f64(),
+            Value::Bool(b) => value.parse::<bool>().ok() == Some(*b),
+            _ => false,
+        }),
+        Filter::Phrase { text, .. } => text_matches(event, text),
+        Filter::Wildcard {
+            field: None,
+            pattern,
+        } => event
+            .get_str("message")
+            .is_some_and(|m| tokens(m).iter().any(|t| glob(&pattern.to_lowercase(), t))),
+        Filter::Wildcard {
+            field: Some(f),
+            pattern,
+        } => leaves(event.get(f))
+            .iter()
+            .any(|v| v.as_str().is_some_and(|s| glob(pattern, s))),
+        Filter::Range {
+            field,
+            lower,
+            upper,
+        } => leaves(event.get(field))
+            .iter()
+            .any(|v| v.as_f64().is_some_and(|n| in_range(n, lower, upper))),
+        Filter::Exists { field } => !leaves(event.get(field)).is_empty(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn store_agrees_with_naive_evaluator(
+        events in proptest::collection::vec(arb_event(), 1..40),
+        filters in proptest::collection::vec(arb_filter(), 1..12),
+    ) {
+        let (_dir, store) = store_with(StoreConfig::default());
+        let with_ids: Vec<Value> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut e = e.clone();
+                e["id"] = json!(i);
+                e
+            })
+            .collect();
+        fill(&store, &with_ids);
+        let parsed: Vec<Event> = with_ids.iter().map(|e| ev(e.clone())).collect();
+        for filter in filters {
+            let expected: Vec<i64> = parsed
+                .iter()
+                .filter(|e| eval(&filter, e))
+                .map(|e| e.get("id").and_then(Value::as_i64).unwrap_or(-1))
+                .collect();
+            let got = ids(&store, fq(filter.clone()));
+            prop_assert_eq!(got, expected, "filter {:?}", filter);
+        }
+    }
+}
