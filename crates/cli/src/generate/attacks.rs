@@ -59,7 +59,8 @@ pub(super) const ATTACKS: [Attack; 9] = [
 ];
 
 /// (description, query) per step, in [`ATTACKS`] order. Each query is the step's
-/// [`Attack::conditions`] written in the query language (a test keeps the two in step).
+/// conditions (`oracle`, test-only) written in the query language; a test keeps the two in
+/// step.
 const QUERIES: [(&str, &str); 9] = [
     (
         "anonymous requests for secrets: denied (403), then allowed (200)",
@@ -99,100 +100,13 @@ const QUERIES: [(&str, &str); 9] = [
     ),
 ];
 
-/// One condition of a query: `field:value` (`*` in the value is a wildcard), maybe negated.
-#[derive(Debug)]
-pub(super) struct Cond {
-    /// Dotted field path.
-    pub(super) field: &'static str,
-    /// Unescaped value; `*` matches any run of characters.
-    pub(super) value: &'static str,
-    /// `NOT field:value`.
-    pub(super) negated: bool,
-}
-
-const fn is(field: &'static str, value: &'static str) -> Cond {
-    Cond {
-        field,
-        value,
-        negated: false,
-    }
-}
-
-const fn not(field: &'static str, value: &'static str) -> Cond {
-    Cond {
-        field,
-        value,
-        negated: true,
-    }
-}
-
 /// Every query of [`attack_queries`]: (description, query) in the crowsnest query language.
 /// The demo prints them so a newcomer can paste one and find the attack.
 pub fn attack_queries() -> &'static [(&'static str, &'static str)] {
     &QUERIES
 }
 
-/// The conditions all of which an event of a step satisfies (its query, structured), in
-/// [`ATTACKS`] order.
-const CONDITIONS: [&[Cond]; 9] = [
-    // AnonymousSecrets
-    &[
-        is("user.name", "system:anonymous"),
-        is("orchestrator.resource.type", "secrets"),
-    ],
-    // StolenTokenSecrets
-    &[
-        is("orchestrator.resource.type", "secrets"),
-        is("user.name", "system:serviceaccount:*"),
-        not("source.ip", "10.*"),
-    ],
-    // ClusterAdminBinding
-    &[
-        is("event.action", "create"),
-        is("orchestrator.resource.type", "clusterrolebindings"),
-        is("k8s.audit.requestObject.roleRef.name", "cluster-admin"),
-    ],
-    // PrivilegedPod
-    &[
-        is("event.action", "create"),
-        is("orchestrator.resource.type", "pods"),
-        is("orchestrator.namespace", "kube-system"),
-        is("k8s.audit.requestObject.spec.hostPID", "true"),
-        is(
-            "k8s.audit.requestObject.spec.containers.securityContext.privileged",
-            "true",
-        ),
-    ],
-    // ExecIntoPayments
-    &[
-        is("orchestrator.resource.subresource", "exec"),
-        is("orchestrator.namespace", "payments"),
-        not("user.name", "system:*"),
-    ],
-    // ShadowRead
-    &[is("process.name", "cat"), is("process.args", "/etc/shadow")],
-    // ReverseShell
-    &[is("process.command_line", "*/dev/tcp/*")],
-    // CurlPipeShell
-    &[
-        is("process.name", "curl"),
-        is("process.parent.name", "sh"),
-        is("process.args", "http*.sh"),
-    ],
-    // Miner
-    &[
-        is("process.name", "xmrig"),
-        is("process.args", "stratum+tcp://*"),
-    ],
-];
-
 impl Attack {
-    /// The conditions all of which an event of this step satisfies (its query, structured).
-    pub(super) fn conditions(self) -> &'static [Cond] {
-        // The variants are declared in scenario order, so the discriminant is the index.
-        CONDITIONS[self as usize]
-    }
-
     /// How many events the step emits (they follow each other in the stream).
     pub(super) fn parts(self) -> usize {
         match self {
@@ -352,4 +266,100 @@ fn with_file_path(mut event: Value, exec: &Exec) -> Value {
         }
     }
     event
+}
+
+/// The queries as data: what the tests evaluate against generated events to prove that
+/// each query finds its step and nothing benign (the query text is this, rendered).
+#[cfg(test)]
+pub(super) mod oracle {
+    use super::Attack;
+
+    /// One condition of a query: `field:value` (`*` in the value is a wildcard), maybe negated.
+    #[derive(Debug)]
+    pub(crate) struct Cond {
+        /// Dotted field path.
+        pub(crate) field: &'static str,
+        /// Unescaped value; `*` matches any run of characters.
+        pub(crate) value: &'static str,
+        /// `NOT field:value`.
+        pub(crate) negated: bool,
+    }
+
+    const fn is(field: &'static str, value: &'static str) -> Cond {
+        Cond {
+            field,
+            value,
+            negated: false,
+        }
+    }
+
+    const fn not(field: &'static str, value: &'static str) -> Cond {
+        Cond {
+            field,
+            value,
+            negated: true,
+        }
+    }
+
+    /// The conditions all of which an event of a step satisfies (its query, structured), in
+    /// [`super::ATTACKS`] order.
+    const CONDITIONS: [&[Cond]; 9] = [
+        // AnonymousSecrets
+        &[
+            is("user.name", "system:anonymous"),
+            is("orchestrator.resource.type", "secrets"),
+        ],
+        // StolenTokenSecrets
+        &[
+            is("orchestrator.resource.type", "secrets"),
+            is("user.name", "system:serviceaccount:*"),
+            not("source.ip", "10.*"),
+        ],
+        // ClusterAdminBinding
+        &[
+            is("event.action", "create"),
+            is("orchestrator.resource.type", "clusterrolebindings"),
+            is("k8s.audit.requestObject.roleRef.name", "cluster-admin"),
+        ],
+        // PrivilegedPod
+        &[
+            is("event.action", "create"),
+            is("orchestrator.resource.type", "pods"),
+            is("orchestrator.namespace", "kube-system"),
+            is("k8s.audit.requestObject.spec.hostPID", "true"),
+            is(
+                "k8s.audit.requestObject.spec.containers.securityContext.privileged",
+                "true",
+            ),
+        ],
+        // ExecIntoPayments
+        &[
+            is("orchestrator.resource.subresource", "exec"),
+            is("orchestrator.namespace", "payments"),
+            not("user.name", "system:*"),
+        ],
+        // ShadowRead
+        &[is("process.name", "cat"), is("process.args", "/etc/shadow")],
+        // ReverseShell
+        &[is("process.command_line", "*/dev/tcp/*")],
+        // CurlPipeShell
+        &[
+            is("process.name", "curl"),
+            is("process.parent.name", "sh"),
+            is("process.args", "http*.sh"),
+        ],
+        // Miner
+        &[
+            is("process.name", "xmrig"),
+            is("process.args", "stratum+tcp://*"),
+        ],
+    ];
+
+    impl Attack {
+        /// The conditions all of which an event of this step satisfies (its query, structured).
+        pub(crate) fn conditions(self) -> &'static [Cond] {
+            // The variants are declared in scenario order, so the discriminant is the index.
+            CONDITIONS[self as usize]
+        }
+    }
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use super::attacks::{Attack, Cond, ATTACKS};
+use super::attacks::oracle::Cond;
+use super::attacks::{Attack, ATTACKS};
 use super::*;
 
 fn config(seed: u64, attacks: bool) -> GenConfig {
