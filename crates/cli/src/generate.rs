@@ -59,6 +59,8 @@ mod rng;
 mod text;
 
 #[cfg(test)]
+mod e2e_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;

@@ -10,7 +10,7 @@ use super::attacks::oracle::Cond;
 use super::attacks::{Attack, ATTACKS};
 use super::*;
 
-fn config(seed: u64, attacks: bool) -> GenConfig {
+pub(super) fn config(seed: u64, attacks: bool) -> GenConfig {
     GenConfig {
         seed,
         start: Utc
@@ -89,7 +89,7 @@ fn field_values(record: &Generated, field: &str) -> Vec<String> {
 }
 
 /// `*`-wildcard match of the whole text.
-fn wildcard(pattern: &str, text: &str) -> bool {
+pub(super) fn wildcard(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == text;
