@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("size") => size(args.get(2).ok_or("expected a .jsonl path")?),
-        Some("stats") => stats(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1_000_000)),
+        Some("stats") => stats(
+            args.get(2)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1_000_000),
+        ),
         _ => Err("usage: bench size <file.jsonl> | bench stats <events>".into()),
     }
 }
@@ -53,8 +57,12 @@ fn audit_event(line: &str, n: u64) -> Option<Event> {
             let mut parts = path.split('.');
             let first = parts.next().unwrap_or_default();
             match parts.next() {
-                None => { value.as_object_mut()?.remove(first); }
-                Some(second) => { value.get_mut(first)?.as_object_mut()?.remove(second); }
+                None => {
+                    value.as_object_mut()?.remove(first);
+                }
+                Some(second) => {
+                    value.get_mut(first)?.as_object_mut()?.remove(second);
+                }
             }
         }
     }
@@ -130,7 +138,10 @@ fn time_query(store: &Store, label: &str, query: Query) -> Result<(), Box<dyn st
         rows = response.rows.map_or(response.hits.len(), |r| r.len());
         total = response.total;
     }
-    println!("{label:<45} total {total:>9}  rows {rows:>5}  best of 3: {:>7.1} ms", best * 1000.0);
+    println!(
+        "{label:<45} total {total:>9}  rows {rows:>5}  best of 3: {:>7.1} ms",
+        best * 1000.0
+    );
     Ok(())
 }
 
@@ -168,15 +179,22 @@ fn stats(n: u64) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(dir.path(), StoreConfig::default())?;
     let stats = store.stats();
     println!(
-        "indexed {n} events in {took:.1} s ({:.0}/s), {} partition(s), {} segments dir bytes {}",
+        "indexed {n} events in {took:.1} s ({:.0}/s), {} partition(s), store {} B",
         n as f64 / took,
         stats.partitions.len(),
-        "",
         stats.total_bytes
     );
-    time_query(&store, "stats count() by kubernetes.namespace", count_by("kubernetes.namespace"))?;
+    time_query(
+        &store,
+        "stats count() by kubernetes.namespace",
+        count_by("kubernetes.namespace"),
+    )?;
     time_query(&store, "stats count() by user.name", count_by("user.name"))?;
-    time_query(&store, "stats count() by http.response.status_code", count_by("http.response.status_code"))?;
+    time_query(
+        &store,
+        "stats count() by http.response.status_code",
+        count_by("http.response.status_code"),
+    )?;
     time_query(
         &store,
         "timechart span=1h count()",
@@ -219,13 +237,19 @@ fn print_breakdown(dir: &std::path::Path) {
     let mut by_ext: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
             } else if let Ok(meta) = entry.metadata() {
-                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("other").to_string();
+                let ext = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("other")
+                    .to_string();
                 *by_ext.entry(ext).or_default() += meta.len();
             }
         }

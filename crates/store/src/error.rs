@@ -19,7 +19,9 @@ pub enum StoreError {
     #[error("invalid query: {0}")]
     InvalidQuery(String),
     /// An event handed to [`crate::Store::add`] has no parseable `@timestamp`.
-    #[error("event at wal position {position} has no parseable `@timestamp`; expected an RFC 3339 time")]
+    #[error(
+        "event at wal position {position} has no parseable `@timestamp`; expected an RFC 3339 time"
+    )]
     MissingTimestamp {
         /// The WAL position of the offending event.
         position: u64,

@@ -22,12 +22,17 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use crate::schema::{cap_keyword, is_text_path, text_tokens, to_tantivy_time, SchemaFields, FIELDS};
+use crate::schema::{
+    cap_keyword, is_text_path, text_tokens, to_tantivy_time, SchemaFields, FIELDS,
+};
 use crate::wildcard::{Pattern, WildcardQuery};
 use crate::StoreError;
 
 /// Builds the tantivy query of `filter`.
-pub(crate) fn to_query(filter: &Filter, schema: &SchemaFields) -> Result<Box<dyn Query>, StoreError> {
+pub(crate) fn to_query(
+    filter: &Filter,
+    schema: &SchemaFields,
+) -> Result<Box<dyn Query>, StoreError> {
     match filter {
         Filter::All => Ok(Box::new(AllQuery)),
         Filter::And(parts) => {
@@ -226,7 +231,10 @@ fn range_query(
     lower: &RangeBound,
     upper: &RangeBound,
 ) -> Result<Box<dyn Query>, StoreError> {
-    if matches!((lower, upper), (RangeBound::Unbounded, RangeBound::Unbounded)) {
+    if matches!(
+        (lower, upper),
+        (RangeBound::Unbounded, RangeBound::Unbounded)
+    ) {
         return to_query(
             &Filter::Exists {
                 field: path.to_string(),
@@ -245,10 +253,16 @@ fn range_query(
         return Ok(Box::new(RangeQuery::new(lower, upper)));
     }
     let numeric = [lower, upper].iter().any(|b| {
-        matches!(b, RangeBound::Inclusive(Scalar::Number(_)) | RangeBound::Exclusive(Scalar::Number(_)))
+        matches!(
+            b,
+            RangeBound::Inclusive(Scalar::Number(_)) | RangeBound::Exclusive(Scalar::Number(_))
+        )
     });
     let textual = [lower, upper].iter().any(|b| {
-        matches!(b, RangeBound::Inclusive(Scalar::Text(_)) | RangeBound::Exclusive(Scalar::Text(_)))
+        matches!(
+            b,
+            RangeBound::Inclusive(Scalar::Text(_)) | RangeBound::Exclusive(Scalar::Text(_))
+        )
     });
     if numeric && textual {
         return Err(StoreError::InvalidQuery(format!(

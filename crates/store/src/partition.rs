@@ -106,8 +106,9 @@ impl Partition {
     ) -> Result<Self, StoreError> {
         let name = partition_name(start);
         let dir = root.join(&name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| StoreError::io(format!("cannot create partition `{}`", dir.display()), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            StoreError::io(format!("cannot create partition `{}`", dir.display()), e)
+        })?;
         let (schema, _) = build_schema();
         let index = Index::builder()
             .schema(schema)
@@ -216,7 +217,11 @@ impl Partition {
     }
 
     /// True when the partition may hold events in `[start, end)`.
-    pub(crate) fn overlaps(&self, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> bool {
+    pub(crate) fn overlaps(
+        &self,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> bool {
         start.is_none_or(|s| self.end > s) && end.is_none_or(|e| self.start < e)
     }
 }
@@ -254,7 +259,10 @@ mod tests {
         let daily = aligned_start(ts, 24);
         assert_eq!(partition_name(daily), "20240301T00");
         assert_eq!(partition_name(aligned_start(ts, 6)), "20240301T12");
-        assert_eq!(parse_partition_name("20240301T12"), Some(aligned_start(ts, 6)));
+        assert_eq!(
+            parse_partition_name("20240301T12"),
+            Some(aligned_start(ts, 6))
+        );
         assert_eq!(parse_partition_name("garbage"), None);
     }
 }

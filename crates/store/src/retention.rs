@@ -77,7 +77,9 @@ pub(crate) fn apply(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport
     if let Some(hours) = store.config.retention_max_age_hours {
         let max_age = TimeDelta::try_hours(i64::try_from(hours).unwrap_or(i64::MAX))
             .unwrap_or(TimeDelta::MAX);
-        let cutoff = now.checked_sub_signed(max_age).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let cutoff = now
+            .checked_sub_signed(max_age)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         doomed.extend(current.partitions.iter().filter(|p| p.end <= cutoff));
     }
     if let Some(max_bytes) = store.config.retention_max_bytes {
@@ -112,7 +114,10 @@ pub(crate) fn apply(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport
             }
         }
         std::fs::remove_dir_all(&partition.dir).map_err(|e| {
-            StoreError::io(format!("cannot delete partition `{}`", partition.dir.display()), e)
+            StoreError::io(
+                format!("cannot delete partition `{}`", partition.dir.display()),
+                e,
+            )
         })?;
         tracing::info!(partition = %partition.name, docs = victim.docs, bytes = victim.bytes, "retention dropped partition");
         report.dropped.push(victim.name.clone());

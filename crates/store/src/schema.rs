@@ -87,7 +87,10 @@ pub(crate) fn build_schema() -> (Schema, SchemaFields) {
         .set_tokenizer("default")
         .set_index_option(IndexRecordOption::WithFreqsAndPositions)
         .set_fieldnorms(false);
-    let text = builder.add_text_field(TEXT, TextOptions::default().set_indexing_options(text_indexing));
+    let text = builder.add_text_field(
+        TEXT,
+        TextOptions::default().set_indexing_options(text_indexing),
+    );
     let has = builder.add_text_field(HAS, STRING);
     let schema = builder.build();
     (
@@ -290,8 +293,9 @@ mod tests {
 
     #[test]
     fn text_tokens_are_lowercased_words() {
-        assert_eq!(text_tokens("Failed LOGIN from 10.0.0.1"), vec![
-            "failed", "login", "from", "10", "0", "0", "1"
-        ]);
+        assert_eq!(
+            text_tokens("Failed LOGIN from 10.0.0.1"),
+            vec!["failed", "login", "from", "10", "0", "0", "1"]
+        );
     }
 }

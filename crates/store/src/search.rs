@@ -38,7 +38,10 @@ pub(crate) fn run(store: &Store, request: &SearchRequest) -> Result<SearchRespon
         .collect();
     let mut query = to_query(&request.query.filter, &store.schema)?;
     if let Some(window) = time_window_query(&store.schema, request.start, request.end) {
-        query = Box::new(BooleanQuery::new(vec![(Occur::Must, query), (Occur::Must, window)]));
+        query = Box::new(BooleanQuery::new(vec![
+            (Occur::Must, query),
+            (Occur::Must, window),
+        ]));
     }
     let (aggregating, after) = rows::split_pipes(&request.query);
     let mut response = SearchResponse {
@@ -49,17 +52,35 @@ pub(crate) fn run(store: &Store, request: &SearchRequest) -> Result<SearchRespon
         took_ms: 0,
     };
     if let Some(pipe) = aggregating {
-        let table = aggregate::run(&partitions, query.as_ref(), pipe, store.config.max_groups)?;
+        let table = aggregate::run(
+            &partitions,
+            query.as_ref(),
+            pipe,
+            store.config.max_groups,
+            &store.executor,
+        )?;
         response.total = table.total;
         let (columns, rows) = finish_table(table.columns, table.rows, after, request)?;
         response.columns = Some(columns);
         response.rows = Some(rows);
     } else if request.query.pipes.is_empty() {
-        let (total, hits) = top_hits(&partitions, query.as_ref(), &store.schema, request.offset, request.limit)?;
+        let (total, hits) = top_hits(
+            &partitions,
+            query.as_ref(),
+            &store.schema,
+            request.offset,
+            request.limit,
+        )?;
         response.total = total;
         response.hits = hits;
     } else {
-        let (total, events) = top_hits(&partitions, query.as_ref(), &store.schema, 0, TABLE_EVENT_LIMIT)?;
+        let (total, events) = top_hits(
+            &partitions,
+            query.as_ref(),
+            &store.schema,
+            0,
+            TABLE_EVENT_LIMIT,
+        )?;
         response.total = total;
         let columns = table_columns(&request.query.pipes);
         let rows = events

@@ -264,7 +264,11 @@ mod tests {
             ("é?", "éx", true),
         ];
         for (pattern, text, expected) in cases {
-            assert_eq!(Pattern::parse(pattern).matches(text), expected, "{pattern} vs {text}");
+            assert_eq!(
+                Pattern::parse(pattern).matches(text),
+                expected,
+                "{pattern} vs {text}"
+            );
         }
     }
 

@@ -71,7 +71,10 @@ pub(crate) fn read_committed(root: &Path) -> Result<Option<u64>, StoreError> {
             Ok(Some(file.wal_position))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::io(format!("cannot read `{}`", path.display()), e)),
+        Err(e) => Err(StoreError::io(
+            format!("cannot read `{}`", path.display()),
+            e,
+        )),
     }
 }
 

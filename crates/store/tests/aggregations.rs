@@ -55,7 +55,11 @@ fn agg(func: AggFunc, field: Option<&str>, alias: &str) -> Agg {
     }
 }
 
-fn table(store: &crowsnest_store::Store, filter: Filter, pipes: Vec<Pipe>) -> (Vec<String>, Vec<Vec<Value>>, u64) {
+fn table(
+    store: &crowsnest_store::Store,
+    filter: Filter,
+    pipes: Vec<Pipe>,
+) -> (Vec<String>, Vec<Vec<Value>>, u64) {
     let response = run(store, Query { filter, pipes }, 100_000, 0);
     (
         response.columns.expect("columns"),
@@ -86,11 +90,18 @@ fn stats_count_by_keyword_matches_a_naive_count() {
     assert_eq!(columns, vec!["kubernetes.namespace", "count"]);
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for e in &events {
-        *expected.entry(e["kubernetes"]["namespace"].as_str().expect("ns").into()).or_default() += 1;
+        *expected
+            .entry(e["kubernetes"]["namespace"].as_str().expect("ns").into())
+            .or_default() += 1;
     }
     let got: BTreeMap<String, u64> = rows
         .iter()
-        .map(|r| (r[0].as_str().expect("ns").to_string(), r[1].as_u64().expect("count")))
+        .map(|r| {
+            (
+                r[0].as_str().expect("ns").to_string(),
+                r[1].as_u64().expect("count"),
+            )
+        })
         .collect();
     assert_eq!(got, expected);
     // Sorted by count descending.
@@ -124,7 +135,17 @@ fn every_aggregation_function_matches_a_naive_computation() {
     );
     assert_eq!(
         columns,
-        vec!["verb", "count", "with_user", "users", "sum", "avg", "min", "max", "first_user"]
+        vec![
+            "verb",
+            "count",
+            "with_user",
+            "users",
+            "sum",
+            "avg",
+            "min",
+            "max",
+            "first_user"
+        ]
     );
     let prod: Vec<&Value> = events
         .iter()
@@ -135,24 +156,40 @@ fn every_aggregation_function_matches_a_naive_computation() {
     for row in &rows {
         let verb = row[0].as_str().expect("verb");
         let group: Vec<&&Value> = prod.iter().filter(|e| e["verb"] == verb).collect();
-        let users: BTreeSet<&str> = group.iter().filter_map(|e| e["user"]["name"].as_str()).collect();
+        let users: BTreeSet<&str> = group
+            .iter()
+            .filter_map(|e| e["user"]["name"].as_str())
+            .collect();
         let bytes: Vec<f64> = group.iter().filter_map(|e| e["bytes"].as_f64()).collect();
         assert_eq!(row[1], json!(group.len()), "count {verb}");
         assert_eq!(
             row[2],
-            json!(group.iter().filter(|e| e["user"]["name"].is_string()).count()),
+            json!(group
+                .iter()
+                .filter(|e| e["user"]["name"].is_string())
+                .count()),
             "count(field) {verb}"
         );
         assert_eq!(row[3], json!(users.len()), "dc {verb}");
         let sum: f64 = bytes.iter().sum();
-        assert!((row[4].as_f64().expect("sum") - sum).abs() < 1e-6, "sum {verb}");
+        assert!(
+            (row[4].as_f64().expect("sum") - sum).abs() < 1e-6,
+            "sum {verb}"
+        );
         let avg = sum / bytes.len() as f64;
-        assert!((row[5].as_f64().expect("avg") - avg).abs() < 1e-6, "avg {verb}");
+        assert!(
+            (row[5].as_f64().expect("avg") - avg).abs() < 1e-6,
+            "avg {verb}"
+        );
         let min = bytes.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = bytes.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         assert_eq!(row[6].as_f64(), Some(min), "min {verb}");
         assert_eq!(row[7].as_f64(), Some(max), "max {verb}");
-        assert_eq!(row[8].as_str(), users.iter().next().copied(), "min string {verb}");
+        assert_eq!(
+            row[8].as_str(),
+            users.iter().next().copied(),
+            "min string {verb}"
+        );
     }
 }
 
@@ -182,7 +219,10 @@ fn multi_valued_and_missing_by_fields() {
         .iter()
         .map(|r| {
             (
-                (r[0].as_str().expect("role").into(), r[1].as_str().expect("user").into()),
+                (
+                    r[0].as_str().expect("role").into(),
+                    r[1].as_str().expect("user").into(),
+                ),
                 r[2].as_u64().expect("n"),
             )
         })
@@ -200,7 +240,10 @@ fn stats_without_matches_gives_one_zero_row() {
             value: "nothing".into(),
         },
         vec![Pipe::Stats {
-            aggs: vec![agg(AggFunc::Count, None, "count"), agg(AggFunc::Avg, Some("bytes"), "avg")],
+            aggs: vec![
+                agg(AggFunc::Count, None, "count"),
+                agg(AggFunc::Avg, Some("bytes"), "avg"),
+            ],
             by: vec![],
         }],
     );
@@ -233,7 +276,12 @@ fn timechart_buckets_match_and_gaps_are_filled() {
     }
     let got: Vec<(String, u64)> = rows
         .iter()
-        .map(|r| (r[0].as_str().expect("time").into(), r[1].as_u64().expect("count")))
+        .map(|r| {
+            (
+                r[0].as_str().expect("time").into(),
+                r[1].as_u64().expect("count"),
+            )
+        })
         .collect();
     let nonzero: BTreeMap<String, u64> = got.iter().filter(|(_, c)| *c > 0).cloned().collect();
     assert_eq!(nonzero, expected);
@@ -263,7 +311,9 @@ fn timechart_by_field_is_long_format() {
         let verb = row[1].as_str().expect("verb");
         let users: BTreeSet<&str> = events
             .iter()
-            .filter(|e| e["verb"] == verb && e["@timestamp"].as_str().is_some_and(|t| t.starts_with(day)))
+            .filter(|e| {
+                e["verb"] == verb && e["@timestamp"].as_str().is_some_and(|t| t.starts_with(day))
+            })
             .filter_map(|e| e["user"]["name"].as_str())
             .collect();
         assert_eq!(row[2], json!(users.len()), "{day} {verb}");
@@ -284,7 +334,15 @@ fn row_pipes_and_paging_apply_after_stats() {
         }]),
         Pipe::Head(5),
     ];
-    let response = run(&s, Query { filter: Filter::All, pipes: pipes.clone() }, 2, 1);
+    let response = run(
+        &s,
+        Query {
+            filter: Filter::All,
+            pipes: pipes.clone(),
+        },
+        2,
+        1,
+    );
     let rows = response.rows.expect("rows");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0][0], json!("user1"));
@@ -336,4 +394,37 @@ fn aggregating_full_text_is_refused() {
         })
         .expect_err("refused");
     assert!(matches!(err, StoreError::InvalidQuery(m) if m.contains("full text")));
+}
+
+#[test]
+fn single_keyword_count_fast_path_counts_multi_values_once_per_event() {
+    let (_d, s, events) = setup();
+    let (_, rows, _) = table(
+        &s,
+        Filter::All,
+        vec![Pipe::Stats {
+            aggs: vec![agg(AggFunc::Count, None, "count")],
+            by: vec!["roles".into()],
+        }],
+    );
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &events {
+        let roles: BTreeSet<&str> = e["roles"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for role in roles {
+            *expected.entry(role.into()).or_default() += 1;
+        }
+    }
+    let got: BTreeMap<String, u64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().expect("role").into(),
+                r[1].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
 }

@@ -17,7 +17,10 @@ fn arb_event() -> impl Strategy<Value = Value> {
     (
         0u32..(2 * 86_400),
         proptest::option::of(0usize..KEYWORDS.len()),
-        proptest::option::of(prop_oneof![(0i64..6).prop_map(|n| json!(n)), (0i64..6).prop_map(|n| json!(n as f64 + 0.5))]),
+        proptest::option::of(prop_oneof![
+            (0i64..6).prop_map(|n| json!(n)),
+            (0i64..6).prop_map(|n| json!(n as f64 + 0.5))
+        ]),
         proptest::option::of(any::<bool>()),
         proptest::collection::vec(0usize..KEYWORDS.len(), 0..3),
         proptest::collection::vec(0usize..WORDS.len(), 0..4),
@@ -38,7 +41,11 @@ fn arb_event() -> impl Strategy<Value = Value> {
                 event["tags"] = json!(tags.iter().map(|i| KEYWORDS[*i]).collect::<Vec<_>>());
             }
             if !words.is_empty() {
-                event["message"] = json!(words.iter().map(|i| WORDS[*i]).collect::<Vec<_>>().join(" "));
+                event["message"] = json!(words
+                    .iter()
+                    .map(|i| WORDS[*i])
+                    .collect::<Vec<_>>()
+                    .join(" "));
             }
             event
         })
@@ -71,7 +78,10 @@ fn arb_leaf() -> impl Strategy<Value = Filter> {
             field: Some("message".into()),
             text: format!("{} {}", WORDS[a], WORDS[b])
         }),
-        (keyword_field, prop_oneof![Just("x*"), Just("?"), Just("*y"), Just("Z"), Just("x?y")])
+        (
+            keyword_field,
+            prop_oneof![Just("x*"), Just("?"), Just("*y"), Just("Z"), Just("x?y")]
+        )
             .prop_map(|(f, p)| Filter::Wildcard {
                 field: Some(f.into()),
                 pattern: p.into()
@@ -94,8 +104,14 @@ fn arb_leaf() -> impl Strategy<Value = Filter> {
                 upper: bound(hi, ui),
             }
         }),
-        prop_oneof![Just("a"), Just("n"), Just("b"), Just("tags"), Just("message")]
-            .prop_map(|f| Filter::Exists { field: f.into() }),
+        prop_oneof![
+            Just("a"),
+            Just("n"),
+            Just("b"),
+            Just("tags"),
+            Just("message")
+        ]
+        .prop_map(|f| Filter::Exists { field: f.into() }),
     ]
 }
 

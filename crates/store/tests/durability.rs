@@ -47,7 +47,11 @@ fn replay_after_reopen_adds_each_event_exactly_once() {
     assert_eq!(count_all(&store), 200);
     // Every id exactly once.
     let response = run(&store, fq(Filter::All), 1000, 0);
-    let mut seen: Vec<u64> = response.hits.iter().map(|h| h["id"].as_u64().expect("id")).collect();
+    let mut seen: Vec<u64> = response
+        .hits
+        .iter()
+        .map(|h| h["id"].as_u64().expect("id"))
+        .collect();
     seen.sort_unstable();
     assert_eq!(seen, (1..201).collect::<Vec<u64>>());
 }
@@ -78,7 +82,10 @@ fn evicted_writers_commit_and_replay_stays_exact() {
     }
     let store = Store::open(dir.path(), config).expect("reopen");
     let before = count_all(&store);
-    assert!(before > 0 && before < 60, "evictions committed some events: {before}");
+    assert!(
+        before > 0 && before < 60,
+        "evictions committed some events: {before}"
+    );
     assert_eq!(store.committed_position(), None);
     let added = store.add(&batch(1..61, 6)).expect("replay all");
     assert_eq!(added as u64, 60 - before);
@@ -112,7 +119,9 @@ fn partitions_keep_their_width_when_the_config_changes() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
-        store.add(&[(1, ev(json!({"@timestamp": "2024-03-01T05:00:00Z"})))]).expect("add");
+        store
+            .add(&[(1, ev(json!({"@timestamp": "2024-03-01T05:00:00Z"})))])
+            .expect("add");
         store.commit().expect("commit");
     }
     let hourly = StoreConfig {
@@ -121,9 +130,13 @@ fn partitions_keep_their_width_when_the_config_changes() {
     };
     let store = Store::open(dir.path(), hourly).expect("reopen");
     // Same day: goes to the existing daily partition.
-    store.add(&[(2, ev(json!({"@timestamp": "2024-03-01T20:00:00Z"})))]).expect("add");
+    store
+        .add(&[(2, ev(json!({"@timestamp": "2024-03-01T20:00:00Z"})))])
+        .expect("add");
     // Next day: a new hourly partition.
-    store.add(&[(3, ev(json!({"@timestamp": "2024-03-02T20:30:00Z"})))]).expect("add");
+    store
+        .add(&[(3, ev(json!({"@timestamp": "2024-03-02T20:30:00Z"})))])
+        .expect("add");
     store.commit().expect("commit");
     let stats = store.stats();
     let names: Vec<&str> = stats.partitions.iter().map(|p| p.name.as_str()).collect();

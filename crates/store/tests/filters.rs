@@ -51,16 +51,25 @@ fn keyword_terms_are_exact_and_case_sensitive() {
     assert_eq!(ids(&s, fq(term("user.name", "Alice"))), vec![6]);
     assert_eq!(ids(&s, fq(term("user.name", "ali"))), Vec::<i64>::new());
     assert_eq!(ids(&s, fq(term("user.roles", "dev"))), vec![5]);
-    assert_eq!(ids(&s, fq(term("kubernetes.namespace", "prod"))), vec![1, 2, 4, 5]);
+    assert_eq!(
+        ids(&s, fq(term("kubernetes.namespace", "prod"))),
+        vec![1, 2, 4, 5]
+    );
 }
 
 #[test]
 fn numeric_terms_match_numbers_of_any_json_type_and_numeric_strings() {
     let (_d, s) = store();
     // 403 (integer) and 403.0 (float) are the same number.
-    assert_eq!(ids(&s, fq(term("http.response.status_code", "403"))), vec![1, 3]);
+    assert_eq!(
+        ids(&s, fq(term("http.response.status_code", "403"))),
+        vec![1, 3]
+    );
     // "404" was a string in the event: the string term matches it.
-    assert_eq!(ids(&s, fq(term("http.response.status_code", "404"))), vec![4]);
+    assert_eq!(
+        ids(&s, fq(term("http.response.status_code", "404"))),
+        vec![4]
+    );
     assert_eq!(ids(&s, fq(term("latency", "1.5"))), vec![3]);
     assert_eq!(ids(&s, fq(term("count", "12345678901234"))), vec![6]);
     assert_eq!(ids(&s, fq(term("tls.established", "true"))), vec![3]);
@@ -96,8 +105,14 @@ fn phrases_need_adjacent_tokens_in_order() {
     };
     assert_eq!(ids(&s, phrase(None, "login failed")), vec![1]);
     assert_eq!(ids(&s, phrase(None, "failed login")), Vec::<i64>::new());
-    assert_eq!(ids(&s, phrase(Some("event.original"), "quick brown")), vec![5]);
-    assert_eq!(ids(&s, phrase(Some("event.original"), "quick fox")), Vec::<i64>::new());
+    assert_eq!(
+        ids(&s, phrase(Some("event.original"), "quick brown")),
+        vec![5]
+    );
+    assert_eq!(
+        ids(&s, phrase(Some("event.original"), "quick fox")),
+        Vec::<i64>::new()
+    );
     // A phrase on a keyword field is an exact value.
     assert_eq!(
         ids(&s, phrase(Some("user.name"), "system:kube-scheduler")),
@@ -118,12 +133,18 @@ fn wildcards_on_keywords_and_text() {
     assert_eq!(ids(&s, wild(Some("user.name"), "al*")), vec![1]);
     assert_eq!(ids(&s, wild(Some("user.name"), "?ob")), vec![3]);
     assert_eq!(ids(&s, wild(Some("user.name"), "*o*")), vec![2, 3, 5]);
-    assert_eq!(ids(&s, wild(Some("kubernetes.namespace"), "*")), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        ids(&s, wild(Some("kubernetes.namespace"), "*")),
+        vec![1, 2, 3, 4, 5]
+    );
     // Free-text wildcards run over lowercased tokens.
     assert_eq!(ids(&s, wild(None, "REFRE*")), vec![2]);
     assert_eq!(ids(&s, wild(Some("message"), "log*")), vec![1, 6]);
     // Wildcards on other paths do not leak across paths.
-    assert_eq!(ids(&s, wild(Some("kubernetes.namespace"), "al*")), Vec::<i64>::new());
+    assert_eq!(
+        ids(&s, wild(Some("kubernetes.namespace"), "al*")),
+        Vec::<i64>::new()
+    );
 }
 
 #[test]
@@ -140,25 +161,58 @@ fn ranges_on_numbers_strings_and_time() {
     let n = Scalar::Number;
     let txt = |v: &str| Scalar::Text(v.into());
     assert_eq!(
-        ids(&s, range("http.response.status_code", Inclusive(n(400.0)), Inclusive(n(500.0)))),
+        ids(
+            &s,
+            range(
+                "http.response.status_code",
+                Inclusive(n(400.0)),
+                Inclusive(n(500.0))
+            )
+        ),
         vec![1, 3]
     );
     assert_eq!(
-        ids(&s, range("http.response.status_code", Exclusive(n(200.0)), Unbounded)),
-        vec![1, 3]
-    );
-    assert_eq!(ids(&s, range("latency", Exclusive(n(1.0)), Unbounded)), vec![3]);
-    assert_eq!(ids(&s, range("latency", Unbounded, Inclusive(n(0.25)))), vec![4]);
-    assert_eq!(
-        ids(&s, range("user.name", Inclusive(txt("a")), Exclusive(txt("c")))),
+        ids(
+            &s,
+            range("http.response.status_code", Exclusive(n(200.0)), Unbounded)
+        ),
         vec![1, 3]
     );
     assert_eq!(
-        ids(&s, range("@timestamp", Inclusive(txt("2024-03-01T00:00:00Z")), Exclusive(txt("2024-03-02T09:00:00Z")))),
+        ids(&s, range("latency", Exclusive(n(1.0)), Unbounded)),
+        vec![3]
+    );
+    assert_eq!(
+        ids(&s, range("latency", Unbounded, Inclusive(n(0.25)))),
+        vec![4]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            range("user.name", Inclusive(txt("a")), Exclusive(txt("c")))
+        ),
+        vec![1, 3]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            range(
+                "@timestamp",
+                Inclusive(txt("2024-03-01T00:00:00Z")),
+                Exclusive(txt("2024-03-02T09:00:00Z"))
+            )
+        ),
         vec![1, 2]
     );
     assert_eq!(
-        ids(&s, range("@timestamp", Inclusive(txt("2024-03-02T09:00:00Z")), Inclusive(txt("2024-03-02T10:00:00Z")))),
+        ids(
+            &s,
+            range(
+                "@timestamp",
+                Inclusive(txt("2024-03-02T09:00:00Z")),
+                Inclusive(txt("2024-03-02T10:00:00Z"))
+            )
+        ),
         vec![3, 4]
     );
     // Both unbounded = exists.
@@ -212,7 +266,13 @@ fn exists_on_paths_subpaths_and_text() {
 fn dotted_keys_and_nested_objects_are_one_path() {
     let (_d, s) = store();
     assert_eq!(
-        ids(&s, fq(term("k8s.audit.annotations.authorization.k8s.io/decision", "allow"))),
+        ids(
+            &s,
+            fq(term(
+                "k8s.audit.annotations.authorization.k8s.io/decision",
+                "allow"
+            ))
+        ),
         vec![5]
     );
 }
@@ -231,7 +291,10 @@ fn boolean_combinations_and_the_issue_example() {
     assert_eq!(ids(&s, fq(issue)), vec![1, 5]);
     let or = Filter::Or(vec![term("user.name", "bob"), term("user.name", "carol")]);
     assert_eq!(ids(&s, fq(or)), vec![3, 5]);
-    assert_eq!(ids(&s, fq(Filter::Not(Box::new(term("user.name", "alice"))))), vec![2, 3, 4, 5, 6]);
+    assert_eq!(
+        ids(&s, fq(Filter::Not(Box::new(term("user.name", "alice"))))),
+        vec![2, 3, 4, 5, 6]
+    );
     assert_eq!(ids(&s, fq(Filter::All)), vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(ids(&s, fq(Filter::Or(vec![]))), Vec::<i64>::new());
     assert_eq!(ids(&s, fq(Filter::And(vec![]))), vec![1, 2, 3, 4, 5, 6]);
@@ -241,9 +304,15 @@ fn boolean_combinations_and_the_issue_example() {
 fn parsed_queries_reach_the_same_events() {
     let (_d, s) = store();
     assert_eq!(
-        ids(&s, q(r"kubernetes.namespace:prod AND NOT user.name:system\:*")),
+        ids(
+            &s,
+            q(r"kubernetes.namespace:prod AND NOT user.name:system\:*")
+        ),
         vec![1, 5]
     );
-    assert_eq!(ids(&s, q("http.response.status_code:[400 TO 499]")), vec![1, 3]);
+    assert_eq!(
+        ids(&s, q("http.response.status_code:[400 TO 499]")),
+        vec![1, 3]
+    );
     assert_eq!(ids(&s, q("_exists_:tls")), vec![3, 4]);
 }

@@ -42,7 +42,9 @@ fn retention_by_age_drops_partitions_that_ended_before_the_cutoff() {
     days(&store, 5, 20);
     assert_eq!(store.stats().partitions.len(), 5);
     // now = 03-05 12:00: cutoff 03-03 12:00; partitions ending at or before it: 03-01, 03-02.
-    let report = store.apply_retention(t("2024-03-05T12:00:00Z")).expect("retention");
+    let report = store
+        .apply_retention(t("2024-03-05T12:00:00Z"))
+        .expect("retention");
     assert_eq!(report.dropped, vec!["20240301T00", "20240302T00"]);
     assert_eq!(report.dropped_docs, 40);
     assert!(report.dropped_bytes > 0);
@@ -51,7 +53,9 @@ fn retention_by_age_drops_partitions_that_ended_before_the_cutoff() {
     assert_eq!(run(&store, fq(Filter::All), 1, 0).total, 60);
     assert!(!dir.path().join("partitions/20240301T00").exists());
     // Idempotent.
-    let again = store.apply_retention(t("2024-03-05T12:00:00Z")).expect("retention");
+    let again = store
+        .apply_retention(t("2024-03-05T12:00:00Z"))
+        .expect("retention");
     assert!(again.dropped.is_empty());
 }
 
@@ -73,7 +77,9 @@ fn retention_by_size_drops_oldest_but_never_the_newest() {
         },
     )
     .expect("reopen");
-    let report = store.apply_retention(t("2024-03-10T00:00:00Z")).expect("retention");
+    let report = store
+        .apply_retention(t("2024-03-10T00:00:00Z"))
+        .expect("retention");
     assert_eq!(report.dropped, vec!["20240301T00", "20240302T00"]);
     assert!(store.stats().total_bytes <= budget);
     drop(store);
@@ -86,9 +92,16 @@ fn retention_by_size_drops_oldest_but_never_the_newest() {
         },
     )
     .expect("reopen");
-    let report = store.apply_retention(t("2024-03-10T00:00:00Z")).expect("retention");
+    let report = store
+        .apply_retention(t("2024-03-10T00:00:00Z"))
+        .expect("retention");
     assert_eq!(report.dropped, vec!["20240303T00"]);
-    let names: Vec<String> = store.stats().partitions.into_iter().map(|p| p.name).collect();
+    let names: Vec<String> = store
+        .stats()
+        .partitions
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, vec!["20240304T00"]);
 }
 
@@ -120,7 +133,10 @@ fn searches_run_while_events_are_added() {
     let mut last = 0;
     while !writer.is_finished() {
         let total = run(&store, fq(Filter::All), 5, 0).total;
-        assert!(total >= last, "committed events never disappear: {total} < {last}");
+        assert!(
+            total >= last,
+            "committed events never disappear: {total} < {last}"
+        );
         last = total;
     }
     writer.join().expect("writer thread");

@@ -41,7 +41,11 @@ fn store() -> (tempfile::TempDir, crowsnest_store::Store) {
 }
 
 fn hit_ids(response: &crowsnest_store::SearchResponse) -> Vec<i64> {
-    response.hits.iter().map(|h| h["id"].as_i64().expect("id")).collect()
+    response
+        .hits
+        .iter()
+        .map(|h| h["id"].as_i64().expect("id"))
+        .collect()
 }
 
 #[test]
@@ -107,7 +111,10 @@ fn non_aggregating_pipes_give_a_table_of_the_newest_events() {
     let response = run(&s, query, 10, 0);
     assert_eq!(response.total, 30);
     assert!(response.hits.is_empty());
-    assert_eq!(response.columns, Some(vec!["id".to_string(), "user.name".to_string()]));
+    assert_eq!(
+        response.columns,
+        Some(vec!["id".to_string(), "user.name".to_string()])
+    );
     assert_eq!(
         response.rows,
         Some(vec![
@@ -127,7 +134,12 @@ fn non_aggregating_pipes_give_a_table_of_the_newest_events() {
     let response = run(&s, sorted, 2, 1);
     assert_eq!(
         response.columns,
-        Some(vec!["@timestamp".into(), "event.dataset".into(), "message".into(), "id".into()])
+        Some(vec![
+            "@timestamp".into(),
+            "event.dataset".into(),
+            "message".into(),
+            "id".into()
+        ])
     );
     let rows = response.rows.expect("rows");
     assert_eq!(rows.len(), 2);

@@ -66,7 +66,11 @@ pub fn run(store: &Store, query: Query, limit: usize, offset: usize) -> SearchRe
 /// The `id` fields of all hits of a query, sorted.
 pub fn ids(store: &Store, query: Query) -> Vec<i64> {
     let response = run(store, query, 10_000, 0);
-    assert_eq!(response.total as usize, response.hits.len(), "total vs hits");
+    assert_eq!(
+        response.total as usize,
+        response.hits.len(),
+        "total vs hits"
+    );
     let mut ids: Vec<i64> = response
         .hits
         .iter()
