@@ -1,8 +1,8 @@
 //! The CLI as a newcomer uses it: `crowsnest ingest FILE...` then `crowsnest search`.
 
-mod harness;
+mod common;
 
-use harness::{free_port, Server};
+use common::{free_port, Server};
 use serde_json::Value;
 
 fn testdata(path: &str) -> std::path::PathBuf {
@@ -81,7 +81,7 @@ fn ingest_files_then_search_them() {
 fn search_reads_the_token_from_the_data_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), free_port());
-    let output = std::process::Command::new(harness::bin())
+    let output = std::process::Command::new(common::bin())
         .args(["search", "*", "--server", &server.url, "--data-dir"])
         .arg(dir.path())
         .env_remove("CROWSNEST_TOKEN")
@@ -92,7 +92,7 @@ fn search_reads_the_token_from_the_data_directory() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let output = std::process::Command::new(harness::bin())
+    let output = std::process::Command::new(common::bin())
         .args(["search", "*", "--server", &server.url, "--token", "cn_bad"])
         .output()
         .expect("run search");

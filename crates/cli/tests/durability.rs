@@ -1,14 +1,14 @@
 //! `kill -9` of the server during a sustained ingest loses no acknowledged event and
 //! duplicates none: real processes, real sockets, real fsync.
 
-mod harness;
+mod common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{free_port, Server};
+use common::{free_port, Server};
 
 /// One sender: posts batches of events numbered `seq` until told to stop or the server dies;
 /// remembers the numbers of acknowledged batches.

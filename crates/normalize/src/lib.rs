@@ -112,7 +112,14 @@ pub fn decode_ndjson(body: &[u8], source: Option<&str>, limits: &Limits) -> Deco
 ///
 /// A line that does not fit the forced decoder is a [`LineError`].
 pub fn known_sources() -> &'static [&'static str] {
-    &["kubernetes.audit", "k8s-audit", "eks", "aks", "gke", "generic"]
+    &[
+        "kubernetes.audit",
+        "k8s-audit",
+        "eks",
+        "aks",
+        "gke",
+        "generic",
+    ]
 }
 
 /// Applies the field-size limit and records the original text: the last step of every

@@ -5,6 +5,10 @@
 //! | `Term`                      | exact string, OR the i64/u64/f64/bool term when the value parses as one | token; several tokens = phrase |
 //! | `Phrase`                    | exact string                                         | phrase of tokens (positions)             |
 //! | `Wildcard`                  | glob over the path's string terms                    | glob over lowercased tokens              |
+//!
+//! Full text lives in two fields: `message` with positions (`_text`), the raw event without
+//! (`_raw`). Free text (no field) matches either: the phrase in `message`, or all of its words
+//! in the raw event. `event.original:...` matches all of the words in the raw event.
 //! | `Range`                     | fast-field range: numeric if the bounds are numbers, else lexicographic | refused                |
 //! | `Exists`                    | any value at the path or below it                    | the event has that text field            |
 //!
@@ -60,8 +64,9 @@ pub(crate) fn to_query(
             (Occur::MustNot, to_query(inner, schema)?),
         ]))),
         Filter::Term { field, value } => match field.as_deref() {
-            None => Ok(text_query(schema.text, value)),
-            Some(path) if is_text_path(path) => Ok(text_query(schema.text, value)),
+            None => Ok(free_text(schema, value)),
+            Some(ecs::MESSAGE) => Ok(text_query(schema.text, value)),
+            Some(path) if is_text_path(path) => Ok(all_words(schema.raw, value)),
             Some(ecs::TIMESTAMP) => {
                 let bound = timestamp_term(schema.ts, &Scalar::Text(value.clone()))?;
                 Ok(Box::new(RangeQuery::new(
@@ -72,8 +77,9 @@ pub(crate) fn to_query(
             Some(path) => Ok(keyword_term_query(schema.fields, path, value)),
         },
         Filter::Phrase { field, text } => match field.as_deref() {
-            None => Ok(text_query(schema.text, text)),
-            Some(path) if is_text_path(path) => Ok(text_query(schema.text, text)),
+            None => Ok(free_text(schema, text)),
+            Some(ecs::MESSAGE) => Ok(text_query(schema.text, text)),
+            Some(path) if is_text_path(path) => Ok(all_words(schema.raw, text)),
             Some(ecs::TIMESTAMP) => to_query(
                 &Filter::Term {
                     field: field.clone(),
@@ -87,8 +93,12 @@ pub(crate) fn to_query(
             ))),
         },
         Filter::Wildcard { field, pattern } => match field.as_deref() {
-            None => Ok(text_wildcard(schema.text, pattern)),
-            Some(path) if is_text_path(path) => Ok(text_wildcard(schema.text, pattern)),
+            None => Ok(Box::new(BooleanQuery::new(vec![
+                (Occur::Should, text_wildcard(schema.text, pattern)),
+                (Occur::Should, text_wildcard(schema.raw, pattern)),
+            ]))),
+            Some(ecs::MESSAGE) => Ok(text_wildcard(schema.text, pattern)),
+            Some(path) if is_text_path(path) => Ok(text_wildcard(schema.raw, pattern)),
             Some(ecs::TIMESTAMP) => Err(StoreError::InvalidQuery(
                 "wildcards on `@timestamp` are not supported; expected a range such as `@timestamp:[2024-01-01 TO 2024-01-02]`".into(),
             )),
@@ -203,6 +213,34 @@ fn text_query(field: Field, text: &str) -> Box<dyn Query> {
                 .collect(),
         )),
     }
+}
+
+/// Free text: the words (or phrase) in `message`, or all of the words in the raw event.
+fn free_text(schema: &SchemaFields, text: &str) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Should, text_query(schema.text, text)),
+        (Occur::Should, all_words(schema.raw, text)),
+    ]))
+}
+
+/// Every word of `text` in a field indexed without positions.
+fn all_words(field: Field, text: &str) -> Box<dyn Query> {
+    let tokens = text_tokens(text);
+    if tokens.is_empty() {
+        return Box::new(EmptyQuery);
+    }
+    Box::new(BooleanQuery::new(
+        tokens
+            .iter()
+            .map(|t| {
+                let query: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(field, t),
+                    IndexRecordOption::Basic,
+                ));
+                (Occur::Must, query)
+            })
+            .collect(),
+    ))
 }
 
 /// Glob over the lowercased tokens of the text field.

@@ -3,9 +3,11 @@
 //! | field     | type                     | fed from                         | used for                        |
 //! |-----------|--------------------------|----------------------------------|---------------------------------|
 //! | `_ts`     | date, fast column, µs    | `@timestamp`                     | time bounds, sort, `timechart`  |
-//! | `_source` | stored text (zstd)       | the whole event as JSON          | hits                            |
+//! | `_source` | stored text (zstd)       | the event as JSON, without `event.original` | hits                 |
+//! | `_orig`   | stored bytes (zstd)      | `event.original`, verbatim       | hits (put back in `_source`)    |
 //! | `fields`  | JSON, raw tokens, fast   | every leaf except the full text  | exact/wildcard/range/exists, aggregations |
-//! | `_text`   | text, lowercased, positions | `message`, `event.original`   | free text, phrases              |
+//! | `_text`   | text, lowercased, positions | `message`                     | free text, phrases              |
+//! | `_raw`    | text, lowercased, no positions | `event.original`           | free text (words, wildcards)    |
 //! | `_has`    | raw string, indexed      | names of the full-text fields present | `_exists_:message`          |
 //!
 //! `fields` receives the event *flattened* to dotted keys with dot expansion on, so
@@ -15,6 +17,13 @@
 //! value compares its first [`MAX_KEYWORD_BYTES`] bytes). At most [`MAX_LEAVES`] leaf values of an
 //! event are indexed; the rest stays in `_source` only. Strings are never turned into dates
 //! (tantivy would do so for RFC 3339 text), so `event.ingested:>=2024-01-01` compares text.
+//!
+//! The raw input is kept apart from the structured event for size: stored as plain bytes next
+//! to `_source` in the same docstore block, zstd finds it again in the structured copy (an
+//! audit event's `k8s.audit`, a generic event's own fields) instead of compressing an escaped
+//! JSON string that matches nothing; and its words are indexed without positions, because
+//! positions of every raw event cost about a fifth of the index. Phrases therefore match
+//! `message` exactly and the raw text by all of their words (see `filter.rs`).
 
 use chrono::{DateTime, Utc};
 use crowsnest_model::{ecs, Event};
@@ -34,8 +43,12 @@ pub(crate) const TS: &str = "_ts";
 pub(crate) const SOURCE: &str = "_source";
 /// Name of the keyword JSON field.
 pub(crate) const FIELDS: &str = "fields";
-/// Name of the full-text field.
+/// Name of the full-text field (`message`, with positions).
 pub(crate) const TEXT: &str = "_text";
+/// Name of the raw-text field (`event.original`, words only).
+pub(crate) const RAW: &str = "_raw";
+/// Name of the stored raw input.
+pub(crate) const ORIGINAL: &str = "_orig";
 /// Name of the field listing which full-text fields an event has.
 pub(crate) const HAS: &str = "_has";
 
@@ -59,6 +72,8 @@ pub(crate) struct SchemaFields {
     pub source: Field,
     pub fields: Field,
     pub text: Field,
+    pub raw: Field,
+    pub original: Field,
     pub has: Field,
 }
 
@@ -91,6 +106,15 @@ pub(crate) fn build_schema() -> (Schema, SchemaFields) {
         TEXT,
         TextOptions::default().set_indexing_options(text_indexing),
     );
+    let raw_indexing = TextFieldIndexing::default()
+        .set_tokenizer("default")
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(false);
+    let raw = builder.add_text_field(
+        RAW,
+        TextOptions::default().set_indexing_options(raw_indexing),
+    );
+    let original = builder.add_bytes_field(ORIGINAL, STORED);
     let has = builder.add_text_field(HAS, STRING);
     let schema = builder.build();
     (
@@ -100,6 +124,8 @@ pub(crate) fn build_schema() -> (Schema, SchemaFields) {
             source,
             fields,
             text,
+            raw,
+            original,
             has,
         },
     )
@@ -123,9 +149,12 @@ pub(crate) fn to_document(
 ) -> Result<TantivyDocument, StoreError> {
     let mut doc = TantivyDocument::default();
     doc.add_date(schema.ts, to_tantivy_time(ts));
-    let source = serde_json::to_string(event.as_map())
+    let source = serde_json::to_string(&WithoutOriginal(event.as_map()))
         .map_err(|error| StoreError::Index(format!("cannot serialize event: {error}")))?;
     doc.add_text(schema.source, source);
+    if let Some(Value::String(original)) = event.get(ecs::EVENT_ORIGINAL) {
+        doc.add_bytes(schema.original, original.as_bytes());
+    }
     let mut leaves: Vec<(String, OwnedValue)> = Vec::new();
     let mut path = String::new();
     for (key, value) in event.as_map() {
@@ -134,18 +163,73 @@ pub(crate) fn to_document(
     if !leaves.is_empty() {
         doc.add_field_value(schema.fields, &OwnedValue::Object(group_leaves(leaves)));
     }
-    for text_path in TEXT_PATHS {
+    for (text_path, field) in [
+        (ecs::MESSAGE, schema.text),
+        (ecs::EVENT_ORIGINAL, schema.raw),
+    ] {
         if let Some(value) = event.get(text_path) {
             let text = match value {
                 Value::String(s) => s.clone(),
                 Value::Null => continue,
                 other => other.to_string(),
             };
-            doc.add_text(schema.text, text);
+            doc.add_text(field, text);
             doc.add_text(schema.has, text_path);
         }
     }
     Ok(doc)
+}
+
+/// Serializes an event's map without `event.original` (stored apart, in `_orig`).
+struct WithoutOriginal<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for WithoutOriginal<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0 {
+            match (key.as_str(), value) {
+                (ecs::EVENT_ORIGINAL, Value::String(_)) => {}
+                ("event", Value::Object(inner))
+                    if matches!(inner.get("original"), Some(Value::String(_))) =>
+                {
+                    map.serialize_entry(key, &WithoutKey(inner, "original"))?;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct WithoutKey<'a>(&'a serde_json::Map<String, Value>, &'a str);
+
+impl serde::Serialize for WithoutKey<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0 {
+            if key != self.1 {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Rebuilds a hit: the stored event with its raw input put back at `event.original`.
+pub(crate) fn hit_from_stored(
+    source: &str,
+    original: Option<&[u8]>,
+) -> Result<Value, serde_json::Error> {
+    let mut value: Value = serde_json::from_str(source)?;
+    if let (Some(bytes), Value::Object(map)) = (original, &mut value) {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let mut event = Event::from_map(std::mem::take(map));
+        event.set(ecs::EVENT_ORIGINAL, Value::String(text));
+        *map = event.0;
+    }
+    Ok(value)
 }
 
 /// Collects `(dotted path, leaf)` pairs below `value` into `out`.

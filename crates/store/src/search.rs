@@ -175,9 +175,12 @@ pub(crate) fn top_hits(
                     .get_first(schema.source)
                     .and_then(|v| v.as_str())
                     .unwrap_or("{}");
-                let value = serde_json::from_str(source).map_err(|e| StoreError::Corrupt {
-                    partition: partition.name.clone(),
-                    reason: format!("stored event is not JSON: {e}"),
+                let original = doc.get_first(schema.original).and_then(|v| v.as_bytes());
+                let value = crate::schema::hit_from_stored(source, original).map_err(|e| {
+                    StoreError::Corrupt {
+                        partition: partition.name.clone(),
+                        reason: format!("stored event is not JSON: {e}"),
+                    }
                 })?;
                 hits.push(value);
             }

@@ -95,7 +95,7 @@ fn free_text_is_tokenized_and_lowercased() {
 }
 
 #[test]
-fn phrases_need_adjacent_tokens_in_order() {
+fn phrases_need_adjacent_tokens_in_order_in_message() {
     let (_d, s) = store();
     let phrase = |field: Option<&str>, text: &str| {
         fq(Filter::Phrase {
@@ -109,10 +109,17 @@ fn phrases_need_adjacent_tokens_in_order() {
         ids(&s, phrase(Some("event.original"), "quick brown")),
         vec![5]
     );
+    // The raw event is indexed without positions (for size): a phrase there matches when all
+    // of its words are present, in any order.
     assert_eq!(
         ids(&s, phrase(Some("event.original"), "quick fox")),
+        vec![5]
+    );
+    assert_eq!(
+        ids(&s, phrase(Some("event.original"), "quick wolf")),
         Vec::<i64>::new()
     );
+    assert_eq!(ids(&s, phrase(None, "fox quick")), vec![5]);
     // A phrase on a keyword field is an exact value.
     assert_eq!(
         ids(&s, phrase(Some("user.name"), "system:kube-scheduler")),

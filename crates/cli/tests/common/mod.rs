@@ -1,7 +1,7 @@
 //! A tiny harness for binary-level tests: a `crowsnest server` child process on a free
 //! loopback port in a temporary data directory, stopped by PID (SIGKILL on drop).
 
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -96,12 +96,13 @@ impl Server {
             .build()
     }
 
-    pub fn get(&self, path: &str) -> Result<Value, ureq::Error> {
+    pub fn get(&self, path: &str) -> Result<Value, Box<ureq::Error>> {
         let response = self
             .agent()
             .get(&format!("{}{path}", self.url))
             .set("Authorization", &format!("Bearer {}", self.token))
-            .call()?;
+            .call()
+            .map_err(Box::new)?;
         Ok(response.into_json().unwrap_or(Value::Null))
     }
 
