@@ -40,6 +40,10 @@ pub struct Args {
     /// Repetitions of each search.
     #[arg(long, default_value_t = 5)]
     pub search_runs: usize,
+    /// Write the corpus (the request bodies, one event per line) to this file and exit; used by
+    /// `benches/tantivy-cli.sh` to index the same events with tantivy-cli.
+    #[arg(long)]
+    pub corpus_out: Option<PathBuf>,
 }
 
 struct Body {
@@ -50,6 +54,9 @@ struct Body {
 
 /// Runs every measurement and prints the report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.corpus_out {
+        return write_corpus(&args, path);
+    }
     let temp = tempfile::Builder::new()
         .prefix("crowsnest-bench")
         .tempdir()
@@ -104,8 +111,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         stats.total_docs,
     )?);
     report.push_str(&format!(
-        "Peak resident memory of the process: {:.0} MB\n",
-        peak_rss_mb()
+        "Memory of the process (server, clients and generator together): peak resident {:.0} MB; at the end {:.0} MB anonymous + {:.0} MB of mapped index files (page cache, reclaimable)\n",
+        proc_status_mb("VmHWM:"),
+        proc_status_mb("RssAnon:"),
+        proc_status_mb("RssFile:")
     ));
     rt.block_on(running.shutdown())?;
     println!("{report}");
@@ -250,6 +259,31 @@ fn ingest(
     Ok((text, raw_bytes))
 }
 
+fn write_corpus(args: &Args, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let (tx, rx) = mpsc::sync_channel::<Body>(4);
+    let (events, batch_bytes) = (args.events, args.batch_bytes);
+    let producer = std::thread::spawn(move || produce(events, batch_bytes, &tx));
+    let mut bytes = 0u64;
+    for body in rx {
+        bytes += body.bytes.len() as u64;
+        out.write_all(&body.bytes).context("writing the corpus")?;
+    }
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    out.flush().context("writing the corpus")?;
+    eprintln!(
+        "wrote {} events, {bytes} bytes, to {}",
+        args.events,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn produce(events: u64, batch_bytes: usize, tx: &mpsc::SyncSender<Body>) -> anyhow::Result<()> {
     let start = Utc::now() - chrono::Duration::hours(24);
     let rate = events as f64 / 86_400.0;
@@ -350,11 +384,12 @@ fn searches(client: &Client, runs: usize, docs: u64) -> anyhow::Result<String> {
     Ok(out)
 }
 
-fn peak_rss_mb() -> f64 {
+/// A `kB` line of `/proc/self/status`, in MB (0 where unavailable).
+fn proc_status_mb(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
