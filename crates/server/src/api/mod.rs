@@ -56,25 +56,49 @@ pub(crate) fn authorize(
     })
 }
 
-async fn health(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
+/// What `health` and `metrics` both report, read once per request.
+struct Snapshot {
+    store: crowsnest_store::StoreStats,
+    wal_bytes: u64,
+    wal_segments: usize,
+    acked_next: u64,
+    index_lag: u64,
+}
+
+async fn snapshot(state: &Arc<AppState>) -> Result<Snapshot, ApiError> {
     let store = state.store.clone();
     let stats = tokio::task::spawn_blocking(move || store.stats())
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let (wal_bytes, wal_segments) = state.pipeline.wal_usage();
-    let acked = state.pipeline.acked_next();
-    let committed = state.pipeline.committed_next();
+    let acked_next = state.pipeline.acked_next();
+    let index_lag = acked_next.saturating_sub(state.pipeline.committed_next());
+    Ok(Snapshot {
+        store: stats,
+        wal_bytes,
+        wal_segments,
+        acked_next,
+        index_lag,
+    })
+}
+
+fn gauge(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+async fn health(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let now = snapshot(&state).await?;
     Ok(Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started.elapsed().as_secs(),
-        "wal": {"bytes": wal_bytes, "segments": wal_segments, "next_position": acked},
-        "index_lag_events": acked.saturating_sub(committed),
-        "store": stats,
+        "wal": {"bytes": now.wal_bytes, "segments": now.wal_segments, "next_position": now.acked_next},
+        "index_lag_events": now.index_lag,
+        "store": now.store,
     })))
 }
 
@@ -83,25 +107,13 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let store = state.store.clone();
-    let stats = tokio::task::spawn_blocking(move || store.stats())
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let now = snapshot(&state).await?;
     let m = &state.metrics;
-    m.store_docs
-        .set(i64::try_from(stats.total_docs).unwrap_or(i64::MAX));
-    m.store_bytes
-        .set(i64::try_from(stats.total_bytes).unwrap_or(i64::MAX));
-    let (wal_bytes, wal_segments) = state.pipeline.wal_usage();
-    m.wal_bytes
-        .set(i64::try_from(wal_bytes).unwrap_or(i64::MAX));
-    m.wal_segments.set(wal_segments as i64);
-    let lag = state
-        .pipeline
-        .acked_next()
-        .saturating_sub(state.pipeline.committed_next());
-    m.index_lag_events
-        .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    m.store_docs.set(gauge(now.store.total_docs));
+    m.store_bytes.set(gauge(now.store.total_bytes));
+    m.wal_bytes.set(gauge(now.wal_bytes));
+    m.wal_segments.set(gauge(now.wal_segments as u64));
+    m.index_lag_events.set(gauge(now.index_lag));
     Ok((
         [(
             header::CONTENT_TYPE,
