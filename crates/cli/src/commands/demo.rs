@@ -204,7 +204,22 @@ fn live_feed(client: &Client, args: &Args) {
     }
 }
 
+/// How to call this binary from the current directory: `target/release/crowsnest` after
+/// `cargo run`, plain `crowsnest` when it was started from the `PATH`.
+fn command_name() -> String {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    match (exe, cwd) {
+        (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {
+            Ok(relative) => relative.display().to_string(),
+            Err(_) => "crowsnest".to_string(),
+        },
+        _ => "crowsnest".to_string(),
+    }
+}
+
 fn print_guide(url: &str, token: &str, token_path: &std::path::Path) {
+    let cmd = command_name();
     println!();
     println!("crowsnest demo is running at {url}");
     println!("token: {token}   (also in {})", token_path.display());
@@ -217,13 +232,13 @@ fn print_guide(url: &str, token: &str, token_path: &std::path::Path) {
         "event.dataset:kubernetes.audit | timechart span=30m count() by event.outcome",
     ];
     for query in general {
-        println!("  crowsnest search '{query}' --since 6h");
+        println!("  {cmd} search '{query}' --since 6h");
     }
     println!();
     println!("The generated activity hides an intrusion. Each step, and a query that finds it:");
     for (what, query) in attack_queries() {
         println!("  # {what}");
-        println!("  crowsnest search '{query}' --since 6h");
+        println!("  {cmd} search '{query}' --since 6h");
     }
     println!();
     println!("Or over HTTP:");
