@@ -2,7 +2,8 @@
 # Reference measurement: tantivy-cli indexing the same corpus `crowsnest bench` ingests.
 #   cargo install tantivy-cli          (builds here without --locked)
 #   benches/tantivy-cli.sh 1000000
-# Each event is indexed as one JSON field (default tokenizer, positions, stored): the closest
+# Each event is indexed as one JSON field (default tokenizer, positions, stored; lz4 docstore,
+# tantivy-cli is built without zstd): the closest
 # thing tantivy-cli offers to "index arbitrary JSON events". It reads a local file with no HTTP,
 # no WAL and no normalization, so it bounds what the index alone costs.
 set -euo pipefail
@@ -14,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 sed 's/^/{"event":/; s/$/}/' "$work/corpus.ndjson" > "$work/docs.json"
 mkdir "$work/index"
 cat > "$work/index/meta.json" <<'JSON'
-{"index_settings":{"docstore_compression":"zstd","docstore_blocksize":16384},
+{"index_settings":{"docstore_compression":"lz4","docstore_blocksize":16384},
  "segments":[],
  "schema":[{"name":"event","type":"json_object","options":{"stored":true,"fast":false,"expand_dots_enabled":false,
    "indexing":{"record":"position","fieldnorms":true,"tokenizer":"default"}}}],
