@@ -71,6 +71,14 @@ pub(super) async fn search(
             "`limit` {limit} is above the maximum of {max}"
         )));
     }
+    // Paging deeper means ranking offset + limit events in memory: bound it, like
+    // Elasticsearch's max_result_window. Narrow the time range or the query to go further.
+    let window = max.saturating_mul(10);
+    if request.offset.saturating_add(limit) > window {
+        return Err(ApiError::bad_request(format!(
+            "`offset` + `limit` may be at most {window}; narrow the query or the time range instead of paging deeper"
+        )));
+    }
     let search = SearchRequest {
         query,
         start,

@@ -371,6 +371,22 @@ async fn search_errors_say_what_is_wrong() {
         .call(h.post("/api/v1/search", "application/json", r#"{"qery":"*"}"#))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let deep = r#"{"query":"*","offset":1000000000000}"#;
+    let (status, _, body) = h
+        .call(h.post("/api/v1/search", "application/json", deep))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "deep paging is bounded: {body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("offset"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
