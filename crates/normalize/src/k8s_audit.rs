@@ -139,38 +139,19 @@ pub(crate) fn map_audit_event(
     }
 
     event.set("orchestrator.type", json!("kubernetes"));
-    event.set_if_present(
-        "orchestrator.cluster.name",
-        origin.cluster.clone().map(Value::String),
-    );
-    event.set_if_present(
-        ecs::ORCH_NAMESPACE,
-        fields.namespace.clone().map(Value::String),
-    );
-    event.set_if_present(
-        ecs::ORCH_RESOURCE_TYPE,
-        fields.resource.clone().map(Value::String),
-    );
-    event.set_if_present(
-        "orchestrator.resource.subresource",
-        fields.subresource.clone().map(Value::String),
-    );
-    event.set_if_present(
-        ecs::ORCH_RESOURCE_NAME,
-        fields.name.clone().map(Value::String),
-    );
-    event.set_if_present(
-        "orchestrator.api_group",
-        fields.api_group.clone().map(Value::String),
-    );
-    event.set_if_present(
-        "orchestrator.api_version",
-        fields.api_version.clone().map(Value::String),
-    );
-    event.set_if_present(
-        ecs::K8S_NAMESPACE,
-        fields.namespace.clone().map(Value::String),
-    );
+    let strings = [
+        ("orchestrator.cluster.name", &origin.cluster),
+        (ecs::ORCH_NAMESPACE, &fields.namespace),
+        (ecs::ORCH_RESOURCE_TYPE, &fields.resource),
+        ("orchestrator.resource.subresource", &fields.subresource),
+        (ecs::ORCH_RESOURCE_NAME, &fields.name),
+        ("orchestrator.api_group", &fields.api_group),
+        ("orchestrator.api_version", &fields.api_version),
+        (ecs::K8S_NAMESPACE, &fields.namespace),
+    ];
+    for (path, value) in strings {
+        event.set_if_present(path, value.clone().map(Value::String));
+    }
     if fields.resource.as_deref() == Some("pods") {
         event.set_if_present(ecs::K8S_POD_NAME, fields.name.clone().map(Value::String));
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::attacks::oracle::Cond;
 use super::attacks::{attack_queries, ATTACKS};
-use super::tests::{config, wildcard};
+use super::tests::{config, values_at, wildcard};
 use super::{Generated, Generator};
 
 /// Enough events for every attack step to appear (the ninth starts by event 41,000).
@@ -65,29 +65,11 @@ fn normalize(records: Vec<Generated>) -> Vec<Event> {
     events
 }
 
-/// Values of a dotted path in a normalized event, descending into arrays.
-fn values<'a>(value: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
-    if let Value::Array(items) = value {
-        for item in items {
-            values(item, path, out);
-        }
-        return;
-    }
-    if path.is_empty() {
-        out.push(value);
-        return;
-    }
-    let (head, rest) = path.split_once('.').unwrap_or((path, ""));
-    if let Some(inner) = value.get(head) {
-        values(inner, rest, out);
-    }
-}
-
 fn oracle_matches(event: &Event, conditions: &[Cond]) -> bool {
     let root = Value::Object(event.as_map().clone());
     conditions.iter().all(|cond| {
         let mut found = Vec::new();
-        values(&root, cond.field, &mut found);
+        values_at(&root, cond.field, &mut found);
         let hit = found.iter().any(|v| match v {
             Value::String(s) => wildcard(cond.value, s),
             other => wildcard(cond.value, &other.to_string()),

@@ -39,7 +39,7 @@ fn time_of(record: &Generated) -> DateTime<Utc> {
 }
 
 /// Values at a dotted path, descending into arrays (as the store indexes them).
-fn values_at<'a>(value: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+pub(super) fn values_at<'a>(value: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
     if let Value::Array(items) = value {
         for item in items {
             values_at(item, path, out);
