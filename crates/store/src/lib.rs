@@ -125,7 +125,7 @@ impl Default for StoreConfig {
             partition_hours: 24,
             retention_max_age_hours: None,
             retention_max_bytes: None,
-            writer_memory_bytes: 64 * 1024 * 1024,
+            writer_memory_bytes: 256 * 1024 * 1024,
             max_groups: 100_000,
         }
     }
@@ -313,7 +313,7 @@ mod tests {
         let config = StoreConfig::default();
         assert_eq!(config.partition_hours, 24);
         assert_eq!(config.retention_max_age_hours, None);
-        assert_eq!(config.writer_memory_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.writer_memory_bytes, 256 * 1024 * 1024);
         assert_eq!(config.max_groups, 100_000);
     }
 }
