@@ -67,29 +67,48 @@ fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
 /// The ECS envelope of `pod`'s log events: container, Kubernetes metadata, dataset; the
 /// time, message, level and stream are placeholders [`event`] fills in.
 pub(super) fn template(pod: &Pod) -> Value {
-    let workload = pod.workload;
-    let node = pod.node();
-    json!({
+    let mut envelope = json!({
         "@timestamp": "",
         "message": "",
         "log": {"level": ""},
         "stream": "",
         "event": {"dataset": DATASET},
-        "container": {
-            "id": pod.container_id,
-            "name": workload.name,
-            "runtime": "containerd",
-            "image": {"name": workload.image, "tag": workload.tag},
-        },
-        "kubernetes": {
-            "namespace": workload.namespace,
-            "pod": {"name": pod.name, "uid": pod.uid},
-            "container": {"name": workload.name},
-            "node": {"name": node.name},
-            "labels": labels(pod),
-        },
-        "host": {"name": node.name},
-    })
+    });
+    add_pod_context(&mut envelope, pod);
+    envelope
+}
+
+/// Adds the `container`, `kubernetes` and `host` objects that every event of `pod` carries.
+pub(super) fn add_pod_context(envelope: &mut Value, pod: &Pod) {
+    let workload = pod.workload;
+    let node = pod.node();
+    let context = [
+        (
+            "container",
+            json!({
+                "id": pod.container_id,
+                "name": workload.name,
+                "runtime": "containerd",
+                "image": {"name": workload.image, "tag": workload.tag},
+            }),
+        ),
+        (
+            "kubernetes",
+            json!({
+                "namespace": workload.namespace,
+                "pod": {"name": pod.name, "uid": pod.uid},
+                "container": {"name": workload.name},
+                "node": {"name": node.name},
+                "labels": labels(pod),
+            }),
+        ),
+        ("host", json!({"name": node.name})),
+    ];
+    if let Value::Object(map) = envelope {
+        for (key, value) in context {
+            map.insert(key.to_string(), value);
+        }
+    }
 }
 
 /// `kubernetes.labels` of a pod: `app` and the controller's revision hash.

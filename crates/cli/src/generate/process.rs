@@ -228,9 +228,7 @@ pub(super) fn exec_event(rng: &mut Rand, pod: &Pod, micros: i64, exec: &Exec, us
 
 /// The ECS envelope of `pod`'s process events; [`exec_event`] fills in the placeholders.
 pub(super) fn template(pod: &Pod) -> Value {
-    let workload = pod.workload;
-    let node = pod.node();
-    json!({
+    let mut envelope = json!({
         "@timestamp": "",
         "message": "",
         "event": {
@@ -244,20 +242,8 @@ pub(super) fn template(pod: &Pod) -> Value {
         },
         "process": {},
         "user": {},
-        "container": {
-            "id": pod.container_id,
-            "name": workload.name,
-            "runtime": "containerd",
-            "image": {"name": workload.image, "tag": workload.tag},
-        },
-        "kubernetes": {
-            "namespace": workload.namespace,
-            "pod": {"name": pod.name, "uid": pod.uid},
-            "container": {"name": workload.name},
-            "node": {"name": node.name},
-            "labels": logs::labels(pod),
-        },
-        "host": {"name": node.name},
         "auditd": {"data": {"syscall": "execve"}, "result": "success"},
-    })
+    });
+    logs::add_pod_context(&mut envelope, pod);
+    envelope
 }
