@@ -120,6 +120,26 @@ pub enum Generated {
     },
 }
 
+impl Generated {
+    /// The ingest request that carries this record: the NDJSON endpoint with its source.
+    pub fn ingest_path(&self) -> &'static str {
+        match self {
+            Self::K8sAudit(_) => "/api/v1/ingest/ndjson?source=kubernetes.audit",
+            Self::Ndjson {
+                source: "auditd", ..
+            } => "/api/v1/ingest/ndjson?source=auditd",
+            Self::Ndjson { .. } => "/api/v1/ingest/ndjson?source=container_logs",
+        }
+    }
+
+    /// The JSON object, whichever kind of record it is.
+    pub fn value(&self) -> &serde_json::Value {
+        match self {
+            Self::K8sAudit(value) | Self::Ndjson { line: value, .. } => value,
+        }
+    }
+}
+
 /// The infinite, deterministic stream of cluster activity; see the [module docs](self).
 #[derive(Debug)]
 pub struct Generator {

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::client::Client;
 use crate::commands::server::runtime;
-use crate::generate::{GenConfig, Generated, Generator};
+use crate::generate::{GenConfig, Generator};
 
 /// Flags of `crowsnest bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -132,10 +132,9 @@ fn generator_speed() -> anyhow::Result<String> {
         attacks: true,
     });
     for record in generator.take(n) {
-        let value = match &record {
-            Generated::K8sAudit(v) | Generated::Ndjson { line: v, .. } => v,
-        };
-        bytes += serde_json::to_vec(value).context("serializing")?.len();
+        bytes += serde_json::to_vec(record.value())
+            .context("serializing")?
+            .len();
     }
     let secs = started.elapsed().as_secs_f64();
     Ok(format!(
@@ -295,14 +294,7 @@ fn produce(events: u64, batch_bytes: usize, tx: &mpsc::SyncSender<Body>) -> anyh
     });
     let mut pending: Vec<Body> = Vec::new();
     for record in generator.take(events as usize) {
-        let (endpoint, value) = match &record {
-            Generated::K8sAudit(v) => ("/api/v1/ingest/ndjson?source=kubernetes.audit", v),
-            Generated::Ndjson {
-                source: "auditd",
-                line,
-            } => ("/api/v1/ingest/ndjson?source=auditd", line),
-            Generated::Ndjson { line, .. } => ("/api/v1/ingest/ndjson?source=container_logs", line),
-        };
+        let (endpoint, value) = (record.ingest_path(), record.value());
         let index = match pending.iter().position(|b| b.endpoint == endpoint) {
             Some(i) => i,
             None => {

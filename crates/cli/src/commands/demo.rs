@@ -92,23 +92,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Endpoint of a generated record's batch.
-fn endpoint(record: &Generated) -> &'static str {
-    match record {
-        Generated::K8sAudit(_) => "/api/v1/ingest/ndjson?source=kubernetes.audit",
-        Generated::Ndjson {
-            source: "auditd", ..
-        } => "/api/v1/ingest/ndjson?source=auditd",
-        Generated::Ndjson { .. } => "/api/v1/ingest/ndjson?source=container_logs",
-    }
-}
-
-fn line(record: &Generated) -> &serde_json::Value {
-    match record {
-        Generated::K8sAudit(value) | Generated::Ndjson { line: value, .. } => value,
-    }
-}
-
 /// Batches records per endpoint and posts each batch once it is large enough.
 struct Batcher<'a> {
     client: &'a Client,
@@ -128,7 +111,7 @@ impl<'a> Batcher<'a> {
     }
 
     fn push(&mut self, record: &Generated) -> anyhow::Result<()> {
-        let target = endpoint(record);
+        let target = record.ingest_path();
         let index = match self.batches.iter().position(|(e, _)| *e == target) {
             Some(i) => i,
             None => {
@@ -137,7 +120,7 @@ impl<'a> Batcher<'a> {
             }
         };
         let body = &mut self.batches[index].1;
-        serde_json::to_writer(&mut *body, line(record)).context("serializing")?;
+        serde_json::to_writer(&mut *body, record.value()).context("serializing")?;
         body.push(b'\n');
         self.sent += 1;
         if body.len() >= self.limit {
