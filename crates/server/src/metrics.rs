@@ -7,6 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Most distinct `source` label values; later ones are counted as `other` so a client cannot
@@ -48,6 +49,16 @@ pub struct Metrics {
     pub store_bytes: Gauge,
     /// WAL appends (one fsync each).
     pub wal_fsyncs: Counter,
+    /// Rule matches (before folding and suppression).
+    pub detections: Counter,
+    /// Alert records written (new alerts and count updates of folded ones).
+    pub alerts: Counter,
+    /// Rule matches folded into an existing alert.
+    pub alerts_folded: Counter,
+    /// Rule matches silenced by a suppression.
+    pub alerts_suppressed: Counter,
+    /// Seconds from an event's acknowledgement to the alert it raised.
+    pub alert_latency: Histogram,
 }
 
 impl Metrics {
@@ -63,6 +74,40 @@ impl Metrics {
         let (index_lag_events, store_docs, store_bytes) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         let wal_fsyncs = Counter::default();
+        let (detections, alerts, alerts_folded, alerts_suppressed) = (
+            Counter::default(),
+            Counter::default(),
+            Counter::default(),
+            Counter::default(),
+        );
+        let alert_latency = Histogram::new(
+            [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
+        );
+        registry.register(
+            "detections",
+            "Rule matches, before folding and suppression",
+            detections.clone(),
+        );
+        registry.register(
+            "alerts_written",
+            "Alert records written (new alerts and folded-count updates)",
+            alerts.clone(),
+        );
+        registry.register(
+            "alerts_folded",
+            "Rule matches folded into an existing alert",
+            alerts_folded.clone(),
+        );
+        registry.register(
+            "alerts_suppressed",
+            "Rule matches silenced by a suppression",
+            alerts_suppressed.clone(),
+        );
+        registry.register(
+            "alert_latency_seconds",
+            "Seconds from an event's acknowledgement to the alert it raised",
+            alert_latency.clone(),
+        );
         registry.register(
             "events_received",
             "Events decoded from requests",
@@ -126,6 +171,11 @@ impl Metrics {
             store_docs,
             store_bytes,
             wal_fsyncs,
+            detections,
+            alerts,
+            alerts_folded,
+            alerts_suppressed,
+            alert_latency,
         }
     }
 
