@@ -1,0 +1,339 @@
+//! Alert lifecycle: suppression, then folding of repeats, then a storable alert event.
+//!
+//! [`AlertManager`] is pure logic with the clock passed in, so the live pipeline, `hunt` and
+//! tests behave the same. A [`Detection`] is first checked against the suppressions (rule and
+//! field globs, with an expiry and a reason); then its *fold key* — the rule id plus the entity
+//! (cluster, namespace, pod, container, node/host, user) — is looked up: a repeat within the
+//! fold window of the previous one bumps that alert's count instead of opening a new alert.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crowsnest_model::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::detector::{CorrelationInfo, Detection};
+
+/// Event fields that name the entity an alert is about, in fold-key order.
+pub const ENTITY_FIELDS: &[&str] = &[
+    "orchestrator.cluster.name",
+    "kubernetes.namespace",
+    "kubernetes.pod.name",
+    "container.id",
+    "container.name",
+    "container.image.name",
+    "kubernetes.node.name",
+    "host.name",
+    "user.name",
+];
+
+/// Most event ids one alert keeps (the count goes on).
+const MAX_EVENT_IDS: usize = 100;
+
+/// Silences known-good activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// Identifies the suppression in decisions and logs.
+    pub id: String,
+    /// Why it exists (shown when it silences a detection).
+    pub reason: String,
+    /// After this instant the suppression no longer applies.
+    pub expires: Option<DateTime<Utc>>,
+    /// Rule id or title (glob with `*` and `?`); `None` means every rule.
+    pub rule: Option<String>,
+    /// Event field (dotted path) -> exact value or glob; all must match the matched event.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// An alert: one rule on one entity, with repeats folded in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Alert id (a ULID).
+    pub id: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Rule title.
+    pub title: String,
+    /// Rule level.
+    pub level: String,
+    /// Rule tags.
+    pub tags: Vec<String>,
+    /// ATT&CK technique ids.
+    pub techniques: Vec<String>,
+    /// Entity fields present on the first matched event.
+    pub entity: BTreeMap<String, String>,
+    /// Ids of the matched events (at most 100).
+    pub event_ids: Vec<String>,
+    /// Detections folded into this alert, including the first.
+    pub count: u64,
+    /// When the first detection was offered.
+    pub first_seen: DateTime<Utc>,
+    /// When the latest detection was offered.
+    pub last_seen: DateTime<Utc>,
+    /// Hash of rule id and entity that repeats share.
+    pub fold_key: String,
+    /// Correlation details, for correlation alerts.
+    pub correlation: Option<CorrelationInfo>,
+}
+
+/// What [`AlertManager::offer`] did with a detection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertDecision {
+    /// A new alert.
+    New(Alert),
+    /// Folded into an open alert.
+    Folded {
+        /// The open alert.
+        alert_id: String,
+        /// Its count after folding.
+        count: u64,
+    },
+    /// Silenced by a suppression.
+    Suppressed {
+        /// The suppression's id.
+        id: String,
+        /// The suppression's reason.
+        reason: String,
+    },
+}
+
+/// Folding and suppression state.
+#[derive(Debug)]
+pub struct AlertManager {
+    fold_window: Duration,
+    suppressions: Vec<Suppression>,
+    open: HashMap<String, Alert>,
+    offers: u64,
+}
+
+/// `*` (any run) and `?` (one char) glob match; without wildcards, exact.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn field_matches(event: &Event, path: &str, pattern: &str) -> bool {
+    match event.get(path) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(value_text)
+            .any(|s| glob_match(pattern, &s)),
+        Some(v) => value_text(v).is_some_and(|s| glob_match(pattern, &s)),
+        None => false,
+    }
+}
+
+impl Suppression {
+    /// Whether this suppression silences `d` at `now`.
+    pub fn applies(&self, d: &Detection, now: DateTime<Utc>) -> bool {
+        if self.expires.is_some_and(|e| e <= now) {
+            return false;
+        }
+        if let Some(rule) = &self.rule {
+            if !glob_match(rule, &d.rule_id) && !glob_match(rule, &d.title) {
+                return false;
+            }
+        }
+        if self.fields.is_empty() {
+            return true;
+        }
+        d.events.iter().any(|e| {
+            self.fields
+                .iter()
+                .all(|(path, pattern)| field_matches(e, path, pattern))
+        })
+    }
+}
+
+/// The entity of a detection: entity fields of its first event that has them.
+fn entity_of(d: &Detection) -> BTreeMap<String, String> {
+    let mut entity = BTreeMap::new();
+    for field in ENTITY_FIELDS {
+        if let Some(value) = d
+            .events
+            .iter()
+            .find_map(|e| e.get(field).and_then(value_text))
+        {
+            entity.insert((*field).to_string(), value);
+        }
+    }
+    entity
+}
+
+fn fold_key(rule_id: &str, entity: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    for (k, v) in entity {
+        h.update([0]);
+        h.update(k.as_bytes());
+        h.update([1]);
+        h.update(v.as_bytes());
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+impl AlertManager {
+    /// A manager folding repeats within `fold_window` (measured from the previous repeat).
+    pub fn new(fold_window: Duration, suppressions: Vec<Suppression>) -> Self {
+        Self {
+            fold_window,
+            suppressions,
+            open: HashMap::new(),
+            offers: 0,
+        }
+    }
+
+    /// Replaces the suppressions (e.g. after a config reload).
+    pub fn set_suppressions(&mut self, suppressions: Vec<Suppression>) {
+        self.suppressions = suppressions;
+    }
+
+    /// The open alert with this fold key, if any.
+    pub fn open_alert(&self, fold_key: &str) -> Option<&Alert> {
+        self.open.get(fold_key)
+    }
+
+    /// Decides what a detection becomes at `now`.
+    pub fn offer(&mut self, d: Detection, now: DateTime<Utc>) -> AlertDecision {
+        if let Some(s) = self.suppressions.iter().find(|s| s.applies(&d, now)) {
+            return AlertDecision::Suppressed {
+                id: s.id.clone(),
+                reason: s.reason.clone(),
+            };
+        }
+        self.offers += 1;
+        if self.offers % 1024 == 0 {
+            self.expire(now);
+        }
+        let window = chrono::Duration::from_std(self.fold_window).unwrap_or(chrono::Duration::MAX);
+        let entity = entity_of(&d);
+        let key = fold_key(&d.rule_id, &entity);
+        if let Some(open) = self.open.get_mut(&key) {
+            if now.signed_duration_since(open.last_seen) <= window {
+                open.count += 1;
+                open.last_seen = now.max(open.last_seen);
+                for id in d.event_ids {
+                    if open.event_ids.len() < MAX_EVENT_IDS && !open.event_ids.contains(&id) {
+                        open.event_ids.push(id);
+                    }
+                }
+                return AlertDecision::Folded {
+                    alert_id: open.id.clone(),
+                    count: open.count,
+                };
+            }
+        }
+        let mut event_ids = d.event_ids;
+        event_ids.truncate(MAX_EVENT_IDS);
+        let alert = Alert {
+            id: ulid::Ulid::new().to_string(),
+            rule_id: d.rule_id,
+            title: d.title,
+            level: d.level,
+            tags: d.tags,
+            techniques: d.techniques,
+            entity,
+            event_ids,
+            count: 1,
+            first_seen: now,
+            last_seen: now,
+            fold_key: key.clone(),
+            correlation: d.correlation,
+        };
+        self.open.insert(key, alert.clone());
+        AlertDecision::New(alert)
+    }
+
+    /// Forgets alerts whose fold window has passed.
+    pub fn expire(&mut self, now: DateTime<Utc>) {
+        let window = chrono::Duration::from_std(self.fold_window).unwrap_or(chrono::Duration::MAX);
+        self.open
+            .retain(|_, a| now.signed_duration_since(a.last_seen) <= window);
+    }
+}
+
+/// ECS-style numeric severity for a Sigma level.
+fn severity(level: &str) -> u64 {
+    match level {
+        "critical" => 99,
+        "high" => 73,
+        "medium" => 47,
+        "low" => 21,
+        _ => 0,
+    }
+}
+
+impl Alert {
+    /// The alert as a storable event (`event.kind: alert`).
+    pub fn to_event(&self) -> Event {
+        let ts = crowsnest_model::format_timestamp(self.first_seen);
+        let mut e = Event::new();
+        e.set("@timestamp", json!(ts));
+        e.set("event.id", json!(self.id));
+        e.set("event.kind", json!("alert"));
+        e.set("event.module", json!("crowsnest"));
+        e.set("event.dataset", json!("crowsnest.alert"));
+        e.set("event.severity", json!(severity(&self.level)));
+        e.set("message", json!(self.title));
+        e.set("rule.id", json!(self.rule_id));
+        e.set("rule.name", json!(self.title));
+        e.set("rule.level", json!(self.level));
+        e.set("tags", json!(self.tags));
+        if !self.techniques.is_empty() {
+            e.set("threat.framework", json!("MITRE ATT&CK"));
+            e.set("threat.technique.id", json!(self.techniques));
+        }
+        for (field, value) in &self.entity {
+            e.set(field, json!(value));
+        }
+        e.set("alert.count", json!(self.count));
+        e.set("alert.event_ids", json!(self.event_ids));
+        e.set(
+            "alert.first_seen",
+            json!(crowsnest_model::format_timestamp(self.first_seen)),
+        );
+        e.set(
+            "alert.last_seen",
+            json!(crowsnest_model::format_timestamp(self.last_seen)),
+        );
+        e.set("alert.fold_key", json!(self.fold_key));
+        if let Some(c) = &self.correlation {
+            e.set("alert.correlation.type", json!(c.kind));
+            e.set("alert.correlation.value", json!(c.value));
+            let group: serde_json::Map<String, Value> =
+                c.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            e.set("alert.correlation.group", Value::Object(group));
+        }
+        e
+    }
+}

@@ -1,0 +1,474 @@
+//! Loading Sigma rule files into a [`RuleSet`], with a per-file [`LoadReport`].
+//!
+//! Files are parsed with `rsigma_parser::parse_sigma_yaml`, which handles one or many
+//! documents per file, `action: global|reset|repeat`, correlation and filter documents. Every
+//! detection rule is then run through our pipelines and compiled once, on its own, so one
+//! broken rule is reported and skipped while the rest of its file (and every other file)
+//! keeps loading. Correlations are checked for rule references that resolve.
+//!
+//! rsigma reports parse errors as strings without positions; we recover a line by locating the
+//! offending construct (a modifier, the rule's title) in the file text.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use rsigma_eval::{EvalError, Pipeline};
+use rsigma_parser::SigmaCollection;
+use serde::Serialize;
+
+use crate::pipelines::builtin_pipelines;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+}
+
+/// The built-in pack, embedded at build time: `(path under rules/, contents)`.
+pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
+    embedded::BUILTIN_FILES
+}
+
+/// Loaded and validated rules, correlations and filters, with the pipelines to apply.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub(crate) collection: SigmaCollection,
+    pub(crate) pipelines: Vec<Pipeline>,
+    /// The file each correlation came from (parallel to `collection.correlations`).
+    corr_origin: Vec<PathBuf>,
+}
+
+/// What happened to one problem inside a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    /// Valid Sigma that our engine cannot run; the document is skipped.
+    Unsupported {
+        /// The construct, by name (e.g. `modifier |xyz`, `regex look-around`).
+        construct: String,
+        /// 1-based line in the file, when it could be located.
+        line: Option<usize>,
+    },
+    /// Not valid Sigma (YAML error, missing field, unknown detection name, ...).
+    Invalid {
+        /// What was expected.
+        reason: String,
+        /// 1-based line in the file, when it could be located.
+        line: Option<usize>,
+    },
+}
+
+/// The summary status of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Every document loaded.
+    Loaded {
+        /// Rules, correlations and filters loaded from the file.
+        rules: usize,
+    },
+    /// At least one document uses a construct we do not support (none is invalid).
+    Unsupported {
+        /// The first unsupported construct.
+        construct: String,
+        /// Its line.
+        line: Option<usize>,
+    },
+    /// At least one document is invalid.
+    Invalid {
+        /// The first reason.
+        reason: String,
+        /// Its line.
+        line: Option<usize>,
+    },
+}
+
+/// The outcome of loading one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// The file (for built-in rules: `builtin:<path under rules/>`).
+    pub path: PathBuf,
+    /// Rules, correlations and filters loaded.
+    pub loaded: usize,
+    /// Every problem found, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl FileReport {
+    /// The summary: invalid beats unsupported beats loaded.
+    pub fn status(&self) -> FileStatus {
+        let invalid = self.problems.iter().find_map(|p| match p {
+            Problem::Invalid { reason, line } => Some(FileStatus::Invalid {
+                reason: reason.clone(),
+                line: *line,
+            }),
+            Problem::Unsupported { .. } => None,
+        });
+        let unsupported = self.problems.iter().find_map(|p| match p {
+            Problem::Unsupported { construct, line } => Some(FileStatus::Unsupported {
+                construct: construct.clone(),
+                line: *line,
+            }),
+            Problem::Invalid { .. } => None,
+        });
+        invalid
+            .or(unsupported)
+            .unwrap_or(FileStatus::Loaded { rules: self.loaded })
+    }
+}
+
+/// Per-file outcomes of a load.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// One entry per file read, in load order.
+    pub files: Vec<FileReport>,
+}
+
+impl LoadReport {
+    /// Files with no problem.
+    pub fn loaded_files(&self) -> usize {
+        self.files.iter().filter(|f| f.problems.is_empty()).count()
+    }
+
+    /// Whether any file is invalid.
+    pub fn any_invalid(&self) -> bool {
+        self.files
+            .iter()
+            .any(|f| matches!(f.status(), FileStatus::Invalid { .. }))
+    }
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        Self {
+            collection: SigmaCollection::new(),
+            pipelines: builtin_pipelines().to_vec(),
+            corr_origin: Vec::new(),
+        }
+    }
+}
+
+impl RuleSet {
+    /// Loads every `*.yml`/`*.yaml` file under `paths` (files or directories, recursively),
+    /// plus the built-in pack when `builtin` is set. Never fails as a whole: problems are in
+    /// the report and the affected documents are skipped.
+    pub fn load(paths: &[PathBuf], builtin: bool) -> (RuleSet, LoadReport) {
+        let mut set = RuleSet::default();
+        let mut report = LoadReport::default();
+        if builtin {
+            for (name, text) in builtin_files() {
+                if is_rule_file(Path::new(name)) {
+                    let path = PathBuf::from(format!("builtin:{name}"));
+                    report.files.push(set.add_text(path, text));
+                }
+            }
+        }
+        for path in paths {
+            let mut files = Vec::new();
+            collect_files(path, &mut files, &mut report);
+            files.sort();
+            for file in files {
+                let outcome = match std::fs::read_to_string(&file) {
+                    Ok(text) => set.add_text(file, &text),
+                    Err(e) => FileReport {
+                        path: file,
+                        loaded: 0,
+                        problems: vec![Problem::Invalid {
+                            reason: format!("expected a readable UTF-8 file: {e}"),
+                            line: None,
+                        }],
+                    },
+                };
+                report.files.push(outcome);
+            }
+        }
+        set.drop_dangling_correlations(&mut report);
+        (set, report)
+    }
+
+    /// The built-in pack alone.
+    pub fn builtin() -> (RuleSet, LoadReport) {
+        Self::load(&[], true)
+    }
+
+    /// Parses Sigma YAML text as if it were the file `path`.
+    pub fn from_yaml(path: impl Into<PathBuf>, text: &str) -> (RuleSet, LoadReport) {
+        let mut set = RuleSet::default();
+        let file = set.add_text(path.into(), text);
+        let mut report = LoadReport { files: vec![file] };
+        set.drop_dangling_correlations(&mut report);
+        (set, report)
+    }
+
+    /// Number of detection rules, correlations and filters.
+    pub fn len(&self) -> usize {
+        self.collection.len()
+    }
+
+    /// Whether nothing loaded.
+    pub fn is_empty(&self) -> bool {
+        self.collection.len() == 0
+    }
+
+    /// Number of correlation rules.
+    pub fn correlation_count(&self) -> usize {
+        self.collection.correlations.len()
+    }
+
+    /// Ids (or titles, for rules without id) of the detection rules and correlations.
+    pub fn rule_keys(&self) -> Vec<String> {
+        let rules = self
+            .collection
+            .rules
+            .iter()
+            .map(|r| r.id.clone().unwrap_or_else(|| r.title.clone()));
+        let corrs = self
+            .collection
+            .correlations
+            .iter()
+            .map(|c| c.id.clone().unwrap_or_else(|| c.title.clone()));
+        rules.chain(corrs).collect()
+    }
+
+    fn add_text(&mut self, path: PathBuf, text: &str) -> FileReport {
+        let mut report = FileReport {
+            path,
+            loaded: 0,
+            problems: Vec::new(),
+        };
+        let parsed = match rsigma_parser::parse_sigma_yaml(text) {
+            Ok(c) => c,
+            Err(e) => {
+                report
+                    .problems
+                    .push(classify_parse_error(&e.to_string(), text));
+                return report;
+            }
+        };
+        for message in &parsed.errors {
+            if let Some(problem) = classify_parse_message(message, text) {
+                report.problems.push(problem);
+            }
+        }
+        for rule in parsed.rules {
+            let mut transformed = rule.clone();
+            let compiled = rsigma_eval::apply_pipelines(&self.pipelines, &mut transformed)
+                .and_then(|()| rsigma_eval::compile_rule(&transformed));
+            match compiled {
+                Ok(_) => {
+                    self.collection.rules.push(rule);
+                    report.loaded += 1;
+                }
+                Err(e) => report
+                    .problems
+                    .push(classify_compile_error(&e, &rule.title, text)),
+            }
+        }
+        for corr in parsed.correlations {
+            match rsigma_eval::correlation::compile_correlation(&corr) {
+                Ok(_) => {
+                    self.collection.correlations.push(corr);
+                    self.corr_origin.push(report.path.clone());
+                    report.loaded += 1;
+                }
+                Err(e) => report.problems.push(Problem::Invalid {
+                    reason: format!("correlation `{}`: {e}", corr.title),
+                    line: line_of(text, &corr.title),
+                }),
+            }
+        }
+        report.loaded += parsed.filters.len();
+        self.collection.filters.extend(parsed.filters);
+        report
+    }
+
+    /// Removes correlations that reference rules which are not loaded (also transitively),
+    /// reporting each as invalid in its file's report.
+    fn drop_dangling_correlations(&mut self, report: &mut LoadReport) {
+        loop {
+            let mut known: HashSet<String> = HashSet::new();
+            for r in &self.collection.rules {
+                known.extend(r.id.iter().cloned());
+                known.extend(r.name.iter().cloned());
+            }
+            for c in &self.collection.correlations {
+                known.extend(c.id.iter().cloned());
+                known.extend(c.name.iter().cloned());
+            }
+            let before = self.collection.correlations.len();
+            let mut dropped = Vec::new();
+            let mut kept = Vec::new();
+            let mut kept_origin = Vec::new();
+            let corrs = std::mem::take(&mut self.collection.correlations);
+            let origins = std::mem::take(&mut self.corr_origin);
+            for (c, origin) in corrs.into_iter().zip(origins) {
+                if c.rules.iter().all(|r| known.contains(r)) {
+                    kept.push(c);
+                    kept_origin.push(origin);
+                } else {
+                    dropped.push((c, origin));
+                }
+            }
+            self.collection.correlations = kept;
+            self.corr_origin = kept_origin;
+            for (c, origin) in dropped {
+                let missing: Vec<&String> =
+                    c.rules.iter().filter(|r| !known.contains(*r)).collect();
+                let problem = Problem::Invalid {
+                    reason: format!(
+                        "correlation `{}` references rules that are not loaded: {missing:?}",
+                        c.title
+                    ),
+                    line: None,
+                };
+                if let Some(file) = report.files.iter_mut().find(|f| f.path == origin) {
+                    file.loaded = file.loaded.saturating_sub(1);
+                    file.problems.push(problem);
+                }
+            }
+            if self.collection.correlations.len() == before {
+                break;
+            }
+        }
+    }
+}
+
+/// Whether a path names a Sigma rule file (not a test-event file).
+pub fn is_rule_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yml" | "yaml")
+    )
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, report: &mut LoadReport) {
+    if path.is_dir() {
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    collect_files(&entry.path(), out, report);
+                }
+            }
+            Err(e) => report.files.push(FileReport {
+                path: path.to_path_buf(),
+                loaded: 0,
+                problems: vec![Problem::Invalid {
+                    reason: format!("expected a readable directory: {e}"),
+                    line: None,
+                }],
+            }),
+        }
+    } else if is_rule_file(path) {
+        out.push(path.to_path_buf());
+    } else if !path.exists() {
+        report.files.push(FileReport {
+            path: path.to_path_buf(),
+            loaded: 0,
+            problems: vec![Problem::Invalid {
+                reason: "expected an existing rule file or directory".to_string(),
+                line: None,
+            }],
+        });
+    }
+}
+
+/// 1-based line of the first occurrence of `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    text.find(needle)
+        .map(|pos| text[..pos].matches('\n').count() + 1)
+}
+
+/// The first `'quoted'` token in a message.
+fn quoted(message: &str) -> Option<&str> {
+    let start = message.find('\'')? + 1;
+    let len = message[start..].find('\'')?;
+    Some(&message[start..start + len])
+}
+
+fn classify_parse_error(message: &str, text: &str) -> Problem {
+    classify_parse_message(message, text).unwrap_or(Problem::Invalid {
+        reason: message.to_string(),
+        line: None,
+    })
+}
+
+/// Maps an rsigma parse message to a problem; `None` for warnings that do not drop a document.
+fn classify_parse_message(message: &str, text: &str) -> Option<Problem> {
+    if message.starts_with("related[") || message.starts_with("invalid ") {
+        return None;
+    }
+    if message.starts_with("Unknown modifier") {
+        let modifier = quoted(message).unwrap_or("");
+        return Some(Problem::Unsupported {
+            construct: format!("modifier |{modifier}"),
+            line: line_of(text, &format!("|{modifier}")),
+        });
+    }
+    let line = yaml_line(message).or_else(|| quoted(message).and_then(|q| line_of(text, q)));
+    Some(Problem::Invalid {
+        reason: lower_first(message),
+        line,
+    })
+}
+
+/// serde_yaml style "at line N column M".
+fn yaml_line(message: &str) -> Option<usize> {
+    let rest = &message[message.find("line ")? + 5..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn classify_compile_error(error: &EvalError, title: &str, text: &str) -> Problem {
+    let line = line_of(text, title);
+    match error {
+        EvalError::InvalidRegex(e) => Problem::Unsupported {
+            construct: format!("regex syntax not supported by the Rust regex engine (look-around or back-reference?) in `{title}`: {}", e.to_string().lines().last().unwrap_or("")),
+            line,
+        },
+        EvalError::InvalidModifiers(m) => Problem::Unsupported {
+            construct: format!("modifier combination in `{title}`: {m}"),
+            line,
+        },
+        other => Problem::Invalid {
+            reason: format!("rule `{title}`: {other}"),
+            line,
+        },
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_file_with_one_bad_rule_keeps_the_rest() {
+        let yaml = "title: Good\nid: good-1\nlogsource: {product: linux, category: process_creation}\ndetection:\n  sel:\n    Image|endswith: /nc\n  condition: sel\n---\ntitle: Bad modifier\nlogsource: {product: linux}\ndetection:\n  sel:\n    Image|frobnicate: x\n  condition: sel\n---\ntitle: Unknown name\nlogsource: {product: linux}\ndetection:\n  sel:\n    Image: x\n  condition: other\n";
+        let (set, report) = RuleSet::from_yaml("t.yml", yaml);
+        assert_eq!(set.len(), 1);
+        let file = &report.files[0];
+        assert_eq!(file.loaded, 1);
+        assert!(file.problems.iter().any(|p| matches!(p, Problem::Unsupported { construct, line: Some(13) } if construct == "modifier |frobnicate")), "{:?}", file.problems);
+        assert!(file
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::Invalid { .. })));
+        assert!(matches!(file.status(), FileStatus::Invalid { .. }));
+    }
+
+    #[test]
+    fn dangling_correlation_is_dropped() {
+        let yaml = "title: C\nid: c-1\ncorrelation:\n  type: event_count\n  rules: [nope]\n  group-by: [host.name]\n  timespan: 5m\n  condition: {gte: 2}\n";
+        let (set, report) = RuleSet::from_yaml("c.yml", yaml);
+        assert_eq!(set.correlation_count(), 0);
+        assert!(report.any_invalid() || report.files[0].loaded == 0);
+    }
+}
