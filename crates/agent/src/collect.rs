@@ -1,0 +1,420 @@
+//! The file collectors: which files are followed, and what each line becomes.
+//!
+//! One thread polls every followed file (every 250 ms; the directories are scanned again every
+//! 2 s for new containers and rotated-in files) and hands [`Record`]s to the batcher through a
+//! bounded channel, so a full spool stops the reading (backpressure) instead of growing memory.
+//!
+//! | source | files | dataset |
+//! |---|---|---|
+//! | Docker `json-file` logs | `<docker-root>/containers/<id>/<id>-json.log` | `container.logs` |
+//! | CRI logs | `/var/log/pods/<ns>_<pod>_<uid>/<container>/<n>.log` | `container.logs` |
+//! | kernel audit | `/var/log/audit/audit.log` | `auditd.process` / `auditd.file` / `auditd.host` |
+//! | host logs | syslog, auth.log, messages, secure, kubelet/containerd logs | `system.syslog` / `system.auth` / `<name>.log` |
+//! | Falco | its `json_output` file | `falco.alerts` |
+//!
+//! Every record carries the file's cursor, keyed `file:<path>`, so a restart resumes at the
+//! last line that reached the spool.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::audit;
+use crate::logline::{Format, Reassembler, MAX_LINE_BYTES};
+use crate::meta::{self, ContainerMeta};
+use crate::spool::Record;
+use crate::tail::{Cursor, Tail};
+
+/// What to follow.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Docker's data root (`/var/lib/docker`), for json-file logs and container metadata.
+    pub docker_root: Option<PathBuf>,
+    /// The CRI pod log directory (`/var/log/pods`).
+    pub pods_dir: Option<PathBuf>,
+    /// `/var/log/containers` (symlinks that name the container id).
+    pub containers_dir: Option<PathBuf>,
+    /// The audit log (`/var/log/audit/audit.log`).
+    pub audit_log: Option<PathBuf>,
+    /// Plain-text host logs.
+    pub host_logs: Vec<PathBuf>,
+    /// Falco's JSON output file.
+    pub falco_log: Option<PathBuf>,
+    /// Where `/proc` is (a DaemonSet mounts the host's at `/host/proc`).
+    pub proc_root: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Container(Format),
+    Audit,
+    Host(String),
+    Falco,
+}
+
+struct Followed {
+    tail: Tail,
+    kind: Kind,
+    reassembler: Option<Reassembler>,
+    aggregator: audit::Aggregator,
+    /// Cursor of the last line of the events the aggregator holds.
+    audit_cursor: Option<Cursor>,
+    meta: Option<ContainerMeta>,
+    docker_id: Option<String>,
+}
+
+/// Dataset and module of a host log, from its file name.
+fn host_dataset(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("host");
+    match name {
+        "auth.log" | "secure" => "system.auth".into(),
+        "syslog" | "messages" => "system.syslog".into(),
+        other => other.trim_end_matches(".log").replace(['.', ' '], "_") + ".log",
+    }
+}
+
+fn discover(sources: &Sources) -> Vec<(PathBuf, Kind, Option<String>)> {
+    let mut found = Vec::new();
+    if let Some(root) = &sources.docker_root {
+        for entry in read_dir(&root.join("containers")) {
+            let id = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string);
+            if let Some(id) = id {
+                let log = entry.join(format!("{id}-json.log"));
+                if log.exists() {
+                    found.push((log, Kind::Container(Format::DockerJson), Some(id)));
+                }
+            }
+        }
+    }
+    if let Some(pods) = &sources.pods_dir {
+        for pod in read_dir(pods) {
+            for container in read_dir(&pod) {
+                for log in read_dir(&container) {
+                    if log.extension().is_some_and(|e| e == "log") {
+                        found.push((log, Kind::Container(Format::Cri), None));
+                    }
+                }
+            }
+        }
+    }
+    for path in sources.host_logs.iter().filter(|p| p.exists()) {
+        found.push((path.clone(), Kind::Host(host_dataset(path)), None));
+    }
+    if let Some(path) = sources.audit_log.as_ref().filter(|p| p.exists()) {
+        found.push((path.clone(), Kind::Audit, None));
+    }
+    if let Some(path) = sources.falco_log.as_ref().filter(|p| p.exists()) {
+        found.push((path.clone(), Kind::Falco, None));
+    }
+    found
+}
+
+fn read_dir(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Container ids of CRI log files, from the `/var/log/containers` symlinks.
+fn cri_ids(containers_dir: Option<&Path>) -> HashMap<PathBuf, String> {
+    let mut ids = HashMap::new();
+    for link in containers_dir.map(read_dir).unwrap_or_default() {
+        let name = link.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let (Some(id), Ok(target)) = (
+            meta::id_from_containers_link(name),
+            std::fs::read_link(&link),
+        ) {
+            let target = if target.is_absolute() {
+                target
+            } else {
+                link.parent().map(|p| p.join(&target)).unwrap_or(target)
+            };
+            ids.insert(target, id.to_string());
+        }
+    }
+    ids
+}
+
+/// The cursor key of a followed file.
+pub fn cursor_key(path: &Path) -> String {
+    format!("file:{}", path.display())
+}
+
+/// Runs the file collectors until `stop`; `cursors` are the committed resume points.
+pub fn run(
+    sources: &Sources,
+    cursors: &std::collections::BTreeMap<String, Value>,
+    tx: &SyncSender<Record>,
+    stop: &AtomicBool,
+    decorate: &(dyn Fn(&mut Map<String, Value>) + Sync),
+) {
+    let mut followed: HashMap<PathBuf, Followed> = HashMap::new();
+    let mut last_scan: Option<Instant> = None;
+    let mut metadata: HashMap<String, ContainerMeta> = HashMap::new();
+    while !stop.load(Ordering::SeqCst) {
+        if last_scan.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+            last_scan = Some(Instant::now());
+            let ids = cri_ids(sources.containers_dir.as_deref());
+            for (path, kind, docker_id) in discover(sources) {
+                if followed.contains_key(&path) {
+                    continue;
+                }
+                let cursor = cursors
+                    .get(&cursor_key(&path))
+                    .and_then(|v| serde_json::from_value::<Cursor>(v.clone()).ok());
+                let mut meta = match &kind {
+                    Kind::Container(Format::Cri) => meta::from_cri_path(&path),
+                    _ => None,
+                };
+                if let (Some(meta), Some(id)) = (meta.as_mut(), ids.get(&path)) {
+                    meta.id = Some(id.clone());
+                    meta.runtime = Some("containerd".into());
+                }
+                let reassembler = match kind {
+                    Kind::Container(format) => Some(Reassembler::new(format)),
+                    _ => None,
+                };
+                tracing::info!(path = %path.display(), ?kind, resumed = cursor.is_some(), "following");
+                followed.insert(
+                    path.clone(),
+                    Followed {
+                        tail: Tail::new(path, cursor, MAX_LINE_BYTES + 64 * 1024),
+                        kind,
+                        reassembler,
+                        aggregator: audit::Aggregator::default(),
+                        audit_cursor: None,
+                        meta,
+                        docker_id,
+                    },
+                );
+            }
+            followed.retain(|path, f| {
+                let keep = !f.tail.finished();
+                if !keep {
+                    tracing::info!(path = %path.display(), "file gone; no longer followed");
+                }
+                keep
+            });
+        }
+        let mut idle = true;
+        for followed in followed.values_mut() {
+            if followed.meta.is_none() {
+                if let (Some(root), Some(id)) = (&sources.docker_root, &followed.docker_id) {
+                    followed.meta = meta::from_docker_root(root, id);
+                }
+            }
+            match poll_one(followed, sources, &mut metadata, tx, decorate) {
+                Ok(true) => idle = false,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(path = %followed.tail.path().display(), %error, "reading failed")
+                }
+            }
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// Reads new lines of one file; true when there were any.
+fn poll_one(
+    f: &mut Followed,
+    sources: &Sources,
+    metadata: &mut HashMap<String, ContainerMeta>,
+    tx: &SyncSender<Record>,
+    decorate: &(dyn Fn(&mut Map<String, Value>) + Sync),
+) -> std::io::Result<bool> {
+    let (lines, switched) = f.tail.poll(2_000)?;
+    if switched {
+        if let Some(r) = f.reassembler.as_mut() {
+            r.reset();
+        }
+    }
+    let key = cursor_key(f.tail.path());
+    let send = |event: Option<Map<String, Value>>, cursor: Option<Cursor>| {
+        let record = Record {
+            event: event.map(|mut e| {
+                decorate(&mut e);
+                e
+            }),
+            cursor: cursor.map(|c| (key.clone(), json!(c))),
+        };
+        tx.send(record).is_ok()
+    };
+    if lines.is_empty() {
+        if matches!(f.kind, Kind::Audit) && !f.aggregator.is_empty() {
+            let cursor = f.audit_cursor.take();
+            for records in f.aggregator.flush() {
+                let event = audit_event(&records, sources, metadata);
+                send(Some(event), cursor);
+            }
+        }
+        return Ok(false);
+    }
+    for line in lines {
+        let ok = match &f.kind {
+            Kind::Container(_) => {
+                let Some(r) = f.reassembler.as_mut() else {
+                    continue;
+                };
+                match r.push(&line.text) {
+                    Ok(Some(log)) => {
+                        let cursor = (!r.has_pending()).then_some(line.cursor);
+                        let event = container_event(&log, f.tail.path(), f.meta.as_ref());
+                        send(Some(event), cursor)
+                    }
+                    Ok(None) => true,
+                    Err(error) => {
+                        tracing::debug!(%error, "unreadable container log line skipped");
+                        send(None, (!r.has_pending()).then_some(line.cursor))
+                    }
+                }
+            }
+            Kind::Host(dataset) => {
+                let event = json!({
+                    "message": line.text,
+                    "event": {"kind": "event", "module": "system", "dataset": dataset},
+                    "log": {"file": {"path": f.tail.path().display().to_string()}},
+                });
+                send(as_map(event), Some(line.cursor))
+            }
+            Kind::Falco => {
+                let event = falco_event(&line.text);
+                send(event, Some(line.cursor))
+            }
+            Kind::Audit => {
+                let Some(record) = audit::parse_line(&line.text) else {
+                    continue;
+                };
+                let done = f.aggregator.push(record);
+                let mut ok = true;
+                let finished_cursor = f.audit_cursor;
+                for records in done {
+                    let event = audit_event(&records, sources, metadata);
+                    ok &= send(Some(event), finished_cursor);
+                }
+                f.audit_cursor = Some(line.cursor);
+                if f.aggregator.is_empty() {
+                    // The line was an EOE: everything through it is handed on.
+                    ok &= send(None, f.audit_cursor.take());
+                }
+                ok
+            }
+        };
+        if !ok {
+            break;
+        }
+    }
+    Ok(true)
+}
+
+fn as_map(value: Value) -> Option<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+fn container_event(
+    log: &crate::logline::LogLine,
+    path: &Path,
+    meta: Option<&ContainerMeta>,
+) -> Map<String, Value> {
+    let module = if meta.is_some_and(|m| m.pod_name.is_some()) {
+        "kubernetes"
+    } else {
+        "docker"
+    };
+    let mut event = Map::new();
+    if !log.time.is_empty() {
+        event.insert("@timestamp".into(), json!(log.time));
+    }
+    event.insert("message".into(), json!(log.text));
+    event.insert(
+        "event".into(),
+        json!({"kind": "event", "module": module, "dataset": "container.logs"}),
+    );
+    event.insert(
+        "log".into(),
+        json!({"iostream": log.stream, "file": {"path": path.display().to_string()}}),
+    );
+    if let Some(meta) = meta {
+        meta.apply(&mut event);
+    }
+    event
+}
+
+/// Falco's JSON output: `{"output", "priority", "rule", "time", "output_fields", ...}`.
+fn falco_event(text: &str) -> Option<Map<String, Value>> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let rule = value.get("rule").cloned().unwrap_or(Value::Null);
+    let mut event = Map::new();
+    if let Some(time) = value.get("time") {
+        event.insert("@timestamp".into(), time.clone());
+    }
+    event.insert(
+        "message".into(),
+        value.get("output").cloned().unwrap_or(json!(text)),
+    );
+    event.insert(
+        "event".into(),
+        json!({"kind": "alert", "module": "falco", "dataset": "falco.alerts",
+               "severity_name": value.get("priority")}),
+    );
+    event.insert("rule".into(), json!({ "name": rule }));
+    let fields = value.get("output_fields").cloned().unwrap_or(Value::Null);
+    if let Some(id) = fields.get("container.id").and_then(Value::as_str) {
+        event.insert("container".into(), json!({ "id": id }));
+    }
+    event.insert("falco".into(), value);
+    Some(event)
+}
+
+fn audit_event(
+    records: &[audit::AuditRecord],
+    sources: &Sources,
+    metadata: &mut HashMap<String, ContainerMeta>,
+) -> Map<String, Value> {
+    let mut event = audit::to_event(records);
+    let pid = event
+        .get("process")
+        .and_then(|p| p.get("pid"))
+        .and_then(Value::as_i64);
+    let ppid = event
+        .get("process")
+        .and_then(|p| p.pointer("/parent/pid"))
+        .and_then(Value::as_i64);
+    let pids: Vec<i64> = [pid, ppid].into_iter().flatten().collect();
+    if let Some(id) = audit::container_of_pid(&sources.proc_root, &pids) {
+        let known = metadata.get(&id).cloned();
+        let meta = known
+            .or_else(|| {
+                let found = sources
+                    .docker_root
+                    .as_ref()
+                    .and_then(|root| meta::from_docker_root(root, &id))?;
+                if metadata.len() > 10_000 {
+                    metadata.clear();
+                }
+                metadata.insert(id.clone(), found.clone());
+                Some(found)
+            })
+            .unwrap_or(ContainerMeta {
+                id: Some(id),
+                ..ContainerMeta::default()
+            });
+        meta.apply(&mut event);
+    }
+    event
+}
