@@ -2,7 +2,7 @@
 # Prepares a real Docker engine for the agent's end-to-end tests (crates/cli/tests/agent.rs).
 #
 # Idempotent: installs Debian's docker.io, busybox-static and auditd only when missing, starts
-# dockerd only when no daemon answers (its pid goes to /tmp/crowsnest-dockerd.pid), and imports
+# dockerd and auditd only when not running (pids in /tmp/crowsnest-{dockerd,auditd}.pid), and imports
 # the tiny `crowsnest-busybox:latest` image from busybox-static with `docker import` (no
 # registry pulls). Needs root; does nothing harmful when run twice.
 set -euo pipefail
@@ -34,6 +34,17 @@ if ! docker info >/dev/null 2>&1; then
     sleep 0.5
   done
   docker info >/dev/null 2>&1 || { log "dockerd did not start; see /tmp/crowsnest-dockerd.log"; exit 1; }
+fi
+
+# Kernel audit for the agent's process attribution test: auditd writes /var/log/audit/audit.log.
+if ! pidof auditd >/dev/null 2>&1; then
+  log "starting auditd"
+  if auditd >/tmp/crowsnest-auditd.log 2>&1; then
+    sleep 1
+    pidof auditd >/tmp/crowsnest-auditd.pid || true
+  else
+    log "auditd did not start (kernel audit unavailable?): $(tail -1 /tmp/crowsnest-auditd.log)"
+  fi
 fi
 
 if ! docker image inspect crowsnest-busybox:latest >/dev/null 2>&1; then
