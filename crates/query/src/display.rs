@@ -324,7 +324,7 @@ fn write_aggs(f: &mut Formatter<'_>, aggs: &[Agg]) -> fmt::Result {
 
 fn write_span(f: &mut Formatter<'_>, secs: u64) -> fmt::Result {
     for (unit, size) in [('d', 86_400), ('h', 3_600), ('m', 60)] {
-        if secs > 0 && secs % size == 0 {
+        if secs > 0 && secs.is_multiple_of(size) {
             return write!(f, "{}{unit}", secs / size);
         }
     }

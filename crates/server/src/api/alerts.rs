@@ -1,0 +1,315 @@
+//! `GET /api/v1/alerts`, `GET /api/v1/rules`, `POST /api/v1/rules/reload`.
+//!
+//! Alerts are events (`event.kind: alert`) in the store, so this endpoint is a search with the
+//! alert filters spelled out as parameters. A folded alert is written again each time its count
+//! changes (same `alert.id`, higher `alert.count`); this endpoint shows the newest record of
+//! each alert and counts distinct alerts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use crowsnest_store::SearchRequest;
+use serde_json::{json, Value};
+
+use super::authorize;
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Most alerts one page returns.
+const MAX_LIMIT: usize = 1_000;
+
+/// Severity order of Sigma levels.
+const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+pub(super) async fn alerts(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    const KNOWN: [&str; 13] = [
+        "query",
+        "rule",
+        "level",
+        "min_level",
+        "technique",
+        "namespace",
+        "pod",
+        "container",
+        "user",
+        "since",
+        "start",
+        "limit",
+        "offset",
+    ];
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !KNOWN.contains(&k.as_str()) && *k != "end" && *k != "format")
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter `{unknown}`; known: {}, end, format",
+            KNOWN.join(", ")
+        )));
+    }
+    let mut clauses = vec!["event.kind:alert".to_string()];
+    for (param, field) in [
+        ("rule", "rule.id"),
+        ("level", "rule.level"),
+        ("technique", "threat.technique.id"),
+        ("namespace", "kubernetes.namespace"),
+        ("pod", "kubernetes.pod.name"),
+        ("container", "container.name"),
+        ("user", "user.name"),
+    ] {
+        if let Some(value) = params.get(param).filter(|v| !v.is_empty()) {
+            clauses.push(format!("{field}:{}", quote(value)));
+        }
+    }
+    if let Some(min) = params.get("min_level").filter(|v| !v.is_empty()) {
+        let index = LEVELS.iter().position(|l| l == min).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown `min_level` `{min}`: expected one of {}",
+                LEVELS.join(", ")
+            ))
+        })?;
+        clauses.push(format!("rule.level:({})", LEVELS[index..].join(" OR ")));
+    }
+    if let Some(query) = params.get("query").filter(|v| !v.trim().is_empty()) {
+        clauses.push(format!("({query})"));
+    }
+    let text = clauses.join(" AND ");
+    let query = crowsnest_query::parse(&text).map_err(|e| ApiError::BadRequest {
+        message: format!("invalid `query`: {e}"),
+        details: None,
+    })?;
+    let limit = match params.get("limit") {
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("`limit` must be a number"))?,
+        None => 50,
+    }
+    .min(MAX_LIMIT);
+    let offset = match params.get("offset") {
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("`offset` must be a number"))?,
+        None => 0,
+    };
+    if offset > 10 * MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "`offset` is at most {}; narrow the filters or the time range",
+            10 * MAX_LIMIT
+        )));
+    }
+    let start = match (params.get("since"), params.get("start")) {
+        (Some(since), _) => Some(Utc::now() - parse_since(since)?),
+        (None, Some(start)) => Some(parse_time("start", start)?),
+        (None, None) => None,
+    };
+    let end = params
+        .get("end")
+        .map(|end| parse_time("end", end))
+        .transpose()?;
+    let format = params.get("format").map_or("ecs", String::as_str);
+    if !matches!(format, "ecs" | "ocsf") {
+        return Err(ApiError::bad_request(format!(
+            "unknown `format` `{format}`: expected ecs or ocsf"
+        )));
+    }
+    // Records of one alert are few (one per count change); fetch enough to fill the page.
+    let fetch = ((offset + limit) * 4).min(10 * MAX_LIMIT);
+    let store = state.store.clone();
+    let counted = crowsnest_query::parse(&format!("{text} | stats dc(alert.id)"))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("building the alert count query: {e}")))?;
+    let (records, distinct) = tokio::task::spawn_blocking(move || {
+        let records = store.search(&SearchRequest {
+            query,
+            start,
+            end,
+            limit: fetch,
+            offset: 0,
+        })?;
+        let distinct = store.search(&SearchRequest {
+            query: counted,
+            start,
+            end,
+            limit: 1,
+            offset: 0,
+        })?;
+        Ok::<_, crowsnest_store::StoreError>((records, distinct))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let total = distinct
+        .rows
+        .as_ref()
+        .and_then(|rows| rows.first())
+        .and_then(|row| row.first())
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let mut seen = HashSet::new();
+    let newest: Vec<Value> = records
+        .hits
+        .into_iter()
+        .filter(|hit| {
+            let id = hit
+                .pointer("/alert/id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            seen.insert(id)
+        })
+        .skip(offset)
+        .take(limit)
+        .map(|alert| {
+            if format == "ocsf" {
+                to_ocsf(&alert)
+            } else {
+                alert
+            }
+        })
+        .collect();
+    Ok(Json(json!({"total": total, "alerts": newest})))
+}
+
+fn quote(value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
+}
+
+fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "`{name}` must be an RFC 3339 time like 2024-05-01T12:00:00Z: {e}"
+            ))
+        })
+}
+
+/// `30s`, `15m`, `1h`, `7d`.
+fn parse_since(text: &str) -> Result<Duration, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "`since` must be a duration like 30s, 15m, 1h or 7d, not `{text}`"
+        ))
+    };
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(bad)?,
+        "h" => n.checked_mul(3_600).ok_or_else(bad)?,
+        "d" => n.checked_mul(86_400).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    Duration::try_seconds(seconds).ok_or_else(bad)
+}
+
+/// An alert as an OCSF 1.1 Detection Finding (class 2004).
+pub(crate) fn to_ocsf(alert: &Value) -> Value {
+    let text = |pointer: &str| alert.pointer(pointer).cloned().unwrap_or(Value::Null);
+    let level = alert
+        .pointer("/rule/level")
+        .and_then(Value::as_str)
+        .unwrap_or("informational");
+    let (severity_id, severity) = match level {
+        "low" => (2, "Low"),
+        "medium" => (3, "Medium"),
+        "high" => (4, "High"),
+        "critical" => (5, "Critical"),
+        _ => (1, "Informational"),
+    };
+    let time_ms = alert
+        .pointer("/@timestamp")
+        .and_then(crowsnest_model::parse_timestamp)
+        .map(|t| t.timestamp_millis());
+    let techniques: Vec<Value> = alert
+        .pointer("/threat/technique/id")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .map(|id| json!({"technique": {"uid": id}, "version": "14"}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "activity_id": 1,
+        "activity_name": "Create",
+        "type_uid": 200401,
+        "severity_id": severity_id,
+        "severity": severity,
+        "status_id": 1,
+        "time": time_ms,
+        "message": text("/rule/name"),
+        "count": text("/alert/count"),
+        "metadata": {
+            "version": "1.1.0",
+            "product": {"name": "crowsnest", "vendor_name": "crowsnest", "version": env!("CARGO_PKG_VERSION")},
+            "uid": text("/alert/id"),
+        },
+        "finding_info": {
+            "uid": text("/alert/id"),
+            "title": text("/rule/name"),
+            "analytic": {"uid": text("/rule/id"), "name": text("/rule/name"), "type_id": 1, "type": "Rule"},
+            "attacks": techniques,
+            "first_seen_time_dt": text("/alert/first_seen"),
+            "last_seen_time_dt": text("/alert/last_seen"),
+            "related_events": text("/alert/event_ids"),
+        },
+        "resources": [{
+            "type": "Container",
+            "uid": text("/container/id"),
+            "name": text("/container/name"),
+            "namespace": text("/kubernetes/namespace"),
+            "labels": [text("/kubernetes/pod/name")],
+        }],
+        "actor": {"user": {"name": text("/user/name")}},
+        "unmapped": alert,
+    })
+}
+
+pub(super) async fn rules(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    if !state.config.detect.enabled {
+        return Ok(Json(json!({"enabled": false})));
+    }
+    let status = state.detection.rules();
+    Ok(Json(json!({
+        "enabled": true,
+        "loaded": status.loaded,
+        "problems": status.problems,
+        "loaded_at": status.loaded_at,
+    })))
+}
+
+pub(super) async fn reload_rules(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    if !state.config.detect.enabled {
+        return Err(ApiError::bad_request(
+            "detection is disabled (`detect.enabled = false`)",
+        ));
+    }
+    state.detection.request_reload();
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({"reload": "requested"})),
+    ))
+}

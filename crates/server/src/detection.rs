@@ -1,0 +1,546 @@
+//! Live detection: the detector thread between the WAL and the alerts.
+//!
+//! ```text
+//!  WAL writer ──(acknowledged batch)──► detector thread: Detector::process ─► AlertManager
+//!      ▲                                     │ new alert / folded count changed
+//!      └────── try_submit (never blocks) ◄───┘ alert events, `event.kind: alert`
+//! ```
+//!
+//! * Every acknowledged event goes through the rules in WAL order, right after its fsync, so an
+//!   alert exists within milliseconds of the acknowledgement (the
+//!   `crowsnest_alert_latency_seconds` histogram measures it) and is searchable after the next
+//!   store commit.
+//! * Alerts are events too: they go through the same WAL and store, so they survive a crash
+//!   and are found by `/api/v1/search` (`event.kind:alert`) and `/api/v1/alerts`.
+//! * Restart safety: every few seconds, once every alert made so far is durable, the detector
+//!   writes a checkpoint (the WAL position it has processed and the correlation state) and the
+//!   WAL is never truncated past it. On start the WAL is replayed into the detector from the
+//!   checkpoint; alert ids are derived from the rule and the events that fired it, so alerts
+//!   that were already made durable before a crash are recognised and not made twice.
+//! * Rule files are polled for changes and reloaded without a restart; a broken file is reported
+//!   and skipped while the others keep running.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use crowsnest_detect::{Alert, AlertDecision, AlertManager, Detector, RuleSet, Suppression};
+use crowsnest_model::{ecs, format_timestamp, Event};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::metrics::Metrics;
+use crate::pipeline::{Acked, Pending, Submitter};
+
+/// Detection settings (`[detect]` in the config file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// Run detection on the live stream.
+    pub enabled: bool,
+    /// Load the built-in container/Kubernetes rule pack.
+    pub builtin_rules: bool,
+    /// Directories (or files) of Sigma rules, loaded recursively.
+    pub rule_dirs: Vec<PathBuf>,
+    /// Repeats of an alert (same rule, same entity) within this many seconds are folded into
+    /// one alert with a count.
+    pub fold_window_secs: u64,
+    /// Known-good activity to silence (by rule and field values, with a reason and expiry).
+    pub suppressions: Vec<Suppression>,
+    /// Seconds between detector checkpoints.
+    pub checkpoint_interval_secs: u64,
+    /// Seconds between checks of the rule files for changes (0: never reload).
+    pub reload_interval_secs: u64,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            builtin_rules: true,
+            rule_dirs: Vec::new(),
+            fold_window_secs: 300,
+            suppressions: Vec::new(),
+            checkpoint_interval_secs: 5,
+            reload_interval_secs: 5,
+        }
+    }
+}
+
+/// What `/api/v1/rules` shows of the loaded rules.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RulesStatus {
+    /// Rules (and correlations) running.
+    pub loaded: usize,
+    /// Files that could not be used, with the reason.
+    pub problems: Vec<String>,
+    /// When the rules were last (re)loaded.
+    pub loaded_at: Option<String>,
+}
+
+/// Shared view of the detector for the API.
+#[derive(Default)]
+pub struct DetectionStatus {
+    rules: Mutex<RulesStatus>,
+    reload_requested: std::sync::atomic::AtomicBool,
+}
+
+impl DetectionStatus {
+    /// The loaded rules.
+    pub fn rules(&self) -> RulesStatus {
+        self.rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Asks the detector to reload its rules now.
+    pub fn request_reload(&self) {
+        self.reload_requested.store(true, Ordering::SeqCst);
+    }
+
+    fn set(&self, status: RulesStatus) {
+        *self
+            .rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    /// One past the last WAL position processed.
+    next: u64,
+    /// The detector's correlation state (opaque bytes from crowsnest-detect).
+    state: Vec<u8>,
+}
+
+/// The detector, its alert lifecycle and its checkpoint; runs on its own thread.
+pub struct Worker {
+    config: DetectionConfig,
+    detector: Detector,
+    alerts: AlertManager,
+    checkpoint_path: PathBuf,
+    /// One past the last position the checkpoint covers.
+    checkpointed: u64,
+    /// One past the last position processed.
+    processed: u64,
+    /// Alert events made but not yet handed to the WAL.
+    unsent: Vec<Event>,
+    /// Alert batches handed to the WAL, not yet fsync'd, with the position they cover.
+    inflight: Vec<(u64, Pending)>,
+    /// Ids of alerts found durable in the WAL during replay (not to be made twice).
+    durable_ids: HashSet<String>,
+    /// Open alerts by the manager's id: their fold key and our stable id.
+    open: HashMap<String, OpenAlert>,
+    /// Open alerts whose count changed since their last record (manager ids).
+    dirty: HashSet<String>,
+    rules_stamp: u64,
+    status: Arc<DetectionStatus>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    /// Loads the rules and the checkpoint in `dir` (`<data-dir>/detect`).
+    pub fn open(
+        config: DetectionConfig,
+        dir: &Path,
+        status: Arc<DetectionStatus>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+        let rules = load_rules(&config, &status);
+        let rules_stamp = stamp(&config.rule_dirs);
+        let mut detector = Detector::new(rules);
+        let checkpoint_path = dir.join("checkpoint.json");
+        let mut next = 0;
+        match std::fs::read(&checkpoint_path) {
+            Ok(bytes) => {
+                let checkpoint: Checkpoint = serde_json::from_slice(&bytes).with_context(|| {
+                    format!(
+                        "reading the detector checkpoint `{}`",
+                        checkpoint_path.display()
+                    )
+                })?;
+                if let Err(error) = detector.restore(&checkpoint.state) {
+                    tracing::warn!(%error, "detector state not restored; correlations restart empty");
+                }
+                next = checkpoint.next;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "reading the detector checkpoint `{}`",
+                        checkpoint_path.display()
+                    )
+                })
+            }
+        }
+        let alerts = AlertManager::new(
+            Duration::from_secs(config.fold_window_secs),
+            config.suppressions.clone(),
+        );
+        Ok(Self {
+            config,
+            detector,
+            alerts,
+            checkpoint_path,
+            checkpointed: next,
+            processed: next,
+            unsent: Vec::new(),
+            inflight: Vec::new(),
+            durable_ids: HashSet::new(),
+            open: HashMap::new(),
+            dirty: HashSet::new(),
+            rules_stamp,
+            status,
+            metrics,
+        })
+    }
+
+    /// One past the last WAL position the checkpoint covers: the WAL must keep everything after.
+    pub fn checkpointed_next(&self) -> u64 {
+        self.checkpointed
+    }
+
+    /// Feeds one replayed WAL record (called in position order before the threads start).
+    pub fn replay(&mut self, position: u64, event: &Event) {
+        if position < self.processed {
+            return;
+        }
+        if is_alert(event) {
+            if let Some(id) = event.get_str("alert.id") {
+                self.durable_ids.insert(id.to_string());
+            }
+            return;
+        }
+        self.process(position, event);
+    }
+
+    /// The thread body: processes acknowledged batches until the writer closes the queue.
+    pub(crate) fn run(mut self, rx: Receiver<Acked>, submitter: &Submitter, published: &AtomicU64) {
+        // Alerts made during replay that were durable already are not made twice.
+        let durable = std::mem::take(&mut self.durable_ids);
+        self.unsent.retain(|alert| {
+            !alert
+                .get_str("alert.id")
+                .is_some_and(|id| durable.contains(id))
+        });
+        let checkpoint_every = Duration::from_secs(self.config.checkpoint_interval_secs.max(1));
+        let reload_every = Duration::from_secs(self.config.reload_interval_secs);
+        let (mut last_checkpoint, mut last_reload) = (Instant::now(), Instant::now());
+        loop {
+            let closed = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(batch) => {
+                    for (position, event) in batch.iter() {
+                        self.process(*position, event);
+                    }
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            self.flush_folds();
+            self.send(submitter);
+            self.settle();
+            if closed || last_checkpoint.elapsed() >= checkpoint_every {
+                if self.try_checkpoint() {
+                    published.store(self.checkpointed, Ordering::SeqCst);
+                }
+                last_checkpoint = Instant::now();
+            }
+            if closed {
+                if !self.unsent.is_empty() {
+                    tracing::info!(
+                        alerts = self.unsent.len(),
+                        "shutting down with alerts not yet durable; they are made again on the next start"
+                    );
+                }
+                return;
+            }
+            let requested = self.status.reload_requested.swap(false, Ordering::SeqCst);
+            let due = !reload_every.is_zero() && last_reload.elapsed() >= reload_every;
+            if requested || due {
+                self.reload(!requested);
+                last_reload = Instant::now();
+            }
+        }
+    }
+
+    fn process(&mut self, position: u64, event: &Event) {
+        self.processed = position + 1;
+        if is_alert(event) {
+            return;
+        }
+        let now = event_time(event);
+        for detection in self.detector.process(event) {
+            self.metrics.detections.inc();
+            match self.alerts.offer(detection, now) {
+                AlertDecision::New(alert) => {
+                    if let Some(ingested) = event
+                        .get(ecs::EVENT_INGESTED)
+                        .and_then(crowsnest_model::parse_timestamp)
+                    {
+                        let latency = (Utc::now() - ingested).num_microseconds().unwrap_or(0);
+                        self.metrics
+                            .alert_latency
+                            .observe(latency.max(0) as f64 / 1e6);
+                    }
+                    let stable = stable_id(&alert);
+                    self.unsent.push(alert_record(&alert, &stable, false));
+                    let open = OpenAlert {
+                        fold_key: alert.fold_key.clone(),
+                        stable,
+                    };
+                    self.open.insert(alert.id.clone(), open);
+                }
+                AlertDecision::Folded { alert_id, .. } => {
+                    self.metrics.alerts_folded.inc();
+                    self.dirty.insert(alert_id);
+                }
+                AlertDecision::Suppressed { .. } => {
+                    self.metrics.alerts_suppressed.inc();
+                }
+            }
+        }
+    }
+
+    /// Writes a new record for each folded alert whose count changed, and forgets alerts whose
+    /// fold window has passed.
+    fn flush_folds(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(open) = self.open.get(&id) else {
+                continue;
+            };
+            if let Some(alert) = self.alerts.open_alert(&open.fold_key) {
+                self.unsent.push(alert_record(alert, &open.stable, true));
+            }
+        }
+        if self.open.len() > 1_024 {
+            let alerts = &self.alerts;
+            self.open.retain(|id, open| {
+                alerts
+                    .open_alert(&open.fold_key)
+                    .is_some_and(|a| &a.id == id)
+            });
+        }
+    }
+
+    fn send(&mut self, submitter: &Submitter) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let mut payloads = Vec::with_capacity(self.unsent.len());
+        for alert in &self.unsent {
+            match serde_json::to_vec(alert) {
+                Ok(bytes) => payloads.push(bytes),
+                Err(error) => {
+                    tracing::error!(%error, "an alert could not be serialized");
+                    payloads.push(b"{}".to_vec());
+                }
+            }
+        }
+        let count = self.unsent.len() as u64;
+        let alerts = std::mem::take(&mut self.unsent);
+        match submitter.try_submit(alerts.clone(), payloads) {
+            Ok(pending) => {
+                self.metrics.alerts.inc_by(count);
+                self.inflight.push((self.processed, pending));
+            }
+            Err(error) => {
+                tracing::debug!(%error, "alerts wait for room in the pipeline");
+                self.unsent = alerts;
+            }
+        }
+    }
+
+    /// Drops the in-flight batches the WAL has acknowledged; a failed one is sent again.
+    fn settle(&mut self) {
+        let mut still = Vec::new();
+        for (covers, mut pending) in std::mem::take(&mut self.inflight) {
+            match pending.try_recv() {
+                Ok(Ok(_)) => {}
+                Ok(Err(message)) => {
+                    tracing::error!(%message, "alert batch not written; the detector re-runs from its checkpoint on restart");
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                    still.push((covers, pending))
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {}
+            }
+        }
+        self.inflight = still;
+    }
+
+    /// Writes the checkpoint when every alert made so far is durable.
+    fn try_checkpoint(&mut self) -> bool {
+        if !self.unsent.is_empty()
+            || !self.inflight.is_empty()
+            || self.processed == self.checkpointed
+        {
+            return false;
+        }
+        let state = match self.detector.checkpoint() {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(%error, "detector state could not be checkpointed");
+                return false;
+            }
+        };
+        let checkpoint = Checkpoint {
+            next: self.processed,
+            state,
+        };
+        match write_atomically(&self.checkpoint_path, &checkpoint) {
+            Ok(()) => {
+                self.checkpointed = self.processed;
+                true
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "detector checkpoint not written"
+                );
+                false
+            }
+        }
+    }
+
+    fn reload(&mut self, only_if_changed: bool) {
+        let now = stamp(&self.config.rule_dirs);
+        if only_if_changed && now == self.rules_stamp {
+            return;
+        }
+        self.rules_stamp = now;
+        let rules = load_rules(&self.config, &self.status);
+        tracing::info!(rules = rules.len(), "detection rules reloaded");
+        self.detector.replace_rules(rules);
+    }
+}
+
+fn load_rules(config: &DetectionConfig, status: &DetectionStatus) -> RuleSet {
+    let (rules, report) = RuleSet::load(&config.rule_dirs, config.builtin_rules);
+    let problems: Vec<String> = report
+        .files
+        .iter()
+        .filter(|file| !file.problems.is_empty())
+        .map(|file| format!("{}: {:?}", file.path.display(), file.status()))
+        .collect();
+    for problem in &problems {
+        tracing::warn!(%problem, "rule skipped");
+    }
+    status.set(RulesStatus {
+        loaded: rules.len(),
+        problems,
+        loaded_at: Some(format_timestamp(Utc::now())),
+    });
+    rules
+}
+
+/// A cheap fingerprint of the rule files (paths, sizes, modification times).
+fn stamp(dirs: &[PathBuf]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut stack: Vec<PathBuf> = dirs.to_vec();
+    let mut seen = 0usize;
+    while let Some(path) = stack.pop() {
+        seen += 1;
+        if seen > 100_000 {
+            break;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else {
+            path.hash(&mut hasher);
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                children.sort();
+                stack.extend(children);
+            }
+        } else {
+            path.hash(&mut hasher);
+            meta.len().hash(&mut hasher);
+            meta.modified()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+fn is_alert(event: &Event) -> bool {
+    event.get_str(ecs::EVENT_KIND) == Some("alert")
+}
+
+/// The time an event entered the server (replays see the same value), else its timestamp.
+fn event_time(event: &Event) -> DateTime<Utc> {
+    event
+        .get(ecs::EVENT_INGESTED)
+        .and_then(crowsnest_model::parse_timestamp)
+        .or_else(|| event.timestamp())
+        .unwrap_or_else(Utc::now)
+}
+
+/// An open alert as the server knows it.
+struct OpenAlert {
+    fold_key: String,
+    /// `alert.id`: the same for every record of the alert and after a replay.
+    stable: String,
+}
+
+/// The alert's id, derived from its rule, entity and first event: a replay after a crash
+/// makes the same id, so an alert already durable is recognised.
+fn stable_id(alert: &Alert) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(alert.fold_key.as_bytes());
+    for id in &alert.event_ids {
+        hash.update([0]);
+        hash.update(id.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// One stored record of an alert: a new alert, or (`update`) its newer count. Every record is
+/// its own event (`event.id`); `alert.id` ties the records of one alert together, and an
+/// update's `@timestamp` is the alert's last sighting so the newest record sorts first.
+fn alert_record(alert: &Alert, stable: &str, update: bool) -> Event {
+    let mut record = alert.to_event();
+    let now = format_timestamp(Utc::now());
+    record.set("alert.id", Value::String(stable.to_string()));
+    record.set(ecs::EVENT_ID, Value::String(ulid::Ulid::new().to_string()));
+    record.set(ecs::EVENT_INGESTED, Value::String(now));
+    if update {
+        record.set(
+            ecs::TIMESTAMP,
+            Value::String(format_timestamp(alert.last_seen)),
+        );
+    }
+    record
+}
+
+fn write_atomically(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(checkpoint).context("serializing the checkpoint")?;
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("writing `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
