@@ -89,6 +89,24 @@ pub fn decode(body: &[u8], format: OtlpFormat, limits: &Limits) -> Result<Decode
     Ok(map_request(request, limits))
 }
 
+/// Encodes the `ExportLogsServiceResponse` for `format`: empty on full success, else a
+/// `partial_success` with the number of rejected records and the first reason.
+pub fn encode_response(rejected: usize, message: &str, format: OtlpFormat) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceResponse,
+    };
+    let response = ExportLogsServiceResponse {
+        partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
+            error_message: message.to_string(),
+        }),
+    };
+    match format {
+        OtlpFormat::Protobuf => response.encode_to_vec(),
+        OtlpFormat::Json => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
 /// Maps a decoded request (useful to tests and other transports).
 pub fn map_request(request: ExportLogsServiceRequest, limits: &Limits) -> Decoded {
     let mut decoded = Decoded::default();
@@ -315,6 +333,18 @@ mod tests {
         for cut in [1, bytes.len() / 3, bytes.len() - 1] {
             assert!(decode(&bytes[..cut], OtlpFormat::Protobuf, &Limits::default()).is_err());
         }
+    }
+
+    #[test]
+    fn responses_report_partial_success() {
+        assert!(encode_response(0, "", OtlpFormat::Protobuf).is_empty());
+        let json = encode_response(2, "bad", OtlpFormat::Json);
+        let value: Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(
+            value["partialSuccess"]["rejectedLogRecords"],
+            Value::from(2)
+        );
+        assert_eq!(value["partialSuccess"]["errorMessage"], Value::from("bad"));
     }
 
     #[test]

@@ -136,16 +136,13 @@ impl Tokens {
         self.read().clone()
     }
 
-    /// Checks an `Authorization` header value for a scope. Accepts `Bearer <token>`.
+    /// Checks an `Authorization` header value for a scope. Accepts the token the ways shippers
+    /// send credentials (see [`credential`]): `Bearer <token>`, `ApiKey <token>`,
+    /// `ApiKey base64(<id>:<token>)`, `Basic base64(<any user>:<token>)`, `Splunk <token>`.
     pub fn check(&self, authorization: Option<&str>, needed: Scope) -> Result<String, AuthFailure> {
         let value = authorization.ok_or(AuthFailure::Missing)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthFailure::Missing)?;
-        let hash = digest(token);
+        let token = credential(value).ok_or(AuthFailure::Missing)?;
+        let hash = digest(&token);
         let records = self.read();
         let record = records
             .iter()
@@ -159,6 +156,44 @@ impl Tokens {
                 needed,
             })
         }
+    }
+}
+
+/// Extracts the token from an `Authorization` value, whatever scheme the shipper uses:
+///
+/// * `Bearer <token>`: our own clients, OTel exporters, Falco/falcosidekick custom headers;
+/// * `ApiKey <token>` or `ApiKey base64(<id>:<token>)`: Elasticsearch API keys (Beats,
+///   Logstash, the official clients encode `id:api_key`; the id is ignored);
+/// * `Basic base64(<user>:<token>)`: Elasticsearch basic auth with the token as password
+///   (Fluent Bit, Vector, older Beats); the user name is ignored;
+/// * `Splunk <token>`: Splunk HEC clients.
+///
+/// Scheme names are case-insensitive. `None` when no token can be found.
+pub fn credential(value: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let decode = |text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" | "splunk" => Some(rest.to_string()),
+        "apikey" => {
+            match decode(rest).and_then(|d| d.split_once(':').map(|(_, t)| t.to_string())) {
+                Some(token) if !token.is_empty() => Some(token),
+                _ => Some(rest.to_string()),
+            }
+        }
+        "basic" => decode(rest)
+            .and_then(|d| d.split_once(':').map(|(_, t)| t.to_string()))
+            .filter(|t| !t.is_empty()),
+        _ => None,
     }
 }
 
@@ -255,6 +290,53 @@ mod tests {
         assert_eq!(
             tokens.check(Some("Bearer cn_nope"), Scope::Read),
             Err(AuthFailure::Unknown)
+        );
+    }
+
+    #[test]
+    fn shipper_credential_schemes_carry_the_same_token() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tokens, _) = Tokens::open(dir.path()).expect("open");
+        let token = tokens
+            .create("shipper", [Scope::Ingest].into_iter().collect())
+            .expect("create");
+        let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+        let accepted = [
+            format!("Bearer {token}"),
+            format!("ApiKey {token}"),
+            format!("ApiKey {}", b64(format!("my-id:{token}"))),
+            format!("Basic {}", b64(format!("elastic:{token}"))),
+            format!("basic {}", b64(format!(":{token}"))),
+            format!("Splunk {token}"),
+        ];
+        for header in &accepted {
+            assert_eq!(
+                tokens.check(Some(header), Scope::Ingest),
+                Ok("shipper".to_string()),
+                "{header}"
+            );
+        }
+        let wrong = [
+            format!("Basic {}", b64(format!("elastic:{token}x"))),
+            format!("Splunk {token}x"),
+        ];
+        for header in &wrong {
+            assert_eq!(
+                tokens.check(Some(header), Scope::Ingest),
+                Err(AuthFailure::Unknown)
+            );
+        }
+        assert_eq!(
+            tokens.check(
+                Some(&format!("Basic {}", b64("elastic".into()))),
+                Scope::Ingest
+            ),
+            Err(AuthFailure::Missing)
+        );
+        assert_eq!(
+            tokens.check(Some("Digest x"), Scope::Ingest),
+            Err(AuthFailure::Missing)
         );
     }
 }

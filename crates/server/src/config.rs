@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub pipeline: crate::pipeline::PipelineConfig,
     /// Store layout and retention.
     pub store: crowsnest_store::StoreConfig,
+    /// Ecosystem listeners (syslog, forward) and input limits; every listener is off by default.
+    pub inputs: crate::listeners::InputsConfig,
 }
 
 /// Bounds applied while decoding input.
@@ -71,6 +73,7 @@ impl Default for ServerConfig {
             decode: DecodeLimits::default(),
             pipeline: crate::pipeline::PipelineConfig::default(),
             store: crowsnest_store::StoreConfig::default(),
+            inputs: crate::listeners::InputsConfig::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod listeners;
 pub mod metrics;
 pub mod pipeline;
 
@@ -61,11 +62,15 @@ pub struct Running {
     pub new_admin_token: Option<String>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    listeners: Vec<crowsnest_ingest::listen::Listener>,
 }
 
 impl Running {
     /// Stops accepting requests, drains the pipeline, commits the store and returns.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        for listener in self.listeners {
+            listener.stop();
+        }
         let _ = self.shutdown.send(true);
         self.server
             .await
@@ -121,6 +126,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         started: Instant::now(),
     });
     spawn_retention(state.clone());
+    let listeners = listeners::start(state.clone()).await?;
     let router = app(state.clone());
     let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
@@ -138,6 +144,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         new_admin_token,
         server,
         shutdown,
+        listeners,
     })
 }
 

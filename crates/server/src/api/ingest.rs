@@ -89,11 +89,30 @@ pub(super) async fn ndjson(
 }
 
 /// Stamps, serializes and submits the decoded events; answers with the per-line report.
-async fn store(
+pub(crate) async fn store(
     state: &AppState,
     decoded: Decoded,
     label: &str,
 ) -> Result<axum::response::Response, ApiError> {
+    let (accepted, errors) = submit_decoded(state, decoded, label).await?;
+    let rejected = errors.len();
+    let report = report(accepted, &errors);
+    if accepted == 0 && rejected > 0 {
+        return Err(ApiError::BadRequest {
+            message: format!("no valid events: {rejected} line(s) rejected"),
+            details: Some(report),
+        });
+    }
+    Ok(Json(report).into_response())
+}
+
+/// Stamps, serializes and submits the decoded events, counting them per source; returns how
+/// many were stored (durably) and the errors. Every input submits through here.
+pub(crate) async fn submit_decoded(
+    state: &AppState,
+    decoded: Decoded,
+    label: &str,
+) -> Result<(usize, Vec<LineError>), ApiError> {
     let Decoded { events, errors } = decoded;
     let rejected = errors.len();
     if rejected > 0 {
@@ -127,14 +146,7 @@ async fn store(
                 }
             })?;
     }
-    let report = report(accepted, &errors);
-    if accepted == 0 && rejected > 0 {
-        return Err(ApiError::BadRequest {
-            message: format!("no valid events: {rejected} line(s) rejected"),
-            details: Some(report),
-        });
-    }
-    Ok(Json(report).into_response())
+    Ok((accepted, errors))
 }
 
 fn report(accepted: usize, errors: &[LineError]) -> Value {
@@ -173,7 +185,7 @@ fn prepare(mut events: Vec<Event>) -> Result<Prepared, ApiError> {
     Ok((events, payloads, per_source))
 }
 
-fn check_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -194,7 +206,11 @@ fn check_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiE
 }
 
 /// Reads the body up to the configured limit, undoing `Content-Encoding: gzip|deflate`.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
     let limit = state.config.max_body_bytes;
     let too_large =
         || ApiError::PayloadTooLarge(format!("request body exceeds the limit of {limit} bytes"));

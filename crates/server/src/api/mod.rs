@@ -2,6 +2,7 @@
 //!
 //! Every endpoint needs `Authorization: Bearer <token>` with the scope named at its route.
 
+mod compat;
 mod ingest;
 mod openapi;
 mod search;
@@ -19,6 +20,9 @@ use crate::auth::{AuthFailure, Scope};
 use crate::error::ApiError;
 use crate::AppState;
 
+pub(crate) use compat::limits as ingest_limits;
+pub(crate) use ingest::submit_decoded;
+
 /// Builds the router (no socket: tests drive it with `tower::ServiceExt::oneshot`).
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
@@ -29,6 +33,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
+        .merge(compat::routes())
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
         })

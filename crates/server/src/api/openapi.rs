@@ -13,10 +13,23 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/ingest/k8s-audit",
     "/api/v1/ingest/ndjson",
     "/api/v1/search",
+    "/api/v1/alerts",
+    "/api/v1/rules",
+    "/api/v1/rules/reload",
     "/api/v1/health",
     "/api/v1/tokens",
     "/api/v1/openapi.json",
     "/metrics",
+    "/es/",
+    "/es/_bulk",
+    "/es/{index}/_bulk",
+    "/services/collector",
+    "/services/collector/event",
+    "/services/collector/raw",
+    "/services/collector/ack",
+    "/services/collector/health",
+    "/v1/logs",
+    "/api/v1/ingest/falco",
 ];
 
 pub(super) async fn document() -> impl IntoResponse {
@@ -44,8 +57,65 @@ fn with_errors(mut responses: Value, extra: &[(&str, &str)]) -> Value {
     responses
 }
 
+/// The compatibility endpoints (`api/compat`): Elasticsearch, Splunk HEC, OTLP, Falco.
+fn compat_paths() -> Value {
+    let object = json!({"application/json": {"schema": {"type": "object"}}});
+    let ok =
+        |description: &str| json!({"200": {"description": description, "content": object.clone()}});
+    let bulk = json!({
+        "summary": "Elasticsearch `_bulk` (index/create actions, NDJSON, gzip)",
+        "description": "Scope `ingest`. Token as `Bearer`, `ApiKey` or the password of `Basic`. Answers in Elasticsearch's shape with per-item statuses; `update`/`delete` items fail with 405.",
+        "requestBody": {"required": true, "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "string"}}}},
+        "responses": with_errors(ok("Per-item results (`errors`, `items`)"), &[("413", "PayloadTooLarge"), ("503", "Busy")])
+    });
+    let mut bulk_index = bulk.clone();
+    bulk_index["parameters"] = json!([{"name": "index", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Default `_index` for items without one"}]);
+    let hec = |summary: &str| {
+        json!({"post": {
+            "summary": summary,
+            "description": "Scope `ingest`, as `Authorization: Splunk <token>`. Optional `X-Splunk-Request-Channel` header: the answer then carries an `ackId`.",
+            "security": [{"splunk": []}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
+            "responses": with_errors(ok("`{\"text\": \"Success\", \"code\": 0}`"), &[("413", "PayloadTooLarge"), ("503", "Busy")])
+        }})
+    };
+    json!({
+        "/es/": {"get": {"summary": "Elasticsearch handshake: version and `X-Elastic-Product` header", "description": "Scope `ingest`. Other `/es/*` paths (license, templates, ILM, pipelines) are answered harmlessly.",
+                          "responses": with_errors(ok("Cluster info"), &[])}},
+        "/es/_bulk": {"post": bulk},
+        "/es/{index}/_bulk": {"post": bulk_index},
+        "/services/collector": hec("Splunk HEC events (concatenated JSON objects)"),
+        "/services/collector/event": hec("Splunk HEC events (concatenated JSON objects)"),
+        "/services/collector/raw": hec("Splunk HEC raw text, one event per line; envelope from `host`, `source`, `sourcetype`, `index` parameters"),
+        "/services/collector/ack": {"post": {"summary": "Splunk HEC acknowledgement status (every issued id is durable)", "security": [{"splunk": []}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {"acks": {"type": "array", "items": {"type": "integer"}}}}}}},
+            "responses": with_errors(ok("`{\"acks\": {\"0\": true}}`"), &[])}},
+        "/services/collector/health": {"get": {"summary": "Splunk HEC health", "security": [], "responses": ok("`{\"text\": \"HEC is healthy\", \"code\": 17}`")}},
+        "/v1/logs": {"post": {"summary": "OTLP/HTTP logs (ExportLogsServiceRequest, protobuf or JSON, gzip)",
+            "description": "Scope `ingest`. Resource attributes following the k8s/container semantic conventions map to `kubernetes.*`, `container.*`. The answer is an ExportLogsServiceResponse in the request's encoding.",
+            "requestBody": {"required": true, "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "object"}}}},
+            "responses": with_errors(json!({"200": {"description": "ExportLogsServiceResponse (partial success lists rejected records)",
+                "content": {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "object"}}}}}),
+                &[("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType"), ("503", "Busy")])}},
+        "/api/v1/ingest/falco": {"post": {"summary": "Falco alerts (http_output, falcosidekick webhook): an object, an array or NDJSON",
+            "description": "Scope `ingest`. Alerts become `event.kind: alert` events with `rule.name`, `falco.*` and mapped output fields.",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": with_errors(json!({"200": {"$ref": "#/components/responses/IngestReport"}}), &[("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType"), ("503", "Busy")])}}
+    })
+}
+
 /// The document.
 pub(crate) fn spec() -> Value {
+    let mut document = base_spec();
+    if let (Some(paths), Value::Object(compat)) =
+        (document["paths"].as_object_mut(), compat_paths())
+    {
+        paths.extend(compat);
+    }
+    document
+}
+
+fn base_spec() -> Value {
     let ingest_errors = [
         ("413", "PayloadTooLarge"),
         ("415", "UnsupportedMediaType"),
@@ -81,6 +151,38 @@ pub(crate) fn spec() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
                 "responses": with_errors(json!({"200": {"description": "Results", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResponse"}}}}}), &[])
             }},
+            "/api/v1/alerts": {"get": {
+                "summary": "Alerts, newest first, one entry per alert (folded repeats counted in `alert.count`)",
+                "description": "Scope `read`. Alerts are also events (`event.kind:alert`) for `/api/v1/search`.",
+                "parameters": [
+                    {"name": "query", "in": "query", "schema": {"type": "string"}, "description": "Extra filter in the search language"},
+                    {"name": "rule", "in": "query", "schema": {"type": "string"}, "description": "rule.id"},
+                    {"name": "level", "in": "query", "schema": {"enum": ["informational", "low", "medium", "high", "critical"]}},
+                    {"name": "min_level", "in": "query", "schema": {"enum": ["informational", "low", "medium", "high", "critical"]}},
+                    {"name": "technique", "in": "query", "schema": {"type": "string"}, "description": "MITRE ATT&CK technique id, e.g. T1609"},
+                    {"name": "namespace", "in": "query", "schema": {"type": "string"}},
+                    {"name": "pod", "in": "query", "schema": {"type": "string"}},
+                    {"name": "container", "in": "query", "schema": {"type": "string"}},
+                    {"name": "user", "in": "query", "schema": {"type": "string"}},
+                    {"name": "since", "in": "query", "schema": {"type": "string"}, "description": "30s, 15m, 1h, 7d"},
+                    {"name": "start", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10000}},
+                    {"name": "format", "in": "query", "schema": {"enum": ["ecs", "ocsf"]}, "description": "ocsf: OCSF 1.1 Detection Finding (class 2004)"}
+                ],
+                "responses": with_errors(json!({"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"total": {"type": "integer"}, "alerts": {"type": "array", "items": {"type": "object"}}}}}}}}), &[])
+            }},
+            "/api/v1/rules": {"get": {
+                "summary": "Detection rules running, and the files that could not be used", "description": "Scope `read`.",
+                "responses": with_errors(json!({"200": {"description": "Rules", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"enabled": {"type": "boolean"}, "loaded": {"type": "integer"}, "problems": {"type": "array", "items": {"type": "string"}}, "loaded_at": {"type": "string"}}}}}}}), &[])
+            }},
+            "/api/v1/rules/reload": {"post": {
+                "summary": "Reload the rule files now (they are also polled for changes)", "description": "Scope `admin`.",
+                "responses": with_errors(json!({"202": {"description": "Reload requested", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }},
             "/api/v1/health": {"get": {
                 "summary": "Server health: WAL, index lag, store partitions", "description": "Scope `read`.",
                 "responses": with_errors(json!({"200": {"description": "Health", "content": {"application/json": {"schema": {"type": "object",
@@ -102,7 +204,8 @@ pub(crate) fn spec() -> Value {
                 "responses": with_errors(json!({"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}), &[])}}
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "splunk": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "`Splunk <token>`"}},
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "status": {"type": "integer"}, "message": {"type": "string"}, "details": {}}}}},

@@ -1,0 +1,174 @@
+//! Splunk HTTP Event Collector compatibility under `/services/collector`.
+//!
+//! Answers use HEC's codes: `{"text": "Success", "code": 0}`; 401 `Token is required` (2),
+//! 403 `Invalid token` (4), 400 `Invalid data format` (6, with `invalid-event-number`, the
+//! 0-based index of the first bad event; the good events are stored, as Splunk does). With
+//! a channel (`X-Splunk-Request-Channel` header or `channel` parameter) the answer carries
+//! an `ackId`; since we answer only after the events are durable, `/ack` reports every id
+//! as acknowledged.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use crowsnest_ingest::splunk_hec::{self, RawMeta};
+use serde_json::{json, Map, Value};
+
+use super::{blocking, limits};
+use crate::api::authorize;
+use crate::api::ingest::{read_body, submit_decoded};
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::AppState;
+
+static NEXT_ACK: AtomicU64 = AtomicU64::new(0);
+
+fn hec(status: StatusCode, text: &str, code: u32) -> Response {
+    (status, Json(json!({"text": text, "code": code}))).into_response()
+}
+
+fn hec_error(error: ApiError) -> Response {
+    match error {
+        ApiError::Unauthorized(_) => hec(StatusCode::UNAUTHORIZED, "Token is required", 2),
+        ApiError::Forbidden(_) => hec(StatusCode::FORBIDDEN, "Token is disabled", 1),
+        ApiError::PayloadTooLarge(m) => hec(StatusCode::PAYLOAD_TOO_LARGE, &m, 27),
+        ApiError::Busy(_) => hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9),
+        ApiError::Internal(e) => {
+            tracing::error!(error = format!("{e:#}"), "internal error");
+            hec(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                8,
+            )
+        }
+        other => hec(StatusCode::BAD_REQUEST, &other.to_string(), 6),
+    }
+}
+
+fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    match authorize(state, headers, Scope::Ingest) {
+        Ok(_) => Ok(()),
+        Err(ApiError::Unauthorized(message)) if message == "unknown token" => {
+            Err(hec(StatusCode::FORBIDDEN, "Invalid token", 4))
+        }
+        Err(error) => Err(hec_error(error)),
+    }
+}
+
+fn channel(headers: &HeaderMap, params: &HashMap<String, String>) -> Option<String> {
+    headers
+        .get("x-splunk-request-channel")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| params.get("channel").cloned())
+        .filter(|c| !c.is_empty())
+}
+
+/// `POST /services/collector[/event]`.
+pub(super) async fn event(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(response) = check_token(&state, &headers) {
+        return response;
+    }
+    let channel = channel(&headers, &params);
+    let result = async {
+        let bytes = read_body(&state, &headers, body).await?;
+        let limits = limits(&state);
+        let channel_for_decoder = channel.clone();
+        let decoded = blocking(move || {
+            splunk_hec::decode_events(&bytes, channel_for_decoder.as_deref(), &limits)
+        })
+        .await?;
+        submit_decoded(&state, decoded, "splunk.hec").await
+    }
+    .await;
+    answer(result, channel.is_some())
+}
+
+/// `POST /services/collector/raw`.
+pub(super) async fn raw(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(response) = check_token(&state, &headers) {
+        return response;
+    }
+    let meta = RawMeta {
+        host: params.get("host").cloned(),
+        source: params.get("source").cloned(),
+        sourcetype: params.get("sourcetype").cloned(),
+        index: params.get("index").cloned(),
+        channel: channel(&headers, &params),
+    };
+    let acked = meta.channel.is_some();
+    let result = async {
+        let bytes = read_body(&state, &headers, body).await?;
+        let limits = limits(&state);
+        let decoded = blocking(move || splunk_hec::decode_raw(&bytes, &meta, &limits)).await?;
+        submit_decoded(&state, decoded, "splunk.raw").await
+    }
+    .await;
+    answer(result, acked)
+}
+
+fn answer(
+    result: Result<(usize, Vec<crowsnest_normalize::LineError>), ApiError>,
+    with_ack: bool,
+) -> Response {
+    let (accepted, errors) = match result {
+        Ok(outcome) => outcome,
+        Err(error) => return hec_error(error),
+    };
+    if let Some(first) = errors.first() {
+        let body = json!({"text": "Invalid data format", "code": 6,
+                          "invalid-event-number": first.line.saturating_sub(1),
+                          "accepted": accepted, "reason": first.to_string()});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    let mut body = json!({"text": "Success", "code": 0});
+    if with_ack {
+        body["ackId"] = Value::from(NEXT_ACK.fetch_add(1, Ordering::Relaxed));
+    }
+    Json(body).into_response()
+}
+
+/// `POST /services/collector/ack`: every id we handed out is durable already.
+pub(super) async fn ack(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(response) = check_token(&state, &headers) {
+        return response;
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return hec(StatusCode::BAD_REQUEST, "Invalid data format", 6);
+    };
+    let Some(ids) = request.get("acks").and_then(Value::as_array) else {
+        return hec(StatusCode::BAD_REQUEST, "Invalid data format", 6);
+    };
+    let issued = NEXT_ACK.load(Ordering::Relaxed);
+    let mut acks = Map::new();
+    for id in ids {
+        if let Some(id) = id.as_u64() {
+            acks.insert(id.to_string(), Value::Bool(id < issued));
+        }
+    }
+    Json(json!({ "acks": acks })).into_response()
+}
+
+/// `GET /services/collector/health` (no token needed, like Splunk's).
+pub(super) async fn health() -> Response {
+    hec(StatusCode::OK, "HEC is healthy", 17)
+}
