@@ -12,9 +12,10 @@
 //!   container-log rules use our field names unchanged.
 //! * **Logsource routing** (event side). [`event_logsource`] derives a Sigma logsource from
 //!   `event.dataset` (plus `event.category` for process/file events). The engine skips every
-//!   rule whose logsource conflicts with it, so a Windows rule never sees a Kubernetes event.
-//!   A dataset with no Sigma category gets its own name as category, so category-only rules of
-//!   other domains conflict too. The table is in `rules/README.md`.
+//!   rule whose logsource conflicts with it (a dimension set on both sides that differs), so a
+//!   Windows rule never sees a Kubernetes event. Kubernetes audit events get
+//!   `category: application`, as SigmaHQ files its audit rules; Docker and container-log events
+//!   have no category. The table is in `rules/README.md`.
 
 use std::sync::OnceLock;
 
@@ -41,11 +42,11 @@ pub fn builtin_pipelines() -> &'static [Pipeline] {
     )
 }
 
-fn source(product: &str, service: Option<&str>, category: &str) -> LogSource {
+fn source(product: &str, service: Option<&str>, category: Option<&str>) -> LogSource {
     LogSource {
         product: Some(product.to_string()),
         service: service.map(str::to_string),
-        category: Some(category.to_string()),
+        category: category.map(str::to_string),
         ..LogSource::default()
     }
 }
@@ -67,20 +68,21 @@ pub fn event_logsource(
         _ => None,
     };
     let ls = match prefix {
-        "kubernetes" if rest == "audit" => source("kubernetes", Some("audit"), dataset),
+        // SigmaHQ files most Kubernetes audit rules under `category: application`.
+        "kubernetes" if rest == "audit" => source("kubernetes", Some("audit"), Some("application")),
         "docker" => source(
             "docker",
             Some(if rest.is_empty() { "events" } else { rest }),
-            dataset,
+            None,
         ),
-        "container" if rest == "logs" => source("container", Some("logs"), dataset),
-        "auditd" => source("linux", Some("auditd"), sigma_category.unwrap_or(dataset)),
-        "syslog" => source("linux", Some("syslog"), dataset),
+        "container" if rest == "logs" => source("container", Some("logs"), None),
+        "auditd" => source("linux", Some("auditd"), sigma_category),
+        "syslog" => source("linux", Some("syslog"), None),
         _ => match sigma_category {
-            Some(cat) => source("linux", None, cat),
+            Some(cat) => source("linux", None, Some(cat)),
             None => {
                 let product = module.unwrap_or(prefix);
-                source(product, (!rest.is_empty()).then_some(rest), dataset)
+                source(product, (!rest.is_empty()).then_some(rest), None)
             }
         },
     };
