@@ -21,6 +21,9 @@ step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 bash scripts/setup-docker.sh  # dockerd, auditd and the busybox image for crates/cli/tests/agent.rs
+step "ecosystem clients (Python venv, rsyslog)"
+bash scripts/setup-ecosystem.sh
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -34,6 +34,20 @@ pub struct Args {
     /// Longest time until an acknowledged event is searchable, in milliseconds [default: 1000].
     #[arg(long, env = "CROWSNEST_COMMIT_INTERVAL_MS")]
     pub commit_interval_ms: Option<u64>,
+    /// Receive syslog over UDP on this address, e.g. `127.0.0.1:5514` [default: off].
+    /// No authentication: bind to loopback or a private interface.
+    #[arg(long, env = "CROWSNEST_SYSLOG_UDP", value_name = "ADDR")]
+    pub syslog_udp: Option<String>,
+    /// Receive syslog over TCP (octet-counted or newline framing) on this address [default: off].
+    #[arg(long, env = "CROWSNEST_SYSLOG_TCP", value_name = "ADDR")]
+    pub syslog_tcp: Option<String>,
+    /// Receive syslog over TLS on this address; needs `inputs.tls_cert` and `inputs.tls_key`
+    /// in the config file [default: off].
+    #[arg(long, env = "CROWSNEST_SYSLOG_TLS", value_name = "ADDR")]
+    pub syslog_tls: Option<String>,
+    /// Receive the Fluentd forward protocol on this address, e.g. `127.0.0.1:24224` [default: off].
+    #[arg(long, env = "CROWSNEST_FORWARD", value_name = "ADDR")]
+    pub forward: Option<String>,
 }
 
 impl Args {
@@ -68,6 +82,16 @@ impl Args {
         }
         if let Some(v) = self.commit_interval_ms {
             config.pipeline.commit_interval_ms = v;
+        }
+        for (flag, key) in [
+            (&self.syslog_udp, &mut config.inputs.syslog_udp),
+            (&self.syslog_tcp, &mut config.inputs.syslog_tcp),
+            (&self.syslog_tls, &mut config.inputs.syslog_tls),
+            (&self.forward, &mut config.inputs.forward),
+        ] {
+            if let Some(addr) = flag {
+                *key = Some(addr.clone());
+            }
         }
         Ok(config)
     }
@@ -143,6 +167,10 @@ mod tests {
             retention_max_bytes: None,
             partition_hours: None,
             commit_interval_ms: None,
+            syslog_udp: None,
+            syslog_tcp: None,
+            syslog_tls: None,
+            forward: None,
         }
     }
 
@@ -171,6 +199,34 @@ mod tests {
         .expect("flags");
         assert_eq!(flags.listen, "127.0.0.1:1");
         assert_eq!(flags.data_dir, PathBuf::from("/srv/cn"));
+    }
+
+    #[test]
+    fn listeners_are_off_by_default_and_flags_override_the_file() {
+        let defaults = args().resolve().expect("defaults");
+        assert_eq!(defaults.inputs.syslog_udp, None);
+        assert_eq!(defaults.inputs.forward, None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("crowsnest.toml");
+        std::fs::write(
+            &file,
+            "[inputs]\nsyslog_tcp = \"0.0.0.0:601\"\nforward = \"127.0.0.1:24224\"\n",
+        )
+        .expect("write");
+        let resolved = Args {
+            config: Some(file),
+            forward: Some("127.0.0.1:1".into()),
+            syslog_udp: Some("127.0.0.1:5514".into()),
+            ..args()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(resolved.inputs.syslog_tcp.as_deref(), Some("0.0.0.0:601"));
+        assert_eq!(resolved.inputs.forward.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(
+            resolved.inputs.syslog_udp.as_deref(),
+            Some("127.0.0.1:5514")
+        );
     }
 
     #[test]

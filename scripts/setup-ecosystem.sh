@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the real clients the ecosystem tests drive (crates/cli/tests/ecosystem*.rs):
+#   - a Python venv at .venv-test/ with the official `elasticsearch` client, the OpenTelemetry
+#     SDK with its OTLP/HTTP exporter, and `fluent-logger`;
+#   - rsyslog (Debian package) when it is missing; `logger` comes with bsdutils.
+# Idempotent: a second run only checks. Needs python3 with venv, and apt-get for rsyslog.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv-test
+packages=(elasticsearch opentelemetry-sdk opentelemetry-exporter-otlp-proto-http fluent-logger)
+
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    if command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    fi
+    python3 -m venv "$venv"
+  fi
+fi
+if ! "$venv/bin/python" -c 'import elasticsearch, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http, fluent.sender' 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
+fi
+
+if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog >/dev/null
+  else
+    echo "warning: rsyslog missing and no apt-get: the rsyslog test will fail under CI=true" >&2
+  fi
+fi
+echo "ecosystem clients ready: $venv ($("$venv/bin/python" --version)), rsyslogd: $(command -v rsyslogd || echo /usr/sbin/rsyslogd)"
