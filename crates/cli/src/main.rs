@@ -45,6 +45,10 @@ enum Command {
     Ingest(commands::ingest::Args),
     /// Start a server and feed it a generated cluster's activity, attacks included.
     Demo(commands::demo::Args),
+    /// Validate Sigma rule files or run their test events.
+    Rules(commands::rules::Args),
+    /// Run detection offline over files (NDJSON, audit EventLists, Docker json-file logs).
+    Hunt(commands::hunt::Args),
     /// Measure ingest throughput, index size, WAL fsync cost and search latency.
     Bench(commands::bench::Args),
 }
@@ -58,6 +62,8 @@ fn main() -> ExitCode {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Rules(args) => commands::rules::run(args),
+        Command::Hunt(args) => commands::hunt::run(args),
     };
     match result {
         Ok(code) => code,

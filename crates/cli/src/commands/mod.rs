@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod demo;
+pub mod hunt;
 pub mod ingest;
+pub mod rules;
 pub mod search;
 pub mod server;
 
