@@ -14,11 +14,15 @@
 //!   every change (the store keeps every change searchable).
 //!
 //! A second test runs 4,000 events of a real cluster installing Helm charts (benign-hkerma,
-//! CC-BY-4.0) and bounds what the pack reports there. Run with `--nocapture` for the tables.
+//! CC-BY-4.0) and bounds what the pack reports there. A third runs every pack rule's own test
+//! events (`rules/<area>/<name>.test.ndjson`, embedded with the pack) and checks the metadata
+//! every pack rule must carry. Run with `--nocapture` for the tables.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crowsnest_detect::load::builtin_files;
+use crowsnest_detect::testrun::run_tests;
 use crowsnest_detect::{Detector, RuleSet};
 use crowsnest_model::Event;
 use crowsnest_normalize::{decode_k8s_audit, Limits};
@@ -283,4 +287,75 @@ fn pack_is_quiet_on_a_real_cluster_installing_helm_charts() {
         fired_events * 100 <= events.len(),
         "more than 1% of benign events fired: {fired_events}"
     );
+}
+
+/// The value of a top-level `key: value` line of a rule file.
+fn top_level<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
+        .map(str::trim)
+}
+
+#[test]
+fn every_pack_rule_passes_its_test_events_and_carries_its_metadata() {
+    let files = builtin_files();
+    let test_of = |rule: &str| {
+        let name = format!("{}.test.ndjson", rule.trim_end_matches(".yml"));
+        files
+            .iter()
+            .find(|(path, _)| *path == name)
+            .map(|(_, text)| *text)
+    };
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    let (mut rules, mut cases) = (0, 0);
+    for (path, text) in files
+        .iter()
+        .filter(|(p, _)| p.ends_with(".yml") && p.contains('/'))
+    {
+        rules += 1;
+        match top_level(text, "id") {
+            Some(id) if id.len() == 36 && ids.insert(id.to_string()) => {}
+            other => problems.push(format!(
+                "{path}: id {other:?} is missing, not a UUID or not unique"
+            )),
+        }
+        if top_level(text, "author") != Some("crowsnest") {
+            problems.push(format!("{path}: author must be crowsnest"));
+        }
+        let technique = text.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix("- attack.t")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        });
+        if !technique {
+            problems.push(format!("{path}: no attack.tNNNN tag"));
+        }
+        let Some(tests) = test_of(path) else {
+            problems.push(format!("{path}: no test events"));
+            continue;
+        };
+        let report = run_tests(Path::new(path), text, Path::new(path), tests)
+            .unwrap_or_else(|e| panic!("{path}: test file unreadable: {e}"));
+        if report.load.any_invalid() {
+            problems.push(format!("{path}: does not load: {:?}", report.load));
+        }
+        let matches = report.cases.iter().filter(|c| c.expect == "match").count();
+        if matches == 0 || matches == report.cases.len() {
+            problems.push(format!("{path}: needs both match and nomatch events"));
+        }
+        for case in report.cases.iter().filter(|c| !c.passed) {
+            problems.push(format!(
+                "{path}: test line {} expected {} (fired: {:?})",
+                case.line, case.expect, case.fired
+            ));
+        }
+        cases += report.cases.len();
+    }
+    println!(
+        "{rules} pack rules, {cases} test events, {} problems",
+        problems.len()
+    );
+    assert!(rules >= 45, "the pack has at least 45 rules ({rules})");
+    assert!(problems.is_empty(), "{problems:#?}");
 }
