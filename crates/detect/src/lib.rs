@@ -22,10 +22,15 @@
 //! * **Alert lifecycle** ([`alert`]): suppression with expiry and reason, folding of repeats
 //!   per rule and entity, alerts as storable events.
 //!
-//! Where rsigma falls short we work around it here (see `NOTES` in the module docs):
-//! `generate: false` hiding in rsigma matches rule ids only, so [`Detector`] also resolves rule
-//! *names*; rsigma's event-reference mode looks for a flat `event.id` key, so correlations keep
-//! full (compressed) events and we read `event.id` from them.
+//! Where rsigma 0.23 falls short we work around it here rather than patch it:
+//! * it links a detection to correlations by rule *id* only, so a rule referenced by `name`
+//!   without an `id` never fed its correlation: [`RuleSet`] uses the name as the id then;
+//! * a `temporal` correlation without `condition` fires on any one of its rules (it defaults
+//!   to `gte: 1`); the spec wants all of them: [`RuleSet`] sets `gte: <rule count>`;
+//! * `generate: false` hiding matches rule ids only: [`Detector`] also resolves rule names;
+//! * its event-reference mode looks for a flat `event.id` key, not our nested one, so
+//!   correlations keep full (deflate-compressed, at most 10 per window) events and we read
+//!   `event.id` from them.
 //!
 //! ```
 //! use crowsnest_detect::{Detector, RuleSet};

@@ -248,7 +248,13 @@ impl RuleSet {
                 report.problems.push(problem);
             }
         }
-        for rule in parsed.rules {
+        for mut rule in parsed.rules {
+            // rsigma links a match to correlations through the rule *id* only, so a rule that
+            // a correlation names by `name` but that has no id would never feed it: use the
+            // name as its id.
+            if rule.id.is_none() {
+                rule.id = rule.name.clone();
+            }
             let mut transformed = rule.clone();
             let compiled = rsigma_eval::apply_pipelines(&self.pipelines, &mut transformed)
                 .and_then(|()| rsigma_eval::compile_rule(&transformed));
@@ -262,7 +268,8 @@ impl RuleSet {
                     .push(classify_compile_error(&e, &rule.title, text)),
             }
         }
-        for corr in parsed.correlations {
+        for mut corr in parsed.correlations {
+            require_all_temporal_rules(&mut corr);
             match rsigma_eval::correlation::compile_correlation(&corr) {
                 Ok(_) => {
                     self.collection.correlations.push(corr);
@@ -327,6 +334,28 @@ impl RuleSet {
             if self.collection.correlations.len() == before {
                 break;
             }
+        }
+    }
+}
+
+/// rsigma 0.23 parses a `temporal` correlation without `condition` as "at least one of the
+/// rules" (`gte: 1`), so it fires on any single rule; the specification says all referenced
+/// rules must match within the timespan. Rewrites that default to `gte: <number of rules>`.
+/// (An explicit `gte: 1` is indistinguishable after parsing and gets the same treatment; it
+/// would make a temporal correlation a plain OR of its rules.)
+fn require_all_temporal_rules(corr: &mut rsigma_parser::CorrelationRule) {
+    use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationType};
+    if corr.correlation_type != CorrelationType::Temporal {
+        return;
+    }
+    if let CorrelationCondition::Threshold {
+        predicates,
+        field: None,
+        ..
+    } = &mut corr.condition
+    {
+        if predicates.as_slice() == [(ConditionOperator::Gte, 1)] {
+            predicates[0].1 = corr.rules.len() as u64;
         }
     }
 }
