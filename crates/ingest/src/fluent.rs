@@ -273,10 +273,7 @@ fn pack_to_json(value: Pack) -> Value {
             serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number)
         }
         Pack::F64(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
-        Pack::String(s) => Value::String(match s.into_str() {
-            Some(text) => text,
-            None => String::new(),
-        }),
+        Pack::String(s) => Value::String(String::from_utf8_lossy(&s.into_bytes()).into_owned()),
         Pack::Binary(bytes) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
         Pack::Array(items) => Value::Array(items.into_iter().map(pack_to_json).collect()),
         Pack::Map(entries) => {

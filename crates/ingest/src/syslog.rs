@@ -154,12 +154,16 @@ fn map_message(message: &Message<&str>) -> Event {
     }
     if !message.structured_data.is_empty() {
         let mut data = Map::new();
+        // A repeated SD-ID (not allowed by RFC 5424, but sent) merges into one element.
         for element in &message.structured_data {
-            let mut params = Map::new();
-            for (name, value) in element.params() {
-                params.insert(name.to_string(), Value::from(value.to_string()));
+            let entry = data
+                .entry(element.id.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(params) = entry {
+                for (name, value) in element.params() {
+                    params.insert(name.to_string(), Value::from(value.to_string()));
+                }
             }
-            data.insert(element.id.to_string(), Value::Object(params));
         }
         syslog.insert("structured_data".into(), Value::Object(data));
     }
