@@ -80,6 +80,9 @@ pub struct Alert {
 }
 
 /// What [`AlertManager::offer`] did with a detection.
+// Returned once per detection and matched at once, never stored in bulk: boxing `New` would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlertDecision {
     /// A new alert.
@@ -232,7 +235,7 @@ impl AlertManager {
             };
         }
         self.offers += 1;
-        if self.offers % 1024 == 0 {
+        if self.offers.is_multiple_of(1024) {
             self.expire(now);
         }
         let window = chrono::Duration::from_std(self.fold_window).unwrap_or(chrono::Duration::MAX);
