@@ -50,13 +50,14 @@ fn hec_error(error: ApiError) -> Response {
     }
 }
 
-fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// The HEC-shaped refusal, or `None` when the token may ingest.
+fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     match authorize(state, headers, Scope::Ingest) {
-        Ok(_) => Ok(()),
+        Ok(_) => None,
         Err(ApiError::Unauthorized(message)) if message == "unknown token" => {
-            Err(hec(StatusCode::FORBIDDEN, "Invalid token", 4))
+            Some(hec(StatusCode::FORBIDDEN, "Invalid token", 4))
         }
-        Err(error) => Err(hec_error(error)),
+        Err(error) => Some(hec_error(error)),
     }
 }
 
@@ -76,7 +77,7 @@ pub(super) async fn event(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(response) = check_token(&state, &headers) {
+    if let Some(response) = refuse(&state, &headers) {
         return response;
     }
     let channel = channel(&headers, &params);
@@ -101,7 +102,7 @@ pub(super) async fn raw(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(response) = check_token(&state, &headers) {
+    if let Some(response) = refuse(&state, &headers) {
         return response;
     }
     let meta = RawMeta {
@@ -149,7 +150,7 @@ pub(super) async fn ack(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(response) = check_token(&state, &headers) {
+    if let Some(response) = refuse(&state, &headers) {
         return response;
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
