@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn testdata(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/")).join(rel)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata/"
+    ))
+    .join(rel)
 }
 
 fn crowsnest() -> Command {
@@ -40,7 +44,11 @@ fn hunt_prints_one_alert_per_match_with_the_event_in_full() {
         .arg(traces.join("create_deployment.json"))
         .output()
         .expect("run hunt");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let alerts: Vec<serde_json::Value> = stdout
         .lines()
@@ -56,7 +64,9 @@ fn hunt_prints_one_alert_per_match_with_the_event_in_full() {
         let event = &alert["events"][0];
         assert_eq!(event["event"]["dataset"], "kubernetes.audit");
         assert_eq!(event["k8s"]["audit"]["verb"], "create");
-        assert!(event["event"]["original"].as_str().is_some_and(|o| o.contains("auditID")));
+        assert!(event["event"]["original"]
+            .as_str()
+            .is_some_and(|o| o.contains("auditID")));
     }
 }
 
@@ -80,9 +90,16 @@ fn hunt_reads_docker_json_file_logs_with_the_container_id_from_the_path() {
         .arg(&log)
         .output()
         .expect("run hunt");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
     assert_eq!(lines.len(), 1, "{stdout}");
     assert_eq!(lines[0]["events"][0]["container"]["id"], id);
     assert_eq!(lines[0]["events"][0]["log"]["iostream"], "stdout");
@@ -92,12 +109,30 @@ fn hunt_reads_docker_json_file_logs_with_the_container_id_from_the_path() {
 fn rules_validate_reports_per_file_and_fails_on_invalid() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("good.yml"), EXEC_RULE).expect("write");
-    std::fs::write(dir.path().join("bad.yml"), "title: no detection\nlogsource: {product: linux}\n").expect("write");
-    let out = crowsnest().args(["rules", "validate"]).arg(dir.path()).output().expect("run");
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "title: no detection\nlogsource: {product: linux}\n",
+    )
+    .expect("write");
+    let out = crowsnest()
+        .args(["rules", "validate"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("loaded") && l.contains("good.yml")), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("invalid") && l.contains("bad.yml")), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("loaded") && l.contains("good.yml")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("invalid") && l.contains("bad.yml")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -106,12 +141,32 @@ fn rules_test_runs_sibling_test_events() {
     std::fs::write(dir.path().join("exec.yml"), EXEC_RULE).expect("write");
     let hit = r#"{"expect":"match","event":{"event":{"dataset":"kubernetes.audit"},"k8s":{"audit":{"verb":"create","objectRef":{"resource":"pods","subresource":"exec"}}}}}"#;
     let miss = r#"{"expect":"nomatch","event":{"event":{"dataset":"kubernetes.audit"},"k8s":{"audit":{"verb":"get","objectRef":{"resource":"pods"}}}}}"#;
-    std::fs::write(dir.path().join("exec.test.ndjson"), format!("{hit}\n// comment\n{miss}\n")).expect("write");
-    let ok = crowsnest().args(["rules", "test"]).arg(dir.path()).output().expect("run");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    std::fs::write(
+        dir.path().join("exec.test.ndjson"),
+        format!("{hit}\n// comment\n{miss}\n"),
+    )
+    .expect("write");
+    let ok = crowsnest()
+        .args(["rules", "test"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     // A wrong expectation fails.
-    std::fs::write(dir.path().join("exec.test.ndjson"), miss.replace("nomatch", "match")).expect("write");
-    let bad = crowsnest().args(["rules", "test"]).arg(dir.path()).output().expect("run");
+    std::fs::write(
+        dir.path().join("exec.test.ndjson"),
+        miss.replace("nomatch", "match"),
+    )
+    .expect("write");
+    let bad = crowsnest()
+        .args(["rules", "test"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
 }

@@ -62,14 +62,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut events, mut alerts) = (0usize, 0usize);
     for path in &args.files {
-        let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let body =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let decoded = decode_file(path, &body, args.format);
         for error in &decoded.errors {
             eprintln!("{}: {error}", path.display());
         }
         for (n, mut event) in decoded.events.into_iter().enumerate() {
             if event.id().is_none() {
-                let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                let name = path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
                 event.set("event.id", json!(format!("{name}#{}", n + 1)));
             }
             events += 1;
@@ -87,7 +90,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// One output line: the alert with its matched events in full.
 pub fn alert_line(d: &Detection, file: &Path) -> Value {
-    let events: Vec<Value> = d.events.iter().map(|e| Value::Object(e.as_map().clone())).collect();
+    let events: Vec<Value> = d
+        .events
+        .iter()
+        .map(|e| Value::Object(e.as_map().clone()))
+        .collect();
     json!({
         "rule": {"id": d.rule_id, "title": d.title, "level": d.level},
         "tags": d.tags,
@@ -113,7 +120,9 @@ fn looks_like_docker_json(path: &Path, body: &[u8]) -> bool {
     if path.to_string_lossy().ends_with("-json.log") {
         return true;
     }
-    let first = body.split(|&b| b == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let first = body
+        .split(|&b| b == b'\n')
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace));
     match first.and_then(|l| serde_json::from_slice::<Value>(l).ok()) {
         Some(Value::Object(m)) => m.contains_key("log") && m.contains_key("stream") && m.len() <= 4,
         _ => false,
@@ -166,12 +175,16 @@ pub fn decode_docker_json(path: &Path, body: &[u8]) -> Decoded {
         let value: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                out.errors.push(format!("line {}: expected a json-file log object: {e}", n + 1));
+                out.errors.push(format!(
+                    "line {}: expected a json-file log object: {e}",
+                    n + 1
+                ));
                 continue;
             }
         };
         let Some(log) = value.get("log").and_then(Value::as_str) else {
-            out.errors.push(format!("line {}: expected a string `log` field", n + 1));
+            out.errors
+                .push(format!("line {}: expected a string `log` field", n + 1));
             continue;
         };
         let mut e = Event::new();

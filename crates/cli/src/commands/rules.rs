@@ -58,15 +58,25 @@ fn validate(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
             continue;
         }
         match file.status() {
-            FileStatus::Loaded { rules } => println!("loaded       {} ({rules} rules)", file.path.display()),
+            FileStatus::Loaded { rules } => {
+                println!("loaded       {} ({rules} rules)", file.path.display())
+            }
             _ => {
                 for p in &file.problems {
                     match p {
                         Problem::Unsupported { construct, line } => {
-                            println!("unsupported  {}:{} {construct}", file.path.display(), line.unwrap_or(0))
+                            println!(
+                                "unsupported  {}:{} {construct}",
+                                file.path.display(),
+                                line.unwrap_or(0)
+                            )
                         }
                         Problem::Invalid { reason, line } => {
-                            println!("invalid      {}:{} {reason}", file.path.display(), line.unwrap_or(0))
+                            println!(
+                                "invalid      {}:{} {reason}",
+                                file.path.display(),
+                                line.unwrap_or(0)
+                            )
                         }
                     }
                 }
@@ -79,7 +89,11 @@ fn validate(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
         report.files.len(),
         rules.len()
     );
-    Ok(if report.any_invalid() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.any_invalid() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn rule_files(path: &Path, out: &mut Vec<PathBuf>) {
@@ -109,7 +123,10 @@ fn print_report(report: &RuleTestReport) -> bool {
             "     line {}: expected {}{}, fired {:?}",
             c.line,
             c.expect,
-            c.rule.as_deref().map(|r| format!(" of {r}")).unwrap_or_default(),
+            c.rule
+                .as_deref()
+                .map(|r| format!(" of {r}"))
+                .unwrap_or_default(),
             c.fired
         );
     }
@@ -157,5 +174,9 @@ fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("{passed} passed, {failed} failed, {untested} without tests");
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
