@@ -1,7 +1,7 @@
 //! The file collectors: which files are followed, and what each line becomes.
 //!
-//! One thread polls every followed file (every 250 ms; the directories are scanned again every
-//! 2 s for new containers and rotated-in files) and hands [`Record`]s to the batcher through a
+//! One thread polls every followed file (every 250 ms when idle; the directories are listed
+//! again every 250 ms for new containers) and hands [`Record`]s to the batcher through a
 //! bounded channel, so a full spool stops the reading (backpressure) instead of growing memory.
 //!
 //! | source | files | dataset |
@@ -29,11 +29,17 @@ use crate::meta::{self, ContainerMeta};
 use crate::spool::Record;
 use crate::tail::{Cursor, Tail};
 
+/// How often the directories are listed for new files: a fast-logging container with a small
+/// `max-size`/`max-file` rotates its first lines away within seconds.
+const SCAN_EVERY: Duration = Duration::from_millis(250);
+
 /// What to follow.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     /// Docker's data root (`/var/lib/docker`), for json-file logs and container metadata.
     pub docker_root: Option<PathBuf>,
+    /// Whether to follow the json-file logs under the docker root (else it serves metadata).
+    pub docker_logs: bool,
     /// The CRI pod log directory (`/var/log/pods`).
     pub pods_dir: Option<PathBuf>,
     /// `/var/log/containers` (symlinks that name the container id).
@@ -79,7 +85,7 @@ fn host_dataset(path: &Path) -> String {
 
 fn discover(sources: &Sources) -> Vec<(PathBuf, Kind, Option<String>)> {
     let mut found = Vec::new();
-    if let Some(root) = &sources.docker_root {
+    if let Some(root) = sources.docker_root.as_ref().filter(|_| sources.docker_logs) {
         for entry in read_dir(&root.join("containers")) {
             let id = entry
                 .file_name()
@@ -159,7 +165,7 @@ pub fn run(
     let mut last_scan: Option<Instant> = None;
     let mut metadata: HashMap<String, ContainerMeta> = HashMap::new();
     while !stop.load(Ordering::SeqCst) {
-        if last_scan.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+        if last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
             last_scan = Some(Instant::now());
             let ids = cri_ids(sources.containers_dir.as_deref());
             for (path, kind, docker_id) in discover(sources) {

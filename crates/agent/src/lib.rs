@@ -70,6 +70,7 @@ impl AgentConfig {
             agent_id: None,
             sources: collect::Sources {
                 docker_root: Some(PathBuf::from("/var/lib/docker")),
+                docker_logs: true,
                 pods_dir: Some(var_log.join("pods")),
                 containers_dir: Some(var_log.join("containers")),
                 audit_log: Some(var_log.join("audit/audit.log")),

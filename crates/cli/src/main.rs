@@ -45,6 +45,8 @@ enum Command {
     Ingest(commands::ingest::Args),
     /// Start a server and feed it a generated cluster's activity, attacks included.
     Demo(commands::demo::Args),
+    /// Run the node agent: container logs, Docker events, kernel audit, host logs → server.
+    Agent(commands::agent::Args),
     /// Validate Sigma rule files or run their test events.
     Rules(commands::rules::Args),
     /// Run detection offline over files (NDJSON, audit EventLists, Docker json-file logs).
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Rules(args) => commands::rules::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
+        Command::Agent(args) => commands::agent::run(args),
     };
     match result {
         Ok(code) => code,

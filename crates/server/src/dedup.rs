@@ -208,6 +208,17 @@ impl Dedup {
         self.lock().acked.get(stream).map(|(seq, _)| *seq)
     }
 
+    /// [`Dedup::persist`], logging a failure; the WAL must not be truncated when false.
+    pub fn persisted(&self) -> bool {
+        match self.persist() {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, "writing the dedup state failed; wal kept");
+                false
+            }
+        }
+    }
+
     /// Writes the state durably (temp file, fsync, rename, directory fsync) when it changed.
     /// Call before the WAL is truncated.
     pub fn persist(&self) -> std::io::Result<()> {
@@ -229,6 +240,70 @@ impl Dedup {
         }
         result
     }
+}
+
+/// An accepted batch: stamps its events, and on drop (also when the request is cancelled)
+/// ends it, as stored only after [`Admitted::stored`].
+pub(crate) struct Admitted<'a> {
+    dedup: &'a Dedup,
+    id: BatchId,
+    stored: bool,
+}
+
+impl Admitted<'_> {
+    /// Writes the batch id into every event (so it is in the same WAL append).
+    pub(crate) fn stamp(&self, events: &mut [Event]) {
+        let text = serde_json::Value::String(self.id.render());
+        for event in events {
+            event.set(BATCH_FIELD, text.clone());
+        }
+    }
+
+    /// The batch's events are durable.
+    pub(crate) fn stored(mut self) {
+        self.stored = true;
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.dedup.finish(&self.id, self.stored);
+    }
+}
+
+/// What the ingest handler does with a request.
+pub(crate) enum Gate<'a> {
+    /// No batch header: store as usual.
+    Plain,
+    /// A new batch.
+    New(Admitted<'a>),
+    /// Already stored: answer success, store nothing.
+    Duplicate,
+}
+
+/// Reads `X-Crowsnest-Batch` and admits the batch (400 when malformed, 503 while the same
+/// batch is in flight).
+pub(crate) fn gate<'a>(
+    dedup: &'a Dedup,
+    headers: &axum::http::HeaderMap,
+) -> Result<Gate<'a>, crate::error::ApiError> {
+    let Some(value) = headers.get(BATCH_HEADER) else {
+        return Ok(Gate::Plain);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| crate::error::ApiError::bad_request("`X-Crowsnest-Batch` should be ASCII"))?;
+    let id = BatchId::parse(text)
+        .map_err(|e| crate::error::ApiError::bad_request(format!("`X-Crowsnest-Batch`: {e}")))?;
+    Ok(match dedup.begin(&id) {
+        Admission::Duplicate => Gate::Duplicate,
+        Admission::InFlight => return Err(crate::error::ApiError::Busy(1)),
+        Admission::Accept => Gate::New(Admitted {
+            dedup,
+            id,
+            stored: false,
+        }),
+    })
 }
 
 fn write_atomic(path: &Path, snapshot: &HashMap<String, u64>) -> std::io::Result<()> {

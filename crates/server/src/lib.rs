@@ -19,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dedup;
 pub mod error;
 pub mod listeners;
 pub mod metrics;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Batch ids already stored, for shippers that retry (the agent).
+    pub dedup: Arc<dedup::Dedup>,
     /// When the server started.
     pub started: Instant,
 }
@@ -106,10 +109,18 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         .context("opening the store")?;
     let store = Arc::new(store);
     let pipeline_config = config.pipeline.clone();
+    let dedup = Arc::new(dedup::Dedup::open(&data_dir)?);
+    let pipeline_dedup = dedup.clone();
     let (pipeline_store, pipeline_metrics, wal_dir) =
         (store.clone(), metrics.clone(), data_dir.join("wal"));
     let pipeline = tokio::task::spawn_blocking(move || {
-        pipeline::Pipeline::start(&wal_dir, pipeline_store, pipeline_config, pipeline_metrics)
+        pipeline::Pipeline::start(
+            &wal_dir,
+            pipeline_store,
+            pipeline_config,
+            pipeline_metrics,
+            pipeline_dedup,
+        )
     })
     .await
     .context("pipeline start task")??;
@@ -123,6 +134,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         pipeline,
         store,
         metrics,
+        dedup,
         started: Instant::now(),
     });
     spawn_retention(state.clone());

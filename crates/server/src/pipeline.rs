@@ -124,6 +124,7 @@ impl Pipeline {
         store: Arc<Store>,
         config: PipelineConfig,
         metrics: Arc<Metrics>,
+        dedup: Arc<crate::dedup::Dedup>,
     ) -> anyhow::Result<Self> {
         let min_next = store.committed_position().map_or(0, |p| p + 1);
         let wal_config = WalConfig {
@@ -138,10 +139,10 @@ impl Pipeline {
                 "dropped an unacknowledged torn wal tail"
             );
         }
-        let replayed = replay(&wal, &store)?;
+        let replayed = replay(&wal, &store, &dedup)?;
         let committed = store.commit().context("committing the replayed events")?;
         let mut wal = wal;
-        if let Some(position) = committed {
+        if let Some(position) = committed.filter(|_| dedup.persisted()) {
             wal.truncate_through(position)
                 .context("truncating the wal after replay")?;
         }
@@ -179,7 +180,9 @@ impl Pipeline {
             );
             std::thread::Builder::new()
                 .name("crowsnest-indexer".into())
-                .spawn(move || indexer_loop(index_rx, &store, &wal, &progress, &metrics, &config))
+                .spawn(move || {
+                    indexer_loop(index_rx, &store, &wal, &progress, &metrics, &config, &dedup)
+                })
                 .context("spawning the indexer")?
         };
         let permits = config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
@@ -284,7 +287,7 @@ impl Pipeline {
     }
 }
 
-fn replay(wal: &Wal, store: &Store) -> anyhow::Result<u64> {
+fn replay(wal: &Wal, store: &Store, dedup: &crate::dedup::Dedup) -> anyhow::Result<u64> {
     const CHUNK: usize = 5_000;
     let mut chunk: Vec<(u64, Event)> = Vec::with_capacity(CHUNK);
     let mut failed: Option<anyhow::Error> = None;
@@ -294,7 +297,10 @@ fn replay(wal: &Wal, store: &Store) -> anyhow::Result<u64> {
             return;
         }
         match serde_json::from_slice::<Event>(&payload) {
-            Ok(event) => chunk.push((position, event)),
+            Ok(event) => {
+                dedup.observe(&event);
+                chunk.push((position, event));
+            }
             Err(_) => undecodable += 1,
         }
         if chunk.len() >= CHUNK {
@@ -391,6 +397,7 @@ fn indexer_loop(
     progress: &Progress,
     metrics: &Metrics,
     config: &PipelineConfig,
+    dedup: &crate::dedup::Dedup,
 ) {
     let interval = Duration::from_millis(config.commit_interval_ms.max(1));
     let mut pending = 0usize;
@@ -404,6 +411,7 @@ fn indexer_loop(
                 metrics.index_queue_depth.dec();
                 let count = batch.events.len();
                 for event in &batch.events {
+                    dedup.observe(event);
                     let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
                     *pending_sources.entry(source.to_string()).or_default() += 1;
                 }
@@ -436,7 +444,7 @@ fn indexer_loop(
                     progress
                         .committed_next
                         .store(next_position, Ordering::SeqCst);
-                    if let Some(position) = durable {
+                    if let Some(position) = durable.filter(|_| dedup.persisted()) {
                         let mut wal = wal
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -48,6 +48,10 @@ pub struct Args {
     /// Receive the Fluentd forward protocol on this address, e.g. `127.0.0.1:24224` [default: off].
     #[arg(long, env = "CROWSNEST_FORWARD", value_name = "ADDR")]
     pub forward: Option<String>,
+    /// Also run the node agent's collectors for this host (container logs, Docker events,
+    /// kernel audit, host logs), shipping to this server; state in `<data-dir>/agent`.
+    #[arg(long, env = "CROWSNEST_COLLECT_LOCAL")]
+    pub collect_local: bool,
 }
 
 impl Args {
@@ -101,9 +105,21 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.resolve()?;
     runtime()?.block_on(async move {
+        let data_dir = config.data_dir.clone();
         let running = crowsnest_server::start(config).await?;
         announce(&running);
+        let agent = match args.collect_local {
+            true => Some(super::agent::start_local(
+                &running,
+                &data_dir,
+                &super::agent::defaults(),
+            )?),
+            false => None,
+        };
         shutdown_signal().await;
+        if let Some(agent) = agent {
+            tokio::task::spawn_blocking(move || agent.stop()).await??;
+        }
         tracing::info!("shutting down: draining the pipeline and committing the store");
         running.shutdown().await?;
         Ok(ExitCode::SUCCESS)
@@ -171,6 +187,7 @@ mod tests {
             syslog_tcp: None,
             syslog_tls: None,
             forward: None,
+            collect_local: false,
         }
     }
 

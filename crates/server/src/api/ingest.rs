@@ -61,7 +61,7 @@ pub(super) async fn ndjson(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     authorize(&state, &headers, Scope::Ingest)?;
     check_content_type(&headers, NDJSON_TYPES)?;
     let source = params.get("source").filter(|s| !s.is_empty()).cloned();
@@ -85,7 +85,26 @@ pub(super) async fn ndjson(
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    store(&state, decoded, &label).await
+    // Batches retried by the agent: stored once (crate::dedup).
+    let mut decoded = decoded;
+    let admitted = match crate::dedup::gate(&state.dedup, &headers)? {
+        crate::dedup::Gate::Duplicate => {
+            return Ok(
+                Json(json!({"accepted": 0, "rejected": 0, "errors": [], "duplicate": true}))
+                    .into_response(),
+            )
+        }
+        crate::dedup::Gate::New(admitted) => Some(admitted),
+        crate::dedup::Gate::Plain => None,
+    };
+    if let Some(admitted) = &admitted {
+        admitted.stamp(&mut decoded.events);
+    }
+    let response = store(&state, decoded, &label).await?;
+    if let Some(admitted) = admitted {
+        admitted.stored();
+    }
+    Ok(response)
 }
 
 /// Stamps, serializes and submits the decoded events; answers with the per-line report.
