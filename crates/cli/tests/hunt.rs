@@ -170,3 +170,92 @@ fn rules_test_runs_sibling_test_events() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL"));
 }
+
+/// Falco's threat rules (its stock k8s_audit rules minus the plain "K8s X Created/Deleted"
+/// activity rules): where one of them fires on a trace, our built-in pack must fire too.
+const FALCO_THREAT_RULES: &[&str] = &[
+    "Anonymous Request Allowed",
+    "Attach to cluster-admin Role",
+    "Attach/Exec Pod",
+    "ClusterRole With Pod Exec Created",
+    "ClusterRole With Wildcard Created",
+    "Create HostNetwork Pod",
+    "Create Privileged Pod",
+    "Create Sensitive Mount Pod",
+    "Pod Created in Kube Namespace",
+    "Service Account Created in Kube Namespace",
+    "System ClusterRole Modified/Deleted",
+];
+
+fn hunt_builtin(file: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = crowsnest()
+        .arg("hunt")
+        .arg(file)
+        .output()
+        .expect("run hunt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ndjson"))
+        .collect()
+}
+
+#[test]
+fn builtin_pack_fires_where_falco_threat_rules_fire_and_stays_quiet_on_benign_traces() {
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(testdata("k8s-audit/expected_by_trace.json")).expect("expectations"),
+    )
+    .expect("json");
+    let (mut threat, mut quiet) = (0, 0);
+    let mut failures = Vec::new();
+    for (trace, falco) in expected["expected"].as_object().expect("map") {
+        let Some(falco) = falco.as_array() else {
+            continue; // INVALID_INPUT / NOT_TESTED_WITH_STOCK_RULES
+        };
+        let falco: Vec<&str> = falco.iter().filter_map(|v| v.as_str()).collect();
+        let ours = hunt_builtin(&testdata("k8s-audit/falco-traces").join(trace));
+        let titles: Vec<&str> = ours
+            .iter()
+            .filter_map(|a| a["rule"]["title"].as_str())
+            .collect();
+        println!("{trace}: falco {falco:?} -> ours {titles:?}");
+        if falco.iter().any(|r| FALCO_THREAT_RULES.contains(r)) {
+            threat += 1;
+            if ours.is_empty() {
+                failures.push(format!(
+                    "{trace}: Falco fires {falco:?}, our pack is silent"
+                ));
+            }
+        } else if falco.is_empty() {
+            quiet += 1;
+            if !ours.is_empty() {
+                failures.push(format!(
+                    "{trace}: Falco is quiet, our pack fires {titles:?}"
+                ));
+            }
+        }
+    }
+    println!("{threat} threat traces, {quiet} quiet traces");
+    assert!(threat >= 15 && quiet >= 4, "expected the Falco trace set");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn builtin_pack_on_benign_helm_churn_stays_under_one_percent() {
+    let alerts = hunt_builtin(&testdata("k8s-audit/benign-hkerma/audit-sample.jsonl"));
+    let mut by_rule = std::collections::BTreeMap::<String, usize>::new();
+    for a in &alerts {
+        *by_rule
+            .entry(a["rule"]["title"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    println!(
+        "benign: {} alerts over 4000 events: {by_rule:?}",
+        alerts.len()
+    );
+    assert!(alerts.len() <= 40, "{by_rule:?}");
+}
