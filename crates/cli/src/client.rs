@@ -81,6 +81,19 @@ impl Client {
         answer(request.send_json(body.clone()), &self.base)
     }
 
+    /// GETs a text answer (e.g. `/metrics`).
+    pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .with_context(|| format!("GET {path} from {}", self.base))?;
+        response
+            .into_string()
+            .context("reading the server's answer")
+    }
+
     /// POSTs raw bytes, retrying while the server pushes back (429/503, honouring
     /// `Retry-After`) or cannot be reached, up to `attempts` times.
     pub fn post_bytes(

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub store: crowsnest_store::StoreConfig,
     /// Ecosystem listeners (syslog, forward) and input limits; every listener is off by default.
     pub inputs: crate::listeners::InputsConfig,
+    /// Live detection: rules, alert folding, suppressions.
+    pub detect: crate::detection::DetectionConfig,
 }
 
 /// Bounds applied while decoding input.
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             pipeline: crate::pipeline::PipelineConfig::default(),
             store: crowsnest_store::StoreConfig::default(),
             inputs: crate::listeners::InputsConfig::default(),
+            detect: crate::detection::DetectionConfig::default(),
         }
     }
 }

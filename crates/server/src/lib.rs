@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dedup;
+pub mod detection;
 pub mod error;
 pub mod listeners;
 pub mod metrics;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Batch ids already stored, for shippers that retry (the agent).
     pub dedup: Arc<dedup::Dedup>,
+    /// The loaded detection rules, and reload requests.
+    pub detection: Arc<detection::DetectionStatus>,
     /// When the server started.
     pub started: Instant,
 }
@@ -113,12 +116,30 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let pipeline_dedup = dedup.clone();
     let (pipeline_store, pipeline_metrics, wal_dir) =
         (store.clone(), metrics.clone(), data_dir.join("wal"));
+    let detection = Arc::new(detection::DetectionStatus::default());
+    let (detect_config, detect_status, detect_dir) = (
+        config.detect.clone(),
+        detection.clone(),
+        data_dir.join("detect"),
+    );
     let pipeline = tokio::task::spawn_blocking(move || {
+        let worker = if detect_config.enabled {
+            let metrics = pipeline_metrics.clone();
+            Some(detection::Worker::open(
+                detect_config,
+                &detect_dir,
+                detect_status,
+                metrics,
+            )?)
+        } else {
+            None
+        };
         pipeline::Pipeline::start(
             &wal_dir,
             pipeline_store,
             pipeline_config,
             pipeline_metrics,
+            worker,
             pipeline_dedup,
         )
     })
@@ -134,6 +155,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         pipeline,
         store,
         metrics,
+        detection,
         dedup,
         started: Instant::now(),
     });

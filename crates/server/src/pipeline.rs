@@ -83,16 +83,20 @@ pub enum SubmitError {
     Wal(String),
 }
 
-struct Batch {
+pub(crate) struct Batch {
     events: Vec<Event>,
     payloads: Vec<Vec<u8>>,
     permit: OwnedSemaphorePermit,
     reply: oneshot::Sender<Result<Range<u64>, String>>,
+    /// Made by the server itself (alerts): indexed, not fed back to detection.
+    derived: bool,
 }
 
+/// Acknowledged events with their WAL positions, shared by the indexer and the detector.
+pub(crate) type Acked = Arc<Vec<(u64, Event)>>;
+
 struct IndexBatch {
-    first: u64,
-    events: Vec<Event>,
+    events: Acked,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -103,6 +107,9 @@ struct Progress {
     acked_next: AtomicU64,
     /// One past the last position durable in the store.
     committed_next: AtomicU64,
+    /// One past the last position whose detection state is checkpointed (`u64::MAX` without
+    /// detection). The WAL is never truncated past it, so a restart can re-run detection.
+    detected_next: AtomicU64,
 }
 
 /// The running pipeline.
@@ -117,13 +124,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Opens the WAL, replays it into the store and starts the writer and indexer threads.
-    /// Blocking: call from a blocking context.
+    /// Opens the WAL, replays it into the store (and into detection, from its checkpoint) and
+    /// starts the writer, indexer and detector threads. Blocking: call from a blocking context.
     pub fn start(
         wal_dir: &Path,
         store: Arc<Store>,
         config: PipelineConfig,
         metrics: Arc<Metrics>,
+        detection: Option<crate::detection::Worker>,
         dedup: Arc<crate::dedup::Dedup>,
     ) -> anyhow::Result<Self> {
         let min_next = store.committed_position().map_or(0, |p| p + 1);
@@ -139,14 +147,20 @@ impl Pipeline {
                 "dropped an unacknowledged torn wal tail"
             );
         }
-        let replayed = replay(&wal, &store, &dedup)?;
+        let mut detection = detection;
+        let replayed = replay(&wal, &store, detection.as_mut(), &dedup)?;
         let committed = store.commit().context("committing the replayed events")?;
+        let progress = Arc::new(Progress::default());
+        let detected_next = detection
+            .as_ref()
+            .map_or(u64::MAX, crate::detection::Worker::checkpointed_next);
+        progress
+            .detected_next
+            .store(detected_next, Ordering::SeqCst);
         let mut wal = wal;
         if let Some(position) = committed.filter(|_| dedup.persisted()) {
-            wal.truncate_through(position)
-                .context("truncating the wal after replay")?;
+            truncate(&mut wal, position, &progress)?;
         }
-        let progress = Arc::new(Progress::default());
         let next = wal.next_position();
         progress.acked_next.store(next, Ordering::SeqCst);
         progress.committed_next.store(next, Ordering::SeqCst);
@@ -158,7 +172,30 @@ impl Pipeline {
         let wal = Arc::new(Mutex::new(wal));
 
         let (tx, rx) = mpsc::channel::<Batch>(1024);
+        let budget = Arc::new(Semaphore::new(
+            config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let (index_tx, index_rx) = sync_channel::<IndexBatch>(config.index_queue_batches.max(1));
+        let mut threads = Vec::new();
+        let detect_tx = match detection {
+            Some(worker) => {
+                let (detect_tx, detect_rx) =
+                    sync_channel::<Acked>(config.index_queue_batches.max(1));
+                let submitter = Submitter {
+                    tx: tx.downgrade(),
+                    budget: budget.clone(),
+                };
+                let progress = progress.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("crowsnest-detect".into())
+                        .spawn(move || worker.run(detect_rx, &submitter, &progress.detected_next))
+                        .context("spawning the detector")?,
+                );
+                Some(detect_tx)
+            }
+            None => None,
+        };
         let writer = {
             let (wal, progress, metrics, max) = (
                 wal.clone(),
@@ -166,9 +203,13 @@ impl Pipeline {
                 metrics.clone(),
                 config.max_group_events,
             );
+            let outputs = Outputs {
+                index: index_tx,
+                detect: detect_tx,
+            };
             std::thread::Builder::new()
                 .name("crowsnest-wal".into())
-                .spawn(move || writer_loop(rx, index_tx, &wal, &progress, &metrics, max))
+                .spawn(move || writer_loop(rx, outputs, &wal, &progress, &metrics, max))
                 .context("spawning the wal writer")?
         };
         let indexer = {
@@ -185,14 +226,17 @@ impl Pipeline {
                 })
                 .context("spawning the indexer")?
         };
-        let permits = config.max_queued_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        // Join order matters at shutdown: the writer drains and closes the indexer's and the
+        // detector's queues, the indexer commits, the detector checkpoints.
+        threads.insert(0, indexer);
+        threads.insert(0, writer);
         Ok(Self {
             config,
             tx: Mutex::new(Some(tx)),
-            budget: Arc::new(Semaphore::new(permits)),
+            budget,
             progress,
             wal,
-            threads: Mutex::new(vec![writer, indexer]),
+            threads: Mutex::new(threads),
             metrics,
         })
     }
@@ -227,6 +271,7 @@ impl Pipeline {
             payloads,
             permit,
             reply,
+            derived: false,
         })
         .await
         .map_err(|_| SubmitError::Closed)?;
@@ -287,7 +332,12 @@ impl Pipeline {
     }
 }
 
-fn replay(wal: &Wal, store: &Store, dedup: &crate::dedup::Dedup) -> anyhow::Result<u64> {
+fn replay(
+    wal: &Wal,
+    store: &Store,
+    mut detection: Option<&mut crate::detection::Worker>,
+    dedup: &crate::dedup::Dedup,
+) -> anyhow::Result<u64> {
     const CHUNK: usize = 5_000;
     let mut chunk: Vec<(u64, Event)> = Vec::with_capacity(CHUNK);
     let mut failed: Option<anyhow::Error> = None;
@@ -298,6 +348,9 @@ fn replay(wal: &Wal, store: &Store, dedup: &crate::dedup::Dedup) -> anyhow::Resu
         }
         match serde_json::from_slice::<Event>(&payload) {
             Ok(event) => {
+                if let Some(worker) = detection.as_deref_mut() {
+                    worker.replay(position, &event);
+                }
                 dedup.observe(&event);
                 chunk.push((position, event));
             }
@@ -322,9 +375,71 @@ fn replay(wal: &Wal, store: &Store, dedup: &crate::dedup::Dedup) -> anyhow::Resu
     Ok(stats.records)
 }
 
+/// Drops the WAL through `position`, but never past what detection has checkpointed.
+fn truncate(wal: &mut Wal, position: u64, progress: &Progress) -> anyhow::Result<()> {
+    let detected_next = progress.detected_next.load(Ordering::SeqCst);
+    let through = if detected_next == u64::MAX {
+        Some(position)
+    } else {
+        detected_next.checked_sub(1).map(|d| d.min(position))
+    };
+    if let Some(through) = through {
+        wal.truncate_through(through)
+            .context("truncating the wal")?;
+    }
+    Ok(())
+}
+
+/// How the detector submits alerts without ever waiting on the writer (which may be waiting
+/// on the detector's queue): a weak sender, so shutdown is not held up, and `try_send`.
+pub(crate) struct Submitter {
+    tx: mpsc::WeakSender<Batch>,
+    budget: Arc<Semaphore>,
+}
+
+/// The reply to a derived batch: its WAL positions once fsync'd.
+pub(crate) type Pending = oneshot::Receiver<Result<Range<u64>, String>>;
+
+impl Submitter {
+    /// Queues server-made events (alerts) for the WAL; never blocks.
+    pub(crate) fn try_submit(
+        &self,
+        events: Vec<Event>,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<Pending, SubmitError> {
+        let cost = payloads.iter().map(Vec::len).sum::<usize>().max(1);
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(cost)
+            .map_err(|_| SubmitError::Busy(1))?;
+        let tx = self.tx.upgrade().ok_or(SubmitError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        tx.try_send(Batch {
+            events,
+            payloads,
+            permit,
+            reply,
+            derived: true,
+        })
+        .map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => SubmitError::Busy(1),
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Closed,
+        })?;
+        Ok(answer)
+    }
+}
+
+/// Where acknowledged events go.
+struct Outputs {
+    index: SyncSender<IndexBatch>,
+    detect: Option<SyncSender<Acked>>,
+}
+
 fn writer_loop(
     mut rx: mpsc::Receiver<Batch>,
-    index_tx: SyncSender<IndexBatch>,
+    outputs: Outputs,
     wal: &Mutex<Wal>,
     progress: &Progress,
     metrics: &Metrics,
@@ -375,14 +490,21 @@ fn writer_loop(
         for batch in group {
             let count = batch.events.len() as u64;
             let _ = batch.reply.send(Ok(next..next + count));
+            let events: Acked = Arc::new((next..).zip(batch.events).collect());
+            next += count;
+            if !batch.derived {
+                if let Some(detect) = &outputs.detect {
+                    if detect.send(events.clone()).is_err() {
+                        tracing::error!("detector stopped; events stay in the wal for replay");
+                    }
+                }
+            }
+            metrics.index_queue_depth.inc();
             let index_batch = IndexBatch {
-                first: next,
-                events: batch.events,
+                events,
                 _permit: batch.permit,
             };
-            next += count;
-            metrics.index_queue_depth.inc();
-            if index_tx.send(index_batch).is_err() {
+            if outputs.index.send(index_batch).is_err() {
                 tracing::error!("indexer stopped; acknowledged events stay in the wal for replay");
                 return;
             }
@@ -410,13 +532,12 @@ fn indexer_loop(
             Ok(batch) => {
                 metrics.index_queue_depth.dec();
                 let count = batch.events.len();
-                for event in &batch.events {
+                for (_, event) in batch.events.iter() {
                     dedup.observe(event);
                     let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
                     *pending_sources.entry(source.to_string()).or_default() += 1;
                 }
-                let positioned: Vec<(u64, Event)> = (batch.first..).zip(batch.events).collect();
-                if let Err(error) = store.add(&positioned) {
+                if let Err(error) = store.add(&batch.events) {
                     // Committing now would mark these positions durable. Stop instead: the
                     // events stay in the wal and are indexed on the next start, and ingest
                     // pushes back (503) until then.
@@ -424,7 +545,9 @@ fn indexer_loop(
                     return;
                 }
                 pending += count;
-                next_position = batch.first + count as u64;
+                if let Some((last, _)) = batch.events.last() {
+                    next_position = last + 1;
+                }
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
@@ -448,8 +571,8 @@ fn indexer_loop(
                         let mut wal = wal
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if let Err(error) = wal.truncate_through(position) {
-                            tracing::warn!(%error, "wal truncation failed");
+                        if let Err(error) = truncate(&mut wal, position, progress) {
+                            tracing::warn!(error = format!("{error:#}"), "wal truncation failed");
                         }
                         metrics
                             .wal_bytes

@@ -44,6 +44,17 @@ pub struct Args {
     /// `benches/tantivy-cli.sh` to index the same events with tantivy-cli.
     #[arg(long)]
     pub corpus_out: Option<PathBuf>,
+    /// A narrower benchmark instead of the ingest/search one.
+    #[command(subcommand)]
+    pub what: Option<What>,
+}
+
+/// The narrower benchmarks.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum What {
+    /// Detection cost: decode+normalize+detect per core with the built-in pack and SigmaHQ,
+    /// against `rsigma` and against ingest without detection; ingest-to-alert latency.
+    Detect(crate::commands::bench_detect::Args),
 }
 
 struct Body {
@@ -54,6 +65,9 @@ struct Body {
 
 /// Runs every measurement and prints the report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(What::Detect(detect)) = args.what {
+        return crate::commands::bench_detect::run(detect);
+    }
     if let Some(path) = &args.corpus_out {
         return write_corpus(&args, path);
     }

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod bench_detect;
 pub mod demo;
 pub mod hunt;
 pub mod ingest;

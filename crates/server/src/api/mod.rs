@@ -2,6 +2,7 @@
 //!
 //! Every endpoint needs `Authorization: Bearer <token>` with the scope named at its route.
 
+mod alerts;
 mod compat;
 mod ingest;
 mod openapi;
@@ -29,6 +30,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/ingest/k8s-audit", post(ingest::k8s_audit))
         .route("/api/v1/ingest/ndjson", post(ingest::ndjson))
         .route("/api/v1/search", post(search::search))
+        .route("/api/v1/alerts", get(alerts::alerts))
+        .route("/api/v1/rules", get(alerts::rules))
+        .route("/api/v1/rules/reload", post(alerts::reload_rules))
         .route("/api/v1/health", get(health))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/openapi.json", get(openapi::document))
@@ -178,5 +182,7 @@ async fn create_token(
     ))
 }
 
+#[cfg(test)]
+mod alert_tests;
 #[cfg(test)]
 mod tests;

@@ -10,17 +10,17 @@ use tower::ServiceExt;
 
 use crate::{start, Running, ServerConfig};
 
-struct Harness {
-    running: Running,
-    token: String,
-    _dir: tempfile::TempDir,
+pub(super) struct Harness {
+    pub(super) running: Running,
+    pub(super) token: String,
+    pub(super) _dir: tempfile::TempDir,
 }
 
-async fn harness() -> Harness {
+pub(super) async fn harness() -> Harness {
     harness_with(|_| {}).await
 }
 
-async fn harness_with(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
+pub(super) async fn harness_with(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = ServerConfig {
         listen: "127.0.0.1:0".into(),
@@ -39,7 +39,10 @@ async fn harness_with(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
 }
 
 impl Harness {
-    async fn call(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    pub(super) async fn call(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let response = crate::app(Arc::clone(&self.running.state))
             .oneshot(request)
             .await
@@ -54,7 +57,12 @@ impl Harness {
         (status, headers, body)
     }
 
-    fn post(&self, uri: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
+    pub(super) fn post(
+        &self,
+        uri: &str,
+        content_type: &str,
+        body: impl Into<Body>,
+    ) -> Request<Body> {
         Request::post(uri)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .header(header::CONTENT_TYPE, content_type)
@@ -62,7 +70,7 @@ impl Harness {
             .expect("request")
     }
 
-    async fn search(&self, query: &str) -> Value {
+    pub(super) async fn search(&self, query: &str) -> Value {
         let request = self.post(
             "/api/v1/search",
             "application/json",
@@ -74,7 +82,7 @@ impl Harness {
     }
 
     /// Waits until everything acknowledged is searchable.
-    async fn settle(&self) {
+    pub(super) async fn settle(&self) {
         let pipeline = &self.running.state.pipeline;
         for _ in 0..200 {
             if pipeline.committed_next() >= pipeline.acked_next() {
@@ -86,7 +94,7 @@ impl Harness {
     }
 }
 
-fn exec_event() -> Value {
+pub(super) fn exec_event() -> Value {
     json!({
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request",
         "auditID": "7d9b5e43-6b6c-4a1f-9a55-6f0e7e0f0c11", "stage": "ResponseComplete",
@@ -109,6 +117,9 @@ async fn every_endpoint_requires_a_token_and_its_scope() {
         ("POST", "/api/v1/ingest/k8s-audit"),
         ("POST", "/api/v1/ingest/ndjson"),
         ("POST", "/api/v1/search"),
+        ("GET", "/api/v1/alerts"),
+        ("GET", "/api/v1/rules"),
+        ("POST", "/api/v1/rules/reload"),
         ("GET", "/api/v1/health"),
         ("GET", "/api/v1/tokens"),
         ("GET", "/metrics"),

@@ -1,0 +1,410 @@
+//! `crowsnest bench detect`: the cost of detection, against ingest and against `rsigma`.
+//!
+//! On one generated corpus (Kubernetes audit, container logs, process events, with the attack
+//! scenario woven in) it measures, each on one core:
+//!
+//! 1. decode + normalize alone (the part of ingest detection sits beside);
+//! 2. decode + normalize + detect, with the built-in pack, with SigmaHQ's Linux and Kubernetes
+//!    rules, and with every SigmaHQ rule (3,754 files);
+//! 3. the `rsigma` command line (`rsigma engine eval`) on the same raw events and rules, its CPU
+//!    time taken from the child's rusage;
+//! 4. a running server with and without detection: events/s from HTTP body to searchable, so
+//!    the share detection adds to the per-event cost of ingest is measured, not inferred;
+//! 5. ingest-to-alert latency (the server's `alert_latency_seconds` histogram) while a paced
+//!    sender offers `--rate` events/s.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use crowsnest_detect::{Detector, RuleSet};
+use crowsnest_model::Event;
+
+use crate::client::Client;
+use crate::commands::server::runtime;
+use crate::generate::{GenConfig, Generator};
+
+/// Flags of `crowsnest bench detect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Events in the corpus.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    /// SigmaHQ's repository checkout (the folder holding `rules/`); default: the copy in
+    /// `../shared/testdata/sigma/sigmahq-all` when it exists.
+    #[arg(long)]
+    pub sigma: Option<PathBuf>,
+    /// The `rsigma` command line to compare with; its row is left out when it cannot be run.
+    #[arg(long, default_value = "rsigma")]
+    pub rsigma: String,
+    /// Events per second offered during the latency run.
+    #[arg(long, default_value_t = 20_000)]
+    pub rate: u64,
+    /// Seconds of the latency run.
+    #[arg(long, default_value_t = 10)]
+    pub latency_secs: u64,
+}
+
+/// One corpus line and the NDJSON `source` it is sent with.
+struct Line {
+    source: &'static str,
+    bytes: Vec<u8>,
+}
+
+/// Runs the measurements and prints a Markdown report.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let corpus = corpus(args.events)?;
+    let raw_bytes: usize = corpus.iter().map(|l| l.bytes.len() + 1).sum();
+    let dir = tempfile::Builder::new()
+        .prefix("crowsnest-bench-detect")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let raw_path = dir.path().join("corpus.ndjson");
+    write_lines(&raw_path, &corpus)?;
+    let mut report = format!(
+        "## crowsnest bench detect — {} — {} events ({:.1} MB)\n\n",
+        Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        corpus.len(),
+        raw_bytes as f64 / 1e6
+    );
+
+    let started = Instant::now();
+    let events = decode(&corpus);
+    let decode_secs = started.elapsed().as_secs_f64();
+    let n = events.len() as f64;
+    report.push_str(&format!(
+        "### One core: decode + normalize + detect\n\n| rules | rules loaded | detections | decode+normalize µs/event | detect µs/event | pipeline events/s per core | detection share of decode+detect |\n|---|---|---|---|---|---|---|\n| none | 0 | 0 | {:.2} | 0 | {:.0} | 0 % |\n",
+        decode_secs * 1e6 / n,
+        n / decode_secs
+    ));
+    let sigma = args.sigma.clone().or_else(default_sigma);
+    let mut sets: Vec<(String, Vec<PathBuf>, bool)> = vec![("built-in pack".into(), vec![], true)];
+    if let Some(root) = &sigma {
+        let k8s = root.join("rules/application/kubernetes");
+        sets.push((
+            "SigmaHQ Linux + Kubernetes".into(),
+            vec![root.join("rules/linux"), k8s],
+            false,
+        ));
+        sets.push(("every SigmaHQ rule".into(), vec![root.clone()], false));
+    }
+    let mut rsigma_rows = String::new();
+    for (name, paths, builtin) in &sets {
+        let (rules, report_files) = RuleSet::load(paths, *builtin);
+        let loaded = rules.len();
+        let mut detector = Detector::new(rules);
+        let started = Instant::now();
+        let mut detections = 0usize;
+        for event in &events {
+            detections += detector.process(event).len();
+        }
+        let detect_secs = started.elapsed().as_secs_f64();
+        report.push_str(&format!(
+            "| {name} | {loaded} (of {} files) | {detections} | {:.2} | {:.2} | {:.0} | {:.0} % |\n",
+            report_files.files.len(),
+            decode_secs * 1e6 / n,
+            detect_secs * 1e6 / n,
+            n / (decode_secs + detect_secs),
+            100.0 * detect_secs / (decode_secs + detect_secs)
+        ));
+        if !builtin {
+            match rsigma(&args.rsigma, paths, &raw_path) {
+                Ok((cpu, wall, matches)) => rsigma_rows.push_str(&format!(
+                    "| {name} | {matches} | {:.0} | {:.0} | {:.0} |\n",
+                    n / cpu,
+                    n / wall,
+                    n / (decode_secs + detect_secs),
+                )),
+                Err(error) => {
+                    rsigma_rows.push_str(&format!("| {name} | not run: {error:#} | | | |\n"))
+                }
+            }
+        }
+    }
+    report.push('\n');
+    if !rsigma_rows.is_empty() {
+        report.push_str(&format!(
+            "### rsigma on the same raw events and rules\n\n`{} engine eval -r <rules> -e @corpus.ndjson` (events as their source sends them; rsigma has no pipeline mapping our container-log and process envelopes, so only the Kubernetes audit events can match there).\n\n| rules | rsigma matches | rsigma events/s per CPU-second | rsigma events/s wall | crowsnest decode+normalize+detect events/s per core |\n|---|---|---|---|---|\n{rsigma_rows}\n",
+            args.rsigma
+        ));
+    }
+    report.push_str(&ingest_share(&corpus)?);
+    report.push_str(&latency(&corpus, args.rate, args.latency_secs)?);
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_sigma() -> Option<PathBuf> {
+    let path = PathBuf::from("../shared/testdata/sigma/sigmahq-all");
+    path.join("rules").is_dir().then_some(path)
+}
+
+fn corpus(events: u64) -> anyhow::Result<Vec<Line>> {
+    let generator = Generator::new(GenConfig {
+        seed: 11,
+        start: Utc::now() - chrono::Duration::hours(6),
+        events_per_second: (events as f64 / 21_600.0).max(1.0),
+        attacks: true,
+    });
+    let mut lines = Vec::with_capacity(events as usize);
+    for record in generator.take(events as usize) {
+        let path = record.ingest_path();
+        let source = path.rsplit('=').next().unwrap_or("generic");
+        let source = match source {
+            "kubernetes.audit" => "kubernetes.audit",
+            "auditd" => "auditd",
+            _ => "container_logs",
+        };
+        lines.push(Line {
+            source,
+            bytes: serde_json::to_vec(record.value()).context("serializing")?,
+        });
+    }
+    Ok(lines)
+}
+
+fn write_lines(path: &Path, lines: &[Line]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for line in lines {
+        out.write_all(&line.bytes)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().context("writing the corpus")
+}
+
+/// Decodes the corpus the way the NDJSON endpoint does, in 4 MB bodies per source.
+fn decode(lines: &[Line]) -> Vec<Event> {
+    let limits = crowsnest_normalize::Limits::default();
+    let mut events = Vec::with_capacity(lines.len());
+    let mut body = Vec::with_capacity(4 << 20);
+    let mut source = None;
+    for line in lines {
+        if source != Some(line.source) || body.len() >= 4 << 20 {
+            if let Some(previous) = source {
+                events.extend(
+                    crowsnest_normalize::decode_ndjson(&body, Some(previous), &limits).events,
+                );
+            }
+            body.clear();
+            source = Some(line.source);
+        }
+        body.extend_from_slice(&line.bytes);
+        body.push(b'\n');
+    }
+    if let Some(previous) = source {
+        events.extend(crowsnest_normalize::decode_ndjson(&body, Some(previous), &limits).events);
+    }
+    events
+}
+
+/// Runs `rsigma engine eval`; returns its CPU seconds, wall seconds and match count.
+fn rsigma(command: &str, rules: &[PathBuf], events: &Path) -> anyhow::Result<(f64, f64, usize)> {
+    let mut cmd = std::process::Command::new(command);
+    cmd.args(["engine", "eval", "--no-stats", "-q"]);
+    for rule in rules {
+        cmd.arg("-r").arg(rule);
+    }
+    cmd.arg("-e").arg(format!("@{}", events.display()));
+    let before = children_cpu();
+    let started = Instant::now();
+    let output = cmd
+        .output()
+        .with_context(|| format!("running `{command}` (install it or pass --rsigma PATH)"))?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = children_cpu() - before;
+    anyhow::ensure!(
+        output.status.success(),
+        "`{command}` failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+    );
+    let matches = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    Ok((cpu.max(1e-9), wall, matches))
+}
+
+/// User + system CPU seconds of waited-for children, from /proc/self/stat (fields 16, 17).
+fn children_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the command name: field 3 is index 0, so cutime (16) and cstime (17) are 13 and 14.
+    let ticks: f64 = [13usize, 14]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// HTTP body → searchable on a running server, without and with detection.
+fn ingest_share(lines: &[Line]) -> anyhow::Result<String> {
+    let mut out = String::from("### Ingest with and without detection (server, HTTP body → searchable, built-in pack)\n\n| detection | events | seconds | events/s | µs per event (2 cores) |\n|---|---|---|---|---|\n");
+    let mut costs = Vec::new();
+    for enabled in [false, true] {
+        let rt = runtime()?;
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let mut config = crowsnest_server::ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.detect.enabled = enabled;
+        let running = rt.block_on(crowsnest_server::start(config))?;
+        let token = std::fs::read_to_string(&running.admin_token_path)
+            .context("reading the admin token")?;
+        let client = Client::new(&format!("http://{}", running.addr), token.trim());
+        let started = Instant::now();
+        send(&client, lines, 4 << 20, None)?;
+        let pipeline = &running.state.pipeline;
+        while pipeline.committed_next() < pipeline.acked_next() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let secs = started.elapsed().as_secs_f64();
+        rt.block_on(running.shutdown())?;
+        let per_event = secs * 2e6 / lines.len() as f64;
+        costs.push(per_event);
+        out.push_str(&format!(
+            "| {} | {} | {secs:.1} | {:.0} | {per_event:.1} |\n",
+            if enabled { "on" } else { "off" },
+            lines.len(),
+            lines.len() as f64 / secs
+        ));
+    }
+    if let [off, on] = costs[..] {
+        out.push_str(&format!(
+            "\nDetection adds {:.0} % to the per-event cost of ingest (target: at most 30 %).\n\n",
+            100.0 * (on - off) / off
+        ));
+    }
+    Ok(out)
+}
+
+/// Sends the corpus in bodies of about `body_bytes`; with `rate`, paced to that many events/s.
+fn send(
+    client: &Client,
+    lines: &[Line],
+    body_bytes: usize,
+    rate: Option<u64>,
+) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut index = 0;
+    while index < lines.len() {
+        let source = lines[index].source;
+        let mut body = Vec::with_capacity(body_bytes + 4096);
+        let mut count = 0u64;
+        while index < lines.len() && lines[index].source == source && body.len() < body_bytes {
+            body.extend_from_slice(&lines[index].bytes);
+            body.push(b'\n');
+            index += 1;
+            count += 1;
+        }
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(sent as f64 / rate.max(1) as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let answer = client.post_bytes(
+            &format!("/api/v1/ingest/ndjson?source={source}"),
+            "application/x-ndjson",
+            false,
+            &body,
+            1000,
+        )?;
+        anyhow::ensure!(
+            answer["accepted"].as_u64() == Some(count),
+            "server accepted {} of {count}: {answer}",
+            answer["accepted"]
+        );
+        sent += count;
+    }
+    Ok(sent)
+}
+
+/// Paced ingest with detection; the p50/p99 of the server's ingest-to-alert histogram.
+fn latency(lines: &[Line], rate: u64, secs: u64) -> anyhow::Result<String> {
+    let rt = runtime()?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let config = crowsnest_server::ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let running = rt.block_on(crowsnest_server::start(config))?;
+    let token =
+        std::fs::read_to_string(&running.admin_token_path).context("reading the admin token")?;
+    let client = Client::new(&format!("http://{}", running.addr), token.trim());
+    let want = (rate * secs).min(lines.len() as u64) as usize;
+    // Small bodies (about 50 ms of events each) so an event waits for its batch briefly.
+    let body_bytes = ((rate as usize / 20).max(1) * 1000).clamp(16 << 10, 4 << 20);
+    let started = Instant::now();
+    let sent = send(&client, &lines[..want], body_bytes, Some(rate))?;
+    let took = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let metrics = client.get_text("/metrics")?;
+    rt.block_on(running.shutdown())?;
+    let (count, p50, p99) = histogram_quantiles(&metrics, "crowsnest_alert_latency_seconds");
+    Ok(format!(
+        "### Ingest-to-alert latency under load (built-in pack)\n\nOffered {rate} events/s for {secs} s; achieved {:.0} events/s ({sent} events in {took:.1} s). Alerts raised: {count}. Latency from acknowledgement to alert (histogram bucket bounds): p50 ≤ {p50}, p99 ≤ {p99}.\n\n",
+        sent as f64 / took
+    ))
+}
+
+/// Reads a Prometheus histogram: total count and the bucket bounds holding p50 and p99.
+fn histogram_quantiles(text: &str, name: &str) -> (u64, String, String) {
+    let mut buckets: Vec<(String, u64)> = Vec::new();
+    let prefix = format!("{name}_bucket{{le=\"");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            let mut parts = rest.splitn(2, "\"} ");
+            let (Some(le), Some(count)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if let Ok(count) = count.trim().parse::<f64>() {
+                buckets.push((le.to_string(), count as u64));
+            }
+        }
+    }
+    let total = buckets.last().map_or(0, |b| b.1);
+    let quantile = |q: f64| {
+        let want = (total as f64 * q).ceil() as u64;
+        buckets
+            .iter()
+            .find(|(_, c)| *c >= want && want > 0)
+            .map_or_else(|| "n/a".to_string(), |(le, _)| format!("{le} s"))
+    };
+    (total, quantile(0.5), quantile(0.99))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::histogram_quantiles;
+
+    #[test]
+    fn quantiles_come_from_cumulative_buckets() {
+        let text = "x_bucket{le=\"0.01\"} 50\nx_bucket{le=\"0.1\"} 98\nx_bucket{le=\"1.0\"} 100\nx_bucket{le=\"+Inf\"} 100\n";
+        let (count, p50, p99) = histogram_quantiles(text, "x");
+        assert_eq!(count, 100);
+        assert_eq!(p50, "0.01 s");
+        assert_eq!(p99, "1.0 s");
+    }
+
+    #[test]
+    fn an_empty_histogram_has_no_quantiles() {
+        assert_eq!(
+            histogram_quantiles("", "x"),
+            (0, "n/a".into(), "n/a".into())
+        );
+    }
+}
