@@ -38,6 +38,9 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+/// What every event passes through before it is spooled (adds `host.name`, `agent.*`).
+pub type Decorate = dyn Fn(&mut Map<String, Value>) + Send + Sync;
+
 /// Everything the agent is told.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -127,7 +130,7 @@ impl Agent {
         let stats = Arc::new(ship::ShipStats::default());
         let bell = Arc::new(ship::Bell::default());
         let (tx, rx) = std::sync::mpsc::sync_channel::<spool::Record>(4_096);
-        let decorate: Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync> = {
+        let decorate: Arc<Decorate> = {
             let (host, id) = (config.host_name.clone(), agent_id.clone());
             Arc::new(move |event: &mut Map<String, Value>| {
                 event
