@@ -206,9 +206,17 @@ fn decode(lines: &[Line]) -> Vec<Event> {
 fn rsigma(command: &str, rules: &[PathBuf], events: &Path) -> anyhow::Result<(f64, f64, usize)> {
     let mut cmd = std::process::Command::new(command);
     cmd.args(["engine", "eval", "--no-stats", "-q"]);
-    for rule in rules {
-        cmd.arg("-r").arg(rule);
-    }
+    // `rsigma -r` takes one path: several folders are copied under one temporary folder.
+    let merged = tempfile::tempdir().context("creating a temporary folder")?;
+    match rules {
+        [one] => cmd.arg("-r").arg(one),
+        several => {
+            for (i, rule) in several.iter().enumerate() {
+                copy_tree(rule, &merged.path().join(i.to_string()))?;
+            }
+            cmd.arg("-r").arg(merged.path())
+        }
+    };
     cmd.arg("-e").arg(format!("@{}", events.display()));
     let before = children_cpu();
     let started = Instant::now();
@@ -231,6 +239,21 @@ fn rsigma(command: &str, rules: &[PathBuf], events: &Path) -> anyhow::Result<(f6
         .filter(|l| !l.is_empty())
         .count();
     Ok((cpu.max(1e-9), wall, matches))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating `{}`", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading `{}`", from.display()))? {
+        let path = entry?.path();
+        let target = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_tree(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target)
+                .with_context(|| format!("copying `{}`", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// User + system CPU seconds of waited-for children, from /proc/self/stat (fields 16, 17).
