@@ -44,7 +44,10 @@ fn maybe_hex(key: &str, execve: bool) -> bool {
 }
 
 fn decode_hex(text: &str) -> Option<String> {
-    if !text.len().is_multiple_of(2) || text.is_empty() || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2)
+        || text.is_empty()
+        || !text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..text.len())

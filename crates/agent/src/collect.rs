@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::audit;
-use crate::logline::{Format, Reassembler, MAX_LINE_BYTES};
+use crate::logline::{Format, Joiner, Reassembler, MAX_LINE_BYTES};
 use crate::meta::{self, ContainerMeta};
 use crate::spool::Record;
 use crate::tail::{Cursor, Tail};
@@ -66,6 +66,8 @@ struct Followed {
     tail: Tail,
     kind: Kind,
     reassembler: Option<Reassembler>,
+    /// Joins stack traces (container logs); holds one line until the next shows it is complete.
+    joiner: Joiner<Option<Cursor>>,
     aggregator: audit::Aggregator,
     /// Cursor of the last line of the events the aggregator holds.
     audit_cursor: Option<Cursor>,
@@ -194,6 +196,7 @@ pub fn run(
                         tail: Tail::new(path, cursor, MAX_LINE_BYTES + 64 * 1024),
                         kind,
                         reassembler,
+                        joiner: Joiner::default(),
                         aggregator: audit::Aggregator::default(),
                         audit_cursor: None,
                         meta,
@@ -259,6 +262,10 @@ fn poll_one(
         tx.send(record).is_ok()
     };
     if lines.is_empty() {
+        if let Some((log, cursor)) = f.joiner.flush() {
+            let event = container_event(&log, f.tail.path(), f.meta.as_ref());
+            send(Some(event), cursor);
+        }
         if matches!(f.kind, Kind::Audit) && !f.aggregator.is_empty() {
             let cursor = f.audit_cursor.take();
             for records in f.aggregator.flush() {
@@ -277,13 +284,19 @@ fn poll_one(
                 match r.push(&line.text) {
                     Ok(Some(log)) => {
                         let cursor = (!r.has_pending()).then_some(line.cursor);
-                        let event = container_event(&log, f.tail.path(), f.meta.as_ref());
-                        send(Some(event), cursor)
+                        match f.joiner.push(log, cursor) {
+                            Some((done, cursor)) => {
+                                let event = container_event(&done, f.tail.path(), f.meta.as_ref());
+                                send(Some(event), cursor)
+                            }
+                            None => true,
+                        }
                     }
                     Ok(None) => true,
                     Err(error) => {
+                        // No cursor here: a held line must not be skipped on restart.
                         tracing::debug!(%error, "unreadable container log line skipped");
-                        send(None, (!r.has_pending()).then_some(line.cursor))
+                        true
                     }
                 }
             }

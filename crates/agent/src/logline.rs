@@ -168,6 +168,59 @@ fn floor_char_boundary(text: &str, max: usize) -> usize {
         .unwrap_or(0)
 }
 
+/// Most lines one multi-line event joins.
+pub const MAX_JOINED_LINES: usize = 500;
+
+/// Whether a line continues the previous one: a stack-trace frame or cause, an indented line.
+pub fn is_continuation(text: &str) -> bool {
+    text.starts_with([' ', '\t']) || text.starts_with("Caused by:") || text.starts_with("... ")
+}
+
+/// Joins stack traces and other continuation lines into the line they belong to.
+///
+/// A line is held until the next line of its stream shows whether it continues (or until
+/// [`Joiner::flush`], which the collector calls when the file has nothing new), so a Java or
+/// Python trace becomes one event with `\n` between its lines. `T` is what travels with a line
+/// (the collector's cursor); the joined line carries its last line's.
+#[derive(Debug)]
+pub struct Joiner<T> {
+    pending: Option<(LogLine, T, usize)>,
+}
+
+impl<T> Default for Joiner<T> {
+    fn default() -> Self {
+        Self { pending: None }
+    }
+}
+
+impl<T> Joiner<T> {
+    /// Feeds a complete line; returns the previous one when this line does not continue it.
+    pub fn push(&mut self, line: LogLine, tag: T) -> Option<(LogLine, T)> {
+        if let Some((held, held_tag, count)) = &mut self.pending {
+            let fits = held.text.len() + line.text.len() < MAX_LINE_BYTES;
+            if held.stream == line.stream
+                && is_continuation(&line.text)
+                && *count < MAX_JOINED_LINES
+                && fits
+            {
+                held.text.push('\n');
+                held.text.push_str(&line.text);
+                *held_tag = tag;
+                *count += 1;
+                return None;
+            }
+        }
+        self.pending
+            .replace((line, tag, 1))
+            .map(|(line, tag, _)| (line, tag))
+    }
+
+    /// Hands on the held line.
+    pub fn flush(&mut self) -> Option<(LogLine, T)> {
+        self.pending.take().map(|(line, tag, _)| (line, tag))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +283,39 @@ mod tests {
             .expect("complete");
         assert_eq!((empty.text.as_str(), empty.stream.as_str()), ("", "stderr"));
         assert_eq!(r.push("garbage"), Err(LineError::Cri));
+    }
+
+    fn line(text: &str) -> LogLine {
+        LogLine {
+            time: "t".into(),
+            stream: "stderr".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn stack_traces_join_into_one_line_with_the_last_cursor() {
+        let mut j = Joiner::default();
+        assert_eq!(
+            j.push(line("Exception in thread main java.lang.Error: boom"), 1),
+            None
+        );
+        assert_eq!(j.push(line("\tat app.Main.run(Main.java:10)"), 2), None);
+        assert_eq!(j.push(line("Caused by: java.io.IOException"), 3), None);
+        let (joined, cursor) = j.push(line("next event"), 4).expect("flushed");
+        assert_eq!(
+            joined.text,
+            "Exception in thread main java.lang.Error: boom\n\tat app.Main.run(Main.java:10)\nCaused by: java.io.IOException"
+        );
+        assert_eq!(cursor, 3);
+        let (last, cursor) = j.flush().expect("held");
+        assert_eq!((last.text.as_str(), cursor), ("next event", 4));
+        assert_eq!(j.flush(), None);
+        // A continuation on another stream does not join.
+        j.push(line("a"), 5);
+        let mut other = line(" b");
+        other.stream = "stdout".into();
+        assert!(j.push(other, 6).is_some());
     }
 
     #[test]

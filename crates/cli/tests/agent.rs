@@ -1,7 +1,7 @@
 //! The node agent end to end, on a real Docker engine, through a running `crowsnest server`:
 //!
-//! * every line of a container that logs N lines is searchable exactly once with its container
-//!   metadata, across log rotation (`max-size`), a `kill -9` and restart of the agent, and a
+//! * every line of a container that logs N lines (and a stack trace, joined into one event) is
+//!   searchable exactly once with its container metadata, across log rotation (`max-size`), a `kill -9` and restart of the agent, and a
 //!   `kill -9` and restart of the server in the middle;
 //! * `docker exec` is an exec event with its command; a non-zero exit and an OOM kill are events;
 //! * a process started in a container is attributed to that container from kernel audit data.
@@ -173,7 +173,7 @@ fn every_container_line_once_across_rotation_and_kills_of_agent_and_server() {
     let name = unique("cn-logs");
     let script = format!(
         "i=0; while [ $i -lt {N} ]; do echo \"cn-line $i of the rotation test, padded to rotate sooner\"; \
-         i=$((i+1)); [ $((i % 10)) -eq 0 ] && usleep 50000; done; echo cn-done >&2"
+         i=$((i+1)); [ $((i % 10)) -eq 0 ] && usleep 50000; done; printf 'cn-trace Error: boom\\n\\tat frame.one\\n\\tat frame.two\\n' >&2; echo cn-done >&2"
     );
     let id = docker(&[
         "run",
@@ -207,7 +207,8 @@ fn every_container_line_once_across_rotation_and_kills_of_agent_and_server() {
         "the log was never rotated; the test did not test rotation"
     );
     let query = format!("container.name:\"{name}\" AND event.dataset:\"container.logs\"");
-    let answer = settled(&server, &query, N as u64 + 1);
+    // N lines, one three-line stack trace joined into one event, and `cn-done`.
+    let answer = settled(&server, &query, N as u64 + 2);
     let hits = answer["hits"].as_array().expect("hits");
     let messages: BTreeSet<&str> = hits.iter().filter_map(|h| h["message"].as_str()).collect();
     let missing: Vec<usize> = (0..N)
@@ -216,9 +217,17 @@ fn every_container_line_once_across_rotation_and_kills_of_agent_and_server() {
             !messages.contains(line.as_str())
         })
         .collect();
-    assert!(missing.is_empty(), "{} lines missing: {missing:?}", missing.len());
-    assert_eq!(answer["total"], N + 1, "every line exactly once");
-    assert_eq!(messages.len(), N + 1, "no line twice");
+    assert!(
+        missing.is_empty(),
+        "{} lines missing: {missing:?}",
+        missing.len()
+    );
+    assert!(
+        messages.contains("cn-trace Error: boom\n\tat frame.one\n\tat frame.two"),
+        "the stack trace is one event"
+    );
+    assert_eq!(answer["total"], N + 2, "every line exactly once");
+    assert_eq!(messages.len(), N + 2, "no line twice");
     let done = hits
         .iter()
         .find(|h| h["message"] == "cn-done")
@@ -289,7 +298,10 @@ fn exec_nonzero_exit_and_oom_are_docker_events() {
     let hit = &exec["hits"][0];
     assert_eq!(hit["process"]["command_line"], "sh -c echo exec-probe-4242");
     assert_eq!(hit["container"]["image"]["name"], "crowsnest-busybox");
-    assert_eq!(hit["docker"]["container"]["cap_add"], json!(["CAP_NET_ADMIN"]));
+    assert_eq!(
+        hit["docker"]["container"]["cap_add"],
+        json!(["CAP_NET_ADMIN"])
+    );
     assert_eq!(hit["docker"]["container"]["privileged"], false);
 
     let died = wait_for(
