@@ -7,7 +7,8 @@
 //!   `P` marks a partial piece and `F` the final one.
 //!
 //! [`Reassembler`] turns physical lines into complete [`LogLine`]s; a logical line is cut at
-//! [`MAX_LINE_BYTES`] so a writer that never ends its line cannot grow memory.
+//! [`MAX_LINE_BYTES`] so a writer that never ends its line cannot grow memory. [`Joiner`] then
+//! joins stack traces (indented lines, `Caused by:`) into the line they belong to.
 
 use serde::Deserialize;
 
