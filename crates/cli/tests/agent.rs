@@ -386,3 +386,49 @@ fn a_process_in_a_container_is_attributed_from_kernel_audit() {
         .as_array()
         .is_some_and(|t| t.contains(&json!("EXECVE"))));
 }
+
+#[test]
+fn server_collect_local_ships_this_hosts_containers_to_itself() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let child = Command::new(bin())
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--commit-interval-ms", "200", "--collect-local"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("CROWSNEST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn server");
+    let mut server = Server {
+        child: Some(child),
+        data_dir: dir.path().to_path_buf(),
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        token: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.token.is_empty() || server.get("/api/v1/health").is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        if let Ok(token) = std::fs::read_to_string(dir.path().join("admin.token")) {
+            server.token = token.trim().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let name = unique("cn-local");
+    let _container = Container(name.clone());
+    docker(&["run", "--name", &name, IMAGE, "echo", "collected-locally"]);
+    let query = format!("container.name:\"{name}\" AND message:\"collected-locally\"");
+    let found = wait_for(&server, &query, 60, |a| a["total"].as_u64() >= Some(1));
+    assert_eq!(found["hits"][0]["event"]["dataset"], "container.logs");
+    assert!(dir.path().join("agent/state.json").exists());
+    // The token the server made for its own collectors is reused on the next start.
+    let token = std::fs::read_to_string(dir.path().join("local-agent.token")).expect("token");
+    assert!(!token.trim().is_empty());
+    assert!(server.terminate().success());
+}
