@@ -332,6 +332,22 @@ fn exec_nonzero_exit_and_oom_are_docker_events() {
     assert_eq!(die["docker"]["container"]["oom_killed"], true);
 }
 
+/// Removes the rules the agent installed (by their keys) when the test ends: exec auditing
+/// of the whole machine should not outlive the test.
+struct AuditRules;
+
+impl Drop for AuditRules {
+    fn drop(&mut self) {
+        for key in ["crowsnest-exec", "crowsnest-sensitive"] {
+            let _ = Command::new("auditctl")
+                .args(["-D", "-k", key])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 #[test]
 fn a_process_in_a_container_is_attributed_from_kernel_audit() {
     if !docker_ready() {
@@ -351,6 +367,7 @@ fn a_process_in_a_container_is_attributed_from_kernel_audit() {
         eprintln!("skipped: auditd is not running");
         return;
     }
+    let _rules = AuditRules;
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&dir.path().join("server"), free_port());
     let flags = [
