@@ -105,4 +105,22 @@ mod tests {
         assert_eq!(event.get_str(ecs::EVENT_DATASET), Some("mine"));
         assert_eq!(event.get_str(ecs::EVENT_MODULE), Some(MODULE));
     }
+
+    #[test]
+    fn a_carried_original_is_kept_and_an_absent_one_is_the_line() {
+        let limits = crate::Limits::default();
+        let body = br#"{"message":"boom","event":{"original":"2024-05-01 boom \"quoted\""}}
+{"message":"plain"}
+"#;
+        let decoded = crate::decode_ndjson(body, Some("generic"), &limits);
+        assert!(decoded.errors.is_empty(), "{:?}", decoded.errors);
+        assert_eq!(
+            decoded.events[0].get_str(ecs::EVENT_ORIGINAL),
+            Some("2024-05-01 boom \"quoted\"")
+        );
+        assert_eq!(
+            decoded.events[1].get_str(ecs::EVENT_ORIGINAL),
+            Some(r#"{"message":"plain"}"#)
+        );
+    }
 }

@@ -123,9 +123,13 @@ pub fn known_sources() -> &'static [&'static str] {
 }
 
 /// Applies the field-size limit and records the original text: the last step of every
-/// decoder.
+/// decoder. An event that arrives with its own `event.original` string (a shipper that already
+/// normalized it, like our node agent, keeps the raw container or audit line there) keeps it:
+/// that is the text the source produced, and the line we received is only its envelope.
 pub(crate) fn finish(mut event: Event, original: &str, limits: &Limits) -> Event {
     limits::truncate_strings(&mut event.0, limits.max_field_bytes);
-    event.set(ecs::EVENT_ORIGINAL, Value::String(original.to_string()));
+    if event.get_str(ecs::EVENT_ORIGINAL).is_none() {
+        event.set(ecs::EVENT_ORIGINAL, Value::String(original.to_string()));
+    }
     event
 }

@@ -107,10 +107,16 @@ impl Server {
     }
 
     pub fn search(&self, query: &str) -> Value {
+        self.search_limit(query, 100)
+    }
+
+    /// A search returning at most `limit` hits or rows.
+    #[allow(dead_code)] // not every test file uses it
+    pub fn search_limit(&self, query: &str, limit: usize) -> Value {
         self.agent()
             .post(&format!("{}/api/v1/search", self.url))
             .set("Authorization", &format!("Bearer {}", self.token))
-            .send_json(json!({"query": query, "limit": 100}))
+            .send_json(json!({"query": query, "limit": limit}))
             .expect("search")
             .into_json()
             .expect("json")
