@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: formatting, lints, every test.
-# Installs what the tests need (today: nothing beyond the Rust toolchain; cargo-nextest is used
-# when present, else cargo test). Safe to run repeatedly; starts no long-lived services.
+# Installs and starts what the tests need when it is missing: dockerd, auditd and a busybox
+# image (scripts/setup-docker.sh), a Python venv with the official Elasticsearch, OpenTelemetry
+# and Fluent clients, and rsyslog (scripts/setup-ecosystem.sh). cargo-nextest is used when
+# present, else cargo test. Safe to run repeatedly; daemons already running are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -114,4 +114,20 @@ mod tests {
         let error = toml::from_str::<ServerConfig>("listn = \"x\"").expect_err("unknown");
         assert!(error.to_string().contains("listn"), "{error}");
     }
+
+    #[test]
+    fn the_readme_detection_section_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("[detect]")
+            .expect("README has a [detect] example");
+        let block = &readme[start..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        assert_eq!(config.detect.rule_dirs.len(), 2);
+        let suppression = &config.detect.suppressions[0];
+        assert_eq!(suppression.id, "ops-debugging");
+        assert!(suppression.expires.is_some());
+        assert_eq!(suppression.fields.len(), 2);
+    }
 }

@@ -224,8 +224,17 @@ fn print_guide(url: &str, token: &str, token_path: &std::path::Path) {
         println!("  {cmd} search '{query}' --since 6h");
     }
     println!();
+    println!("The built-in rules raised alerts on it as it arrived (alerts are events too):");
+    println!(
+        "  {cmd} search 'event.kind:alert | stats count() by rule.level, rule.name' --since 6h"
+    );
+    println!("  {cmd} search 'event.kind:alert AND rule.level:(high OR critical)' --since 6h");
+    println!();
     println!("Or over HTTP:");
     println!("  curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/search -d '{{\"query\": \"orchestrator.resource.subresource:exec\"}}'");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {token}' '{url}/api/v1/alerts?min_level=high&limit=5'"
+    );
     println!();
     println!("Ctrl-C stops the demo; the data stays in the data directory.");
 }
