@@ -7,6 +7,11 @@ mod generate;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: decoding and normalizing allocate many small maps and
+/// strings per event, and glibc's malloc/free took about a fifth of the CPU there (perf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// crowsnest — a SIEM for containerized environments.
