@@ -66,7 +66,7 @@ use serde_json::Value;
 
 pub use error::{DecodeError, LineError};
 pub use generic::{MESSAGE_KEYS, TIME_KEYS};
-pub use limits::Limits;
+pub use limits::{too_deep, truncate_strings, Limits};
 
 /// The outcome of decoding a body: the events that decoded and the lines/items that did not.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -57,6 +57,12 @@ pub(crate) fn check_line<'a>(line: &'a [u8], limits: &Limits) -> Result<&'a str,
 ///
 /// A linear scan that tracks strings and escapes, so brackets inside strings do not count.
 /// It does not validate the JSON; the parser does that afterwards.
+/// Whether JSON text nests arrays/objects deeper than `max_depth` (a byte scan that skips
+/// strings: run it before `serde_json` recurses into untrusted input).
+pub fn too_deep(text: &[u8], max_depth: usize) -> bool {
+    check_depth(text, max_depth).is_err()
+}
+
 pub(crate) fn check_depth(text: &[u8], max_depth: usize) -> Result<(), ()> {
     let mut depth = 0usize;
     let mut in_string = false;
@@ -102,7 +108,9 @@ pub(crate) fn parse_json(text: &str, limits: &Limits) -> Result<Value, String> {
 
 /// Truncates every string value longer than `max_field_bytes` (at a character boundary) and
 /// records the dotted paths (array indexes left out) in `crowsnest.truncated`.
-pub(crate) fn truncate_strings(event: &mut Map<String, Value>, max_field_bytes: usize) {
+/// Cuts every string value longer than `max_field_bytes` (at a character boundary) and lists the
+/// dotted paths it cut in `crowsnest.truncated`; other decoders (crates/ingest) use it too.
+pub fn truncate_strings(event: &mut Map<String, Value>, max_field_bytes: usize) {
     let mut truncated = BTreeSet::new();
     let mut path = String::new();
     for (key, value) in event.iter_mut() {
