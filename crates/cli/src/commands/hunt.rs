@@ -6,7 +6,7 @@
 //! tags, ATT&CK techniques and the matched event(s) in full. Without `--rules` it uses the
 //! built-in pack.
 
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,30 +62,129 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut events, mut alerts) = (0usize, 0usize);
     for path in &args.files {
-        let body =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let decoded = decode_file(path, &body, args.format);
-        for error in &decoded.errors {
-            eprintln!("{}: {error}", path.display());
-        }
-        for (n, mut event) in decoded.events.into_iter().enumerate() {
-            if event.id().is_none() {
-                let name = path
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                event.set("event.id", json!(format!("{name}#{}", n + 1)));
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut n = 0usize;
+        read_file(path, args.format, |decoded| {
+            for error in &decoded.errors {
+                eprintln!("{}: {error}", path.display());
             }
-            events += 1;
-            for detection in detector.process(&event) {
-                alerts += 1;
-                serde_json::to_writer(&mut out, &alert_line(&detection, path))?;
-                out.write_all(b"\n")?;
+            for mut event in decoded.events {
+                n += 1;
+                if event.id().is_none() {
+                    event.set("event.id", json!(format!("{name}#{n}")));
+                }
+                events += 1;
+                for detection in detector.process(&event) {
+                    alerts += 1;
+                    serde_json::to_writer(&mut out, &alert_line(&detection, path))?;
+                    out.write_all(b"\n")?;
+                }
             }
-        }
+            Ok(())
+        })
+        .with_context(|| format!("reading {}", path.display()))?;
     }
     out.flush()?;
     eprintln!("hunt: {events} events, {alerts} alerts");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes of whole lines decoded at a time: memory stays bounded whatever the file's size.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Opens a file, undoing gzip when it starts with the gzip magic bytes.
+fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    let mut file = std::io::BufReader::new(
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    );
+    let gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(std::io::BufReader::new(
+            flate2::bufread::MultiGzDecoder::new(file),
+        ))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Appends whole lines to `chunk` until it holds `CHUNK_BYTES` or the input ends; returns the
+/// number of lines read (0 at the end).
+fn read_lines(reader: &mut dyn BufRead, chunk: &mut Vec<u8>, most: usize) -> anyhow::Result<usize> {
+    let mut lines = 0;
+    while chunk.len() < most {
+        let read = reader.read_until(b'\n', chunk)?;
+        if read == 0 {
+            break;
+        }
+        lines += 1;
+    }
+    Ok(lines)
+}
+
+/// Reads a file chunk by chunk (a Kubernetes audit document whole), decodes it per `format` and
+/// hands each chunk's events to `each`. Line numbers in errors count from the file's start.
+pub fn read_file(
+    path: &Path,
+    format: HuntFormat,
+    each: impl FnMut(Decoded) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    read_chunked(path, format, CHUNK_BYTES, each)
+}
+
+fn read_chunked(
+    path: &Path,
+    format: HuntFormat,
+    chunk_bytes: usize,
+    mut each: impl FnMut(Decoded) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut reader = open(path)?;
+    let mut chunk = Vec::new();
+    let mut lines = read_lines(reader.as_mut(), &mut chunk, chunk_bytes)?;
+    let guessed = format == HuntFormat::Auto;
+    let format = match format {
+        HuntFormat::Auto => detect_format(path, &chunk),
+        other => other,
+    };
+    if format == HuntFormat::K8sAudit {
+        reader.read_to_end(&mut chunk)?;
+        let decoded = decode_file(path, &chunk, format, 0);
+        // A guess from a first line that is not JSON: when the whole file is no audit
+        // document either, it is NDJSON with a bad first line, and the other lines count.
+        if guessed && decoded.events.is_empty() {
+            return each(decode_file(path, &chunk, HuntFormat::Ndjson, 0));
+        }
+        return each(decoded);
+    }
+    let mut first_line = 0;
+    while lines > 0 {
+        each(decode_file(path, &chunk, format, first_line))?;
+        first_line += lines;
+        chunk.clear();
+        lines = read_lines(reader.as_mut(), &mut chunk, chunk_bytes)?;
+    }
+    Ok(())
+}
+
+/// Picks the format from the file name and its first lines: Docker json-file, a Kubernetes
+/// audit document (an `EventList`, or JSON spread over several lines), else NDJSON.
+fn detect_format(path: &Path, head: &[u8]) -> HuntFormat {
+    if looks_like_docker_json(path, head) {
+        return HuntFormat::DockerJson;
+    }
+    let first = head
+        .split(|&b| b == b'\n')
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    match first.map(serde_json::from_slice::<Value>) {
+        Some(Ok(Value::Object(m)))
+            if m.get("kind").and_then(Value::as_str) == Some("EventList") =>
+        {
+            HuntFormat::K8sAudit
+        }
+        Some(Err(_)) if head.trim_ascii_start().starts_with(b"{") => HuntFormat::K8sAudit,
+        _ => HuntFormat::Ndjson,
+    }
 }
 
 /// One output line: the alert with its matched events in full.
@@ -129,19 +228,26 @@ fn looks_like_docker_json(path: &Path, body: &[u8]) -> bool {
     }
 }
 
-/// Decodes `body` per `format`.
-pub fn decode_file(path: &Path, body: &[u8], format: HuntFormat) -> Decoded {
+/// Decodes `body` per `format`; `first_line` is the number of lines of the file before it.
+pub fn decode_file(path: &Path, body: &[u8], format: HuntFormat, first_line: usize) -> Decoded {
     let limits = Limits::default();
     let format = match format {
-        HuntFormat::Auto if looks_like_docker_json(path, body) => HuntFormat::DockerJson,
+        HuntFormat::Auto => detect_format(path, body),
         other => other,
     };
     let from = |d: crowsnest_normalize::Decoded| Decoded {
         events: d.events,
-        errors: d.errors.iter().map(ToString::to_string).collect(),
+        errors: d
+            .errors
+            .into_iter()
+            .map(|mut e| {
+                e.line += first_line;
+                e.to_string()
+            })
+            .collect(),
     };
     match format {
-        HuntFormat::DockerJson => decode_docker_json(path, body),
+        HuntFormat::DockerJson => decode_docker_json(path, body, first_line),
         HuntFormat::K8sAudit => match decode_k8s_audit(body, &limits) {
             Ok(d) => from(d),
             Err(e) => Decoded {
@@ -149,11 +255,7 @@ pub fn decode_file(path: &Path, body: &[u8], format: HuntFormat) -> Decoded {
                 errors: vec![e.to_string()],
             },
         },
-        HuntFormat::Ndjson => from(decode_ndjson(body, None, &limits)),
-        HuntFormat::Auto => match decode_k8s_audit(body, &limits) {
-            Ok(d) if !d.events.is_empty() => from(d),
-            _ => from(decode_ndjson(body, None, &limits)),
-        },
+        HuntFormat::Ndjson | HuntFormat::Auto => from(decode_ndjson(body, None, &limits)),
     }
 }
 
@@ -164,8 +266,8 @@ pub fn container_id_from_path(path: &Path) -> Option<String> {
     (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
 }
 
-/// Decodes Docker json-file lines into `container.logs` events.
-pub fn decode_docker_json(path: &Path, body: &[u8]) -> Decoded {
+/// Decodes Docker json-file lines into `container.logs` events (`first_line`: lines before).
+pub fn decode_docker_json(path: &Path, body: &[u8], first_line: usize) -> Decoded {
     let container = container_id_from_path(path);
     let mut out = Decoded::default();
     for (n, line) in String::from_utf8_lossy(body).lines().enumerate() {
@@ -177,14 +279,16 @@ pub fn decode_docker_json(path: &Path, body: &[u8]) -> Decoded {
             Err(e) => {
                 out.errors.push(format!(
                     "line {}: expected a json-file log object: {e}",
-                    n + 1
+                    first_line + n + 1
                 ));
                 continue;
             }
         };
         let Some(log) = value.get("log").and_then(Value::as_str) else {
-            out.errors
-                .push(format!("line {}: expected a string `log` field", n + 1));
+            out.errors.push(format!(
+                "line {}: expected a string `log` field",
+                first_line + n + 1
+            ));
             continue;
         };
         let mut e = Event::new();
@@ -217,7 +321,7 @@ mod tests {
         let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         let path = PathBuf::from(format!("/var/lib/docker/containers/{id}/{id}-json.log"));
         let body = b"{\"log\":\"hello\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00.5Z\"}\nnot json\n";
-        let d = decode_file(&path, body, HuntFormat::Auto);
+        let d = decode_file(&path, body, HuntFormat::Auto, 0);
         assert_eq!(d.events.len(), 1);
         assert_eq!(d.errors.len(), 1);
         let e = &d.events[0];
@@ -226,5 +330,61 @@ mod tests {
         assert_eq!(e.get_str("log.iostream"), Some("stdout"));
         assert_eq!(e.get_str("event.dataset"), Some("container.logs"));
         assert!(container_id_from_path(Path::new("/tmp/x-json.log")).is_none());
+    }
+
+    fn collect(path: &Path, chunk_bytes: usize) -> (Vec<Event>, Vec<String>) {
+        let (mut events, mut errors) = (Vec::new(), Vec::new());
+        read_chunked(path, HuntFormat::Auto, chunk_bytes, |d| {
+            events.extend(d.events);
+            errors.extend(d.errors);
+            Ok(())
+        })
+        .expect("read");
+        (events, errors)
+    }
+
+    #[test]
+    fn files_are_read_in_chunks_gzip_or_not_with_file_line_numbers() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = String::new();
+        for i in 1..=50 {
+            if i == 37 {
+                text.push_str("{broken\n");
+            } else {
+                text.push_str(&format!("{{\"message\":\"line {i}\"}}\n"));
+            }
+        }
+        let plain = dir.path().join("app.ndjson");
+        std::fs::write(&plain, &text).expect("write");
+        let gz = dir.path().join("app.ndjson.gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).expect("gzip");
+        std::fs::write(&gz, encoder.finish().expect("gzip")).expect("write");
+        for path in [&plain, &gz] {
+            // 64-byte chunks: several lines per chunk, many chunks.
+            let (events, errors) = collect(path, 64);
+            assert_eq!(events.len(), 49, "{}", path.display());
+            assert_eq!(events[48].get_str("message"), Some("line 50"));
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].starts_with("line 37:"), "{errors:?}");
+        }
+        // NDJSON whose first line is broken is still NDJSON.
+        let first_bad = dir.path().join("first-bad.ndjson");
+        std::fs::write(&first_bad, "{oops\n{\"message\":\"ok\"}\n").expect("write");
+        let (events, errors) = collect(&first_bad, 64);
+        assert_eq!(events.len(), 1);
+        assert!(errors[0].starts_with("line 1:"), "{errors:?}");
+        // A pretty-printed audit EventList is one document.
+        let list = dir.path().join("audit.json");
+        let doc = serde_json::to_string_pretty(&json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [
+            {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": "a1", "stage": "ResponseComplete", "verb": "get",
+             "user": {"username": "bob"}, "requestReceivedTimestamp": "2024-05-01T10:00:00Z"}]}))
+        .expect("json");
+        std::fs::write(&list, doc).expect("write");
+        let (events, errors) = collect(&list, 64);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].get_str("event.dataset"), Some("kubernetes.audit"));
     }
 }
