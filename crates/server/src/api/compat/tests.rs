@@ -1,93 +1,11 @@
 //! Socket-free tests of the compatibility endpoints, on the real pipeline and store; plus one
 //! real-socket test of the syslog and forward listeners.
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use axum::http::{header, Request, StatusCode};
+use serde_json::Value;
 
-use crate::{start, Running, ServerConfig};
-
-/// A started server on a temporary data directory (its own small harness, so these tests
-/// depend on nothing else's test helpers).
-struct Harness {
-    running: Running,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn harness() -> Harness {
-    harness_with(|_| {}).await
-}
-
-async fn harness_with(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().to_path_buf(),
-        ..ServerConfig::default()
-    };
-    config.pipeline.commit_interval_ms = 50;
-    tune(&mut config);
-    let running = start(config).await.expect("start");
-    let token = running.new_admin_token.clone().expect("admin token");
-    Harness {
-        running,
-        token,
-        _dir: dir,
-    }
-}
-
-impl Harness {
-    async fn call(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-        let response = crate::app(Arc::clone(&self.running.state))
-            .oneshot(request)
-            .await
-            .expect("call");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, headers, body)
-    }
-
-    fn post(&self, uri: &str, content_type: &str, body: impl Into<Body>) -> Request<Body> {
-        Request::post(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(body.into())
-            .expect("request")
-    }
-
-    async fn search(&self, query: &str) -> Value {
-        let request = self.post(
-            "/api/v1/search",
-            "application/json",
-            json!({"query": query, "limit": 100}).to_string(),
-        );
-        let (status, _, body) = self.call(request).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
-    }
-
-    async fn settle(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while self.running.state.pipeline.acked_next()
-            > self.running.state.pipeline.committed_next()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "index lag did not reach 0"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-}
+use crate::api::tests::{harness, harness_with};
 
 fn hits(result: &Value) -> Vec<Value> {
     result["hits"].as_array().cloned().unwrap_or_default()
