@@ -132,8 +132,8 @@ pub struct Worker {
     processed: u64,
     /// Alert events made but not yet handed to the WAL.
     unsent: Vec<Event>,
-    /// Alert batches handed to the WAL, not yet fsync'd, with the position they cover.
-    inflight: Vec<(u64, Pending)>,
+    /// Alert batches handed to the WAL whose fsync has not been confirmed yet.
+    inflight: Vec<Pending>,
     /// Ids of alerts found durable in the WAL during replay (not to be made twice).
     durable_ids: HashSet<String>,
     /// Open alerts by the manager's id: their fold key and our stable id.
@@ -141,6 +141,11 @@ pub struct Worker {
     /// Open alerts whose count changed since their last record (manager ids).
     dirty: HashSet<String>,
     rules_stamp: u64,
+    /// Set once the thread runs: replayed events do not count toward the latency histogram.
+    live: bool,
+    /// An alert batch failed to reach the WAL: no checkpoint may be written any more, so the
+    /// next start re-runs detection from the last good one and makes those alerts again.
+    lost_alerts: bool,
     status: Arc<DetectionStatus>,
     metrics: Arc<Metrics>,
 }
@@ -199,6 +204,8 @@ impl Worker {
             open: HashMap::new(),
             dirty: HashSet::new(),
             rules_stamp,
+            live: false,
+            lost_alerts: false,
             status,
             metrics,
         })
@@ -226,6 +233,7 @@ impl Worker {
     /// The thread body: processes acknowledged batches until the writer closes the queue.
     pub(crate) fn run(mut self, rx: Receiver<Acked>, submitter: &Submitter, published: &AtomicU64) {
         // Alerts made during replay that were durable already are not made twice.
+        self.live = true;
         let durable = std::mem::take(&mut self.durable_ids);
         self.unsent.retain(|alert| {
             !alert
@@ -286,6 +294,7 @@ impl Worker {
                     if let Some(ingested) = event
                         .get(ecs::EVENT_INGESTED)
                         .and_then(crowsnest_model::parse_timestamp)
+                        .filter(|_| self.live)
                     {
                         let latency = (Utc::now() - ingested).num_microseconds().unwrap_or(0);
                         self.metrics
@@ -351,7 +360,7 @@ impl Worker {
         match submitter.try_submit(alerts.clone(), payloads) {
             Ok(pending) => {
                 self.metrics.alerts.inc_by(count);
-                self.inflight.push((self.processed, pending));
+                self.inflight.push(pending);
             }
             Err(error) => {
                 tracing::debug!(%error, "alerts wait for room in the pipeline");
@@ -363,15 +372,14 @@ impl Worker {
     /// Drops the in-flight batches the WAL has acknowledged; a failed one is sent again.
     fn settle(&mut self) {
         let mut still = Vec::new();
-        for (covers, mut pending) in std::mem::take(&mut self.inflight) {
+        for mut pending in std::mem::take(&mut self.inflight) {
             match pending.try_recv() {
                 Ok(Ok(_)) => {}
                 Ok(Err(message)) => {
+                    self.lost_alerts = true;
                     tracing::error!(%message, "alert batch not written; the detector re-runs from its checkpoint on restart");
                 }
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
-                    still.push((covers, pending))
-                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => still.push(pending),
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {}
             }
         }
@@ -380,7 +388,8 @@ impl Worker {
 
     /// Writes the checkpoint when every alert made so far is durable.
     fn try_checkpoint(&mut self) -> bool {
-        if !self.unsent.is_empty()
+        if self.lost_alerts
+            || !self.unsent.is_empty()
             || !self.inflight.is_empty()
             || self.processed == self.checkpointed
         {
