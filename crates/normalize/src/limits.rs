@@ -53,16 +53,16 @@ pub(crate) fn check_line<'a>(line: &'a [u8], limits: &Limits) -> Result<&'a str,
     })
 }
 
-/// Returns `Err(())` if the JSON text nests arrays/objects deeper than `max_depth`.
-///
-/// A linear scan that tracks strings and escapes, so brackets inside strings do not count.
-/// It does not validate the JSON; the parser does that afterwards.
 /// Whether JSON text nests arrays/objects deeper than `max_depth` (a byte scan that skips
 /// strings: run it before `serde_json` recurses into untrusted input).
 pub fn too_deep(text: &[u8], max_depth: usize) -> bool {
     check_depth(text, max_depth).is_err()
 }
 
+/// Returns `Err(())` if the JSON text nests arrays/objects deeper than `max_depth`.
+///
+/// A linear scan that tracks strings and escapes, so brackets inside strings do not count.
+/// It does not validate the JSON; the parser does that afterwards.
 pub(crate) fn check_depth(text: &[u8], max_depth: usize) -> Result<(), ()> {
     let mut depth = 0usize;
     let mut in_string = false;
