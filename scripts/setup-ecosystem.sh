@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real clients the ecosystem tests drive (crates/cli/tests/ecosystem*.rs):
 #   - a Python venv at .venv-test/ with the official `elasticsearch` client, the OpenTelemetry
-#     SDK with its OTLP/HTTP exporter, and `fluent-logger`;
+#     SDK with its OTLP/HTTP exporter, `fluent-logger`, and schemathesis (property-based checks
+#     of the server against its own OpenAPI document, crates/cli/tests/openapi.rs);
 #   - rsyslog (Debian package) when it is missing; `logger` comes with bsdutils.
 # Idempotent: a second run only checks. Needs python3 with venv, and apt-get for rsyslog.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv-test
-packages=(elasticsearch opentelemetry-sdk opentelemetry-exporter-otlp-proto-http fluent-logger)
+packages=(elasticsearch opentelemetry-sdk opentelemetry-exporter-otlp-proto-http fluent-logger schemathesis)
 
 if [ ! -x "$venv/bin/python" ]; then
   if ! python3 -m venv "$venv" 2>/dev/null; then
@@ -18,7 +19,7 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
 fi
-if ! "$venv/bin/python" -c 'import elasticsearch, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http, fluent.sender' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import elasticsearch, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http, fluent.sender, schemathesis' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
 fi
 

@@ -131,9 +131,15 @@ pub(crate) fn build_schema() -> (Schema, SchemaFields) {
     )
 }
 
-/// Converts a chrono time to a tantivy one (microsecond precision).
+/// Converts a chrono time to a tantivy one (microsecond precision). tantivy counts nanoseconds
+/// in an `i64` (years 1678 to 2261): times outside are clamped to its ends, which keeps range
+/// bounds meaningful (an `end` in the year 4000 still means "everything") instead of
+/// overflowing (found by schemathesis: a search with `end` in year 4706 panicked).
 pub(crate) fn to_tantivy_time(ts: DateTime<Utc>) -> tantivy::DateTime {
-    tantivy::DateTime::from_timestamp_micros(ts.timestamp_micros())
+    let micros = ts
+        .timestamp_micros()
+        .clamp(i64::MIN / 1_000 + 1, i64::MAX / 1_000 - 1);
+    tantivy::DateTime::from_timestamp_micros(micros)
 }
 
 /// Converts tantivy microseconds back to a chrono time.
@@ -337,6 +343,25 @@ pub(crate) fn text_tokens(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn times_beyond_tantivys_range_are_clamped_not_overflowed() {
+        for text in [
+            "0005-12-19T00:51:01Z",
+            "4706-01-26T23:27:30Z",
+            "2024-05-01T10:00:00Z",
+        ] {
+            let ts = DateTime::parse_from_rfc3339(text)
+                .expect("time")
+                .with_timezone(&Utc);
+            let converted = to_tantivy_time(ts).into_timestamp_micros();
+            if text.starts_with("2024") {
+                assert_eq!(converted, ts.timestamp_micros());
+            } else {
+                assert_eq!(converted.signum(), ts.timestamp_micros().signum(), "{text}");
+            }
+        }
+    }
     use super::*;
     use serde_json::json;
 

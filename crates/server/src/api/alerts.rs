@@ -201,13 +201,15 @@ fn parse_since(text: &str) -> Result<Duration, ApiError> {
             "`since` must be a duration like 30s, 15m, 1h or 7d, not `{text}`"
         ))
     };
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    // Split off the last character, not the last byte: the text may be any UTF-8.
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let number = &text[..text.len() - unit.len_utf8()];
     let n: i64 = number.parse().map_err(|_| bad())?;
     let seconds = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60).ok_or_else(bad)?,
-        "h" => n.checked_mul(3_600).ok_or_else(bad)?,
-        "d" => n.checked_mul(86_400).ok_or_else(bad)?,
+        's' => n,
+        'm' => n.checked_mul(60).ok_or_else(bad)?,
+        'h' => n.checked_mul(3_600).ok_or_else(bad)?,
+        'd' => n.checked_mul(86_400).ok_or_else(bad)?,
         _ => return Err(bad()),
     };
     Duration::try_seconds(seconds).ok_or_else(bad)
@@ -312,4 +314,32 @@ pub(super) async fn reload_rules(
         axum::http::StatusCode::ACCEPTED,
         Json(json!({"reload": "requested"})),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn since_takes_durations_and_refuses_anything_else_without_panicking() {
+        assert_eq!(parse_since("90s").map(|d| d.num_seconds()).ok(), Some(90));
+        assert_eq!(parse_since("15m").map(|d| d.num_seconds()).ok(), Some(900));
+        assert_eq!(
+            parse_since("7d").map(|d| d.num_seconds()).ok(),
+            Some(604_800)
+        );
+        // Found by schemathesis: a multi-byte character used to split a UTF-8 sequence.
+        for bad in [
+            "\u{80}",
+            "1\u{80}",
+            "é",
+            "",
+            "h",
+            "-",
+            "99999999999999999d",
+            "1y",
+        ] {
+            assert!(parse_since(bad).is_err(), "{bad:?}");
+        }
+    }
 }
