@@ -12,47 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, Server};
+use common::{free_port, Server};
 use serde_json::Value;
-
-/// Starts a server with extra flags (the listener flags under test).
-fn start_with(data_dir: &Path, port: u16, extra: &[String]) -> Server {
-    let child = Command::new(bin())
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--commit-interval-ms",
-            "200",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .env("CROWSNEST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn server");
-    let mut server = Server {
-        child: Some(child),
-        data_dir: data_dir.to_path_buf(),
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-        token: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "server did not come up");
-        if let Ok(token) = std::fs::read_to_string(data_dir.join("admin.token")) {
-            server.token = token.trim().to_string();
-            if server.get("/api/v1/health").is_ok() {
-                return server;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The venv python, or `None` (skip) when it is missing outside CI.
 fn python() -> Option<PathBuf> {
@@ -128,7 +89,7 @@ assert ok == 1, (ok, errors)
 fn elasticsearch_python_client_bulk_helper() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start_with(dir.path(), free_port(), &[]);
+    let server = Server::start(dir.path(), free_port());
     run_python(
         &python,
         ES_SCRIPT,
@@ -166,7 +127,7 @@ provider.shutdown()
 fn opentelemetry_python_sdk_otlp_http_exporter() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start_with(dir.path(), free_port(), &[]);
+    let server = Server::start(dir.path(), free_port());
     run_python(&python, OTEL_SCRIPT, &[&server.url, &server.token]);
     let hits = wait_for(&server, "kubernetes.namespace:otelns", 3);
     for hit in &hits {
@@ -197,7 +158,7 @@ fn fluent_logger_python_forward_protocol() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let forward = free_port();
-    let server = start_with(
+    let server = Server::start_with(
         dir.path(),
         free_port(),
         &["--forward".into(), format!("127.0.0.1:{forward}")],
@@ -238,7 +199,7 @@ fn rsyslog_forwards_over_tcp_and_logger_sends_udp_and_tcp() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let (udp, tcp) = (free_port(), free_port());
-    let server = start_with(
+    let server = Server::start_with(
         &dir.path().join("data"),
         free_port(),
         &[

@@ -32,6 +32,11 @@ pub struct Server {
 impl Server {
     /// Starts a server in `data_dir` on `port` and waits until it answers.
     pub fn start(data_dir: &Path, port: u16) -> Self {
+        Self::start_with(data_dir, port, &[])
+    }
+
+    /// Like [`Server::start`], with extra `crowsnest server` flags.
+    pub fn start_with(data_dir: &Path, port: u16, extra: &[String]) -> Self {
         let child = Command::new(bin())
             .args([
                 "server",
@@ -42,6 +47,7 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env("CROWSNEST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
