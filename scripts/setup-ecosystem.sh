@@ -21,6 +21,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if ! "$venv/bin/python" -c 'import elasticsearch, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http, fluent.sender, schemathesis' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
+  # Compile every module once now: CPython 3.11 can fail with "AST constructor recursion depth
+  # mismatch" when schemathesis's worker threads compile the same module for the first time.
+  "$venv/bin/python" -m compileall -q -j 0 "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
 fi
 
 if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then

@@ -33,7 +33,7 @@ fn no_documented_operation_fails_with_a_server_error_on_generated_input() {
             "--max-examples",
             "25",
             "--workers",
-            "2",
+            "1",
             "--seed",
             "20261124",
         ])
