@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
-use super::{Listener, SharedLimits, Submit};
+use super::{accept_loop, Listener, SharedLimits, Submit};
 use crate::fluent::{ack, next_message, ForwardFrame};
 use crate::Limits;
 
@@ -23,28 +22,16 @@ pub async fn forward_tcp(
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let limits: SharedLimits = Arc::new(limits);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
-            };
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "forward accept failed");
-                    continue;
-                }
-            };
+    let max_connections = limits.max_connections;
+    let task = accept_loop(
+        listener,
+        "forward",
+        max_connections,
+        move |stream, _peer| {
             let (sink, limits) = (sink.clone(), limits.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Err(reason) = serve(stream, sink, &limits).await {
-                    tracing::warn!(%peer, reason, "forward connection closed");
-                }
-            });
-        }
-    });
+            async move { serve(stream, sink, &limits).await }
+        },
+    );
     Ok(Listener::new(local_addr, "forward", task))
 }
 

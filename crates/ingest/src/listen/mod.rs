@@ -19,6 +19,10 @@ mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crowsnest_normalize::Decoded;
 
@@ -82,3 +86,40 @@ impl Drop for Listener {
 
 /// The limits a listener was started with, shared by its connection tasks.
 pub(crate) type SharedLimits = std::sync::Arc<Limits>;
+
+/// Accepts connections on `listener`, at most `max_connections` open at once (the next accept
+/// waits for a free slot), and serves each on its own task; a connection that ends in an error
+/// is logged with its peer. Shared by the stream listeners.
+pub(crate) fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    protocol: &'static str,
+    max_connections: usize,
+    serve: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    tokio::spawn(async move {
+        loop {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, protocol, "accept failed");
+                    continue;
+                }
+            };
+            let served = serve(stream, peer);
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(reason) = served.await {
+                    tracing::warn!(%peer, protocol, reason, "connection closed");
+                }
+            });
+        }
+    })
+}

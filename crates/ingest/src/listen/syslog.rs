@@ -6,10 +6,9 @@ use std::sync::Arc;
 use crowsnest_normalize::{Decoded, LineError};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Listener, SharedLimits, Submit};
+use super::{accept_loop, Listener, SharedLimits, Submit};
 use crate::syslog::{decode_message, next_frame, Frame};
 use crate::Limits;
 
@@ -84,33 +83,17 @@ pub async fn syslog_tcp(
         "syslog/tcp"
     };
     let limits: SharedLimits = Arc::new(limits);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
-            };
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, protocol, "accept failed");
-                    continue;
-                }
-            };
-            let (sink, limits, tls) = (sink.clone(), limits.clone(), tls.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                let result = match tls {
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(stream) => read_frames(stream, peer, sink, &limits).await,
-                        Err(error) => Err(format!("TLS handshake failed: {error}")),
-                    },
-                    None => read_frames(stream, peer, sink, &limits).await,
-                };
-                if let Err(reason) = result {
-                    tracing::warn!(%peer, protocol, reason, "syslog connection closed");
-                }
-            });
+    let max_connections = limits.max_connections;
+    let task = accept_loop(listener, protocol, max_connections, move |stream, peer| {
+        let (sink, limits, tls) = (sink.clone(), limits.clone(), tls.clone());
+        async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => read_frames(stream, peer, sink, &limits).await,
+                    Err(error) => Err(format!("TLS handshake failed: {error}")),
+                },
+                None => read_frames(stream, peer, sink, &limits).await,
+            }
         }
     });
     Ok(Listener::new(local_addr, protocol, task))
