@@ -116,6 +116,18 @@ async fn an_exec_into_a_pod_raises_a_stored_searchable_alert_and_repeats_fold() 
     let (status, body) = h.get("/api/v1/alerts?min_level=severe").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.to_string().contains("min_level"), "{body}");
+    // `query` is one clause of the alert filter: it cannot close it and widen the search to
+    // every event, and it takes no pipes.
+    for query in ["x%29%20OR%20%28*", "*%20%7C%20stats%20count()"] {
+        let (status, body) = h.get(&format!("/api/v1/alerts?query={query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(body.to_string().contains("`query`"), "{body}");
+    }
+    let (status, body) = h
+        .get("/api/v1/alerts?query=kubernetes.pod.name%3Adb-0")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 1, "{body}");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
+use crowsnest_query::{Agg, AggFunc, Filter, Pipe, Query as SearchQuery};
 use crowsnest_store::SearchRequest;
 use serde_json::{json, Value};
 
@@ -33,7 +34,7 @@ pub(super) async fn alerts(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    const KNOWN: [&str; 13] = [
+    const KNOWN: [&str; 15] = [
         "query",
         "rule",
         "level",
@@ -47,17 +48,22 @@ pub(super) async fn alerts(
         "start",
         "limit",
         "offset",
+        "end",
+        "format",
     ];
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !KNOWN.contains(&k.as_str()) && *k != "end" && *k != "format")
-    {
+    if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(ApiError::bad_request(format!(
-            "unknown parameter `{unknown}`; known: {}, end, format",
+            "unknown parameter `{unknown}`; known: {}",
             KNOWN.join(", ")
         )));
     }
-    let mut clauses = vec!["event.kind:alert".to_string()];
+    // The filter is built as a syntax tree, not as text: a value or a `query` can hold any
+    // character without escaping, and nothing in `query` can reach outside its own clause.
+    let term = |field: &str, value: &str| Filter::Term {
+        field: Some(field.to_string()),
+        value: value.to_string(),
+    };
+    let mut clauses = vec![term("event.kind", "alert")];
     for (param, field) in [
         ("rule", "rule.id"),
         ("level", "rule.level"),
@@ -68,7 +74,7 @@ pub(super) async fn alerts(
         ("user", "user.name"),
     ] {
         if let Some(value) = params.get(param).filter(|v| !v.is_empty()) {
-            clauses.push(format!("{field}:{}", quote(value)));
+            clauses.push(term(field, value));
         }
     }
     if let Some(min) = params.get("min_level").filter(|v| !v.is_empty()) {
@@ -78,16 +84,22 @@ pub(super) async fn alerts(
                 LEVELS.join(", ")
             ))
         })?;
-        clauses.push(format!("rule.level:({})", LEVELS[index..].join(" OR ")));
+        let levels = LEVELS[index..].iter().map(|l| term("rule.level", l));
+        clauses.push(Filter::Or(levels.collect()));
     }
-    if let Some(query) = params.get("query").filter(|v| !v.trim().is_empty()) {
-        clauses.push(format!("({query})"));
+    if let Some(text) = params.get("query").filter(|v| !v.trim().is_empty()) {
+        let extra = crowsnest_query::parse(text).map_err(|e| ApiError::BadRequest {
+            message: format!("invalid `query`: {e}"),
+            details: None,
+        })?;
+        if !extra.pipes.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid `query`: a filter only here, without pipes",
+            ));
+        }
+        clauses.push(extra.filter);
     }
-    let text = clauses.join(" AND ");
-    let query = crowsnest_query::parse(&text).map_err(|e| ApiError::BadRequest {
-        message: format!("invalid `query`: {e}"),
-        details: None,
-    })?;
+    let filter = Filter::And(clauses);
     let limit = match params.get("limit") {
         Some(v) => v
             .parse::<usize>()
@@ -125,8 +137,21 @@ pub(super) async fn alerts(
     // Records of one alert are few (one per count change); fetch enough to fill the page.
     let fetch = ((offset + limit) * 4).min(10 * MAX_LIMIT);
     let store = state.store.clone();
-    let counted = crowsnest_query::parse(&format!("{text} | stats dc(alert.id)"))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("building the alert count query: {e}")))?;
+    let query = SearchQuery {
+        filter: filter.clone(),
+        pipes: Vec::new(),
+    };
+    let counted = SearchQuery {
+        filter,
+        pipes: vec![Pipe::Stats {
+            aggs: vec![Agg {
+                func: AggFunc::Dc,
+                field: Some("alert.id".into()),
+                alias: "alerts".into(),
+            }],
+            by: Vec::new(),
+        }],
+    };
     let (records, distinct) = tokio::task::spawn_blocking(move || {
         let records = store.search(&SearchRequest {
             query,
@@ -177,11 +202,6 @@ pub(super) async fn alerts(
         })
         .collect();
     Ok(Json(json!({"total": total, "alerts": newest})))
-}
-
-fn quote(value: &str) -> String {
-    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("\"{escaped}\"")
 }
 
 fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
