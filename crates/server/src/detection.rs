@@ -286,16 +286,23 @@ impl Worker {
         if is_alert(event) {
             return;
         }
+        let detections = self.detector.process(event);
+        if detections.is_empty() {
+            return;
+        }
+        // Parsed only for the few events that matched: this runs for every event.
         let now = event_time(event);
-        for detection in self.detector.process(event) {
+        for detection in detections {
             self.metrics.detections.inc();
             match self.alerts.offer(detection, now) {
                 AlertDecision::New(alert) => {
-                    if let Some(ingested) = event
-                        .get(ecs::EVENT_INGESTED)
-                        .and_then(crowsnest_model::parse_timestamp)
-                        .filter(|_| self.live)
-                    {
+                    // Replayed events were acknowledged before the restart: no latency to measure.
+                    let ingested = self.live.then(|| {
+                        event
+                            .get(ecs::EVENT_INGESTED)
+                            .and_then(crowsnest_model::parse_timestamp)
+                    });
+                    if let Some(ingested) = ingested.flatten() {
                         let latency = (Utc::now() - ingested).num_microseconds().unwrap_or(0);
                         self.metrics
                             .alert_latency
