@@ -363,16 +363,12 @@ impl Worker {
             }
         }
         let count = self.unsent.len() as u64;
-        let alerts = std::mem::take(&mut self.unsent);
-        match submitter.try_submit(alerts.clone(), payloads) {
+        match submitter.try_submit(&mut self.unsent, payloads) {
             Ok(pending) => {
                 self.metrics.alerts.inc_by(count);
                 self.inflight.push(pending);
             }
-            Err(error) => {
-                tracing::debug!(%error, "alerts wait for room in the pipeline");
-                self.unsent = alerts;
-            }
+            Err(error) => tracing::debug!(%error, "alerts wait for room in the pipeline"),
         }
     }
 

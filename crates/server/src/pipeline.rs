@@ -401,10 +401,12 @@ pub(crate) struct Submitter {
 pub(crate) type Pending = oneshot::Receiver<Result<Range<u64>, String>>;
 
 impl Submitter {
-    /// Queues server-made events (alerts) for the WAL; never blocks.
+    /// Queues server-made events (alerts) for the WAL; never blocks. The events are taken out
+    /// of `events` only when the batch is queued: on `Busy` or `Closed` they stay with the
+    /// caller for a later attempt.
     pub(crate) fn try_submit(
         &self,
-        events: Vec<Event>,
+        events: &mut Vec<Event>,
         payloads: Vec<Vec<u8>>,
     ) -> Result<Pending, SubmitError> {
         let cost = payloads.iter().map(Vec::len).sum::<usize>().max(1);
@@ -415,18 +417,18 @@ impl Submitter {
             .try_acquire_many_owned(cost)
             .map_err(|_| SubmitError::Busy(1))?;
         let tx = self.tx.upgrade().ok_or(SubmitError::Closed)?;
+        let slot = tx.try_reserve().map_err(|error| match error {
+            mpsc::error::TrySendError::Full(()) => SubmitError::Busy(1),
+            mpsc::error::TrySendError::Closed(()) => SubmitError::Closed,
+        })?;
         let (reply, answer) = oneshot::channel();
-        tx.try_send(Batch {
-            events,
+        slot.send(Batch {
+            events: std::mem::take(events),
             payloads,
             permit,
             reply,
             derived: true,
-        })
-        .map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => SubmitError::Busy(1),
-            mpsc::error::TrySendError::Closed(_) => SubmitError::Closed,
-        })?;
+        });
         Ok(answer)
     }
 }
