@@ -269,11 +269,16 @@ fn children_cpu() -> f64 {
     ticks / 100.0
 }
 
-/// HTTP body → searchable on a running server, without and with detection.
-fn ingest_share(lines: &[Line]) -> anyhow::Result<String> {
-    let mut out = String::from("### Ingest with and without detection (server, HTTP body → searchable, built-in pack)\n\n| detection | events | seconds | events/s | µs per event (2 cores) |\n|---|---|---|---|---|\n");
-    let mut costs = Vec::new();
-    for enabled in [false, true] {
+/// A server on a temporary data directory, on its own runtime, and a client with its token.
+struct BenchServer {
+    rt: tokio::runtime::Runtime,
+    running: crowsnest_server::Running,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    fn start(detection: bool) -> anyhow::Result<Self> {
         let rt = runtime()?;
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
         let mut config = crowsnest_server::ServerConfig {
@@ -281,19 +286,38 @@ fn ingest_share(lines: &[Line]) -> anyhow::Result<String> {
             data_dir: dir.path().to_path_buf(),
             ..Default::default()
         };
-        config.detect.enabled = enabled;
+        config.detect.enabled = detection;
         let running = rt.block_on(crowsnest_server::start(config))?;
         let token = std::fs::read_to_string(&running.admin_token_path)
             .context("reading the admin token")?;
         let client = Client::new(&format!("http://{}", running.addr), token.trim());
+        Ok(Self {
+            rt,
+            running,
+            client,
+            _dir: dir,
+        })
+    }
+
+    fn shutdown(self) -> anyhow::Result<()> {
+        self.rt.block_on(self.running.shutdown())
+    }
+}
+
+/// HTTP body → searchable on a running server, without and with detection.
+fn ingest_share(lines: &[Line]) -> anyhow::Result<String> {
+    let mut out = String::from("### Ingest with and without detection (server, HTTP body → searchable, built-in pack)\n\n| detection | events | seconds | events/s | µs per event (2 cores) |\n|---|---|---|---|---|\n");
+    let mut costs = Vec::new();
+    for enabled in [false, true] {
+        let server = BenchServer::start(enabled)?;
         let started = Instant::now();
-        send(&client, lines, 4 << 20, None)?;
-        let pipeline = &running.state.pipeline;
+        send(&server.client, lines, 4 << 20, None)?;
+        let pipeline = &server.running.state.pipeline;
         while pipeline.committed_next() < pipeline.acked_next() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let secs = started.elapsed().as_secs_f64();
-        rt.block_on(running.shutdown())?;
+        server.shutdown()?;
         let per_event = secs * 2e6 / lines.len() as f64;
         costs.push(per_event);
         out.push_str(&format!(
@@ -357,26 +381,17 @@ fn send(
 
 /// Paced ingest with detection; the p50/p99 of the server's ingest-to-alert histogram.
 fn latency(lines: &[Line], rate: u64, secs: u64) -> anyhow::Result<String> {
-    let rt = runtime()?;
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let config = crowsnest_server::ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    let running = rt.block_on(crowsnest_server::start(config))?;
-    let token =
-        std::fs::read_to_string(&running.admin_token_path).context("reading the admin token")?;
-    let client = Client::new(&format!("http://{}", running.addr), token.trim());
+    let server = BenchServer::start(true)?;
+    let client = &server.client;
     let want = (rate * secs).min(lines.len() as u64) as usize;
     // Small bodies (about 50 ms of events each) so an event waits for its batch briefly.
     let body_bytes = ((rate as usize / 20).max(1) * 1000).clamp(16 << 10, 4 << 20);
     let started = Instant::now();
-    let sent = send(&client, &lines[..want], body_bytes, Some(rate))?;
+    let sent = send(client, &lines[..want], body_bytes, Some(rate))?;
     let took = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
     let metrics = client.get_text("/metrics")?;
-    rt.block_on(running.shutdown())?;
+    server.shutdown()?;
     let (count, p50, p99) = histogram_quantiles(&metrics, "crowsnest_alert_latency_seconds");
     Ok(format!(
         "### Ingest-to-alert latency under load (built-in pack)\n\nOffered {rate} events/s for {secs} s; achieved {:.0} events/s ({sent} events in {took:.1} s). Alerts raised: {count}. Latency from acknowledgement to alert (histogram bucket bounds): p50 ≤ {p50}, p99 ≤ {p99}.\n\n",
