@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Server};
+use common::{free_port, kill_9_rounds, Server};
 use serde_json::json;
 
 /// A `kubectl exec` into pod `web-<n>`: the built-in pack's pod-exec rule fires once per pod.
@@ -76,32 +76,18 @@ fn sender(
 fn kill_9_loses_no_alert_of_an_acknowledged_event_and_writes_none_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut server = Server::start(dir.path(), port);
+    let server = Server::start(dir.path(), port);
     let next = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
-    for round in 0..3 {
-        let stop = Arc::new(AtomicBool::new(false));
-        let senders: Vec<_> = (0..2)
-            .map(|_| {
-                let (url, token, next, stop, acked) = (
-                    server.url.clone(),
-                    server.token.clone(),
-                    next.clone(),
-                    stop.clone(),
-                    acked.clone(),
-                );
-                std::thread::spawn(move || sender(url, token, next, stop, acked))
-            })
-            .collect();
-        // Long enough for a detector checkpoint (every 5 s) in some rounds, not in others.
-        std::thread::sleep(Duration::from_millis(2_500 + 2_000 * round));
-        server.kill9();
-        stop.store(true, Ordering::SeqCst);
-        for sender in senders {
-            sender.join().expect("sender");
-        }
-        server = Server::start(dir.path(), port);
-    }
+    let send = {
+        let (next, acked) = (next.clone(), acked.clone());
+        move |url, token, stop| sender(url, token, next.clone(), stop, acked.clone())
+    };
+    // Long enough for a detector checkpoint (every 5 s) in some rounds, not in others.
+    let pauses: Vec<_> = (0..3)
+        .map(|round| Duration::from_millis(2_500 + 2_000 * round))
+        .collect();
+    let mut server = kill_9_rounds(server, 2, &pauses, send);
     let acked = acked.lock().expect("lock").clone();
     assert!(
         acked.len() > 50,

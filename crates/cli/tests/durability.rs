@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{free_port, Server};
+use common::{free_port, kill_9_rounds, Server};
 
 /// One sender: posts batches of events numbered `seq` until told to stop or the server dies;
 /// remembers the numbers of acknowledged batches.
@@ -50,33 +50,18 @@ fn sender(
 fn kill_9_during_ingest_loses_nothing_acknowledged_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut server = Server::start(dir.path(), port);
-    let token = server.token.clone();
+    let server = Server::start(dir.path(), port);
     let next = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
-    for round in 0..3 {
-        let stop = Arc::new(AtomicBool::new(false));
-        let senders: Vec<_> = (0..3)
-            .map(|_| {
-                let (url, token, next, stop, acked) = (
-                    server.url.clone(),
-                    token.clone(),
-                    next.clone(),
-                    stop.clone(),
-                    acked.clone(),
-                );
-                std::thread::spawn(move || sender(url, token, next, stop, acked))
-            })
-            .collect();
-        // Let the ingest run, then kill the server in the middle of it.
-        std::thread::sleep(Duration::from_millis(1500 + 300 * round));
-        server.kill9();
-        stop.store(true, Ordering::SeqCst);
-        for sender in senders {
-            sender.join().expect("sender");
-        }
-        server = Server::start(dir.path(), port);
-    }
+    let send = {
+        let (next, acked) = (next.clone(), acked.clone());
+        move |url, token, stop| sender(url, token, next.clone(), stop, acked.clone())
+    };
+    // Let the ingest run, then kill the server in the middle of it, three times.
+    let pauses: Vec<_> = (0..3)
+        .map(|round| Duration::from_millis(1500 + 300 * round))
+        .collect();
+    let mut server = kill_9_rounds(server, 3, &pauses, send);
     server.settle();
     let acked = acked.lock().expect("lock").clone();
     assert!(

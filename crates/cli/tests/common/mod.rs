@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -117,7 +119,6 @@ impl Server {
     }
 
     /// A search returning at most `limit` hits or rows.
-    #[allow(dead_code)] // not every test file uses it
     pub fn search_limit(&self, query: &str, limit: usize) -> Value {
         self.agent()
             .post(&format!("{}/api/v1/search", self.url))
@@ -160,4 +161,32 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Crash rounds: for each pause, `senders` threads run `send(url, token, stop)` against the
+/// server, which gets SIGKILL after the pause (while they send) and is started again on the
+/// same data directory and port. Returns the server of the last restart.
+pub fn kill_9_rounds<F>(mut server: Server, senders: usize, pauses: &[Duration], send: F) -> Server
+where
+    F: Fn(String, String, Arc<AtomicBool>) + Clone + Send + 'static,
+{
+    for pause in pauses {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..senders)
+            .map(|_| {
+                let (url, token) = (server.url.clone(), server.token.clone());
+                let (stop, send) = (stop.clone(), send.clone());
+                std::thread::spawn(move || send(url, token, stop))
+            })
+            .collect();
+        std::thread::sleep(*pause);
+        server.kill9();
+        stop.store(true, Ordering::SeqCst);
+        for thread in threads {
+            thread.join().expect("sender");
+        }
+        let (dir, port) = (server.data_dir.clone(), server.port);
+        server = Server::start(&dir, port);
+    }
+    server
 }
