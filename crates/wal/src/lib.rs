@@ -40,6 +40,9 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+mod tail;
+pub use tail::{TailRead, WalTail};
+
 const MAGIC: &[u8; 8] = b"CNWAL001";
 const HEADER_LEN: usize = 16;
 /// Largest payload one record may carry (a safety bound for replay, not a tuning knob).
@@ -322,6 +325,20 @@ impl Wal {
     /// Number of segment files.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// Bytes on disk of the segments holding records at or after `position`: what a reader
+    /// that still needs `position` keeps from being truncated.
+    pub fn bytes_from(&self, position: u64) -> u64 {
+        let last = self.segments.len().saturating_sub(1);
+        let mut bytes = self.active_bytes;
+        for (i, segment) in self.segments.iter().enumerate().take(last) {
+            let end = self.segments[i + 1].first;
+            if end > position {
+                bytes += file_len(&segment.path).unwrap_or(0);
+            }
+        }
+        bytes
     }
 }
 
