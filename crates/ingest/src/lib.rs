@@ -13,6 +13,7 @@
 //! | [`otlp`] | OTLP/HTTP logs, protobuf and JSON | `otel.*` |
 //! | [`syslog`] | RFC 5424 / RFC 3164 messages, RFC 6587 framing | `syslog.*` |
 //! | [`fluent`] | Fluentd forward protocol (all four modes, `chunk` acks) | `fluent.tag` |
+//! | [`fluent_auth`] | the forward shared-key handshake (HELO, PING, PONG) | |
 //! | [`falco`] | Falco `http_output` / falcosidekick alerts | `falco.*` |
 //!
 //! Every event keeps `event.original` (the item's exact text; for protobuf and MessagePack,
@@ -45,6 +46,7 @@ mod error;
 pub mod es_bulk;
 pub mod falco;
 pub mod fluent;
+pub mod fluent_auth;
 pub mod limits;
 pub mod listen;
 pub mod otlp;

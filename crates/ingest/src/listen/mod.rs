@@ -7,8 +7,9 @@
 //! sends its `ack` after it, and stream listeners read no further from a connection while a
 //! batch is pending (TCP back-pressure reaches the sender).
 //!
-//! Neither listener authenticates (syslog has no such notion; forward's shared-key handshake
-//! is not implemented yet): bind them to loopback or a private interface, or firewall them.
+//! Syslog does not authenticate (it has no such notion), nor does forward unless a shared key
+//! is configured ([`ForwardOptions::auth`], the handshake of [`crate::fluent_auth`]): bind them
+//! to loopback or a private interface, or firewall them.
 //! Each stream listener accepts at most [`Limits::max_connections`] connections at once; a
 //! connection whose stream cannot be framed is closed after its good frames are submitted.
 
@@ -26,7 +27,7 @@ use tokio::sync::Semaphore;
 
 use crowsnest_normalize::Decoded;
 
-pub use forward::forward_tcp;
+pub use forward::{forward_listener, forward_tcp, ForwardOptions};
 pub use syslog::{syslog_tcp, syslog_udp};
 pub use tls::tls_acceptor;
 
