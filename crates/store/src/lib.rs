@@ -77,6 +77,7 @@
 mod aggregate;
 mod error;
 mod filter;
+mod matcher;
 mod partition;
 mod retention;
 mod schema;
@@ -93,6 +94,7 @@ use crowsnest_model::Event;
 use serde::Serialize;
 
 pub use error::StoreError;
+pub use matcher::Matcher;
 pub use retention::{PartitionStats, RetentionReport, StoreStats};
 pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES};
 
