@@ -42,6 +42,7 @@ const MAX_PING_DEPTH: usize = 16;
 
 /// One user allowed to send when user authentication is on.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ForwardUser {
     /// The name the client sends in its PING.
     pub username: String,

@@ -30,6 +30,8 @@ use crowsnest_normalize::Decoded;
 pub use forward::{forward_listener, forward_tcp, ForwardOptions};
 pub use syslog::{syslog_tcp, syslog_udp};
 pub use tls::tls_acceptor;
+/// The TLS acceptor [`tls_acceptor`] builds and [`ForwardOptions::tls`] takes.
+pub use tokio_rustls::TlsAcceptor;
 
 use crate::Limits;
 
