@@ -366,17 +366,18 @@ fn within<T>(lower: &Bound<T>, upper: &Bound<T>, cmp: impl Fn(&T) -> Option<Orde
         }
 }
 
-/// Compares a numeric leaf with a bound: integers exactly, anything else as `f64`.
+/// Compares a numeric leaf with a bound: integers exactly, anything else as `f64` in the
+/// total order the fast field uses (so `-0.0` sorts below `0.0`, and `n:[0 TO 1]` misses it).
 fn compare_number(leaf: &Leaf<'_>, bound: &Number) -> Option<Ordering> {
-    match (leaf, bound) {
-        (Leaf::I64(v), Number::Int(b)) => Some(v.cmp(b)),
-        (Leaf::U64(v), Number::Int(b)) => Some(i128::from(*v).cmp(&i128::from(*b))),
-        (Leaf::I64(v), Number::Float(b)) => (*v as f64).partial_cmp(b),
-        (Leaf::U64(v), Number::Float(b)) => (*v as f64).partial_cmp(b),
-        (Leaf::F64(v), Number::Int(b)) => v.partial_cmp(&(*b as f64)),
-        (Leaf::F64(v), Number::Float(b)) => v.partial_cmp(b),
-        (Leaf::Str(_) | Leaf::Bool(_), _) => None,
-    }
+    Some(match (leaf, bound) {
+        (Leaf::I64(v), Number::Int(b)) => v.cmp(b),
+        (Leaf::U64(v), Number::Int(b)) => i128::from(*v).cmp(&i128::from(*b)),
+        (Leaf::I64(v), Number::Float(b)) => (*v as f64).total_cmp(b),
+        (Leaf::U64(v), Number::Float(b)) => (*v as f64).total_cmp(b),
+        (Leaf::F64(v), Number::Int(b)) => v.total_cmp(&(*b as f64)),
+        (Leaf::F64(v), Number::Float(b)) => v.total_cmp(b),
+        (Leaf::Str(_) | Leaf::Bool(_), _) => return None,
+    })
 }
 
 impl KeywordValue {
