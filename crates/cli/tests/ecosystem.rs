@@ -1,10 +1,12 @@
 //! Real shippers against a real `crowsnest server`: the official Python `elasticsearch`
 //! client's bulk helper, the OpenTelemetry Python SDK's OTLP/HTTP log exporter, Python
-//! `fluent-logger` (forward protocol), rsyslog forwarding over TCP, and util-linux `logger`
-//! over UDP and TCP. Each test asserts the events are searchable with the right fields.
+//! `fluent-logger` (forward protocol), rsyslog forwarding over TCP, syslog-ng forwarding over
+//! TCP (RFC 5424, octet-counted) and UDP (RFC 3164), and util-linux `logger` over UDP and TCP.
+//! Each test asserts the events are searchable with the right fields.
 //!
 //! The clients come from `scripts/setup-ecosystem.sh` (a venv at `.venv-test/`, rsyslog from
-//! Debian). A missing tool skips its test locally and fails it under `CI=true`.
+//! Debian, syslog-ng unpacked privately under `.venv-test/syslog-ng/`). A missing tool skips
+//! its test locally and fails it under `CI=true`.
 
 mod common;
 
@@ -294,6 +296,150 @@ fn rsyslog_forwards_over_tcp_and_logger_sends_udp_and_tcp() {
     assert_eq!(udp_hits[0]["source"]["ip"], "127.0.0.1");
     let tcp_hits = wait_for(&server, "process.name:cntcp", 1);
     assert_eq!(tcp_hits[0]["message"], "via logger tcp");
+}
+
+/// The privately unpacked syslog-ng: its prefix and module directory (named after the
+/// config version, e.g. `.../lib/syslog-ng/3.38`).
+fn syslog_ng() -> Option<(PathBuf, PathBuf)> {
+    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/syslog-ng/prefix");
+    let binary = prefix.join("usr/sbin/syslog-ng");
+    let modules = std::fs::read_dir(prefix.join("usr/lib/syslog-ng"))
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.is_dir() && path.join("libafsocket.so").exists());
+    match (binary.exists(), modules) {
+        (true, Some(modules)) => Some((prefix, modules)),
+        _ => missing("syslog-ng under .venv-test/syslog-ng (run scripts/setup-ecosystem.sh)"),
+    }
+}
+
+/// A syslog-ng in the foreground; stopped by pid.
+struct SyslogNg(std::process::Child);
+
+impl Drop for SyslogNg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn syslog_ng_forwards_rfc5424_over_tcp_and_rfc3164_over_udp() {
+    let Some((prefix, modules)) = syslog_ng() else {
+        return;
+    };
+    let Some(logger) = which("logger") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (udp, tcp, source) = (free_port(), free_port(), free_port());
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        free_port(),
+        &[
+            "--syslog-udp".into(),
+            format!("127.0.0.1:{udp}"),
+            "--syslog-tcp".into(),
+            format!("127.0.0.1:{tcp}"),
+        ],
+    );
+    let work = dir.path().join("syslog-ng");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let version = modules
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("a version directory");
+    let config = work.join("syslog-ng.conf");
+    // One source fed by `logger`, both destinations: `syslog()` speaks RFC 5424 with RFC 6587
+    // octet counting, `network()` over UDP the BSD (RFC 3164) format.
+    std::fs::write(
+        &config,
+        format!(
+            "@version: {version}\n\
+             options {{ use-dns(no); keep-hostname(yes); stats-freq(0); }};\n\
+             source s_logger {{ network(ip(\"127.0.0.1\") port({source}) transport(\"tcp\") \
+             flags(syslog-protocol)); }};\n\
+             destination d_tcp {{ syslog(\"127.0.0.1\" port({tcp}) transport(\"tcp\")); }};\n\
+             destination d_udp {{ network(\"127.0.0.1\" port({udp}) transport(\"udp\")); }};\n\
+             log {{ source(s_logger); destination(d_tcp); destination(d_udp); }};\n"
+        ),
+    )
+    .expect("write config");
+    let child = Command::new(prefix.join("usr/sbin/syslog-ng"))
+        .env("LD_LIBRARY_PATH", prefix.join("usr/lib/syslog-ng"))
+        .arg("--foreground")
+        .arg("--no-caps")
+        .arg("--stderr")
+        .arg(format!("--module-path={}", modules.display()))
+        .arg(format!("--cfgfile={}", config.display()))
+        .arg(format!(
+            "--pidfile={}",
+            work.join("syslog-ng.pid").display()
+        ))
+        .arg(format!(
+            "--control={}",
+            work.join("syslog-ng.ctl").display()
+        ))
+        .arg(format!(
+            "--persist-file={}",
+            work.join("syslog-ng.persist").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn syslog-ng");
+    let mut syslog_ng = SyslogNg(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", source)).is_err() {
+        if let Ok(Some(status)) = syslog_ng.0.try_wait() {
+            panic!("syslog-ng exited: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "syslog-ng did not open its source port"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new(&logger)
+        .args(["--server", "127.0.0.1", "--port", &source.to_string()])
+        .args(["--tcp", "--rfc5424", "--id=4242", "--msgid", "SNGID"])
+        .args(["-t", "cnsyslogng", "-p", "local3.notice", "via syslog-ng"])
+        .status()
+        .expect("logger to syslog-ng");
+    assert!(status.success());
+    let hits = wait_for(&server, "process.name:cnsyslogng", 2);
+    let by_protocol = |protocol: &str| {
+        hits.iter()
+            .find(|hit| hit["syslog"]["protocol"] == protocol)
+            .unwrap_or_else(|| panic!("no {protocol} event in {hits:#?}"))
+            .clone()
+    };
+    let (rfc5424, rfc3164) = (by_protocol("rfc5424"), by_protocol("rfc3164"));
+    // The host name logger put in the message, kept by syslog-ng (keep-hostname).
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let short = hostname.trim().split('.').next().expect("a name");
+    for hit in [&rfc5424, &rfc3164] {
+        assert_eq!(hit["message"], "via syslog-ng", "{hit:#}");
+        assert_eq!(hit["process"]["pid"], 4242, "{hit:#}");
+        assert_eq!(hit["syslog"]["facility"], "local3", "{hit:#}");
+        assert_eq!(hit["syslog"]["severity"], "notice", "{hit:#}");
+        assert_eq!(hit["syslog"]["priority"], 19 * 8 + 5, "{hit:#}");
+        assert_eq!(hit["source"]["ip"], "127.0.0.1", "{hit:#}");
+        let host = hit["host"]["name"].as_str().expect("host.name");
+        assert_eq!(host.split('.').next(), Some(short), "{hit:#}");
+    }
+    // Only RFC 5424 carries the message id and logger's structured data through syslog-ng.
+    assert_eq!(rfc5424["syslog"]["msgid"], "SNGID", "{rfc5424:#}");
+    assert_eq!(
+        rfc5424["syslog"]["structured_data"]["timeQuality"]["tzKnown"], "1",
+        "{rfc5424:#}"
+    );
+    assert!(rfc3164["syslog"].get("msgid").is_none(), "{rfc3164:#}");
+    drop(syslog_ng);
 }
 
 fn which(tool: &str) -> Option<PathBuf> {

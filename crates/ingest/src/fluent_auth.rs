@@ -95,7 +95,9 @@ pub struct Challenge {
 pub struct Pong {
     /// Whether the client may send events.
     pub accepted: bool,
-    /// Why it may not (empty when accepted).
+    /// Why it may not, for our log (empty when accepted). The PONG itself carries a short
+    /// reason (`shared_key mismatch`, `username/password mismatch` or `invalid PING`): some
+    /// Fluent Bit versions copy it into a 32-byte buffer.
     pub reason: String,
     /// The PONG message to send, MessagePack-encoded.
     pub bytes: Vec<u8>,
@@ -191,7 +193,7 @@ impl ForwardAuth {
                 bytes: encode(&Pack::Array(vec![
                     Pack::from("PONG"),
                     Pack::from(false),
-                    Pack::from(reason.as_str()),
+                    Pack::from(wire_reason(&reason)),
                     Pack::from(""),
                     Pack::from(""),
                 ])),
@@ -221,7 +223,7 @@ impl ForwardAuth {
         let expected =
             shared_key_digest(salt, hostname, &challenge.nonce, self.shared_key.as_bytes());
         if !digest_matches(&expected, digest) {
-            return Err("shared_key mismatch".to_string());
+            return Err(SHARED_KEY_MISMATCH.to_string());
         }
         if let Some(auth_salt) = &challenge.auth_salt {
             let username = field(4, "a username")?;
@@ -238,12 +240,24 @@ impl ForwardAuth {
                 matched |= name_ok & digest_matches(&expected, password_digest_sent);
             }
             if !matched {
-                return Err("username/password mismatch".to_string());
+                return Err(USER_MISMATCH.to_string());
             }
         }
         Ok(salt.to_vec())
     }
 }
+
+/// The reason sent in a refusing PONG: the mismatch reasons as Fluentd words them, anything
+/// else as `invalid PING` (at most 31 bytes, see [`Pong::reason`]).
+fn wire_reason(reason: &str) -> &str {
+    match reason {
+        SHARED_KEY_MISMATCH | USER_MISMATCH => reason,
+        _ => "invalid PING",
+    }
+}
+
+const SHARED_KEY_MISMATCH: &str = "shared_key mismatch";
+const USER_MISMATCH: &str = "username/password mismatch";
 
 /// Reads the first MessagePack value of `buffer` (the PING), refusing more than
 /// [`MAX_PING_BYTES`].
@@ -482,6 +496,50 @@ mod tests {
         assert!(options
             .iter()
             .any(|(k, v)| k.as_str() == Some("auth") && *v == Pack::Binary(salt.to_vec())));
+    }
+
+    #[test]
+    fn a_salt_of_raw_bytes_in_a_str_is_used_as_bytes() {
+        // Fluent Bit packs its 16 random salt bytes as a MessagePack str, not valid UTF-8.
+        let salt = [
+            0xffu8, 0xfe, 0x00, 0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
+        let digest = shared_key_digest(&salt, b"localhost", &nonce(), b"s3cret");
+        let mut bytes = vec![0x96, 0xa4];
+        bytes.extend_from_slice(b"PING");
+        bytes.push(0xa9);
+        bytes.extend_from_slice(b"localhost");
+        bytes.push(0xb0);
+        bytes.extend_from_slice(&salt);
+        bytes.extend_from_slice(&[0xd9, 0x80]);
+        bytes.extend_from_slice(digest.as_bytes());
+        bytes.extend_from_slice(&[0xa0, 0xa0]);
+        let PingFrame::Complete { ping, .. } = next_ping(&bytes) else {
+            panic!("a whole PING");
+        };
+        let auth = ForwardAuth::new("s3cret", "srv");
+        let challenge = Challenge {
+            nonce: nonce(),
+            auth_salt: None,
+        };
+        let pong = auth.answer(&challenge, &ping);
+        assert!(pong.accepted, "{}", pong.reason);
+        let parts = decode(&pong.bytes);
+        let expected = shared_key_digest(&salt, b"srv", &nonce(), b"s3cret");
+        assert_eq!(parts[4], Pack::from(expected.as_str()));
+    }
+
+    #[test]
+    fn refusals_carry_short_reasons_on_the_wire() {
+        let auth = ForwardAuth::new("k", "srv");
+        let challenge = auth.challenge();
+        let pong = auth.answer(&challenge, &Pack::Array(vec![Pack::from("PING")]));
+        assert!(pong.reason.contains("client hostname"), "{}", pong.reason);
+        let parts = decode(&pong.bytes);
+        assert_eq!(parts[2], Pack::from("invalid PING"));
+        for reason in [SHARED_KEY_MISMATCH, USER_MISMATCH, "invalid PING"] {
+            assert!(reason.len() < 32);
+        }
     }
 
     #[test]

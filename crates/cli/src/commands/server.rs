@@ -48,6 +48,14 @@ pub struct Args {
     /// Receive the Fluentd forward protocol on this address, e.g. `127.0.0.1:24224` [default: off].
     #[arg(long, env = "CROWSNEST_FORWARD", value_name = "ADDR")]
     pub forward: Option<String>,
+    /// Receive the forward protocol over TLS on this address; needs `inputs.tls_cert` and
+    /// `inputs.tls_key` in the config file [default: off].
+    #[arg(long, env = "CROWSNEST_FORWARD_TLS", value_name = "ADDR")]
+    pub forward_tls: Option<String>,
+    /// Require forward clients to prove they know the shared key in this file (Fluentd
+    /// `shared_key`, Fluent Bit `Shared_Key`) [default: no handshake].
+    #[arg(long, env = "CROWSNEST_FORWARD_SHARED_KEY_FILE", value_name = "PATH")]
+    pub forward_shared_key_file: Option<PathBuf>,
     /// Also run the node agent's collectors for this host (container logs, Docker events,
     /// kernel audit, host logs), shipping to this server; state in `<data-dir>/agent`.
     #[arg(long, env = "CROWSNEST_COLLECT_LOCAL")]
@@ -92,10 +100,16 @@ impl Args {
             (&self.syslog_tcp, &mut config.inputs.syslog_tcp),
             (&self.syslog_tls, &mut config.inputs.syslog_tls),
             (&self.forward, &mut config.inputs.forward),
+            (&self.forward_tls, &mut config.inputs.forward_tls),
         ] {
             if let Some(addr) = flag {
                 *key = Some(addr.clone());
             }
+        }
+        if let Some(path) = &self.forward_shared_key_file {
+            // The flag wins over a key written in the config file.
+            config.inputs.forward_shared_key = None;
+            config.inputs.forward_shared_key_file = Some(path.clone());
         }
         Ok(config)
     }
@@ -187,6 +201,8 @@ mod tests {
             syslog_tcp: None,
             syslog_tls: None,
             forward: None,
+            forward_tls: None,
+            forward_shared_key_file: None,
             collect_local: false,
         }
     }
@@ -244,6 +260,46 @@ mod tests {
             resolved.inputs.syslog_udp.as_deref(),
             Some("127.0.0.1:5514")
         );
+    }
+
+    #[test]
+    fn the_forward_key_file_flag_replaces_a_key_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("crowsnest.toml");
+        std::fs::write(
+            &file,
+            "[inputs]\nforward = \"127.0.0.1:24224\"\nforward_shared_key = \"from-file\"\n",
+        )
+        .expect("write");
+        let key_file = dir.path().join("forward.key");
+        std::fs::write(&key_file, "from-flag\n").expect("write key");
+        let from_file = Args {
+            config: Some(file.clone()),
+            ..args()
+        }
+        .resolve()
+        .expect("file");
+        assert_eq!(
+            from_file.inputs.forward_shared_key.as_deref(),
+            Some("from-file")
+        );
+        let resolved = Args {
+            config: Some(file),
+            forward_tls: Some("127.0.0.1:24284".into()),
+            forward_shared_key_file: Some(key_file.clone()),
+            ..args()
+        }
+        .resolve()
+        .expect("resolve");
+        assert_eq!(resolved.inputs.forward_shared_key, None);
+        assert_eq!(resolved.inputs.forward_shared_key_file, Some(key_file));
+        assert_eq!(
+            resolved.inputs.forward_tls.as_deref(),
+            Some("127.0.0.1:24284")
+        );
+        let auth = resolved.inputs.forward_auth().expect("auth");
+        assert!(auth.is_some());
+        assert!(!format!("{:?}", from_file.inputs).contains("from-file"));
     }
 
     #[test]
