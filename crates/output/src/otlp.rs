@@ -327,3 +327,137 @@ impl Sink for OtlpSink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+        attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+    }
+
+    fn text(value: Option<&any_value::Value>) -> Option<&str> {
+        match value {
+            Some(any_value::Value::StringValue(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn batch() -> Vec<Event> {
+        [
+            json!({"@timestamp": "2024-05-01T10:00:00.5Z", "message": "GET /healthz",
+                   "event": {"dataset": "container.logs", "original": "raw", "action": "log"},
+                   "log": {"level": "WARN"}, "kubernetes": {"namespace": "prod", "pod": {"name": "web-1"}},
+                   "process": {"executable": "/bin/sh", "args": ["sh", "-c"], "pid": 7}}),
+            json!({"@timestamp": "2024-05-01T10:00:01Z", "message": "second",
+                   "kubernetes": {"namespace": "dev", "pod": {"name": "web-2"}}}),
+            json!({"@timestamp": "2024-05-01T10:00:02Z", "event": {"kind": "alert"},
+                   "rule": {"level": "high"}, "kubernetes": {"namespace": "prod", "pod": {"name": "web-1"}}}),
+        ]
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("event"))
+        .collect()
+    }
+
+    #[test]
+    fn protobuf_decodes_back_grouped_by_resource() {
+        let (body, content_type) = encode_body(&batch(), OtlpEncoding::Protobuf).expect("encodes");
+        assert_eq!(content_type, "application/x-protobuf");
+        let request = ExportLogsServiceRequest::decode(body.as_slice()).expect("decodes");
+        assert_eq!(request.resource_logs.len(), 2, "prod/web-1 and dev/web-2");
+        let prod = &request.resource_logs[0];
+        let resource = &prod.resource.as_ref().expect("resource").attributes;
+        assert_eq!(
+            text(attribute(resource, "k8s.namespace.name")),
+            Some("prod")
+        );
+        assert_eq!(text(attribute(resource, "k8s.pod.name")), Some("web-1"));
+        let scope = &prod.scope_logs[0];
+        assert_eq!(
+            scope.scope.as_ref().map(|s| s.name.as_str()),
+            Some("crowsnest")
+        );
+        assert_eq!(scope.log_records.len(), 2);
+        let first = &scope.log_records[0];
+        assert_eq!(first.time_unix_nano, 1_714_557_600_500_000_000);
+        assert!(first.observed_time_unix_nano > first.time_unix_nano);
+        assert_eq!(
+            text(first.body.as_ref().and_then(|b| b.value.as_ref())),
+            Some("GET /healthz")
+        );
+        assert_eq!(
+            (first.severity_number, first.severity_text.as_str()),
+            (13, "WARN")
+        );
+        assert_eq!(first.event_name, "log");
+        assert_eq!(
+            text(attribute(&first.attributes, "event.dataset")),
+            Some("container.logs")
+        );
+        assert_eq!(
+            text(attribute(&first.attributes, "process.executable.path")),
+            Some("/bin/sh")
+        );
+        assert_eq!(
+            attribute(&first.attributes, "process.pid"),
+            Some(&any_value::Value::IntValue(7))
+        );
+        assert!(matches!(
+            attribute(&first.attributes, "process.args"),
+            Some(any_value::Value::ArrayValue(a)) if a.values.len() == 2
+        ));
+        for gone in [
+            "event.original",
+            "message",
+            "@timestamp",
+            "kubernetes.namespace",
+            "kubernetes.pod.name",
+        ] {
+            assert!(
+                attribute(&first.attributes, gone).is_none(),
+                "{gone} must not be an attribute"
+            );
+        }
+        let alert = &scope.log_records[1];
+        assert_eq!(alert.severity_number, 17, "a high alert is ERROR");
+        let body = text(alert.body.as_ref().and_then(|b| b.value.as_ref())).expect("body");
+        let json: Value =
+            serde_json::from_str(body).expect("without a message the body is the event JSON");
+        assert_eq!(json["rule"]["level"], "high");
+    }
+
+    #[test]
+    fn json_encoding_uses_the_otlp_json_mapping() {
+        let (body, content_type) = encode_body(&batch()[..1], OtlpEncoding::Json).expect("encodes");
+        assert_eq!(content_type, "application/json");
+        let value: Value = serde_json::from_slice(&body).expect("json");
+        let record = &value["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+        assert_eq!(record["timeUnixNano"], json!("1714557600500000000"));
+        assert_eq!(record["body"]["stringValue"], "GET /healthz");
+        let request: ExportLogsServiceRequest = serde_json::from_slice(&body).expect("reads back");
+        assert_eq!(request.resource_logs[0].scope_logs[0].log_records.len(), 1);
+    }
+
+    #[test]
+    fn partial_success_counts_rejections() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
+        let response = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 2,
+                error_message: "too old".into(),
+            }),
+        };
+        let bytes = response.encode_to_vec();
+        assert_eq!(
+            rejected_in_response(&bytes, OtlpEncoding::Protobuf),
+            (2, "too old".into())
+        );
+        assert_eq!(rejected_in_response(b"", OtlpEncoding::Protobuf).0, 0);
+        assert_eq!(rejected_in_response(b"{}", OtlpEncoding::Json).0, 0);
+    }
+}
