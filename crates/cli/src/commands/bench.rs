@@ -55,6 +55,9 @@ pub enum What {
     /// Detection cost: decode+normalize+detect per core with the built-in pack and SigmaHQ,
     /// against `rsigma` and against ingest without detection; ingest-to-alert latency.
     Detect(crate::commands::bench_detect::Args),
+    /// Ingest per input protocol (NDJSON, audit EventList, `_bulk`, HEC, OTLP, syslog,
+    /// forward, Falco) into a child server: events/s, MB/s, server CPU and memory.
+    Protocols(crate::commands::bench_protocols::Args),
 }
 
 struct Body {
@@ -65,8 +68,12 @@ struct Body {
 
 /// Runs every measurement and prints the report.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(What::Detect(detect)) = args.what {
-        return crate::commands::bench_detect::run(detect);
+    match args.what.clone() {
+        Some(What::Detect(detect)) => return crate::commands::bench_detect::run(detect),
+        Some(What::Protocols(protocols)) => {
+            return crate::commands::bench_protocols::run(protocols)
+        }
+        None => {}
     }
     if let Some(path) = &args.corpus_out {
         return write_corpus(&args, path);
