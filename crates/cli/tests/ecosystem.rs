@@ -1,8 +1,9 @@
 //! Real shippers against a real `crowsnest server`: the official Python `elasticsearch`
 //! client's bulk helper, the OpenTelemetry Python SDK's OTLP/HTTP log exporter, Python
-//! `fluent-logger` (forward protocol), rsyslog forwarding over TCP, syslog-ng forwarding over
-//! TCP (RFC 5424, octet-counted) and UDP (RFC 3164), and util-linux `logger` over UDP and TCP.
-//! Each test asserts the events are searchable with the right fields.
+//! `fluent-logger` (forward protocol, and refused by a server with a forward shared key),
+//! rsyslog forwarding over TCP, syslog-ng forwarding over TCP (RFC 5424, octet-counted) and
+//! UDP (RFC 3164), and util-linux `logger` over UDP and TCP. Each test asserts the events are
+//! searchable with the right fields.
 //!
 //! The clients come from `scripts/setup-ecosystem.sh` (a venv at `.venv-test/`, rsyslog from
 //! Debian, syslog-ng unpacked privately under `.venv-test/syslog-ng/`). A missing tool skips
@@ -172,6 +173,88 @@ fn fluent_logger_python_forward_protocol() {
         .iter()
         .all(|h| h["kubernetes"]["pod"]["name"] == "web-0"));
     assert!(hits.iter().all(|h| h["log"]["iostream"] == "stdout"));
+}
+
+/// The forward handshake against the running server, in Python: `fluent-logger` (which cannot
+/// do the handshake) must be refused, and a client written from the protocol specification
+/// with `msgpack` and `hashlib` (independent of our Rust digests) must get in, as must not one
+/// with a wrong key.
+const FORWARD_HANDSHAKE_SCRIPT: &str = r#"
+import hashlib, os, socket, sys, time
+import msgpack
+from fluent import sender
+port, key = int(sys.argv[1]), sys.argv[2].encode()
+
+plain = sender.FluentSender("nokey", host="127.0.0.1", port=port, timeout=5)
+plain.emit("web", {"message": "fluent-logger without the key"})
+plain.close()
+
+def connect(shared_key):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    unpacker = msgpack.Unpacker(raw=False)
+    def read():
+        while True:
+            for value in unpacker:
+                return value
+            data = s.recv(4096)
+            if not data:
+                return None
+            unpacker.feed(data)
+    helo = read()
+    assert helo[0] == "HELO" and helo[1]["keepalive"] is True, helo
+    nonce = helo[1]["nonce"]
+    salt = os.urandom(16)
+    digest = hashlib.sha512(salt + b"py-client" + nonce + shared_key).hexdigest()
+    s.sendall(msgpack.packb(["PING", "py-client", salt, digest, "", ""], use_bin_type=True))
+    pong = read()
+    return s, read, nonce, salt, pong
+
+s, read, nonce, salt, pong = connect(key)
+assert pong[0] == "PONG" and pong[1] is True, pong
+server_digest = hashlib.sha512(salt + pong[3].encode() + nonce + key).hexdigest()
+assert pong[4] == server_digest, pong
+s.sendall(msgpack.packb(["pyhs.tag", int(time.time()), {"message": "python handshake"}, {"chunk": "cHloYW5kc2hha2U="}]))
+assert read() == {"ack": "cHloYW5kc2hha2U="}
+s.close()
+
+s, read, _, _, pong = connect(b"not-the-key")
+assert pong[1] is False and pong[2] == "shared_key mismatch", pong
+s.sendall(msgpack.packb(["pyhs.tag", int(time.time()), {"message": "wrong key"}]))
+assert read() is None, "the server keeps a refused connection open"
+"#;
+
+#[test]
+fn forward_shared_key_refuses_fluent_logger_and_admits_a_handshake_client() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("forward.key");
+    std::fs::write(&key_file, "ecosystem-key\n").expect("write key");
+    let forward = free_port();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        free_port(),
+        &[
+            "--forward".into(),
+            format!("127.0.0.1:{forward}"),
+            "--forward-shared-key-file".into(),
+            key_file.display().to_string(),
+        ],
+    );
+    run_python(
+        &python,
+        FORWARD_HANDSHAKE_SCRIPT,
+        &[&forward.to_string(), "ecosystem-key"],
+    );
+    let hits = wait_for(&server, "fluent.tag:pyhs.tag", 1);
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0]["message"], "python handshake");
+    server.settle();
+    for refused in ["fluent.tag:nokey.web", "message:\"wrong key\""] {
+        let found = server.search(refused)["hits"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(found, 0, "`{refused}` was stored");
+    }
 }
 
 fn rsyslogd() -> Option<PathBuf> {
