@@ -417,9 +417,9 @@ impl Node {
             Node::Message(words) => ctx
                 .tokens(TextField::Message)
                 .is_some_and(|tokens| has_phrase(tokens, words)),
-            Node::RawWords(words) => ctx.tokens(TextField::Raw).is_some_and(|tokens| {
-                words.iter().all(|w| tokens.iter().any(|(t, _)| t == w))
-            }),
+            Node::RawWords(words) => ctx
+                .tokens(TextField::Raw)
+                .is_some_and(|tokens| words.iter().all(|w| tokens.iter().any(|(t, _)| t == w))),
             Node::TextWildcard(field, pattern) => ctx
                 .tokens(*field)
                 .is_some_and(|tokens| tokens.iter().any(|(t, _)| pattern.matches(t))),
@@ -593,8 +593,7 @@ impl<'e> Ctx<'e> {
                 && rest[key.len()..].starts_with('.')
             {
                 let end = start + key.len();
-                !NOT_KEYWORDS.contains(&&path[..end])
-                    && self.exists_in_value(value, path, end + 1)
+                !NOT_KEYWORDS.contains(&&path[..end]) && self.exists_in_value(value, path, end + 1)
             } else if key.len() > rest.len()
                 && key.starts_with(rest)
                 && key[rest.len()..].starts_with('.')
@@ -667,7 +666,9 @@ fn collect_value(path: &mut String, value: &Value, kept: &mut HashSet<*const Val
     }
     match value {
         Value::Null => {}
-        Value::Array(items) => items.iter().for_each(|item| collect_value(path, item, kept)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| collect_value(path, item, kept)),
         Value::Object(map) => map
             .iter()
             .for_each(|(key, inner)| collect_indexed(path, key, inner, kept)),

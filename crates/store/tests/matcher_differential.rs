@@ -97,9 +97,11 @@ fn sentence(rng: &mut Rng, max: usize) -> String {
     let mut text = String::new();
     for i in 0..n {
         if i > 0 {
-            text.push_str(*rng.pick(&separators));
+            let separator: &&str = rng.pick(&separators);
+            text.push_str(separator);
         }
-        text.push_str(*rng.pick(&WORDS));
+        let word: &&str = rng.pick(&WORDS);
+        text.push_str(word);
     }
     text
 }
@@ -107,7 +109,11 @@ fn sentence(rng: &mut Rng, max: usize) -> String {
 fn timestamp(rng: &mut Rng) -> Value {
     let day = rng.below(3) + 1;
     let (h, m, s) = (rng.below(24), rng.below(60), rng.below(60));
-    let micros = if rng.chance(50) { 0 } else { rng.below(1_000_000) };
+    let micros = if rng.chance(50) {
+        0
+    } else {
+        rng.below(1_000_000)
+    };
     match rng.below(4) {
         0 => json!(format!("2024-03-0{day}T{h:02}:{m:02}:{s:02}.{micros:06}Z")),
         1 => json!(format!("2024-03-0{day} {h:02}:{m:02}:{s:02}")),
@@ -202,8 +208,8 @@ fn event(rng: &mut Rng, seq: usize) -> Value {
     e
 }
 
-fn events() -> Vec<Value> {
-    let mut rng = Rng(0x5eed);
+fn events(seed: u64) -> Vec<Value> {
+    let mut rng = Rng(seed);
     let mut events: Vec<Value> = (0..200).map(|i| event(&mut rng, i)).collect();
     // Many leaves: only the first `MAX_LEAVES` are indexed.
     let mut wide = json!({"@timestamp": "2024-03-02T05:00:00Z", "seq": 200});
@@ -351,7 +357,11 @@ fn listed_queries() -> Vec<Filter> {
         field: None,
         value: "--".into(),
     });
-    for (field, pattern) in [(Some("user.name"), "*"), (Some("message"), "*"), (None, "4?")] {
+    for (field, pattern) in [
+        (Some("user.name"), "*"),
+        (Some("message"), "*"),
+        (None, "4?"),
+    ] {
         filters.push(Filter::Wildcard {
             field: field.map(String::from),
             pattern: pattern.into(),
@@ -431,9 +441,19 @@ fn random_filter(rng: &mut Rng, leaves: &[Filter], depth: usize) -> Filter {
     }
 }
 
-#[test]
-fn matcher_agrees_with_search_on_every_query() {
-    let events_json = events();
+/// What one differential run saw.
+#[derive(Default)]
+struct Outcome {
+    failures: Vec<String>,
+    nonempty: usize,
+    partial: usize,
+    refused: usize,
+}
+
+/// Indexes the events of `seed`, then compares search and matcher on the listed queries and
+/// `random` random trees of them.
+fn differential(seed: u64, random: usize) -> Outcome {
+    let events_json = events(seed);
     let (_dir, store) = store_with(StoreConfig::default());
     fill(&store, &events_json);
     let events: Vec<Event> = events_json.iter().map(|e| ev(e.clone())).collect();
@@ -442,35 +462,28 @@ fn matcher_agrees_with_search_on_every_query() {
         events.len(),
         "every event is indexed"
     );
-
     let listed = listed_queries();
-    let mut failures = Vec::new();
-    let mut nonempty = 0;
-    let mut partial = 0;
-    let mut refused = 0;
+    let mut outcome = Outcome::default();
     let mut check = |filter: &Filter| {
         let expected = search_seqs(&store, filter);
         let got = matcher_seqs(&events, filter);
         match &expected {
             Ok(seqs) if !seqs.is_empty() => {
-                nonempty += 1;
+                outcome.nonempty += 1;
                 if seqs.len() < events.len() {
-                    partial += 1;
+                    outcome.partial += 1;
                 }
             }
-            Err(_) => refused += 1,
+            Err(_) => outcome.refused += 1,
             Ok(_) => {}
         }
-        if expected.is_err() != got.is_err() || expected.as_ref().ok() != got.as_ref().ok() {
-            failures.push(format!(
-                "{filter:?}\n  search:  {expected:?}\n  matcher: {got:?}"
+        if expected != got {
+            outcome.failures.push(format!(
+                "seed {seed}: {filter:?}\n  search:  {expected:?}\n  matcher: {got:?}"
             ));
         }
     };
     for filter in &listed {
-        if std::env::var("MATCHER_DEBUG").is_ok() {
-            eprintln!("{filter:?} -> {:?}", matcher_seqs(&events, filter).map(|s| s.len()));
-        }
         check(filter);
     }
     let accepted: Vec<Filter> = listed
@@ -478,13 +491,50 @@ fn matcher_agrees_with_search_on_every_query() {
         .filter(|f| Matcher::new(f).is_ok())
         .cloned()
         .collect();
-    let mut rng = Rng(42);
-    for _ in 0..300 {
+    let mut rng = Rng(seed ^ 0xabcd);
+    for _ in 0..random {
         check(&random_filter(&mut rng, &accepted, 3));
     }
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
-    // The queries exercise something: most select a proper, non-empty subset.
-    assert!(refused >= 4, "refused {refused}");
-    assert!(nonempty > 250, "non-empty {nonempty}");
-    assert!(partial > 200, "proper subsets {partial}");
+    outcome
+}
+
+#[test]
+fn matcher_agrees_with_search_on_every_query() {
+    for seed in [0x5eed, 7, 2024] {
+        let outcome = differential(seed, 300);
+        assert!(
+            outcome.failures.is_empty(),
+            "{} disagreements:\n{}",
+            outcome.failures.len(),
+            outcome.failures.join("\n")
+        );
+        // The queries exercise something: most select a proper, non-empty subset.
+        assert!(outcome.refused >= 4, "refused {}", outcome.refused);
+        assert!(outcome.nonempty > 300, "non-empty {}", outcome.nonempty);
+        assert!(outcome.partial > 250, "proper subsets {}", outcome.partial);
+    }
+}
+
+/// Known store bug (tantivy 0.25 `transform_from_f64_bounds`): a non-integral numeric bound on
+/// a path whose values in a segment are all integers is truncated toward zero and made
+/// inclusive, so `count:>=2.5` also returns `count: 2` and `count:<=-0.5` returns `count: 0`.
+/// The matcher answers the documented semantics; this test shows the disagreement and will
+/// pass once `filter.rs` works around it.
+#[test]
+#[ignore = "store bug: non-integral range bounds on integer-only columns (see report)"]
+fn non_integral_bounds_on_integer_columns() {
+    let events: Vec<Value> = (0..6)
+        .map(|i| json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "count": i as i64 - 2}))
+        .collect();
+    let (_dir, store) = store_with(StoreConfig::default());
+    fill(&store, &events);
+    let parsed: Vec<Event> = events.iter().map(|e| ev(e.clone())).collect();
+    for text in ["count:>=2.5", "count:>0.5", "count:<=-0.5", "count:<-1.5"] {
+        let filter = q(text).filter;
+        assert_eq!(
+            search_seqs(&store, &filter),
+            matcher_seqs(&parsed, &filter),
+            "{text}"
+        );
+    }
 }
