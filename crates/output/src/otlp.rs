@@ -71,11 +71,15 @@ const SKIPPED: &[&str] = &["@timestamp", "message", "event.original"];
 /// Attributes renamed to their semantic-convention names.
 const RENAMED: &[(&str, &str)] = &[("process.executable", "process.executable.path")];
 
+/// The resource attributes of an event: `(semantic-convention name, value)` in [`RESOURCE`]
+/// order, which is also the grouping key.
+type ResourceKey = Vec<(&'static str, String)>;
+
 /// Builds the export request for a batch.
 pub fn encode_request(batch: &[Event]) -> ExportLogsServiceRequest {
     let observed = now_nanos();
-    let mut groups: Vec<(Vec<(&'static str, String)>, Vec<LogRecord>)> = Vec::new();
-    let mut index: HashMap<Vec<(&'static str, String)>, usize> = HashMap::new();
+    let mut groups: Vec<(ResourceKey, Vec<LogRecord>)> = Vec::new();
+    let mut index: HashMap<ResourceKey, usize> = HashMap::new();
     for event in batch {
         let resource = resource_of(event);
         let record = record_of(event, &resource, observed);
@@ -129,7 +133,7 @@ pub fn encode_body(
     }
 }
 
-fn resource_of(event: &Event) -> Vec<(&'static str, String)> {
+fn resource_of(event: &Event) -> ResourceKey {
     RESOURCE
         .iter()
         .filter_map(|(path, name)| {

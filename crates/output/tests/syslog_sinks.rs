@@ -127,6 +127,7 @@ fn tcp_connection_refused_is_retryable() {
 struct TlsReceiver {
     address: std::net::SocketAddr,
     frames: mpsc::Receiver<String>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     ca_file: tempfile::NamedTempFile,
 }
 
@@ -151,9 +152,12 @@ fn tls_receiver() -> TlsReceiver {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("addr");
     let (tx, frames) = mpsc::channel();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let Ok(session) = rustls::ServerConnection::new(config.clone()) else {
                 return;
             };
@@ -168,6 +172,7 @@ fn tls_receiver() -> TlsReceiver {
     TlsReceiver {
         address,
         frames,
+        connections,
         ca_file,
     }
 }
@@ -205,6 +210,13 @@ fn tls_delivers_with_the_self_signed_ca_and_refuses_without_it() {
         .recv_timeout(Duration::from_secs(5))
         .expect("frame");
     assert!(again.contains("id=\"e0\""));
+    assert_eq!(
+        receiver
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "both batches used one connection (session tickets must not look like a close)"
+    );
 
     let untrusted = output(&format!(
         "name = \"tls\"\ntype = \"syslog\"\naddress = \"{}\"\ntransport = \"tls\"\ntls = {{ server_name = \"localhost\" }}\n",

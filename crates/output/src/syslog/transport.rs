@@ -1,7 +1,7 @@
 //! The syslog connection: a UDP socket, or a kept TCP/TLS stream that is checked before each
 //! batch and replaced when the receiver has closed it.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,21 +22,31 @@ enum Connection {
 }
 
 impl Connection {
-    /// Whether a kept stream still looks open: a receiver that closed it (or sent anything,
-    /// which syslog receivers do not) makes it unusable, and writing into a half-closed TCP
-    /// connection would "succeed" and lose the messages.
-    fn is_open(&self) -> bool {
-        let tcp = match self {
-            Connection::Udp(_) => return true,
-            Connection::Tcp(tcp) => tcp,
-            Connection::Tls(tls) => tls.get_ref(),
-        };
-        if tcp.set_nonblocking(true).is_err() {
-            return false;
+    /// Whether a kept stream still looks open. Writing into a connection the receiver has
+    /// closed would "succeed" once and lose the messages, so before each batch a plain TCP
+    /// stream is peeked (end of stream or unexpected data mean closed), and a TLS stream has
+    /// its pending records processed (TLS 1.3 session tickets arrive after the handshake and
+    /// are not a close; a `close_notify` or end of stream is).
+    fn is_open(&mut self) -> bool {
+        match self {
+            Connection::Udp(_) => true,
+            Connection::Tcp(tcp) => {
+                if tcp.set_nonblocking(true).is_err() {
+                    return false;
+                }
+                let mut probe = [0u8; 1];
+                let open =
+                    matches!(tcp.peek(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock);
+                open && tcp.set_nonblocking(false).is_ok()
+            }
+            Connection::Tls(tls) => {
+                if tls.sock.set_nonblocking(true).is_err() {
+                    return false;
+                }
+                let open = tls_is_open(tls);
+                open && tls.sock.set_nonblocking(false).is_ok()
+            }
         }
-        let mut probe = [0u8; 1];
-        let open = matches!(tcp.peek(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock);
-        open && tcp.set_nonblocking(false).is_ok()
     }
 
     fn write_all(&mut self, frame: &[u8]) -> std::io::Result<()> {
@@ -178,9 +188,13 @@ impl Sink for SyslogSink {
         if batch.is_empty() {
             return Ok(Delivery::default());
         }
-        let mut connection = match self.connection.take() {
-            Some(kept) if kept.is_open() => kept,
-            _ => self.connect()?,
+        let kept = self
+            .connection
+            .take()
+            .and_then(|mut kept| kept.is_open().then_some(kept));
+        let mut connection = match kept {
+            Some(kept) => kept,
+            None => self.connect()?,
         };
         match self.write_batch(&mut connection, batch) {
             Ok(()) => {
@@ -194,6 +208,24 @@ impl Sink for SyslogSink {
             ))),
         }
     }
+}
+
+/// Processes what a (non-blocking) TLS stream has received; false when it is closed.
+fn tls_is_open(tls: &mut StreamOwned<ClientConnection, TcpStream>) -> bool {
+    loop {
+        match tls.conn.read_tls(&mut tls.sock) {
+            Ok(0) => return false,
+            Ok(_) => match tls.conn.process_new_packets() {
+                Ok(state) if state.peer_has_closed() => return false,
+                Ok(_) => {}
+                Err(_) => return false,
+            },
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(_) => return false,
+        }
+    }
+    let mut probe = [0u8; 1];
+    matches!(tls.conn.reader().read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
 }
 
 /// The host of `host:port` (`[v6]:port` too), if the port is a number.
