@@ -9,7 +9,7 @@ use crowsnest_output::{build, webhook::hmac_sha256_hex, Delivery, SinkError};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 use serde_json::Value;
-use support::{closed_port, events, output, Answer, HttpServer};
+use support::{closed_port, events, output, Answer, HttpServer, TestCert};
 
 #[test]
 fn webhook_retries_on_503_then_delivers_a_signed_body() {
@@ -228,4 +228,45 @@ fn bad_settings_are_refused_with_the_setting_named() {
         );
         assert!(error.to_string().contains("expected"), "{error}");
     }
+}
+
+#[test]
+fn https_trusts_the_ca_file_and_checks_the_name() {
+    let cert = TestCert::localhost();
+    let server = HttpServer::start_tls(vec![Answer::new(200, "")], &cert);
+    // By IP, verified against the configured server_name (the certificate says localhost).
+    let trusted = output(&format!(
+        "name = \"hook\"\ntype = \"webhook\"\nurl = \"{}/\"\nformat = \"json_array\"\n\
+         tls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
+        server.url,
+        cert.ca_path()
+    ));
+    let mut sink = build(&trusted).expect("build");
+    assert_eq!(sink.send(&events(2)).expect("https"), Delivery::all(2));
+    sink.send(&events(1)).expect("second batch");
+    let seen = server.seen();
+    assert_eq!(seen[0].header("Content-Type"), Some("application/json"));
+    let array: Value = serde_json::from_slice(&seen[0].body).expect("json array");
+    assert_eq!(array.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        seen[0].connection, seen[1].connection,
+        "the TLS connection is kept"
+    );
+    // Without the CA (the built-in web roots do not know it), or with the wrong name, the
+    // handshake fails.
+    let untrusted = output(&format!(
+        "name = \"hook\"\ntype = \"webhook\"\nurl = \"{}/\"\ntls = {{ server_name = \"localhost\" }}\n",
+        server.url
+    ));
+    assert!(build(&untrusted).expect("build").send(&events(1)).is_err());
+    let wrong_name = output(&format!(
+        "name = \"hook\"\ntype = \"webhook\"\nurl = \"{}/\"\ntls = {{ ca_file = \"{}\" }}\n",
+        server.url,
+        cert.ca_path()
+    ));
+    assert!(
+        build(&wrong_name).expect("build").send(&events(1)).is_err(),
+        "127.0.0.1 is not a name in the certificate"
+    );
+    assert_eq!(server.seen().len(), 2, "refused handshakes sent nothing");
 }

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use crowsnest_output::syslog::TRUNCATION_MARKER;
 use crowsnest_output::{build, Delivery};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use support::{closed_port, event, events, output};
+use support::{closed_port, event, events, output, TestCert};
 
 /// Reads octet-counted frames from a stream until it ends, handing each to `frame`.
 fn read_frames(stream: impl Read, mut frame: impl FnMut(String)) {
@@ -132,23 +131,10 @@ struct TlsReceiver {
 }
 
 fn tls_receiver() -> TlsReceiver {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
-    let ca_file = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(ca_file.path(), certified.cert.pem()).expect("write ca");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let cert: CertificateDer<'static> = certified.cert.der().clone();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .expect("server config");
-    let config = Arc::new(config);
+    let TestCert {
+        ca_file,
+        server_config: config,
+    } = TestCert::localhost();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("addr");
     let (tx, frames) = mpsc::channel();

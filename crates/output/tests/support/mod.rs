@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -70,8 +70,18 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(script: Vec<Answer>) -> Self {
+        Self::start_with(script, None)
+    }
+
+    /// An HTTPS server with `tls`'s certificate.
+    pub fn start_tls(script: Vec<Answer>, tls: &TestCert) -> Self {
+        Self::start_with(script, Some(tls.server_config.clone()))
+    }
+
+    fn start_with(script: Vec<Answer>, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let seen_by_server = seen.clone();
@@ -80,7 +90,18 @@ impl HttpServer {
                 let Ok(stream) = stream else { return };
                 let seen = seen_by_server.clone();
                 let script = script.clone();
-                thread::spawn(move || serve(stream, connection, &seen, &script));
+                match &tls {
+                    None => {
+                        thread::spawn(move || serve(stream, connection, &seen, &script));
+                    }
+                    Some(config) => {
+                        let Ok(session) = rustls::ServerConnection::new(config.clone()) else {
+                            return;
+                        };
+                        let stream = rustls::StreamOwned::new(session, stream);
+                        thread::spawn(move || serve(stream, connection, &seen, &script));
+                    }
+                }
             }
         });
         Self { url, seen }
@@ -92,12 +113,11 @@ impl HttpServer {
 }
 
 fn serve(
-    stream: TcpStream,
+    stream: impl Read + Write,
     connection: usize,
     seen: &Mutex<Vec<Seen>>,
     script: &Mutex<VecDeque<Answer>>,
 ) {
-    let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
@@ -168,7 +188,11 @@ fn serve(
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&answer.body).is_err() {
+        let writer = reader.get_mut();
+        if writer.write_all(head.as_bytes()).is_err()
+            || writer.write_all(&answer.body).is_err()
+            || writer.flush().is_err()
+        {
             return;
         }
     }
@@ -202,4 +226,42 @@ pub fn events(n: usize) -> Vec<Event> {
 pub fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+/// A self-signed certificate for `localhost` (rcgen): its PEM in a file for `ca_file`, and a
+/// rustls server config presenting it.
+pub struct TestCert {
+    pub ca_file: tempfile::NamedTempFile,
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+impl TestCert {
+    pub fn localhost() -> Self {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+        let ca_file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(ca_file.path(), certified.cert.pem()).expect("write ca");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            certified.signing_key.serialize_der(),
+        ));
+        let cert: CertificateDer<'static> = certified.cert.der().clone();
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+        Self {
+            ca_file,
+            server_config: Arc::new(server_config),
+        }
+    }
+
+    /// The `ca_file` path as TOML-safe text.
+    pub fn ca_path(&self) -> String {
+        self.ca_file.path().display().to_string()
+    }
 }
