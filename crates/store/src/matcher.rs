@@ -19,28 +19,31 @@
 //! * **Ranges** compare numbers numerically, strings byte-wise, `@timestamp` in microseconds;
 //!   **exists** is true for any indexed value at the path or below it.
 //!
-//! Compiling ([`Matcher::new`]) prepares patterns, tokens and bounds once and fails exactly
-//! where `to_query` fails; [`Matcher::matches`] allocates nothing for keyword comparisons
-//! (text predicates tokenize the event's text once per call, shared by all of them).
+//! Compiling ([`Matcher::new`], `compile.rs`) prepares patterns, tokens and bounds once and
+//! fails exactly where `to_query` fails; [`Matcher::matches`] walks the event (`event.rs`) and
+//! allocates nothing for exact keyword comparisons (text predicates tokenize the event's text
+//! once per call, shared by all of them).
+//!
+//! Two consequences of matching "as indexed" that surprise: a key reached by two shapes at
+//! once (`{"a.b": 1, "a": {"b": 2}}`) has both values at `a.b` (so [`Event::get`], which
+//! returns one, is not used for keywords), and floats compare in the fast field's total order
+//! (`-0.0` is below `0.0`). The differential test `tests/matcher_differential.rs` holds the
+//! matcher to search on a few hundred varied events.
 
-use std::borrow::Cow;
-use std::cell::OnceCell;
+mod compile;
+mod event;
+
 use std::cmp::Ordering;
-use std::collections::HashSet;
 use std::ops::Bound;
 
-use crowsnest_model::{ecs, parse_timestamp, Event};
-use crowsnest_query::{Filter, RangeBound, Scalar};
-use serde_json::{Map, Value};
+use crowsnest_model::Event;
+use crowsnest_query::Filter;
+use serde_json::Value;
 
-use crate::schema::{
-    cap_keyword, is_text_path, text_analyzer, text_tokens, to_tantivy_time, MAX_LEAVES,
-};
+use crate::schema::{cap_keyword, to_tantivy_time};
 use crate::wildcard::Pattern;
 use crate::StoreError;
-
-/// Paths whose subtree is never indexed as keywords.
-const NOT_KEYWORDS: [&str; 3] = [ecs::TIMESTAMP, ecs::MESSAGE, ecs::EVENT_ORIGINAL];
+use event::{has_phrase, Ctx, Leaf};
 
 /// A filter compiled for evaluation against single events (wildcards, tokens and range bounds
 /// prepared once). Gives the same answer as [`crate::Store::search`] for the indexed event.
@@ -115,15 +118,6 @@ enum Number {
     Float(f64),
 }
 
-/// One indexed keyword leaf.
-enum Leaf<'v> {
-    Str(&'v str),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-}
-
 impl Matcher {
     /// Compiles `filter`. Fails ([`StoreError::InvalidQuery`], same message) exactly where
     /// search would refuse it: a range on a full-text field, a range mixing a number and
@@ -131,278 +125,16 @@ impl Matcher {
     /// `@timestamp`.
     pub fn new(filter: &Filter) -> Result<Self, StoreError> {
         Ok(Self {
-            node: compile(filter)?,
+            node: compile::compile(filter)?,
         })
     }
 
-    /// True when search would return `event` for the filter once it is indexed.
+    /// True when search would return `event` for the filter once it is indexed. Pass the
+    /// event as the store receives it (with the fields the server adds, such as `event.id`).
+    /// An event without a parseable `@timestamp`, which the store refuses, fails every
+    /// `@timestamp` range and term.
     pub fn matches(&self, event: &Event) -> bool {
         self.node.eval(&Ctx::new(event))
-    }
-}
-
-fn compile(filter: &Filter) -> Result<Node, StoreError> {
-    let node = match filter {
-        Filter::All => Node::All,
-        Filter::And(parts) if parts.is_empty() => Node::All,
-        Filter::And(parts) => Node::And(parts.iter().map(compile).collect::<Result<_, _>>()?),
-        Filter::Or(parts) => Node::Or(parts.iter().map(compile).collect::<Result<_, _>>()?),
-        Filter::Not(inner) => Node::Not(Box::new(compile(inner)?)),
-        Filter::Term { field, value } => match field.as_deref() {
-            None => free_text(value),
-            Some(ecs::MESSAGE) => message_node(value),
-            Some(path) if is_text_path(path) => raw_words(value),
-            Some(ecs::TIMESTAMP) => {
-                let at = timestamp_micros(&Scalar::Text(value.clone()))?;
-                Node::TimeRange(Bound::Included(at), Bound::Included(at))
-            }
-            Some(path) => Node::Keyword(path.to_string(), keyword_value(value)),
-        },
-        Filter::Phrase { field, text } => match field.as_deref() {
-            None => free_text(text),
-            Some(ecs::MESSAGE) => message_node(text),
-            Some(path) if is_text_path(path) => raw_words(text),
-            Some(ecs::TIMESTAMP) => compile(&Filter::Term {
-                field: field.clone(),
-                value: text.clone(),
-            })?,
-            Some(path) => Node::Keyword(
-                path.to_string(),
-                KeywordValue {
-                    text: cap_keyword(text).to_string(),
-                    ..KeywordValue::default()
-                },
-            ),
-        },
-        Filter::Wildcard { field, pattern } => match field.as_deref() {
-            None => Node::Or(vec![
-                text_wildcard(TextField::Message, pattern),
-                text_wildcard(TextField::Raw, pattern),
-            ]),
-            Some(ecs::MESSAGE) => text_wildcard(TextField::Message, pattern),
-            Some(path) if is_text_path(path) => text_wildcard(TextField::Raw, pattern),
-            Some(ecs::TIMESTAMP) => return Err(StoreError::InvalidQuery(
-                "wildcards on `@timestamp` are not supported; expected a range such as `@timestamp:[2024-01-01 TO 2024-01-02]`".into(),
-            )),
-            Some(path) => Node::KeywordWildcard(path.to_string(), Pattern::parse(pattern)),
-        },
-        Filter::Range {
-            field,
-            lower,
-            upper,
-        } => compile_range(field, lower, upper)?,
-        Filter::Exists { field } if field == ecs::TIMESTAMP => Node::All,
-        Filter::Exists { field } => match crate::schema::TEXT_PATHS.iter().find(|p| *p == field) {
-            Some(path) => Node::TextExists(path),
-            None => Node::KeywordExists(field.clone()),
-        },
-    };
-    Ok(node)
-}
-
-/// `message` tokens: nothing when the text has no token.
-fn message_node(text: &str) -> Node {
-    let tokens = text_tokens(text);
-    if tokens.is_empty() {
-        Node::Nothing
-    } else {
-        Node::Message(tokens)
-    }
-}
-
-/// All words of `text` in `event.original`: nothing when the text has no token.
-fn raw_words(text: &str) -> Node {
-    let tokens = text_tokens(text);
-    if tokens.is_empty() {
-        Node::Nothing
-    } else {
-        Node::RawWords(tokens)
-    }
-}
-
-/// Free text: the phrase in `message`, or all of its words in the raw text.
-fn free_text(text: &str) -> Node {
-    Node::Or(vec![message_node(text), raw_words(text)])
-}
-
-fn text_wildcard(field: TextField, pattern: &str) -> Node {
-    let pattern = Pattern::parse(pattern).map_literals(|c| c.to_lowercase().next().unwrap_or(c));
-    Node::TextWildcard(field, pattern)
-}
-
-/// The string, and the i64/u64/f64/bool values `value` spells (as `filter.rs` builds them).
-fn keyword_value(value: &str) -> KeywordValue {
-    let mut out = KeywordValue {
-        text: cap_keyword(value).to_string(),
-        ..KeywordValue::default()
-    };
-    if let Ok(i) = value.parse::<i64>() {
-        out.ints.push(i);
-        out.floats.push((i as f64).to_bits());
-    } else if let Ok(u) = value.parse::<u64>() {
-        out.unsigned = Some(u);
-        out.floats.push((u as f64).to_bits());
-    } else if let Ok(f) = value.trim().parse::<f64>() {
-        if f.is_finite() && looks_numeric(value) {
-            out.floats.push(f.to_bits());
-            if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                out.ints.push(f as i64);
-            }
-        }
-    }
-    out.boolean = value.parse::<bool>().ok();
-    out
-}
-
-/// True for text made of digits, sign, dot and exponent only (not `inf`, `NaN`).
-fn looks_numeric(text: &str) -> bool {
-    let text = text.trim();
-    !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'))
-}
-
-/// Microseconds of a `@timestamp` literal, clamped as the index clamps them.
-fn timestamp_micros(scalar: &Scalar) -> Result<i64, StoreError> {
-    let value = match scalar {
-        Scalar::Number(n) => serde_json::Number::from_f64(*n).map(Value::Number),
-        Scalar::Text(t) => Some(Value::String(t.clone())),
-    };
-    let parsed = value.as_ref().and_then(parse_timestamp).ok_or_else(|| {
-        StoreError::InvalidQuery(format!(
-            "`@timestamp` bound {scalar:?} is not a time; expected RFC 3339 such as 2024-03-01T12:00:00Z or an epoch"
-        ))
-    })?;
-    Ok(to_tantivy_time(parsed).into_timestamp_micros())
-}
-
-fn compile_range(path: &str, lower: &RangeBound, upper: &RangeBound) -> Result<Node, StoreError> {
-    if matches!(
-        (lower, upper),
-        (RangeBound::Unbounded, RangeBound::Unbounded)
-    ) {
-        return compile(&Filter::Exists {
-            field: path.to_string(),
-        });
-    }
-    if is_text_path(path) {
-        return Err(StoreError::InvalidQuery(format!(
-            "ranges on the full-text field `{path}` are not supported; expected a keyword or numeric field"
-        )));
-    }
-    if path == ecs::TIMESTAMP {
-        return Ok(Node::TimeRange(
-            map_bound(lower, timestamp_micros)?,
-            map_bound(upper, timestamp_micros)?,
-        ));
-    }
-    let is = |b: &RangeBound, number: bool| match b {
-        RangeBound::Inclusive(s) | RangeBound::Exclusive(s) => {
-            matches!(s, Scalar::Number(_)) == number
-        }
-        RangeBound::Unbounded => false,
-    };
-    let numeric = is(lower, true) || is(upper, true);
-    if numeric && (is(lower, false) || is(upper, false)) {
-        return Err(StoreError::InvalidQuery(format!(
-            "range on `{path}` mixes a number and text; expected both bounds of the same kind"
-        )));
-    }
-    if !numeric {
-        let text = |s: &Scalar| match s {
-            Scalar::Text(t) => Ok(cap_keyword(t).to_string()),
-            Scalar::Number(n) => Ok(n.to_string()),
-        };
-        return Ok(Node::StringRange(
-            path.to_string(),
-            map_bound(lower, text)?,
-            map_bound(upper, text)?,
-        ));
-    }
-    let number = |s: &Scalar| match s {
-        Scalar::Number(n) if n.is_finite() => Ok(if n.fract() == 0.0 && n.abs() < 9.0e15 {
-            Number::Int(*n as i64)
-        } else {
-            Number::Float(*n)
-        }),
-        Scalar::Number(n) => Err(StoreError::InvalidQuery(format!(
-            "range bound {n} on `{path}` is not a finite number"
-        ))),
-        Scalar::Text(t) => Err(StoreError::InvalidQuery(format!(
-            "range bound {t:?} on `{path}` is not a number; expected a number"
-        ))),
-    };
-    Ok(Node::NumberRange(
-        path.to_string(),
-        map_bound(lower, number)?,
-        map_bound(upper, number)?,
-    ))
-}
-
-fn map_bound<T>(
-    bound: &RangeBound,
-    f: impl Fn(&Scalar) -> Result<T, StoreError>,
-) -> Result<Bound<T>, StoreError> {
-    Ok(match bound {
-        RangeBound::Unbounded => Bound::Unbounded,
-        RangeBound::Inclusive(s) => Bound::Included(f(s)?),
-        RangeBound::Exclusive(s) => Bound::Excluded(f(s)?),
-    })
-}
-
-/// True when `ordering` (value compared to the bound) satisfies a lower/upper bound.
-fn within<T>(lower: &Bound<T>, upper: &Bound<T>, cmp: impl Fn(&T) -> Option<Ordering>) -> bool {
-    let lower_ok = match lower {
-        Bound::Unbounded => true,
-        Bound::Included(b) => matches!(cmp(b), Some(Ordering::Greater | Ordering::Equal)),
-        Bound::Excluded(b) => matches!(cmp(b), Some(Ordering::Greater)),
-    };
-    lower_ok
-        && match upper {
-            Bound::Unbounded => true,
-            Bound::Included(b) => matches!(cmp(b), Some(Ordering::Less | Ordering::Equal)),
-            Bound::Excluded(b) => matches!(cmp(b), Some(Ordering::Less)),
-        }
-}
-
-/// Compares a numeric leaf with a bound: integers exactly, anything else as `f64` in the
-/// total order the fast field uses (so `-0.0` sorts below `0.0`, and `n:[0 TO 1]` misses it).
-fn compare_number(leaf: &Leaf<'_>, bound: &Number) -> Option<Ordering> {
-    Some(match (leaf, bound) {
-        (Leaf::I64(v), Number::Int(b)) => v.cmp(b),
-        (Leaf::U64(v), Number::Int(b)) => i128::from(*v).cmp(&i128::from(*b)),
-        (Leaf::I64(v), Number::Float(b)) => (*v as f64).total_cmp(b),
-        (Leaf::U64(v), Number::Float(b)) => (*v as f64).total_cmp(b),
-        (Leaf::F64(v), Number::Int(b)) => v.total_cmp(&(*b as f64)),
-        (Leaf::F64(v), Number::Float(b)) => v.total_cmp(b),
-        (Leaf::Str(_) | Leaf::Bool(_), _) => return None,
-    })
-}
-
-impl KeywordValue {
-    fn matches(&self, leaf: &Leaf<'_>) -> bool {
-        match leaf {
-            Leaf::Str(s) => cap_keyword(s) == self.text,
-            Leaf::I64(i) => self.ints.contains(i),
-            Leaf::U64(u) => self.unsigned == Some(*u),
-            Leaf::F64(f) => self.floats.contains(&f.to_bits()),
-            Leaf::Bool(b) => self.boolean == Some(*b),
-        }
-    }
-}
-
-/// The indexed form of a scalar, as `schema.rs` flattens it.
-fn leaf_of(value: &Value) -> Option<Leaf<'_>> {
-    match value {
-        Value::String(s) => Some(Leaf::Str(s)),
-        Value::Bool(b) => Some(Leaf::Bool(*b)),
-        Value::Number(n) => n
-            .as_i64()
-            .map(Leaf::I64)
-            .or_else(|| n.as_u64().map(Leaf::U64))
-            .or_else(|| n.as_f64().map(Leaf::F64)),
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
 }
 
@@ -445,235 +177,44 @@ impl Node {
     }
 }
 
-/// True when `words` occur at consecutive positions (one word: anywhere).
-fn has_phrase(tokens: &[(String, usize)], words: &[String]) -> bool {
-    let Some((first, rest)) = words.split_first() else {
-        return false;
+/// True when a value lies within `lower` and `upper`; `cmp` compares the value to a bound
+/// (`None`: not comparable, outside).
+fn within<T>(lower: &Bound<T>, upper: &Bound<T>, cmp: impl Fn(&T) -> Option<Ordering>) -> bool {
+    let lower_ok = match lower {
+        Bound::Unbounded => true,
+        Bound::Included(b) => matches!(cmp(b), Some(Ordering::Greater | Ordering::Equal)),
+        Bound::Excluded(b) => matches!(cmp(b), Some(Ordering::Greater)),
     };
-    tokens.iter().enumerate().any(|(at, (token, position))| {
-        token == first
-            && rest.iter().enumerate().all(|(i, word)| {
-                let wanted = position + i + 1;
-                let after = &tokens[at + 1..];
-                after
-                    .binary_search_by_key(&wanted, |(_, p)| *p)
-                    .is_ok_and(|k| after[k].0 == *word)
-            })
+    lower_ok
+        && match upper {
+            Bound::Unbounded => true,
+            Bound::Included(b) => matches!(cmp(b), Some(Ordering::Less | Ordering::Equal)),
+            Bound::Excluded(b) => matches!(cmp(b), Some(Ordering::Less)),
+        }
+}
+
+/// Compares a numeric leaf with a bound: integers exactly, anything else as `f64` in the
+/// total order the fast field uses (so `-0.0` sorts below `0.0`, and `n:[0 TO 1]` misses it).
+fn compare_number(leaf: &Leaf<'_>, bound: &Number) -> Option<Ordering> {
+    Some(match (leaf, bound) {
+        (Leaf::I64(v), Number::Int(b)) => v.cmp(b),
+        (Leaf::U64(v), Number::Int(b)) => i128::from(*v).cmp(&i128::from(*b)),
+        (Leaf::I64(v), Number::Float(b)) => (*v as f64).total_cmp(b),
+        (Leaf::U64(v), Number::Float(b)) => (*v as f64).total_cmp(b),
+        (Leaf::F64(v), Number::Int(b)) => v.total_cmp(&(*b as f64)),
+        (Leaf::F64(v), Number::Float(b)) => v.total_cmp(b),
+        (Leaf::Str(_) | Leaf::Bool(_), _) => return None,
     })
 }
 
-/// What one evaluation computes lazily about its event, shared by all nodes.
-struct Ctx<'e> {
-    event: &'e Event,
-    message: OnceCell<Option<Vec<(String, usize)>>>,
-    raw: OnceCell<Option<Vec<(String, usize)>>>,
-    /// `None` when every leaf is indexed, else the leaves that are (by address).
-    indexed: OnceCell<Option<HashSet<*const Value>>>,
-}
-
-impl<'e> Ctx<'e> {
-    fn new(event: &'e Event) -> Self {
-        Self {
-            event,
-            message: OnceCell::new(),
-            raw: OnceCell::new(),
-            indexed: OnceCell::new(),
-        }
-    }
-
-    /// Tokens with positions of a text field, `None` when the event does not have it.
-    fn tokens(&self, field: TextField) -> Option<&[(String, usize)]> {
-        let (cell, path) = match field {
-            TextField::Message => (&self.message, ecs::MESSAGE),
-            TextField::Raw => (&self.raw, ecs::EVENT_ORIGINAL),
-        };
-        cell.get_or_init(|| {
-            let text: Cow<'_, str> = match self.event.get(path)? {
-                Value::Null => return None,
-                Value::String(s) => Cow::Borrowed(s),
-                other => Cow::Owned(other.to_string()),
-            };
-            let mut analyzer = text_analyzer();
-            let mut stream = analyzer.token_stream(&text);
-            let mut tokens = Vec::new();
-            while stream.advance() {
-                let token = stream.token();
-                tokens.push((token.text.clone(), token.position));
-            }
-            Some(tokens)
-        })
-        .as_deref()
-    }
-
-    /// True when `leaf` is among the first [`MAX_LEAVES`] leaves the index keeps.
-    fn is_indexed(&self, leaf: &Value) -> bool {
-        let indexed = self.indexed.get_or_init(|| {
-            if count_leaves(self.event.as_map().values(), 0) <= MAX_LEAVES {
-                return None;
-            }
-            let mut kept = HashSet::with_capacity(MAX_LEAVES);
-            let mut path = String::new();
-            for (key, value) in self.event.as_map() {
-                collect_indexed(&mut path, key, value, &mut kept);
-            }
-            Some(kept)
-        });
-        indexed
-            .as_ref()
-            .is_none_or(|kept| kept.contains(&std::ptr::from_ref(leaf)))
-    }
-
-    /// True when `test` accepts an indexed leaf at exactly `path`.
-    fn any_leaf_at(&self, path: &str, test: &dyn Fn(Leaf<'_>) -> bool) -> bool {
-        self.leaf_in_object(self.event.as_map(), path, 0, test)
-    }
-
-    /// Leaves at `path[start..]` below `map`: the keys that are `path[start..]` itself or the
-    /// part of it before one of its dots (keys may contain dots).
-    fn leaf_in_object(
-        &self,
-        map: &Map<String, Value>,
-        path: &str,
-        start: usize,
-        test: &dyn Fn(Leaf<'_>) -> bool,
-    ) -> bool {
-        let rest = &path[start..];
-        let ends = rest.match_indices('.').map(|(i, _)| start + i);
-        ends.chain(std::iter::once(path.len())).any(|end| {
-            let Some(value) = map.get(&path[start..end]) else {
-                return false;
-            };
-            if NOT_KEYWORDS.contains(&&path[..end]) {
-                return false;
-            }
-            if end == path.len() {
-                self.leaf_here(value, test)
-            } else {
-                self.leaf_in_value(value, path, end + 1, test)
-            }
-        })
-    }
-
-    fn leaf_in_value(
-        &self,
-        value: &Value,
-        path: &str,
-        start: usize,
-        test: &dyn Fn(Leaf<'_>) -> bool,
-    ) -> bool {
-        match value {
-            Value::Object(map) => self.leaf_in_object(map, path, start, test),
-            Value::Array(items) => items
-                .iter()
-                .any(|item| self.leaf_in_value(item, path, start, test)),
-            _ => false,
-        }
-    }
-
-    /// Scalars of `value` at its own path (array elements included, object members not).
-    fn leaf_here(&self, value: &Value, test: &dyn Fn(Leaf<'_>) -> bool) -> bool {
-        match value {
-            Value::Array(items) => items.iter().any(|item| self.leaf_here(item, test)),
-            other => leaf_of(other).is_some_and(|leaf| self.is_indexed(other) && test(leaf)),
-        }
-    }
-
-    /// True when an indexed leaf is at `path` or below it (`path.x`, ...).
-    fn exists_below(&self, path: &str) -> bool {
-        self.exists_in_object(self.event.as_map(), path, 0)
-    }
-
-    fn exists_in_object(&self, map: &Map<String, Value>, path: &str, start: usize) -> bool {
-        let rest = &path[start..];
-        map.iter().any(|(key, value)| {
-            if key == rest {
-                !NOT_KEYWORDS.contains(&path) && self.any_leaf_below(value, path)
-            } else if rest.len() > key.len()
-                && rest.starts_with(key.as_str())
-                && rest[key.len()..].starts_with('.')
-            {
-                let end = start + key.len();
-                !NOT_KEYWORDS.contains(&&path[..end]) && self.exists_in_value(value, path, end + 1)
-            } else if key.len() > rest.len()
-                && key.starts_with(rest)
-                && key[rest.len()..].starts_with('.')
-            {
-                let full = format!("{}{key}", &path[..start]);
-                !NOT_KEYWORDS.contains(&full.as_str()) && self.any_leaf_below(value, &full)
-            } else {
-                false
-            }
-        })
-    }
-
-    fn exists_in_value(&self, value: &Value, path: &str, start: usize) -> bool {
-        match value {
-            Value::Object(map) => self.exists_in_object(map, path, start),
-            Value::Array(items) => items
-                .iter()
-                .any(|item| self.exists_in_value(item, path, start)),
-            _ => false,
-        }
-    }
-
-    /// True when `value` (at dotted `path`) holds an indexed leaf.
-    fn any_leaf_below(&self, value: &Value, path: &str) -> bool {
-        match value {
-            Value::Null => false,
-            Value::Array(items) => items.iter().any(|item| self.any_leaf_below(item, path)),
-            Value::Object(map) => map.iter().any(|(key, inner)| {
-                let inner_path = format!("{path}.{key}");
-                !NOT_KEYWORDS.contains(&inner_path.as_str())
-                    && self.any_leaf_below(inner, &inner_path)
-            }),
-            leaf => self.is_indexed(leaf),
-        }
-    }
-}
-
-/// Counts scalar leaves (an upper bound of the indexed ones), stopping past [`MAX_LEAVES`].
-fn count_leaves<'v>(values: impl Iterator<Item = &'v Value>, mut count: usize) -> usize {
-    for value in values {
-        if count > MAX_LEAVES {
-            break;
-        }
-        count = match value {
-            Value::Null => count,
-            Value::Array(items) => count_leaves(items.iter(), count),
-            Value::Object(map) => count_leaves(map.values(), count),
-            _ => count + 1,
-        };
-    }
-    count
-}
-
-/// The first [`MAX_LEAVES`] keyword leaves in the order `schema.rs` flattens them.
-fn collect_indexed(path: &mut String, key: &str, value: &Value, kept: &mut HashSet<*const Value>) {
-    let before = path.len();
-    if !path.is_empty() {
-        path.push('.');
-    }
-    path.push_str(key);
-    if !NOT_KEYWORDS.contains(&path.as_str()) {
-        collect_value(path, value, kept);
-    }
-    path.truncate(before);
-}
-
-fn collect_value(path: &mut String, value: &Value, kept: &mut HashSet<*const Value>) {
-    if kept.len() >= MAX_LEAVES {
-        return;
-    }
-    match value {
-        Value::Null => {}
-        Value::Array(items) => items
-            .iter()
-            .for_each(|item| collect_value(path, item, kept)),
-        Value::Object(map) => map
-            .iter()
-            .for_each(|(key, inner)| collect_indexed(path, key, inner, kept)),
-        leaf => {
-            kept.insert(std::ptr::from_ref(leaf));
+impl KeywordValue {
+    fn matches(&self, leaf: &Leaf<'_>) -> bool {
+        match leaf {
+            Leaf::Str(s) => cap_keyword(s) == self.text,
+            Leaf::I64(i) => self.ints.contains(i),
+            Leaf::U64(u) => self.unsigned == Some(*u),
+            Leaf::F64(f) => self.floats.contains(&f.to_bits()),
+            Leaf::Bool(b) => self.boolean == Some(*b),
         }
     }
 }

@@ -450,19 +450,38 @@ struct Outcome {
     refused: usize,
 }
 
-/// Indexes the events of `seed`, then compares search and matcher on the listed queries and
-/// `random` random trees of them.
-fn differential(seed: u64, random: usize) -> Outcome {
+/// True for a range with a non-integral numeric bound (see
+/// `non_integral_bounds_on_integer_columns`: wrong in the store on integer-only segments).
+fn has_fractional_bound(filter: &Filter) -> bool {
+    let fractional = |b: &RangeBound| matches!(b, RangeBound::Inclusive(Scalar::Number(n)) | RangeBound::Exclusive(Scalar::Number(n)) if n.fract() != 0.0);
+    matches!(filter, Filter::Range { lower, upper, .. } if fractional(lower) || fractional(upper))
+}
+
+/// Indexes the events of `seed` in `commits` commits (one segment each), then compares search
+/// and matcher on the listed queries and `random` random trees of them.
+fn differential(seed: u64, random: usize, commits: usize) -> Outcome {
     let events_json = events(seed);
     let (_dir, store) = store_with(StoreConfig::default());
-    fill(&store, &events_json);
+    let batch: Vec<(u64, Event)> = events_json
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, ev(e.clone())))
+        .collect();
+    for chunk in batch.chunks(batch.len().div_ceil(commits)) {
+        store.add(chunk).expect("add");
+        store.commit().expect("commit");
+    }
     let events: Vec<Event> = events_json.iter().map(|e| ev(e.clone())).collect();
     assert_eq!(
         search_seqs(&store, &Filter::All).expect("all").len(),
         events.len(),
         "every event is indexed"
     );
-    let listed = listed_queries();
+    let mut listed = listed_queries();
+    if commits > 1 {
+        // Small segments hold integer-only `n` columns: leave out the known store bug.
+        listed.retain(|f| !has_fractional_bound(f));
+    }
     let mut outcome = Outcome::default();
     let mut check = |filter: &Filter| {
         let expected = search_seqs(&store, filter);
@@ -500,8 +519,8 @@ fn differential(seed: u64, random: usize) -> Outcome {
 
 #[test]
 fn matcher_agrees_with_search_on_every_query() {
-    for seed in [0x5eed, 7, 2024] {
-        let outcome = differential(seed, 300);
+    for (seed, commits) in [(0x5eed, 1), (7, 1), (2024, 1), (99, 7)] {
+        let outcome = differential(seed, 300, commits);
         assert!(
             outcome.failures.is_empty(),
             "{} disagreements:\n{}",
