@@ -23,13 +23,19 @@
 //!   destinations are at-least-once;
 //! - `Err(SinkError::Permanent)` when it never will (400/401/403/404 for the whole request).
 //!
+//! Sizing batches: every encoding carries the event's compact JSON plus a per-event envelope
+//! (an action line, HEC envelope, syslog header or OTLP record) of at most a few hundred
+//! bytes, so the event's stored JSON length plus [`PER_EVENT_OVERHEAD`] is a safe estimate
+//! for `batch_max_bytes` (bodies above 1 KiB are gzipped for Elasticsearch and Splunk, so the
+//! wire size is smaller still). [`memory::MemorySink`] stands in for a real sink in tests.
+//!
 //! ```
 //! use crowsnest_output::{build, OutputConfig};
 //! let config: OutputConfig = toml::from_str(r#"
 //!     name = "archive"
 //!     type = "webhook"
 //!     url = "http://127.0.0.1:9/hook"
-//! "#).unwrap();
+//! "#).expect("valid TOML");
 //! let sink = build(&config).expect("a valid output");
 //! # drop(sink);
 //! ```
@@ -41,6 +47,7 @@ pub mod elasticsearch;
 mod error;
 pub mod fields;
 mod http;
+pub mod memory;
 pub mod otlp;
 pub mod splunk;
 pub mod syslog;
@@ -57,6 +64,9 @@ pub use config::{
 };
 pub use error::{ConfigError, SinkError};
 pub use http::{GZIP_THRESHOLD, MAX_RESPONSE_BYTES};
+
+/// A generous bound on what an encoding adds to each event's JSON (see the crate docs).
+pub const PER_EVENT_OVERHEAD: usize = 512;
 
 /// A destination that takes batches of events.
 pub trait Sink: Send {
