@@ -105,6 +105,23 @@ pub enum SinkConfig {
     Webhook(WebhookConfig),
 }
 
+impl SinkConfig {
+    /// An upper bound of the encoded size of an event whose compact JSON is `json_len` bytes:
+    /// the JSON plus 512 bytes of envelope (action line, HEC fields, syslog header, OTLP
+    /// record); for OTLP, whose attributes repeat every flattened path in full, twice the JSON
+    /// (protobuf) or four times (OTLP/JSON, `{"key":…,"value":{"stringValue":…}}` per field).
+    pub fn estimated_size(&self, json_len: usize) -> usize {
+        let factor = match self {
+            SinkConfig::Otlp(otlp) => match otlp.encoding {
+                OtlpEncoding::Protobuf => 2,
+                OtlpEncoding::Json => 4,
+            },
+            _ => 1,
+        };
+        json_len.saturating_mul(factor).saturating_add(512)
+    }
+}
+
 /// Elasticsearch/OpenSearch `_bulk` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
