@@ -10,6 +10,7 @@
 //! | `@timestamp` | `timeUnixNano` (`observedTimeUnixNano` is the send time) |
 //! | `message` | `body` (a string); the event JSON when there is no message |
 //! | `event.action` | `eventName` |
+//! | `trace.id` / `span.id` (32 / 16 hex digits) | `traceId` / `spanId` |
 //! | `log.level` | `severityText` and `severityNumber` (debug 5, info 9, warn 13, error 17, fatal 21) |
 //! | alert level | `severityNumber`: critical 21, high 17, medium 13, low 10, informational 9 |
 //! | every other field | a record attribute named by its dotted path (`user.name`, `k8s.audit.verb`); arrays stay arrays; `process.executable` is sent as the semantic convention's `process.executable.path` |
@@ -159,8 +160,12 @@ fn record_of(event: &Event, resource: &[(&'static str, String)], observed: u64) 
         Some(level) => level.otel().0,
         None => level_number(level_text),
     };
+    let trace_id = hex_id(event, "trace.id", 16);
+    let span_id = hex_id(event, "span.id", 8);
     let skip = |path: &str| {
         SKIPPED.contains(&path)
+            || (path == "trace.id" && trace_id.is_some())
+            || (path == "span.id" && span_id.is_some())
             || RESOURCE
                 .iter()
                 .any(|(p, name)| *p == path && resource.iter().any(|(n, _)| n == name))
@@ -175,8 +180,17 @@ fn record_of(event: &Event, resource: &[(&'static str, String)], observed: u64) 
         body: Some(string_value(body)),
         attributes,
         event_name: event.get_str("event.action").unwrap_or("").to_string(),
+        trace_id: trace_id.unwrap_or_default(),
+        span_id: span_id.unwrap_or_default(),
         ..Default::default()
     }
+}
+
+/// A hex id of `bytes` bytes (`trace.id`: 16, `span.id`: 8), if the field holds one.
+fn hex_id(event: &Event, path: &str, bytes: usize) -> Option<Vec<u8>> {
+    hex::decode(event.get_str(path)?)
+        .ok()
+        .filter(|id| id.len() == bytes)
 }
 
 fn level_number(text: &str) -> i32 {

@@ -26,7 +26,9 @@ fn sample() -> Vec<Event> {
                            "container": {"name": "nginx"}, "node": {"name": "node-1"}},
             "container": {"id": "abc123", "name": "k8s_nginx", "image": {"name": "nginx", "tag": "1.27"}},
             "process": {"pid": 42, "executable": "/usr/sbin/nginx"},
-            "user": {"name": "alice"}
+            "user": {"name": "alice"},
+            "trace": {"id": "5b8efff798038103d269b633813fc60c"},
+            "span": {"id": "eee19b7ec3c1b174"}
         })),
         event(json!({
             "@timestamp": "2024-05-01T10:00:01Z",
@@ -72,6 +74,8 @@ fn otlp_records_come_back_with_the_same_fields() {
                 "process.executable",
                 "log.iostream",
                 "log.level",
+                "trace.id",
+                "span.id",
             ] {
                 assert_eq!(back.get(path), sent.get(path), "{encoding:?}: {path}");
             }

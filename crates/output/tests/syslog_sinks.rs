@@ -72,7 +72,7 @@ fn tcp_frames_by_octet_count_and_reconnects_after_the_receiver_closes() {
             let tx = tx.clone();
             if n == 0 {
                 stream
-                    .set_read_timeout(Some(Duration::from_millis(300)))
+                    .set_read_timeout(Some(Duration::from_millis(500)))
                     .expect("timeout");
             }
             thread::spawn(move || {
@@ -100,7 +100,7 @@ fn tcp_frames_by_octet_count_and_reconnects_after_the_receiver_closes() {
     assert!(first.contains("msg=two\\nlines"), "{first}");
     assert!(first.contains("dvchost=cn-test"), "{first}");
     // The first connection times out on the receiver's side and is closed.
-    thread::sleep(Duration::from_millis(600));
+    thread::sleep(Duration::from_millis(1200));
     sink.send(&events(2))
         .expect("second batch, on a new connection");
     let rest: Vec<(usize, String)> = (0..2)
@@ -130,7 +130,8 @@ struct TlsReceiver {
     ca_file: tempfile::NamedTempFile,
 }
 
-fn tls_receiver() -> TlsReceiver {
+/// A TLS syslog receiver; with `idle`, it closes a connection idle that long.
+fn tls_receiver(idle: Option<Duration>) -> TlsReceiver {
     let TestCert {
         ca_file,
         server_config: config,
@@ -143,6 +144,9 @@ fn tls_receiver() -> TlsReceiver {
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
+            if stream.set_read_timeout(idle).is_err() {
+                return;
+            }
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let Ok(session) = rustls::ServerConnection::new(config.clone()) else {
                 return;
@@ -165,7 +169,7 @@ fn tls_receiver() -> TlsReceiver {
 
 #[test]
 fn tls_delivers_with_the_self_signed_ca_and_refuses_without_it() {
-    let receiver = tls_receiver();
+    let receiver = tls_receiver(None);
     let trusted = output(&format!(
         "name = \"tls\"\ntype = \"syslog\"\naddress = \"{}\"\ntransport = \"tls\"\n\
          tls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
@@ -236,4 +240,36 @@ fn tls_delivers_with_the_self_signed_ca_and_refuses_without_it() {
         .expect("build")
         .send(&events(1))
         .expect("insecure accepts any certificate");
+}
+
+#[test]
+fn tls_reconnects_after_the_receiver_closes() {
+    let receiver = tls_receiver(Some(Duration::from_millis(500)));
+    let config = output(&format!(
+        "name = \"tls\"\ntype = \"syslog\"\naddress = \"{}\"\ntransport = \"tls\"\n\
+         tls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n",
+        receiver.address,
+        receiver.ca_file.path().display()
+    ));
+    let mut sink = build(&config).expect("build");
+    sink.send(&events(1)).expect("first batch");
+    receiver
+        .frames
+        .recv_timeout(Duration::from_secs(5))
+        .expect("first frame");
+    thread::sleep(Duration::from_millis(1200));
+    sink.send(&events(2))
+        .expect("second batch, on a new connection");
+    for _ in 0..2 {
+        receiver
+            .frames
+            .recv_timeout(Duration::from_secs(5))
+            .expect("frames of the second batch arrive");
+    }
+    assert_eq!(
+        receiver
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
 }
