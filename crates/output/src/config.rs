@@ -404,6 +404,18 @@ mod tests {
     }
 
     #[test]
+    fn configs_serialize_back_to_the_same_toml() {
+        let text = "name = \"s\"\ntype = \"syslog\"\naddress = \"127.0.0.1:6514\"\n\
+                    transport = \"tls\"\nformat = \"cef\"\ntls = { insecure_skip_verify = true }\n";
+        let config = parse(text).expect("parses");
+        let written = toml::to_string(&config).expect("serializes");
+        assert_eq!(parse(&written).expect("reparses"), config, "{written}");
+        let json = serde_json::to_value(&config).expect("json");
+        assert_eq!(json["type"], "syslog");
+        assert_eq!(json["transport"], "tls");
+    }
+
+    #[test]
     fn kinds_select_alerts_or_events() {
         let mut alert = Event::new();
         alert.set("event.kind", "alert".into());
