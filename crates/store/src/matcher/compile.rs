@@ -188,11 +188,12 @@ fn compile_range(path: &str, lower: &RangeBound, upper: &RangeBound) -> Result<N
             Scalar::Text(t) => Ok(cap_keyword(t).to_string()),
             Scalar::Number(n) => Ok(n.to_string()),
         };
-        return Ok(Node::StringRange(
+        let node = Node::StringRange(
             path.to_string(),
             map_bound(lower, text)?,
             map_bound(upper, text)?,
-        ));
+        );
+        return Ok(unless_root(path, node));
     }
     let number = |s: &Scalar| match s {
         Scalar::Number(n) if n.is_finite() => Ok(if n.fract() == 0.0 && n.abs() < 9.0e15 {
@@ -207,11 +208,22 @@ fn compile_range(path: &str, lower: &RangeBound, upper: &RangeBound) -> Result<N
             "range bound {t:?} on `{path}` is not a number; expected a number"
         ))),
     };
-    Ok(Node::NumberRange(
+    let node = Node::NumberRange(
         path.to_string(),
         map_bound(lower, number)?,
         map_bound(upper, number)?,
-    ))
+    );
+    Ok(unless_root(path, node))
+}
+
+/// The fast-field range finds no column at the root of `fields` (the empty path, whose
+/// leaves terms and `exists` do see): a valid range there matches nothing.
+fn unless_root(path: &str, node: Node) -> Node {
+    if path.is_empty() {
+        Node::Nothing
+    } else {
+        node
+    }
 }
 
 fn map_bound<T>(

@@ -168,8 +168,16 @@ impl<'e> Ctx<'e> {
         start: usize,
         test: &dyn Fn(Leaf<'_>) -> bool,
     ) -> bool {
+        if start == 0
+            && self.through_root_blank(map, &|inner| self.leaf_in_object(inner, path, 0, test))
+        {
+            return true;
+        }
         let ends = path[start..].match_indices('.').map(|(i, _)| start + i);
         ends.chain(std::iter::once(path.len())).any(|end| {
+            if start == 0 && end == 0 && !path.is_empty() {
+                return false; // a top-level `""` adds no segment (see `through_root_blank`)
+            }
             let Some(value) = map.get(&path[start..end]) else {
                 return false;
             };
@@ -208,17 +216,65 @@ impl<'e> Ctx<'e> {
         }
     }
 
+    /// The flattening joins keys with a dot only after a non-empty path, so the members of a
+    /// top-level `""` object (or of objects in a top-level `""` array) sit at the top level:
+    /// `{"": {"b": 1}}` is `b`, not `.b`. Runs `at_root` on each such object.
+    fn through_root_blank(
+        &self,
+        map: &Map<String, Value>,
+        at_root: &dyn Fn(&Map<String, Value>) -> bool,
+    ) -> bool {
+        fn visit(value: &Value, at_root: &dyn Fn(&Map<String, Value>) -> bool) -> bool {
+            match value {
+                Value::Object(inner) => at_root(inner),
+                Value::Array(items) => items.iter().any(|item| visit(item, at_root)),
+                _ => false,
+            }
+        }
+        map.get("").is_some_and(|value| visit(value, at_root))
+    }
+
     /// True when an indexed leaf is at `path` or below it (`path.x`, ...).
     pub(super) fn exists_below(&self, path: &str) -> bool {
+        if path.is_empty() {
+            // The root of `fields`: any keyword at all.
+            return self.any_keyword(&Value::Object(Map::new()), Some(self.event.as_map()));
+        }
         self.exists_in_object(self.event.as_map(), path, 0)
+    }
+
+    /// Any indexed keyword in the top-level `map`, or in `value` at the top-level path `""`.
+    fn any_keyword(&self, value: &Value, map: Option<&Map<String, Value>>) -> bool {
+        let Some(map) = map else {
+            return match value {
+                Value::Null => false,
+                Value::Object(inner) => self.any_keyword(value, Some(inner)),
+                Value::Array(items) => items.iter().any(|item| self.any_keyword(item, None)),
+                leaf => self.is_indexed(leaf),
+            };
+        };
+        map.iter().any(|(key, inner)| {
+            if key.is_empty() {
+                self.any_keyword(inner, None)
+            } else {
+                self.any_leaf_below(inner, [key, "", ""])
+            }
+        })
     }
 
     /// Like [`Ctx::leaf_in_object`], but every key is looked at: a key may also reach past
     /// the end of the path (`{"a.b": 1}` is below `a`).
     fn exists_in_object(&self, map: &Map<String, Value>, path: &str, start: usize) -> bool {
+        if start == 0
+            && self.through_root_blank(map, &|inner| self.exists_in_object(inner, path, 0))
+        {
+            return true;
+        }
         let rest = &path[start..];
         map.iter().any(|(key, value)| {
-            if key == rest {
+            if start == 0 && key.is_empty() && !rest.is_empty() {
+                false // a top-level `""` adds no segment (see `through_root_blank`)
+            } else if key == rest {
                 self.any_leaf_below(value, [path, "", ""])
             } else if let Some(after) = rest.strip_prefix(key.as_str()) {
                 let end = start + key.len();
