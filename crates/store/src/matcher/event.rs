@@ -238,28 +238,30 @@ impl<'e> Ctx<'e> {
     pub(super) fn exists_below(&self, path: &str) -> bool {
         if path.is_empty() {
             // The root of `fields`: any keyword at all.
-            return self.any_keyword(&Value::Object(Map::new()), Some(self.event.as_map()));
+            return self.any_keyword_in(self.event.as_map());
         }
         self.exists_in_object(self.event.as_map(), path, 0)
     }
 
-    /// Any indexed keyword in the top-level `map`, or in `value` at the top-level path `""`.
-    fn any_keyword(&self, value: &Value, map: Option<&Map<String, Value>>) -> bool {
-        let Some(map) = map else {
-            return match value {
-                Value::Null => false,
-                Value::Object(inner) => self.any_keyword(value, Some(inner)),
-                Value::Array(items) => items.iter().any(|item| self.any_keyword(item, None)),
-                leaf => self.is_indexed(leaf),
-            };
-        };
+    /// Any indexed keyword in a top-level object (the event, or one under a top-level `""`).
+    fn any_keyword_in(&self, map: &Map<String, Value>) -> bool {
         map.iter().any(|(key, inner)| {
             if key.is_empty() {
-                self.any_keyword(inner, None)
+                self.any_keyword_at_blank(inner)
             } else {
                 self.any_leaf_below(inner, [key, "", ""])
             }
         })
+    }
+
+    /// Any indexed keyword in `value`, found at the top-level path `""`.
+    fn any_keyword_at_blank(&self, value: &Value) -> bool {
+        match value {
+            Value::Null => false,
+            Value::Object(inner) => self.any_keyword_in(inner),
+            Value::Array(items) => items.iter().any(|item| self.any_keyword_at_blank(item)),
+            leaf => self.is_indexed(leaf),
+        }
     }
 
     /// Like [`Ctx::leaf_in_object`], but every key is looked at: a key may also reach past
