@@ -10,9 +10,10 @@
 //! | `_raw`    | text, lowercased, no positions | `event.original`           | free text (words, wildcards)    |
 //! | `_has`    | raw string, indexed      | names of the full-text fields present | `_exists_:message`          |
 //!
-//! `fields` receives the event *flattened* to dotted keys with dot expansion on, so
-//! `{"a": {"b": 1}}` and `{"a.b": 1}` are the same path `a.b` (Kubernetes annotation keys contain
-//! dots). Strings are keywords: case-sensitive, not tokenized, and capped at
+//! `fields` receives the event's leaves with dot expansion on, so `{"a": {"b": 1}}` and
+//! `{"a.b": 1}` are the same path `a.b` (Kubernetes annotation keys contain dots). tantivy reads
+//! them straight from the event's JSON tree (see `keywords.rs`); only events with very many or
+//! very deep leaves are first flattened to dotted keys. Strings are keywords: case-sensitive, not tokenized, and capped at
 //! [`MAX_KEYWORD_BYTES`] (queries cap their value the same way, so an exact match on a very long
 //! value compares its first [`MAX_KEYWORD_BYTES`] bytes). At most [`MAX_LEAVES`] leaf values of an
 //! event are indexed; the rest stays in `_source` only. Strings are never turned into dates
@@ -36,6 +37,8 @@ use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnal
 use tantivy::TantivyDocument;
 
 use crate::StoreError;
+
+mod keywords;
 
 /// Name of the timestamp field.
 pub(crate) const TS: &str = "_ts";
@@ -161,27 +164,24 @@ pub(crate) fn to_document(
     if let Some(Value::String(original)) = event.get(ecs::EVENT_ORIGINAL) {
         doc.add_bytes(schema.original, original.as_bytes());
     }
-    let mut leaves: Vec<(String, OwnedValue)> = Vec::new();
-    let mut path = String::new();
-    for (key, value) in event.as_map() {
-        flatten(&mut path, key, value, &mut leaves);
-    }
-    if !leaves.is_empty() {
-        doc.add_field_value(schema.fields, &OwnedValue::Object(group_leaves(leaves)));
+    if keywords::borrowable(event.as_map()) {
+        doc.add_field_value(schema.fields, keywords::Node::Root(event.as_map()));
+    } else {
+        let leaves = flattened(event);
+        if !leaves.is_empty() {
+            doc.add_field_value(schema.fields, &OwnedValue::Object(leaves));
+        }
     }
     for (text_path, field) in [
         (ecs::MESSAGE, schema.text),
         (ecs::EVENT_ORIGINAL, schema.raw),
     ] {
-        if let Some(value) = event.get(text_path) {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Null => continue,
-                other => other.to_string(),
-            };
-            doc.add_text(field, text);
-            doc.add_text(schema.has, text_path);
+        match event.get(text_path) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(text)) => doc.add_text(field, text),
+            Some(other) => doc.add_text(field, other.to_string()),
         }
+        doc.add_text(schema.has, text_path);
     }
     Ok(doc)
 }
@@ -236,6 +236,18 @@ pub(crate) fn hit_from_stored(
         *map = event.0;
     }
     Ok(value)
+}
+
+/// The `fields` value of an event as `(dotted path, leaf or array of leaves)` pairs: the form
+/// for events [`keywords::borrowable`] turns down (more than [`MAX_LEAVES`] leaves, or very
+/// deep ones), which it cuts at [`MAX_LEAVES`] and keeps two levels deep.
+fn flattened(event: &Event) -> Vec<(String, OwnedValue)> {
+    let mut leaves: Vec<(String, OwnedValue)> = Vec::new();
+    let mut path = String::new();
+    for (key, value) in event.as_map() {
+        flatten(&mut path, key, value, &mut leaves);
+    }
+    group_leaves(leaves)
 }
 
 /// Collects `(dotted path, leaf)` pairs below `value` into `out`.
@@ -367,12 +379,7 @@ mod tests {
 
     fn leaves_of(value: Value) -> Vec<(String, OwnedValue)> {
         let event: Event = serde_json::from_value(value).expect("object");
-        let mut out = Vec::new();
-        let mut path = String::new();
-        for (key, value) in event.as_map() {
-            flatten(&mut path, key, value, &mut out);
-        }
-        group_leaves(out)
+        flattened(&event)
     }
 
     #[test]
