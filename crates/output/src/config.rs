@@ -122,6 +122,19 @@ impl SinkConfig {
     }
 }
 
+impl SinkConfig {
+    /// The `type` name of the destination (`elasticsearch`, `splunk_hec`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Elasticsearch(_) => "elasticsearch",
+            SinkConfig::SplunkHec(_) => "splunk_hec",
+            SinkConfig::Syslog(_) => "syslog",
+            SinkConfig::Otlp(_) => "otlp",
+            SinkConfig::Webhook(_) => "webhook",
+        }
+    }
+}
+
 /// Elasticsearch/OpenSearch `_bulk` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-/// Why a batch was not delivered. The server retries [`SinkError::Retryable`] after a backoff
-/// and gives up on [`SinkError::Permanent`] (dead-letters or skips the batch).
+/// Why a batch was not delivered. The server retries [`SinkError::Retryable`] after a backoff;
+/// it splits a [`SinkError::Rejected`] batch until the refused events are isolated and drops
+/// only those; and it retries [`SinkError::Permanent`] slowly, because refused credentials or a
+/// wrong address are fixed by the operator, not by dropping the data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
     /// A transient failure: connect/timeout/IO, HTTP 408/429/5xx, Elasticsearch items with
@@ -16,10 +18,15 @@ pub enum SinkError {
         /// How long the receiver asked us to wait (`Retry-After`), if it said.
         retry_after: Option<Duration>,
     },
-    /// The receiver refused the request as a whole (400/401/403/404, ...) or the batch cannot
-    /// be encoded: sending it again would fail the same way.
+    /// The receiver refused the request as a whole for a reason other than its content
+    /// (401/403/404, other 4xx) or the batch cannot be encoded: sending it again unchanged would
+    /// fail the same way until the configuration or the receiver changes.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The receiver refused the batch for its content (400, 413, 422; a HEC error code):
+    /// some event in it is unacceptable, or the batch is too large.
+    #[error("rejected: {0}")]
+    Rejected(String),
 }
 
 impl SinkError {
@@ -40,7 +47,7 @@ impl SinkError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SinkError::Retryable { retry_after, .. } => *retry_after,
-            SinkError::Permanent(_) => None,
+            SinkError::Permanent(_) | SinkError::Rejected(_) => None,
         }
     }
 }

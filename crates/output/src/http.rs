@@ -5,6 +5,7 @@
 //! |---|---|
 //! | 2xx | `Ok(Response)` (the sink reads the body for per-item results) |
 //! | 408, 429, 5xx | [`SinkError::Retryable`], with `Retry-After` (seconds or HTTP date) |
+//! | 400, 413, 422 | [`SinkError::Rejected`] (the content: the server isolates the refused events) |
 //! | other 3xx/4xx | [`SinkError::Permanent`] (redirects are not followed: a POST body would be lost) |
 //! | DNS, connect, timeout, reset | [`SinkError::Retryable`] |
 //! | malformed URL, unknown scheme | [`SinkError::Permanent`] |
@@ -113,6 +114,8 @@ pub(crate) fn classify_status(status: u16, body: &str, retry_after: Option<Durat
             message,
             retry_after,
         }
+    } else if matches!(status, 400 | 413 | 422) {
+        SinkError::Rejected(message)
     } else {
         SinkError::Permanent(message)
     }

@@ -21,7 +21,8 @@
 //!   timeouts, 429, 5xx): the worker waits ([`Backoff`]) and sends the *same* batch again.
 //!   Elasticsearch uses `create` with the event id, so a repeat cannot duplicate; the other
 //!   destinations are at-least-once;
-//! - `Err(SinkError::Permanent)` when it never will (400/401/403/404 for the whole request).
+//! - `Err(SinkError::Rejected)` when the receiver refused the content (400/413/422), and
+//!   `Err(SinkError::Permanent)` when it refused the request itself (401/403/404, bad URL).
 //!
 //! Sizing batches: [`SinkConfig::estimated_size`] turns an event's compact JSON length (its
 //! WAL record) into an upper bound of its encoded size, to cut batches at `batch_max_bytes`

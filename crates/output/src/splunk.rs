@@ -84,7 +84,7 @@ pub fn endpoint(url: &str) -> String {
 ///
 /// # Errors
 ///
-/// [`SinkError::Permanent`] when the answer carries a non-zero `code`.
+/// [`SinkError::Rejected`] when the answer carries a non-zero `code`.
 pub fn parse_response(body: &str, n: usize) -> Result<Delivery, SinkError> {
     let Ok(answer) = serde_json::from_str::<Value>(body) else {
         // A 2xx without HEC's JSON (a proxy's page): the request was accepted.
@@ -92,7 +92,7 @@ pub fn parse_response(body: &str, n: usize) -> Result<Delivery, SinkError> {
     };
     match answer.get("code").and_then(Value::as_i64) {
         None | Some(0) => Ok(Delivery::all(n)),
-        Some(code) => Err(SinkError::Permanent(format!(
+        Some(code) => Err(SinkError::Rejected(format!(
             "HEC code {code}: {}",
             quote(answer.get("text").and_then(Value::as_str).unwrap_or(body))
         ))),

@@ -61,7 +61,7 @@ fn a_400_is_permanent_and_429_retryable() {
     assert!(sink.send(&events(1)).expect_err("429").is_retryable());
     let error = sink.send(&events(1)).expect_err("400");
     assert!(
-        matches!(&error, SinkError::Permanent(m) if m.contains("400") && m.contains("bad")),
+        matches!(&error, SinkError::Rejected(m) if m.contains("400") && m.contains("bad")),
         "{error}"
     );
 }

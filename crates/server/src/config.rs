@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub inputs: crate::listeners::InputsConfig,
     /// Live detection: rules, alert folding, suppressions.
     pub detect: crate::detection::DetectionConfig,
+    /// Forwarding outputs (`[[outputs]]`): where events and alerts are sent on.
+    pub outputs: Vec<crowsnest_output::OutputConfig>,
 }
 
 /// Bounds applied while decoding input.
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             store: crowsnest_store::StoreConfig::default(),
             inputs: crate::listeners::InputsConfig::default(),
             detect: crate::detection::DetectionConfig::default(),
+            outputs: Vec::new(),
         }
     }
 }
@@ -113,6 +116,26 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let error = toml::from_str::<ServerConfig>("listn = \"x\"").expect_err("unknown");
         assert!(error.to_string().contains("listn"), "{error}");
+    }
+
+    #[test]
+    fn the_readme_outputs_section_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[[outputs]]")
+            .expect("README has an [[outputs]] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        let kinds: Vec<_> = config.outputs.iter().map(|o| o.sink.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["elasticsearch", "splunk_hec", "syslog", "otlp", "webhook"]
+        );
+        assert_eq!(
+            config.outputs[0].query.as_deref(),
+            Some("rule.level:(high OR critical)")
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod detection;
 pub mod error;
 pub mod listeners;
 pub mod metrics;
+pub mod outputs;
 pub mod pipeline;
 
 use std::net::SocketAddr;
@@ -117,6 +118,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let (pipeline_store, pipeline_metrics, wal_dir) =
         (store.clone(), metrics.clone(), data_dir.join("wal"));
     let detection = Arc::new(detection::DetectionStatus::default());
+    let mut outputs = Vec::new();
+    for output in &config.outputs {
+        outputs.push(outputs::OutputWorker::open(output.clone(), &data_dir)?);
+    }
     let (detect_config, detect_status, detect_dir) = (
         config.detect.clone(),
         detection.clone(),
@@ -141,6 +146,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             pipeline_metrics,
             worker,
             pipeline_dedup,
+            outputs,
         )
     })
     .await

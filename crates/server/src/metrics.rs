@@ -21,6 +21,22 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+/// The labels of an output's event counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutputResultLabel {
+    /// The output's name.
+    pub output: String,
+    /// `delivered`, `rejected`, `dropped` or `filtered`.
+    pub result: String,
+}
+
+/// The `output` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutputLabel {
+    /// The output's name.
+    pub output: String,
+}
+
 /// All metrics of the process.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +75,10 @@ pub struct Metrics {
     pub alerts_suppressed: Counter,
     /// Seconds from an event's acknowledgement to the alert it raised.
     pub alert_latency: Histogram,
+    output_events: Family<OutputResultLabel, Counter>,
+    output_lag: Family<OutputLabel, Gauge>,
+    output_up: Family<OutputLabel, Gauge>,
+    output_retries: Family<OutputLabel, Counter>,
 }
 
 impl Metrics {
@@ -159,6 +179,28 @@ impl Metrics {
             "Bytes of the store on disk",
             store_bytes.clone(),
         );
+        let (output_events, output_retries) = (Family::default(), Family::default());
+        let (output_lag, output_up) = (Family::default(), Family::default());
+        registry.register(
+            "output_events",
+            "Events handled by a forwarding output, by result (delivered, rejected by the destination, dropped past max_buffer_bytes, filtered out)",
+            output_events.clone(),
+        );
+        registry.register(
+            "output_lag_events",
+            "Acknowledged events a forwarding output has not delivered yet",
+            output_lag.clone(),
+        );
+        registry.register(
+            "output_up",
+            "1 when the output's last delivery succeeded, 0 when it is retrying",
+            output_up.clone(),
+        );
+        registry.register(
+            "output_retries",
+            "Failed delivery attempts of a forwarding output (each is retried)",
+            output_retries.clone(),
+        );
         Self {
             registry,
             seen_sources: Mutex::new(HashSet::new()),
@@ -179,7 +221,38 @@ impl Metrics {
             alerts_folded,
             alerts_suppressed,
             alert_latency,
+            output_events,
+            output_lag,
+            output_up,
+            output_retries,
         }
+    }
+
+    /// The event counter of an output for one result.
+    pub fn output_events(&self, output: &str, result: &str) -> Counter {
+        self.output_events
+            .get_or_create(&OutputResultLabel {
+                output: output.to_string(),
+                result: result.to_string(),
+            })
+            .clone()
+    }
+
+    /// The lag gauge of an output.
+    pub fn output_lag(&self, output: &str) -> Gauge {
+        self.output_lag.get_or_create(&output_label(output)).clone()
+    }
+
+    /// The health gauge of an output.
+    pub fn output_up(&self, output: &str) -> Gauge {
+        self.output_up.get_or_create(&output_label(output)).clone()
+    }
+
+    /// The retry counter of an output.
+    pub fn output_retries(&self, output: &str) -> Counter {
+        self.output_retries
+            .get_or_create(&output_label(output))
+            .clone()
     }
 
     /// The label for a source, folding sources past the first [`MAX_SOURCES`] into `other`.
@@ -212,6 +285,12 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+fn output_label(output: &str) -> OutputLabel {
+    OutputLabel {
+        output: output.to_string(),
     }
 }
 

@@ -110,6 +110,8 @@ struct Progress {
     /// One past the last position whose detection state is checkpointed (`u64::MAX` without
     /// detection). The WAL is never truncated past it, so a restart can re-run detection.
     detected_next: AtomicU64,
+    /// The forwarding outputs: the WAL is not truncated past what they still need.
+    outputs: Vec<Arc<crate::outputs::OutputStatus>>,
 }
 
 /// The running pipeline.
@@ -120,6 +122,9 @@ pub struct Pipeline {
     progress: Arc<Progress>,
     wal: Arc<Mutex<Wal>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Output threads, stopped after the others have drained.
+    output_threads: Mutex<Vec<JoinHandle<()>>>,
+    stop_outputs: Arc<std::sync::atomic::AtomicBool>,
     metrics: Arc<Metrics>,
 }
 
@@ -133,6 +138,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
         detection: Option<crate::detection::Worker>,
         dedup: Arc<crate::dedup::Dedup>,
+        outputs: Vec<crate::outputs::OutputWorker>,
     ) -> anyhow::Result<Self> {
         let min_next = store.committed_position().map_or(0, |p| p + 1);
         let wal_config = WalConfig {
@@ -150,7 +156,17 @@ impl Pipeline {
         let mut detection = detection;
         let replayed = replay(&wal, &store, detection.as_mut(), &dedup)?;
         let committed = store.commit().context("committing the replayed events")?;
-        let progress = Arc::new(Progress::default());
+        let mut outputs = outputs;
+        for output in &mut outputs {
+            output.begin(wal_dir, wal.next_position());
+        }
+        let progress = Arc::new(Progress {
+            outputs: outputs
+                .iter()
+                .map(crate::outputs::OutputWorker::status)
+                .collect(),
+            ..Progress::default()
+        });
         let detected_next = detection
             .as_ref()
             .map_or(u64::MAX, crate::detection::Worker::checkpointed_next);
@@ -226,6 +242,18 @@ impl Pipeline {
                 })
                 .context("spawning the indexer")?
         };
+        let stop_outputs = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut output_threads = Vec::new();
+        for output in outputs {
+            let (progress, stop, metrics) =
+                (progress.clone(), stop_outputs.clone(), metrics.clone());
+            output_threads.push(
+                std::thread::Builder::new()
+                    .name("crowsnest-output".into())
+                    .spawn(move || output.run(&progress.acked_next, &stop, &metrics))
+                    .context("spawning an output")?,
+            );
+        }
         // Join order matters at shutdown: the writer drains and closes the indexer's and the
         // detector's queues, the indexer commits, the detector checkpoints.
         threads.insert(0, indexer);
@@ -237,6 +265,8 @@ impl Pipeline {
             progress,
             wal,
             threads: Mutex::new(threads),
+            output_threads: Mutex::new(output_threads),
+            stop_outputs,
             metrics,
         })
     }
@@ -328,7 +358,31 @@ impl Pipeline {
                 anyhow::bail!("a pipeline thread panicked");
             }
         }
+        // Everything acknowledged is in the WAL now: outputs make a last attempt and save
+        // their cursors (what they could not deliver is sent after the next start).
+        self.stop_outputs.store(true, Ordering::SeqCst);
+        let outputs = std::mem::take(
+            &mut *self
+                .output_threads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for thread in outputs {
+            if thread.join().is_err() {
+                anyhow::bail!("an output thread panicked");
+            }
+        }
         Ok(())
+    }
+
+    /// The forwarding outputs' status.
+    pub fn outputs(&self) -> Vec<crate::outputs::OutputReport> {
+        let acked = self.acked_next();
+        self.progress
+            .outputs
+            .iter()
+            .map(|o| o.report(acked))
+            .collect()
     }
 }
 
@@ -375,14 +429,20 @@ fn replay(
     Ok(stats.records)
 }
 
-/// Drops the WAL through `position`, but never past what detection has checkpointed.
+/// Drops the WAL through `position`, but never past what detection has checkpointed or what an
+/// output (within its buffer budget) has yet to deliver.
 fn truncate(wal: &mut Wal, position: u64, progress: &Progress) -> anyhow::Result<()> {
     let detected_next = progress.detected_next.load(Ordering::SeqCst);
-    let through = if detected_next == u64::MAX {
+    let mut through = if detected_next == u64::MAX {
         Some(position)
     } else {
         detected_next.checked_sub(1).map(|d| d.min(position))
     };
+    for output in &progress.outputs {
+        if let Some(next) = output.holds(wal) {
+            through = through.and_then(|t| next.checked_sub(1).map(|n| n.min(t)));
+        }
+    }
     if let Some(through) = through {
         wal.truncate_through(through)
             .context("truncating the wal")?;

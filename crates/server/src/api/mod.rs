@@ -33,6 +33,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/alerts", get(alerts::alerts))
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
+        .route("/api/v1/outputs", get(outputs))
         .route("/api/v1/health", get(health))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/openapi.json", get(openapi::document))
@@ -109,6 +110,14 @@ async fn health(
         "index_lag_events": now.index_lag,
         "store": now.store,
     })))
+}
+
+async fn outputs(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    Ok(Json(json!({ "outputs": state.pipeline.outputs() })))
 }
 
 async fn metrics(

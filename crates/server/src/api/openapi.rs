@@ -16,6 +16,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/alerts",
     "/api/v1/rules",
     "/api/v1/rules/reload",
+    "/api/v1/outputs",
     "/api/v1/health",
     "/api/v1/tokens",
     "/api/v1/openapi.json",
@@ -34,6 +35,15 @@ pub(crate) const PATHS: &[&str] = &[
 
 pub(super) async fn document() -> impl IntoResponse {
     Json(spec())
+}
+
+/// One forwarding output in `GET /api/v1/outputs`.
+fn output_schema() -> Value {
+    json!({"type": "object", "required": ["name", "type", "position", "lag_events"],
+        "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "position": {"type": "integer"},
+                       "lag_events": {"type": "integer"}, "delivered": {"type": "integer"}, "rejected": {"type": "integer"},
+                       "dropped": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
+                       "last_delivery": {"type": ["string", "null"]}}})
 }
 
 fn error_responses() -> Value {
@@ -182,6 +192,11 @@ fn base_spec() -> Value {
             "/api/v1/rules/reload": {"post": {
                 "summary": "Reload the rule files now (they are also polled for changes)", "description": "Scope `admin`.",
                 "responses": with_errors(json!({"202": {"description": "Reload requested", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }},
+            "/api/v1/outputs": {"get": {
+                "summary": "Forwarding outputs: position, lag, delivered/rejected/dropped counts, last error", "description": "Scope `read`.",
+                "responses": with_errors(json!({"200": {"description": "Outputs", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"outputs": {"type": "array", "items": output_schema()}}}}}}}), &[])
             }},
             "/api/v1/health": {"get": {
                 "summary": "Server health: WAL, index lag, store partitions", "description": "Scope `read`.",
