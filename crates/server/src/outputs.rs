@@ -451,3 +451,120 @@ fn sleep_unless(stop: &AtomicBool, delay: Duration) -> bool {
         std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crowsnest_output::Delivery;
+
+    /// Refuses (for its content) any batch holding an event whose message is `poison`, and
+    /// refuses the credentials while `locked` is set.
+    struct Picky {
+        delivered: Arc<Mutex<Vec<String>>>,
+        locked: Arc<AtomicBool>,
+    }
+
+    impl Sink for Picky {
+        fn send(&mut self, batch: &[Event]) -> Result<Delivery, SinkError> {
+            if self.locked.load(Ordering::SeqCst) {
+                return Err(SinkError::Permanent("HTTP 401: bad token".into()));
+            }
+            let messages: Vec<String> = batch
+                .iter()
+                .map(|e| e.get_str(ecs::MESSAGE).unwrap_or_default().to_string())
+                .collect();
+            if messages.iter().any(|m| m == "poison") {
+                return Err(SinkError::Rejected("HTTP 400: mapping error".into()));
+            }
+            lock(&self.delivered).extend(messages);
+            Ok(Delivery::all(batch.len()))
+        }
+    }
+
+    fn worker(dir: &Path, query: Option<&str>, sink: Picky) -> OutputWorker {
+        let config: OutputConfig = toml::from_str(&format!(
+            "name = \"t\"\n{}type = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nretry_initial_ms = 10\nretry_max_ms = 20\n",
+            query.map(|q| format!("query = '{q}'\n")).unwrap_or_default()
+        ))
+        .expect("config");
+        let mut worker = OutputWorker::open(config, dir).expect("open");
+        worker.sink = Box::new(sink);
+        worker
+    }
+
+    fn event(message: &str) -> Event {
+        let mut event = Event::new();
+        event.set(ecs::MESSAGE, message.into());
+        event.set(ecs::EVENT_ID, format!("id-{message}").into());
+        event
+    }
+
+    #[test]
+    fn a_refused_event_is_isolated_and_only_it_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let sink = Picky {
+            delivered: delivered.clone(),
+            locked: Arc::new(AtomicBool::new(false)),
+        };
+        let mut worker = worker(dir.path(), None, sink);
+        let metrics = Metrics::new();
+        let batch: Vec<Event> = ["a", "b", "poison", "c", "d", "e", "f"]
+            .into_iter()
+            .map(event)
+            .collect();
+        let stop = AtomicBool::new(false);
+        assert!(worker.deliver(&batch, &stop, &metrics));
+        assert_eq!(*lock(&delivered), ["a", "b", "c", "d", "e", "f"]);
+        let report = worker.status.report(0);
+        assert_eq!((report.delivered, report.rejected), (6, 1));
+    }
+
+    #[test]
+    fn refused_credentials_are_retried_not_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let locked = Arc::new(AtomicBool::new(true));
+        let sink = Picky {
+            delivered: delivered.clone(),
+            locked: locked.clone(),
+        };
+        let mut worker = worker(dir.path(), None, sink);
+        let metrics = Metrics::new();
+        let batch = vec![event("a"), event("b")];
+        let unlock = {
+            let locked = locked.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(150));
+                locked.store(false, Ordering::SeqCst);
+            })
+        };
+        let stop = AtomicBool::new(false);
+        assert!(worker.deliver(&batch, &stop, &metrics));
+        unlock.join().expect("unlock");
+        assert_eq!(*lock(&delivered), ["a", "b"]);
+        let report = worker.status.report(0);
+        assert_eq!((report.delivered, report.rejected), (2, 0));
+        assert!(metrics.output_retries("t").get() >= 1);
+    }
+
+    #[test]
+    fn the_query_and_kinds_select_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = Picky {
+            delivered: Arc::new(Mutex::new(Vec::new())),
+            locked: Arc::new(AtomicBool::new(false)),
+        };
+        let worker = worker(dir.path(), Some("message:keep*"), sink);
+        assert!(worker.selection.wants(&event("keep-me")));
+        assert!(!worker.selection.wants(&event("drop-me")));
+        let config: OutputConfig = toml::from_str(
+            "name = \"x\"\nquery = 'a | stats count()'\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n",
+        )
+        .expect("config");
+        let error = OutputWorker::open(config, dir.path())
+            .err()
+            .expect("pipes are refused");
+        assert!(error.to_string().contains("pipes"), "{error}");
+    }
+}
