@@ -84,7 +84,7 @@ impl Harness {
     /// Waits until everything acknowledged is searchable.
     pub(super) async fn settle(&self) {
         let pipeline = &self.running.state.pipeline;
-        for _ in 0..200 {
+        for _ in 0..1500 {
             if pipeline.committed_next() >= pipeline.acked_next() {
                 return;
             }
