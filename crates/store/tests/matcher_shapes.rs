@@ -12,10 +12,13 @@ use crowsnest_store::{Matcher, SearchRequest, StoreConfig};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-const KEYS: [&str; 10] = [
-    "a", "b", "a.b", "b.c", "c", "message", "event", "original", "", "a.",
+const KEYS: [&str; 11] = [
+    "a", "b", "a.b", "b.c", "c", "message", "event", "original", "", "a.", "a\\b",
 ];
-const PATHS: [&str; 13] = [
+const PATHS: [&str; 16] = [
+    "a\\b",
+    "a\\\\b",
+    "a\\.b",
     "",
     "a.",
     "a",

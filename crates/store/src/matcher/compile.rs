@@ -28,7 +28,7 @@ pub(super) fn compile(filter: &Filter) -> Result<Node, StoreError> {
                 let at = timestamp_micros(&Scalar::Text(value.clone()))?;
                 Node::TimeRange(Bound::Included(at), Bound::Included(at))
             }
-            Some(path) => Node::Keyword(path.to_string(), keyword_value(value)),
+            Some(path) => Node::Keyword(json_path(path), keyword_value(value)),
         },
         Filter::Phrase { field, text } => match field.as_deref() {
             None => free_text(text),
@@ -39,7 +39,7 @@ pub(super) fn compile(filter: &Filter) -> Result<Node, StoreError> {
                 value: text.clone(),
             })?,
             Some(path) => Node::Keyword(
-                path.to_string(),
+                json_path(path),
                 KeywordValue {
                     text: cap_keyword(text).to_string(),
                     ..KeywordValue::default()
@@ -56,7 +56,7 @@ pub(super) fn compile(filter: &Filter) -> Result<Node, StoreError> {
             Some(ecs::TIMESTAMP) => return Err(StoreError::InvalidQuery(
                 "wildcards on `@timestamp` are not supported; expected a range such as `@timestamp:[2024-01-01 TO 2024-01-02]`".into(),
             )),
-            Some(path) => Node::KeywordWildcard(path.to_string(), Pattern::parse(pattern)),
+            Some(path) => Node::KeywordWildcard(json_path(path), Pattern::parse(pattern)),
         },
         Filter::Range {
             field,
@@ -66,7 +66,7 @@ pub(super) fn compile(filter: &Filter) -> Result<Node, StoreError> {
         Filter::Exists { field } if field == ecs::TIMESTAMP => Node::All,
         Filter::Exists { field } => match TEXT_PATHS.iter().find(|p| *p == field) {
             Some(path) => Node::TextExists(path),
-            None => Node::KeywordExists(field.clone()),
+            None => Node::KeywordExists(json_path(field)),
         },
     };
     Ok(node)
@@ -189,7 +189,7 @@ fn compile_range(path: &str, lower: &RangeBound, upper: &RangeBound) -> Result<N
             Scalar::Number(n) => Ok(n.to_string()),
         };
         let node = Node::StringRange(
-            path.to_string(),
+            range_path(path),
             map_bound(lower, text)?,
             map_bound(upper, text)?,
         );
@@ -209,17 +209,39 @@ fn compile_range(path: &str, lower: &RangeBound, upper: &RangeBound) -> Result<N
         ))),
     };
     let node = Node::NumberRange(
-        path.to_string(),
+        range_path(path),
         map_bound(lower, number)?,
         map_bound(upper, number)?,
     );
     Ok(unless_root(path, node))
 }
 
+/// The keyword path tantivy looks up for a query path: `\x` is `x` (an escaped dot still
+/// separates segments, since dots are expanded; a lone trailing `\` is dropped), so
+/// `a\b` finds the key `ab` and `a\\b` the key `a\b`.
+fn json_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The column a range reads: tantivy prints the term's path back as text and resolves it
+/// again, so escapes are taken away twice: `a\\b` reads the column of `ab`, not the one of the
+/// key `a\b` its terms find (a store quirk for keys with backslashes; reported).
+fn range_path(path: &str) -> String {
+    json_path(&json_path(path))
+}
+
 /// The fast-field range finds no column at the root of `fields` (the empty path, whose
 /// leaves terms and `exists` do see): a valid range there matches nothing.
 fn unless_root(path: &str, node: Node) -> Node {
-    if path.is_empty() {
+    if range_path(path).is_empty() {
         Node::Nothing
     } else {
         node
