@@ -54,6 +54,28 @@ fn dotted_nested_and_array_shapes_are_one_path() {
 }
 
 #[test]
+fn odd_keys_resolve_like_the_index() {
+    let term = |field: &str| {
+        Matcher::new(&Filter::Term {
+            field: Some(field.into()),
+            value: "x".into(),
+        })
+        .expect("matcher")
+    };
+    // A top-level "" adds no path segment; a nested one does.
+    let blank = ev(json!({"": {"b": "x"}, "a": {"": {"c": "x"}}}));
+    assert!(term("b").matches(&blank));
+    assert!(!term(".b").matches(&blank));
+    assert!(term("a..c").matches(&blank));
+    // Query paths lose their backslash escapes (an escaped dot still separates).
+    let slashed = ev(json!({"ab": "x", "a\\c": "x", "d.e": "x"}));
+    assert!(term("a\\b").matches(&slashed));
+    assert!(term("a\\\\c").matches(&slashed));
+    assert!(!term("a\\c").matches(&slashed));
+    assert!(term("d\\.e").matches(&slashed));
+}
+
+#[test]
 fn numbers_and_bools_match_the_text_that_spells_them() {
     let events = [
         json!({"n": 5}),
