@@ -184,3 +184,73 @@ proptest! {
         }
     }
 }
+
+/// Deep events (past tantivy's 20 JSON levels) and wide ones (past `MAX_LEAVES`) take the
+/// store's flattened path; the matcher must still agree with search on them.
+#[test]
+fn matcher_agrees_with_search_on_deep_and_wide_events() {
+    let mut deep = json!("bottom");
+    let mut path = Vec::new();
+    for level in 0..24 {
+        let key = if level % 3 == 0 { "k.x" } else { "k" };
+        deep = json!({ key: deep });
+        path.push(key);
+    }
+    path.reverse();
+    let deep_path = path.join(".");
+    let wide: Vec<usize> = (0..crowsnest_store::MAX_LEAVES + 5).collect();
+    let events = vec![
+        json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": 0, "deep": deep}),
+        json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": 1, "message": "m", "wide": wide, "tail": "t"}),
+        json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": 2, "deep": {"k": "bottom"}, "tail": "t"}),
+    ];
+    let (_dir, store) = store_with(StoreConfig::default());
+    fill(&store, &events);
+    let parsed: Vec<Event> = events.iter().map(|e| ev(e.clone())).collect();
+    let term = |field: &str, value: &str| Filter::Term {
+        field: Some(field.into()),
+        value: value.into(),
+    };
+    let exists = |field: &str| Filter::Exists {
+        field: field.into(),
+    };
+    let filters = [
+        term(&format!("deep.{deep_path}"), "bottom"),
+        term("deep.k", "bottom"),
+        exists("deep.k"),
+        exists("deep.k.x.k"),
+        term("wide", "3"),
+        term("wide", &(crowsnest_store::MAX_LEAVES - 1).to_string()),
+        term("wide", &crowsnest_store::MAX_LEAVES.to_string()),
+        term("tail", "t"),
+        exists("tail"),
+    ];
+    let mut selected = 0;
+    for filter in &filters {
+        let response = store
+            .search(&SearchRequest {
+                query: fq(filter.clone()),
+                start: None,
+                end: None,
+                limit: 10,
+                offset: 0,
+            })
+            .expect("search");
+        let mut expected: Vec<u64> = response
+            .hits
+            .iter()
+            .map(|h| h["seq"].as_u64().expect("seq"))
+            .collect();
+        expected.sort_unstable();
+        let matcher = Matcher::new(filter).expect("matcher");
+        let got: Vec<u64> = parsed
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matcher.matches(e))
+            .map(|(i, _)| i as u64)
+            .collect();
+        assert_eq!(got, expected, "{filter:?}");
+        selected += usize::from(!expected.is_empty());
+    }
+    assert!(selected >= 5, "only {selected} filters select something");
+}
