@@ -54,7 +54,11 @@ def read_lines(path):
 def run_es(args):
     from elasticsearch import Elasticsearch, helpers
     docs = [json.loads(line) for line in read_lines(args.corpus)]
-    es = Elasticsearch(args.url + "/es", api_key=args.token, request_timeout=300)
+    # Retries with backoff on 429/502/503/504, as a production client is configured: the server
+    # answers 503 while its pipeline is full, and the bulk helper retries only item-level 429s.
+    es = Elasticsearch(args.url + "/es", api_key=args.token, request_timeout=300,
+                       max_retries=100, retry_on_status=(429, 502, 503, 504),
+                       retry_backoff_base=0.25, retry_backoff_cap=2.0)
     es.info()
     actions = [{"_index": "logs-bench", "_op_type": "create", "_source": d} for d in docs]
     handshake()

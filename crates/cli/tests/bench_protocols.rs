@@ -52,6 +52,7 @@ fn bench_protocols_reports_each_protocol_in_json() {
         assert_eq!(row["events_sent"], 2000, "{row}");
         assert_eq!(row["events_searchable"], 2000, "{row}");
         assert_eq!(row["delivered"], 1.0, "{row}");
+        assert!(row["retries"].is_u64(), "{row}");
         let positive = |key: &str| row[key].as_f64().is_some_and(|v| v > 0.0);
         for key in [
             "seconds",

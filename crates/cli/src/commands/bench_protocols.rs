@@ -57,9 +57,13 @@ pub struct Args {
     /// Events per request or forward message, for the protocols that batch.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// Also run the real clients through `scripts/bench-clients.py`.
+    /// Also run the real clients through `scripts/bench-clients.py` (those of the protocols
+    /// selected by `--protocols`).
     #[arg(long)]
     pub clients: bool,
+    /// With `--clients`, only the real clients (no in-process load generator rows).
+    #[arg(long, requires = "clients")]
+    pub only_clients: bool,
     /// The Python that has the clients installed.
     #[arg(long, default_value = ".venv-test/bin/python")]
     pub python: PathBuf,
@@ -158,6 +162,9 @@ pub struct Row {
     pub peak_rss_mb: f64,
     /// `events_searchable / events_sent` (below 1 only where the protocol can lose events).
     pub delivered: f64,
+    /// Items the in-process generator sent again because the server pushed back (HTTP
+    /// 429/503, forward chunks without an ack); 0 for the Python clients, which retry inside.
+    pub retries: u64,
     /// Why the row is incomplete, if it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -194,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mixed = Corpus::mixed(args.events)?;
     let mut rows = Vec::new();
-    for protocol in protocols {
+    for &protocol in protocols.iter().filter(|_| !args.only_clients) {
         let audit;
         let corpus = match protocol {
             Protocol::K8sAudit => {
@@ -214,14 +221,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let server = ChildServer::start(&exe)?;
         let row = measure(&server, protocol.name(), "crowsnest".into(), |server| {
             let sent = send::send(&load, server, args.connections, args.udp_rate)?;
-            Ok((sent, load.wire_bytes()))
+            Ok((sent.events, load.wire_bytes(), sent.retries))
         });
         server.stop();
         eprintln!("  {}", summary(&row));
         rows.push(row);
     }
     if args.clients {
-        rows.extend(clients::run(&args, &exe, &mixed)?);
+        rows.extend(clients::run(&args, &exe, &mixed, &protocols)?);
     }
     let report = Report {
         date: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -251,23 +258,24 @@ pub fn measure(
     server: &ChildServer,
     protocol: String,
     client: String,
-    send: impl FnOnce(&ChildServer) -> anyhow::Result<(u64, u64)>,
+    send: impl FnOnce(&ChildServer) -> anyhow::Result<(u64, u64, u64)>,
 ) -> Row {
     let cpu_before = server.cpu_seconds();
     let started = Instant::now();
     let lossy = protocol == "syslog-udp";
-    let outcome = send(server).and_then(|(sent, bytes)| {
+    let outcome = send(server).and_then(|(sent, bytes, retries)| {
         let (found, at) = wait_searchable(server, sent, lossy, started)?;
-        Ok((sent, bytes, found, at))
+        Ok((sent, bytes, retries, found, at))
     });
     let cpu = server.cpu_seconds() - cpu_before;
-    let (sent, bytes, found, seconds, error) = match outcome {
-        Ok((sent, bytes, found, at)) => {
+    let (sent, bytes, retries, found, seconds, error) = match outcome {
+        Ok((sent, bytes, retries, found, at)) => {
             let error = (found < sent && !lossy)
                 .then(|| format!("only {found} of {sent} events became searchable"));
-            (sent, bytes, found, at, error)
+            (sent, bytes, retries, found, at, error)
         }
         Err(error) => (
+            0,
             0,
             0,
             server.searchable().unwrap_or(0),
@@ -289,6 +297,7 @@ pub fn measure(
         events_per_cpu_second: found as f64 / cpu.max(0.01),
         peak_rss_mb: server.peak_rss_mb(),
         delivered: found as f64 / sent.max(1) as f64,
+        retries,
         error,
     }
 }
@@ -334,8 +343,8 @@ fn summary(row: &Row) -> String {
 pub fn markdown(report: &Report) -> String {
     let mut out = format!(
         "### Ingest per protocol — {} — {} events each, {} connections, batches of {}, {} cores\n\n\
-         | protocol | load generator | events/s | MB/s | seconds | server CPU s | events per server CPU-s | server peak RSS MB | delivered |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | protocol | load generator | events/s | MB/s | seconds | server CPU s | events per server CPU-s | server peak RSS MB | retries | delivered |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
         report.date, report.events, report.connections, report.batch, report.cores
     );
     for row in &report.rows {
@@ -349,7 +358,7 @@ pub fn markdown(report: &Report) -> String {
             ),
         };
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {delivered} |\n",
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {delivered} |\n",
             row.protocol,
             row.client,
             row.events_per_second,
@@ -358,6 +367,7 @@ pub fn markdown(report: &Report) -> String {
             row.server_cpu_seconds,
             row.events_per_cpu_second,
             row.peak_rss_mb,
+            row.retries,
         ));
     }
     out
@@ -391,6 +401,7 @@ mod tests {
             events_per_cpu_second: found as f64,
             peak_rss_mb: 50.0,
             delivered: found as f64 / 100.0,
+            retries: 3,
             error: error.map(str::to_string),
         };
         let report = Report {
@@ -410,7 +421,7 @@ mod tests {
             text.contains("| syslog-udp | crowsnest | 45 | 0.5 |"),
             "{text}"
         );
-        assert!(text.contains("90 / 100 (90.0 %)"), "{text}");
+        assert!(text.contains("| 50 | 3 | 90 / 100 (90.0 %) |"), "{text}");
         assert!(text.contains("error: a \\| b"), "{text}");
     }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::corpus::Corpus;
 use super::server::ChildServer;
-use super::{measure, Args, Row};
+use super::{measure, Args, Protocol, Row};
 
 /// `(script's --client, protocol it speaks)`.
 const CLIENTS: [(&str, &str); 4] = [
@@ -26,13 +26,20 @@ const CLIENTS: [(&str, &str); 4] = [
     ("rsyslog", "syslog-tcp"),
 ];
 
-/// One row per client; a client that cannot run gets a row with its error.
-pub fn run(args: &Args, exe: &Path, corpus: &Corpus) -> anyhow::Result<Vec<Row>> {
+/// One row per client of the selected protocols; a client that cannot run gets a row with
+/// its error.
+pub fn run(
+    args: &Args,
+    exe: &Path,
+    corpus: &Corpus,
+    protocols: &[Protocol],
+) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let corpus_path = dir.path().join("corpus.ndjson");
     corpus.write_ndjson(&corpus_path)?;
     let mut rows = Vec::new();
-    for (client, protocol) in CLIENTS {
+    let selected = |name: &str| protocols.iter().any(|p| p.name() == name);
+    for (client, protocol) in CLIENTS.into_iter().filter(|(_, p)| selected(p)) {
         eprintln!("bench protocols: python client {client} ({protocol})");
         let server = ChildServer::start(exe)?;
         let row = match Driver::spawn(args, client, &server, &corpus_path) {
@@ -41,7 +48,7 @@ pub fn run(args: &Args, exe: &Path, corpus: &Corpus) -> anyhow::Result<Vec<Row>>
                     &server,
                     protocol.to_string(),
                     format!("python client: {client}"),
-                    |_| driver.go().map(|sent| (sent, corpus.json_bytes())),
+                    |_| driver.go().map(|sent| (sent, corpus.json_bytes(), 0)),
                 );
                 driver.finish();
                 row

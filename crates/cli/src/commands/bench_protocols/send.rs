@@ -14,7 +14,17 @@ use serde_json::Value;
 use super::encode::{Auth, Encoded, Item, Transport};
 use super::server::ChildServer;
 
-/// Sends every item of `load` over `connections` connections; returns the events sent.
+/// What the senders did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sent {
+    /// Events sent (and, except over UDP, taken by the server).
+    pub events: u64,
+    /// Items sent again because the server pushed back: HTTP 429/503 answers, forward chunks
+    /// left without an ack.
+    pub retries: u64,
+}
+
+/// Sends every item of `load` over `connections` connections.
 /// With `udp_rate` above 0, datagrams are paced to that many per second (all connections
 /// together); other transports are never paced.
 pub fn send(
@@ -22,7 +32,7 @@ pub fn send(
     server: &ChildServer,
     connections: usize,
     udp_rate: u64,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Sent> {
     let next = AtomicUsize::new(0);
     let pace = Pace {
         started: Instant::now(),
@@ -32,11 +42,13 @@ pub fn send(
         let workers: Vec<_> = (0..connections.max(1))
             .map(|_| scope.spawn(|| worker(load, server, &next, &pace)))
             .collect();
-        let mut sent = 0;
+        let mut sent = Sent::default();
         for worker in workers {
-            sent += worker
+            let one = worker
                 .join()
                 .map_err(|_| anyhow::anyhow!("a sender thread panicked"))??;
+            sent.events += one.events;
+            sent.retries += one.retries;
         }
         Ok(sent)
     })
@@ -65,10 +77,11 @@ fn worker(
     server: &ChildServer,
     next: &AtomicUsize,
     pace: &Pace,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Sent> {
     let items = &load.items;
     let take = || items.get(next.fetch_add(1, Ordering::Relaxed));
     let mut sent = 0;
+    let mut retries = 0;
     match &load.transport {
         Transport::Http {
             path,
@@ -85,12 +98,12 @@ fn worker(
             };
             while let Some(item) = take() {
                 let url = format!("{}{}", server.url, item.path.as_deref().unwrap_or(path));
-                post(&agent, &url, &authorization, content_type, item)?;
+                retries += post(&agent, &url, &authorization, content_type, item)?;
                 sent += item.events;
             }
         }
         Transport::SyslogTcp => {
-            let mut stream = connect(server.syslog_tcp)?;
+            let mut stream = connect(server.syslog_tcp, Duration::from_secs(5))?;
             while let Some(item) = take() {
                 stream
                     .write_all(&item.bytes)
@@ -98,11 +111,10 @@ fn worker(
                 sent += item.events;
             }
             stream.flush().context("flushing the syslog stream")?;
-            // Close our side and wait (briefly) for the server to close its own.
+            // Close our side and wait (up to the read timeout) for the server to close its own.
             stream
                 .shutdown(std::net::Shutdown::Write)
                 .context("closing the syslog stream")?;
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let _ = stream.read(&mut [0u8; 16]);
         }
         Transport::SyslogUdp => {
@@ -120,42 +132,77 @@ fn worker(
             }
         }
         Transport::Forward => {
-            let mut stream = connect(server.forward)?;
+            let mut stream = connect(server.forward, ACK_TIMEOUT)?;
             while let Some(item) = take() {
-                stream
-                    .write_all(&item.bytes)
-                    .context("writing to the forward listener")?;
-                let ack =
-                    rmpv::decode::read_value(&mut stream).context("reading the forward ack")?;
-                anyhow::ensure!(
-                    ack["ack"].as_str() == item.chunk.as_deref(),
-                    "expected the ack of {:?}, got {ack}",
-                    item.chunk
-                );
+                // The listener acks a chunk once it is durable and sends nothing when it could
+                // not store it (pipeline full): like Fluent Bit, resend after the ack timeout,
+                // on a new connection so a late ack cannot be taken for the next chunk's.
+                let mut attempts = 0;
+                while !forward_chunk(&mut stream, item)? {
+                    attempts += 1;
+                    retries += 1;
+                    anyhow::ensure!(
+                        attempts < 30,
+                        "no ack for chunk {:?} after {attempts} attempts",
+                        item.chunk
+                    );
+                    stream = connect(server.forward, ACK_TIMEOUT)?;
+                }
                 sent += item.events;
             }
         }
     }
-    Ok(sent)
+    Ok(Sent {
+        events: sent,
+        retries,
+    })
 }
 
-fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+/// How long a forward sender waits for a chunk's ack before sending it again.
+const ACK_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn connect(addr: SocketAddr, read_timeout: Duration) -> anyhow::Result<TcpStream> {
     let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
+        .set_read_timeout(Some(read_timeout))
         .context("setting a read timeout")?;
     Ok(stream)
 }
 
+/// Writes one forward message and waits for its ack: `Ok(false)` when none came in time.
+fn forward_chunk(stream: &mut TcpStream, item: &Item) -> anyhow::Result<bool> {
+    stream
+        .write_all(&item.bytes)
+        .context("writing to the forward listener")?;
+    let ack = match rmpv::decode::read_value(stream) {
+        Ok(ack) => ack,
+        Err(rmpv::decode::Error::InvalidMarkerRead(error))
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Ok(false)
+        }
+        Err(error) => return Err(error).context("reading the forward ack"),
+    };
+    anyhow::ensure!(
+        ack["ack"].as_str() == item.chunk.as_deref(),
+        "expected the ack of {:?}, got {ack}",
+        item.chunk
+    );
+    Ok(true)
+}
+
 /// POSTs one item, retrying while the server pushes back (429/503); checks the answer says
-/// every event was taken.
+/// every event was taken. Returns the number of retries.
 fn post(
     agent: &ureq::Agent,
     url: &str,
     authorization: &str,
     content_type: &str,
     item: &Item,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     for attempt in 1..=600u32 {
         let result = agent
             .post(url)
@@ -165,7 +212,8 @@ fn post(
         match result {
             Ok(response) => {
                 let text = response.into_string().context("reading an answer")?;
-                return check_answer(&text, item.events);
+                check_answer(&text, item.events)?;
+                return Ok(u64::from(attempt - 1));
             }
             Err(ureq::Error::Status(429 | 503, _)) if attempt < 600 => {
                 std::thread::sleep(Duration::from_millis(100));
