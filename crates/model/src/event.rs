@@ -101,9 +101,9 @@ fn lookup<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     if let Some(value) = map.get(path) {
         return Some(value);
     }
-    // Try the longest literal key first so `a.b.c` prefers `{"a.b": {"c": ..}}` over nothing.
-    let dots: Vec<usize> = path.match_indices('.').map(|(i, _)| i).collect();
-    for &i in dots.iter().rev() {
+    // Try the longest literal key first so `a.b.c` prefers `{"a.b": {"c": ..}}` over nothing
+    // (right to left over the dots, without collecting them: this runs for every field read).
+    for (i, _) in path.rmatch_indices('.') {
         if let Some(Value::Object(inner)) = map.get(&path[..i]) {
             if let Some(found) = lookup(inner, &path[i + 1..]) {
                 return Some(found);
