@@ -27,6 +27,7 @@ then waits for stdin to close before stopping rsyslogd (it forwards after the sc
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -151,12 +152,17 @@ action(type="omfwd" target="127.0.0.1" port="{args.syslog_tcp_port}" protocol="t
        TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
        queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="1024")
 """)
+    # rsyslogd's own messages go to a file (it warns that the watched file does not exist yet,
+    # which is the point: the corpus is renamed into place at `go`); shown if it dies.
+    log_path = os.path.join(work, "rsyslogd.log")
+    log = open(log_path, "w", encoding="utf-8")
     daemon = subprocess.Popen([rsyslogd, "-n", "-f", config, "-i", os.path.join(work, "pid")],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     try:
         time.sleep(1.0)
         if daemon.poll() is not None:
-            sys.exit("rsyslogd exited with %s" % daemon.returncode)
+            with open(log_path, encoding="utf-8") as f:
+                sys.exit("rsyslogd exited with %s: %s" % (daemon.returncode, f.read()))
         handshake()
         started = time.monotonic()
         os.rename(staged, watched)
@@ -165,6 +171,8 @@ action(type="omfwd" target="127.0.0.1" port="{args.syslog_tcp_port}" protocol="t
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
