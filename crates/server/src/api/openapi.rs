@@ -76,7 +76,7 @@ fn compat_paths() -> Value {
         "summary": "Elasticsearch `_bulk` (index/create actions, NDJSON, gzip)",
         "description": "Scope `ingest`. Token as `Bearer`, `ApiKey` or the password of `Basic`. Answers in Elasticsearch's shape with per-item statuses; `update`/`delete` items fail with 405.",
         "requestBody": {"required": true, "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "string"}}}},
-        "responses": with_errors(ok("Per-item results (`errors`, `items`)"), &[("413", "PayloadTooLarge"), ("503", "Busy")])
+        "responses": with_errors(ok("Per-item results (`errors`, `items`)"), &[("413", "PayloadTooLarge"), ("429", "Busy")])
     });
     let mut bulk_index = bulk.clone();
     bulk_index["parameters"] = json!([{"name": "index", "in": "path", "required": true, "schema": {"type": "string"}, "description": "Default `_index` for items without one"}]);

@@ -38,7 +38,12 @@ fn with_product(mut response: Response) -> Response {
 }
 
 fn es_error(error: ApiError) -> Response {
-    let status = super::status_of(&error);
+    // Elasticsearch answers a full write queue with 429 (`es_rejected_execution_exception`);
+    // its clients and Beats retry exactly that, while several give up on a 503.
+    let status = match error {
+        ApiError::Busy(_) => axum::http::StatusCode::TOO_MANY_REQUESTS,
+        _ => super::status_of(&error),
+    };
     let (kind, reason) = match &error {
         ApiError::Unauthorized(m) => ("security_exception", m.clone()),
         ApiError::Forbidden(m) => ("security_exception", m.clone()),

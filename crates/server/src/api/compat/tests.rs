@@ -308,3 +308,17 @@ async fn syslog_and_forward_listeners_store_what_real_sockets_send() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_saturated_pipeline_answers_bulk_with_429_as_elasticsearch_does() {
+    let h = harness_with(|c| c.pipeline.max_queued_bytes = 1 << 20).await;
+    let _held = h.running.state.pipeline.exhaust_budget().expect("budget");
+    let body = "{\"create\":{}}\n{\"message\":\"a\"}\n";
+    let (status, headers, answer) = h
+        .call(h.post("/es/logs/_bulk", "application/x-ndjson", body))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(answer["error"]["type"], "es_rejected_execution_exception");
+    assert_eq!(answer["status"], 429);
+    assert_eq!(headers["retry-after"], "1");
+}
