@@ -187,6 +187,8 @@ fn prepare(mut events: Vec<Event>) -> Result<Prepared, ApiError> {
     let mut generator = ulid::Generator::new();
     let mut payloads = Vec::with_capacity(events.len());
     let mut per_source: HashMap<String, u64> = HashMap::new();
+    // Payloads start at about the previous one's size, so serializing rarely reallocates.
+    let mut capacity = 1024;
     for event in &mut events {
         let id = generator
             .generate_from_datetime(now.into())
@@ -199,7 +201,10 @@ fn prepare(mut events: Vec<Event>) -> Result<Prepared, ApiError> {
         }
         let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
         *per_source.entry(source.to_string()).or_default() += 1;
-        payloads.push(serde_json::to_vec(event).map_err(|e| ApiError::Internal(e.into()))?);
+        let mut payload = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut payload, event).map_err(|e| ApiError::Internal(e.into()))?;
+        capacity = payload.len() + payload.len() / 8;
+        payloads.push(payload);
     }
     Ok((events, payloads, per_source))
 }
