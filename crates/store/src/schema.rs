@@ -150,18 +150,24 @@ pub(crate) fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)
 }
 
-/// Builds the document of one event stamped at `ts`.
+/// Builds the document of one event stamped at `ts`; `scratch` is a buffer reused from one
+/// event to the next for serializing `_source` (tantivy copies the text into the document).
 pub(crate) fn to_document(
     event: &Event,
     ts: DateTime<Utc>,
     schema: &SchemaFields,
+    scratch: &mut Vec<u8>,
 ) -> Result<TantivyDocument, StoreError> {
     let mut doc = TantivyDocument::default();
     doc.add_date(schema.ts, to_tantivy_time(ts));
-    let source = serde_json::to_string(&WithoutOriginal(event.as_map()))
+    scratch.clear();
+    serde_json::to_writer(&mut *scratch, &WithoutOriginal(event.as_map()))
         .map_err(|error| StoreError::Index(format!("cannot serialize event: {error}")))?;
+    let source = std::str::from_utf8(scratch)
+        .map_err(|error| StoreError::Index(format!("serialized event is not UTF-8: {error}")))?;
     doc.add_text(schema.source, source);
-    if let Some(Value::String(original)) = event.get(ecs::EVENT_ORIGINAL) {
+    let original = event.get(ecs::EVENT_ORIGINAL);
+    if let Some(Value::String(original)) = original {
         doc.add_bytes(schema.original, original.as_bytes());
     }
     if keywords::borrowable(event.as_map()) {
@@ -172,11 +178,11 @@ pub(crate) fn to_document(
             doc.add_field_value(schema.fields, &OwnedValue::Object(leaves));
         }
     }
-    for (text_path, field) in [
-        (ecs::MESSAGE, schema.text),
-        (ecs::EVENT_ORIGINAL, schema.raw),
+    for (text_path, field, value) in [
+        (ecs::MESSAGE, schema.text, event.get(ecs::MESSAGE)),
+        (ecs::EVENT_ORIGINAL, schema.raw, original),
     ] {
-        match event.get(text_path) {
+        match value {
             None | Some(Value::Null) => continue,
             Some(Value::String(text)) => doc.add_text(field, text),
             Some(other) => doc.add_text(field, other.to_string()),

@@ -151,12 +151,13 @@ impl Store {
         }
         let mut state = self.lock_write();
         let mut added = 0;
+        let mut scratch = Vec::new();
         for (position, event, ts) in stamped {
             let partition = self.partition_for(ts)?;
             if partition.committed().is_some_and(|c| position <= c) {
                 continue;
             }
-            let doc = to_document(event, ts, &self.schema)?;
+            let doc = to_document(event, ts, &self.schema, &mut scratch)?;
             let slot = self.writer_for(&mut state, &partition)?;
             let open = &mut state.writers[slot];
             open.writer.add_document(doc)?;
