@@ -3,8 +3,9 @@
 //! `--syslog-tls`, `--forward`).
 //!
 //! They decode with `crowsnest-ingest` and submit through the same path as the HTTP ingest
-//! endpoints ([`crate::api::submit_decoded`]): an event is acknowledged (a forward `ack`
-//! sent) only once it is in the WAL.
+//! endpoints ([`crate::api::submit_decoded_as`]): an event is acknowledged (a forward `ack`
+//! sent) only once it is in the WAL. When the pipeline is saturated they wait for room instead of
+//! refusing, so TCP pushes back on the sender and nothing is dropped.
 //!
 //! Syslog has no authentication: bind it to loopback or a private interface, or firewall it.
 //! Forward authenticates when a shared key is configured (`forward_shared_key`, or better
@@ -35,6 +36,7 @@ use crowsnest_ingest::listen::{
 use crowsnest_normalize::Decoded;
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::Admission;
 use crate::AppState;
 
 /// Listener addresses and limits of the ecosystem inputs. Its `Debug` hides the forward
@@ -163,13 +165,15 @@ fn hostname() -> String {
         .unwrap_or_else(|| "crowsnest".to_string())
 }
 
-/// Hands listener batches to the pipeline.
+/// Hands listener batches to the pipeline, waiting for room when it is saturated.
 struct PipelineSink(Arc<AppState>);
 
 impl Submit for PipelineSink {
     fn submit(&self, decoded: Decoded, input: &'static str) -> SubmitFuture<'_> {
         Box::pin(async move {
-            crate::api::submit_decoded(&self.0, decoded, input)
+            // Wait for room rather than refuse: a stream listener that waits stops reading its
+            // socket, and TCP pushes back on the sender; nothing is dropped.
+            crate::api::submit_decoded_as(&self.0, decoded, input, Admission::Wait)
                 .await
                 .map(|(accepted, _)| accepted)
                 .map_err(|error| SubmitFailure(error.to_string()))

@@ -69,6 +69,15 @@ impl Default for PipelineConfig {
     }
 }
 
+/// What [`Pipeline::submit_as`] does when the queue budget is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Refuse at once with [`SubmitError::Busy`].
+    FailFast,
+    /// Wait until the queue has room.
+    Wait,
+}
+
 /// Why a batch was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -278,12 +287,32 @@ impl Pipeline {
         events: Vec<Event>,
         payloads: Vec<Vec<u8>>,
     ) -> Result<Range<u64>, SubmitError> {
+        self.submit_as(events, payloads, Admission::FailFast).await
+    }
+
+    /// Like [`Pipeline::submit`], choosing what happens when the queue budget is spent: fail
+    /// at once (HTTP: the client retries) or wait for room (stream listeners: waiting stops
+    /// reading the socket, which pushes back on the sender through TCP).
+    pub async fn submit_as(
+        &self,
+        events: Vec<Event>,
+        payloads: Vec<Vec<u8>>,
+        admission: Admission,
+    ) -> Result<Range<u64>, SubmitError> {
         debug_assert_eq!(events.len(), payloads.len());
         // Decoded events take about twice their serialized size in memory.
         let cost = payloads.iter().map(|p| p.len() * 3).sum::<usize>().max(1);
         let cost = u32::try_from(cost.min(self.config.max_queued_bytes.max(1))).unwrap_or(u32::MAX);
         let permit = match self.budget.clone().try_acquire_many_owned(cost) {
             Ok(permit) => permit,
+            Err(_) if admission == Admission::Wait => {
+                self.metrics.throttled.inc();
+                self.budget
+                    .clone()
+                    .acquire_many_owned(cost)
+                    .await
+                    .map_err(|_| SubmitError::Closed)?
+            }
             Err(_) => {
                 self.metrics.throttled.inc();
                 return Err(SubmitError::Busy(self.config.retry_after_secs));

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::authorize;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::pipeline::SubmitError;
+use crate::pipeline::{Admission, SubmitError};
 use crate::AppState;
 
 /// Most per-line errors listed in one response.
@@ -132,6 +132,16 @@ pub(crate) async fn submit_decoded(
     decoded: Decoded,
     label: &str,
 ) -> Result<(usize, Vec<LineError>), ApiError> {
+    submit_decoded_as(state, decoded, label, Admission::FailFast).await
+}
+
+/// [`submit_decoded`] with a choice of what to do when the pipeline is saturated.
+pub(crate) async fn submit_decoded_as(
+    state: &AppState,
+    decoded: Decoded,
+    label: &str,
+    admission: Admission,
+) -> Result<(usize, Vec<LineError>), ApiError> {
     let Decoded { events, errors } = decoded;
     let rejected = errors.len();
     if rejected > 0 {
@@ -155,7 +165,7 @@ pub(crate) async fn submit_decoded(
     if accepted > 0 {
         state
             .pipeline
-            .submit(events, payloads)
+            .submit_as(events, payloads, admission)
             .await
             .map_err(|error| match error {
                 SubmitError::Busy(secs) => ApiError::Busy(secs),

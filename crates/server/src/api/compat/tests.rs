@@ -322,3 +322,74 @@ async fn a_saturated_pipeline_answers_bulk_with_429_as_elasticsearch_does() {
     assert_eq!(answer["status"], 429);
     assert_eq!(headers["retry-after"], "1");
 }
+
+/// A saturated pipeline makes the forward listener wait (no ack yet, nothing dropped); once there
+/// is room the chunk is stored and acknowledged.
+#[tokio::test]
+async fn stream_listeners_wait_for_room_instead_of_dropping() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = harness_with(|config| {
+        config.pipeline.max_queued_bytes = 1 << 20;
+        config.inputs.syslog_tcp = Some("127.0.0.1:0".into());
+        config.inputs.forward = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let addr = |protocol: &str| {
+        h.running
+            .listeners
+            .iter()
+            .find(|l| l.protocol == protocol)
+            .map(|l| l.local_addr)
+            .expect("listener")
+    };
+    let held = h.running.state.pipeline.exhaust_budget().expect("budget");
+    let mut tcp = tokio::net::TcpStream::connect(addr("syslog/tcp"))
+        .await
+        .expect("connect");
+    let counted = "<13>1 2024-05-01T10:00:01Z box app 9 - - waited for room";
+    tcp.write_all(format!("{} {counted}", counted.len()).as_bytes())
+        .await
+        .expect("write");
+    tcp.shutdown().await.expect("close");
+    let mut forward = tokio::net::TcpStream::connect(addr("forward"))
+        .await
+        .expect("connect");
+    let message = rmpv::Value::Array(vec![
+        rmpv::Value::from("app.forward"),
+        rmpv::Value::from(1_714_557_600u32),
+        rmpv::Value::Map(vec![(
+            rmpv::Value::from("log"),
+            rmpv::Value::from("forward waited"),
+        )]),
+        rmpv::Value::Map(vec![(rmpv::Value::from("chunk"), rmpv::Value::from("w1"))]),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &message).expect("encode");
+    forward.write_all(&bytes).await.expect("write");
+    let mut ack = vec![0u8; 64];
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        forward.read(&mut ack),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "acknowledged while the pipeline had no room"
+    );
+    drop(held);
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), forward.read(&mut ack))
+        .await
+        .expect("ack once there is room")
+        .expect("read");
+    assert_eq!(&ack[..n], crowsnest_ingest::fluent::ack("w1").as_slice());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        h.settle().await;
+        let found = hits(&h.search("\"waited for room\" OR \"forward waited\"").await);
+        if found.len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
