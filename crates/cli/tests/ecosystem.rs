@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Server};
+use common::{free_port, Rsyslog, Server};
 use serde_json::Value;
 
 /// The venv python, or `None` (skip) when it is missing outside CI.
@@ -266,16 +266,6 @@ fn rsyslogd() -> Option<PathBuf> {
     missing("rsyslogd (run scripts/setup-ecosystem.sh)")
 }
 
-/// rsyslog with its own config, socket, work directory and pid file; stopped by pid.
-struct Rsyslog(std::process::Child);
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn rsyslog_forwards_over_tcp_and_logger_sends_udp_and_tcp() {
     let Some(rsyslogd) = rsyslogd() else { return };
@@ -311,18 +301,8 @@ fn rsyslog_forwards_over_tcp_and_logger_sends_udp_and_tcp() {
         ),
     )
     .expect("write config");
-    let child = Command::new(&rsyslogd)
-        .arg("-n")
-        .arg("-f")
-        .arg(&config)
-        .arg("-i")
-        .arg(work.join("rsyslogd.pid"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn rsyslogd");
-    let _rsyslog = Rsyslog(child);
+    // rsyslog with its own config, socket, work directory and pid file; stopped by pid.
+    let _rsyslog = Rsyslog::start(&rsyslogd, &config, &work);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
         assert!(

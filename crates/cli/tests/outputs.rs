@@ -8,10 +8,9 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Server};
+use common::{free_port, Rsyslog, Server};
 use serde_json::{json, Value};
 
 fn start_with_config(dir: &Path, port: u16, config: &str, extra: &[String]) -> Server {
@@ -361,17 +360,7 @@ fn rsyslog_receives_rfc5424_and_cef() {
         ),
     )
     .expect("write config");
-    let mut rsyslog = Command::new(rsyslogd())
-        .arg("-n")
-        .arg("-f")
-        .arg(&config_path)
-        .arg("-i")
-        .arg(work.join("rsyslogd.pid"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn rsyslogd");
+    let rsyslog = Rsyslog::start(&rsyslogd(), &config_path, &work);
     // Wait for rsyslog's TCP port.
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", tcp)).is_err() {
@@ -408,8 +397,7 @@ format = "cef"
         assert!(Instant::now() < deadline, "rsyslog wrote: {text}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = rsyslog.kill();
-    let _ = rsyslog.wait();
+    drop(rsyslog);
     let lines: Vec<&str> = text.lines().collect();
     let json_lines: Vec<&str> = lines.iter().copied().filter(|l| l.contains("{")).collect();
     assert_eq!(json_lines.len(), 5, "{text}");

@@ -190,3 +190,31 @@ where
     }
     server
 }
+
+/// An rsyslogd child with its own config, work directory and pid file, stopped by PID on drop.
+pub struct Rsyslog(pub Child);
+
+impl Rsyslog {
+    /// Starts `rsyslogd` in the foreground with `config`, its pid file in `work`.
+    pub fn start(rsyslogd: &Path, config: &Path, work: &Path) -> Self {
+        let child = Command::new(rsyslogd)
+            .arg("-n")
+            .arg("-f")
+            .arg(config)
+            .arg("-i")
+            .arg(work.join("rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn rsyslogd");
+        Self(child)
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -5,10 +5,33 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::Value;
 
-use crate::api::tests::{harness, harness_with};
+use crate::api::tests::{harness, harness_with, Harness};
 
 fn hits(result: &Value) -> Vec<Value> {
     result["hits"].as_array().cloned().unwrap_or_default()
+}
+
+/// Where the harness's listener for `protocol` (`syslog/tcp`, `forward`, ...) is bound.
+fn listener_addr(h: &Harness, protocol: &str) -> std::net::SocketAddr {
+    h.running
+        .listeners
+        .iter()
+        .find(|l| l.protocol == protocol)
+        .map(|l| l.local_addr)
+        .expect("listener")
+}
+
+/// A forward-protocol Message event with a `log` record and a `chunk` option (asks for an ack).
+fn forward_message(log: &str, chunk: &str) -> Vec<u8> {
+    let message = rmpv::Value::Array(vec![
+        rmpv::Value::from("app.forward"),
+        rmpv::Value::from(1_714_557_600u32),
+        rmpv::Value::Map(vec![(rmpv::Value::from("log"), rmpv::Value::from(log))]),
+        rmpv::Value::Map(vec![(rmpv::Value::from("chunk"), rmpv::Value::from(chunk))]),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &message).expect("encode");
+    bytes
 }
 
 #[tokio::test]
@@ -242,14 +265,7 @@ async fn syslog_and_forward_listeners_store_what_real_sockets_send() {
         config.inputs.forward = Some("127.0.0.1:0".into());
     })
     .await;
-    let addr = |protocol: &str| {
-        h.running
-            .listeners
-            .iter()
-            .find(|l| l.protocol == protocol)
-            .map(|l| l.local_addr)
-            .expect("listener")
-    };
+    let addr = |protocol: &str| listener_addr(&h, protocol);
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -271,18 +287,10 @@ async fn syslog_and_forward_listeners_store_what_real_sockets_send() {
     let mut forward = tokio::net::TcpStream::connect(addr("forward"))
         .await
         .expect("connect");
-    let message = rmpv::Value::Array(vec![
-        rmpv::Value::from("app.forward"),
-        rmpv::Value::from(1_714_557_600u32),
-        rmpv::Value::Map(vec![(
-            rmpv::Value::from("log"),
-            rmpv::Value::from("forward hello"),
-        )]),
-        rmpv::Value::Map(vec![(rmpv::Value::from("chunk"), rmpv::Value::from("c1"))]),
-    ]);
-    let mut bytes = Vec::new();
-    rmpv::encode::write_value(&mut bytes, &message).expect("encode");
-    forward.write_all(&bytes).await.expect("write");
+    forward
+        .write_all(&forward_message("forward hello", "c1"))
+        .await
+        .expect("write");
     let mut ack = vec![0u8; 64];
     let n = tokio::time::timeout(std::time::Duration::from_secs(10), forward.read(&mut ack))
         .await
@@ -334,14 +342,7 @@ async fn stream_listeners_wait_for_room_instead_of_dropping() {
         config.inputs.forward = Some("127.0.0.1:0".into());
     })
     .await;
-    let addr = |protocol: &str| {
-        h.running
-            .listeners
-            .iter()
-            .find(|l| l.protocol == protocol)
-            .map(|l| l.local_addr)
-            .expect("listener")
-    };
+    let addr = |protocol: &str| listener_addr(&h, protocol);
     let held = h.running.state.pipeline.exhaust_budget().expect("budget");
     let mut tcp = tokio::net::TcpStream::connect(addr("syslog/tcp"))
         .await
@@ -354,18 +355,10 @@ async fn stream_listeners_wait_for_room_instead_of_dropping() {
     let mut forward = tokio::net::TcpStream::connect(addr("forward"))
         .await
         .expect("connect");
-    let message = rmpv::Value::Array(vec![
-        rmpv::Value::from("app.forward"),
-        rmpv::Value::from(1_714_557_600u32),
-        rmpv::Value::Map(vec![(
-            rmpv::Value::from("log"),
-            rmpv::Value::from("forward waited"),
-        )]),
-        rmpv::Value::Map(vec![(rmpv::Value::from("chunk"), rmpv::Value::from("w1"))]),
-    ]);
-    let mut bytes = Vec::new();
-    rmpv::encode::write_value(&mut bytes, &message).expect("encode");
-    forward.write_all(&bytes).await.expect("write");
+    forward
+        .write_all(&forward_message("forward waited", "w1"))
+        .await
+        .expect("write");
     let mut ack = vec![0u8; 64];
     let early = tokio::time::timeout(
         std::time::Duration::from_millis(500),
