@@ -264,8 +264,17 @@ retry_max_ms = 400
     }
     // A crash while the destination is down: the undelivered events are still owed.
     sender.kill9();
-    let sender = start_with_config(&dir.path().join("a"), sender.port, &config, &[]);
+    let mut sender = start_with_config(&dir.path().join("a"), sender.port, &config, &[]);
     ingest(&sender, &events("late3", 100));
+    // A clean stop does not wait for a destination that is down; the events stay owed.
+    let stopping = Instant::now();
+    assert!(sender.terminate().success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown waited {:?} for a down destination",
+        stopping.elapsed()
+    );
+    let sender = start_with_config(&dir.path().join("a"), sender.port, &config, &[]);
     let receiver = Server::start(&receiver_dir.join("data"), receiver_port);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut ids = HashSet::new();

@@ -51,6 +51,7 @@ pub struct OutputStatus {
     /// One past the last position delivered (or filtered out); `u64::MAX` before it started.
     next: AtomicU64,
     max_buffer_bytes: u64,
+    over_budget: AtomicBool,
     delivered: AtomicU64,
     rejected: AtomicU64,
     dropped: AtomicU64,
@@ -91,16 +92,19 @@ impl OutputStatus {
             return None;
         }
         let held = wal.bytes_from(next);
-        if held > self.max_buffer_bytes {
+        let over = held > self.max_buffer_bytes;
+        // Said when it starts, not at every truncation.
+        if over && !self.over_budget.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 output = %self.name,
                 held_bytes = held,
                 max_buffer_bytes = self.max_buffer_bytes,
                 "output is further behind than its buffer allows; its oldest events will be dropped"
             );
-            return None;
+        } else if !over {
+            self.over_budget.store(false, Ordering::Relaxed);
         }
-        Some(next)
+        (!over).then_some(next)
     }
 
     /// A snapshot for the API.
@@ -208,6 +212,7 @@ impl OutputWorker {
             kind: config.sink.kind().to_string(),
             next: AtomicU64::new(u64::MAX),
             max_buffer_bytes: config.max_buffer_bytes,
+            over_budget: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -247,8 +252,8 @@ impl OutputWorker {
         self.status.clone()
     }
 
-    /// Delivers until `stop` is set, then makes one last attempt at what is acknowledged and
-    /// saves the cursor.
+    /// Delivers until `stop` is set, then makes one last attempt at a batch of what is
+    /// acknowledged and saves the cursor.
     pub(crate) fn run(mut self, acked_next: &AtomicU64, stop: &AtomicBool, metrics: &Metrics) {
         let Some(mut tail) = self.tail.take() else {
             tracing::error!(output = %self.config.name, "output started before the log was opened");
@@ -324,7 +329,9 @@ impl OutputWorker {
                 i64::try_from(until.saturating_sub(self.status.next.load(Ordering::SeqCst)))
                     .unwrap_or(i64::MAX),
             );
-            if stopping && caught_up && batch.is_empty() {
+            if stopping {
+                // One last read and one attempt after the stop; what is left stays in the WAL
+                // for the next start, so a long backlog does not hold up the shutdown.
                 break;
             }
             if caught_up {
