@@ -17,6 +17,10 @@ use std::time::Instant;
 use crowsnest_normalize::{decode_ndjson, Limits};
 use serde_json::Value;
 
+/// The allocator the `crowsnest` binary uses, so the figures match the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bytes per decoded body, as the benchmark's clients send them.
 const BODY_BYTES: usize = 4 * 1024 * 1024;
 
