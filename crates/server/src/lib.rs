@@ -119,7 +119,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         (store.clone(), metrics.clone(), data_dir.join("wal"));
     let detection = Arc::new(detection::DetectionStatus::default());
     let mut outputs = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for output in &config.outputs {
+        // The name keys the output's cursor file and metrics: two outputs cannot share one.
+        anyhow::ensure!(
+            names.insert(output.name.as_str()),
+            "two [[outputs]] are named `{}`; expected unique names",
+            output.name
+        );
         outputs.push(outputs::OutputWorker::open(output.clone(), &data_dir)?);
     }
     let (detect_config, detect_status, detect_dir) = (
