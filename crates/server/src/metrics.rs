@@ -47,7 +47,7 @@ pub struct Metrics {
     pub stored: Family<SourceLabel, Counter>,
     /// Lines or items rejected by the decoders, per source.
     pub rejected: Family<SourceLabel, Counter>,
-    /// Requests refused because the pipeline was saturated.
+    /// Batches that met a full pipeline (refused over HTTP, waited for in the listeners).
     pub throttled: Counter,
     /// Batches waiting for the WAL writer.
     pub wal_queue_depth: Gauge,
@@ -148,7 +148,7 @@ impl Metrics {
         );
         registry.register(
             "requests_throttled",
-            "Requests refused with 503 because the pipeline was full",
+            "Batches that met a full pipeline: HTTP requests refused (503, or 429 on _bulk), listener batches that waited for room",
             throttled.clone(),
         );
         registry.register(
