@@ -4,43 +4,18 @@
 //! wrong key or user refused with a PONG and a closed connection, truncated and garbage PINGs,
 //! the listener without a key behaving as before, and the handshake over TLS.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crowsnest_ingest::fluent_auth::{password_digest, shared_key_digest, ForwardAuth, ForwardUser};
-use crowsnest_ingest::listen::{self, ForwardOptions, Listener, Submit, SubmitFuture};
-use crowsnest_ingest::{Decoded, Limits};
+use crowsnest_ingest::listen::{self, ForwardOptions, Listener};
+use crowsnest_ingest::Limits;
 use rmpv::Value as Pack;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_rustls::rustls;
 
-/// Collects what the listener submits.
-#[derive(Default)]
-struct Collect(Mutex<Decoded>);
+mod support;
 
-impl Submit for Collect {
-    fn submit(&self, decoded: Decoded, _input: &'static str) -> SubmitFuture<'_> {
-        Box::pin(async move {
-            let count = decoded.events.len();
-            let mut all = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            all.events.extend(decoded.events);
-            Ok(count)
-        })
-    }
-}
-
-impl Collect {
-    fn messages(&self) -> Vec<String> {
-        let all = self.0.lock().expect("lock");
-        all.events
-            .iter()
-            .filter_map(|e| e.get_str("message").map(str::to_string))
-            .collect()
-    }
-}
+use support::{connect_tls, self_signed, Collect};
 
 async fn start(auth: Option<ForwardAuth>) -> (Listener, Arc<Collect>) {
     let sink = Arc::new(Collect::default());
@@ -321,15 +296,11 @@ async fn without_a_key_the_server_speaks_first_never_and_takes_events_directly()
 
 #[tokio::test]
 async fn the_handshake_runs_inside_tls() {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("write key");
+    let (acceptor, cert) = self_signed(dir.path());
     let sink = Arc::new(Collect::default());
     let options = ForwardOptions {
-        tls: Some(listen::tls_acceptor(&cert_path, &key_path).expect("acceptor")),
+        tls: Some(acceptor),
         auth: Some(Arc::new(ForwardAuth::new("k", "srv"))),
     };
     let listener =
@@ -337,20 +308,7 @@ async fn the_handshake_runs_inside_tls() {
             .await
             .expect("bind");
     assert_eq!(listener.protocol, "forward/tls");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).expect("root");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(listener.local_addr)
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let mut tls = connect_tls(listener.local_addr, cert).await;
     let pong = handshake(&mut tls, "k", None).await;
     assert_eq!(pong[1], Pack::from(true));
     tls.write_all(&message("over tls", "t"))

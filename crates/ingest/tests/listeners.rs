@@ -1,61 +1,21 @@
 //! The listeners over real sockets, with an in-memory [`Submit`]: syslog over UDP, TCP and
 //! TLS (a self-signed certificate made by rcgen), forward with acks, and bad streams.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crowsnest_ingest::listen::{self, Submit, SubmitFuture};
-use crowsnest_ingest::{Decoded, Limits};
+use crowsnest_ingest::listen;
+use crowsnest_ingest::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::rustls;
 
-/// Collects what listeners submit.
-#[derive(Default)]
-struct Collect(Mutex<Decoded>);
+mod support;
 
-impl Submit for Collect {
-    fn submit(&self, decoded: Decoded, _input: &'static str) -> SubmitFuture<'_> {
-        Box::pin(async move {
-            let count = decoded.events.len();
-            let mut all = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            all.events.extend(decoded.events);
-            all.errors.extend(decoded.errors);
-            Ok(count)
-        })
-    }
-}
-
-impl Collect {
-    async fn wait_for(&self, events: usize) -> Vec<String> {
-        for _ in 0..200 {
-            {
-                let all = self.0.lock().expect("lock");
-                if all.events.len() >= events {
-                    return all
-                        .events
-                        .iter()
-                        .filter_map(|e| e.get_str("message").map(str::to_string))
-                        .collect();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("fewer than {events} events arrived");
-    }
-}
+use support::{connect_tls, self_signed, Collect};
 
 #[tokio::test]
 async fn syslog_over_tls_with_a_self_signed_certificate() {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("write key");
-    let acceptor = listen::tls_acceptor(&cert_path, &key_path).expect("acceptor");
+    let (acceptor, cert) = self_signed(dir.path());
     let sink = Arc::new(Collect::default());
     let listener = listen::syslog_tcp(
         "127.0.0.1:0",
@@ -65,20 +25,7 @@ async fn syslog_over_tls_with_a_self_signed_certificate() {
     )
     .await
     .expect("bind");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).expect("root");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(listener.local_addr)
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    let mut tls = connect_tls(listener.local_addr, cert).await;
     let message = "<34>1 2024-05-01T10:00:00Z h su - - - over tls";
     tls.write_all(format!("{} {message}", message.len()).as_bytes())
         .await
