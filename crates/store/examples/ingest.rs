@@ -3,7 +3,7 @@
 //! ```text
 //! crowsnest bench --events 100000 --corpus-out /tmp/corpus.ndjson
 //! cargo run --release -p crowsnest-normalize --example normalize_corpus -- /tmp/corpus.ndjson /tmp/normalized.ndjson
-//! cargo run --release -p crowsnest-store --example ingest -- /tmp/normalized.ndjson [batch]
+//! cargo run --release -p crowsnest-store --example ingest -- /tmp/normalized.ndjson [batch [keep-dir]]
 //! ```
 //!
 //! Parses the normalized events first (not timed), then adds them in batches (default 4,000,
@@ -31,8 +31,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enumerate()
         .map(|(i, line)| Ok((i as u64, serde_json::from_str(line)?)))
         .collect::<Result<_, serde_json::Error>>()?;
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path(), StoreConfig::default())?;
+    // A third argument keeps the store in that (empty or new) folder, for `examples/space.rs`.
+    let temp = tempfile::tempdir()?;
+    let dir = args
+        .get(3)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let store = Store::open(&dir, StoreConfig::default())?;
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     for (n, chunk) in events.chunks(batch.max(1)).enumerate() {
@@ -84,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|(_, e)| e.get_str("event.original"))
         .map(|o| o.len() + 1)
         .sum();
-    let bytes = dir_bytes(dir.path());
+    let bytes = dir_bytes(&dir);
     println!(
         "store after close: {:.1} MB for {:.1} MB of raw input (event.original): {:.3} of raw",
         bytes as f64 / 1e6,

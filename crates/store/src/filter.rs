@@ -20,16 +20,17 @@ use std::ops::Bound;
 use crowsnest_model::{ecs, parse_timestamp};
 use crowsnest_query::{Filter, RangeBound, Scalar};
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, PhraseQuery, Query, RangeQuery,
-    TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, EmptyWeight, EnableScoring, ExistsQuery, Occur,
+    PhraseQuery, Query, RangeQuery, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
 use crate::schema::{
-    cap_keyword, is_text_path, text_tokens, to_tantivy_time, SchemaFields, FIELDS,
+    cap_keyword, is_text_path, text_tokens, to_tantivy_time, unique_root, SchemaFields, FIELDS,
+    UNIQUE_PATHS,
 };
-use crate::wildcard::{Pattern, WildcardQuery};
+use crate::wildcard::{prefix_end, Pattern, WildcardQuery};
 use crate::StoreError;
 
 /// Builds the tantivy query of `filter`.
@@ -74,7 +75,9 @@ pub(crate) fn to_query(
                     Bound::Included(bound),
                 )))
             }
-            Some(path) => Ok(keyword_term_query(schema.fields, path, value)),
+            Some(path) => Ok(keyword(schema, path, |field| {
+                keyword_term_query(field, path, value)
+            })),
         },
         Filter::Phrase { field, text } => match field.as_deref() {
             None => Ok(free_text(schema, text)),
@@ -87,10 +90,12 @@ pub(crate) fn to_query(
                 },
                 schema,
             ),
-            Some(path) => Ok(Box::new(TermQuery::new(
-                keyword_str_term(schema.fields, path, text),
-                IndexRecordOption::Basic,
-            ))),
+            Some(path) => Ok(keyword(schema, path, |field| {
+                Box::new(TermQuery::new(
+                    keyword_str_term(field, path, text),
+                    IndexRecordOption::Basic,
+                ))
+            })),
         },
         Filter::Wildcard { field, pattern } => match field.as_deref() {
             None => Ok(Box::new(BooleanQuery::new(vec![
@@ -102,14 +107,14 @@ pub(crate) fn to_query(
             Some(ecs::TIMESTAMP) => Err(StoreError::InvalidQuery(
                 "wildcards on `@timestamp` are not supported; expected a range such as `@timestamp:[2024-01-01 TO 2024-01-02]`".into(),
             )),
-            Some(path) => {
-                let prefix_term = keyword_str_term(schema.fields, path, "");
-                Ok(Box::new(WildcardQuery::new(
-                    schema.fields,
+            Some(path) => Ok(keyword(schema, path, |field| {
+                let prefix_term = keyword_str_term(field, path, "");
+                Box::new(WildcardQuery::new(
+                    field,
                     prefix_term.serialized_value_bytes().to_vec(),
                     Pattern::parse(pattern),
-                )))
-            }
+                ))
+            })),
         },
         Filter::Range {
             field,
@@ -126,7 +131,110 @@ pub(crate) fn to_query(
                     IndexRecordOption::Basic,
                 )));
             }
-            Ok(Box::new(ExistsQuery::new(format!("{FIELDS}.{field}"), true)))
+            Ok(exists_query(schema, field))
+        }
+    }
+}
+
+/// The query of a keyword path: on `fields`, and for [`crate::UNIQUE_PATHS`] (and below) on
+/// `_unique` too, where partitions created since it exists keep them (older ones have them in
+/// `fields`, and no `_unique` field at all, hence [`WithField`]).
+fn keyword(
+    schema: &SchemaFields,
+    path: &str,
+    build: impl Fn(Field) -> Box<dyn Query>,
+) -> Box<dyn Query> {
+    if unique_root(path).is_none() {
+        return build(schema.fields);
+    }
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Should, build(schema.fields)),
+        (
+            Occur::Should,
+            Box::new(WithField {
+                field: schema.unique,
+                inner: build(schema.unique),
+            }),
+        ),
+    ]))
+}
+
+/// Any value at `path` or below it. Fast columns answer for `fields`; `_unique` has none, so
+/// its paths are named in `_has` (and a path below one is found by walking its terms).
+fn exists_query(schema: &SchemaFields, path: &str) -> Box<dyn Query> {
+    let in_fields: Box<dyn Query> = Box::new(ExistsQuery::new(format!("{FIELDS}.{path}"), true));
+    let mut clauses = vec![(Occur::Should, in_fields)];
+    match unique_root(path) {
+        Some(root) if root == path => clauses.push((
+            Occur::Should,
+            Box::new(TermQuery::new(
+                Term::from_field_text(schema.has, root),
+                IndexRecordOption::Basic,
+            )),
+        )),
+        Some(_) => {
+            let exact = Term::from_field_json_path(schema.unique, path, true)
+                .serialized_value_bytes()
+                .to_vec();
+            let mut deeper = exact.clone();
+            if let Some(end) = deeper.last_mut() {
+                // The path's end marker (0) becomes the segment separator (1): paths below.
+                *end = 1;
+            }
+            clauses.push((
+                Occur::Should,
+                Box::new(WithField {
+                    field: schema.unique,
+                    inner: Box::new(WildcardQuery::prefixes(schema.unique, vec![exact, deeper])),
+                }),
+            ));
+        }
+        None => {
+            for unique in UNIQUE_PATHS {
+                if unique
+                    .strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('.'))
+                {
+                    clauses.push((
+                        Occur::Should,
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(schema.has, unique),
+                            IndexRecordOption::Basic,
+                        )),
+                    ));
+                }
+            }
+        }
+    }
+    if clauses.len() == 1 {
+        return clauses.remove(0).1;
+    }
+    Box::new(BooleanQuery::new(clauses))
+}
+
+/// Runs `inner` only on indexes whose schema has `field` (partitions created before it was
+/// added match nothing here instead of failing on an unknown field).
+#[derive(Debug)]
+struct WithField {
+    field: Field,
+    inner: Box<dyn Query>,
+}
+
+impl Clone for WithField {
+    fn clone(&self) -> Self {
+        Self {
+            field: self.field,
+            inner: self.inner.box_clone(),
+        }
+    }
+}
+
+impl Query for WithField {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        if (self.field.field_id() as usize) < scoring.schema().num_fields() {
+            self.inner.weight(scoring)
+        } else {
+            Ok(Box::new(EmptyWeight))
         }
     }
 }
@@ -307,8 +415,32 @@ fn range_query(
             "range on `{path}` mixes a number and text; expected both bounds of the same kind"
         )));
     }
+    let in_fields = fields_range(schema.fields, path, lower, upper)?;
+    if unique_root(path).is_none() {
+        return Ok(in_fields);
+    }
+    let in_unique = unique_range(schema.unique, path, lower, upper)?;
+    Ok(Box::new(BooleanQuery::new(vec![
+        (Occur::Should, in_fields),
+        (
+            Occur::Should,
+            Box::new(WithField {
+                field: schema.unique,
+                inner: in_unique,
+            }),
+        ),
+    ])))
+}
+
+/// A range over the fast column of a `fields` path: numeric if the bounds are, else text.
+fn fields_range(
+    field: Field,
+    path: &str,
+    lower: &RangeBound,
+    upper: &RangeBound,
+) -> Result<Box<dyn Query>, StoreError> {
     let to_term = |scalar: &Scalar| -> Result<Term, StoreError> {
-        let mut term = Term::from_field_json_path(schema.fields, path, true);
+        let mut term = Term::from_field_json_path(field, path, true);
         match scalar {
             Scalar::Number(n) if n.is_finite() => {
                 if n.fract() == 0.0 && n.abs() < 9.0e15 {
@@ -329,6 +461,127 @@ fn range_query(
     let lower = map_bound(lower, to_term)?;
     let upper = map_bound(upper, to_term)?;
     Ok(Box::new(RangeQuery::new(lower, upper)))
+}
+
+/// A range over the terms of a `_unique` path (no fast column there): text bounds walk its
+/// string terms; number bounds walk its i64, u64 and f64 terms, each with the bounds in that
+/// type (an integer range rounds non-integral bounds inwards).
+fn unique_range(
+    field: Field,
+    path: &str,
+    lower: &RangeBound,
+    upper: &RangeBound,
+) -> Result<Box<dyn Query>, StoreError> {
+    let base = Term::from_field_json_path(field, path, true);
+    let bytes = |term: &Term| term.serialized_value_bytes().to_vec();
+    // The terms of one type at the path: [type prefix, end of that type).
+    let typed = |make: &dyn Fn(&mut Term)| -> Vec<u8> {
+        let mut term = base.clone();
+        make(&mut term);
+        bytes(&term)
+    };
+    let mut ranges = Vec::new();
+    let text = [lower, upper].iter().any(|b| {
+        matches!(
+            b,
+            RangeBound::Inclusive(Scalar::Text(_)) | RangeBound::Exclusive(Scalar::Text(_))
+        )
+    });
+    if text {
+        let prefix = typed(&|t| t.append_type_and_str(""));
+        let bound = |b: &RangeBound, unbounded: Bound<Vec<u8>>| match b {
+            RangeBound::Unbounded => unbounded,
+            RangeBound::Inclusive(Scalar::Text(v)) => {
+                Bound::Included(typed(&|t| t.append_type_and_str(cap_keyword(v))))
+            }
+            RangeBound::Exclusive(Scalar::Text(v)) => {
+                Bound::Excluded(typed(&|t| t.append_type_and_str(cap_keyword(v))))
+            }
+            RangeBound::Inclusive(Scalar::Number(_)) | RangeBound::Exclusive(Scalar::Number(_)) => {
+                unbounded
+            }
+        };
+        let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        ranges.push((
+            bound(lower, Bound::Included(prefix.clone())),
+            bound(upper, end),
+        ));
+        return Ok(Box::new(WildcardQuery::ranges(field, ranges)));
+    }
+    let number = |b: &RangeBound| -> Result<Option<(f64, bool)>, StoreError> {
+        match b {
+            RangeBound::Unbounded => Ok(None),
+            RangeBound::Inclusive(Scalar::Number(n)) | RangeBound::Exclusive(Scalar::Number(n))
+                if !n.is_finite() =>
+            {
+                Err(StoreError::InvalidQuery(format!(
+                    "range bound {n} on `{path}` is not a finite number"
+                )))
+            }
+            RangeBound::Inclusive(Scalar::Number(n)) => Ok(Some((*n, true))),
+            RangeBound::Exclusive(Scalar::Number(n)) => Ok(Some((*n, false))),
+            RangeBound::Inclusive(Scalar::Text(_)) | RangeBound::Exclusive(Scalar::Text(_)) => {
+                Ok(None)
+            }
+        }
+    };
+    let (low, high) = (number(lower)?, number(upper)?);
+    // f64 terms: the bounds as they are.
+    let f64_prefix = typed(&|t| t.append_type_and_fast_value(0f64));
+    let f64_prefix = f64_prefix[..f64_prefix.len() - 8].to_vec();
+    let f64_term = |v: f64| typed(&|t| t.append_type_and_fast_value(v));
+    ranges.push((
+        match low {
+            None => Bound::Included(f64_prefix.clone()),
+            Some((v, true)) => Bound::Included(f64_term(v)),
+            Some((v, false)) => Bound::Excluded(f64_term(v)),
+        },
+        match high {
+            None => prefix_end(&f64_prefix).map_or(Bound::Unbounded, Bound::Excluded),
+            Some((v, true)) => Bound::Included(f64_term(v)),
+            Some((v, false)) => Bound::Excluded(f64_term(v)),
+        },
+    ));
+    // i64 and u64 terms: the smallest and largest integers within the bounds.
+    let int_low = low.map(|(v, inclusive)| {
+        if inclusive || v.fract() != 0.0 {
+            v.ceil()
+        } else {
+            v + 1.0
+        }
+    });
+    let int_high = high.map(|(v, inclusive)| {
+        if inclusive || v.fract() != 0.0 {
+            v.floor()
+        } else {
+            v - 1.0
+        }
+    });
+    if int_low.zip(int_high).is_none_or(|(l, h)| l <= h) {
+        let i64_low = int_low.map_or(i64::MIN, |l| {
+            l.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        });
+        let i64_high = int_high.map_or(i64::MAX, |h| {
+            h.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        });
+        if int_high.is_none_or(|h| h >= i64::MIN as f64)
+            && int_low.is_none_or(|l| l <= i64::MAX as f64)
+        {
+            ranges.push((
+                Bound::Included(typed(&|t| t.append_type_and_fast_value(i64_low))),
+                Bound::Included(typed(&|t| t.append_type_and_fast_value(i64_high))),
+            ));
+        }
+        if int_high.is_none_or(|h| h >= 0.0) && int_low.is_none_or(|l| l <= u64::MAX as f64) {
+            let u64_low = int_low.map_or(0, |l| l.max(0.0) as u64);
+            let u64_high = int_high.map_or(u64::MAX, |h| h.min(u64::MAX as f64) as u64);
+            ranges.push((
+                Bound::Included(typed(&|t| t.append_type_and_fast_value(u64_low))),
+                Bound::Included(typed(&|t| t.append_type_and_fast_value(u64_high))),
+            ));
+        }
+    }
+    Ok(Box::new(WildcardQuery::ranges(field, ranges)))
 }
 
 fn map_bound(

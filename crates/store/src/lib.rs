@@ -96,7 +96,7 @@ use serde::Serialize;
 pub use error::StoreError;
 pub use matcher::Matcher;
 pub use retention::{PartitionStats, RetentionReport, StoreStats};
-pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES};
+pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES, UNIQUE_PATHS};
 
 use partition::{schema_fields, Partition};
 use schema::SchemaFields;
@@ -308,6 +308,74 @@ mod tests {
     #[test]
     fn store_is_send_and_sync() {
         assert_send_sync::<Store>();
+    }
+
+    /// A partition created before `_unique` existed (its schema lacks the field) keeps taking
+    /// events and answering searches on the unique paths from `fields`, next to a new one.
+    #[test]
+    fn partitions_from_before_unique_paths_still_index_and_answer() {
+        use crowsnest_query::parse;
+        use serde_json::json;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (schema, _) = schema::build_schema();
+        let mut legacy = tantivy::schema::Schema::builder();
+        for (_, entry) in schema.fields() {
+            if entry.name() != schema::UNIQUE {
+                legacy.add_field(entry.clone());
+            }
+        }
+        let old_dir = dir.path().join("partitions/20240301T00");
+        std::fs::create_dir_all(&old_dir).expect("mkdir");
+        tantivy::Index::builder()
+            .schema(legacy.build())
+            .create_in_dir(&old_dir)
+            .expect("legacy index");
+        let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
+        let event = |ts: &str, id: &str, version: u64| -> Event {
+            serde_json::from_value(json!({
+                "@timestamp": ts,
+                "event": {"id": id, "ingested": ts},
+                "k8s": {"audit": {"objectRef": {"resourceVersion": version}}},
+            }))
+            .expect("event")
+        };
+        let batch = vec![
+            (1, event("2024-03-01T10:00:00Z", "old-1", 5)),
+            (2, event("2024-03-03T10:00:00Z", "new-1", 50)),
+        ];
+        assert_eq!(store.add(&batch).expect("add"), 2);
+        store.commit().expect("commit");
+        let unique: Vec<bool> = store.read_partitions().values().map(|p| p.unique).collect();
+        assert_eq!(unique, vec![false, true]);
+        let count = |text: &str| -> Result<u64, StoreError> {
+            let query = parse(text).map_err(|e| StoreError::InvalidQuery(e.to_string()))?;
+            Ok(store
+                .search(&SearchRequest {
+                    query,
+                    start: None,
+                    end: None,
+                    limit: 10,
+                    offset: 0,
+                })?
+                .total)
+        };
+        for (query, expected) in [
+            ("event.id:old-1", 1),
+            ("event.id:new-1", 1),
+            ("event.id:*-1", 2),
+            ("event.id:[a TO z]", 2),
+            ("_exists_:event.id", 2),
+            ("_exists_:event", 2),
+            ("event.ingested:>=2024-03-02", 1),
+            ("k8s.audit.objectRef.resourceVersion:>=5", 2),
+            ("k8s.audit.objectRef.resourceVersion:>5", 1),
+            ("k8s.audit.objectRef.resourceVersion:50", 1),
+        ] {
+            assert_eq!(count(query).expect(query), expected, "{query}");
+        }
+        let refused = count("* | stats count() by event.id").expect_err("refused");
+        assert!(refused.to_string().contains("event.id"), "{refused}");
+        store.close().expect("close");
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub(crate) struct Partition {
     pub reader: IndexReader,
     /// WAL position of the last commit of this partition (events at or below it are skipped).
     pub committed: Mutex<Option<u64>>,
+    /// False for a partition created before the `_unique` field existed: its documents keep
+    /// [`crate::UNIQUE_PATHS`] in `fields` (searches look in both places).
+    pub unique: bool,
 }
 
 impl std::fmt::Debug for Partition {
@@ -179,7 +182,9 @@ impl Partition {
             .reload_policy(ReloadPolicy::Manual)
             .doc_store_cache_num_blocks(DOCSTORE_CACHE_BLOCKS)
             .try_into()?;
+        let unique = index.schema().get_field(crate::schema::UNIQUE).is_ok();
         Ok(Self {
+            unique,
             name,
             start,
             end,

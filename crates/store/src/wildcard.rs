@@ -6,6 +6,7 @@
 //! terms that match. Cost grows with the number of distinct terms under the path, not with the
 //! number of events.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
@@ -116,22 +117,55 @@ impl Pattern {
 }
 
 /// Matches documents having a term of `field` that starts with `prefix` and whose remainder
-/// matches the pattern.
+/// matches the pattern; or, built with [`WildcardQuery::ranges`], any term within byte ranges
+/// (ranges and `exists` over `_unique`, which has no fast column for tantivy's own range).
 #[derive(Debug, Clone)]
 pub(crate) struct WildcardQuery {
     field: Field,
     prefix: Vec<u8>,
-    pattern: Arc<Pattern>,
+    pattern: Option<Arc<Pattern>>,
+    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
 }
 
 impl WildcardQuery {
     /// Creates the query; `prefix` are the term bytes every candidate term starts with.
     pub(crate) fn new(field: Field, prefix: Vec<u8>, pattern: Pattern) -> Self {
+        let mut start = prefix.clone();
+        start.extend_from_slice(pattern.literal_prefix().as_bytes());
+        let range = if start.is_empty() {
+            (Bound::Unbounded, Bound::Unbounded)
+        } else {
+            let end = prefix_end(&start).map_or(Bound::Unbounded, Bound::Excluded);
+            (Bound::Included(start), end)
+        };
         Self {
             field,
             prefix,
-            pattern: Arc::new(pattern),
+            pattern: Some(Arc::new(pattern)),
+            ranges: vec![range],
         }
+    }
+
+    /// Matches every term (serialized value bytes) within one of `ranges`.
+    pub(crate) fn ranges(field: Field, ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>) -> Self {
+        Self {
+            field,
+            prefix: Vec::new(),
+            pattern: None,
+            ranges,
+        }
+    }
+
+    /// Matches every term starting with one of `prefixes`.
+    pub(crate) fn prefixes(field: Field, prefixes: Vec<Vec<u8>>) -> Self {
+        let ranges = prefixes
+            .into_iter()
+            .map(|prefix| {
+                let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+                (Bound::Included(prefix), end)
+            })
+            .collect();
+        Self::ranges(field, ranges)
     }
 }
 
@@ -148,7 +182,7 @@ struct WildcardWeight {
 }
 
 /// The smallest byte string greater than every string starting with `prefix`, if any.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
@@ -164,36 +198,42 @@ impl Weight for WildcardWeight {
         let mut matched: Vec<DocId> = Vec::new();
         let inverted_index = reader.inverted_index(self.query.field)?;
         let dictionary = inverted_index.terms();
-        let mut start = self.query.prefix.clone();
-        start.extend_from_slice(self.query.pattern.literal_prefix().as_bytes());
-        let mut builder = dictionary.range();
-        if !start.is_empty() {
-            builder = builder.ge(&start);
-            if let Some(end) = prefix_end(&start) {
-                builder = builder.lt(end);
-            }
-        }
-        let mut stream = builder.into_stream()?;
         let prefix_len = self.query.prefix.len();
-        while stream.advance() {
-            let Some(rest) = stream.key().get(prefix_len..) else {
-                continue;
+        for (lower, upper) in &self.query.ranges {
+            let mut builder = dictionary.range();
+            builder = match lower {
+                Bound::Included(bytes) => builder.ge(bytes),
+                Bound::Excluded(bytes) => builder.gt(bytes),
+                Bound::Unbounded => builder,
             };
-            let Ok(text) = std::str::from_utf8(rest) else {
-                continue;
+            builder = match upper {
+                Bound::Included(bytes) => builder.le(bytes),
+                Bound::Excluded(bytes) => builder.lt(bytes),
+                Bound::Unbounded => builder,
             };
-            if !self.query.pattern.matches(text) {
-                continue;
-            }
-            let mut postings = inverted_index
-                .read_block_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)?;
-            loop {
-                let docs = postings.docs();
-                if docs.is_empty() {
-                    break;
+            let mut stream = builder.into_stream()?;
+            while stream.advance() {
+                if let Some(pattern) = &self.query.pattern {
+                    let Some(rest) = stream.key().get(prefix_len..) else {
+                        continue;
+                    };
+                    let Ok(text) = std::str::from_utf8(rest) else {
+                        continue;
+                    };
+                    if !pattern.matches(text) {
+                        continue;
+                    }
                 }
-                matched.extend_from_slice(docs);
-                postings.advance();
+                let mut postings = inverted_index
+                    .read_block_postings_from_terminfo(stream.value(), IndexRecordOption::Basic)?;
+                loop {
+                    let docs = postings.docs();
+                    if docs.is_empty() {
+                        break;
+                    }
+                    matched.extend_from_slice(docs);
+                    postings.advance();
+                }
             }
         }
         matched.sort_unstable();

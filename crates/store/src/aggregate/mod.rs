@@ -34,7 +34,7 @@ use tantivy::query::{EnableScoring, Query};
 use tantivy::Executor;
 
 use crate::partition::Partition;
-use crate::schema::{is_text_path, FIELDS};
+use crate::schema::{is_text_path, unique_root, FIELDS};
 use crate::StoreError;
 
 /// Most key combinations one event may produce (multi-valued `by` fields multiply).
@@ -63,6 +63,11 @@ fn source_of(field: &str) -> Result<Source, StoreError> {
     if is_text_path(field) {
         return Err(StoreError::InvalidQuery(format!(
             "`{field}` is full text and cannot be aggregated; expected a keyword or numeric field"
+        )));
+    }
+    if let Some(root) = unique_root(field) {
+        return Err(StoreError::InvalidQuery(format!(
+            "`{field}` holds a value unique to each event (`{root}` is indexed for search, not for aggregation); expected a field events share, or `@timestamp` for time"
         )));
     }
     Ok(Source::Path(format!("{FIELDS}.{field}")))

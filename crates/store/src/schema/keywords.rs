@@ -21,35 +21,106 @@ use tantivy::schema::Value as DocValue;
 
 #[cfg(doc)]
 use super::MAX_KEYWORD_BYTES;
-use super::{cap_keyword, is_text_path, MAX_LEAVES};
+use super::{cap_keyword, flatten_value, group_leaves, MAX_LEAVES, UNIQUE_PATHS};
 use crowsnest_model::ecs;
+use tantivy::schema::OwnedValue;
 
 /// Deepest leaf the view hands to tantivy (its fast-field writer keeps 20 levels).
 pub(crate) const MAX_LEVEL: usize = 16;
 
+/// The paths `fields` leaves out: the timestamp and the full-text paths (indexed elsewhere),
+/// then [`UNIQUE_PATHS`] (indexed in `_unique`). A bit of [`Skip::mask`] per entry.
+const SKIPPED: [&str; 3 + UNIQUE_PATHS.len()] = {
+    let mut all = [""; 3 + UNIQUE_PATHS.len()];
+    all[0] = ecs::TIMESTAMP;
+    all[1] = ecs::MESSAGE;
+    all[2] = ecs::EVENT_ORIGINAL;
+    let mut i = 0;
+    while i < UNIQUE_PATHS.len() {
+        all[3 + i] = UNIQUE_PATHS[i];
+        i += 1;
+    }
+    all
+};
+
+/// Which of [`SKIPPED`] an object may still lead to: the entries whose first `offset` bytes
+/// are the path walked so far. Keys may hold dots (`{"event.id": ..}` is path `event.id`), so
+/// a key is compared with the rest of each candidate, not with one segment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Skip {
+    mask: u32,
+    offset: usize,
+}
+
+/// What a key of an object is, given the [`Skip`] of the object.
+enum Step {
+    /// The key's value is [`SKIPPED`]`[i]`.
+    Skipped(usize),
+    /// The key leads towards skipped paths.
+    Into(Skip),
+    /// Nothing below the key is skipped.
+    Plain,
+}
+
+impl Skip {
+    /// The scope of an event's top level; `unique` says whether [`UNIQUE_PATHS`] are left out
+    /// too (not in partitions created before `_unique` existed).
+    pub(crate) fn root(unique: bool) -> Self {
+        let all = (1u32 << SKIPPED.len()) - 1;
+        Self {
+            mask: if unique { all } else { 0b111 },
+            offset: 0,
+        }
+    }
+
+    const NONE: Self = Self { mask: 0, offset: 0 };
+
+    fn step(self, key: &str) -> Step {
+        if self.mask == 0 {
+            return Step::Plain;
+        }
+        let mut into = 0u32;
+        for (i, path) in SKIPPED.iter().enumerate() {
+            if self.mask & (1 << i) == 0 {
+                continue;
+            }
+            let Some(after) = path
+                .get(self.offset..)
+                .and_then(|rest| rest.strip_prefix(key))
+            else {
+                continue;
+            };
+            if after.is_empty() {
+                return Step::Skipped(i);
+            }
+            if after.starts_with('.') {
+                into |= 1 << i;
+            }
+        }
+        if into == 0 {
+            Step::Plain
+        } else {
+            Step::Into(Self {
+                mask: into,
+                offset: self.offset + key.len() + 1,
+            })
+        }
+    }
+}
+
 /// A node of an event as the `fields` value.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Node<'a> {
-    /// The event's top-level object: `@timestamp` and the full-text paths are left out.
-    Root(&'a Map<String, Value>),
-    /// The value at `event` (an object, or arrays of them): its `original` is left out.
-    Event(&'a Value),
-    /// Any other value, as it is.
-    Plain(&'a Value),
-}
-
-/// Which keys an object leaves out.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Scope {
-    Root,
-    Event,
-    Plain,
+    /// The event's top-level object.
+    Root(&'a Map<String, Value>, Skip),
+    /// A value below it, with what its keys may still lead to.
+    Inner(&'a Value, Skip),
 }
 
 /// The entries of an object node.
 pub(crate) struct Entries<'a> {
     iter: map::Iter<'a>,
-    scope: Scope,
+    skip: Skip,
 }
 
 impl<'a> Iterator for Entries<'a> {
@@ -58,32 +129,26 @@ impl<'a> Iterator for Entries<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let (key, value) = self.iter.next()?;
-            match self.scope {
-                Scope::Root if key == ecs::TIMESTAMP || is_text_path(key) => continue,
-                Scope::Root if key == "event" => return Some((key, Node::Event(value))),
-                Scope::Event if key == "original" => continue,
-                _ => return Some((key, Node::Plain(value))),
+            match self.skip.step(key) {
+                Step::Skipped(_) => continue,
+                Step::Into(skip) => return Some((key, Node::Inner(value, skip))),
+                Step::Plain => return Some((key, Node::Inner(value, Skip::NONE))),
             }
         }
     }
 }
 
-/// The items of an array node (items of an array at `event` are still at `event`).
+/// The items of an array node (items of an array are at the array's path).
 pub(crate) struct Items<'a> {
     iter: std::slice::Iter<'a, Value>,
-    at_event: bool,
+    skip: Skip,
 }
 
 impl<'a> Iterator for Items<'a> {
     type Item = Node<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let value = self.iter.next()?;
-        Some(if self.at_event {
-            Node::Event(value)
-        } else {
-            Node::Plain(value)
-        })
+        Some(Node::Inner(self.iter.next()?, self.skip))
     }
 }
 
@@ -92,15 +157,14 @@ impl<'a> DocValue<'a> for Node<'a> {
     type ObjectIter = Entries<'a>;
 
     fn as_value(&self) -> ReferenceValue<'a, Self> {
-        let (value, at_event) = match *self {
-            Node::Root(map) => {
+        let (value, skip) = match *self {
+            Node::Root(map, skip) => {
                 return ReferenceValue::Object(Entries {
                     iter: map.iter(),
-                    scope: Scope::Root,
+                    skip,
                 })
             }
-            Node::Event(value) => (value, true),
-            Node::Plain(value) => (value, false),
+            Node::Inner(value, skip) => (value, skip),
         };
         let leaf = match value {
             Value::Null => ReferenceValueLeaf::Null,
@@ -120,17 +184,50 @@ impl<'a> DocValue<'a> for Node<'a> {
             Value::Array(items) => {
                 return ReferenceValue::Array(Items {
                     iter: items.iter(),
-                    at_event,
+                    skip,
                 })
             }
             Value::Object(map) => {
                 return ReferenceValue::Object(Entries {
                     iter: map.iter(),
-                    scope: if at_event { Scope::Event } else { Scope::Plain },
+                    skip,
                 })
             }
         };
         ReferenceValue::Leaf(leaf)
+    }
+}
+
+/// The values of an event at [`UNIQUE_PATHS`], as `(path, value)` pairs for `_unique`: found
+/// by the same walk that leaves them out of `fields`, so each value lands in exactly one.
+pub(crate) fn unique_values(map: &Map<String, Value>) -> Vec<(String, OwnedValue)> {
+    let mut out = Vec::new();
+    collect_unique(map, Skip::root(true), &mut out);
+    group_leaves(out)
+}
+
+fn collect_unique(map: &Map<String, Value>, skip: Skip, out: &mut Vec<(String, OwnedValue)>) {
+    for (key, value) in map {
+        match skip.step(key) {
+            Step::Skipped(i) if i >= 3 => {
+                let mut path = SKIPPED[i].to_string();
+                flatten_value(&mut path, value, out);
+            }
+            Step::Into(inner) => collect_unique_in(value, inner, out),
+            Step::Skipped(_) | Step::Plain => {}
+        }
+    }
+}
+
+fn collect_unique_in(value: &Value, skip: Skip, out: &mut Vec<(String, OwnedValue)>) {
+    match value {
+        Value::Object(map) => collect_unique(map, skip, out),
+        Value::Array(items) => {
+            for item in items {
+                collect_unique_in(item, skip, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -209,18 +306,100 @@ mod tests {
         }
     }
 
-    /// The `fields` of `event` built both ways: through the view and flattened.
+    /// The `fields` of `event` built both ways: through the view and flattened. The `_unique`
+    /// values of both ways go to `fields` of a second pair of documents.
     fn both(value: Value) -> (TantivyDocument, TantivyDocument) {
+        let (viewed, flat, _, _) = both_with_unique(value);
+        (viewed, flat)
+    }
+
+    fn both_with_unique(
+        value: Value,
+    ) -> (
+        TantivyDocument,
+        TantivyDocument,
+        TantivyDocument,
+        TantivyDocument,
+    ) {
         let event: Event = serde_json::from_value(value).expect("object");
         let (_, fields) = build_schema();
         let mut viewed = TantivyDocument::default();
-        viewed.add_field_value(fields.fields, Node::Root(event.as_map()));
+        viewed.add_field_value(fields.fields, Node::Root(event.as_map(), Skip::root(true)));
         let mut flat = TantivyDocument::default();
-        let leaves = flattened(&event);
+        let (leaves, unique) = flattened(&event, true);
         if !leaves.is_empty() {
             flat.add_field_value(fields.fields, &OwnedValue::Object(leaves));
         }
-        (viewed, flat)
+        let mut viewed_unique = TantivyDocument::default();
+        let unique_view = unique_values(event.as_map());
+        if !unique_view.is_empty() {
+            viewed_unique.add_field_value(fields.fields, &OwnedValue::Object(unique_view));
+        }
+        let mut flat_unique = TantivyDocument::default();
+        if !unique.is_empty() {
+            flat_unique.add_field_value(fields.fields, &OwnedValue::Object(unique));
+        }
+        (viewed, flat, viewed_unique, flat_unique)
+    }
+
+    #[test]
+    fn unique_paths_leave_fields_for_unique_whatever_their_shape() {
+        let (viewed, flat, viewed_unique, flat_unique) = both_with_unique(json!({
+            "event": [{"id": "e1", "kind": "event"}, {"ingested": "2024-01-01T00:00:01Z"}],
+            "event.end": "2024-01-01T00:00:02Z",
+            "k8s": {"audit.auditID": "a1", "audit": {"objectRef": {"resourceVersion": "7", "name": "p"}}},
+            "eventx": {"id": "kept"},
+            "event.idx": "kept too",
+        }));
+        let (view_paths, _) = indexed(&viewed);
+        assert_eq!(view_paths, indexed(&flat).0);
+        let kept: Vec<&str> = view_paths.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            vec![
+                "event.idx",
+                "event.kind",
+                "eventx.id",
+                "k8s.audit.objectRef.name"
+            ]
+        );
+        let (unique_paths, _) = indexed(&viewed_unique);
+        assert_eq!(unique_paths, indexed(&flat_unique).0);
+        let moved: Vec<&str> = unique_paths.keys().map(String::as_str).collect();
+        assert_eq!(
+            moved,
+            vec![
+                "event.end",
+                "event.id",
+                "event.ingested",
+                "k8s.audit.auditID",
+                "k8s.audit.objectRef.resourceVersion"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_skipped_path_is_below_another() {
+        for a in SKIPPED {
+            for b in SKIPPED {
+                assert!(
+                    a == b || !a.starts_with(&format!("{b}.")),
+                    "{a} is below {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_partitions_keep_unique_paths_in_fields() {
+        let event: Event =
+            serde_json::from_value(json!({"event": {"id": "e1", "original": "x"}, "message": "m"}))
+                .expect("object");
+        let (_, fields) = build_schema();
+        let mut doc = TantivyDocument::default();
+        doc.add_field_value(fields.fields, Node::Root(event.as_map(), Skip::root(false)));
+        let (paths, _) = indexed(&doc);
+        assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["event.id"]);
     }
 
     #[test]
@@ -288,6 +467,13 @@ mod tests {
             "@timestamp",
             "event.original",
             "",
+            "id",
+            "event.id",
+            "k8s",
+            "audit",
+            "auditID",
+            "k8s.audit",
+            "audit.auditID",
         ]);
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -317,11 +503,12 @@ mod tests {
         fn any_event_is_indexed_alike_both_ways(value in json_value()) {
             let Value::Object(map) = value else { return Ok(()) };
             prop_assume!(borrowable(&map));
-            let (viewed, flat) = both(Value::Object(map));
+            let (viewed, flat, viewed_unique, flat_unique) = both_with_unique(Value::Object(map));
             let (view_paths, deepest) = indexed(&viewed);
             let (flat_paths, _) = indexed(&flat);
             prop_assert_eq!(view_paths, flat_paths);
             prop_assert!(deepest <= 20);
+            prop_assert_eq!(indexed(&viewed_unique).0, indexed(&flat_unique).0);
         }
     }
 }

@@ -196,6 +196,25 @@ fn event(rng: &mut Rng, seq: usize) -> Value {
     if rng.chance(10) {
         e["message.x"] = json!("dotted");
     }
+    // Paths of `_unique` (ids, exact times), in each shape: nested, dotted, numbers, objects.
+    match rng.below(6) {
+        0 => e["event"]["id"] = json!(format!("ev-{seq}")),
+        1 => e["event.id"] = json!(seq),
+        2 => {
+            e["event"]["ingested"] =
+                json!(format!("2024-03-0{}T00:00:{:02}Z", 1 + seq % 3, seq % 60))
+        }
+        3 => {
+            let version = if seq % 2 == 0 {
+                json!(seq)
+            } else {
+                json!(seq.to_string())
+            };
+            e["k8s.audit"] = json!({"auditID": format!("a-{}", seq % 7), "objectRef": {"resourceVersion": version}});
+        }
+        4 => e["event"]["id"] = json!({"inner": "x"}),
+        _ => {}
+    }
     e
 }
 
