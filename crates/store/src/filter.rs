@@ -19,11 +19,13 @@ use std::ops::Bound;
 
 use crowsnest_model::{ecs, parse_timestamp};
 use crowsnest_query::{Filter, RangeBound, Scalar};
+use tantivy::columnar::ColumnType;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, EmptyWeight, EnableScoring, ExistsQuery, Occur,
     PhraseQuery, Query, RangeQuery, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::DocSet;
 use tantivy::Term;
 
 use crate::schema::{
@@ -439,28 +441,137 @@ fn fields_range(
     lower: &RangeBound,
     upper: &RangeBound,
 ) -> Result<Box<dyn Query>, StoreError> {
+    let numeric = [lower, upper].iter().any(|b| {
+        matches!(
+            b,
+            RangeBound::Inclusive(Scalar::Number(_)) | RangeBound::Exclusive(Scalar::Number(_))
+        )
+    });
+    if numeric {
+        // Both bounds are numbers or unbounded here (mixing a number and text is refused).
+        let number = |b: &RangeBound| -> Result<Bound<f64>, StoreError> {
+            match b {
+                RangeBound::Inclusive(Scalar::Number(n))
+                | RangeBound::Exclusive(Scalar::Number(n))
+                    if !n.is_finite() =>
+                {
+                    Err(StoreError::InvalidQuery(format!(
+                        "range bound {n} on `{path}` is not a finite number"
+                    )))
+                }
+                RangeBound::Inclusive(Scalar::Number(n)) => Ok(Bound::Included(*n)),
+                RangeBound::Exclusive(Scalar::Number(n)) => Ok(Bound::Excluded(*n)),
+                _ => Ok(Bound::Unbounded),
+            }
+        };
+        return Ok(Box::new(NumericRange {
+            field,
+            path: path.to_string(),
+            lower: number(lower)?,
+            upper: number(upper)?,
+        }));
+    }
     let to_term = |scalar: &Scalar| -> Result<Term, StoreError> {
         let mut term = Term::from_field_json_path(field, path, true);
         match scalar {
-            Scalar::Number(n) if n.is_finite() => {
-                if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                    term.append_type_and_fast_value(*n as i64);
-                } else {
-                    term.append_type_and_fast_value(*n);
-                }
-            }
-            Scalar::Number(n) => {
-                return Err(StoreError::InvalidQuery(format!(
-                    "range bound {n} on `{path}` is not a finite number"
-                )))
-            }
             Scalar::Text(t) => term.append_type_and_str(cap_keyword(t)),
+            Scalar::Number(n) => term.append_type_and_fast_value(*n),
         }
         Ok(term)
     };
     let lower = map_bound(lower, to_term)?;
     let upper = map_bound(upper, to_term)?;
     Ok(Box::new(RangeQuery::new(lower, upper)))
+}
+
+/// A numeric range with a non-integral bound over a `fields` path. tantivy keeps one numeric
+/// column per path and segment and, on an integer column, truncates such a bound toward zero
+/// and makes it inclusive (`count:>=2.5` would match 2, `count:<=-0.5` 0). So each segment
+/// gets the range its column needs: integer columns the bounds rounded inwards (`>= 2.5` is
+/// `>= 3`), float columns the bounds as they are.
+#[derive(Debug, Clone)]
+struct NumericRange {
+    field: Field,
+    path: String,
+    lower: Bound<f64>,
+    upper: Bound<f64>,
+}
+
+impl NumericRange {
+    /// The range tantivy answers right on a segment whose column is `integer` or not. Both
+    /// bounds get one type (tantivy reads the second bound as the first one's type).
+    fn for_column(&self, integer: bool) -> RangeQuery {
+        let round = |bound: Bound<f64>, up: bool| match bound {
+            Bound::Included(v) | Bound::Excluded(v) if integer && v.fract() != 0.0 => {
+                Bound::Included(if up { v.ceil() } else { v.floor() })
+            }
+            other => other,
+        };
+        let lower = round(self.lower, true);
+        let upper = round(self.upper, false);
+        let as_i64 = integer
+            && [lower, upper].iter().all(|b| match b {
+                Bound::Included(v) | Bound::Excluded(v) => v.fract() == 0.0 && v.abs() < 9.0e15,
+                Bound::Unbounded => true,
+            });
+        let term = |value: f64| {
+            let mut term = Term::from_field_json_path(self.field, &self.path, true);
+            if as_i64 {
+                term.append_type_and_fast_value(value as i64);
+            } else {
+                term.append_type_and_fast_value(value);
+            }
+            term
+        };
+        let bound = |b: Bound<f64>| match b {
+            Bound::Included(v) => Bound::Included(term(v)),
+            Bound::Excluded(v) => Bound::Excluded(term(v)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        RangeQuery::new(bound(lower), bound(upper))
+    }
+}
+
+impl Query for NumericRange {
+    fn weight(&self, _scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Weight for NumericRange {
+    fn scorer(
+        &self,
+        reader: &tantivy::SegmentReader,
+        boost: tantivy::Score,
+    ) -> tantivy::Result<Box<dyn tantivy::query::Scorer>> {
+        let name = format!("{FIELDS}.{}", self.path);
+        let numeric = [ColumnType::I64, ColumnType::U64, ColumnType::F64];
+        let Some((_, column_type)) = reader
+            .fast_fields()
+            .u64_lenient_for_type(Some(&numeric), &name)?
+        else {
+            return Ok(Box::new(tantivy::query::EmptyScorer));
+        };
+        let integer = column_type != ColumnType::F64;
+        self.for_column(integer)
+            .weight(EnableScoring::disabled_from_schema(reader.schema()))?
+            .scorer(reader, boost)
+    }
+
+    fn explain(
+        &self,
+        reader: &tantivy::SegmentReader,
+        doc: tantivy::DocId,
+    ) -> tantivy::Result<tantivy::query::Explanation> {
+        let mut scorer = self.scorer(reader, 1.0)?;
+        if scorer.seek(doc) == doc {
+            Ok(tantivy::query::Explanation::new("NumericRange", 1.0))
+        } else {
+            Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )))
+        }
+    }
 }
 
 /// A range over the terms of a `_unique` path (no fast column there): text bounds walk its

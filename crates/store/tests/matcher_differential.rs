@@ -126,6 +126,10 @@ fn listed_queries() -> Vec<Filter> {
         "user.name:alice OR flag:true",
         "(n:[0 TO 3] AND NOT flag:false) OR code:200",
         "seq:[10 TO 20] AND -tags:*",
+        "n:[0.5 TO 3]",
+        "n:[-1 TO 2.5}",
+        "big:[1 TO 1e19]",
+        "n:[-1 TO 1e16]",
         "event.id:ev-5",
         "event.id:ev-1*",
         "event.id:5",
@@ -259,13 +263,6 @@ struct Outcome {
     refused: usize,
 }
 
-/// True for a range with a non-integral numeric bound (see
-/// `non_integral_bounds_on_integer_columns`: wrong in the store on integer-only segments).
-fn has_fractional_bound(filter: &Filter) -> bool {
-    let fractional = |b: &RangeBound| matches!(b, RangeBound::Inclusive(Scalar::Number(n)) | RangeBound::Exclusive(Scalar::Number(n)) if n.fract() != 0.0);
-    matches!(filter, Filter::Range { lower, upper, .. } if fractional(lower) || fractional(upper))
-}
-
 /// Indexes the events of `seed` in `commits` commits (one segment each), then compares search
 /// and matcher on the listed queries and `random` random trees of them.
 fn differential(seed: u64, random: usize, commits: usize) -> Outcome {
@@ -286,11 +283,7 @@ fn differential(seed: u64, random: usize, commits: usize) -> Outcome {
         events.len(),
         "every event is indexed"
     );
-    let mut listed = listed_queries();
-    if commits > 1 {
-        // Small segments hold integer-only `n` columns: leave out the known store bug.
-        listed.retain(|f| !has_fractional_bound(f));
-    }
+    let listed = listed_queries();
     let mut outcome = Outcome::default();
     let mut check = |filter: &Filter| {
         let expected = search_seqs(&store, filter);
@@ -343,21 +336,42 @@ fn matcher_agrees_with_search_on_every_query() {
     }
 }
 
-/// Known store bug (tantivy 0.25 `transform_from_f64_bounds`): a non-integral numeric bound on
-/// a path whose values in a segment are all integers is truncated toward zero and made
-/// inclusive, so `count:>=2.5` also returns `count: 2` and `count:<=-0.5` returns `count: 0`.
-/// The matcher answers the documented semantics; this test shows the disagreement and will
-/// pass once `filter.rs` works around it.
+/// tantivy 0.25 (`transform_from_f64_bounds`) truncates a non-integral numeric bound toward
+/// zero and makes it inclusive on a segment whose values at the path are all integers, so
+/// `count:>=2.5` would also return `count: 2` and `count:<=-0.5` `count: 0`; `filter.rs` rounds
+/// such bounds per segment (`NumericRange`). Integer and float segments side by side.
 #[test]
-#[ignore = "store bug: non-integral range bounds on integer-only columns (see report)"]
 fn non_integral_bounds_on_integer_columns() {
     let events: Vec<Value> = (0..6)
         .map(|i| json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "count": i as i64 - 2}))
         .collect();
     let (_dir, store) = store_with(StoreConfig::default());
     fill(&store, &events);
-    let parsed: Vec<Event> = events.iter().map(|e| ev(e.clone())).collect();
-    for text in ["count:>=2.5", "count:>0.5", "count:<=-0.5", "count:<-1.5"] {
+    let floats: Vec<Value> = (6..12)
+        .map(|i| json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "count": i as f64 / 2.0 - 4.0}))
+        .collect();
+    let batch: Vec<(u64, Event)> = floats
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (100 + i as u64, ev(e.clone())))
+        .collect();
+    store.add(&batch).expect("add floats");
+    store.commit().expect("commit floats");
+    let parsed: Vec<Event> = events
+        .iter()
+        .chain(&floats)
+        .map(|e| ev(e.clone()))
+        .collect();
+    for text in [
+        "count:>=2.5",
+        "count:>0.5",
+        "count:<=-0.5",
+        "count:<-1.5",
+        "count:[-1.5 TO 0.5]",
+        "count:{-1.5 TO 0.5}",
+        "count:[-0.5 TO 1]",
+        "count:>=-1.25",
+    ] {
         let filter = q(text).filter;
         assert_eq!(
             search_seqs(&store, &filter),
