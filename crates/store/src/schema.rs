@@ -308,14 +308,14 @@ pub(crate) fn hit_from_stored(
     Ok(value)
 }
 
+/// `(dotted path, leaf or array of leaves)` pairs of a JSON field's value.
+pub(crate) type Leaves = Vec<(String, OwnedValue)>;
+
 /// The `fields` value of an event as `(dotted path, leaf or array of leaves)` pairs, and the
 /// `_unique` one (empty unless `unique`): the form for events [`keywords::borrowable`] turns
 /// down (more than [`MAX_LEAVES`] leaves, or very deep ones), which it cuts at [`MAX_LEAVES`]
 /// and keeps two levels deep.
-fn flattened(
-    event: &Event,
-    unique: bool,
-) -> (Vec<(String, OwnedValue)>, Vec<(String, OwnedValue)>) {
+fn flattened(event: &Event, unique: bool) -> (Leaves, Leaves) {
     let mut leaves: Vec<(String, OwnedValue)> = Vec::new();
     let mut unique_leaves: Vec<(String, OwnedValue)> = Vec::new();
     let mut path = String::new();

@@ -116,6 +116,9 @@ impl Pattern {
     }
 }
 
+/// Lower and upper bound of a range of term bytes.
+pub(crate) type TermRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// Matches documents having a term of `field` that starts with `prefix` and whose remainder
 /// matches the pattern; or, built with [`WildcardQuery::ranges`], any term within byte ranges
 /// (ranges and `exists` over `_unique`, which has no fast column for tantivy's own range).
@@ -124,7 +127,7 @@ pub(crate) struct WildcardQuery {
     field: Field,
     prefix: Vec<u8>,
     pattern: Option<Arc<Pattern>>,
-    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+    ranges: Vec<TermRange>,
 }
 
 impl WildcardQuery {
@@ -147,7 +150,7 @@ impl WildcardQuery {
     }
 
     /// Matches every term (serialized value bytes) within one of `ranges`.
-    pub(crate) fn ranges(field: Field, ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>) -> Self {
+    pub(crate) fn ranges(field: Field, ranges: Vec<TermRange>) -> Self {
         Self {
             field,
             prefix: Vec::new(),

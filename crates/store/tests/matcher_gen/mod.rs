@@ -205,7 +205,7 @@ fn event(rng: &mut Rng, seq: usize) -> Value {
                 json!(format!("2024-03-0{}T00:00:{:02}Z", 1 + seq % 3, seq % 60))
         }
         3 => {
-            let version = if seq % 2 == 0 {
+            let version = if seq.is_multiple_of(2) {
                 json!(seq)
             } else {
                 json!(seq.to_string())
