@@ -498,37 +498,61 @@ struct NumericRange {
 }
 
 impl NumericRange {
-    /// The range tantivy answers right on a segment whose column is `integer` or not. Both
-    /// bounds get one type (tantivy reads the second bound as the first one's type).
-    fn for_column(&self, integer: bool) -> RangeQuery {
-        let round = |bound: Bound<f64>, up: bool| match bound {
-            Bound::Included(v) | Bound::Excluded(v) if integer && v.fract() != 0.0 => {
-                Bound::Included(if up { v.ceil() } else { v.floor() })
-            }
-            other => other,
+    /// The range tantivy answers right on a segment whose numeric column is of type
+    /// `column`, or `None` when no value of that type can be in range. Integer columns get
+    /// integer bounds of their own type, rounded inwards and clamped to the type (tantivy would
+    /// turn an upper bound below the type's minimum into no bound at all); float columns get
+    /// the bounds as they are. Both bounds get one type (tantivy reads the second bound as the
+    /// first one's type).
+    fn for_column(&self, column: ColumnType) -> Option<RangeQuery> {
+        let term = || Term::from_field_json_path(self.field, &self.path, true);
+        if column == ColumnType::F64 {
+            let bound = |b: Bound<f64>| {
+                b.map(|v| {
+                    let mut t = term();
+                    t.append_type_and_fast_value(v);
+                    t
+                })
+            };
+            return Some(RangeQuery::new(bound(self.lower), bound(self.upper)));
+        }
+        let (min, max) = if column == ColumnType::U64 {
+            (0.0, u64::MAX as f64)
+        } else {
+            (i64::MIN as f64, i64::MAX as f64)
         };
-        let lower = round(self.lower, true);
-        let upper = round(self.upper, false);
-        let as_i64 = integer
-            && [lower, upper].iter().all(|b| match b {
-                Bound::Included(v) | Bound::Excluded(v) => v.fract() == 0.0 && v.abs() < 9.0e15,
-                Bound::Unbounded => true,
-            });
-        let term = |value: f64| {
-            let mut term = Term::from_field_json_path(self.field, &self.path, true);
-            if as_i64 {
-                term.append_type_and_fast_value(value as i64);
-            } else {
-                term.append_type_and_fast_value(value);
-            }
-            term
-        };
-        let bound = |b: Bound<f64>| match b {
-            Bound::Included(v) => Bound::Included(term(v)),
-            Bound::Excluded(v) => Bound::Excluded(term(v)),
+        // Integer bounds within [min, max], or None for "nothing can match".
+        let lower = match self.lower {
             Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(v) | Bound::Excluded(v) if v > max => return None,
+            Bound::Included(v) | Bound::Excluded(v) if v < min => Bound::Unbounded,
+            Bound::Included(v) => Bound::Included(v.ceil()),
+            Bound::Excluded(v) if v.fract() != 0.0 => Bound::Included(v.ceil()),
+            Bound::Excluded(v) => Bound::Excluded(v),
         };
-        RangeQuery::new(bound(lower), bound(upper))
+        let upper = match self.upper {
+            Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(v) | Bound::Excluded(v) if v < min => return None,
+            Bound::Included(v) | Bound::Excluded(v) if v > max => Bound::Unbounded,
+            Bound::Included(v) => Bound::Included(v.floor()),
+            Bound::Excluded(v) if v.fract() != 0.0 => Bound::Included(v.floor()),
+            Bound::Excluded(v) => Bound::Excluded(v),
+        };
+        // tantivy needs one bound: "any value of the type" is [min, ∞).
+        let lower = match (lower, upper) {
+            (Bound::Unbounded, Bound::Unbounded) => Bound::Included(min),
+            (lower, _) => lower,
+        };
+        let typed = |v: f64| {
+            let mut t = term();
+            if column == ColumnType::U64 {
+                t.append_type_and_fast_value(v as u64);
+            } else {
+                t.append_type_and_fast_value(v as i64);
+            }
+            t
+        };
+        Some(RangeQuery::new(lower.map(typed), upper.map(typed)))
     }
 }
 
@@ -552,10 +576,12 @@ impl Weight for NumericRange {
         else {
             return Ok(Box::new(tantivy::query::EmptyScorer));
         };
-        let integer = column_type != ColumnType::F64;
-        self.for_column(integer)
-            .weight(EnableScoring::disabled_from_schema(reader.schema()))?
-            .scorer(reader, boost)
+        match self.for_column(column_type) {
+            Some(range) => range
+                .weight(EnableScoring::disabled_from_schema(reader.schema()))?
+                .scorer(reader, boost),
+            None => Ok(Box::new(tantivy::query::EmptyScorer)),
+        }
     }
 
     fn explain(

@@ -380,3 +380,81 @@ fn non_integral_bounds_on_integer_columns() {
         );
     }
 }
+
+/// Random numeric ranges (inclusive/exclusive/open bounds drawn from integers, halves,
+/// negatives and values past i64) over paths whose segments hold integer-only, float-only and
+/// mixed columns, in `fields` and in `_unique`: search and matcher agree, and nothing panics.
+#[test]
+fn random_numeric_ranges_agree_on_every_column_type() {
+    for seed in [0x0ddba11, 1, 2] {
+        numeric_ranges(seed);
+    }
+}
+
+fn numeric_ranges(seed: u64) {
+    let mut rng = Rng(seed);
+    let value = |rng: &mut Rng, i: usize| -> Value {
+        match rng.below(5) {
+            0 => json!(i as f64 / 4.0 - 10.0),
+            1 => json!(u64::MAX - i as u64),
+            _ => json!(i as i64 - 20),
+        }
+    };
+    // Segment 1: integers only; segment 2: floats only; segment 3: anything.
+    let mut events: Vec<Value> = Vec::new();
+    for i in 0..40 {
+        events.push(json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "x": i as i64 - 20, "event": {"id": i as i64 - 20}}));
+    }
+    for i in 40..80 {
+        events.push(json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "x": i as f64 / 4.0 - 15.0, "event": {"id": i as f64 / 4.0 - 15.0}}));
+    }
+    for i in 80..120 {
+        let v = value(&mut rng, i);
+        events.push(json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "x": v.clone(), "event": {"id": v}}));
+    }
+    let (_dir, store) = store_with(StoreConfig::default());
+    let batch: Vec<(u64, Event)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 1, ev(e.clone())))
+        .collect();
+    for chunk in batch.chunks(40) {
+        store.add(chunk).expect("add");
+        store.commit().expect("commit");
+    }
+    let parsed: Vec<Event> = events.iter().map(|e| ev(e.clone())).collect();
+    let candidates = [
+        -25.0, -20.0, -10.5, -10.25, -3.0, -0.5, 0.0, 0.5, 2.0, 2.5, 7.75, 19.0, 19.5, 1e16,
+        9.3e18, 1.8e19, -1e19,
+    ];
+    let bound = |rng: &mut Rng| -> RangeBound {
+        let n = *rng.pick(&candidates);
+        match rng.below(3) {
+            0 => RangeBound::Unbounded,
+            1 => RangeBound::Inclusive(Scalar::Number(n)),
+            _ => RangeBound::Exclusive(Scalar::Number(n)),
+        }
+    };
+    let mut failures = Vec::new();
+    let mut nonempty = 0;
+    for _ in 0..400 {
+        let field = if rng.chance(50) { "x" } else { "event.id" };
+        let filter = Filter::Range {
+            field: field.into(),
+            lower: bound(&mut rng),
+            upper: bound(&mut rng),
+        };
+        let expected = search_seqs(&store, &filter);
+        let got = matcher_seqs(&parsed, &filter);
+        if matches!(&expected, Ok(s) if !s.is_empty()) {
+            nonempty += 1;
+        }
+        if expected != got {
+            failures.push(format!(
+                "seed {seed}: {filter:?}\n  search:  {expected:?}\n  matcher: {got:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(nonempty > 200, "seed {seed}: non-empty {nonempty}");
+}
