@@ -484,11 +484,14 @@ fn fields_range(
     Ok(Box::new(RangeQuery::new(lower, upper)))
 }
 
-/// A numeric range with a non-integral bound over a `fields` path. tantivy keeps one numeric
-/// column per path and segment and, on an integer column, truncates such a bound toward zero
-/// and makes it inclusive (`count:>=2.5` would match 2, `count:<=-0.5` 0). So each segment
-/// gets the range its column needs: integer columns the bounds rounded inwards (`>= 2.5` is
-/// `>= 3`), float columns the bounds as they are.
+/// A numeric range over a `fields` path. tantivy keeps one numeric column per path and
+/// segment, and its range over a JSON path (0.25) goes wrong three ways this works around: on an
+/// integer column it truncates a non-integral bound toward zero and makes it inclusive
+/// (`count:>=2.5` would match 2, `count:<=-0.5` 0), it reads an upper bound below the integer
+/// type's minimum as no bound at all (`x:<-1e19` would match every integer), and it panics when
+/// the two bounds' terms differ in type (`[1 TO 1e19]`: an i64 and an f64). So each segment gets
+/// the range its column needs, both bounds in the column's own type (see `for_column`);
+/// `random_numeric_ranges_agree_on_every_column_type` checks it against the matcher.
 #[derive(Debug, Clone)]
 struct NumericRange {
     field: Field,
