@@ -448,27 +448,12 @@ fn fields_range(
         )
     });
     if numeric {
-        // Both bounds are numbers or unbounded here (mixing a number and text is refused).
-        let number = |b: &RangeBound| -> Result<Bound<f64>, StoreError> {
-            match b {
-                RangeBound::Inclusive(Scalar::Number(n))
-                | RangeBound::Exclusive(Scalar::Number(n))
-                    if !n.is_finite() =>
-                {
-                    Err(StoreError::InvalidQuery(format!(
-                        "range bound {n} on `{path}` is not a finite number"
-                    )))
-                }
-                RangeBound::Inclusive(Scalar::Number(n)) => Ok(Bound::Included(*n)),
-                RangeBound::Exclusive(Scalar::Number(n)) => Ok(Bound::Excluded(*n)),
-                _ => Ok(Bound::Unbounded),
-            }
-        };
+        let (lower, upper) = numeric_bounds(path, lower, upper)?;
         return Ok(Box::new(NumericRange {
             field,
             path: path.to_string(),
-            lower: number(lower)?,
-            upper: number(upper)?,
+            lower,
+            upper,
         }));
     }
     let to_term = |scalar: &Scalar| -> Result<Term, StoreError> {
@@ -482,6 +467,54 @@ fn fields_range(
     let lower = map_bound(lower, to_term)?;
     let upper = map_bound(upper, to_term)?;
     Ok(Box::new(RangeQuery::new(lower, upper)))
+}
+
+/// The bounds of a numeric range (text bounds, refused with numbers before, count as open);
+/// an error names a bound that is not a finite number.
+fn numeric_bounds(
+    path: &str,
+    lower: &RangeBound,
+    upper: &RangeBound,
+) -> Result<(Bound<f64>, Bound<f64>), StoreError> {
+    let number = |b: &RangeBound| match b {
+        RangeBound::Inclusive(Scalar::Number(n)) | RangeBound::Exclusive(Scalar::Number(n))
+            if !n.is_finite() =>
+        {
+            Err(StoreError::InvalidQuery(format!(
+                "range bound {n} on `{path}` is not a finite number"
+            )))
+        }
+        RangeBound::Inclusive(Scalar::Number(n)) => Ok(Bound::Included(*n)),
+        RangeBound::Exclusive(Scalar::Number(n)) => Ok(Bound::Excluded(*n)),
+        _ => Ok(Bound::Unbounded),
+    };
+    Ok((number(lower)?, number(upper)?))
+}
+
+/// The bounds of a range over the integers of a type spanning `[min, max]`: a non-integral
+/// bound rounded inwards (`>= 2.5` is `>= 3`, `< -0.5` is `<= -1`), a bound beyond the type
+/// dropped, and `None` when no integer of the type can be in range.
+fn integer_bounds(
+    lower: Bound<f64>,
+    upper: Bound<f64>,
+    min: f64,
+    max: f64,
+) -> Option<(Bound<f64>, Bound<f64>)> {
+    let lower = match lower {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) | Bound::Excluded(v) if v > max => return None,
+        Bound::Included(v) | Bound::Excluded(v) if v < min => Bound::Unbounded,
+        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(v),
+        Bound::Included(v) | Bound::Excluded(v) => Bound::Included(v.ceil()),
+    };
+    let upper = match upper {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) | Bound::Excluded(v) if v < min => return None,
+        Bound::Included(v) | Bound::Excluded(v) if v > max => Bound::Unbounded,
+        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(v),
+        Bound::Included(v) | Bound::Excluded(v) => Bound::Included(v.floor()),
+    };
+    Some((lower, upper))
 }
 
 /// A numeric range over a `fields` path. tantivy keeps one numeric column per path and
@@ -524,23 +557,7 @@ impl NumericRange {
         } else {
             (i64::MIN as f64, i64::MAX as f64)
         };
-        // Integer bounds within [min, max], or None for "nothing can match".
-        let lower = match self.lower {
-            Bound::Unbounded => Bound::Unbounded,
-            Bound::Included(v) | Bound::Excluded(v) if v > max => return None,
-            Bound::Included(v) | Bound::Excluded(v) if v < min => Bound::Unbounded,
-            Bound::Included(v) => Bound::Included(v.ceil()),
-            Bound::Excluded(v) if v.fract() != 0.0 => Bound::Included(v.ceil()),
-            Bound::Excluded(v) => Bound::Excluded(v),
-        };
-        let upper = match self.upper {
-            Bound::Unbounded => Bound::Unbounded,
-            Bound::Included(v) | Bound::Excluded(v) if v < min => return None,
-            Bound::Included(v) | Bound::Excluded(v) if v > max => Bound::Unbounded,
-            Bound::Included(v) => Bound::Included(v.floor()),
-            Bound::Excluded(v) if v.fract() != 0.0 => Bound::Included(v.floor()),
-            Bound::Excluded(v) => Bound::Excluded(v),
-        };
+        let (lower, upper) = integer_bounds(self.lower, self.upper, min, max)?;
         // tantivy needs one bound: "any value of the type" is [min, ∞).
         let lower = match (lower, upper) {
             (Bound::Unbounded, Bound::Unbounded) => Bound::Included(min),
@@ -648,78 +665,32 @@ fn unique_range(
         ));
         return Ok(Box::new(WildcardQuery::ranges(field, ranges)));
     }
-    let number = |b: &RangeBound| -> Result<Option<(f64, bool)>, StoreError> {
-        match b {
-            RangeBound::Unbounded => Ok(None),
-            RangeBound::Inclusive(Scalar::Number(n)) | RangeBound::Exclusive(Scalar::Number(n))
-                if !n.is_finite() =>
-            {
-                Err(StoreError::InvalidQuery(format!(
-                    "range bound {n} on `{path}` is not a finite number"
-                )))
-            }
-            RangeBound::Inclusive(Scalar::Number(n)) => Ok(Some((*n, true))),
-            RangeBound::Exclusive(Scalar::Number(n)) => Ok(Some((*n, false))),
-            RangeBound::Inclusive(Scalar::Text(_)) | RangeBound::Exclusive(Scalar::Text(_)) => {
-                Ok(None)
-            }
-        }
-    };
-    let (low, high) = (number(lower)?, number(upper)?);
-    // f64 terms: the bounds as they are.
-    let f64_prefix = typed(&|t| t.append_type_and_fast_value(0f64));
-    let f64_prefix = f64_prefix[..f64_prefix.len() - 8].to_vec();
+    let (low, high) = numeric_bounds(path, lower, upper)?;
+    // Each numeric type's terms, from the type's first term to its last: f64 with the bounds
+    // as they are, i64 and u64 with integer bounds.
     let f64_term = |v: f64| typed(&|t| t.append_type_and_fast_value(v));
-    ranges.push((
-        match low {
-            None => Bound::Included(f64_prefix.clone()),
-            Some((v, true)) => Bound::Included(f64_term(v)),
-            Some((v, false)) => Bound::Excluded(f64_term(v)),
-        },
-        match high {
-            None => prefix_end(&f64_prefix).map_or(Bound::Unbounded, Bound::Excluded),
-            Some((v, true)) => Bound::Included(f64_term(v)),
-            Some((v, false)) => Bound::Excluded(f64_term(v)),
-        },
-    ));
-    // i64 and u64 terms: the smallest and largest integers within the bounds.
-    let int_low = low.map(|(v, inclusive)| {
-        if inclusive || v.fract() != 0.0 {
-            v.ceil()
+    let i64_term = |v: f64| typed(&|t| t.append_type_and_fast_value(v as i64));
+    let u64_term = |v: f64| typed(&|t| t.append_type_and_fast_value(v as u64));
+    let spans: [(&dyn Fn(f64) -> Vec<u8>, f64, f64, bool); 3] = [
+        (&f64_term, f64::MIN, f64::MAX, false),
+        (&i64_term, i64::MIN as f64, i64::MAX as f64, true),
+        (&u64_term, 0.0, u64::MAX as f64, true),
+    ];
+    for (term, min, max, integer) in spans {
+        let bounds = if integer {
+            integer_bounds(low, high, min, max)
         } else {
-            v + 1.0
-        }
-    });
-    let int_high = high.map(|(v, inclusive)| {
-        if inclusive || v.fract() != 0.0 {
-            v.floor()
-        } else {
-            v - 1.0
-        }
-    });
-    if int_low.zip(int_high).is_none_or(|(l, h)| l <= h) {
-        let i64_low = int_low.map_or(i64::MIN, |l| {
-            l.clamp(i64::MIN as f64, i64::MAX as f64) as i64
-        });
-        let i64_high = int_high.map_or(i64::MAX, |h| {
-            h.clamp(i64::MIN as f64, i64::MAX as f64) as i64
-        });
-        if int_high.is_none_or(|h| h >= i64::MIN as f64)
-            && int_low.is_none_or(|l| l <= i64::MAX as f64)
-        {
-            ranges.push((
-                Bound::Included(typed(&|t| t.append_type_and_fast_value(i64_low))),
-                Bound::Included(typed(&|t| t.append_type_and_fast_value(i64_high))),
-            ));
-        }
-        if int_high.is_none_or(|h| h >= 0.0) && int_low.is_none_or(|l| l <= u64::MAX as f64) {
-            let u64_low = int_low.map_or(0, |l| l.max(0.0) as u64);
-            let u64_high = int_high.map_or(u64::MAX, |h| h.min(u64::MAX as f64) as u64);
-            ranges.push((
-                Bound::Included(typed(&|t| t.append_type_and_fast_value(u64_low))),
-                Bound::Included(typed(&|t| t.append_type_and_fast_value(u64_high))),
-            ));
-        }
+            Some((low, high))
+        };
+        let Some((lower, upper)) = bounds else {
+            continue;
+        };
+        let bound = |b: Bound<f64>, open: f64| match b {
+            Bound::Included(v) => Bound::Included(term(v)),
+            Bound::Excluded(v) => Bound::Excluded(term(v)),
+            Bound::Unbounded => Bound::Included(term(open)),
+        };
+        ranges.push((bound(lower, min), bound(upper, max)));
     }
     Ok(Box::new(WildcardQuery::ranges(field, ranges)))
 }
