@@ -671,7 +671,8 @@ fn unique_range(
     let f64_term = |v: f64| typed(&|t| t.append_type_and_fast_value(v));
     let i64_term = |v: f64| typed(&|t| t.append_type_and_fast_value(v as i64));
     let u64_term = |v: f64| typed(&|t| t.append_type_and_fast_value(v as u64));
-    let spans: [(&dyn Fn(f64) -> Vec<u8>, f64, f64, bool); 3] = [
+    type TermOf<'a> = &'a dyn Fn(f64) -> Vec<u8>;
+    let spans: [(TermOf, f64, f64, bool); 3] = [
         (&f64_term, f64::MIN, f64::MAX, false),
         (&i64_term, i64::MIN as f64, i64::MAX as f64, true),
         (&u64_term, 0.0, u64::MAX as f64, true),
