@@ -112,7 +112,7 @@ pub(crate) struct SchemaFields {
     pub original: Field,
     pub has: Field,
     /// `_unique`; the last field, so partitions created before it existed share the others'
-    /// ids (see [`PartitionSchema`]).
+    /// ids (`Partition::unique` says whether a partition has it).
     pub unique: Field,
 }
 
@@ -316,8 +316,8 @@ pub(crate) type Leaves = Vec<(String, OwnedValue)>;
 /// down (more than [`MAX_LEAVES`] leaves, or very deep ones), which it cuts at [`MAX_LEAVES`]
 /// and keeps two levels deep.
 fn flattened(event: &Event, unique: bool) -> (Leaves, Leaves) {
-    let mut leaves: Vec<(String, OwnedValue)> = Vec::new();
-    let mut unique_leaves: Vec<(String, OwnedValue)> = Vec::new();
+    let mut leaves = Leaves::new();
+    let mut unique_leaves = Leaves::new();
     let mut path = String::new();
     for (key, value) in event.as_map() {
         flatten(
@@ -337,8 +337,8 @@ fn flatten(
     path: &mut String,
     key: &str,
     value: &Value,
-    out: &mut Vec<(String, OwnedValue)>,
-    unique: Option<&mut Vec<(String, OwnedValue)>>,
+    out: &mut Leaves,
+    unique: Option<&mut Leaves>,
 ) {
     let before = path.len();
     if !path.is_empty() {
@@ -360,8 +360,8 @@ fn flatten(
 fn flatten_below(
     path: &mut String,
     value: &Value,
-    out: &mut Vec<(String, OwnedValue)>,
-    mut unique: Option<&mut Vec<(String, OwnedValue)>>,
+    out: &mut Leaves,
+    mut unique: Option<&mut Leaves>,
 ) {
     match value {
         Value::Object(map) => {
@@ -379,7 +379,7 @@ fn flatten_below(
 }
 
 /// Collects the leaves at and below `path` into `out`.
-pub(crate) fn flatten_value(path: &mut String, value: &Value, out: &mut Vec<(String, OwnedValue)>) {
+pub(crate) fn flatten_value(path: &mut String, value: &Value, out: &mut Leaves) {
     if out.len() >= MAX_LEAVES {
         return;
     }

@@ -21,9 +21,8 @@ use tantivy::schema::Value as DocValue;
 
 #[cfg(doc)]
 use super::MAX_KEYWORD_BYTES;
-use super::{cap_keyword, flatten_value, group_leaves, MAX_LEAVES, UNIQUE_PATHS};
+use super::{cap_keyword, flatten_value, group_leaves, Leaves, MAX_LEAVES, UNIQUE_PATHS};
 use crowsnest_model::ecs;
-use tantivy::schema::OwnedValue;
 
 /// Deepest leaf the view hands to tantivy (its fast-field writer keeps 20 levels).
 pub(crate) const MAX_LEVEL: usize = 16;
@@ -200,13 +199,13 @@ impl<'a> DocValue<'a> for Node<'a> {
 
 /// The values of an event at [`UNIQUE_PATHS`], as `(path, value)` pairs for `_unique`: found
 /// by the same walk that leaves them out of `fields`, so each value lands in exactly one.
-pub(crate) fn unique_values(map: &Map<String, Value>) -> Vec<(String, OwnedValue)> {
+pub(crate) fn unique_values(map: &Map<String, Value>) -> Leaves {
     let mut out = Vec::new();
     collect_unique(map, Skip::root(true), &mut out);
     group_leaves(out)
 }
 
-fn collect_unique(map: &Map<String, Value>, skip: Skip, out: &mut Vec<(String, OwnedValue)>) {
+fn collect_unique(map: &Map<String, Value>, skip: Skip, out: &mut Leaves) {
     for (key, value) in map {
         match skip.step(key) {
             Step::Skipped(i) if i >= 3 => {
@@ -219,7 +218,7 @@ fn collect_unique(map: &Map<String, Value>, skip: Skip, out: &mut Vec<(String, O
     }
 }
 
-fn collect_unique_in(value: &Value, skip: Skip, out: &mut Vec<(String, OwnedValue)>) {
+fn collect_unique_in(value: &Value, skip: Skip, out: &mut Leaves) {
     match value {
         Value::Object(map) => collect_unique(map, skip, out),
         Value::Array(items) => {
