@@ -3,7 +3,8 @@
 //! tantivy accepts any type implementing its [`Value`](DocValue) trait as a field value and
 //! copies it into the document once. [`Node`] is such a view over the event: it walks the
 //! event's own maps and arrays and leaves out what `fields` must not hold (`@timestamp`,
-//! `message`, `event.original`), caps keywords at [`MAX_KEYWORD_BYTES`] bytes and never turns a
+//! `message`, `event.original`, and the [`UNIQUE_PATHS`], which [`unique_values`] collects for
+//! `_unique` by the same walk), caps keywords at [`MAX_KEYWORD_BYTES`] bytes and never turns a
 //! string into a date. Building the flattened `(dotted path, value)` list instead (the
 //! fallback in `schema.rs`) cloned every path and every string and grouped repeated paths
 //! through a hash map: about a tenth of the store's CPU per event.
