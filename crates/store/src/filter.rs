@@ -25,14 +25,13 @@ use tantivy::query::{
     PhraseQuery, Query, RangeQuery, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::DocSet;
 use tantivy::Term;
 
 use crate::schema::{
     cap_keyword, is_text_path, text_tokens, to_tantivy_time, unique_root, SchemaFields, FIELDS,
     UNIQUE_PATHS,
 };
-use crate::wildcard::{prefix_end, Pattern, WildcardQuery};
+use crate::wildcard::{explain_match, prefix_end, Pattern, WildcardQuery};
 use crate::StoreError;
 
 /// Builds the tantivy query of `filter`.
@@ -149,13 +148,22 @@ fn keyword(
     if unique_root(path).is_none() {
         return build(schema.fields);
     }
+    in_both(schema, build(schema.fields), build(schema.unique))
+}
+
+/// Either query: `in_fields`, or `in_unique` where the partition has `_unique`.
+fn in_both(
+    schema: &SchemaFields,
+    in_fields: Box<dyn Query>,
+    in_unique: Box<dyn Query>,
+) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(vec![
-        (Occur::Should, build(schema.fields)),
+        (Occur::Should, in_fields),
         (
             Occur::Should,
             Box::new(WithField {
                 field: schema.unique,
-                inner: build(schema.unique),
+                inner: in_unique,
             }),
         ),
     ]))
@@ -422,16 +430,7 @@ fn range_query(
         return Ok(in_fields);
     }
     let in_unique = unique_range(schema.unique, path, lower, upper)?;
-    Ok(Box::new(BooleanQuery::new(vec![
-        (Occur::Should, in_fields),
-        (
-            Occur::Should,
-            Box::new(WithField {
-                field: schema.unique,
-                inner: in_unique,
-            }),
-        ),
-    ])))
+    Ok(in_both(schema, in_fields, in_unique))
 }
 
 /// A range over the fast column of a `fields` path: numeric if the bounds are, else text.
@@ -609,14 +608,7 @@ impl Weight for NumericRange {
         reader: &tantivy::SegmentReader,
         doc: tantivy::DocId,
     ) -> tantivy::Result<tantivy::query::Explanation> {
-        let mut scorer = self.scorer(reader, 1.0)?;
-        if scorer.seek(doc) == doc {
-            Ok(tantivy::query::Explanation::new("NumericRange", 1.0))
-        } else {
-            Err(tantivy::TantivyError::InvalidArgument(format!(
-                "document {doc} does not match"
-            )))
-        }
+        explain_match(self, reader, doc, "NumericRange")
     }
 }
 

@@ -245,14 +245,24 @@ impl Weight for WildcardWeight {
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let mut scorer = self.scorer(reader, 1.0)?;
-        if scorer.seek(doc) == doc {
-            Ok(Explanation::new("WildcardQuery", 1.0))
-        } else {
-            Err(TantivyError::InvalidArgument(format!(
-                "document {doc} does not match"
-            )))
-        }
+        explain_match(self, reader, doc, "WildcardQuery")
+    }
+}
+
+/// The explanation of a constant-score weight: `name` when `doc` matches, an error otherwise.
+pub(crate) fn explain_match(
+    weight: &dyn Weight,
+    reader: &SegmentReader,
+    doc: DocId,
+    name: &'static str,
+) -> tantivy::Result<Explanation> {
+    let mut scorer = weight.scorer(reader, 1.0)?;
+    if scorer.seek(doc) == doc {
+        Ok(Explanation::new(name, 1.0))
+    } else {
+        Err(TantivyError::InvalidArgument(format!(
+            "document {doc} does not match"
+        )))
     }
 }
 
