@@ -34,6 +34,19 @@ pub enum StoreError {
         /// What was expected.
         reason: String,
     },
+    /// A partition was written in an on-disk format this build does not read (see
+    /// [`crate::Store::open`], which sets such partitions aside).
+    #[error(
+        "partition `{partition}` is in store format {found}; this build reads format {expected}"
+    )]
+    Format {
+        /// The partition directory name.
+        partition: String,
+        /// The partition's format.
+        found: u32,
+        /// The format this build reads.
+        expected: u32,
+    },
 }
 
 impl From<tantivy::TantivyError> for StoreError {

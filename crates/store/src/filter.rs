@@ -21,8 +21,8 @@ use crowsnest_model::{ecs, parse_timestamp};
 use crowsnest_query::{Filter, RangeBound, Scalar};
 use tantivy::columnar::ColumnType;
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, EmptyWeight, EnableScoring, ExistsQuery, Occur,
-    PhraseQuery, Query, RangeQuery, TermQuery, Weight,
+    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, ExistsQuery, Occur, PhraseQuery, Query,
+    RangeQuery, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
@@ -137,50 +137,27 @@ pub(crate) fn to_query(
     }
 }
 
-/// The query of a keyword path: on `fields`, and for [`crate::UNIQUE_PATHS`] (and below) on
-/// `_unique` too, where partitions created since it exists keep them (older ones have them in
-/// `fields`, and no `_unique` field at all, hence [`WithField`]).
+/// The query of a keyword path: on `_unique` for [`crate::UNIQUE_PATHS`] (and below), else on
+/// `fields`.
 fn keyword(
     schema: &SchemaFields,
     path: &str,
     build: impl Fn(Field) -> Box<dyn Query>,
 ) -> Box<dyn Query> {
     if unique_root(path).is_none() {
-        return build(schema.fields);
+        build(schema.fields)
+    } else {
+        build(schema.unique)
     }
-    in_both(schema, build(schema.fields), build(schema.unique))
-}
-
-/// Either query: `in_fields`, or `in_unique` where the partition has `_unique`.
-fn in_both(
-    schema: &SchemaFields,
-    in_fields: Box<dyn Query>,
-    in_unique: Box<dyn Query>,
-) -> Box<dyn Query> {
-    Box::new(BooleanQuery::new(vec![
-        (Occur::Should, in_fields),
-        (
-            Occur::Should,
-            Box::new(WithField {
-                field: schema.unique,
-                inner: in_unique,
-            }),
-        ),
-    ]))
 }
 
 /// Any value at `path` or below it. Fast columns answer for `fields`; `_unique` has none, so
 /// its paths are named in `_has` (and a path below one is found by walking its terms).
 fn exists_query(schema: &SchemaFields, path: &str) -> Box<dyn Query> {
-    let in_fields: Box<dyn Query> = Box::new(ExistsQuery::new(format!("{FIELDS}.{path}"), true));
-    let mut clauses = vec![(Occur::Should, in_fields)];
     match unique_root(path) {
-        Some(root) if root == path => clauses.push((
-            Occur::Should,
-            Box::new(TermQuery::new(
-                Term::from_field_text(schema.has, root),
-                IndexRecordOption::Basic,
-            )),
+        Some(root) if root == path => Box::new(TermQuery::new(
+            Term::from_field_text(schema.has, root),
+            IndexRecordOption::Basic,
         )),
         Some(_) => {
             let exact = Term::from_field_json_path(schema.unique, path, true)
@@ -191,15 +168,12 @@ fn exists_query(schema: &SchemaFields, path: &str) -> Box<dyn Query> {
                 // The path's end marker (0) becomes the segment separator (1): paths below.
                 *end = 1;
             }
-            clauses.push((
-                Occur::Should,
-                Box::new(WithField {
-                    field: schema.unique,
-                    inner: Box::new(WildcardQuery::prefixes(schema.unique, vec![exact, deeper])),
-                }),
-            ));
+            Box::new(WildcardQuery::prefixes(schema.unique, vec![exact, deeper]))
         }
         None => {
+            let in_fields: Box<dyn Query> =
+                Box::new(ExistsQuery::new(format!("{FIELDS}.{path}"), true));
+            let mut clauses = vec![(Occur::Should, in_fields)];
             for unique in UNIQUE_PATHS {
                 if unique
                     .strip_prefix(path)
@@ -214,37 +188,10 @@ fn exists_query(schema: &SchemaFields, path: &str) -> Box<dyn Query> {
                     ));
                 }
             }
-        }
-    }
-    if clauses.len() == 1 {
-        return clauses.remove(0).1;
-    }
-    Box::new(BooleanQuery::new(clauses))
-}
-
-/// Runs `inner` only on indexes whose schema has `field` (partitions created before it was
-/// added match nothing here instead of failing on an unknown field).
-#[derive(Debug)]
-struct WithField {
-    field: Field,
-    inner: Box<dyn Query>,
-}
-
-impl Clone for WithField {
-    fn clone(&self) -> Self {
-        Self {
-            field: self.field,
-            inner: self.inner.box_clone(),
-        }
-    }
-}
-
-impl Query for WithField {
-    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        if (self.field.field_id() as usize) < scoring.schema().num_fields() {
-            self.inner.weight(scoring)
-        } else {
-            Ok(Box::new(EmptyWeight))
+            if clauses.len() == 1 {
+                return clauses.remove(0).1;
+            }
+            Box::new(BooleanQuery::new(clauses))
         }
     }
 }
@@ -425,12 +372,11 @@ fn range_query(
             "range on `{path}` mixes a number and text; expected both bounds of the same kind"
         )));
     }
-    let in_fields = fields_range(schema.fields, path, lower, upper)?;
     if unique_root(path).is_none() {
-        return Ok(in_fields);
+        fields_range(schema.fields, path, lower, upper)
+    } else {
+        unique_range(schema.unique, path, lower, upper)
     }
-    let in_unique = unique_range(schema.unique, path, lower, upper)?;
-    Ok(in_both(schema, in_fields, in_unique))
 }
 
 /// A range over the fast column of a `fields` path: numeric if the bounds are, else text.

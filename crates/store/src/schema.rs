@@ -111,8 +111,7 @@ pub(crate) struct SchemaFields {
     pub raw: Field,
     pub original: Field,
     pub has: Field,
-    /// `_unique`; the last field, so partitions created before it existed share the others'
-    /// ids (`Partition::unique` says whether a partition has it).
+    /// `_unique` (the last field: it was added after the others).
     pub unique: Field,
 }
 
@@ -195,13 +194,10 @@ pub(crate) fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
 
 /// Builds the document of one event stamped at `ts`; `scratch` is a buffer reused from one
 /// event to the next for serializing `_source` (tantivy copies the text into the document).
-/// `unique` is false for a partition created before `_unique` existed: there the
-/// [`UNIQUE_PATHS`] stay in `fields`, as they were.
 pub(crate) fn to_document(
     event: &Event,
     ts: DateTime<Utc>,
     schema: &SchemaFields,
-    unique: bool,
     scratch: &mut Vec<u8>,
 ) -> Result<TantivyDocument, StoreError> {
     let mut doc = TantivyDocument::default();
@@ -219,15 +215,11 @@ pub(crate) fn to_document(
     let unique_leaves = if keywords::borrowable(event.as_map()) {
         doc.add_field_value(
             schema.fields,
-            keywords::Node::Root(event.as_map(), keywords::Skip::root(unique)),
+            keywords::Node::Root(event.as_map(), keywords::Skip::ROOT),
         );
-        if unique {
-            keywords::unique_values(event.as_map())
-        } else {
-            Vec::new()
-        }
+        keywords::unique_values(event.as_map())
     } else {
-        let (leaves, unique_leaves) = flattened(event, unique);
+        let (leaves, unique_leaves) = flattened(event);
         if !leaves.is_empty() {
             doc.add_field_value(schema.fields, &OwnedValue::Object(leaves));
         }
@@ -312,21 +304,15 @@ pub(crate) fn hit_from_stored(
 pub(crate) type Leaves = Vec<(String, OwnedValue)>;
 
 /// The `fields` value of an event as `(dotted path, leaf or array of leaves)` pairs, and the
-/// `_unique` one (empty unless `unique`): the form for events [`keywords::borrowable`] turns
+/// `_unique` one: the form for events [`keywords::borrowable`] turns
 /// down (more than [`MAX_LEAVES`] leaves, or very deep ones), which it cuts at [`MAX_LEAVES`]
 /// and keeps two levels deep.
-fn flattened(event: &Event, unique: bool) -> (Leaves, Leaves) {
+fn flattened(event: &Event) -> (Leaves, Leaves) {
     let mut leaves = Leaves::new();
     let mut unique_leaves = Leaves::new();
     let mut path = String::new();
     for (key, value) in event.as_map() {
-        flatten(
-            &mut path,
-            key,
-            value,
-            &mut leaves,
-            unique.then_some(&mut unique_leaves),
-        );
+        flatten(&mut path, key, value, &mut leaves, Some(&mut unique_leaves));
     }
     (group_leaves(leaves), group_leaves(unique_leaves))
 }
@@ -495,7 +481,7 @@ mod tests {
 
     fn leaves_of(value: Value) -> Vec<(String, OwnedValue)> {
         let event: Event = serde_json::from_value(value).expect("object");
-        flattened(&event, true).0
+        flattened(&event).0
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Store {
             if partition.committed().is_some_and(|c| position <= c) {
                 continue;
             }
-            let doc = to_document(event, ts, &self.schema, partition.unique, &mut scratch)?;
+            let doc = to_document(event, ts, &self.schema, &mut scratch)?;
             let slot = self.writer_for(&mut state, &partition)?;
             let open = &mut state.writers[slot];
             open.writer.add_document(doc)?;

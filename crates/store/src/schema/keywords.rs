@@ -63,15 +63,11 @@ enum Step {
 }
 
 impl Skip {
-    /// The scope of an event's top level; `unique` says whether [`UNIQUE_PATHS`] are left out
-    /// too (not in partitions created before `_unique` existed).
-    pub(crate) fn root(unique: bool) -> Self {
-        let all = (1u32 << SKIPPED.len()) - 1;
-        Self {
-            mask: if unique { all } else { 0b111 },
-            offset: 0,
-        }
-    }
+    /// The scope of an event's top level: every path of [`SKIPPED`].
+    pub(crate) const ROOT: Self = Self {
+        mask: (1u32 << SKIPPED.len()) - 1,
+        offset: 0,
+    };
 
     const NONE: Self = Self { mask: 0, offset: 0 };
 
@@ -202,7 +198,7 @@ impl<'a> DocValue<'a> for Node<'a> {
 /// by the same walk that leaves them out of `fields`, so each value lands in exactly one.
 pub(crate) fn unique_values(map: &Map<String, Value>) -> Leaves {
     let mut out = Vec::new();
-    collect_unique(map, Skip::root(true), &mut out);
+    collect_unique(map, Skip::ROOT, &mut out);
     group_leaves(out)
 }
 
@@ -324,9 +320,9 @@ mod tests {
         let event: Event = serde_json::from_value(value).expect("object");
         let (_, fields) = build_schema();
         let mut viewed = TantivyDocument::default();
-        viewed.add_field_value(fields.fields, Node::Root(event.as_map(), Skip::root(true)));
+        viewed.add_field_value(fields.fields, Node::Root(event.as_map(), Skip::ROOT));
         let mut flat = TantivyDocument::default();
-        let (leaves, unique) = flattened(&event, true);
+        let (leaves, unique) = flattened(&event);
         if !leaves.is_empty() {
             flat.add_field_value(fields.fields, &OwnedValue::Object(leaves));
         }
@@ -388,18 +384,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn legacy_partitions_keep_unique_paths_in_fields() {
-        let event: Event =
-            serde_json::from_value(json!({"event": {"id": "e1", "original": "x"}, "message": "m"}))
-                .expect("object");
-        let (_, fields) = build_schema();
-        let mut doc = TantivyDocument::default();
-        doc.add_field_value(fields.fields, Node::Root(event.as_map(), Skip::root(false)));
-        let (paths, _) = indexed(&doc);
-        assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["event.id"]);
     }
 
     #[test]
