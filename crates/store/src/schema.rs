@@ -8,7 +8,7 @@
 //! | `fields`  | JSON, raw tokens, fast   | every leaf except the full text and [`UNIQUE_PATHS`] | exact/wildcard/range/exists, aggregations |
 //! | `_unique` | JSON, raw tokens, not fast | [`UNIQUE_PATHS`] (ids, exact times) | exact/wildcard/range/exists (no aggregations) |
 //! | `_text`   | text, lowercased, positions | `message`                     | free text, phrases              |
-//! | `_raw`    | text, lowercased, no positions | `event.original`           | free text (words, wildcards)    |
+//! | `_raw`    | text, lowercased, no positions | the words of `event.original`'s values (`raw_words.rs`) | free text (words, wildcards) |
 //! | `_has`    | raw string, indexed      | names of the full-text and unique paths present | `_exists_:message`, `_exists_:event.id` |
 //!
 //! `fields` receives the event's leaves with dot expansion on, so `{"a": {"b": 1}}` and
@@ -40,6 +40,9 @@ use tantivy::TantivyDocument;
 use crate::StoreError;
 
 mod keywords;
+mod raw_words;
+
+pub(crate) use raw_words::RAW_WORDS;
 
 /// Name of the timestamp field.
 pub(crate) const TS: &str = "_ts";
@@ -145,7 +148,7 @@ pub(crate) fn build_schema() -> (Schema, SchemaFields) {
         TextOptions::default().set_indexing_options(text_indexing),
     );
     let raw_indexing = TextFieldIndexing::default()
-        .set_tokenizer("default")
+        .set_tokenizer(RAW_WORDS)
         .set_index_option(IndexRecordOption::Basic)
         .set_fieldnorms(false);
     let raw = builder.add_text_field(
@@ -439,6 +442,16 @@ pub(crate) fn cap_keyword(text: &str) -> &str {
 /// The analyzer of the full-text field (must match tantivy's `default` tokenizer).
 pub(crate) fn text_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .build()
+}
+
+/// The analyzer of the raw input's words (`_raw`, registered as [`RAW_WORDS`]): the words of
+/// its values, JSON escapes decoded (see `raw_words.rs`), cut and lowercased like
+/// [`text_analyzer`]'s.
+pub(crate) fn raw_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(raw_words::RawWordsTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .build()

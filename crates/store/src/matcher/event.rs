@@ -11,7 +11,7 @@ use crowsnest_model::{ecs, Event};
 use serde_json::{Map, Value};
 
 use super::TextField;
-use crate::schema::{text_analyzer, MAX_LEAVES};
+use crate::schema::{raw_analyzer, text_analyzer, MAX_LEAVES};
 
 /// Paths whose subtree is never indexed as keywords.
 const NOT_KEYWORDS: [&str; 3] = [ecs::TIMESTAMP, ecs::MESSAGE, ecs::EVENT_ORIGINAL];
@@ -124,7 +124,10 @@ impl<'e> Ctx<'e> {
                 Value::String(s) => Cow::Borrowed(s),
                 other => Cow::Owned(other.to_string()),
             };
-            let mut analyzer = text_analyzer();
+            let mut analyzer = match field {
+                TextField::Message => text_analyzer(),
+                TextField::Raw => raw_analyzer(),
+            };
             let mut stream = analyzer.token_stream(&text);
             let mut tokens = Vec::new();
             while stream.advance() {

