@@ -24,16 +24,19 @@ const NAME_FORMAT: &str = "%Y%m%dT%H";
 /// Docstore block size: larger blocks compress better, a hit decompresses one block.
 ///
 /// Measured on 100k generated events (`examples/ingest.rs`, 97 MB raw): 64 KiB at zstd 9 gave
-/// a 49.3 MB store for 93 µs of CPU per event; 256 KiB at zstd 3 gives 45.0 MB for 75 µs
+/// a 49.3 MB store for 93 µs of CPU per event; 256 KiB at zstd 3 gave 45.0 MB for 75 µs
 /// (zstd finds the structured and the raw copy of an event, and neighbouring events of the same
 /// source, within one block however fast the level; a higher level mostly paid for searching
-/// small blocks harder). A hit costs the decompression of one block, about 0.2 ms.
-const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
+/// small blocks harder). Later, with sstable term dictionaries, the docstore alone: 14.45 MB at
+/// 256 KiB, 11.67 MB at 1 MiB, 11.18 MB at 2 MiB, all at zstd 3 and the same CPU; at 1 MiB,
+/// zstd 1 gave 11.91 MB, zstd 5 10.14 MB and zstd 6 9.49 MB, the last two for 6 to 8 µs more
+/// CPU per event. A hit costs the decompression of one block, about 1 ms at 1 MiB.
+const DOCSTORE_BLOCK_BYTES: usize = 1024 * 1024;
 /// zstd level of the docstore (see [`DOCSTORE_BLOCK_BYTES`]).
 const DOCSTORE_ZSTD_LEVEL: i32 = 3;
 /// Decompressed docstore blocks a segment reader keeps (tantivy's default is 100, which with
-/// 256 KiB blocks could hold 25 MB per segment).
-const DOCSTORE_CACHE_BLOCKS: usize = 16;
+/// 1 MiB blocks could hold 100 MB per segment): 4 MiB per segment.
+const DOCSTORE_CACHE_BLOCKS: usize = 4;
 
 /// On-disk format of the partitions this build writes and reads.
 ///
