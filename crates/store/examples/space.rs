@@ -5,9 +5,13 @@
 //! ```
 //!
 //! Prints tantivy's own space accounting (terms, postings, positions, fast columns, docstore)
-//! summed over every partition, so a schema change can be judged by what it saves.
+//! summed over every partition, so a schema change can be judged by what it saves; then the
+//! fast columns of the JSON fields (which tantivy's accounting leaves out) by path: the largest
+//! columns, and their sum per path prefix of two segments.
 
 use std::collections::BTreeMap;
+
+use tantivy::Directory;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
@@ -15,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: space <store-dir> (`<data-dir>/store/partitions`)")?;
     let mut per_field: BTreeMap<String, [u64; 6]> = BTreeMap::new();
     let mut store_bytes = 0u64;
+    let mut columns: BTreeMap<String, u64> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
         if !path.join("meta.json").exists() {
@@ -23,6 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let index = tantivy::Index::open_in_dir(&path)?;
         let schema = index.schema();
         let searcher = index.reader()?.searcher();
+        for segment in searcher.segment_readers() {
+            let name = format!("{}.fast", segment.segment_id().uuid_string());
+            let file = index.directory().open_read(std::path::Path::new(&name))?;
+            let columnar = tantivy::columnar::ColumnarReader::open(file)?;
+            for (name, handle) in columnar.list_columns()? {
+                *columns.entry(name.replace('\u{1}', ".")).or_default() +=
+                    handle.num_bytes().get_bytes();
+            }
+        }
         let usage = searcher.space_usage()?;
         for segment in usage.segments() {
             store_bytes += segment.store().total().get_bytes();
@@ -64,5 +78,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("docstore   {:>59.2}", mb(store_bytes));
     println!("all        {:>59.2}", mb(total));
+
+    let json_bytes: u64 = columns
+        .iter()
+        .filter(|(name, _)| name.contains('.'))
+        .map(|(_, bytes)| bytes)
+        .sum();
+    println!(
+        "\nfast columns of JSON fields: {:.2} MB in {} columns",
+        mb(json_bytes),
+        columns.len()
+    );
+    let mut largest: Vec<(&String, &u64)> = columns.iter().collect();
+    largest.sort_by(|a, b| b.1.cmp(a.1));
+    for (name, bytes) in largest.iter().take(15) {
+        println!("{:>9.3} MB  {name}", mb(**bytes));
+    }
+    let mut prefixes: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, bytes) in &columns {
+        let prefix: Vec<&str> = name.split('.').take(3).collect();
+        *prefixes.entry(prefix.join(".")).or_default() += bytes;
+    }
+    let mut prefixes: Vec<(String, u64)> = prefixes.into_iter().collect();
+    prefixes.sort_by(|a, b| b.1.cmp(&a.1));
+    println!("\nby prefix (field and two path segments):");
+    for (prefix, bytes) in prefixes.iter().take(15) {
+        println!("{:>9.3} MB  {prefix}", mb(*bytes));
+    }
     Ok(())
 }
+
