@@ -366,6 +366,47 @@ mod tests {
         assert_eq!(words("{"), Vec::<String>::new());
     }
 
+    /// The words of a JSON value's leaves, in document order, each split as plain text.
+    fn leaf_words(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => map.values().for_each(|v| leaf_words(v, out)),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| leaf_words(v, out)),
+            serde_json::Value::String(s) => out.extend(simple(s)),
+            other => out.extend(simple(&other.to_string())),
+        }
+    }
+
+    /// Every line of the recorded audit traces in `shared/testdata` (real kube-apiserver
+    /// output, nested objects, escaped quotes and `\u` escapes): its words are its leaves' words.
+    #[test]
+    fn real_audit_lines_give_their_leaves_words() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/testdata/k8s-audit"
+        );
+        let mut files: Vec<std::path::PathBuf> = ["falco-traces", "benign-hkerma"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(format!("{dir}/{sub}")).expect("testdata"))
+            .map(|entry| entry.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "jsonl"))
+            .collect();
+        files.sort();
+        let mut lines = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read");
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let mut expected = Vec::new();
+                leaf_words(&value, &mut expected);
+                assert_eq!(words(line), expected, "{}: {line}", file.display());
+                lines += 1;
+            }
+        }
+        assert!(lines > 1000, "only {lines} lines read");
+    }
+
     proptest! {
         /// Any text: no panic, offsets inside the text and increasing, words alphanumeric.
         #[test]
