@@ -79,28 +79,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("docstore   {:>59.2}", mb(store_bytes));
     println!("all        {:>59.2}", mb(total));
 
-    let json_bytes: u64 = columns
+    // A JSON field's columns are named `field.path` (tantivy's \u{1} separators shown as dots).
+    let mut json_columns: Vec<(&String, u64)> = columns
         .iter()
         .filter(|(name, _)| name.contains('.'))
-        .map(|(_, bytes)| bytes)
-        .sum();
+        .map(|(name, bytes)| (name, *bytes))
+        .collect();
+    json_columns.sort_by_key(|&(_, bytes)| std::cmp::Reverse(bytes));
+    let json_bytes: u64 = json_columns.iter().map(|(_, bytes)| bytes).sum();
     println!(
         "\nfast columns of JSON fields: {:.2} MB in {} columns",
         mb(json_bytes),
-        columns.len()
+        json_columns.len()
     );
-    let mut largest: Vec<(&String, &u64)> = columns.iter().collect();
-    largest.sort_by(|a, b| b.1.cmp(a.1));
-    for (name, bytes) in largest.iter().take(15) {
-        println!("{:>9.3} MB  {name}", mb(**bytes));
+    for (name, bytes) in json_columns.iter().take(15) {
+        println!("{:>9.3} MB  {name}", mb(*bytes));
     }
     let mut prefixes: BTreeMap<String, u64> = BTreeMap::new();
-    for (name, bytes) in &columns {
+    for (name, bytes) in &json_columns {
         let prefix: Vec<&str> = name.split('.').take(3).collect();
         *prefixes.entry(prefix.join(".")).or_default() += bytes;
     }
     let mut prefixes: Vec<(String, u64)> = prefixes.into_iter().collect();
-    prefixes.sort_by(|a, b| b.1.cmp(&a.1));
+    prefixes.sort_by_key(|&(_, bytes)| std::cmp::Reverse(bytes));
     println!("\nby prefix (field and two path segments):");
     for (prefix, bytes) in prefixes.iter().take(15) {
         println!("{:>9.3} MB  {prefix}", mb(*bytes));
