@@ -63,6 +63,8 @@ pub struct Metrics {
     pub store_docs: Gauge,
     /// Bytes of the store on disk.
     pub store_bytes: Gauge,
+    /// Partitions of another on-disk format, set aside and not searched.
+    pub store_set_aside: Gauge,
     /// WAL appends (one fsync each).
     pub wal_fsyncs: Counter,
     /// Rule matches (before folding and suppression).
@@ -93,6 +95,7 @@ impl Metrics {
         let (wal_bytes, wal_segments) = (Gauge::default(), Gauge::default());
         let (index_lag_events, store_docs, store_bytes) =
             (Gauge::default(), Gauge::default(), Gauge::default());
+        let store_set_aside = Gauge::default();
         let wal_fsyncs = Counter::default();
         let (detections, alerts, alerts_folded, alerts_suppressed) = (
             Counter::default(),
@@ -179,6 +182,11 @@ impl Metrics {
             "Bytes of the store on disk",
             store_bytes.clone(),
         );
+        registry.register(
+            "store_set_aside_partitions",
+            "Partitions of another on-disk format, set aside on start and not searched",
+            store_set_aside.clone(),
+        );
         let (output_events, output_retries) = (Family::default(), Family::default());
         let (output_lag, output_up) = (Family::default(), Family::default());
         registry.register(
@@ -215,6 +223,7 @@ impl Metrics {
             index_lag_events,
             store_docs,
             store_bytes,
+            store_set_aside,
             wal_fsyncs,
             detections,
             alerts,

@@ -423,6 +423,7 @@ mod tests {
         let aside = dir.path().join(SET_ASIDE_DIR).join("20240301T00");
         assert!(aside.join("meta.json").exists(), "kept whole");
         assert_eq!(count(&store, "*"), 0);
+        assert_eq!(store.stats().set_aside, ["20240301T00"]);
         store
             .add(&[(2, event_at("2024-03-01T11:00:00Z", "new-1"))])
             .expect("add");
@@ -438,6 +439,8 @@ mod tests {
             .join("20240301T00.2")
             .exists());
         assert!(aside.exists());
+        let store = Store::open(dir.path(), StoreConfig::default()).expect("reopen");
+        assert_eq!(store.stats().set_aside, ["20240301T00", "20240301T00.2"]);
     }
 
     /// A partition that never committed but was created by a build with another schema (here:

@@ -37,6 +37,9 @@ pub struct StoreStats {
     pub total_docs: u64,
     /// Sum of `bytes`.
     pub total_bytes: u64,
+    /// Directories in `<store>/`[`crate::SET_ASIDE_DIR`]: partitions of another on-disk format
+    /// that this build does not read (kept, not searched, not counted above).
+    pub set_aside: Vec<String>,
 }
 
 /// What [`crate::Store::apply_retention`] removed.
@@ -63,10 +66,19 @@ fn partition_stats(partition: &Partition) -> PartitionStats {
 pub(crate) fn stats(store: &Store) -> StoreStats {
     let partitions: Vec<Arc<Partition>> = store.read_partitions().values().cloned().collect();
     let partitions: Vec<PartitionStats> = partitions.iter().map(|p| partition_stats(p)).collect();
+    let mut set_aside: Vec<String> = std::fs::read_dir(store.root.join(crate::SET_ASIDE_DIR))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    set_aside.sort();
     StoreStats {
         total_docs: partitions.iter().map(|p| p.docs).sum(),
         total_bytes: partitions.iter().map(|p| p.bytes).sum(),
         partitions,
+        set_aside,
     }
 }
 

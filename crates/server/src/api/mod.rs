@@ -129,6 +129,8 @@ async fn metrics(
     let m = &state.metrics;
     m.store_docs.set(gauge(now.store.total_docs));
     m.store_bytes.set(gauge(now.store.total_bytes));
+    m.store_set_aside
+        .set(gauge(now.store.set_aside.len() as u64));
     m.wal_bytes.set(gauge(now.wal_bytes));
     m.wal_segments.set(gauge(now.wal_segments as u64));
     m.index_lag_events.set(gauge(now.index_lag));

@@ -425,6 +425,7 @@ async fn health_metrics_and_openapi_describe_the_server() {
     let (status, _, health) = h.call(get("/api/v1/health")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["store"]["total_docs"], 5, "{health}");
+    assert_eq!(health["store"]["set_aside"], json!([]), "{health}");
     assert_eq!(health["index_lag_events"], 0, "{health}");
     let (_, _, metrics) = h.call(get("/metrics")).await;
     let text = metrics.as_str().unwrap_or_default();
@@ -437,6 +438,10 @@ async fn health_metrics_and_openapi_describe_the_server() {
         "{text}"
     );
     assert!(text.contains("crowsnest_store_documents 5"), "{text}");
+    assert!(
+        text.contains("crowsnest_store_set_aside_partitions 0"),
+        "{text}"
+    );
     let (status, _, doc) = h
         .call(
             Request::get("/api/v1/openapi.json")
