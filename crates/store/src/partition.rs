@@ -128,6 +128,15 @@ fn index_settings() -> IndexSettings {
     }
 }
 
+/// Creates an empty index with the current schema and settings in `dir`.
+fn new_index(dir: &Path) -> Result<Index, StoreError> {
+    let (schema, _) = build_schema();
+    Ok(Index::builder()
+        .schema(schema)
+        .settings(index_settings())
+        .create_in_dir(dir)?)
+}
+
 impl Partition {
     /// Creates a new, empty partition directory.
     pub(crate) fn create(
@@ -140,11 +149,7 @@ impl Partition {
         std::fs::create_dir_all(&dir).map_err(|e| {
             StoreError::io(format!("cannot create partition `{}`", dir.display()), e)
         })?;
-        let (schema, _) = build_schema();
-        let index = Index::builder()
-            .schema(schema)
-            .settings(index_settings())
-            .create_in_dir(&dir)?;
+        let index = new_index(&dir)?;
         Self::from_index(name, start, end, dir, index, None)
     }
 
@@ -164,13 +169,7 @@ impl Partition {
             Ok(index) => index,
             // A partition created just before a crash may lack its meta file: recreate it.
             Err(tantivy::TantivyError::OpenDirectoryError(_))
-            | Err(tantivy::TantivyError::OpenReadError(_)) => {
-                let (schema, _) = build_schema();
-                Index::builder()
-                    .schema(schema)
-                    .settings(index_settings())
-                    .create_in_dir(dir)?
-            }
+            | Err(tantivy::TantivyError::OpenReadError(_)) => new_index(dir)?,
             Err(error) => return Err(error.into()),
         };
         let metas = index.load_metas()?;
@@ -201,10 +200,7 @@ impl Partition {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::io(format!("cannot recreate partition `{}`", dir.display()), e)
             })?;
-            Index::builder()
-                .schema(build_schema().0)
-                .settings(index_settings())
-                .create_in_dir(dir)?
+            new_index(dir)?
         } else {
             index
         };
