@@ -38,9 +38,9 @@
 //! # Measured (2-core machine, release, `examples/ingest.rs`)
 //!
 //! 100k generated events (97 MB of raw NDJSON: Kubernetes audit, container logs, process
-//! events): 62 µs of CPU per event, store 34.4 MB = 0.355 of raw, of which the docstore is
-//! 14.4 MB (`examples/space.rs` breaks down the rest per field). BENCHMARKS.md has the figures
-//! of the whole server at 1M and 10M events.
+//! events): 62–65 µs of CPU per event, store 31.0 MB = 0.320 of raw, of which the docstore is
+//! 11.7 MB (`examples/space.rs` breaks down the rest per field and column). BENCHMARKS.md has
+//! the figures of the whole server at 1M and 10M events.
 //!
 //! # Example
 //!
