@@ -268,11 +268,7 @@ struct Outcome {
 fn differential(seed: u64, random: usize, commits: usize) -> Outcome {
     let events_json = events(seed);
     let (_dir, store) = store_with(StoreConfig::default());
-    let batch: Vec<(u64, Event)> = events_json
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (i as u64 + 1, ev(e.clone())))
-        .collect();
+    let batch = positioned(&events_json, 1);
     for chunk in batch.chunks(batch.len().div_ceil(commits)) {
         store.add(chunk).expect("add");
         store.commit().expect("commit");
@@ -350,11 +346,7 @@ fn non_integral_bounds_on_integer_columns() {
     let floats: Vec<Value> = (6..12)
         .map(|i| json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "count": i as f64 / 2.0 - 4.0}))
         .collect();
-    let batch: Vec<(u64, Event)> = floats
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (100 + i as u64, ev(e.clone())))
-        .collect();
+    let batch = positioned(&floats, 100);
     store.add(&batch).expect("add floats");
     store.commit().expect("commit floats");
     let parsed: Vec<Event> = events
@@ -413,11 +405,7 @@ fn numeric_ranges(seed: u64) {
         events.push(json!({"@timestamp": "2024-03-01T00:00:00Z", "seq": i, "x": v.clone(), "event": {"id": v}}));
     }
     let (_dir, store) = store_with(StoreConfig::default());
-    let batch: Vec<(u64, Event)> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (i as u64 + 1, ev(e.clone())))
-        .collect();
+    let batch = positioned(&events, 1);
     for chunk in batch.chunks(40) {
         store.add(chunk).expect("add");
         store.commit().expect("commit");

@@ -30,11 +30,7 @@ fn store() -> (tempfile::TempDir, crowsnest_store::Store) {
     all.reverse();
     let (a, b) = all.split_at(13);
     fill(&store, a);
-    let rest: Vec<(u64, crowsnest_model::Event)> = b
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (100 + i as u64, ev(e.clone())))
-        .collect();
+    let rest = positioned(b, 100);
     store.add(&rest).expect("add");
     store.commit().expect("commit");
     (dir, store)

@@ -26,14 +26,16 @@ pub fn store_with(config: StoreConfig) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The events with WAL positions `first`, `first + 1`, ...
+pub fn positioned(events: &[Value], first: u64) -> Vec<(u64, Event)> {
+    (first..)
+        .zip(events.iter().map(|e| ev(e.clone())))
+        .collect()
+}
+
 /// Adds events at positions 1.. and commits.
 pub fn fill(store: &Store, events: &[Value]) {
-    let batch: Vec<(u64, Event)> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (i as u64 + 1, ev(e.clone())))
-        .collect();
-    store.add(&batch).expect("add");
+    store.add(&positioned(events, 1)).expect("add");
     store.commit().expect("commit");
 }
 
