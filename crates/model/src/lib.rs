@@ -18,6 +18,7 @@
 
 pub mod ecs;
 mod event;
+pub mod record;
 mod time;
 
 pub use event::Event;

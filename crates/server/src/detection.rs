@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use crowsnest_detect::{Alert, AlertDecision, AlertManager, Detector, RuleSet, Suppression};
-use crowsnest_model::{ecs, format_timestamp, Event};
+use crowsnest_model::{ecs, format_timestamp, record, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -353,15 +353,18 @@ impl Worker {
             return;
         }
         let mut payloads = Vec::with_capacity(self.unsent.len());
-        for alert in &self.unsent {
-            match serde_json::to_vec(alert) {
-                Ok(bytes) => payloads.push(bytes),
-                Err(error) => {
-                    tracing::error!(%error, "an alert could not be serialized");
-                    payloads.push(b"{}".to_vec());
-                }
+        // The store keeps a record's JSON as the alert's stored form, so an alert that cannot
+        // be written (a JSON map always can) is dropped rather than stored as something else.
+        self.unsent.retain(|alert| match record::to_vec(alert) {
+            Ok(bytes) => {
+                payloads.push(bytes);
+                true
             }
-        }
+            Err(error) => {
+                tracing::error!(%error, "an alert could not be serialized and is dropped");
+                false
+            }
+        });
         let count = self.unsent.len() as u64;
         match submitter.try_submit(&mut self.unsent, payloads) {
             Ok(pending) => {

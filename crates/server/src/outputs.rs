@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crowsnest_model::{ecs, Event};
+use crowsnest_model::{ecs, record, Event};
 use crowsnest_output::{Backoff, Kinds, OutputConfig, Sink, SinkError};
 use crowsnest_store::Matcher;
 use crowsnest_wal::WalTail;
@@ -277,7 +277,7 @@ impl OutputWorker {
                 until,
                 room,
                 max_bytes.saturating_sub(batch_bytes),
-                |_, payload| match serde_json::from_slice::<Event>(&payload) {
+                |_, payload| match record::decode(&payload) {
                     Ok(event) if selection.wants(&event) => {
                         batch_bytes += payload.len();
                         batch.push(event);

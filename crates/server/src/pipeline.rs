@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crowsnest_model::{ecs, Event};
+use crowsnest_model::{ecs, record, Event};
 use crowsnest_store::Store;
 use crowsnest_wal::{Wal, WalConfig};
 use serde::{Deserialize, Serialize};
@@ -106,6 +106,8 @@ pub(crate) type Acked = Arc<Vec<(u64, Event)>>;
 
 struct IndexBatch {
     events: Acked,
+    /// The events' WAL records ([`crowsnest_model::record`]): the store keeps their JSON.
+    records: Vec<Vec<u8>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -423,34 +425,37 @@ fn replay(
 ) -> anyhow::Result<u64> {
     const CHUNK: usize = 5_000;
     let mut chunk: Vec<(u64, Event)> = Vec::with_capacity(CHUNK);
+    let mut records: Vec<Vec<u8>> = Vec::with_capacity(CHUNK);
     let mut failed: Option<anyhow::Error> = None;
     let mut undecodable = 0u64;
     let stats = wal.replay(0, |position, payload| {
         if failed.is_some() {
             return;
         }
-        match serde_json::from_slice::<Event>(&payload) {
+        match record::decode(&payload) {
             Ok(event) => {
                 if let Some(worker) = detection.as_deref_mut() {
                     worker.replay(position, &event);
                 }
                 dedup.observe(&event);
                 chunk.push((position, event));
+                records.push(payload);
             }
             Err(_) => undecodable += 1,
         }
         if chunk.len() >= CHUNK {
-            if let Err(error) = store.add(&chunk) {
+            if let Err(error) = store.add_records(&chunk, &records) {
                 failed = Some(error.into());
             }
             chunk.clear();
+            records.clear();
         }
     })?;
     if let Some(error) = failed {
         return Err(error.context("replaying the wal into the store"));
     }
     store
-        .add(&chunk)
+        .add_records(&chunk, &records)
         .context("replaying the wal into the store")?;
     if undecodable > 0 {
         tracing::error!(undecodable, "wal records that are not events were skipped");
@@ -549,11 +554,11 @@ fn writer_loop(
             }
         }
         metrics.wal_queue_depth.set(rx.len() as i64);
-        let payloads: Vec<&[u8]> = group
-            .iter()
-            .flat_map(|b| b.payloads.iter().map(Vec::as_slice))
-            .collect();
         let appended = {
+            let payloads: Vec<&[u8]> = group
+                .iter()
+                .flat_map(|b| b.payloads.iter().map(Vec::as_slice))
+                .collect();
             let mut wal = wal
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -564,7 +569,6 @@ fn writer_loop(
             metrics.wal_segments.set(wal.segment_count() as i64);
             result
         };
-        drop(payloads);
         let range = match appended {
             Ok(range) => range,
             Err(error) => {
@@ -593,6 +597,7 @@ fn writer_loop(
             metrics.index_queue_depth.inc();
             let index_batch = IndexBatch {
                 events,
+                records: batch.payloads,
                 _permit: batch.permit,
             };
             if outputs.index.send(index_batch).is_err() {
@@ -628,7 +633,7 @@ fn indexer_loop(
                     let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
                     *pending_sources.entry(source.to_string()).or_default() += 1;
                 }
-                if let Err(error) = store.add(&batch.events) {
+                if let Err(error) = store.add_records(&batch.events, &batch.records) {
                     // Committing now would mark these positions durable. Stop instead: the
                     // events stay in the wal and are indexed on the next start, and ingest
                     // pushes back (503) until then.

@@ -28,7 +28,7 @@
 //! `message` exactly and the raw text by all of their words (see `filter.rs`).
 
 use chrono::{DateTime, Utc};
-use crowsnest_model::{ecs, Event};
+use crowsnest_model::{ecs, record, Event};
 use serde_json::Value;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, OwnedValue,
@@ -195,26 +195,44 @@ pub(crate) fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)
 }
 
-/// Builds the document of one event stamped at `ts`; `scratch` is a buffer reused from one
-/// event to the next for serializing `_source` (tantivy copies the text into the document).
+/// Builds the document of one event stamped at `ts`.
+///
+/// `record` is the event's WAL record ([`crowsnest_model::record`]) when the caller has it:
+/// its JSON is the stored `_source` as it is. Without one (or for a record of plain JSON), the
+/// event is serialized into `scratch`, a buffer reused from one event to the next (tantivy
+/// copies the text into the document).
 pub(crate) fn to_document(
     event: &Event,
+    record: Option<&[u8]>,
     ts: DateTime<Utc>,
     schema: &SchemaFields,
     scratch: &mut Vec<u8>,
 ) -> Result<TantivyDocument, StoreError> {
     let mut doc = TantivyDocument::default();
     doc.add_date(schema.ts, to_tantivy_time(ts));
-    scratch.clear();
-    serde_json::to_writer(&mut *scratch, &WithoutOriginal(event.as_map()))
-        .map_err(|error| StoreError::Index(format!("cannot serialize event: {error}")))?;
-    let source = std::str::from_utf8(scratch)
+    let parts = match record.map(record::parts).transpose() {
+        Ok(parts) => parts.flatten(),
+        Err(error) => return Err(StoreError::Index(format!("unreadable wal record: {error}"))),
+    };
+    let parts = match parts {
+        Some(parts) => parts,
+        None => {
+            scratch.clear();
+            record::encode(event, scratch)
+                .map_err(|error| StoreError::Index(format!("cannot serialize event: {error}")))?;
+            match record::parts(scratch) {
+                Ok(Some(parts)) => parts,
+                _ => return Err(StoreError::Index("cannot frame the event".to_owned())),
+            }
+        }
+    };
+    let source = std::str::from_utf8(parts.json)
         .map_err(|error| StoreError::Index(format!("serialized event is not UTF-8: {error}")))?;
     doc.add_text(schema.source, source);
-    let original = event.get(ecs::EVENT_ORIGINAL);
-    if let Some(Value::String(original)) = original {
-        doc.add_bytes(schema.original, original.as_bytes());
+    if let Some(original) = parts.original {
+        doc.add_bytes(schema.original, original);
     }
+    let original = event.get(ecs::EVENT_ORIGINAL);
     let unique_leaves = if keywords::borrowable(event.as_map()) {
         doc.add_field_value(
             schema.fields,
@@ -249,43 +267,6 @@ pub(crate) fn to_document(
         doc.add_text(schema.has, text_path);
     }
     Ok(doc)
-}
-
-/// Serializes an event's map without `event.original` (stored apart, in `_orig`).
-struct WithoutOriginal<'a>(&'a serde_json::Map<String, Value>);
-
-impl serde::Serialize for WithoutOriginal<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self.0 {
-            match (key.as_str(), value) {
-                (ecs::EVENT_ORIGINAL, Value::String(_)) => {}
-                ("event", Value::Object(inner))
-                    if matches!(inner.get("original"), Some(Value::String(_))) =>
-                {
-                    map.serialize_entry(key, &WithoutKey(inner, "original"))?;
-                }
-                _ => map.serialize_entry(key, value)?,
-            }
-        }
-        map.end()
-    }
-}
-
-struct WithoutKey<'a>(&'a serde_json::Map<String, Value>, &'a str);
-
-impl serde::Serialize for WithoutKey<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self.0 {
-            if key != self.1 {
-                map.serialize_entry(key, value)?;
-            }
-        }
-        map.end()
-    }
 }
 
 /// Rebuilds a hit: the stored event with its raw input put back at `event.original`.

@@ -140,24 +140,38 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Buffers events; see [`Store::add`].
-    pub(crate) fn add_batch(&self, batch: &[(u64, Event)]) -> Result<usize, StoreError> {
+    /// Buffers events; see [`Store::add`] and [`Store::add_records`].
+    pub(crate) fn add_batch(
+        &self,
+        batch: &[(u64, Event)],
+        records: Option<&[Vec<u8>]>,
+    ) -> Result<usize, StoreError> {
+        if let Some(records) = records {
+            if records.len() != batch.len() {
+                return Err(StoreError::Index(format!(
+                    "{} wal records given for {} events",
+                    records.len(),
+                    batch.len()
+                )));
+            }
+        }
         let mut stamped = Vec::with_capacity(batch.len());
         for (position, event) in batch {
             let ts = event.timestamp().ok_or(StoreError::MissingTimestamp {
                 position: *position,
             })?;
-            stamped.push((*position, event, ts));
+            stamped.push((*position, ts));
         }
         let mut state = self.lock_write();
         let mut added = 0;
         let mut scratch = Vec::new();
-        for (position, event, ts) in stamped {
+        for (i, (position, ts)) in stamped.into_iter().enumerate() {
             let partition = self.partition_for(ts)?;
             if partition.committed().is_some_and(|c| position <= c) {
                 continue;
             }
-            let doc = to_document(event, ts, &self.schema, &mut scratch)?;
+            let record = records.map(|records| records[i].as_slice());
+            let doc = to_document(&batch[i].1, record, ts, &self.schema, &mut scratch)?;
             let slot = self.writer_for(&mut state, &partition)?;
             let open = &mut state.writers[slot];
             open.writer.add_document(doc)?;

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::Utc;
-use crowsnest_model::{ecs, format_timestamp, Event};
+use crowsnest_model::{ecs, format_timestamp, record, Event};
 use crowsnest_normalize::{Decoded, LineError};
 use serde_json::{json, Value};
 
@@ -212,7 +212,7 @@ fn prepare(mut events: Vec<Event>) -> Result<Prepared, ApiError> {
         let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
         *per_source.entry(source.to_string()).or_default() += 1;
         let mut payload = Vec::with_capacity(capacity);
-        serde_json::to_writer(&mut payload, event).map_err(|e| ApiError::Internal(e.into()))?;
+        record::encode(event, &mut payload).map_err(|e| ApiError::Internal(e.into()))?;
         capacity = payload.len() + payload.len() / 8;
         payloads.push(payload);
     }

@@ -80,10 +80,14 @@ impl Skip {
             if self.mask & (1 << i) == 0 {
                 continue;
             }
-            let Some(after) = path
-                .get(self.offset..)
-                .and_then(|rest| rest.strip_prefix(key))
-            else {
+            // The first byte rules out nearly every key without a call to `memcmp`.
+            let Some(rest) = path.get(self.offset..) else {
+                continue;
+            };
+            if rest.as_bytes().first() != key.as_bytes().first() {
+                continue;
+            }
+            let Some(after) = rest.strip_prefix(key) else {
                 continue;
             };
             if after.is_empty() {
