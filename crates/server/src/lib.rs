@@ -3,8 +3,10 @@
 //! ```text
 //!  HTTP body ─► decode (crowsnest-normalize) ─► Pipeline::submit ─► WAL append + fsync ─► 200
 //!                                                     │ (bounded queue: full = 503 + Retry-After)
+//!                                                     ├─► detector thread ─► alerts ─► WAL
 //!                                                     └─► indexer thread ─► Store::add / commit
-//!                                                                            └─► WAL truncation
+//!                                                           (queue full: read back   └─► WAL truncation
+//!                                                            from the WAL)
 //! ```
 //!
 //! * [`config::ServerConfig`]: every setting, with defaults; the `crowsnest` CLI layers the TOML

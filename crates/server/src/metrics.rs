@@ -59,6 +59,8 @@ pub struct Metrics {
     pub wal_segments: Gauge,
     /// Events acknowledged but not yet committed to the store.
     pub index_lag_events: Gauge,
+    /// Acknowledged events the indexer read back from the WAL (its queue was full).
+    pub index_spilled: Counter,
     /// Events in the store.
     pub store_docs: Gauge,
     /// Bytes of the store on disk.
@@ -96,6 +98,7 @@ impl Metrics {
         let (index_lag_events, store_docs, store_bytes) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         let store_set_aside = Gauge::default();
+        let index_spilled = Counter::default();
         let wal_fsyncs = Counter::default();
         let (detections, alerts, alerts_folded, alerts_suppressed) = (
             Counter::default(),
@@ -176,6 +179,11 @@ impl Metrics {
             "Events acknowledged but not yet searchable",
             index_lag_events.clone(),
         );
+        registry.register(
+            "index_spilled_events",
+            "Acknowledged events the indexer read back from the WAL because its queue was full (bursts above the indexing rate)",
+            index_spilled.clone(),
+        );
         registry.register("store_documents", "Events in the store", store_docs.clone());
         registry.register(
             "store_bytes",
@@ -221,6 +229,7 @@ impl Metrics {
             wal_bytes,
             wal_segments,
             index_lag_events,
+            index_spilled,
             store_docs,
             store_bytes,
             store_set_aside,

@@ -7,8 +7,12 @@
 //!   `fdatasync`, and only then acknowledges each batch with its positions.
 //! * The indexer thread adds acknowledged events to the store and commits at most every
 //!   `commit_interval_ms` (or `commit_max_events`); after a commit the WAL is truncated behind
-//!   the store's durable position. The indexer queue is bounded too: a slow indexer stalls the
-//!   writer, which fills the submit queue, which pushes back on clients.
+//!   the store's durable position. Its in-memory queue is bounded: when it is full, the writer
+//!   leaves the batch in the WAL (acknowledged, and handed to detection as usual) and the
+//!   indexer reads it back from the WAL when it reaches that position. A burst above the
+//!   indexing rate is so absorbed on disk; search falls behind for a while, detection does not.
+//!   Past `max_index_lag_bytes` of WAL not yet in the store, the writer waits for the indexer,
+//!   which fills the submit queue, which pushes back on clients.
 //! * On start, everything left in the WAL is replayed into the store; the store skips positions
 //!   it already committed, so a crash at any point loses no acknowledged event and duplicates
 //!   none.
@@ -17,7 +21,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crowsnest_model::{ecs, record, Event};
 use crowsnest_store::Store;
-use crowsnest_wal::{Wal, WalConfig};
+use crowsnest_wal::{Wal, WalConfig, WalTail};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -38,8 +42,13 @@ pub struct PipelineConfig {
     /// Bytes of decoded batches that may wait for the WAL and the indexer together (256 MiB).
     /// Past this, ingest requests get 503 with `Retry-After`.
     pub max_queued_bytes: usize,
-    /// Batches the indexer queue holds before the WAL writer waits.
+    /// Batches the indexer queue holds in memory. Past it, acknowledged batches are not queued:
+    /// the indexer reads them back from the WAL when it gets there (a burst above the indexing
+    /// rate is absorbed on disk, not in memory, and detection is not held up by indexing).
     pub index_queue_batches: usize,
+    /// WAL bytes not yet in the store past which the WAL writer waits for the indexer instead
+    /// of leaving batches in the WAL for it (1 GiB): how far search may fall behind ingest.
+    pub max_index_lag_bytes: u64,
     /// Most events one WAL group commit takes.
     pub max_group_events: usize,
     /// Longest time between store commits (how fresh search is), in milliseconds.
@@ -59,6 +68,7 @@ impl Default for PipelineConfig {
         Self {
             max_queued_bytes: 256 * 1024 * 1024,
             index_queue_batches: 64,
+            max_index_lag_bytes: 1 << 30,
             max_group_events: 50_000,
             commit_interval_ms: 1_000,
             commit_max_events: 200_000,
@@ -224,11 +234,12 @@ impl Pipeline {
             None => None,
         };
         let writer = {
-            let (wal, progress, metrics, max) = (
+            let (wal, progress, metrics, max, max_lag) = (
                 wal.clone(),
                 progress.clone(),
                 metrics.clone(),
                 config.max_group_events,
+                config.max_index_lag_bytes,
             );
             let outputs = Outputs {
                 index: index_tx,
@@ -236,7 +247,7 @@ impl Pipeline {
             };
             std::thread::Builder::new()
                 .name("crowsnest-wal".into())
-                .spawn(move || writer_loop(rx, outputs, &wal, &progress, &metrics, max))
+                .spawn(move || writer_loop(rx, outputs, &wal, &progress, &metrics, max, max_lag))
                 .context("spawning the wal writer")?
         };
         let indexer = {
@@ -246,11 +257,17 @@ impl Pipeline {
                 metrics.clone(),
                 config.clone(),
             );
+            let indexer = Indexer {
+                store,
+                wal,
+                wal_dir: wal_dir.to_path_buf(),
+                progress,
+                metrics,
+                dedup,
+            };
             std::thread::Builder::new()
                 .name("crowsnest-indexer".into())
-                .spawn(move || {
-                    indexer_loop(index_rx, &store, &wal, &progress, &metrics, &config, &dedup)
-                })
+                .spawn(move || indexer.run(index_rx, &config))
                 .context("spawning the indexer")?
         };
         let stop_outputs = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -540,6 +557,7 @@ fn writer_loop(
     progress: &Progress,
     metrics: &Metrics,
     max_group_events: usize,
+    max_index_lag_bytes: u64,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
@@ -554,7 +572,7 @@ fn writer_loop(
             }
         }
         metrics.wal_queue_depth.set(rx.len() as i64);
-        let appended = {
+        let (appended, lag_bytes) = {
             let payloads: Vec<&[u8]> = group
                 .iter()
                 .flat_map(|b| b.payloads.iter().map(Vec::as_slice))
@@ -567,7 +585,8 @@ fn writer_loop(
                 .wal_bytes
                 .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
             metrics.wal_segments.set(wal.segment_count() as i64);
-            result
+            let lag_bytes = wal.bytes_from(progress.committed_next.load(Ordering::SeqCst));
+            (result, lag_bytes)
         };
         let range = match appended {
             Ok(range) => range,
@@ -594,13 +613,28 @@ fn writer_loop(
                     }
                 }
             }
-            metrics.index_queue_depth.inc();
             let index_batch = IndexBatch {
                 events,
                 records: batch.payloads,
                 _permit: batch.permit,
             };
-            if outputs.index.send(index_batch).is_err() {
+            metrics.index_queue_depth.inc();
+            let queued = if lag_bytes > max_index_lag_bytes {
+                // Search is far behind: wait for the indexer (clients are pushed back).
+                outputs.index.send(index_batch).is_ok()
+            } else {
+                match outputs.index.try_send(index_batch) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        // Left in the WAL: the indexer reads it back from there.
+                        metrics.index_queue_depth.dec();
+                        metrics.index_spilled.inc_by(count);
+                        continue;
+                    }
+                    Err(TrySendError::Disconnected(_)) => false,
+                }
+            };
+            if !queued {
                 tracing::error!("indexer stopped; acknowledged events stay in the wal for replay");
                 return;
             }
@@ -608,89 +642,220 @@ fn writer_loop(
     }
 }
 
-fn indexer_loop(
-    rx: Receiver<IndexBatch>,
-    store: &Store,
-    wal: &Mutex<Wal>,
-    progress: &Progress,
-    metrics: &Metrics,
-    config: &PipelineConfig,
-    dedup: &crate::dedup::Dedup,
-) {
-    let interval = Duration::from_millis(config.commit_interval_ms.max(1));
-    let mut pending = 0usize;
-    let mut pending_sources: HashMap<String, u64> = HashMap::new();
-    let mut last_commit = Instant::now();
-    let mut next_position = progress.committed_next.load(Ordering::SeqCst);
-    loop {
-        let wait = interval.saturating_sub(last_commit.elapsed());
-        let closed = match rx.recv_timeout(wait) {
-            Ok(batch) => {
-                metrics.index_queue_depth.dec();
-                let count = batch.events.len();
-                for (_, event) in batch.events.iter() {
-                    dedup.observe(event);
-                    let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
-                    *pending_sources.entry(source.to_string()).or_default() += 1;
-                }
-                if let Err(error) = store.add_records(&batch.events, &batch.records) {
-                    // Committing now would mark these positions durable. Stop instead: the
-                    // events stay in the wal and are indexed on the next start, and ingest
-                    // pushes back (503) until then.
-                    tracing::error!(%error, "indexing failed; indexer stopped, events stay in the wal");
-                    return;
-                }
-                pending += count;
-                if let Some((last, _)) = batch.events.last() {
-                    next_position = last + 1;
-                }
-                false
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
+/// Most events, and payload bytes, the indexer reads back from the WAL at once.
+const READ_BACK_EVENTS: usize = 10_000;
+const READ_BACK_BYTES: usize = 32 << 20;
+
+/// The indexer thread: adds acknowledged events to the store in WAL order, from its queue or,
+/// for batches the writer left in the WAL, from the WAL; commits; truncates the WAL.
+struct Indexer {
+    store: Arc<Store>,
+    wal: Arc<Mutex<Wal>>,
+    wal_dir: std::path::PathBuf,
+    progress: Arc<Progress>,
+    metrics: Arc<Metrics>,
+    dedup: Arc<crate::dedup::Dedup>,
+}
+
+/// Where the indexer is.
+struct Cursor {
+    /// The next WAL position to add to the store.
+    next: u64,
+    /// Positions below this are read back from the WAL before anything else.
+    read_back_to: u64,
+    /// Reads the WAL back; made on the first gap.
+    tail: Option<WalTail>,
+    /// The batch that showed a gap, added once the gap is read back.
+    deferred: Option<IndexBatch>,
+    /// Events added since the last commit, and per source.
+    pending: usize,
+    pending_sources: HashMap<String, u64>,
+}
+
+impl Indexer {
+    fn run(self, rx: Receiver<IndexBatch>, config: &PipelineConfig) {
+        let interval = Duration::from_millis(config.commit_interval_ms.max(1));
+        let mut last_commit = Instant::now();
+        let mut cursor = Cursor {
+            next: self.progress.committed_next.load(Ordering::SeqCst),
+            read_back_to: 0,
+            tail: None,
+            deferred: None,
+            pending: 0,
+            pending_sources: HashMap::new(),
         };
-        let due = last_commit.elapsed() >= interval || pending >= config.commit_max_events;
-        if pending > 0 && (due || closed) {
-            match store.commit() {
-                Ok(durable) => {
-                    for (source, count) in pending_sources.drain() {
-                        metrics
-                            .stored
-                            .get_or_create(&metrics.source(&source))
-                            .inc_by(count);
-                    }
-                    pending = 0;
-                    progress
-                        .committed_next
-                        .store(next_position, Ordering::SeqCst);
-                    if let Some(position) = durable.filter(|_| dedup.persisted()) {
-                        let mut wal = wal
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if let Err(error) = truncate(&mut wal, position, progress) {
-                            tracing::warn!(error = format!("{error:#}"), "wal truncation failed");
+        let mut closing = false;
+        loop {
+            let added = if cursor.next < cursor.read_back_to {
+                self.read_back(&mut cursor)
+            } else if let Some(batch) = cursor.deferred.take() {
+                self.add(&mut cursor, &batch.events, &batch.records)
+            } else if closing {
+                Ok(())
+            } else {
+                let wait = interval.saturating_sub(last_commit.elapsed());
+                match rx.recv_timeout(wait) {
+                    Ok(batch) => {
+                        self.metrics.index_queue_depth.dec();
+                        match batch.events.first() {
+                            Some(&(first, _)) if first > cursor.next => {
+                                // The batches before this one were left in the WAL.
+                                cursor.read_back_to = first;
+                                cursor.deferred = Some(batch);
+                                Ok(())
+                            }
+                            _ => self.add(&mut cursor, &batch.events, &batch.records),
                         }
-                        metrics
-                            .wal_bytes
-                            .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
-                        metrics.wal_segments.set(wal.segment_count() as i64);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Nothing queued: whatever is acknowledged and not added was left in
+                        // the WAL (a batch on its way is skipped when it arrives).
+                        cursor.read_back_to = self.progress.acked_next.load(Ordering::SeqCst);
+                        Ok(())
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // Shutting down: add what was left in the WAL, then commit.
+                        closing = true;
+                        cursor.read_back_to = self.progress.acked_next.load(Ordering::SeqCst);
+                        Ok(())
                     }
                 }
-                Err(error) => tracing::error!(%error, "store commit failed; will retry"),
+            };
+            if let Err(error) = added {
+                // Committing now would mark these positions durable. Stop instead: the
+                // events stay in the wal and are indexed on the next start, and ingest
+                // pushes back (503) until then.
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "indexing failed; indexer stopped, events stay in the wal"
+                );
+                return;
             }
-            last_commit = Instant::now();
-        } else if due {
-            last_commit = Instant::now();
+            let closed = closing && cursor.next >= cursor.read_back_to && cursor.deferred.is_none();
+            let due =
+                last_commit.elapsed() >= interval || cursor.pending >= config.commit_max_events;
+            if cursor.pending > 0 && (due || closed) {
+                self.commit(&mut cursor);
+                last_commit = Instant::now();
+            } else if due {
+                last_commit = Instant::now();
+            }
+            let lag = self
+                .progress
+                .acked_next
+                .load(Ordering::SeqCst)
+                .saturating_sub(self.progress.committed_next.load(Ordering::SeqCst));
+            self.metrics
+                .index_lag_events
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            if closed {
+                return;
+            }
         }
-        let lag = progress
-            .acked_next
-            .load(Ordering::SeqCst)
-            .saturating_sub(progress.committed_next.load(Ordering::SeqCst));
-        metrics
-            .index_lag_events
-            .set(i64::try_from(lag).unwrap_or(i64::MAX));
-        if closed {
-            return;
+    }
+
+    /// Adds the events at or after the cursor (earlier ones were read back from the WAL).
+    fn add(
+        &self,
+        cursor: &mut Cursor,
+        events: &[(u64, Event)],
+        records: &[Vec<u8>],
+    ) -> anyhow::Result<()> {
+        let skip = events.partition_point(|(position, _)| *position < cursor.next);
+        let (events, records) = (&events[skip..], &records[skip.min(records.len())..]);
+        let Some(&(last, _)) = events.last() else {
+            return Ok(());
+        };
+        for (_, event) in events {
+            self.dedup.observe(event);
+            let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
+            match cursor.pending_sources.get_mut(source) {
+                Some(count) => *count += 1,
+                None => {
+                    cursor.pending_sources.insert(source.to_string(), 1);
+                }
+            }
+        }
+        self.store.add_records(events, records)?;
+        cursor.pending += events.len();
+        cursor.next = last + 1;
+        Ok(())
+    }
+
+    /// Reads the next events the writer left in the WAL and adds them.
+    fn read_back(&self, cursor: &mut Cursor) -> anyhow::Result<()> {
+        let tail = match &mut cursor.tail {
+            Some(tail) if tail.next_position() == cursor.next => tail,
+            slot => slot.insert(WalTail::new(&self.wal_dir, cursor.next)),
+        };
+        let mut events = Vec::new();
+        let mut records = Vec::new();
+        let mut undecodable = 0u64;
+        let read = tail
+            .read(
+                cursor.read_back_to,
+                READ_BACK_EVENTS,
+                READ_BACK_BYTES,
+                |position, payload| match record::decode(&payload) {
+                    Ok(event) => {
+                        events.push((position, event));
+                        records.push(payload);
+                    }
+                    Err(_) => undecodable += 1,
+                },
+            )
+            .context("reading acknowledged events back from the wal")?;
+        if read.skipped > 0 || undecodable > 0 {
+            tracing::error!(
+                skipped = read.skipped,
+                undecodable,
+                "wal records the indexer could not read back were skipped"
+            );
+        }
+        let next = tail.next_position();
+        self.add(cursor, &events, &records)?;
+        if read.records == 0 && read.skipped == 0 {
+            // Nothing below `read_back_to` on disk (it cannot be: it was acknowledged).
+            tracing::error!(
+                from = cursor.next,
+                to = cursor.read_back_to,
+                "acknowledged wal records not found; indexing goes on after them"
+            );
+            cursor.next = cursor.read_back_to;
+        } else {
+            cursor.next = cursor.next.max(next);
+        }
+        Ok(())
+    }
+
+    fn commit(&self, cursor: &mut Cursor) {
+        match self.store.commit() {
+            Ok(durable) => {
+                for (source, count) in cursor.pending_sources.drain() {
+                    self.metrics
+                        .stored
+                        .get_or_create(&self.metrics.source(&source))
+                        .inc_by(count);
+                }
+                cursor.pending = 0;
+                self.progress
+                    .committed_next
+                    .store(cursor.next, Ordering::SeqCst);
+                if let Some(position) = durable.filter(|_| self.dedup.persisted()) {
+                    let mut wal = self
+                        .wal
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Err(error) = truncate(&mut wal, position, &self.progress) {
+                        tracing::warn!(error = format!("{error:#}"), "wal truncation failed");
+                    }
+                    self.metrics
+                        .wal_bytes
+                        .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
+                    self.metrics.wal_segments.set(wal.segment_count() as i64);
+                }
+            }
+            Err(error) => tracing::error!(%error, "store commit failed; will retry"),
         }
     }
 }

@@ -441,14 +441,40 @@ fn latency(lines: &[Line], rate: u64, secs: u64) -> anyhow::Result<String> {
         Ok(sent)
     })?;
     let took = started.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(2));
+    // Search may fall behind during the burst (the indexer reads what its queue could not hold
+    // back from the WAL): how long until everything acknowledged is searchable.
+    let lag_at_end = gauge(&client.get_text("/metrics")?, "crowsnest_index_lag_events");
+    let mut caught_up = None;
+    while started.elapsed().as_secs_f64() < took + 300.0 {
+        if gauge(&client.get_text("/metrics")?, "crowsnest_index_lag_events") == 0.0 {
+            caught_up = Some(started.elapsed().as_secs_f64() - took);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let metrics = client.get_text("/metrics")?;
     server.shutdown()?;
     let (count, p50, p99) = histogram_quantiles(&metrics, "crowsnest_alert_latency_seconds");
+    let spilled = gauge(&metrics, "crowsnest_index_spilled_events_total");
+    let caught_up = caught_up.map_or("not within 300 s".to_string(), |s| format!("{s:.1} s"));
     Ok(format!(
-        "### Ingest-to-alert latency under load (built-in pack)\n\nOffered {rate} events/s for {secs} s from {senders} paced senders; achieved {:.0} events/s ({sent} events in {took:.1} s). Alerts raised: {count}. Latency from acknowledgement to alert (histogram bucket bounds): p50 ≤ {p50}, p99 ≤ {p99}.\n\n",
+        "### Ingest-to-alert latency under load (built-in pack)\n\nOffered {rate} events/s for {secs} s from {senders} paced senders; achieved {:.0} events/s ({sent} events in {took:.1} s). Alerts raised: {count}. Latency from acknowledgement to alert (histogram bucket bounds): p50 ≤ {p50}, p99 ≤ {p99}. Search lag when the senders finished: {lag_at_end:.0} events (the indexer read {spilled:.0} events back from the WAL); everything searchable {caught_up} later.\n\n",
         sent as f64 / took
     ))
+}
+
+/// The value of an unlabelled Prometheus gauge or counter (0 when absent).
+fn gauge(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }
 
 /// Reads a Prometheus histogram: total count and the bucket bounds holding p50 and p99.

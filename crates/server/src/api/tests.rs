@@ -491,3 +491,72 @@ async fn restart_replays_nothing_twice() {
     h.settle().await;
     assert_eq!(h.search("\"keep me\"").await["total"], 100);
 }
+
+/// Sends rounds of concurrent ndjson requests (`requests` × `events` each, numbered) until
+/// `until` holds after a round (at most 20 rounds); returns how many events were sent.
+async fn concurrent_rounds(
+    h: &Harness,
+    requests: usize,
+    events: usize,
+    until: impl Fn(&Harness) -> bool,
+) -> usize {
+    let mut sent = 0;
+    for _ in 0..20 {
+        let mut calls = Vec::new();
+        for _ in 0..requests {
+            let body: String = (sent..sent + events)
+                .map(|n| format!("{{\"message\":\"burst {n}\",\"n\":{n}}}\n"))
+                .collect();
+            sent += events;
+            calls.push(h.call(h.post("/api/v1/ingest/ndjson", "application/x-ndjson", body)));
+        }
+        for (status, _, body) in futures_util::future::join_all(calls).await {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        if until(h) {
+            break;
+        }
+    }
+    sent
+}
+
+/// A burst above what the indexer's queue holds is left in the WAL and read back from there:
+/// every acknowledged event becomes searchable exactly once.
+#[tokio::test]
+async fn bursts_past_the_index_queue_are_read_back_from_the_wal() {
+    let h = harness_with(|config| config.pipeline.index_queue_batches = 1).await;
+    let spilled = |h: &Harness| h.running.state.metrics.index_spilled.get() > 0;
+    let sent = concurrent_rounds(&h, 16, 100, spilled).await;
+    assert!(spilled(&h), "no batch was left in the wal in 20 rounds");
+    h.settle().await;
+    let total = h.search("burst").await["total"].clone();
+    assert_eq!(total, json!(sent));
+    let distinct = h.search("burst | stats dc(n)").await;
+    assert_eq!(distinct["rows"][0][0], json!(sent), "{distinct}");
+    // And after a restart nothing is indexed twice.
+    let (config, token) = (h.running.state.config.clone(), h.token.clone());
+    h.running.shutdown().await.expect("shutdown");
+    let running = start(config).await.expect("restart");
+    let h = Harness {
+        running,
+        token,
+        _dir: h._dir,
+    };
+    h.settle().await;
+    assert_eq!(h.search("burst").await["total"], json!(sent));
+}
+
+/// With no room for search to fall behind, the writer waits for the indexer: nothing is left
+/// in the WAL for it, and everything is still indexed.
+#[tokio::test]
+async fn without_lag_allowed_the_writer_waits_for_the_indexer() {
+    let h = harness_with(|config| {
+        config.pipeline.index_queue_batches = 1;
+        config.pipeline.max_index_lag_bytes = 0;
+    })
+    .await;
+    let sent = concurrent_rounds(&h, 16, 100, |_| true).await;
+    h.settle().await;
+    assert_eq!(h.search("burst").await["total"], json!(sent));
+    assert_eq!(h.running.state.metrics.index_spilled.get(), 0);
+}
