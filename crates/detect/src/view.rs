@@ -110,6 +110,32 @@ fn collect<'a>(current: &'a Value, steps: &[Step<'_>], out: &mut Vec<EventValue<
     }
 }
 
+/// [`collect`] for a path of keys only: `rest` is what follows the current value's key
+/// (`None` past the last key), so no steps are parsed or allocated.
+fn collect_dotted<'a>(current: &'a Value, rest: Option<&str>, out: &mut Vec<EventValue<'a>>) {
+    let Some(rest) = rest else {
+        out.push(EventValue::from(current));
+        return;
+    };
+    match current {
+        Value::Object(map) => {
+            let (key, after) = match rest.split_once('.') {
+                Some((key, after)) => (key, Some(after)),
+                None => (rest, None),
+            };
+            if let Some(next) = map.get(key) {
+                collect_dotted(next, after, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_dotted(item, Some(rest), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn any_string(value: &Value, pred: &dyn Fn(&str) -> bool, depth: usize) -> bool {
     if depth == 0 {
         return false;
@@ -146,13 +172,19 @@ impl SigmaEvent for EventView<'_> {
         if !path.contains(['.', '[', '\\']) {
             return None;
         }
-        let steps = parse_steps(path);
-        let (Step::Key(root), rest) = steps.split_first()? else {
-            return None;
-        };
-        let first = self.map.get(root.as_ref())?;
         let mut hits = Vec::new();
-        collect(first, rest, &mut hits);
+        if path.contains(['[', '\\']) {
+            let steps = parse_steps(path);
+            let (Step::Key(root), rest) = steps.split_first()? else {
+                return None;
+            };
+            let first = self.map.get(root.as_ref())?;
+            collect(first, rest, &mut hits);
+        } else {
+            // Plain dotted paths (nearly every rule field): walked without parsing into steps.
+            let (root, rest) = path.split_once('.')?;
+            collect_dotted(self.map.get(root)?, Some(rest), &mut hits);
+        }
         match hits.len() {
             0 => None,
             1 => hits.pop(),
@@ -195,6 +227,7 @@ impl SigmaEvent for EventView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn view_of(value: &Value) -> EventView<'_> {
@@ -236,5 +269,46 @@ mod tests {
         assert!(ev.any_string_value(&|s| s == "/etc"));
         assert!(!ev.any_string_value(&|s| s == "/proc"));
         assert_eq!(ev.all_string_values().len(), 7);
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<i32>().prop_map(Value::from),
+            "[a-c]{0,2}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[ab]{0,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// A plain dotted path finds exactly what the general step walker finds, arrays fanned
+        /// out the same way, empty keys and trailing dots included.
+        #[test]
+        fn dotted_paths_walk_like_parsed_steps(
+            root in prop::collection::btree_map("[ab]{0,2}", tree(), 1..4),
+            path in "[ab]{0,2}(\\.[ab]{0,2}){1,4}",
+        ) {
+            let map: Map<String, Value> = root.into_iter().collect();
+            let steps = parse_steps(&path);
+            let mut expected = Vec::new();
+            if let Some((Step::Key(first), rest)) = steps.split_first() {
+                if let Some(value) = map.get(first.as_ref()) {
+                    collect(value, rest, &mut expected);
+                }
+            }
+            let mut got = Vec::new();
+            if let Some((first, rest)) = path.split_once('.') {
+                if let Some(value) = map.get(first) {
+                    collect_dotted(value, Some(rest), &mut got);
+                }
+            }
+            prop_assert_eq!(got, expected);
+        }
     }
 }
