@@ -441,6 +441,7 @@ fn server_collect_local_ships_this_hosts_containers_to_itself() {
         url: format!("http://127.0.0.1:{port}"),
         port,
         token: String::new(),
+        extra: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.token.is_empty() || server.get("/api/v1/health").is_err() {

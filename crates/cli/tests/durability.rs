@@ -49,8 +49,25 @@ fn sender(
 #[test]
 fn kill_9_during_ingest_loses_nothing_acknowledged_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let server = Server::start(dir.path(), port);
+    check(Server::start(dir.path(), free_port()), false);
+}
+
+/// The same with an indexer queue of one batch: most batches are left in the WAL and read back
+/// by the indexer, and the server is killed while it does that.
+#[test]
+fn kill_9_while_the_indexer_reads_back_from_the_wal_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("crowsnest.toml");
+    std::fs::write(&config, "[pipeline]\nindex_queue_batches = 1\n").expect("config");
+    let data = dir.path().join("data");
+    let extra = ["--config".to_string(), config.display().to_string()];
+    check(Server::start_with(&data, free_port(), &extra), true);
+}
+
+/// Kills `server` three times during a sustained ingest, then checks that every acknowledged
+/// event is stored once; with `read_back`, first runs one more round without a kill and checks
+/// that the indexer did read batches back from the WAL.
+fn check(server: Server, read_back: bool) {
     let next = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let send = {
@@ -61,7 +78,36 @@ fn kill_9_during_ingest_loses_nothing_acknowledged_and_duplicates_nothing() {
     let pauses: Vec<_> = (0..3)
         .map(|round| Duration::from_millis(1500 + 300 * round))
         .collect();
-    let mut server = kill_9_rounds(server, 3, &pauses, send);
+    let mut server = kill_9_rounds(server, 3, &pauses, send.clone());
+    if read_back {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (url, token, stop, send) = (
+                    server.url.clone(),
+                    server.token.clone(),
+                    stop.clone(),
+                    send.clone(),
+                );
+                std::thread::spawn(move || send(url, token, stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::SeqCst);
+        for thread in threads {
+            thread.join().expect("sender");
+        }
+        let metrics = server.metrics();
+        let spilled = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("crowsnest_index_spilled_events_total "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(
+            spilled > 0.0,
+            "no batch was read back from the wal:\n{metrics}"
+        );
+    }
     server.settle();
     let acked = acked.lock().expect("lock").clone();
     assert!(

@@ -29,6 +29,8 @@ pub struct Server {
     pub url: String,
     pub port: u16,
     pub token: String,
+    /// The extra flags it was started with (a restart uses them again).
+    pub extra: Vec<String>,
 }
 
 impl Server {
@@ -65,6 +67,7 @@ impl Server {
             url,
             port,
             token: String::new(),
+            extra: extra.to_vec(),
         };
         loop {
             assert!(Instant::now() < deadline, "server did not come up");
@@ -102,6 +105,17 @@ impl Server {
         ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build()
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        self.agent()
+            .get(&format!("{}/metrics", self.url))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .expect("metrics")
+            .into_string()
+            .expect("text")
     }
 
     pub fn get(&self, path: &str) -> Result<Value, Box<ureq::Error>> {
@@ -185,8 +199,8 @@ where
         for thread in threads {
             thread.join().expect("sender");
         }
-        let (dir, port) = (server.data_dir.clone(), server.port);
-        server = Server::start(&dir, port);
+        let (dir, port, extra) = (server.data_dir.clone(), server.port, server.extra.clone());
+        server = Server::start_with(&dir, port, &extra);
     }
     server
 }
