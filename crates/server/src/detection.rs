@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::metrics::Metrics;
-use crate::pipeline::{Acked, Pending, Submitter};
+use crate::pipeline::{DetectBatch, Pending, Submitter};
 
 /// Detection settings (`[detect]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,7 +231,12 @@ impl Worker {
     }
 
     /// The thread body: processes acknowledged batches until the writer closes the queue.
-    pub(crate) fn run(mut self, rx: Receiver<Acked>, submitter: &Submitter, published: &AtomicU64) {
+    pub(crate) fn run(
+        mut self,
+        rx: Receiver<DetectBatch>,
+        submitter: &Submitter,
+        published: &AtomicU64,
+    ) {
         // Alerts made during replay that were durable already are not made twice.
         self.live = true;
         let durable = std::mem::take(&mut self.durable_ids);
@@ -246,7 +251,7 @@ impl Worker {
         loop {
             let closed = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(batch) => {
-                    for (position, event) in batch.iter() {
+                    for (position, event) in batch.events.iter() {
                         self.process(*position, event);
                     }
                     false

@@ -114,11 +114,20 @@ pub(crate) struct Batch {
 /// Acknowledged events with their WAL positions, shared by the indexer and the detector.
 pub(crate) type Acked = Arc<Vec<(u64, Event)>>;
 
+/// A batch for the detector. When the indexer's queue had no room for it (the indexer reads it
+/// back from the WAL), the detector holds its share of the queue budget until it is done, so
+/// the memory of a detection backlog stays within `max_queued_bytes` too.
+pub(crate) struct DetectBatch {
+    pub(crate) events: Acked,
+    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+}
+
 struct IndexBatch {
     events: Acked,
     /// The events' WAL records ([`crowsnest_model::record`]): the store keeps their JSON.
     records: Vec<Vec<u8>>,
-    _permit: OwnedSemaphorePermit,
+    /// Its share of the queue budget, given back when the batch is dropped.
+    permit: OwnedSemaphorePermit,
 }
 
 /// Positions shared between the threads and the API.
@@ -217,7 +226,7 @@ impl Pipeline {
         let detect_tx = match detection {
             Some(worker) => {
                 let (detect_tx, detect_rx) =
-                    sync_channel::<Acked>(config.index_queue_batches.max(1));
+                    sync_channel::<DetectBatch>(config.index_queue_batches.max(1));
                 let submitter = Submitter {
                     tx: tx.downgrade(),
                     budget: budget.clone(),
@@ -547,7 +556,7 @@ impl Submitter {
 /// Where acknowledged events go.
 struct Outputs {
     index: SyncSender<IndexBatch>,
-    detect: Option<SyncSender<Acked>>,
+    detect: Option<SyncSender<DetectBatch>>,
 }
 
 fn writer_loop(
@@ -606,34 +615,38 @@ fn writer_loop(
             let _ = batch.reply.send(Ok(next..next + count));
             let events: Acked = Arc::new((next..).zip(batch.events).collect());
             next += count;
+            let index_batch = IndexBatch {
+                events: events.clone(),
+                records: batch.payloads,
+                permit: batch.permit,
+            };
+            metrics.index_queue_depth.inc();
+            let (queued, spilled_permit) = if lag_bytes > max_index_lag_bytes {
+                // Search is far behind: wait for the indexer (clients are pushed back).
+                (outputs.index.send(index_batch).is_ok(), None)
+            } else {
+                match outputs.index.try_send(index_batch) {
+                    Ok(()) => (true, None),
+                    Err(TrySendError::Full(spilled)) => {
+                        // Left in the WAL: the indexer reads it back from there.
+                        metrics.index_queue_depth.dec();
+                        metrics.index_spilled.inc_by(count);
+                        (true, Some(spilled.permit))
+                    }
+                    Err(TrySendError::Disconnected(_)) => (false, None),
+                }
+            };
             if !batch.derived {
                 if let Some(detect) = &outputs.detect {
-                    if detect.send(events.clone()).is_err() {
+                    let batch = DetectBatch {
+                        events,
+                        _permit: spilled_permit,
+                    };
+                    if detect.send(batch).is_err() {
                         tracing::error!("detector stopped; events stay in the wal for replay");
                     }
                 }
             }
-            let index_batch = IndexBatch {
-                events,
-                records: batch.payloads,
-                _permit: batch.permit,
-            };
-            metrics.index_queue_depth.inc();
-            let queued = if lag_bytes > max_index_lag_bytes {
-                // Search is far behind: wait for the indexer (clients are pushed back).
-                outputs.index.send(index_batch).is_ok()
-            } else {
-                match outputs.index.try_send(index_batch) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(_)) => {
-                        // Left in the WAL: the indexer reads it back from there.
-                        metrics.index_queue_depth.dec();
-                        metrics.index_spilled.inc_by(count);
-                        continue;
-                    }
-                    Err(TrySendError::Disconnected(_)) => false,
-                }
-            };
             if !queued {
                 tracing::error!("indexer stopped; acknowledged events stay in the wal for replay");
                 return;
