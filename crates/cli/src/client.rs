@@ -81,6 +81,15 @@ impl Client {
         answer(request.send_json(body.clone()), &self.base)
     }
 
+    /// GETs a JSON answer; an error carries the server's message (and status).
+    pub fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let request = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        answer(request.call(), &self.base)
+    }
+
     /// GETs a text answer (e.g. `/metrics`).
     pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let response = self

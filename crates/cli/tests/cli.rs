@@ -41,7 +41,9 @@ fn ingest_files_then_search_them() {
         "the bad line is named: {stderr}"
     );
     assert!(stderr.contains("2 accepted, 1 rejected"), "{stderr}");
-    server.settle();
+    // `crowsnest ingest` returns once what it sent is searchable, not merely acknowledged.
+    let answer = server.search("event.dataset:ndjson");
+    assert_eq!(answer["total"], 2, "{answer}");
     let output = server
         .cli()
         .args([

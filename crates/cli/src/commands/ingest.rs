@@ -1,11 +1,14 @@
 //! `crowsnest ingest FILE...`: sends NDJSON files (any shape) or Kubernetes audit
 //! `EventList`/`Event` JSON files to a running server, in gzip'd batches, retrying while the
-//! server pushes back. `-` reads standard input.
+//! server pushes back. `-` reads standard input. Then, unless `--no-wait`, it waits until what
+//! it sent is searchable: the server acknowledges events once they are in its write-ahead log,
+//! and after a large file search may trail that by some seconds.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
@@ -27,6 +30,10 @@ pub struct Args {
     /// Uncompressed bytes per request.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub batch_bytes: usize,
+    /// Return once every event is acknowledged (durable), without waiting until the server
+    /// has indexed them (searchable).
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -67,11 +74,63 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         all.accepted += totals.accepted;
         all.rejected += totals.rejected;
     }
+    if all.accepted > 0 && !args.no_wait {
+        wait_searchable(&client, Duration::from_secs(WAIT_SECS));
+    }
     Ok(if all.rejected > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Longest wait for the server to make the sent events searchable.
+const WAIT_SECS: u64 = 120;
+
+/// Waits until the server's store holds everything acknowledged so far (its WAL position when
+/// the last file was sent), up to `limit`. Other senders' later events are not waited for. A
+/// token that may not read the server's health (an ingest-only token) skips the wait.
+fn wait_searchable(client: &Client, limit: Duration) {
+    let committed = |health: &Value| -> Option<(u64, u64)> {
+        let next = health["wal"]["next_position"].as_u64()?;
+        let lag = health["index_lag_events"].as_u64()?;
+        Some((next, next.saturating_sub(lag)))
+    };
+    let Some((target, mut done)) = client
+        .get_json("/api/v1/health")
+        .ok()
+        .as_ref()
+        .and_then(committed)
+    else {
+        return;
+    };
+    let started = Instant::now();
+    while done < target {
+        if started.elapsed() >= limit {
+            eprintln!(
+                "{} acknowledged events are not searchable yet after {} s: the server is still indexing them",
+                target - done,
+                limit.as_secs()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        match client
+            .get_json("/api/v1/health")
+            .ok()
+            .as_ref()
+            .and_then(committed)
+        {
+            Some((_, now)) => done = now,
+            None => return,
+        }
+    }
+    if started.elapsed() >= Duration::from_secs(1) {
+        eprintln!(
+            "all sent events are searchable ({:.1} s after the last was acknowledged)",
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
