@@ -590,10 +590,7 @@ fn writer_loop(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let result = wal.append(&payloads);
-            metrics
-                .wal_bytes
-                .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
-            metrics.wal_segments.set(wal.segment_count() as i64);
+            record_wal_usage(metrics, &wal);
             let lag_bytes = wal.bytes_from(progress.committed_next.load(Ordering::SeqCst));
             (result, lag_bytes)
         };
@@ -653,6 +650,14 @@ fn writer_loop(
             }
         }
     }
+}
+
+/// Sets the WAL size metrics (after an append or a truncation).
+fn record_wal_usage(metrics: &Metrics, wal: &Wal) {
+    metrics
+        .wal_bytes
+        .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
+    metrics.wal_segments.set(wal.segment_count() as i64);
 }
 
 /// Most events, and payload bytes, the indexer reads back from the WAL at once.
@@ -862,10 +867,7 @@ impl Indexer {
                     if let Err(error) = truncate(&mut wal, position, &self.progress) {
                         tracing::warn!(error = format!("{error:#}"), "wal truncation failed");
                     }
-                    self.metrics
-                        .wal_bytes
-                        .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
-                    self.metrics.wal_segments.set(wal.segment_count() as i64);
+                    record_wal_usage(&self.metrics, &wal);
                 }
             }
             Err(error) => tracing::error!(%error, "store commit failed; will retry"),
