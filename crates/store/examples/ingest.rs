@@ -72,6 +72,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\"connection refused\"",
         "k8s.audit.objectRef.resource:pods",
         "process.pid:>=1000",
+        // Free text and raw words, in `message` and outside it.
+        "healthz",
+        "\"request completed\"",
+        "stderr AND syncproxyrules",
+        "event.original:payments",
+        "event.original:\"request completed\"",
+        "event.original:(spring AND started)",
+        "event.original:syncproxy*",
+        "event.original:stderr",
     ] {
         let parsed: Query = crowsnest_query::parse(query)?;
         let response = store.search(&SearchRequest {

@@ -5,12 +5,14 @@
 //! | `Term`                      | exact string, OR the i64/u64/f64/bool term when the value parses as one | token; several tokens = phrase |
 //! | `Phrase`                    | exact string                                         | phrase of tokens (positions)             |
 //! | `Wildcard`                  | glob over the path's string terms                    | glob over lowercased tokens              |
+//! | `Range`                     | fast-field range: numeric if the bounds are numbers, else lexicographic | refused                |
+//! | `Exists`                    | any value at the path or below it                    | the event has that text field            |
 //!
 //! Full text lives in two fields: `message` with positions (`_text`), the raw event without
 //! (`_raw`). Free text (no field) matches either: the phrase in `message`, or all of its words
-//! in the raw event. `event.original:...` matches all of the words in the raw event.
-//! | `Range`                     | fast-field range: numeric if the bounds are numbers, else lexicographic | refused                |
-//! | `Exists`                    | any value at the path or below it                    | the event has that text field            |
+//! in the raw event. `event.original:...` matches all of the words in the raw event. The raw
+//! event's words are `_raw`'s, and `_text`'s for an event whose `_raw` leaves out the message
+//! it holds (`_has` then says [`MESSAGE_IN_RAW`]; see `schema.rs`).
 //!
 //! `@timestamp` maps to the `_ts` date field: `Term` is an instant, `Range` bounds are parsed
 //! with [`crowsnest_model::parse_timestamp`] (RFC 3339, epochs, ...), `Exists` is always true.
@@ -29,7 +31,7 @@ use tantivy::Term;
 
 use crate::schema::{
     cap_keyword, is_text_path, text_tokens, to_tantivy_time, unique_root, SchemaFields, FIELDS,
-    UNIQUE_PATHS,
+    MESSAGE_IN_RAW, UNIQUE_PATHS,
 };
 use crate::wildcard::{explain_match, prefix_end, Pattern, WildcardQuery};
 use crate::StoreError;
@@ -68,7 +70,7 @@ pub(crate) fn to_query(
         Filter::Term { field, value } => match field.as_deref() {
             None => Ok(free_text(schema, value)),
             Some(ecs::MESSAGE) => Ok(text_query(schema.text, value)),
-            Some(path) if is_text_path(path) => Ok(all_words(schema.raw, value)),
+            Some(path) if is_text_path(path) => Ok(raw_words(schema, value)),
             Some(ecs::TIMESTAMP) => {
                 let bound = timestamp_term(schema.ts, &Scalar::Text(value.clone()))?;
                 Ok(Box::new(RangeQuery::new(
@@ -83,7 +85,7 @@ pub(crate) fn to_query(
         Filter::Phrase { field, text } => match field.as_deref() {
             None => Ok(free_text(schema, text)),
             Some(ecs::MESSAGE) => Ok(text_query(schema.text, text)),
-            Some(path) if is_text_path(path) => Ok(all_words(schema.raw, text)),
+            Some(path) if is_text_path(path) => Ok(raw_words(schema, text)),
             Some(ecs::TIMESTAMP) => to_query(
                 &Filter::Term {
                     field: field.clone(),
@@ -104,7 +106,9 @@ pub(crate) fn to_query(
                 (Occur::Should, text_wildcard(schema.raw, pattern)),
             ]))),
             Some(ecs::MESSAGE) => Ok(text_wildcard(schema.text, pattern)),
-            Some(path) if is_text_path(path) => Ok(text_wildcard(schema.raw, pattern)),
+            Some(path) if is_text_path(path) => Ok(raw_or_message(schema, |field| {
+                text_wildcard(field, pattern)
+            })),
             Some(ecs::TIMESTAMP) => Err(StoreError::InvalidQuery(
                 "wildcards on `@timestamp` are not supported; expected a range such as `@timestamp:[2024-01-01 TO 2024-01-02]`".into(),
             )),
@@ -284,12 +288,12 @@ fn text_query(field: Field, text: &str) -> Box<dyn Query> {
 fn free_text(schema: &SchemaFields, text: &str) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(vec![
         (Occur::Should, text_query(schema.text, text)),
-        (Occur::Should, all_words(schema.raw, text)),
+        (Occur::Should, raw_words(schema, text)),
     ]))
 }
 
-/// Every word of `text` in a field indexed without positions.
-fn all_words(field: Field, text: &str) -> Box<dyn Query> {
+/// Every word of `text` among the words of the raw input (indexed without positions).
+fn raw_words(schema: &SchemaFields, text: &str) -> Box<dyn Query> {
     let tokens = text_tokens(text);
     if tokens.is_empty() {
         return Box::new(EmptyQuery);
@@ -298,14 +302,36 @@ fn all_words(field: Field, text: &str) -> Box<dyn Query> {
         tokens
             .iter()
             .map(|t| {
-                let query: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(field, t),
-                    IndexRecordOption::Basic,
-                ));
-                (Occur::Must, query)
+                let word = raw_or_message(schema, |field| {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, t),
+                        IndexRecordOption::Basic,
+                    ))
+                });
+                (Occur::Must, word)
             })
             .collect(),
     ))
+}
+
+/// `words` of the raw input: the query on `_raw`, or on `_text` for the events whose `_raw`
+/// leaves out the message it holds ([`MESSAGE_IN_RAW`], see `schema.rs`).
+fn raw_or_message(
+    schema: &SchemaFields,
+    words: impl Fn(Field) -> Box<dyn Query>,
+) -> Box<dyn Query> {
+    let message_left_out: Box<dyn Query> = Box::new(TermQuery::new(
+        Term::from_field_text(schema.has, MESSAGE_IN_RAW),
+        IndexRecordOption::Basic,
+    ));
+    let in_message: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+        (Occur::Must, message_left_out),
+        (Occur::Must, words(schema.text)),
+    ]));
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Should, words(schema.raw)),
+        (Occur::Should, in_message),
+    ]))
 }
 
 /// Glob over the lowercased tokens of the text field.

@@ -8,8 +8,8 @@
 //! | `fields`  | JSON, raw tokens, fast   | every leaf except the full text and [`UNIQUE_PATHS`] | exact/wildcard/range/exists, aggregations |
 //! | `_unique` | JSON, raw tokens, not fast | [`UNIQUE_PATHS`] (ids, exact times) | exact/wildcard/range/exists (no aggregations) |
 //! | `_text`   | text, lowercased, positions | `message`                     | free text, phrases              |
-//! | `_raw`    | text, lowercased, no positions | the words of `event.original`'s values (`raw_words.rs`) | free text (words, wildcards) |
-//! | `_has`    | raw string, indexed      | names of the full-text and unique paths present | `_exists_:message`, `_exists_:event.id` |
+//! | `_raw`    | text, lowercased, no positions | the words of `event.original`'s values (`raw_words.rs`), but for `message` when it holds that whole | free text (words, wildcards) |
+//! | `_has`    | raw string, indexed      | names of the full-text and unique paths present; [`MESSAGE_IN_RAW`] | `_exists_:message`, `_exists_:event.id`, words of the raw input |
 //!
 //! `fields` receives the event's leaves with dot expansion on, so `{"a": {"b": 1}}` and
 //! `{"a.b": 1}` are the same path `a.b` (Kubernetes annotation keys contain dots). tantivy reads
@@ -26,6 +26,12 @@
 //! JSON string that matches nothing; and its words are indexed without positions, because
 //! positions of every raw event cost about a fifth of the index. Phrases therefore match
 //! `message` exactly and the raw text by all of their words (see `filter.rs`).
+//!
+//! Most raw inputs carry the message whole: a Docker or CRI log line's `log`, an NDJSON
+//! event's `msg`. Its words are indexed once, in `_text`: `_raw` gets the raw input with that
+//! value emptied and `_has` gets [`MESSAGE_IN_RAW`], and a query for a word of the raw input
+//! asks `_raw`, or `_text` where `_has` says the message was left out (`filter.rs`). On the
+//! 100k-event benchmark corpus this took `_raw` from 5.65 to 4.22 MB (`examples/ingest.rs`).
 
 use chrono::{DateTime, Utc};
 use crowsnest_model::{ecs, record, Event};
@@ -60,6 +66,9 @@ pub(crate) const ORIGINAL: &str = "_orig";
 pub(crate) const HAS: &str = "_has";
 /// Name of the keyword JSON field of [`UNIQUE_PATHS`] (indexed, not fast).
 pub(crate) const UNIQUE: &str = "_unique";
+/// The `_has` value of an event whose `_raw` leaves out its `message` (which `_text` holds):
+/// the words of its raw input are those of `_raw` and of `_text` together.
+pub(crate) const MESSAGE_IN_RAW: &str = "message in event.original";
 
 /// Longest keyword indexed, in bytes; longer strings are cut (on a character boundary).
 pub const MAX_KEYWORD_BYTES: usize = 512;
@@ -255,14 +264,28 @@ pub(crate) fn to_document(
         }
         doc.add_field_value(schema.unique, &OwnedValue::Object(unique_leaves));
     }
+    let message = event.get(ecs::MESSAGE);
     for (text_path, field, value) in [
-        (ecs::MESSAGE, schema.text, event.get(ecs::MESSAGE)),
+        (ecs::MESSAGE, schema.text, message),
         (ecs::EVENT_ORIGINAL, schema.raw, original),
     ] {
-        match value {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(text)) => doc.add_text(field, text),
-            Some(other) => doc.add_text(field, other.to_string()),
+        match (text_path, value) {
+            (_, None | Some(Value::Null)) => continue,
+            (ecs::EVENT_ORIGINAL, Some(Value::String(raw))) => {
+                let cut = match message {
+                    Some(Value::String(message)) => raw_words::without_message(raw, message),
+                    _ => None,
+                };
+                match cut {
+                    Some(cut) => {
+                        doc.add_text(field, cut);
+                        doc.add_text(schema.has, MESSAGE_IN_RAW);
+                    }
+                    None => doc.add_text(field, raw),
+                }
+            }
+            (_, Some(Value::String(text))) => doc.add_text(field, text),
+            (_, Some(other)) => doc.add_text(field, other.to_string()),
         }
         doc.add_text(schema.has, text_path);
     }

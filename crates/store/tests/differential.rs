@@ -24,8 +24,9 @@ fn arb_event() -> impl Strategy<Value = Value> {
         proptest::option::of(any::<bool>()),
         proptest::collection::vec(0usize..KEYWORDS.len(), 0..3),
         proptest::collection::vec(0usize..WORDS.len(), 0..4),
+        proptest::option::of((0usize..4, 0usize..WORDS.len())),
     )
-        .prop_map(|(secs, a, n, b, tags, words)| {
+        .prop_map(|(secs, a, n, b, tags, words, original)| {
             let ts = t("2024-03-01T00:00:00Z") + chrono::TimeDelta::seconds(i64::from(secs));
             let mut event = json!({"@timestamp": crowsnest_model::format_timestamp(ts)});
             if let Some(a) = a {
@@ -46,6 +47,19 @@ fn arb_event() -> impl Strategy<Value = Value> {
                     .map(|i| WORDS[*i])
                     .collect::<Vec<_>>()
                     .join(" "));
+            }
+            if let Some((kind, word)) = original {
+                // A raw input holding the message whole (JSON value with Docker's trailing
+                // newline, or plain text), glued to a word, or not holding it at all.
+                let message = event["message"].as_str().unwrap_or("").to_owned();
+                let word = WORDS[word];
+                let raw = match kind {
+                    0 => json!({"log": format!("{message}\n"), "stream": word}).to_string(),
+                    1 => format!("{word} {message}"),
+                    2 => format!("x{message}"),
+                    _ => json!({"other": word}).to_string(),
+                };
+                event["event"] = json!({"original": raw});
             }
             event
         })
@@ -90,6 +104,22 @@ fn arb_leaf() -> impl Strategy<Value = Filter> {
             field: None,
             pattern: p.into()
         }),
+        (0usize..WORDS.len(), 0usize..WORDS.len()).prop_map(|(a, b)| Filter::Phrase {
+            field: None,
+            text: format!("{} {}", WORDS[a], WORDS[b])
+        }),
+        (0usize..WORDS.len()).prop_map(|w| Filter::Term {
+            field: Some("event.original".into()),
+            value: WORDS[w].into()
+        }),
+        (0usize..WORDS.len(), 0usize..WORDS.len()).prop_map(|(a, b)| Filter::Phrase {
+            field: Some("event.original".into()),
+            text: format!("{} {}", WORDS[a], WORDS[b])
+        }),
+        prop_oneof![Just("al*"), Just("*ta"), Just("x*")].prop_map(|p| Filter::Wildcard {
+            field: Some("event.original".into()),
+            pattern: p.into()
+        }),
         (0i64..6, 0i64..6, any::<bool>(), any::<bool>()).prop_map(|(lo, hi, li, ui)| {
             let bound = |v: i64, inclusive: bool| {
                 if inclusive {
@@ -109,7 +139,8 @@ fn arb_leaf() -> impl Strategy<Value = Filter> {
             Just("n"),
             Just("b"),
             Just("tags"),
-            Just("message")
+            Just("message"),
+            Just("event.original")
         ]
         .prop_map(|f| Filter::Exists { field: f.into() }),
     ]
@@ -165,6 +196,36 @@ fn text_matches(event: &Event, query: &str) -> bool {
     !wanted.is_empty() && have.windows(wanted.len()).any(|w| w == wanted.as_slice())
 }
 
+/// The words of the raw input: of a JSON text's values (not its keys), else of the text.
+fn raw_words(event: &Event) -> Vec<String> {
+    fn value_words(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => map.values().for_each(|v| value_words(v, out)),
+            Value::Array(items) => items.iter().for_each(|v| value_words(v, out)),
+            Value::String(s) => out.extend(tokens(s)),
+            other => out.extend(tokens(&other.to_string())),
+        }
+    }
+    let Some(raw) = event.get_str("event.original") else {
+        return Vec::new();
+    };
+    match serde_json::from_str::<Value>(raw) {
+        Ok(value @ (Value::Object(_) | Value::Array(_))) => {
+            let mut out = Vec::new();
+            value_words(&value, &mut out);
+            out
+        }
+        _ => tokens(raw),
+    }
+}
+
+/// Every word of `query` is a word of the raw input.
+fn raw_matches(event: &Event, query: &str) -> bool {
+    let wanted = tokens(query);
+    let have = raw_words(event);
+    !wanted.is_empty() && wanted.iter().all(|w| have.contains(w))
+}
+
 fn in_range(n: f64, lower: &RangeBound, upper: &RangeBound) -> bool {
     let ok_lower = match lower {
         RangeBound::Unbounded => true,
@@ -187,7 +248,19 @@ fn eval(filter: &Filter, event: &Event) -> bool {
         Filter::And(parts) => parts.iter().all(|f| eval(f, event)),
         Filter::Or(parts) => parts.iter().any(|f| eval(f, event)),
         Filter::Not(inner) => !eval(inner, event),
-        Filter::Term { field: None, value } => text_matches(event, value),
+        Filter::Term { field: None, value }
+        | Filter::Phrase {
+            field: None,
+            text: value,
+        } => text_matches(event, value) || raw_matches(event, value),
+        Filter::Term {
+            field: Some(f),
+            value,
+        }
+        | Filter::Phrase {
+            field: Some(f),
+            text: value,
+        } if f == "event.original" => raw_matches(event, value),
         Filter::Term {
             field: Some(f),
             value,
@@ -205,9 +278,19 @@ fn eval(filter: &Filter, event: &Event) -> bool {
         Filter::Wildcard {
             field: None,
             pattern,
-        } => event
-            .get_str("message")
-            .is_some_and(|m| tokens(m).iter().any(|t| glob(&pattern.to_lowercase(), t))),
+        } => {
+            let pattern = pattern.to_lowercase();
+            event
+                .get_str("message")
+                .is_some_and(|m| tokens(m).iter().any(|t| glob(&pattern, t)))
+                || raw_words(event).iter().any(|t| glob(&pattern, t))
+        }
+        Filter::Wildcard {
+            field: Some(f),
+            pattern,
+        } if f == "event.original" => raw_words(event)
+            .iter()
+            .any(|t| glob(&pattern.to_lowercase(), t)),
         Filter::Wildcard {
             field: Some(f),
             pattern,

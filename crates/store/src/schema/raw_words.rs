@@ -126,33 +126,6 @@ impl RawWords<'_> {
         u32::from_str_radix(digits, 16).ok()
     }
 
-    /// Offset of the closing quote of the string whose content starts at `start` (the text's
-    /// length if it has none).
-    fn string_close(&self, start: usize) -> usize {
-        let bytes = self.text.as_bytes();
-        let mut i = start;
-        while let Some(found) = bytes
-            .get(i..)
-            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-        {
-            let at = i + found;
-            if bytes[at] == b'"' {
-                return at;
-            }
-            i = at + 2;
-        }
-        bytes.len()
-    }
-
-    /// True when the string closed at `close` is an object key (a `:` follows it).
-    fn is_key(&self, close: usize) -> bool {
-        self.text
-            .as_bytes()
-            .get(close + 1..)
-            .and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()))
-            == Some(&b':')
-    }
-
     /// Reads the next word before `end` into the token; in a JSON string (`string`), escapes
     /// are decoded. Returns false when no word is left before `end`.
     fn word(&mut self, end: usize, string: bool) -> bool {
@@ -234,6 +207,113 @@ impl RawWords<'_> {
     }
 }
 
+/// Offset of the closing quote of the JSON string whose content starts at `start` in `text`
+/// (the text's length if it has none).
+fn string_close(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    while let Some(found) = bytes
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+    {
+        let at = i + found;
+        if bytes[at] == b'"' {
+            return at;
+        }
+        i = at + 2;
+    }
+    bytes.len()
+}
+
+/// True when the string of `text` closed at `close` is an object key (a `:` follows it).
+fn is_key(text: &str, close: usize) -> bool {
+    text.as_bytes()
+        .get(close + 1..)
+        .and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()))
+        == Some(&b':')
+}
+
+/// `raw` without the words of `message`, when `raw` holds `message` whole (see the module doc):
+/// in a JSON text, the first string value that is `message` (escapes decoded, trailing white
+/// space ignored: Docker's `"log"` ends in `\n`, the message does not) is emptied; in plain
+/// text, the first occurrence of `message` between word boundaries is blanked out. `None` when
+/// `raw` does not hold it, or `message` has no word.
+///
+/// The full-text field holds `message`'s words already, split and cut the same way
+/// ([`super::text_analyzer`] and [`super::raw_analyzer`] agree), so a query for a word of the
+/// raw input looks in both (`filter.rs`) and nothing is lost.
+pub(crate) fn without_message(raw: &str, message: &str) -> Option<String> {
+    let message = message.trim_end();
+    if !message.chars().any(char::is_alphanumeric) {
+        return None;
+    }
+    let (from, to, filler) = if matches!(raw.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
+        let (open, close) = json_string_value(raw, message)?;
+        (open + 1, close, "")
+    } else {
+        let (from, to) = text_occurrence(raw, message)?;
+        (from, to, " ")
+    };
+    let mut cut = String::with_capacity(raw.len() - (to - from) + filler.len());
+    cut.push_str(&raw[..from]);
+    cut.push_str(filler);
+    cut.push_str(&raw[to..]);
+    Some(cut)
+}
+
+/// Offsets of the opening and closing quotes of the first string value of the JSON `text` whose
+/// content, decoded and with trailing white space removed, is `wanted`.
+fn json_string_value(text: &str, wanted: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    while let Some(found) = bytes.get(pos..).and_then(|rest| memchr::memchr(b'"', rest)) {
+        let open = pos + found;
+        let close = string_close(text, open + 1);
+        if close >= bytes.len() {
+            return None;
+        }
+        pos = close + 1;
+        if is_key(text, close) {
+            continue;
+        }
+        let content = &text[open + 1..close];
+        let equal = if content.contains('\\') {
+            serde_json::from_str::<String>(&text[open..=close])
+                .is_ok_and(|decoded| decoded.trim_end() == wanted)
+        } else {
+            content.trim_end() == wanted
+        };
+        if equal {
+            return Some((open, close));
+        }
+    }
+    None
+}
+
+/// Byte range of the first occurrence of `wanted` in `text` that neither starts nor ends inside
+/// a word of `text`.
+fn text_occurrence(text: &str, wanted: &str) -> Option<(usize, usize)> {
+    let alnum_before = |at: usize| {
+        text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+    };
+    let alnum_after = |at: usize| text[at..].chars().next().is_some_and(char::is_alphanumeric);
+    let starts_word = wanted.chars().next().is_some_and(char::is_alphanumeric);
+    let ends_word = wanted
+        .chars()
+        .next_back()
+        .is_some_and(char::is_alphanumeric);
+    memchr::memmem::find_iter(text.as_bytes(), wanted.as_bytes())
+        .map(|from| (from, from + wanted.len()))
+        .find(|&(from, to)| {
+            let glued_before = starts_word && alnum_before(from);
+            let glued_after = ends_word && alnum_after(to);
+            !glued_before && !glued_after
+        })
+}
+
 fn char_or_break(code: u32) -> Escape {
     char::from_u32(code).map_or(Escape::Break, Escape::Char)
 }
@@ -259,8 +339,8 @@ impl TokenStream for RawWords<'_> {
                 return false;
             };
             if c == '"' {
-                let close = self.string_close(next);
-                if self.is_key(close) {
+                let close = string_close(self.text, next);
+                if is_key(self.text, close) {
                     self.pos = (close + 1).min(len);
                 } else {
                     self.string_end = Some(close);
@@ -407,7 +487,81 @@ mod tests {
         assert!(lines > 1000, "only {lines} lines read");
     }
 
+    #[test]
+    fn the_message_is_cut_from_the_raw_input_that_holds_it_whole() {
+        // Docker's json-file line: the `log` value ends in an escaped newline.
+        let docker =
+            r#"{"log":"GET /healthz 200\n","stream":"stdout","time":"2024-05-01T10:00:00Z"}"#;
+        assert_eq!(
+            without_message(docker, "GET /healthz 200").as_deref(),
+            Some(r#"{"log":"","stream":"stdout","time":"2024-05-01T10:00:00Z"}"#)
+        );
+        // Escapes are decoded before comparing; a key with the same text is not a value.
+        let escaped = r#"{"say \"hi\"":1,"msg":"say \"hi\" \u00e9"}"#;
+        assert_eq!(
+            without_message(escaped, "say \"hi\" é").as_deref(),
+            Some(r#"{"say \"hi\"":1,"msg":""}"#)
+        );
+        assert_eq!(without_message(r#"{"msg":"other"}"#, "hello"), None);
+        assert_eq!(without_message(r#"{"hello":1}"#, "hello"), None);
+        // Plain text: blanked between word boundaries only.
+        assert_eq!(
+            without_message("2024-05-01T10:00:00Z stdout F hello world", "hello world").as_deref(),
+            Some("2024-05-01T10:00:00Z stdout F  ")
+        );
+        assert_eq!(without_message("xhello world", "hello world"), None);
+        assert_eq!(
+            without_message("xhello world; hello world!", "hello world").as_deref(),
+            Some("xhello world;  !")
+        );
+        // A message without words leaves the raw input whole.
+        assert_eq!(without_message(r#"{"log":"--\n"}"#, "--"), None);
+        assert_eq!(without_message("", ""), None);
+    }
+
     proptest! {
+        /// The words of a raw input holding its message are the words of the raw input with
+        /// the message cut out, and the message's (as the full-text field splits it).
+        #[test]
+        fn cutting_the_message_loses_no_word(
+            values in proptest::collection::vec(".{0,30}", 1..5),
+            pick in any::<proptest::sample::Index>(),
+            json in any::<bool>(),
+            newline in any::<bool>(),
+        ) {
+            use std::collections::BTreeSet;
+            let message = values[pick.index(values.len())].clone();
+            let raw = if json {
+                let stored: Vec<serde_json::Value> = values
+                    .iter()
+                    .map(|v| {
+                        let v = if newline && *v == message { format!("{v}\n") } else { v.clone() };
+                        serde_json::Value::String(v)
+                    })
+                    .collect();
+                serde_json::Value::Array(stored).to_string()
+            } else {
+                values.join(" | ")
+            };
+            let analyzed = |mut analyzer: tantivy::tokenizer::TextAnalyzer, text: &str| {
+                let mut stream = analyzer.token_stream(text);
+                let mut out = BTreeSet::new();
+                while stream.advance() {
+                    out.insert(stream.token().text.clone());
+                }
+                out
+            };
+            let whole = analyzed(super::super::raw_analyzer(), &raw);
+            if let Some(cut) = without_message(&raw, &message) {
+                let mut rebuilt = analyzed(super::super::raw_analyzer(), &cut);
+                rebuilt.extend(analyzed(super::super::text_analyzer(), &message));
+                prop_assert_eq!(rebuilt, whole);
+            } else if json {
+                // A JSON value is found whenever the message has a word.
+                prop_assert!(!message.chars().any(char::is_alphanumeric), "{raw} / {message:?}");
+            }
+        }
+
         /// Any text: no panic, offsets inside the text and increasing, words alphanumeric.
         #[test]
         fn any_text_is_tokenized_safely(text in ".{0,200}", json in any::<bool>()) {
