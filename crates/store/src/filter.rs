@@ -30,8 +30,8 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
 use crate::schema::{
-    cap_keyword, is_text_path, text_tokens, to_tantivy_time, unique_root, SchemaFields, FIELDS,
-    MESSAGE_IN_RAW, UNIQUE_PATHS,
+    cap_keyword, is_text_path, text_tokens, to_tantivy_time, twins, unique_root, SchemaFields,
+    FIELDS, MESSAGE_IN_RAW, UNIQUE_PATHS,
 };
 use crate::wildcard::{explain_match, prefix_end, Pattern, WildcardQuery};
 use crate::StoreError;
@@ -41,6 +41,81 @@ pub(crate) fn to_query(
     filter: &Filter,
     schema: &SchemaFields,
 ) -> Result<Box<dyn Query>, StoreError> {
+    match filter {
+        Filter::Term {
+            field: Some(path), ..
+        }
+        | Filter::Phrase {
+            field: Some(path), ..
+        }
+        | Filter::Wildcard {
+            field: Some(path), ..
+        }
+        | Filter::Range { field: path, .. }
+        | Filter::Exists { field: path } => with_twins(filter, path, schema),
+        other => path_query(other, schema),
+    }
+}
+
+/// The query of a filter on `path`, and for a path of the audit copy that has an ECS twin
+/// (`schema/twins.rs`), the same filter on the twin for the events indexed with their twins
+/// once.
+fn with_twins(
+    filter: &Filter,
+    path: &str,
+    schema: &SchemaFields,
+) -> Result<Box<dyn Query>, StoreError> {
+    let own = path_query(filter, schema)?;
+    let on_twins = match filter {
+        Filter::Exists { .. } => {
+            let mut clauses = Vec::new();
+            for twin in twins::twins_at_or_below(path) {
+                let exists = Filter::Exists {
+                    field: twin.to_owned(),
+                };
+                clauses.push((Occur::Should, path_query(&exists, schema)?));
+            }
+            (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+        }
+        _ => match twins::twin_of(path) {
+            Some(twin) => Some(path_query(&on_path(filter, twin), schema)?),
+            None => None,
+        },
+    };
+    let Some(on_twins) = on_twins else {
+        return Ok(own);
+    };
+    let marked: Box<dyn Query> = Box::new(TermQuery::new(
+        Term::from_field_text(schema.has, twins::MARKER),
+        IndexRecordOption::Basic,
+    ));
+    Ok(Box::new(BooleanQuery::new(vec![
+        (Occur::Should, own),
+        (
+            Occur::Should,
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, marked),
+                (Occur::Must, on_twins),
+            ])),
+        ),
+    ])))
+}
+
+/// `filter`, a filter on one path, on `path` instead.
+fn on_path(filter: &Filter, path: &str) -> Filter {
+    let mut moved = filter.clone();
+    match &mut moved {
+        Filter::Term { field, .. }
+        | Filter::Phrase { field, .. }
+        | Filter::Wildcard { field, .. } => *field = Some(path.to_owned()),
+        Filter::Range { field, .. } | Filter::Exists { field } => *field = path.to_owned(),
+        Filter::All | Filter::And(_) | Filter::Or(_) | Filter::Not(_) => {}
+    }
+    moved
+}
+
+/// [`to_query`] without the audit twins of the paths it names.
+fn path_query(filter: &Filter, schema: &SchemaFields) -> Result<Box<dyn Query>, StoreError> {
     match filter {
         Filter::All => Ok(Box::new(AllQuery)),
         Filter::And(parts) => {

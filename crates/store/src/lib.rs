@@ -32,14 +32,17 @@
 //! except `message`, `event.original` and the unique paths is an exact keyword or number in
 //! one JSON fast field (`fields`) used by filters and aggregations; ids and exact times go to
 //! `_unique` (searchable, no columns); `message` is full text with positions (`_text`) and the
-//! raw input's words are indexed without positions (`_raw`). Term dictionaries are tantivy's
-//! sstable ones, zstd-compressed.
+//! raw input's words are indexed without positions (`_raw`), but for the message a raw line
+//! holds whole (its words are `_text`'s). An audit event's paths that have an ECS twin
+//! ([`AUDIT_TWINS`]) are indexed once, through the twin, when every pair agrees. Term
+//! dictionaries are tantivy's sstable ones, zstd-compressed.
 //!
 //! # Measured (2-core machine, release, `examples/ingest.rs`)
 //!
 //! 100k generated events (97 MB of raw NDJSON: Kubernetes audit, container logs, process
-//! events): 62–65 µs of CPU per event, store 31.0 MB = 0.320 of raw, of which the docstore is
-//! 11.7 MB (`examples/space.rs` breaks down the rest per field and column). BENCHMARKS.md has
+//! events): 55–61 µs of CPU per event, store 27.8 MB = 0.287 of raw, of which the docstore is
+//! 11.7 MB (`examples/space.rs` breaks down the rest per field and column; before the message
+//! was left out of `_raw` and audit twins were indexed once: 62–65 µs and 31.0 MB). BENCHMARKS.md has
 //! the figures of the whole server at 1M and 10M events.
 //!
 //! # Example
@@ -92,6 +95,7 @@ use serde::Serialize;
 pub use error::StoreError;
 pub use matcher::Matcher;
 pub use retention::{PartitionStats, RetentionReport, StoreStats};
+pub use schema::twins::AUDIT_TWINS;
 pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES, UNIQUE_PATHS};
 
 use partition::{schema_fields, Partition};

@@ -5,11 +5,11 @@
 //! | `_ts`     | date, fast column, µs    | `@timestamp`                     | time bounds, sort, `timechart`  |
 //! | `_source` | stored text (zstd)       | the event as JSON, without `event.original` | hits                 |
 //! | `_orig`   | stored bytes (zstd)      | `event.original`, verbatim       | hits (put back in `_source`)    |
-//! | `fields`  | JSON, raw tokens, fast   | every leaf except the full text and [`UNIQUE_PATHS`] | exact/wildcard/range/exists, aggregations |
+//! | `fields`  | JSON, raw tokens, fast   | every leaf except the full text, [`UNIQUE_PATHS`] and an audit event's [`twins::AUDIT_TWINS`] | exact/wildcard/range/exists, aggregations |
 //! | `_unique` | JSON, raw tokens, not fast | [`UNIQUE_PATHS`] (ids, exact times) | exact/wildcard/range/exists (no aggregations) |
 //! | `_text`   | text, lowercased, positions | `message`                     | free text, phrases              |
 //! | `_raw`    | text, lowercased, no positions | the words of `event.original`'s values (`raw_words.rs`), but for `message` when it holds that whole | free text (words, wildcards) |
-//! | `_has`    | raw string, indexed      | names of the full-text and unique paths present; [`MESSAGE_IN_RAW`] | `_exists_:message`, `_exists_:event.id`, words of the raw input |
+//! | `_has`    | raw string, indexed      | names of the full-text and unique paths present; [`MESSAGE_IN_RAW`]; [`twins::MARKER`] | `_exists_:message`, `_exists_:event.id`, words of the raw input, audit twins |
 //!
 //! `fields` receives the event's leaves with dot expansion on, so `{"a": {"b": 1}}` and
 //! `{"a.b": 1}` are the same path `a.b` (Kubernetes annotation keys contain dots). tantivy reads
@@ -47,6 +47,7 @@ use crate::StoreError;
 
 mod keywords;
 mod raw_words;
+pub(crate) mod twins;
 
 pub(crate) use raw_words::RAW_WORDS;
 
@@ -243,11 +244,16 @@ pub(crate) fn to_document(
     }
     let original = event.get(ecs::EVENT_ORIGINAL);
     let unique_leaves = if keywords::borrowable(event.as_map()) {
+        // The flattened form below (rare) indexes an audit event whole.
+        let twins = twins::holds(event);
+        if twins {
+            doc.add_text(schema.has, twins::MARKER);
+        }
         doc.add_field_value(
             schema.fields,
-            keywords::Node::Root(event.as_map(), keywords::Skip::ROOT),
+            keywords::Node::Root(event.as_map(), keywords::Skip::root(twins)),
         );
-        keywords::unique_values(event.as_map())
+        keywords::unique_values(event.as_map(), twins)
     } else {
         let (leaves, unique_leaves) = flattened(event);
         if !leaves.is_empty() {

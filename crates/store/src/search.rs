@@ -58,6 +58,7 @@ pub(crate) fn run(store: &Store, request: &SearchRequest) -> Result<SearchRespon
             pipe,
             store.config.max_groups,
             &store.executor,
+            store.schema.has,
         )?;
         response.total = table.total;
         let (columns, rows) = finish_table(table.columns, table.rows, after, request)?;

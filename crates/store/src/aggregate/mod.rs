@@ -30,11 +30,12 @@ use std::sync::Arc;
 use crowsnest_model::ecs;
 use crowsnest_query::{Agg, AggFunc, Pipe};
 use serde_json::Value;
-use tantivy::query::{EnableScoring, Query};
-use tantivy::Executor;
+use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{Executor, Term};
 
 use crate::partition::Partition;
-use crate::schema::{is_text_path, unique_root, FIELDS};
+use crate::schema::{is_text_path, twins, unique_root, FIELDS};
 use crate::StoreError;
 
 /// Most key combinations one event may produce (multi-valued `by` fields multiply).
@@ -82,7 +83,13 @@ struct Plan {
     max_groups: usize,
 }
 
-fn plan_of(pipe: &Pipe, max_groups: usize) -> Result<(Plan, Vec<String>, Vec<Agg>), StoreError> {
+/// The plan of a pipe, and when it names audit paths with ECS twins (`schema/twins.rs`), the
+/// plan reading the twins instead, for the events indexed with their twins once.
+#[allow(clippy::type_complexity)]
+fn plan_of(
+    pipe: &Pipe,
+    max_groups: usize,
+) -> Result<(Plan, Option<Plan>, Vec<String>, Vec<Agg>), StoreError> {
     let (span_micros, by_names, aggs) = match pipe {
         Pipe::Stats { aggs, by } => (None, by.clone(), aggs.clone()),
         Pipe::Timechart {
@@ -116,14 +123,41 @@ fn plan_of(pipe: &Pipe, max_groups: usize) -> Result<(Plan, Vec<String>, Vec<Agg
             )))
         }
     };
+    let plan = plan_on(span_micros, &by_names, &aggs, max_groups, |name| name)?;
+    let names_twins = by_names
+        .iter()
+        .chain(aggs.iter().filter_map(|agg| agg.field.as_ref()))
+        .any(|name| twins::is_twin(name));
+    let twin_plan = if names_twins {
+        Some(plan_on(
+            span_micros,
+            &by_names,
+            &aggs,
+            max_groups,
+            |name| twins::twin_of(name).unwrap_or(name),
+        )?)
+    } else {
+        None
+    };
+    Ok((plan, twin_plan, by_names, aggs))
+}
+
+/// The plan of `by_names` and `aggs`, each field read at `path(field)`.
+fn plan_on<'a>(
+    span_micros: Option<i64>,
+    by_names: &'a [String],
+    aggs: &'a [Agg],
+    max_groups: usize,
+    path: impl Fn(&'a str) -> &'a str,
+) -> Result<Plan, StoreError> {
     let mut by = Vec::with_capacity(by_names.len());
-    for name in &by_names {
-        by.push(source_of(name)?);
+    for name in by_names {
+        by.push(source_of(path(name))?);
     }
     let mut plan_aggs = Vec::with_capacity(aggs.len());
-    for agg in &aggs {
+    for agg in aggs {
         let source = match (&agg.func, &agg.field) {
-            (_, Some(field)) => Some(source_of(field)?),
+            (_, Some(field)) => Some(source_of(path(field))?),
             (AggFunc::Count, None) => None,
             (func, None) => {
                 return Err(StoreError::InvalidQuery(format!(
@@ -134,13 +168,12 @@ fn plan_of(pipe: &Pipe, max_groups: usize) -> Result<(Plan, Vec<String>, Vec<Agg
         };
         plan_aggs.push((agg.func, source));
     }
-    let plan = Plan {
+    Ok(Plan {
         span_micros,
         by,
         aggs: plan_aggs,
         max_groups,
-    };
-    Ok((plan, by_names, aggs))
+    })
 }
 
 /// Runs an aggregating pipe over every match in `partitions`.
@@ -150,19 +183,51 @@ pub(crate) fn run(
     pipe: &Pipe,
     max_groups: usize,
     executor: &Executor,
+    has: Field,
 ) -> Result<Table, StoreError> {
-    let (plan, by_names, aggs) = plan_of(pipe, max_groups)?;
-    let collector = GroupCollector {
-        plan: Arc::new(plan),
+    let (plan, twin_plan, by_names, aggs) = plan_of(pipe, max_groups)?;
+    let plan = Arc::new(plan);
+    // With audit twins named, the events indexed with their twins once are read through the
+    // twins' columns, the others through their own: two disjoint passes, merged by value.
+    let passes: Vec<(Box<dyn Query>, GroupCollector)> = match twin_plan {
+        None => vec![(query.box_clone(), GroupCollector { plan: plan.clone() })],
+        Some(twin_plan) => {
+            let marked = || -> Box<dyn Query> {
+                Box::new(TermQuery::new(
+                    Term::from_field_text(has, twins::MARKER),
+                    IndexRecordOption::Basic,
+                ))
+            };
+            let unmarked: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query.box_clone()),
+                (Occur::MustNot, marked()),
+            ]));
+            let marked: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query.box_clone()),
+                (Occur::Must, marked()),
+            ]));
+            vec![
+                (unmarked, GroupCollector { plan: plan.clone() }),
+                (
+                    marked,
+                    GroupCollector {
+                        plan: Arc::new(twin_plan),
+                    },
+                ),
+            ]
+        }
     };
     let mut merged = Partial::default();
-    for partition in partitions {
+    'partitions: for partition in partitions {
         let searcher = partition.reader.searcher();
-        let scoring = EnableScoring::disabled_from_searcher(&searcher);
-        let partial = searcher.search_with_executor(query, &collector, executor, scoring)?;
-        merged.merge(partial, &collector.plan);
-        if merged.overflow {
-            break;
+        for (query, collector) in &passes {
+            let scoring = EnableScoring::disabled_from_searcher(&searcher);
+            let partial =
+                searcher.search_with_executor(query.as_ref(), collector, executor, scoring)?;
+            merged.merge(partial, &plan);
+            if merged.overflow {
+                break 'partitions;
+            }
         }
     }
     if merged.overflow || merged.groups.len() > max_groups {
@@ -170,8 +235,7 @@ pub(crate) fn run(
             "more than {max_groups} groups; narrow the query or group by fewer fields"
         )));
     }
-    let plan = &collector.plan;
-    Ok(build_table(merged, plan, &by_names, &aggs))
+    Ok(build_table(merged, &plan, &by_names, &aggs))
 }
 
 mod collector;

@@ -20,6 +20,7 @@ use serde_json::{map, Map, Value};
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::Value as DocValue;
 
+use super::twins::{is_twin, AUDIT_TWINS};
 #[cfg(doc)]
 use super::MAX_KEYWORD_BYTES;
 use super::{cap_keyword, flatten_value, group_leaves, Leaves, MAX_LEAVES, UNIQUE_PATHS};
@@ -28,20 +29,32 @@ use crowsnest_model::ecs;
 /// Deepest leaf the view hands to tantivy (its fast-field writer keeps 20 levels).
 pub(crate) const MAX_LEVEL: usize = 16;
 
+/// Index in [`SKIPPED`] of the first of [`UNIQUE_PATHS`].
+const FIRST_UNIQUE: usize = 3;
+/// Index in [`SKIPPED`] of the first audit path of [`AUDIT_TWINS`].
+const FIRST_TWIN: usize = FIRST_UNIQUE + UNIQUE_PATHS.len();
+
 /// The paths `fields` leaves out: the timestamp and the full-text paths (indexed elsewhere),
-/// then [`UNIQUE_PATHS`] (indexed in `_unique`). A bit of [`Skip::mask`] per entry.
-const SKIPPED: [&str; 3 + UNIQUE_PATHS.len()] = {
-    let mut all = [""; 3 + UNIQUE_PATHS.len()];
+/// then [`UNIQUE_PATHS`] (indexed in `_unique`), then, for an event whose audit twins hold
+/// (`twins.rs`), the audit side of [`AUDIT_TWINS`]. A bit of [`Skip::mask`] per entry.
+const SKIPPED: [&str; FIRST_TWIN + AUDIT_TWINS.len()] = {
+    let mut all = [""; FIRST_TWIN + AUDIT_TWINS.len()];
     all[0] = ecs::TIMESTAMP;
     all[1] = ecs::MESSAGE;
     all[2] = ecs::EVENT_ORIGINAL;
     let mut i = 0;
     while i < UNIQUE_PATHS.len() {
-        all[3 + i] = UNIQUE_PATHS[i];
+        all[FIRST_UNIQUE + i] = UNIQUE_PATHS[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < AUDIT_TWINS.len() {
+        all[FIRST_TWIN + i] = AUDIT_TWINS[i].0;
         i += 1;
     }
     all
 };
+const _: () = assert!(SKIPPED.len() <= 32, "Skip::mask has 32 bits");
 
 /// Which of [`SKIPPED`] an object may still lead to: the entries whose first `offset` bytes
 /// are the path walked so far. Keys may hold dots (`{"event.id": ..}` is path `event.id`), so
@@ -63,11 +76,27 @@ enum Step {
 }
 
 impl Skip {
-    /// The scope of an event's top level: every path of [`SKIPPED`].
+    /// The scope of an event's top level: every path of [`SKIPPED`] but the audit twins.
     pub(crate) const ROOT: Self = Self {
-        mask: (1u32 << SKIPPED.len()) - 1,
+        mask: (1u32 << FIRST_TWIN) - 1,
         offset: 0,
     };
+
+    /// The scope of the top level of an event whose audit twins hold: every path of
+    /// [`SKIPPED`].
+    pub(crate) const ROOT_AND_TWINS: Self = Self {
+        mask: u32::MAX >> (32 - SKIPPED.len()),
+        offset: 0,
+    };
+
+    /// The top-level scope of an event, `twins` telling whether its audit twins hold.
+    pub(crate) fn root(twins: bool) -> Self {
+        if twins {
+            Self::ROOT_AND_TWINS
+        } else {
+            Self::ROOT
+        }
+    }
 
     const NONE: Self = Self { mask: 0, offset: 0 };
 
@@ -199,32 +228,33 @@ impl<'a> DocValue<'a> for Node<'a> {
 }
 
 /// The values of an event at [`UNIQUE_PATHS`], as `(path, value)` pairs for `_unique`: found
-/// by the same walk that leaves them out of `fields`, so each value lands in exactly one.
-pub(crate) fn unique_values(map: &Map<String, Value>) -> Leaves {
+/// by the same walk that leaves them out of `fields`, so each value lands in exactly one. With
+/// `twins` (the event's audit twins hold), a unique path that is an audit twin is left out too.
+pub(crate) fn unique_values(map: &Map<String, Value>, twins: bool) -> Leaves {
     let mut out = Vec::new();
-    collect_unique(map, Skip::ROOT, &mut out);
+    collect_unique(map, Skip::ROOT, twins, &mut out);
     group_leaves(out)
 }
 
-fn collect_unique(map: &Map<String, Value>, skip: Skip, out: &mut Leaves) {
+fn collect_unique(map: &Map<String, Value>, skip: Skip, twins: bool, out: &mut Leaves) {
     for (key, value) in map {
         match skip.step(key) {
-            Step::Skipped(i) if i >= 3 => {
+            Step::Skipped(i) if i >= FIRST_UNIQUE && !(twins && is_twin(SKIPPED[i])) => {
                 let mut path = SKIPPED[i].to_string();
                 flatten_value(&mut path, value, out);
             }
-            Step::Into(inner) => collect_unique_in(value, inner, out),
+            Step::Into(inner) => collect_unique_in(value, inner, twins, out),
             Step::Skipped(_) | Step::Plain => {}
         }
     }
 }
 
-fn collect_unique_in(value: &Value, skip: Skip, out: &mut Leaves) {
+fn collect_unique_in(value: &Value, skip: Skip, twins: bool, out: &mut Leaves) {
     match value {
-        Value::Object(map) => collect_unique(map, skip, out),
+        Value::Object(map) => collect_unique(map, skip, twins, out),
         Value::Array(items) => {
             for item in items {
-                collect_unique_in(item, skip, out);
+                collect_unique_in(item, skip, twins, out);
             }
         }
         _ => {}
@@ -331,7 +361,7 @@ mod tests {
             flat.add_field_value(fields.fields, &OwnedValue::Object(leaves));
         }
         let mut viewed_unique = TantivyDocument::default();
-        let unique_view = unique_values(event.as_map());
+        let unique_view = unique_values(event.as_map(), false);
         if !unique_view.is_empty() {
             viewed_unique.add_field_value(fields.fields, &OwnedValue::Object(unique_view));
         }
