@@ -38,7 +38,7 @@ use crowsnest_model::{ecs, record, Event};
 use serde_json::Value;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, OwnedValue,
-    Schema, TextFieldIndexing, TextOptions, STORED, STRING,
+    Schema, TextFieldIndexing, TextOptions, STORED,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 use tantivy::TantivyDocument;
@@ -166,7 +166,16 @@ pub(crate) fn build_schema() -> (Schema, SchemaFields) {
         TextOptions::default().set_indexing_options(raw_indexing),
     );
     let original = builder.add_bytes_field(ORIGINAL, STORED);
-    let has = builder.add_text_field(HAS, STRING);
+    // Filtered on, never scored: no field norms (they were a byte per event).
+    let has = builder.add_text_field(
+        HAS,
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        ),
+    );
     let unique = builder.add_json_field(
         UNIQUE,
         JsonObjectOptions::default()
