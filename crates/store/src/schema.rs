@@ -227,8 +227,6 @@ pub(crate) fn to_document(
     schema: &SchemaFields,
     scratch: &mut Vec<u8>,
 ) -> Result<TantivyDocument, StoreError> {
-    let mut doc = TantivyDocument::default();
-    doc.add_date(schema.ts, to_tantivy_time(ts));
     let parts = match record.map(record::parts).transpose() {
         Ok(parts) => parts.flatten(),
         Err(error) => return Err(StoreError::Index(format!("unreadable wal record: {error}"))),
@@ -245,6 +243,8 @@ pub(crate) fn to_document(
             }
         }
     };
+    let mut doc = TantivyDocument::default();
+    doc.add_date(schema.ts, to_tantivy_time(ts));
     let source = std::str::from_utf8(parts.json)
         .map_err(|error| StoreError::Index(format!("serialized event is not UTF-8: {error}")))?;
     doc.add_text(schema.source, source);

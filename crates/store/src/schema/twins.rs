@@ -95,12 +95,11 @@ pub(crate) fn holds(event: &Event) -> bool {
     })
 }
 
-/// The value at dotted `path` below `map`: a key may hold dots (annotation keys do), so the
-/// whole rest is tried as a key before the path is split at its first dot.
+/// The value at dotted `path` below `map`. A key may hold dots (annotation keys do): the path
+/// is split at its first dot, then at later ones, and last taken whole. (Splitting first finds
+/// the nested objects of a normalized event in one lookup per level; this runs for every
+/// audit event.)
 fn at<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(value) = map.get(path) {
-        return Some(value);
-    }
     let mut from = 0;
     while let Some(dot) = path[from..].find('.') {
         let split = from + dot;
@@ -111,7 +110,7 @@ fn at<'a>(map: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
         }
         from = split + 1;
     }
-    None
+    map.get(path)
 }
 
 /// True when `value` holds a leaf that `fields` would index (nulls and empty arrays do not).
