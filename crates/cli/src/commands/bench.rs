@@ -116,11 +116,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let ingest = ingest(&args, &url, &token, &running, cores)?;
     report.push_str(&ingest.0);
     let raw_bytes = ingest.1;
-    // Let merges settle before measuring size.
-    std::thread::sleep(Duration::from_secs(3));
-    let stats = running.state.store.stats();
+    // Segment merges go on after the last commit (at 10M events, merging gigabytes for
+    // minutes): the size is measured once it has not changed for 10 s (at most 10 minutes), so
+    // that neither half-written merged segments nor the segments they replace are counted.
+    let settle_started = Instant::now();
+    let mut stats = running.state.store.stats();
+    let mut unchanged = 0;
+    while unchanged < 2 && settle_started.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_secs(5));
+        let now = running.state.store.stats();
+        unchanged = if now.total_bytes == stats.total_bytes {
+            unchanged + 1
+        } else {
+            0
+        };
+        stats = now;
+    }
     report.push_str(&format!(
-        "### Index size\n\n| raw NDJSON | store on disk | ratio |\n|---|---|---|\n| {:.1} MB | {:.1} MB | {:.3} (1/{:.1}) |\n\n",
+        "### Index size\n\nMeasured once merges settled ({:.0} s after the last event was searchable).\n\n| raw NDJSON | store on disk | ratio |\n|---|---|---|\n| {:.1} MB | {:.1} MB | {:.3} (1/{:.1}) |\n\n",
+        settle_started.elapsed().as_secs_f64(),
         raw_bytes as f64 / 1e6,
         stats.total_bytes as f64 / 1e6,
         stats.total_bytes as f64 / raw_bytes.max(1) as f64,
