@@ -80,6 +80,12 @@ pub(crate) fn twins_at_or_below(path: &str) -> impl Iterator<Item = &'static str
 /// on both sides, or no leaf on either.
 pub(crate) fn holds(event: &Event) -> bool {
     let root = event.as_map();
+    // A dotted top-level key (`{"user.name": ..}` beside `{"user": {"name": ..}}`) would give
+    // a path two values in the index and one here: such an event is indexed whole. Normalized
+    // events nest their keys; a generic NDJSON event may not.
+    if root.keys().any(|key| key.contains('.')) {
+        return false;
+    }
     let Some(Value::Object(audit)) = at(root, AUDIT) else {
         return false;
     };
@@ -164,6 +170,11 @@ mod tests {
             .expect("object")
             .remove("decision");
         assert!(!holds(&event(missing)));
+
+        // A dotted top-level key could hold a second value of a twin's path.
+        let mut dotted = base.clone();
+        dotted["user.name"] = json!("mallory");
+        assert!(!holds(&event(dotted)));
 
         // Without an audit copy there is nothing to leave out.
         assert!(!holds(&event(json!({"event": {"action": "get"}}))));
