@@ -85,16 +85,12 @@ fn with_twins(
     let Some(on_twins) = on_twins else {
         return Ok(own);
     };
-    let marked: Box<dyn Query> = Box::new(TermQuery::new(
-        Term::from_field_text(schema.has, twins::MARKER),
-        IndexRecordOption::Basic,
-    ));
     Ok(Box::new(BooleanQuery::new(vec![
         (Occur::Should, own),
         (
             Occur::Should,
             Box::new(BooleanQuery::new(vec![
-                (Occur::Must, marked),
+                (Occur::Must, has(schema.has, twins::MARKER)),
                 (Occur::Must, on_twins),
             ])),
         ),
@@ -206,14 +202,20 @@ fn path_query(filter: &Filter, schema: &SchemaFields) -> Result<Box<dyn Query>, 
                 return Ok(Box::new(AllQuery));
             }
             if is_text_path(field) {
-                return Ok(Box::new(TermQuery::new(
-                    Term::from_field_text(schema.has, field),
-                    IndexRecordOption::Basic,
-                )));
+                return Ok(has(schema.has, field));
             }
             Ok(exists_query(schema, field))
         }
     }
+}
+
+/// The events whose `_has` field (`has`) names `name`: a full-text or unique path they hold,
+/// or a marker of how they were indexed.
+pub(crate) fn has(has: Field, name: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(has, name),
+        IndexRecordOption::Basic,
+    ))
 }
 
 /// The query of a keyword path: on `_unique` for [`crate::UNIQUE_PATHS`] (and below), else on
@@ -234,10 +236,7 @@ fn keyword(
 /// its paths are named in `_has` (and a path below one is found by walking its terms).
 fn exists_query(schema: &SchemaFields, path: &str) -> Box<dyn Query> {
     match unique_root(path) {
-        Some(root) if root == path => Box::new(TermQuery::new(
-            Term::from_field_text(schema.has, root),
-            IndexRecordOption::Basic,
-        )),
+        Some(root) if root == path => has(schema.has, root),
         Some(_) => {
             let exact = Term::from_field_json_path(schema.unique, path, true)
                 .serialized_value_bytes()
@@ -258,13 +257,7 @@ fn exists_query(schema: &SchemaFields, path: &str) -> Box<dyn Query> {
                     .strip_prefix(path)
                     .is_some_and(|rest| rest.starts_with('.'))
                 {
-                    clauses.push((
-                        Occur::Should,
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(schema.has, unique),
-                            IndexRecordOption::Basic,
-                        )),
-                    ));
+                    clauses.push((Occur::Should, has(schema.has, unique)));
                 }
             }
             if clauses.len() == 1 {
@@ -395,12 +388,8 @@ fn raw_or_message(
     schema: &SchemaFields,
     words: impl Fn(Field) -> Box<dyn Query>,
 ) -> Box<dyn Query> {
-    let message_left_out: Box<dyn Query> = Box::new(TermQuery::new(
-        Term::from_field_text(schema.has, MESSAGE_IN_RAW),
-        IndexRecordOption::Basic,
-    ));
     let in_message: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
-        (Occur::Must, message_left_out),
+        (Occur::Must, has(schema.has, MESSAGE_IN_RAW)),
         (Occur::Must, words(schema.text)),
     ]));
     Box::new(BooleanQuery::new(vec![

@@ -8,8 +8,7 @@ mod common;
 
 use common::*;
 use crowsnest_model::Event;
-use crowsnest_query::Filter;
-use crowsnest_store::{Matcher, SearchRequest, Store, StoreConfig};
+use crowsnest_store::{Matcher, StoreConfig};
 use serde_json::{json, Value};
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata");
@@ -139,25 +138,6 @@ const QUERIES: [&str; 44] = [
     "Error OR Critical",
 ];
 
-fn search_seqs(store: &Store, filter: &Filter) -> Vec<u64> {
-    let response = store
-        .search(&SearchRequest {
-            query: fq(filter.clone()),
-            start: None,
-            end: None,
-            limit: 10_000,
-            offset: 0,
-        })
-        .expect("search");
-    let mut seqs: Vec<u64> = response
-        .hits
-        .iter()
-        .map(|h| h["seq"].as_u64().expect("seq"))
-        .collect();
-    seqs.sort_unstable();
-    seqs
-}
-
 #[test]
 fn matcher_agrees_with_search_on_real_events() {
     let events_json = real_events();
@@ -177,7 +157,7 @@ fn matcher_agrees_with_search_on_real_events() {
             .map(|e| e.get("seq").and_then(Value::as_u64).expect("seq"))
             .collect();
         got.sort_unstable();
-        let expected = search_seqs(&store, &filter);
+        let expected = seqs(&store, fq(filter.clone()));
         if !expected.is_empty() && expected.len() < events.len() {
             selective += 1;
         }

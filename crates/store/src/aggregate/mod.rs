@@ -30,10 +30,11 @@ use std::sync::Arc;
 use crowsnest_model::ecs;
 use crowsnest_query::{Agg, AggFunc, Pipe};
 use serde_json::Value;
-use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{Executor, Term};
+use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query};
+use tantivy::schema::Field;
+use tantivy::Executor;
 
+use crate::filter;
 use crate::partition::Partition;
 use crate::schema::{is_text_path, twins, unique_root, FIELDS};
 use crate::StoreError;
@@ -192,19 +193,13 @@ pub(crate) fn run(
     let passes: Vec<(Box<dyn Query>, GroupCollector)> = match twin_plan {
         None => vec![(query.box_clone(), GroupCollector { plan: plan.clone() })],
         Some(twin_plan) => {
-            let marked = || -> Box<dyn Query> {
-                Box::new(TermQuery::new(
-                    Term::from_field_text(has, twins::MARKER),
-                    IndexRecordOption::Basic,
-                ))
-            };
             let unmarked: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
                 (Occur::Must, query.box_clone()),
-                (Occur::MustNot, marked()),
+                (Occur::MustNot, filter::has(has, twins::MARKER)),
             ]));
             let marked: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
                 (Occur::Must, query.box_clone()),
-                (Occur::Must, marked()),
+                (Occur::Must, filter::has(has, twins::MARKER)),
             ]));
             vec![
                 (unmarked, GroupCollector { plan: plan.clone() }),

@@ -81,3 +81,20 @@ pub fn ids(store: &Store, query: Query) -> Vec<i64> {
     ids.sort_unstable();
     ids
 }
+
+/// The `seq` fields of all hits of a query, sorted.
+pub fn seqs(store: &Store, query: Query) -> Vec<u64> {
+    let response = run(store, query, 100_000, 0);
+    assert_eq!(
+        response.total as usize,
+        response.hits.len(),
+        "total vs hits"
+    );
+    let mut seqs: Vec<u64> = response
+        .hits
+        .iter()
+        .map(|h| h["seq"].as_u64().expect("seq"))
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
