@@ -214,13 +214,7 @@ fn search_seqs(store: &Store, filter: &Filter) -> Result<Vec<u64>, String> {
             offset: 0,
         })
         .map_err(|e| e.to_string())?;
-    let mut seqs: Vec<u64> = response
-        .hits
-        .iter()
-        .map(|h| h["seq"].as_u64().expect("seq"))
-        .collect();
-    seqs.sort_unstable();
-    Ok(seqs)
+    Ok(hit_seqs(&response))
 }
 
 fn matcher_seqs(events: &[Event], filter: &Filter) -> Result<Vec<u64>, String> {

@@ -65,36 +65,43 @@ pub fn run(store: &Store, query: Query, limit: usize, offset: usize) -> SearchRe
         .expect("search")
 }
 
-/// The `id` fields of all hits of a query, sorted.
-pub fn ids(store: &Store, query: Query) -> Vec<i64> {
-    let response = run(store, query, 10_000, 0);
-    assert_eq!(
-        response.total as usize,
-        response.hits.len(),
-        "total vs hits"
-    );
-    let mut ids: Vec<i64> = response
-        .hits
-        .iter()
-        .map(|h| h["id"].as_i64().expect("id"))
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
-/// The `seq` fields of all hits of a query, sorted.
-pub fn seqs(store: &Store, query: Query) -> Vec<u64> {
+/// Every hit of a query (checking that none is left out).
+fn all_hits(store: &Store, query: Query) -> SearchResponse {
     let response = run(store, query, 100_000, 0);
     assert_eq!(
         response.total as usize,
         response.hits.len(),
         "total vs hits"
     );
-    let mut seqs: Vec<u64> = response
+    response
+}
+
+/// The values of `field` in the hits of a response, sorted.
+fn sorted_field<T: Ord>(
+    response: &SearchResponse,
+    field: &str,
+    read: fn(&Value) -> Option<T>,
+) -> Vec<T> {
+    let mut values: Vec<T> = response
         .hits
         .iter()
-        .map(|h| h["seq"].as_u64().expect("seq"))
+        .map(|h| read(&h[field]).unwrap_or_else(|| panic!("hit without {field}: {h}")))
         .collect();
-    seqs.sort_unstable();
-    seqs
+    values.sort_unstable();
+    values
+}
+
+/// The `id` fields of all hits of a query, sorted.
+pub fn ids(store: &Store, query: Query) -> Vec<i64> {
+    sorted_field(&all_hits(store, query), "id", Value::as_i64)
+}
+
+/// The `seq` fields of the hits of a response, sorted.
+pub fn hit_seqs(response: &SearchResponse) -> Vec<u64> {
+    sorted_field(response, "seq", Value::as_u64)
+}
+
+/// The `seq` fields of all hits of a query, sorted.
+pub fn seqs(store: &Store, query: Query) -> Vec<u64> {
+    hit_seqs(&all_hits(store, query))
 }
