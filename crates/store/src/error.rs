@@ -15,6 +15,9 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A setting of [`crate::StoreConfig`] is out of its range.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
     /// The query cannot be executed (unknown function for the field type, bad range, ...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),

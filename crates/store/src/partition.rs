@@ -32,8 +32,11 @@ const NAME_FORMAT: &str = "%Y%m%dT%H";
 /// zstd 1 gave 11.91 MB, zstd 5 10.14 MB and zstd 6 9.49 MB, the last two for 6 to 8 µs more
 /// CPU per event. A hit costs the decompression of one block, about 1 ms at 1 MiB.
 const DOCSTORE_BLOCK_BYTES: usize = 1024 * 1024;
-/// zstd level of the docstore (see [`DOCSTORE_BLOCK_BYTES`]).
-const DOCSTORE_ZSTD_LEVEL: i32 = 3;
+/// Default zstd level of the docstore ([`crate::StoreConfig::docstore_zstd_level`]; see
+/// [`DOCSTORE_BLOCK_BYTES`]).
+pub(crate) const DOCSTORE_ZSTD_LEVEL: i32 = 3;
+/// zstd levels the docstore accepts (20 and above need far more memory to compress).
+pub(crate) const DOCSTORE_ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
 /// Decompressed docstore blocks a segment reader keeps (tantivy's default is 100, which with
 /// 1 MiB blocks could hold 100 MB per segment): 4 MiB per segment.
 const DOCSTORE_CACHE_BLOCKS: usize = 4;
@@ -118,44 +121,55 @@ pub(crate) fn hours_delta(hours: u32) -> TimeDelta {
     TimeDelta::hours(i64::from(hours.max(1)))
 }
 
-fn index_settings() -> IndexSettings {
+fn docstore_compressor(zstd_level: i32) -> Compressor {
+    Compressor::Zstd(ZstdCompressor {
+        compression_level: Some(zstd_level),
+    })
+}
+
+fn index_settings(zstd_level: i32) -> IndexSettings {
     IndexSettings {
-        docstore_compression: Compressor::Zstd(ZstdCompressor {
-            compression_level: Some(DOCSTORE_ZSTD_LEVEL),
-        }),
+        docstore_compression: docstore_compressor(zstd_level),
         docstore_blocksize: DOCSTORE_BLOCK_BYTES,
         ..IndexSettings::default()
     }
 }
 
 /// Creates an empty index with the current schema and settings in `dir`.
-fn new_index(dir: &Path) -> Result<Index, StoreError> {
+fn new_index(dir: &Path, zstd_level: i32) -> Result<Index, StoreError> {
     let (schema, _) = build_schema();
     Ok(Index::builder()
         .schema(schema)
-        .settings(index_settings())
+        .settings(index_settings(zstd_level))
         .create_in_dir(dir)?)
 }
 
 impl Partition {
-    /// Creates a new, empty partition directory.
+    /// Creates a new, empty partition directory whose docstore compresses at `zstd_level`.
     pub(crate) fn create(
         root: &Path,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
+        zstd_level: i32,
     ) -> Result<Self, StoreError> {
         let name = partition_name(start);
         let dir = root.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| {
             StoreError::io(format!("cannot create partition `{}`", dir.display()), e)
         })?;
-        let index = new_index(&dir)?;
+        let index = new_index(&dir, zstd_level)?;
         Self::from_index(name, start, end, dir, index, None)
     }
 
     /// Opens an existing partition directory; `default_hours` gives the width of a partition
-    /// that never committed (it has no payload yet).
-    pub(crate) fn open(dir: &Path, default_hours: u32) -> Result<Self, StoreError> {
+    /// that never committed (it has no payload yet). Segments written from now on (new events,
+    /// merges) compress their docstore at `zstd_level`; each segment records its own
+    /// compression, so the ones already written stay readable as they are.
+    pub(crate) fn open(
+        dir: &Path,
+        default_hours: u32,
+        zstd_level: i32,
+    ) -> Result<Self, StoreError> {
         let name = dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -169,7 +183,7 @@ impl Partition {
             Ok(index) => index,
             // A partition created just before a crash may lack its meta file: recreate it.
             Err(tantivy::TantivyError::OpenDirectoryError(_))
-            | Err(tantivy::TantivyError::OpenReadError(_)) => new_index(dir)?,
+            | Err(tantivy::TantivyError::OpenReadError(_)) => new_index(dir, zstd_level)?,
             Err(error) => return Err(error.into()),
         };
         let metas = index.load_metas()?;
@@ -200,10 +214,12 @@ impl Partition {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::io(format!("cannot recreate partition `{}`", dir.display()), e)
             })?;
-            new_index(dir)?
+            new_index(dir, zstd_level)?
         } else {
             index
         };
+        let mut index = index;
+        index.settings_mut().docstore_compression = docstore_compressor(zstd_level);
         let (start, end, committed) = match payload {
             Some(p) => (p.start, p.end, Some(p.wal_position)),
             None => (named_start, named_start + hours_delta(default_hours), None),

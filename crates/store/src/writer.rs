@@ -270,7 +270,12 @@ impl Store {
         if let Some((_, next)) = partitions.range(ts..).next() {
             end = end.min(next.start);
         }
-        let partition = Arc::new(Partition::create(&self.partitions_dir, start, end)?);
+        let partition = Arc::new(Partition::create(
+            &self.partitions_dir,
+            start,
+            end,
+            self.config.docstore_zstd_level,
+        )?);
         partitions.insert(start, Arc::clone(&partition));
         tracing::debug!(partition = %partition.name, "created partition");
         Ok(partition)

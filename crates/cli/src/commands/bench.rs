@@ -40,6 +40,10 @@ pub struct Args {
     /// Repetitions of each search.
     #[arg(long, default_value_t = 5)]
     pub search_runs: usize,
+    /// zstd level of the store's docstore (the server's `store.docstore_zstd_level`)
+    /// [default: the server's default, 3].
+    #[arg(long)]
+    pub docstore_zstd_level: Option<i32>,
     /// Write the corpus (the request bodies, one event per line) to this file and exit; used by
     /// `benches/tantivy-cli.sh` to index the same events with tantivy-cli.
     #[arg(long)]
@@ -91,11 +95,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(1);
     let mut report = String::new();
     report.push_str(&format!(
-        "## crowsnest bench — {} — {} events, {} clients, {} cores\n\n",
+        "## crowsnest bench — {} — {} events, {} clients, {} cores, docstore zstd level {}\n\n",
         Utc::now().format("%Y-%m-%d"),
         args.events,
         args.clients,
-        cores
+        cores,
+        args.docstore_zstd_level
+            .unwrap_or(crowsnest_store::StoreConfig::default().docstore_zstd_level)
     ));
     report.push_str(&generator_speed()?);
     report.push_str(&wal_fsync_cost(temp.path())?);
@@ -106,6 +112,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     config.pipeline.commit_interval_ms = 1_000;
+    if let Some(level) = args.docstore_zstd_level {
+        config.store.docstore_zstd_level = level;
+    }
     let running = rt.block_on(crowsnest_server::start(config))?;
     let token = std::fs::read_to_string(&running.admin_token_path)
         .context("reading the admin token")?
