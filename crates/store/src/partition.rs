@@ -206,7 +206,7 @@ impl Partition {
                 });
             }
         }
-        let index = if payload.is_none() && index.schema() != build_schema().0 {
+        let mut index = if payload.is_none() && index.schema() != build_schema().0 {
             // Never committed, so empty, but created by a build with another schema: start
             // it again with ours.
             drop(index);
@@ -220,7 +220,6 @@ impl Partition {
         } else {
             index
         };
-        let mut index = index;
         index.settings_mut().docstore_compression = docstore_compressor(zstd_level);
         let (start, end, committed) = match payload {
             Some(p) => (p.start, p.end, Some(p.wal_position)),

@@ -93,6 +93,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let docstore_zstd_level = args
+        .docstore_zstd_level
+        .unwrap_or(crowsnest_store::StoreConfig::default().docstore_zstd_level);
     let mut report = String::new();
     report.push_str(&format!(
         "## crowsnest bench — {} — {} events, {} clients, {} cores, docstore zstd level {}\n\n",
@@ -100,8 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.events,
         args.clients,
         cores,
-        args.docstore_zstd_level
-            .unwrap_or(crowsnest_store::StoreConfig::default().docstore_zstd_level)
+        docstore_zstd_level
     ));
     report.push_str(&generator_speed()?);
     report.push_str(&wal_fsync_cost(temp.path())?);
@@ -112,9 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     config.pipeline.commit_interval_ms = 1_000;
-    if let Some(level) = args.docstore_zstd_level {
-        config.store.docstore_zstd_level = level;
-    }
+    config.store.docstore_zstd_level = docstore_zstd_level;
     let running = rt.block_on(crowsnest_server::start(config))?;
     let token = std::fs::read_to_string(&running.admin_token_path)
         .context("reading the admin token")?
