@@ -104,7 +104,7 @@ fn a_reopened_store_writes_at_its_new_level_and_reads_what_it_wrote_before() {
         "the events added after reopening at level 12 should take less space: {reopened} vs {all_at_one} bytes"
     );
     // Both halves read back whole: the stored event and its raw input.
-    for (events, seed_half) in [(&first, "first"), (&second, "second")] {
+    for (events, half) in [(&first, "first"), (&second, "second")] {
         let wanted = &events[123];
         let id = wanted["event"]["original"]
             .as_str()
@@ -112,13 +112,13 @@ fn a_reopened_store_writes_at_its_new_level_and_reads_what_it_wrote_before() {
             .and_then(|raw| raw["auditID"].as_str().map(str::to_owned))
             .expect("audit id");
         let response = run(&store, q(&format!("\"{id}\"")), 10, 0);
-        assert_eq!(response.total, 1, "{seed_half} half: {id}");
+        assert_eq!(response.total, 1, "{half} half: {id}");
         let hit = &response.hits[0];
         assert_eq!(
             hit["event"]["original"], wanted["event"]["original"],
-            "{seed_half} half"
+            "{half} half"
         );
-        assert_eq!(hit["message"], wanted["message"], "{seed_half} half");
+        assert_eq!(hit["message"], wanted["message"], "{half} half");
     }
 }
 
