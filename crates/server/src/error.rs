@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The pipeline is saturated; retry after this many seconds (503).
     #[error("ingest pipeline is saturated; retry after {0} s")]
     Busy(u64),
+    /// The data disk is full; nothing was stored; retry after this many seconds (507).
+    #[error("the server's data disk is full: nothing of this request was stored; retry after {0} s")]
+    InsufficientStorage(u64),
     /// Not found (404).
     #[error("{0}")]
     NotFound(String),
@@ -61,6 +64,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,7 +97,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"crowsnest\""),
                 );
             }
-            Self::Busy(secs) => {
+            Self::Busy(secs) | Self::InsufficientStorage(secs) => {
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }

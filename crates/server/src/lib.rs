@@ -23,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod dedup;
 pub mod detection;
+pub mod disk;
 pub mod error;
 pub mod listeners;
 pub mod metrics;

@@ -69,6 +69,16 @@ pub struct Metrics {
     pub store_set_aside: Gauge,
     /// WAL appends (one fsync each).
     pub wal_fsyncs: Counter,
+    /// Failed store adds or commits (each rolled back and retried from the WAL).
+    pub store_failures: Counter,
+    /// Batches refused because the data disk is below its free-space watermark.
+    pub refused_disk_full: Counter,
+    /// Free bytes on the data disk.
+    pub disk_free_bytes: Gauge,
+    /// Free bytes below which ingest is refused.
+    pub disk_watermark_bytes: Gauge,
+    /// Problems health reports (0 when all is well).
+    pub health_problems: Gauge,
     /// Rule matches (before folding and suppression).
     pub detections: Counter,
     /// Alert records written (new alerts and count updates of folded ones).
@@ -100,6 +110,34 @@ impl Metrics {
         let store_set_aside = Gauge::default();
         let index_spilled = Counter::default();
         let wal_fsyncs = Counter::default();
+        let (store_failures, refused_disk_full) = (Counter::default(), Counter::default());
+        let (disk_free_bytes, disk_watermark_bytes, health_problems) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "store_failures",
+            "Failed store adds or commits (rolled back; the events are indexed again from the WAL)",
+            store_failures.clone(),
+        );
+        registry.register(
+            "ingest_refused_disk_full",
+            "Batches refused (507, or held back by the listeners) because the data disk is below its free-space watermark",
+            refused_disk_full.clone(),
+        );
+        registry.register(
+            "disk_free_bytes",
+            "Free bytes on the data disk (the fuller of the WAL's and the store's filesystems)",
+            disk_free_bytes.clone(),
+        );
+        registry.register(
+            "disk_watermark_bytes",
+            "Free bytes below which ingest is refused",
+            disk_watermark_bytes.clone(),
+        );
+        registry.register(
+            "health_problems",
+            "Problems /api/v1/health reports (0 when the status is ok)",
+            health_problems.clone(),
+        );
         let (detections, alerts, alerts_folded, alerts_suppressed) = (
             Counter::default(),
             Counter::default(),
@@ -234,6 +272,11 @@ impl Metrics {
             store_bytes,
             store_set_aside,
             wal_fsyncs,
+            store_failures,
+            refused_disk_full,
+            disk_free_bytes,
+            disk_watermark_bytes,
+            health_problems,
             detections,
             alerts,
             alerts_folded,

@@ -148,6 +148,56 @@ fn row_of(event: &Value, columns: &[String]) -> Vec<Value> {
 
 /// Exact count and the events `[offset, offset + limit)` newest first; `partitions` are
 /// sorted oldest first.
+/// Reads one hit's stored event.
+fn stored_hit(
+    partition: &Partition,
+    searcher: &tantivy::Searcher,
+    address: tantivy::DocAddress,
+    schema: &SchemaFields,
+) -> Result<Value, StoreError> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    let source = doc
+        .get_first(schema.source)
+        .and_then(|v| v.as_str())
+        .unwrap_or("{}");
+    let original = doc.get_first(schema.original).and_then(|v| v.as_bytes());
+    crate::schema::hit_from_stored(source, original).map_err(|e| StoreError::Corrupt {
+        partition: partition.name.clone(),
+        reason: format!("stored event is not JSON: {e}"),
+    })
+}
+
+/// [`top_hits`] when partitions' times overlap (some hold events routed by ingest time): the
+/// newest `window_end` of each partition, merged by timestamp.
+fn merged_top_hits(
+    partitions: &[Arc<Partition>],
+    query: &dyn Query,
+    schema: &SchemaFields,
+    offset: usize,
+    window_end: usize,
+) -> Result<(u64, Vec<Value>), StoreError> {
+    let mut total: u64 = 0;
+    let mut candidates = Vec::new();
+    let searchers: Vec<_> = partitions.iter().map(|p| p.reader.searcher()).collect();
+    for (i, searcher) in searchers.iter().enumerate() {
+        if window_end == 0 {
+            total += searcher.search(query, &Count)? as u64;
+            continue;
+        }
+        let top = TopDocs::with_limit(window_end)
+            .order_by_fast_field::<tantivy::DateTime>(TS, Order::Desc);
+        let (count, docs) = searcher.search(query, &(Count, top))?;
+        total += count as u64;
+        candidates.extend(docs.into_iter().map(|(ts, address)| (ts, i, address)));
+    }
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    let mut hits = Vec::new();
+    for (_, i, address) in candidates.into_iter().take(window_end).skip(offset) {
+        hits.push(stored_hit(&partitions[i], &searchers[i], address, schema)?);
+    }
+    Ok((total, hits))
+}
+
 pub(crate) fn top_hits(
     partitions: &[Arc<Partition>],
     query: &dyn Query,
@@ -156,6 +206,9 @@ pub(crate) fn top_hits(
     limit: usize,
 ) -> Result<(u64, Vec<Value>), StoreError> {
     let window_end = offset.saturating_add(limit);
+    if partitions.iter().any(|p| p.extent().is_some()) {
+        return merged_top_hits(partitions, query, schema, offset, window_end);
+    }
     let mut seen: usize = 0;
     let mut total: u64 = 0;
     let mut hits = Vec::new();
@@ -171,19 +224,7 @@ pub(crate) fn top_hits(
                 .order_by_fast_field::<tantivy::DateTime>(TS, Order::Desc);
             let (count, docs) = searcher.search(query, &(Count, top))?;
             for (_, address) in docs {
-                let doc: TantivyDocument = searcher.doc(address)?;
-                let source = doc
-                    .get_first(schema.source)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("{}");
-                let original = doc.get_first(schema.original).and_then(|v| v.as_bytes());
-                let value = crate::schema::hit_from_stored(source, original).map_err(|e| {
-                    StoreError::Corrupt {
-                        partition: partition.name.clone(),
-                        reason: format!("stored event is not JSON: {e}"),
-                    }
-                })?;
-                hits.push(value);
+                hits.push(stored_hit(partition, &searcher, address, schema)?);
             }
             count
         };

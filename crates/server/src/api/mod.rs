@@ -73,6 +73,8 @@ struct Snapshot {
     wal_segments: usize,
     acked_next: u64,
     index_lag: u64,
+    disk: crate::disk::DiskStatus,
+    problems: Vec<crate::pipeline::Problem>,
 }
 
 async fn snapshot(state: &Arc<AppState>) -> Result<Snapshot, ApiError> {
@@ -89,6 +91,8 @@ async fn snapshot(state: &Arc<AppState>) -> Result<Snapshot, ApiError> {
         wal_segments,
         acked_next,
         index_lag,
+        disk: state.pipeline.disk(),
+        problems: state.pipeline.problems(),
     })
 }
 
@@ -103,11 +107,13 @@ async fn health(
     authorize(&state, &headers, Scope::Read)?;
     let now = snapshot(&state).await?;
     Ok(Json(json!({
-        "status": "ok",
+        "status": if now.problems.is_empty() { "ok" } else { "degraded" },
+        "problems": now.problems,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started.elapsed().as_secs(),
         "wal": {"bytes": now.wal_bytes, "segments": now.wal_segments, "next_position": now.acked_next},
         "index_lag_events": now.index_lag,
+        "disk": now.disk,
         "store": now.store,
     })))
 }
@@ -134,6 +140,9 @@ async fn metrics(
     m.wal_bytes.set(gauge(now.wal_bytes));
     m.wal_segments.set(gauge(now.wal_segments as u64));
     m.index_lag_events.set(gauge(now.index_lag));
+    m.disk_free_bytes.set(gauge(now.disk.free_bytes));
+    m.disk_watermark_bytes.set(gauge(now.disk.watermark_bytes));
+    m.health_problems.set(gauge(now.problems.len() as u64));
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -41,14 +41,19 @@ fn es_error(error: ApiError) -> Response {
     // Elasticsearch answers a full write queue with 429 (`es_rejected_execution_exception`);
     // its clients and Beats retry exactly that, while several give up on a 503.
     let status = match error {
-        ApiError::Busy(_) => axum::http::StatusCode::TOO_MANY_REQUESTS,
+        // A full disk too: the clients retry a 429, and nothing was stored.
+        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => {
+            axum::http::StatusCode::TOO_MANY_REQUESTS
+        }
         _ => super::status_of(&error),
     };
     let (kind, reason) = match &error {
         ApiError::Unauthorized(m) => ("security_exception", m.clone()),
         ApiError::Forbidden(m) => ("security_exception", m.clone()),
         ApiError::PayloadTooLarge(m) => ("content_too_long_exception", m.clone()),
-        ApiError::Busy(_) => ("es_rejected_execution_exception", error.to_string()),
+        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => {
+            ("es_rejected_execution_exception", error.to_string())
+        }
         ApiError::Internal(e) => {
             tracing::error!(error = format!("{e:#}"), "internal error");
             (
@@ -63,7 +68,7 @@ fn es_error(error: ApiError) -> Response {
         "status": status.as_u16(),
     });
     let mut response = (status, Json(body)).into_response();
-    if let ApiError::Busy(secs) = error {
+    if let ApiError::Busy(secs) | ApiError::InsufficientStorage(secs) = error {
         if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
             response.headers_mut().insert("retry-after", value);
         }

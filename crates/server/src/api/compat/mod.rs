@@ -80,7 +80,8 @@ pub(crate) fn status_of(error: &crate::error::ApiError) -> axum::http::StatusCod
         ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // Shippers retry a 503 (OTLP, HEC, Fluent Bit); few know 507.
+        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -48,7 +48,13 @@ pub(super) async fn logs(
     let decoded = blocking(move || otlp::decode(&bytes, format, &limits))
         .await?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let (_, errors) = submit_decoded(&state, decoded, "otel.logs").await?;
+    // OTLP exporters retry 429/502/503/504 and drop the data on any other status.
+    let (_, errors) = submit_decoded(&state, decoded, "otel.logs")
+        .await
+        .map_err(|error| match error {
+            ApiError::InsufficientStorage(secs) => ApiError::Busy(secs),
+            other => other,
+        })?;
     let message = errors.first().map(ToString::to_string).unwrap_or_default();
     let body = otlp::encode_response(errors.len(), &message, format);
     let content_type = match format {

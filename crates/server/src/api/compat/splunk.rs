@@ -37,7 +37,9 @@ fn hec_error(error: ApiError) -> Response {
         ApiError::Unauthorized(_) => hec(StatusCode::UNAUTHORIZED, "Token is required", 2),
         ApiError::Forbidden(_) => hec(StatusCode::FORBIDDEN, "Token is disabled", 1),
         ApiError::PayloadTooLarge(m) => hec(StatusCode::PAYLOAD_TOO_LARGE, &m, 27),
-        ApiError::Busy(_) => hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9),
+        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => {
+            hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9)
+        }
         ApiError::Internal(e) => {
             tracing::error!(error = format!("{e:#}"), "internal error");
             hec(
