@@ -32,9 +32,12 @@ pub struct Disk {
     free: AtomicU64,
     total: AtomicU64,
     full: AtomicBool,
-    /// Set when a write failed for lack of space, cleared when space is back above the
-    /// watermark.
+    /// Set when a write failed for lack of space; cleared once space is back above the
+    /// watermark and the store has caught up with the WAL, so the store gets the space it
+    /// needs to commit before new events compete for it.
     write_failed: AtomicBool,
+    /// Everything acknowledged is in the store (set by the indexer).
+    caught_up: AtomicBool,
     since: Mutex<Option<DateTime<Utc>>>,
 }
 
@@ -63,6 +66,7 @@ impl Disk {
             total: AtomicU64::new(0),
             full: AtomicBool::new(false),
             write_failed: AtomicBool::new(false),
+            caught_up: AtomicBool::new(true),
             since: Mutex::new(None),
         };
         disk.refresh();
@@ -102,10 +106,13 @@ impl Disk {
         let watermark = self.watermark();
         let was_full = self.full.load(Ordering::SeqCst);
         let resume_at = watermark.saturating_add((watermark as f64 * RESUME_MARGIN) as u64);
-        let full = if was_full {
+        let failed = self.write_failed.load(Ordering::SeqCst);
+        let full = if failed {
+            free < resume_at.max(1) || !self.caught_up.load(Ordering::SeqCst)
+        } else if was_full {
             free < resume_at.max(1)
         } else {
-            free < watermark || self.write_failed.load(Ordering::SeqCst)
+            free < watermark
         };
         if !full {
             self.write_failed.store(false, Ordering::SeqCst);
@@ -134,8 +141,16 @@ impl Disk {
             );
         } else if !full && was {
             *since = None;
-            tracing::warn!(free_bytes = free, "space is back on the data disk; ingest resumes");
+            tracing::warn!(
+                free_bytes = free,
+                "space is back on the data disk; ingest resumes"
+            );
         }
+    }
+
+    /// The indexer's word on whether everything acknowledged is in the store.
+    pub fn set_caught_up(&self, caught_up: bool) {
+        self.caught_up.store(caught_up, Ordering::SeqCst);
     }
 
     /// True while ingest is refused.
@@ -215,7 +230,11 @@ mod tests {
         assert!(!disk.is_full());
         disk.write_failed();
         assert!(disk.is_full());
-        // Space is above the watermark (0): the next reading clears it.
+        // Space is above the watermark (0), but the store has not caught up yet.
+        disk.set_caught_up(false);
+        assert!(disk.refresh());
+        // Caught up: the next reading clears it.
+        disk.set_caught_up(true);
         assert!(!disk.refresh());
         assert!(!disk.is_full());
     }

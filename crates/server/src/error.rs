@@ -37,7 +37,9 @@ pub enum ApiError {
     #[error("ingest pipeline is saturated; retry after {0} s")]
     Busy(u64),
     /// The data disk is full; nothing was stored; retry after this many seconds (507).
-    #[error("the server's data disk is full: nothing of this request was stored; retry after {0} s")]
+    #[error(
+        "the server's data disk is full: nothing of this request was stored; retry after {0} s"
+    )]
     InsufficientStorage(u64),
     /// Not found (404).
     #[error("{0}")]

@@ -291,13 +291,16 @@ impl Pipeline {
                 if is_out_of_space(error.as_ref()) {
                     disk.write_failed();
                 }
+                disk.set_caught_up(false);
                 let durable = store.abort();
                 progress.faults.report_store(&error);
                 durable.map_or(0, |p| p + 1)
             }
         };
         progress.acked_next.store(next, Ordering::SeqCst);
-        progress.committed_next.store(committed_next, Ordering::SeqCst);
+        progress
+            .committed_next
+            .store(committed_next, Ordering::SeqCst);
         progress.record_wal(&wal);
         tracing::info!(
             replayed,
@@ -1168,6 +1171,8 @@ impl Indexer {
         self.progress
             .committed_next
             .store(cursor.next, Ordering::SeqCst);
+        self.disk
+            .set_caught_up(cursor.next >= self.progress.acked_next.load(Ordering::SeqCst));
         self.progress.faults.store_recovered();
         if let Some(position) = durable.filter(|_| self.dedup.persisted()) {
             let mut wal = self
@@ -1205,6 +1210,7 @@ impl Indexer {
             tracing::debug!(error = format!("{error:#}"), "indexing failed again");
         }
         self.progress.faults.report_store(error);
+        self.disk.set_caught_up(false);
         self.store.abort();
         let rewind_to = self.progress.committed_next.load(Ordering::SeqCst);
         cursor.next = cursor.next.min(rewind_to);

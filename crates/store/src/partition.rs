@@ -237,7 +237,12 @@ impl Partition {
         index.settings_mut().docstore_compression = docstore_compressor(zstd_level);
         let (start, end, committed, extent) = match payload {
             Some(p) => (p.start, p.end, Some(p.wal_position), p.extent),
-            None => (named_start, named_start + hours_delta(default_hours), None, None),
+            None => (
+                named_start,
+                named_start + hours_delta(default_hours),
+                None,
+                None,
+            ),
         };
         let partition = Self::from_index(name, start, end, dir.to_path_buf(), index, committed)?;
         *partition

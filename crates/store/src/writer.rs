@@ -216,8 +216,17 @@ impl Store {
         let mut state = self.lock_write();
         for mut open in std::mem::take(&mut state.writers) {
             if open.dirty {
-                if let Err(error) = open.writer.rollback() {
-                    tracing::warn!(partition = %open.partition.name, %error, "rolling back an index writer failed; it is closed all the same");
+                match open.writer.rollback() {
+                    // The discarded segments' files would hold on to the space a full disk
+                    // needs back; the next commit would delete them too, but it needs space.
+                    Ok(_) => {
+                        if let Err(error) = open.writer.garbage_collect_files().wait() {
+                            tracing::debug!(partition = %open.partition.name, %error, "removing discarded segment files failed");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(partition = %open.partition.name, %error, "rolling back an index writer failed; it is closed all the same")
+                    }
                 }
             }
             if let Err(error) = open.writer.wait_merging_threads() {

@@ -129,9 +129,7 @@ fn abort_discards_what_was_buffered_and_the_events_can_be_added_again() {
         ..StoreConfig::default()
     };
     let store = Store::open(dir.path(), config.clone()).expect("open");
-    let day = |d: u32, id: u64| {
-        json!({"@timestamp": format!("2024-03-{d:02}T10:00:00Z"), "event": {"id": id.to_string()}})
-    };
+    let day = |d: u32, id: u64| json!({"@timestamp": format!("2024-03-{d:02}T10:00:00Z"), "event": {"id": id.to_string()}});
     fill(&store, &[day(1, 1), day(1, 2)]);
     assert_eq!(store.committed_position(), Some(2));
     // Positions 3..=6 on two days; the switch to day 2 commits day 1's writer.

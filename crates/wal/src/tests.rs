@@ -143,7 +143,11 @@ fn a_durable_active_segment_is_rolled_and_deleted() {
     assert_eq!(wal.size_bytes(), full);
     // Everything durable: rolled and deleted.
     assert_eq!(wal.truncate_through(19).expect("truncate"), 1);
-    assert!(wal.size_bytes() <= MAGIC.len() as u64, "{}", wal.size_bytes());
+    assert!(
+        wal.size_bytes() <= MAGIC.len() as u64,
+        "{}",
+        wal.size_bytes()
+    );
     assert_eq!(wal.append(&[b"x"]).expect("append"), 20..21);
     drop(wal);
     let (wal, _) = Wal::open(dir.path(), config, 0).expect("reopen");

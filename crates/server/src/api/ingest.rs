@@ -154,8 +154,8 @@ pub(crate) async fn submit_decoded_as(
     let window = state.config.store.clone();
     let (events, payloads, per_source) =
         tokio::task::spawn_blocking(move || prepare(events, &window))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
     for (source, count) in per_source {
         state
             .metrics
