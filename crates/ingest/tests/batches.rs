@@ -141,7 +141,8 @@ fn bulk(docs: &[String]) -> Vec<u8> {
 fn es_bulk_stores_every_event_of_an_eks_subscription_batch() {
     // The loss of issue 17: 4 audit events in one document, 1 stored, answered "created".
     let doc = eks_batch().to_string();
-    let request = es_bulk::decode(&bulk(&[doc.clone()]), None, &Limits::default()).expect("bulk");
+    let request =
+        es_bulk::decode(&bulk(std::slice::from_ref(&doc)), None, &Limits::default()).expect("bulk");
     assert_eq!(request.items.len(), 1, "one item per action line");
     assert_eq!(request.items[0].error, None);
     assert_eq!(request.items[0].events, 4);

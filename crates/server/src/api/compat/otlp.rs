@@ -48,12 +48,15 @@ pub(super) async fn logs(
     let decoded = blocking(move || otlp::decode(&bytes, format, &limits))
         .await?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let (_, errors) = submit_decoded(&state, decoded, "otel.logs").await?;
+    let (stored, errors) = submit_decoded(&state, decoded, "otel.logs").await?;
     let message = errors.first().map(ToString::to_string).unwrap_or_default();
     let body = otlp::encode_response(errors.len(), &message, format);
     let content_type = match format {
         OtlpFormat::Protobuf => "application/x-protobuf",
         OtlpFormat::Json => "application/json",
     };
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
+    let mut response =
+        (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    super::count_headers(&mut response, stored, errors.len());
+    Ok(response)
 }
