@@ -155,11 +155,12 @@ pub fn decode_value(value: Pack, limits: &Limits) -> Result<(Decoded, Option<Str
         .and_then(|c| c.as_str().map(str::to_string));
     for (index, entry) in entries.into_iter().enumerate() {
         if decoded.events.len() >= limits.max_events {
+            // Every refused entry is reported, so none is lost without a word.
             decoded.errors.push(LineError::new(
                 index + 1,
-                format!("expected at most {} entries per message", limits.max_events),
+                format!("expected at most {} events per message", limits.max_events),
             ));
-            break;
+            continue;
         }
         let room = limits.max_events - decoded.events.len();
         match entry_events(entry, &tag, room, limits) {

@@ -60,12 +60,13 @@ pub fn decode_events(body: &[u8], channel: Option<&str>, limits: &Limits) -> Dec
         let end = stream.byte_offset();
         let Some(next) = next else { break };
         number += 1;
-        if decoded.events.len() >= limits.max_events {
+        if decoded.events.len() >= limits.max_events && next.is_ok() {
+            // Every refused object is reported (and counted in the answer).
             decoded.errors.push(LineError::new(
                 number,
                 format!("expected at most {} events per request", limits.max_events),
             ));
-            break;
+            continue;
         }
         let value = match next {
             Ok(value) => value,
@@ -261,7 +262,7 @@ pub fn decode_raw(body: &[u8], meta: &RawMeta, limits: &Limits) -> Decoded {
                 index + 1,
                 format!("expected at most {} events per request", limits.max_events),
             ));
-            break;
+            continue;
         }
         if line.len() > limits.decode.max_line_bytes {
             decoded.errors.push(LineError::new(

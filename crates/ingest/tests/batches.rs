@@ -394,3 +394,60 @@ fn otlp_yields_every_record_of_every_resource_and_scope() {
         .collect();
     assert_eq!(namespaces, ["a", "a", "a", "a", "b", "b", "b", "b"]);
 }
+
+#[test]
+fn fluent_events_over_the_limit_are_each_reported() {
+    let list: Value = serde_json::from_str(&event_list(&[])).expect("json");
+    let entry = |record: &Value| {
+        rmpv::Value::Array(vec![rmpv::Value::from(1_714_557_600u32), pack(record)])
+    };
+    let message = rmpv::Value::Array(vec![
+        rmpv::Value::from("t"),
+        rmpv::Value::Array(vec![
+            entry(&list),
+            entry(&eks_batch()),
+            entry(&json!({"log": "third"})),
+        ]),
+    ]);
+    let limits = Limits {
+        max_events: 6,
+        ..Limits::default()
+    };
+    let (decoded, _) = fluent::decode_value(message, &limits).expect("decodes");
+    assert_eq!(decoded.events.len(), 6);
+    let lines: Vec<usize> = decoded.errors.iter().map(|e| e.line).collect();
+    assert_eq!(
+        lines,
+        vec![2, 3],
+        "the refused part of entry 2, and entry 3"
+    );
+    assert!(
+        decoded.errors[0].reason.contains("2 event(s)"),
+        "{}",
+        decoded.errors[0].reason
+    );
+}
+
+#[test]
+fn hec_objects_over_the_limit_are_each_reported() {
+    let limits = Limits {
+        max_events: 5,
+        ..Limits::default()
+    };
+    let body = format!(
+        r#"{{"event":{}}}{{"event":"two"}}{{"event":"three"}}"#,
+        event_list(&[])
+    );
+    let decoded = splunk_hec::decode_events(body.as_bytes(), None, &limits);
+    assert_eq!(decoded.events.len(), 5);
+    let lines: Vec<usize> = decoded.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![3]);
+    let tight = Limits {
+        max_events: 3,
+        ..Limits::default()
+    };
+    let decoded = splunk_hec::decode_events(body.as_bytes(), None, &tight);
+    assert_eq!(decoded.events.len(), 3);
+    let lines: Vec<usize> = decoded.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![1, 2, 3], "the refused part of 1, then 2 and 3");
+}
