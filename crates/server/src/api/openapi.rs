@@ -86,7 +86,7 @@ fn compat_paths() -> Value {
             "description": "Scope `ingest`, as `Authorization: Splunk <token>`. Optional `X-Splunk-Request-Channel` header: the answer then carries an `ackId`.",
             "security": [{"splunk": []}],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
-            "responses": with_errors(ok("`{\"text\": \"Success\", \"code\": 0}`"), &[("413", "PayloadTooLarge"), ("503", "Busy")])
+            "responses": with_errors(ok("`{\"text\": \"Success\", \"code\": 0, \"accepted\": N}` (events stored)"), &[("413", "PayloadTooLarge"), ("503", "Busy")])
         }})
     };
     json!({

@@ -3,7 +3,11 @@
 //! `_bulk`.
 //!
 //! Every response carries `X-Elastic-Product: Elasticsearch`, which the official clients
-//! (8.x and later) check before they accept an answer. Errors take Elasticsearch's shape
+//! (8.x and later) check before they accept an answer. `_bulk` answers one item per action
+//! line, as Elasticsearch does, even when a document held many events (an audit `EventList`,
+//! a CloudWatch Logs batch): the `X-Crowsnest-Events-Stored` header says how many events were
+//! stored, `X-Crowsnest-Items-Rejected` how many items failed. An item whose document held no
+//! events (a CloudWatch `CONTROL_MESSAGE`) answers `result: noop`, status 200. Errors take Elasticsearch's shape
 //! (`{"error": {"type", "reason", "root_cause"}, "status"}`).
 
 use std::sync::Arc;
@@ -173,7 +177,7 @@ async fn bulk_response(
         errors: Vec::new(),
     };
     // One fixed label: index names are client-chosen and would make metric labels unbounded.
-    submit_decoded(state, decoded, "elasticsearch").await?;
+    let (stored, _) = submit_decoded(state, decoded, "elasticsearch").await?;
     if rejected > 0 {
         state
             .metrics
@@ -193,6 +197,12 @@ async fn bulk_response(
                     .to_string()
             });
             let body = match &item.error {
+                // A document that held no events (a CloudWatch `CONTROL_MESSAGE`): done,
+                // nothing created.
+                None if item.events == 0 => {
+                    json!({"_index": item.index, "_id": id, "_version": 1, "result": "noop",
+                           "_shards": {"total": 1, "successful": 0, "failed": 0}, "status": 200})
+                }
                 None => {
                     sequence += 1;
                     json!({"_index": item.index, "_id": id, "_version": 1, "result": "created",
@@ -206,9 +216,11 @@ async fn bulk_response(
         })
         .collect();
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok((
+    let mut response = (
         StatusCode::OK,
         Json(json!({"took": took, "errors": rejected > 0, "items": items})),
     )
-        .into_response())
+        .into_response();
+    super::count_headers(&mut response, stored, rejected);
+    Ok(response)
 }

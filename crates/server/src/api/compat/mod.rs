@@ -13,8 +13,12 @@
 //! limits, decompression, WAL durability before the answer, metrics per source). Credentials
 //! are our tokens with scope `ingest`, in whatever scheme the shipper sends
 //! ([`crate::auth::credential`]). Responses take each protocol's own shape, so clients parse
-//! them (Elasticsearch per-item statuses, HEC codes, OTLP partial success).
+//! them (Elasticsearch per-item statuses, HEC codes, OTLP partial success); every answer also
+//! carries the counts in [`count_headers`]. A record that holds many events (an audit
+//! `EventList`, a CloudWatch Logs batch) is stored as all of them, on every input.
 
+#[cfg(test)]
+mod batch_tests;
 mod es;
 mod falco;
 mod otlp;
@@ -58,6 +62,20 @@ pub(crate) fn limits(state: &AppState) -> crowsnest_ingest::Limits {
         max_events: inputs.max_events_per_request,
         max_connections: inputs.max_connections,
     }
+}
+
+/// Adds the counts of a compatibility answer, whose protocol body cannot always say them (an
+/// Elasticsearch bulk item or an OTLP record may hold many events): `X-Crowsnest-Events-Stored`
+/// (events durably stored) and `X-Crowsnest-Items-Rejected` (items, records or events refused,
+/// each reported in the protocol's own way).
+pub(crate) fn count_headers(
+    response: &mut axum::response::Response,
+    stored: usize,
+    rejected: usize,
+) {
+    let headers = response.headers_mut();
+    headers.insert("x-crowsnest-events-stored", stored.into());
+    headers.insert("x-crowsnest-items-rejected", rejected.into());
 }
 
 /// Runs a decoder off the async threads.

@@ -49,7 +49,7 @@ pub(super) async fn logs(
         .await?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     // OTLP exporters retry 429/502/503/504 and drop the data on any other status.
-    let (_, errors) = submit_decoded(&state, decoded, "otel.logs")
+    let (stored, errors) = submit_decoded(&state, decoded, "otel.logs")
         .await
         .map_err(|error| match error {
             ApiError::InsufficientStorage(secs) => ApiError::Busy(secs),
@@ -61,5 +61,8 @@ pub(super) async fn logs(
         OtlpFormat::Protobuf => "application/x-protobuf",
         OtlpFormat::Json => "application/json",
     };
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
+    let mut response =
+        (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    super::count_headers(&mut response, stored, errors.len());
+    Ok(response)
 }
