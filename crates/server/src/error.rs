@@ -36,6 +36,17 @@ pub enum ApiError {
     /// The pipeline is saturated; retry after this many seconds (503).
     #[error("ingest pipeline is saturated; retry after {0} s")]
     Busy(u64),
+    /// Too many requests from this client (429); retry after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit, and its value.
+        message: String,
+        /// Seconds after which a retry may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// The work ran past its time budget and was stopped (504).
+    #[error("{0}")]
+    Timeout(String),
     /// Not found (404).
     #[error("{0}")]
     NotFound(String),
@@ -61,6 +72,8 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,7 +106,11 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"crowsnest\""),
                 );
             }
-            Self::Busy(secs) => {
+            Self::Busy(secs)
+            | Self::TooManyRequests {
+                retry_after_secs: secs,
+                ..
+            } => {
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }

@@ -299,6 +299,8 @@ pub(crate) fn run(
     control: &SearchControl,
 ) -> Result<SearchResponse, StoreError> {
     let started = Instant::now();
+    // Also when no partition is searched (whose loops check it).
+    control.check()?;
     let partitions: Vec<Arc<Partition>> = store
         .read_partitions()
         .values()
