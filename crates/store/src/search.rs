@@ -106,6 +106,11 @@ impl SearchControl {
         Ok(())
     }
 
+    /// True when there is nothing to check (no budget, no flag).
+    fn is_unbounded(&self) -> bool {
+        self.deadline.is_none() && self.cancel.is_none()
+    }
+
     fn must_stop(&self) -> bool {
         self.check().is_err()
     }
@@ -276,7 +281,13 @@ pub(crate) fn collect<C: Collector>(
     executor: Option<&Executor>,
 ) -> Result<C::Fruit, StoreError> {
     control.check()?;
-    let controlled = ControlledQuery::new(query.box_clone(), control);
+    let controlled;
+    let query: &dyn Query = if control.is_unbounded() {
+        query
+    } else {
+        controlled = ControlledQuery::new(query.box_clone(), control);
+        &controlled
+    };
     let result = match executor {
         Some(executor) => {
             let scoring = if collector.requires_scoring() {
@@ -284,9 +295,9 @@ pub(crate) fn collect<C: Collector>(
             } else {
                 EnableScoring::disabled_from_searcher(searcher)
             };
-            searcher.search_with_executor(&controlled, collector, executor, scoring)
+            searcher.search_with_executor(query, collector, executor, scoring)
         }
-        None => searcher.search(&controlled, collector),
+        None => searcher.search(query, collector),
     };
     // Checked first: a stopped scorer ends early, which looks like a (wrong) success.
     control.check()?;
