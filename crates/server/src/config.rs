@@ -50,7 +50,7 @@ pub struct SearchLimits {
     /// Longest a search may run, in milliseconds (30000). Past it the search stops and the
     /// answer is 504; nothing partial is returned.
     pub timeout_ms: u64,
-    /// Searches one token may run at once (4). More: 429 with `Retry-After`.
+    /// Searches one token may run at once (4; at least 1). More: 429 with `Retry-After`.
     pub max_concurrent_per_token: usize,
 }
 
