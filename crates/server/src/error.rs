@@ -41,6 +41,17 @@ pub enum ApiError {
         "the server's data disk is full: nothing of this request was stored; retry after {0} s"
     )]
     InsufficientStorage(u64),
+    /// Too many requests from this client (429); retry after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit, and its value.
+        message: String,
+        /// Seconds after which a retry may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// The work ran past its time budget and was stopped (504).
+    #[error("{0}")]
+    Timeout(String),
     /// Not found (404).
     #[error("{0}")]
     NotFound(String),
@@ -67,6 +78,8 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,7 +112,12 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"crowsnest\""),
                 );
             }
-            Self::Busy(secs) | Self::InsufficientStorage(secs) => {
+            Self::Busy(secs)
+            | Self::InsufficientStorage(secs)
+            | Self::TooManyRequests {
+                retry_after_secs: secs,
+                ..
+            } => {
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }

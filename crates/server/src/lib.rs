@@ -52,6 +52,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Search slots per token and the throttle of failed authentication.
+    pub guards: api::Guards,
     /// Batch ids already stored, for shippers that retry (the agent).
     pub dedup: Arc<dedup::Dedup>,
     /// The loaded detection rules, and reload requests.
@@ -166,6 +168,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         .with_context(|| format!("binding `{}`", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let state = Arc::new(AppState {
+        guards: api::Guards::new(&config),
         config,
         tokens,
         pipeline,
@@ -180,11 +183,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let router = app(state.clone());
     let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.wait_for(|stop| *stop).await;
-            })
-            .await
+        // With the peer address, for the throttle of failed authentication.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = shutdown_rx.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     tracing::info!(%addr, data_dir = %data_dir.display(), "crowsnest server listening");
     Ok(Running {

@@ -93,6 +93,8 @@ pub struct Metrics {
     output_lag: Family<OutputLabel, Gauge>,
     output_up: Family<OutputLabel, Gauge>,
     output_retries: Family<OutputLabel, Counter>,
+    /// Searches refused, stopped or cancelled, and failed authentication.
+    pub guards: GuardMetrics,
 }
 
 impl Metrics {
@@ -255,8 +257,10 @@ impl Metrics {
             "Failed delivery attempts of a forwarding output (each is retried)",
             output_retries.clone(),
         );
+        let guards = GuardMetrics::register(&mut registry);
         Self {
             registry,
+            guards,
             seen_sources: Mutex::new(HashSet::new()),
             received,
             stored,
@@ -352,6 +356,72 @@ impl Default for Metrics {
 fn output_label(output: &str) -> OutputLabel {
     OutputLabel {
         output: output.to_string(),
+    }
+}
+
+/// The `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why (a fixed, small set of values per metric).
+    pub reason: &'static str,
+}
+
+/// Metrics of the search limits and of failed authentication.
+#[derive(Default)]
+pub struct GuardMetrics {
+    searches_refused: Family<ReasonLabel, Counter>,
+    /// Searches stopped at their time budget (`search.timeout_ms`).
+    pub searches_timed_out: Counter,
+    /// Searches stopped because their client went away.
+    pub searches_cancelled: Counter,
+    auth_failures: Family<ReasonLabel, Counter>,
+    /// Requests refused with 429 because their address sent too many unknown tokens.
+    pub auth_throttled: Counter,
+}
+
+impl GuardMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "searches_refused",
+            "Searches refused before running, by reason: query_bytes, terms (search.max_query_bytes, search.max_terms), concurrency (search.max_concurrent_per_token)",
+            metrics.searches_refused.clone(),
+        );
+        registry.register(
+            "searches_timed_out",
+            "Searches stopped at their time budget (search.timeout_ms)",
+            metrics.searches_timed_out.clone(),
+        );
+        registry.register(
+            "searches_cancelled",
+            "Searches stopped because their client went away",
+            metrics.searches_cancelled.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused for their credentials, by reason: missing, unknown (token), forbidden (known token without the scope)",
+            metrics.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused with 429 because their address sent too many unknown tokens (auth.max_failures)",
+            metrics.auth_throttled.clone(),
+        );
+        metrics
+    }
+
+    /// The refusal counter for `reason` (`query_bytes`, `terms`, `concurrency`).
+    pub fn search_refused(&self, reason: &'static str) -> Counter {
+        self.searches_refused
+            .get_or_create(&ReasonLabel { reason })
+            .clone()
+    }
+
+    /// The failed-authentication counter for `reason` (`missing`, `unknown`, `forbidden`).
+    pub fn auth_failure(&self, reason: &'static str) -> Counter {
+        self.auth_failures
+            .get_or_create(&ReasonLabel { reason })
+            .clone()
     }
 }
 

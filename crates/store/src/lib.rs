@@ -97,6 +97,7 @@ pub use matcher::Matcher;
 pub use retention::{PartitionStats, RetentionReport, StoreStats};
 pub use schema::twins::AUDIT_TWINS;
 pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES, UNIQUE_PATHS};
+pub use search::SearchControl;
 
 use partition::{schema_fields, Partition};
 use schema::SchemaFields;
@@ -396,7 +397,17 @@ impl Store {
 
     /// Runs a search.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError> {
-        search::run(self, request)
+        search::run(self, request, &SearchControl::default())
+    }
+
+    /// Runs a search under a time budget and a cancellation flag ([`SearchControl`]): it
+    /// stops with [`StoreError::Timeout`] or [`StoreError::Cancelled`].
+    pub fn search_with(
+        &self,
+        request: &SearchRequest,
+        control: &SearchControl,
+    ) -> Result<SearchResponse, StoreError> {
+        search::run(self, request, control)
     }
 
     /// Drops partitions past the retention limits of the config: every partition whose end is
