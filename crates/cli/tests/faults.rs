@@ -256,18 +256,30 @@ fn disk_full_round(watermark: Option<u64>, kill: bool) {
     } else {
         std::fs::remove_file(&ballast).expect("free the disk");
         // Ingest resumes by itself: acknowledgements come again without a restart.
+        let freed = Instant::now();
         let before = load.acked.lock().expect("lock").len();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = freed + Duration::from_secs(60);
         while load.acked.lock().expect("lock").len() <= before + 1000 {
             assert!(
                 Instant::now() < deadline,
                 "ingest did not resume after space returned"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
+        eprintln!(
+            "figures: watermark {watermark:?}: 1000 more events acknowledged {:.1} s after space returned",
+            freed.elapsed().as_secs_f64()
+        );
         stop(senders);
     }
+    let settling = Instant::now();
     check_all_acked_stored(&server, &load);
+    eprintln!(
+        "figures: watermark {watermark:?}, kill {kill}: {} events acknowledged, {} requests refused, all searchable {:.1} s after the load stopped",
+        load.acked.lock().expect("lock").len(),
+        load.refused.lock().expect("lock").len(),
+        settling.elapsed().as_secs_f64()
+    );
     let health = server.get("/api/v1/health").expect("health");
     assert_eq!(health["status"], "ok", "{health}");
     assert!(
@@ -316,6 +328,12 @@ fn events_on_eleven_thousand_days_neither_crash_nor_block_a_restart() {
         .expect("ingest");
     assert_eq!(response.status(), 200);
     server.settle();
+    eprintln!(
+        "figures: 11,000 days in one request stored in {} partition(s)",
+        server.get("/api/v1/health").expect("health")["store"]["partitions"]
+            .as_array()
+            .map_or(0, Vec::len)
+    );
     let health = server.get("/api/v1/health").expect("health");
     let partitions = health["store"]["partitions"].as_array().map_or(0, Vec::len);
     assert!(partitions <= 2, "{partitions} partitions: {health}");
