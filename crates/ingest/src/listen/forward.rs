@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::{accept_loop, Listener, SharedLimits, Submit};
+use super::{accept_loop, limiter, FrameReader, Listener, SharedLimits, Submit};
 use crate::fluent::{ack, next_message, ForwardFrame};
 use crate::fluent_auth::{next_ping, ForwardAuth, PingFrame};
+use crate::limits::DecodeBudget;
 use crate::Limits;
 
 /// How a forward listener secures its connections. The default (no TLS, no key) is plain
@@ -20,6 +21,8 @@ pub struct ForwardOptions {
     pub tls: Option<TlsAcceptor>,
     /// Require the shared-key handshake (HELO, PING, PONG) before events.
     pub auth: Option<Arc<ForwardAuth>>,
+    /// Reserve what a connection buffers past 64 KiB from this server-wide budget.
+    pub budget: Option<DecodeBudget>,
 }
 
 impl std::fmt::Debug for ForwardOptions {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for ForwardOptions {
         f.debug_struct("ForwardOptions")
             .field("tls", &self.tls.is_some())
             .field("auth", &self.auth)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -63,16 +67,26 @@ pub async fn forward_listener(
         None => "forward",
     };
     let limits: SharedLimits = Arc::new(limits);
-    let max_connections = limits.max_connections;
-    let task = accept_loop(listener, protocol, max_connections, move |stream, _peer| {
+    let limiter = limiter(protocol, &limits);
+    let task = accept_loop(listener, protocol, limiter, move |stream, _peer| {
         let (sink, limits, options) = (sink.clone(), limits.clone(), options.clone());
         async move {
+            let reader = FrameReader::new(&limits, options.budget.as_ref());
+            let auth = options.auth.as_deref();
             match &options.tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => serve(stream, options.auth.as_deref(), sink, &limits).await,
-                    Err(error) => Err(format!("TLS handshake failed: {error}")),
-                },
-                None => serve(stream, options.auth.as_deref(), sink, &limits).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => serve(stream, auth, sink, &limits, reader).await,
+                        Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
+                        Err(_) => Err(format!(
+                            "no TLS handshake within {} s (idle_timeout)",
+                            limits.idle_timeout.as_secs_f64()
+                        )),
+                    }
+                }
+                None => serve(stream, auth, sink, &limits, reader).await,
             }
         }
     });
@@ -85,11 +99,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     auth: Option<&ForwardAuth>,
     sink: Arc<dyn Submit>,
     limits: &Limits,
+    mut reader: FrameReader,
 ) -> Result<(), String> {
     let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+    // One byte past the cap shows a message is too long.
+    let room = |buffer: &Vec<u8>| (limits.max_frame_bytes + 1).saturating_sub(buffer.len());
     if let Some(auth) = auth {
-        let handshake = handshake(&mut stream, auth, &mut buffer, &mut chunk);
+        let handshake = handshake(&mut stream, auth, &mut buffer, &mut reader);
         match tokio::time::timeout(auth.handshake_timeout, handshake).await {
             Ok(Ok(())) => {}
             Ok(Err(reason)) => {
@@ -114,6 +130,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     chunk,
                 } => {
                     buffer.drain(..consumed);
+                    reader.release(buffer.len());
                     let stored = sink.submit(decoded, "fluent").await;
                     match (stored, chunk) {
                         (Ok(_), Some(chunk)) => stream
@@ -129,10 +146,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 ForwardFrame::Invalid(reason) => return Err(reason),
             }
         }
-        let read = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read failed: {e}"))?;
+        let room = room(&buffer);
+        let read = reader.read(&mut stream, &mut buffer, room).await?;
         if read == 0 {
             if buffer.is_empty() {
                 return Ok(());
@@ -142,7 +157,6 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 buffer.len()
             ));
         }
-        buffer.extend_from_slice(&chunk[..read]);
     }
 }
 
@@ -153,7 +167,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     auth: &ForwardAuth,
     buffer: &mut Vec<u8>,
-    chunk: &mut [u8],
+    reader: &mut FrameReader,
 ) -> Result<(), String> {
     let challenge = auth.challenge();
     stream
@@ -177,13 +191,14 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             PingFrame::Incomplete => {}
             PingFrame::Invalid(reason) => return Err(reason),
         }
-        let read = stream
-            .read(chunk)
-            .await
-            .map_err(|e| format!("read failed: {e}"))?;
+        // A PING is small: 64 KiB is plenty.
+        let room = (64 * 1024usize).saturating_sub(buffer.len());
+        if room == 0 {
+            return Err("expected a PING within 64 KiB after HELO".to_string());
+        }
+        let read = reader.read(stream, buffer, room).await?;
         if read == 0 {
             return Err("expected a PING after HELO, the connection closed".to_string());
         }
-        buffer.extend_from_slice(&chunk[..read]);
     }
 }
