@@ -36,6 +36,18 @@ pub enum ApiError {
     /// The pipeline is saturated; retry after this many seconds (503).
     #[error("ingest pipeline is saturated; retry after {0} s")]
     Busy(u64),
+    /// Another server-wide budget is in use (503), e.g. the decode memory budget; the message
+    /// names it. Retry after `retry_after` seconds.
+    #[error("{message}")]
+    Overloaded {
+        /// Which budget, and its value.
+        message: String,
+        /// Seconds the client is told to wait.
+        retry_after: u64,
+    },
+    /// The request body did not arrive in time (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Not found (404).
     #[error("{0}")]
     NotFound(String),
@@ -53,6 +65,15 @@ impl ApiError {
         }
     }
 
+    /// Seconds a client should wait before retrying, for the 503 answers.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Busy(secs) => Some(*secs),
+            Self::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -60,7 +81,8 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,10 +115,16 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"crowsnest\""),
                 );
             }
-            Self::Busy(secs) => {
+            Self::Busy(_) | Self::Overloaded { .. } => {
+                let secs = self.retry_after().unwrap_or(1);
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
+            }
+            Self::RequestTimeout(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -20,10 +20,11 @@ use serde_json::{json, Value};
 
 use super::{blocking, limits};
 use crate::api::authorize;
-use crate::api::ingest::{read_body, submit_decoded};
+use crate::api::ingest::{read_body, submit_decoded, Count};
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::AppState;
+use crowsnest_ingest::limits::count_lines;
 
 /// The Elasticsearch version we answer with: new enough for Beats/Logstash 8 and the 8.x and
 /// 9.x clients, which only check the product header.
@@ -41,14 +42,18 @@ fn es_error(error: ApiError) -> Response {
     // Elasticsearch answers a full write queue with 429 (`es_rejected_execution_exception`);
     // its clients and Beats retry exactly that, while several give up on a 503.
     let status = match error {
-        ApiError::Busy(_) => axum::http::StatusCode::TOO_MANY_REQUESTS,
+        ApiError::Busy(_) | ApiError::Overloaded { .. } => {
+            axum::http::StatusCode::TOO_MANY_REQUESTS
+        }
         _ => super::status_of(&error),
     };
     let (kind, reason) = match &error {
         ApiError::Unauthorized(m) => ("security_exception", m.clone()),
         ApiError::Forbidden(m) => ("security_exception", m.clone()),
         ApiError::PayloadTooLarge(m) => ("content_too_long_exception", m.clone()),
-        ApiError::Busy(_) => ("es_rejected_execution_exception", error.to_string()),
+        ApiError::Busy(_) | ApiError::Overloaded { .. } => {
+            ("es_rejected_execution_exception", error.to_string())
+        }
         ApiError::Internal(e) => {
             tracing::error!(error = format!("{e:#}"), "internal error");
             (
@@ -63,7 +68,7 @@ fn es_error(error: ApiError) -> Response {
         "status": status.as_u16(),
     });
     let mut response = (status, Json(body)).into_response();
-    if let ApiError::Busy(secs) = error {
+    if let Some(secs) = error.retry_after() {
         if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
             response.headers_mut().insert("retry-after", value);
         }
@@ -156,7 +161,11 @@ async fn bulk_response(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     authorize(state, headers, Scope::Ingest)?;
-    let bytes = read_body(state, headers, body).await?;
+    let mut body = read_body(state, headers, body).await?;
+    // Lines bound the items (an action line each, most with a document line); the decoder
+    // stops at the per-request limit.
+    body.admit(state, Count::Bound(count_lines)).await?;
+    let bytes = body.take();
     let limits = limits(state);
     let request = blocking(move || es_bulk::decode(&bytes, index.as_deref(), &limits))
         .await?
@@ -200,6 +209,7 @@ async fn bulk_response(
             json!({ item.action.as_str(): body })
         })
         .collect();
+    drop(body);
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok((
         StatusCode::OK,

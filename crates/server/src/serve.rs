@@ -1,0 +1,222 @@
+//! The HTTP accept loop: hyper's HTTP/1 connections with timeouts and connection limits
+//! (`[http]` in the configuration), in place of `axum::serve`, which has neither.
+//!
+//! * **Connection limits**: at most `max_connections` open, at most `max_connections_per_ip`
+//!   from one source address. A connection past either is answered at once, before its
+//!   request is read, with `503 Service Unavailable`, `Retry-After: 1` and `Connection:
+//!   close`, then closed (what the client already sent is read and discarded for up to a
+//!   second, so the close does not reset the connection before the client reads the answer).
+//!   At most [`MAX_REFUSING`] refusals are in progress at once; past that a connection is
+//!   closed without an answer. Refusals are logged at most once a second.
+//! * **Header read timeout**: hyper's; the clock starts when the server waits for a request
+//!   (on a new connection and after each response), so it also closes idle keep-alive
+//!   connections.
+//! * **Body read timeout**: every request body must arrive whole within
+//!   `body_read_timeout_secs`; past it, reading the body fails (ingest answers 408) and the
+//!   connection is closed.
+//! * **Accept errors** (`EMFILE`: out of file descriptors) wait, doubling from 10 ms to 1 s,
+//!   instead of spinning.
+//! * **Graceful shutdown**: stop accepting, let each connection finish its request, wait for
+//!   them all.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use bytes::Bytes;
+use crowsnest_ingest::listen::{AcceptBackoff, ConnectionLimiter, Refusal};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::config::HttpConfig;
+
+/// Most refused connections being answered (503) at once; past it they are closed at once.
+pub const MAX_REFUSING: usize = 64;
+
+/// Largest buffer hyper keeps per connection: request heads must fit (64 KiB).
+const MAX_BUF_BYTES: usize = 64 * 1024;
+
+/// The error a request body gives when it did not arrive within the body read timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0} s (http.body_read_timeout_secs)")]
+pub struct BodyTimeout(pub u64);
+
+/// Serves `router` on `listener` until `shutdown` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: HttpConfig,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let limiter = ConnectionLimiter::new(
+        "http",
+        config.max_connections,
+        config.max_connections_per_ip,
+    );
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs.max(1)))
+        .max_buf_size(MAX_BUF_BYTES);
+    let body_timeout = config.body_read_timeout_secs.max(1);
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    // Every connection task holds a sender; when they are all gone, shutdown is complete.
+    let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                backoff.failed("http", &error).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        let guard = match limiter.try_admit(peer.ip()) {
+            Ok(guard) => guard,
+            Err(refusal) => {
+                limiter.log_refusal(&refusal, peer);
+                if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse(stream, refusal).await;
+                        drop(permit);
+                    });
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+            let mut router = router.clone();
+            async move {
+                use tower::Service;
+                router.call(request).await
+            }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let mut shutdown = shutdown.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _open = open;
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stopped(&mut shutdown) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                log_connection_error(peer, &error);
+            }
+        });
+    }
+    drop(open_tx);
+    // Resolves once every connection task has ended.
+    let _ = open_rx.recv().await;
+    Ok(())
+}
+
+/// Resolves once shutdown is asked for (the watch guard is not held across awaits).
+async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+fn log_connection_error(peer: SocketAddr, error: &hyper::Error) {
+    if error.is_timeout() {
+        tracing::debug!(%peer, %error, "http connection timed out");
+    } else if !error.is_incomplete_message() && !error.is_closed() {
+        tracing::debug!(%peer, %error, "http connection ended with an error");
+    }
+}
+
+/// Answers a connection over the limits with 503 before reading its request, then closes it.
+async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+    let limit = match refusal {
+        Refusal::Listener { limit } => format!("http.max_connections = {limit}"),
+        Refusal::Address { ip, limit } => {
+            format!("http.max_connections_per_ip = {limit}, from {ip}")
+        }
+    };
+    let body = serde_json::json!({"error": {"status": 503, "message":
+        format!("too many open connections ({limit}); retry after 1 s")}})
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent (at most 64 KiB), so closing does not reset the
+        // connection before it reads the answer.
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+}
+
+/// A request body that fails once its deadline passes (the body read timeout).
+pub struct TimedBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    secs: u64,
+}
+
+impl TimedBody {
+    fn new(inner: Incoming, secs: u64) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(secs))),
+            secs,
+        }
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(BodyTimeout(self.secs).into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
