@@ -340,3 +340,61 @@ async fn a_long_line_is_scanned_once() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     eprintln!("a 12 MiB line framed in {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn forward_messages_are_measured_before_decoding_and_held_to_the_limit() {
+    let sink = Arc::new(Collect::default());
+    let limits = Limits {
+        max_frame_bytes: 16 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let listener = listen::forward_tcp("127.0.0.1:0", sink.clone(), limits)
+        .await
+        .expect("bind");
+    // A 12 MiB PackedForward message arriving in 64 KiB reads is decoded once, when whole.
+    let entry = |i: u32| {
+        rmpv::Value::Array(vec![
+            rmpv::Value::from(1_714_557_600u32 + i),
+            rmpv::Value::Map(vec![(
+                rmpv::Value::from("message"),
+                rmpv::Value::from(format!("{i:06} {}", "z".repeat(1000))),
+            )]),
+        ])
+    };
+    let mut entries = Vec::new();
+    for i in 0..12_000 {
+        rmpv::encode::write_value(&mut entries, &entry(i)).expect("encode");
+    }
+    let message = rmpv::Value::Array(vec![
+        rmpv::Value::from("tag"),
+        rmpv::Value::Binary(entries),
+        rmpv::Value::Map(vec![(rmpv::Value::from("chunk"), rmpv::Value::from("big"))]),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &message).expect("encode");
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(listener.local_addr)
+        .await
+        .expect("connect");
+    stream.write_all(&bytes).await.expect("write");
+    let mut ack = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut ack))
+        .await
+        .expect("ack in time")
+        .expect("read");
+    assert_eq!(&ack[..n], crowsnest_ingest::fluent::ack("big").as_slice());
+    assert_eq!(sink.wait_for(12_000).await.len(), 12_000);
+    eprintln!(
+        "a {} MiB forward message acked in {:?}",
+        bytes.len() >> 20,
+        started.elapsed()
+    );
+    // A message whose header declares 100 MiB is refused from the header: nothing more is read.
+    let mut liar = tokio::net::TcpStream::connect(listener.local_addr)
+        .await
+        .expect("connect");
+    liar.write_all(&[0x92, 0xa3, b't', b'a', b'g', 0xc6, 0x06, 0x40, 0x00, 0x00])
+        .await
+        .expect("write");
+    assert!(closed_within(&mut liar, Duration::from_secs(2)).await);
+}

@@ -4,10 +4,10 @@
 //! * **Connection limits**: at most `max_connections` open, at most `max_connections_per_ip`
 //!   from one source address. A connection past either is answered at once, before its
 //!   request is read, with `503 Service Unavailable`, `Retry-After: 1` and `Connection:
-//!   close`, then closed (what the client already sent is read and discarded for up to a
-//!   second, so the close does not reset the connection before the client reads the answer).
-//!   At most [`MAX_REFUSING`] refusals are in progress at once; past that a connection is
-//!   closed without an answer. Refusals are logged at most once a second.
+//!   close`, then closed (what the client sends is read and discarded for up to 250 ms, so
+//!   the close does not reset the connection before the client reads the answer; at most
+//!   [`MAX_REFUSING`] connections linger so at once, past that they are closed right after the
+//!   answer). Refusals are logged at most once a second, with how many there were.
 //! * **Header read timeout**: hyper's; the clock starts when the server waits for a request
 //!   (on a new connection and after each response), so it also closes idle keep-alive
 //!   connections.
@@ -38,8 +38,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::HttpConfig;
 
-/// Most refused connections being answered (503) at once; past it they are closed at once.
-pub const MAX_REFUSING: usize = 64;
+/// Most refused connections lingering at once (reading what the client sent after the 503,
+/// for at most 250 ms); past it they are closed right after the 503 is written.
+pub const MAX_REFUSING: usize = 128;
 
 /// Largest buffer hyper keeps per connection: request heads must fit (64 KiB).
 const MAX_BUF_BYTES: usize = 64 * 1024;
@@ -88,9 +89,11 @@ pub(crate) async fn serve(
             Ok(guard) => guard,
             Err(refusal) => {
                 limiter.log_refusal(&refusal, peer);
+                // The answer fits the empty send buffer of a new socket: written at once.
+                let _ = stream.try_write(refusal_response(refusal).as_bytes());
                 if let Ok(permit) = refusing.clone().try_acquire_owned() {
                     tokio::spawn(async move {
-                        refuse(stream, refusal).await;
+                        linger(stream).await;
                         drop(permit);
                     });
                 }
@@ -145,8 +148,8 @@ fn log_connection_error(peer: SocketAddr, error: &hyper::Error) {
     }
 }
 
-/// Answers a connection over the limits with 503 before reading its request, then closes it.
-async fn refuse(mut stream: TcpStream, refusal: Refusal) {
+/// The answer to a connection over the limits: 503, before its request is read.
+fn refusal_response(refusal: Refusal) -> String {
     let limit = match refusal {
         Refusal::Listener { limit } => format!("http.max_connections = {limit}"),
         Refusal::Address { ip, limit } => {
@@ -156,15 +159,18 @@ async fn refuse(mut stream: TcpStream, refusal: Refusal) {
     let body = serde_json::json!({"error": {"status": 503, "message":
         format!("too many open connections ({limit}); retry after 1 s")}})
     .to_string();
-    let response = format!(
+    format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
-    );
-    let answer = async {
-        stream.write_all(response.as_bytes()).await?;
+    )
+}
+
+/// Closes a refused connection gracefully: ends our side, then reads what the client sends
+/// (at most 64 KiB, for at most [`LINGER`]) so the close does not reset the connection
+/// before the client reads the answer.
+async fn linger(mut stream: TcpStream) {
+    let drain = async {
         stream.shutdown().await?;
-        // Read what the client sent (at most 64 KiB), so closing does not reset the
-        // connection before it reads the answer.
         let mut sink = [0u8; 4096];
         let mut drained = 0;
         while drained < 64 * 1024 {
@@ -175,8 +181,11 @@ async fn refuse(mut stream: TcpStream, refusal: Refusal) {
         }
         Ok::<_, std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
+
+/// How long a refused connection is read from before it is closed.
+const LINGER: Duration = Duration::from_millis(250);
 
 /// A request body that fails once its deadline passes (the body read timeout).
 pub struct TimedBody {

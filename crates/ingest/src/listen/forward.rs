@@ -121,8 +121,26 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     loop {
-        // Bytes that arrived with the PING are decoded before reading more.
+        // Bytes that arrived with the PING are decoded before reading more. A message is
+        // decoded only once `message_length` shows all of it arrived: scanning is cheap (no
+        // allocation, strings and binaries skipped whole), decoding a partial message on each
+        // read would cost quadratic time.
         while !buffer.is_empty() {
+            match message_length(&buffer) {
+                Scan::Complete(_) => {}
+                Scan::Needs(needed) if needed > limits.max_frame_bytes => {
+                    return Err(format!(
+                        "expected forward messages of at most {} bytes (max_frame_bytes), found one of at least {needed} bytes",
+                        limits.max_frame_bytes
+                    ))
+                }
+                Scan::Needs(_) => break,
+                Scan::Invalid(marker) => {
+                    return Err(format!(
+                        "expected a MessagePack value, found the reserved marker 0x{marker:02x}"
+                    ))
+                }
+            }
             match next_message(&buffer, limits) {
                 ForwardFrame::Complete {
                     consumed,
@@ -148,6 +166,12 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let room = room(&buffer);
         let read = reader.read(&mut stream, &mut buffer, room).await?;
+        if read == 0 && room == 0 {
+            return Err(format!(
+                "expected forward messages of at most {} bytes (max_frame_bytes)",
+                limits.max_frame_bytes
+            ));
+        }
         if read == 0 {
             if buffer.is_empty() {
                 return Ok(());
@@ -158,6 +182,81 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             ));
         }
     }
+}
+
+/// How much of a buffer one MessagePack value takes.
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    /// The first value is whole and this long.
+    Complete(usize),
+    /// The first value is not whole: it takes at least this many bytes.
+    Needs(usize),
+    /// A reserved marker byte (0xc1).
+    Invalid(u8),
+}
+
+/// Measures the first MessagePack value of `buffer` without decoding it: one pass over its
+/// markers, strings and binaries skipped by their length.
+fn message_length(buffer: &[u8]) -> Scan {
+    fn be(bytes: &[u8]) -> usize {
+        bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b))
+    }
+    let mut pos = 0usize;
+    // Values still to skip.
+    let mut pending = 1usize;
+    while pending > 0 {
+        let Some(&marker) = buffer.get(pos) else {
+            return Scan::Needs(pos + 1);
+        };
+        // (header bytes after the marker, bytes of the length field within it, fixed payload,
+        // nested values)
+        let (header, length_bytes, payload, children): (usize, usize, usize, usize) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0, 0),
+            0x80..=0x8f => (0, 0, 0, 2 * usize::from(marker & 0x0f)),
+            0x90..=0x9f => (0, 0, 0, usize::from(marker & 0x0f)),
+            0xa0..=0xbf => (0, 0, usize::from(marker & 0x1f), 0),
+            0xc1 => return Scan::Invalid(marker),
+            0xc4 | 0xd9 => (1, 1, 0, 0),
+            0xc5 | 0xda => (2, 2, 0, 0),
+            0xc6 | 0xdb => (4, 4, 0, 0),
+            // ext: length, then a type byte.
+            0xc7 => (2, 1, 0, 0),
+            0xc8 => (3, 2, 0, 0),
+            0xc9 => (5, 4, 0, 0),
+            0xca => (0, 0, 4, 0),
+            0xcb => (0, 0, 8, 0),
+            0xcc | 0xd0 => (0, 0, 1, 0),
+            0xcd | 0xd1 => (0, 0, 2, 0),
+            0xce | 0xd2 => (0, 0, 4, 0),
+            0xcf | 0xd3 => (0, 0, 8, 0),
+            0xd4 => (0, 0, 2, 0),
+            0xd5 => (0, 0, 3, 0),
+            0xd6 => (0, 0, 5, 0),
+            0xd7 => (0, 0, 9, 0),
+            0xd8 => (0, 0, 17, 0),
+            // array16/32, map16/32: a count in the header.
+            0xdc => (2, 0, 0, 0),
+            0xdd => (4, 0, 0, 0),
+            0xde => (2, 0, 0, 0),
+            0xdf => (4, 0, 0, 0),
+        };
+        let start = pos + 1;
+        let Some(head) = buffer.get(start..start + header) else {
+            return Scan::Needs(start + header);
+        };
+        let (payload, children) = match marker {
+            0xdc | 0xdd => (0, be(head)),
+            0xde | 0xdf => (0, be(head).saturating_mul(2)),
+            _ if length_bytes > 0 => (be(&head[..length_bytes]), children),
+            _ => (payload, children),
+        };
+        pos = (start + header).saturating_add(payload);
+        if pos > buffer.len() {
+            return Scan::Needs(pos);
+        }
+        pending = pending - 1 + children;
+    }
+    Scan::Complete(pos)
 }
 
 /// Sends HELO, reads the PING into `buffer` and answers PONG; leaves in `buffer` whatever
@@ -200,5 +299,63 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         if read == 0 {
             return Err("expected a PING after HELO, the connection closed".to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(value: &rmpv::Value) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, value).expect("encode");
+        bytes
+    }
+
+    #[test]
+    fn message_lengths_match_the_encoder_and_prefixes_are_incomplete() {
+        use rmpv::Value;
+        let entries: Vec<Value> = (0..300)
+            .map(|i| {
+                Value::Array(vec![
+                    Value::from(1_714_557_600u32 + i),
+                    Value::Map(vec![
+                        (Value::from("log"), Value::from("x".repeat(i as usize))),
+                        (Value::from("n"), Value::from(-(i as i64) * 100_000)),
+                        (Value::from("f"), Value::from(1.5f64)),
+                        (Value::from("ok"), Value::from(true)),
+                        (Value::from("nil"), Value::Nil),
+                    ]),
+                ])
+            })
+            .collect();
+        let messages = [
+            Value::Array(vec![Value::from("tag"), Value::Array(entries.clone())]),
+            Value::Array(vec![
+                Value::from("tag"),
+                Value::Binary(encode(&Value::Array(entries)).repeat(300)),
+                Value::Map(vec![(Value::from("chunk"), Value::from("abc"))]),
+            ]),
+            Value::Ext(0, vec![1, 2, 3, 4, 5, 6, 7, 8]),
+            Value::Ext(5, vec![0; 300]),
+            Value::from(u64::MAX),
+        ];
+        for message in &messages {
+            let bytes = encode(message);
+            assert_eq!(message_length(&bytes), Scan::Complete(bytes.len()));
+            let mut followed = bytes.clone();
+            followed.extend_from_slice(&bytes);
+            assert_eq!(message_length(&followed), Scan::Complete(bytes.len()));
+            for cut in [0, 1, 2, 5, bytes.len() / 2, bytes.len() - 1] {
+                match message_length(&bytes[..cut]) {
+                    Scan::Needs(needed) => assert!(needed > cut && needed <= bytes.len()),
+                    other => panic!("{cut}: {other:?}"),
+                }
+            }
+        }
+        // A binary declaring 100 MiB needs that much, known from its 5-byte header.
+        let header = [0x92, 0xa3, b't', b'a', b'g', 0xc6, 0x06, 0x40, 0x00, 0x00];
+        assert_eq!(message_length(&header), Scan::Needs(10 + 100 * 1024 * 1024));
+        assert_eq!(message_length(&[0x91, 0xc1]), Scan::Invalid(0xc1));
     }
 }

@@ -186,7 +186,7 @@ impl FrameReader {
             if holding > UNRESERVED_BUFFER {
                 // The buffer and what decoding it costs.
                 reservation
-                    .grow_to(decode_cost(holding, 0) + holding, self.idle)
+                    .grow_to(decode_cost(holding, 0, 0) + holding, self.idle)
                     .await
                     .map_err(|error| format!("{error}; closing the connection"))?;
             }
@@ -211,7 +211,7 @@ impl FrameReader {
             if buffered <= UNRESERVED_BUFFER {
                 reservation.shrink_to(0);
             } else {
-                reservation.shrink_to(decode_cost(buffered, 0) + buffered);
+                reservation.shrink_to(decode_cost(buffered, 0, 0) + buffered);
             }
         }
     }

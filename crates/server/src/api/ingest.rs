@@ -10,7 +10,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use crowsnest_ingest::limits::{
-    count_audit_items, count_lines, decode_cost, BudgetError, Reservation,
+    count_audit_items, count_audit_markers, count_lines, decode_cost, BudgetError, Reservation,
 };
 use http_body::Body as _;
 
@@ -283,18 +283,19 @@ impl RequestBody {
             Count::Exact(counter) => (true, counter),
             Count::Bound(counter) => (false, counter),
         };
-        let events = if self.bytes.len() <= COUNT_INLINE_BYTES {
-            counter(&self.bytes)
+        let count = move |bytes: &[u8]| (counter(bytes), count_audit_markers(bytes));
+        let (events, audit) = if self.bytes.len() <= COUNT_INLINE_BYTES {
+            count(&self.bytes)
         } else {
             let bytes = std::mem::take(&mut self.bytes);
-            let (bytes, events) = tokio::task::spawn_blocking(move || {
-                let events = counter(&bytes);
-                (bytes, events)
+            let (bytes, counted) = tokio::task::spawn_blocking(move || {
+                let counted = count(&bytes);
+                (bytes, counted)
             })
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
             self.bytes = bytes;
-            events
+            counted
         };
         let max = state.config.inputs.max_events_per_request;
         if exact && events > max {
@@ -303,7 +304,8 @@ impl RequestBody {
                  (inputs.max_events_per_request); nothing was stored, send smaller batches"
             )));
         }
-        let needed = decode_cost(self.bytes.len(), events.min(max)) + self.bytes.len();
+        let events = events.min(max);
+        let needed = decode_cost(self.bytes.len(), events, audit.min(events)) + self.bytes.len();
         self.reservation
             .try_grow_to(needed)
             .map_err(|error| budget_error(state, error))
