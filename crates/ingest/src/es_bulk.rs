@@ -2,21 +2,27 @@
 //! clients send them.
 //!
 //! The body is NDJSON: an action line (`{"index": {"_index": "logs", "_id": "1"}}`), then for
-//! `index` and `create` the document line. Every document becomes one event through the same
+//! `index` and `create` the document line. Every document becomes its events through the same
 //! per-line detection as our NDJSON endpoint (a Kubernetes audit event shipped by Filebeat
 //! gets the audit mapping; anything else is kept as it is), plus `es.index` (and `es.id` when
-//! the client named one). Generic documents get `event.dataset` = the index name and
+//! the client named one). A document that holds many events (an audit `EventList`, a
+//! CloudWatch Logs subscription batch, also as a Lambda's gzip'd `awslogs.data`) becomes all
+//! of them, each keeping its own item's text as `event.original`; [`BulkItem::events`] says
+//! how many. Generic documents get `event.dataset` = the index name and
 //! `event.module: elasticsearch` unless they carry their own.
 //!
 //! Errors mirror Elasticsearch: an action line that is not JSON or names no known action
 //! fails the whole request ([`IngestError`]); a document that does not decode, a missing
 //! index, or an `update`/`delete` (we are append-only) fails only its own item, reported in
-//! [`BulkItem::error`] so the response can carry per-item statuses in request order.
+//! [`BulkItem::error`] so the response can carry per-item statuses in request order. When some
+//! records of a batch document decode and others do not, the good ones are stored (counted in
+//! [`BulkItem::events`]) and the item still fails, its reason naming the bad records.
 
-use crowsnest_model::{ecs, Event};
+use crowsnest_model::Event;
+use crowsnest_normalize::{Decoded, LineError};
 use serde_json::{Map, Value};
 
-use crate::common::{claim_module, finish, is_name, json_text};
+use crate::common::{claim_module, finish_keep, is_name, json_text, within_room};
 use crate::{IngestError, Limits};
 
 /// What one bulk item asked for.
@@ -74,14 +80,18 @@ pub struct BulkItem {
     pub index: String,
     /// The client's `_id`, if any.
     pub id: Option<String>,
-    /// `None` when the item's event is in [`BulkRequest::events`].
+    /// `None` when all the item's events are in [`BulkRequest::events`].
     pub error: Option<BulkItemError>,
+    /// How many events of [`BulkRequest::events`] came from this item's document: usually 1;
+    /// one per record of a batch document; 0 for a document that holds none (a CloudWatch
+    /// `CONTROL_MESSAGE`) or failed.
+    pub events: usize,
 }
 
 /// A decoded `_bulk` body.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BulkRequest {
-    /// The events of the successful items, in order.
+    /// The events of the items, in order (an item may hold several, see [`BulkItem::events`]).
     pub events: Vec<Event>,
     /// Every item, successful or not, in order.
     pub items: Vec<BulkItem>,
@@ -122,7 +132,7 @@ pub fn decode(
         let document = match action {
             BulkAction::Delete => None,
             _ => match lines.next() {
-                Some((_, doc)) => Some(doc),
+                Some(doc) => Some(doc),
                 None => {
                     return Err(IngestError::invalid(
                         EXPECTED,
@@ -136,12 +146,17 @@ pub fn decode(
             index: index.clone().unwrap_or_default(),
             id: id.clone(),
             error: None,
+            events: 0,
         };
-        if request.items.len() >= limits.max_events {
+        if request.items.len() >= limits.max_events || request.events.len() >= limits.max_events {
+            // Nothing of this item was stored: the client may retry it.
             item.error = Some(item_error(
                 429,
                 "es_rejected_execution_exception",
-                format!("expected at most {} items per request", limits.max_events),
+                format!(
+                    "expected at most {} items and events per request",
+                    limits.max_events
+                ),
             ));
             request.items.push(item);
             continue;
@@ -160,23 +175,30 @@ pub fn decode(
                 "action_request_validation_exception",
                 "expected an `_index` in the action or the URL",
             )),
-            (_, Some(index), Some(doc)) => document_event(doc, &index, id.as_deref(), limits)
-                .map_err(|reason| {
-                    item_error(
+            (_, Some(index), Some((doc_number, doc))) => {
+                let room = limits.max_events.saturating_sub(request.events.len());
+                let Decoded { events, errors } =
+                    document_events(doc, &index, id.as_deref(), room, limits);
+                item.events = events.len();
+                request.events.extend(events);
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(item_error(
                         400,
                         "mapper_parsing_exception",
-                        format!("line {}: {reason}", number + 2),
-                    )
-                }),
+                        document_reason(doc_number + 1, item.events, &errors),
+                    ))
+                }
+            }
             (_, Some(_), None) => Err(item_error(
                 400,
                 "action_request_validation_exception",
                 "expected a document line",
             )),
         };
-        match outcome {
-            Ok(event) => request.events.push(event),
-            Err(error) => item.error = Some(error),
+        if let Err(error) = outcome {
+            item.error = Some(error);
         }
         request.items.push(item);
     }
@@ -218,28 +240,59 @@ fn parse_action(line: &[u8]) -> Result<(BulkAction, Map<String, Value>), String>
     }
 }
 
-fn document_event(
+/// The reason a document (on `line`) failed: its errors, and how many of its events were
+/// stored anyway.
+fn document_reason(line: usize, stored: usize, errors: &[LineError]) -> String {
+    let mut reason = format!("line {line}: ");
+    for (index, error) in errors.iter().enumerate() {
+        if index > 0 {
+            reason.push_str("; ");
+        }
+        if index == 5 {
+            reason.push_str(&format!("and {} more", errors.len() - 5));
+            break;
+        }
+        match &error.field {
+            Some(field) => reason.push_str(&format!("`{field}`: {}", error.reason)),
+            None => reason.push_str(&error.reason),
+        }
+    }
+    if stored > 0 {
+        reason.push_str(&format!(
+            " ({stored} other event(s) of this document were stored)"
+        ));
+    }
+    reason
+}
+
+/// The events of one document (at most `room`), with `es.*` and the module set.
+fn document_events(
     doc: &[u8],
     index: &str,
     id: Option<&str>,
+    room: usize,
     limits: &Limits,
-) -> Result<Event, String> {
+) -> Decoded {
     let dataset = if is_name(index) {
         index
     } else {
         "elasticsearch"
     };
-    let mut event = json_text(doc, dataset, limits)?;
-    claim_module(&mut event, "elasticsearch");
-    event.set("es.index", Value::String(index.to_string()));
-    if let Some(id) = id {
-        event.set("es.id", Value::String(id.to_string()));
-    }
-    let original = event
-        .get_str(ecs::EVENT_ORIGINAL)
-        .map(str::to_string)
-        .unwrap_or_default();
-    Ok(finish(event, &original, limits))
+    let Decoded { events, errors } = within_room(json_text(doc, dataset, limits), room, limits);
+    let original = String::from_utf8_lossy(doc);
+    let original = original.trim();
+    let events = events
+        .into_iter()
+        .map(|mut event| {
+            claim_module(&mut event, "elasticsearch");
+            event.set("es.index", Value::String(index.to_string()));
+            if let Some(id) = id {
+                event.set("es.id", Value::String(id.to_string()));
+            }
+            finish_keep(event, original, limits)
+        })
+        .collect();
+    Decoded { events, errors }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Falco alerts: Falco's own `http_output` (one JSON alert per request) and falcosidekick's
-//! webhook output (the same object), also accepted as a JSON array or NDJSON.
+//! webhook output (the same object), also accepted as a JSON array or NDJSON: every alert of
+//! an array or of the lines becomes its own event, keeping its own exact text as
+//! `event.original`.
 //!
 //! An alert becomes an event with `event.kind: alert`, `rule.name`, `message` (the rendered
 //! `output`), `log.level` and `event.severity` from `priority`, `host.name`, `tags`, and the
@@ -12,6 +14,7 @@
 
 use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
 use crowsnest_normalize::{Decoded, LineError};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::common::{finish, too_deep};
@@ -90,13 +93,24 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<Decoded, IngestError> {
             }),
         }
     };
-    match serde_json::from_slice::<Value>(trimmed) {
-        Ok(Value::Array(items)) => {
-            for (index, item) in items.into_iter().enumerate() {
-                let original = item.to_string();
-                push(index + 1, item, &original, &mut decoded);
+    let array = trimmed
+        .starts_with(b"[")
+        .then(|| serde_json::from_slice::<Vec<&RawValue>>(trimmed).ok())
+        .flatten();
+    if let Some(items) = array {
+        // Each alert of an array keeps its own exact text.
+        for (index, item) in items.into_iter().enumerate() {
+            match serde_json::from_str::<Value>(item.get()) {
+                Ok(value) => push(index + 1, value, item.get(), &mut decoded),
+                Err(error) => decoded.errors.push(LineError::new(
+                    index + 1,
+                    format!("expected a JSON alert: {error}"),
+                )),
             }
         }
+        return Ok(decoded);
+    }
+    match serde_json::from_slice::<Value>(trimmed) {
         Ok(value) => {
             let original = String::from_utf8_lossy(trimmed).into_owned();
             push(1, value, &original, &mut decoded);

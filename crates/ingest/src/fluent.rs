@@ -14,19 +14,21 @@
 //! 4-byte nanoseconds, big-endian). When `option.chunk` is set the sender waits for
 //! `{"ack": chunk}`, which the listener sends only after the events are durable.
 //!
-//! Each record becomes one event, mapped like any other JSON object (so `log` becomes
-//! `message`), plus `fluent.tag`, `@timestamp` from the entry time, `event.dataset` = the tag
+//! Each record becomes its events, mapped like any other JSON object (so `log` becomes
+//! `message`; a record that holds many events, such as an audit `EventList` or a CloudWatch
+//! Logs batch, becomes all of them, each keeping its own item's text as `event.original` and
+//! its own time), plus `fluent.tag`, `@timestamp` from the entry time, `event.dataset` = the tag
 //! (when it is a plain name) and `event.module: fluent`. Fluent Bit's `kubernetes` filter
 //! metadata is mapped to our fields ([`KUBERNETES_KEYS`]), and `stream` to `log.iostream`.
 
 use std::io::Cursor;
 
-use crowsnest_model::{ecs, format_timestamp, Event};
+use crowsnest_model::{ecs, format_timestamp};
 use crowsnest_normalize::{Decoded, LineError};
 use rmpv::Value as Pack;
 use serde_json::{Map, Value};
 
-use crate::common::{claim_module, finish, is_name, json_object};
+use crate::common::{claim_module, finish_keep, is_name, json_text, within_room};
 use crate::limits::{decompress, Encoding};
 use crate::Limits;
 
@@ -153,14 +155,24 @@ pub fn decode_value(value: Pack, limits: &Limits) -> Result<(Decoded, Option<Str
         .and_then(|c| c.as_str().map(str::to_string));
     for (index, entry) in entries.into_iter().enumerate() {
         if decoded.events.len() >= limits.max_events {
+            // Every refused entry is reported, so none is lost without a word.
             decoded.errors.push(LineError::new(
                 index + 1,
-                format!("expected at most {} entries per message", limits.max_events),
+                format!("expected at most {} events per message", limits.max_events),
             ));
-            break;
+            continue;
         }
-        match entry_event(entry, &tag, limits) {
-            Ok(event) => decoded.events.push(event),
+        let room = limits.max_events - decoded.events.len();
+        match entry_events(entry, &tag, room, limits) {
+            Ok(Decoded { events, errors }) => {
+                decoded.events.extend(events);
+                decoded
+                    .errors
+                    .extend(errors.into_iter().map(|error| LineError {
+                        line: index + 1,
+                        ..error
+                    }));
+            }
             Err(reason) => decoded.errors.push(LineError::new(index + 1, reason)),
         }
     }
@@ -199,7 +211,10 @@ fn map_get<'a>(map: &'a Pack, key: &str) -> Option<&'a Pack> {
     }
 }
 
-fn entry_event(entry: Pack, tag: &str, limits: &Limits) -> Result<Event, String> {
+/// The events of one `[time, record]` entry: one, or one per record of a batch the record
+/// holds (an audit `EventList`, a CloudWatch Logs batch), each with the tag. The entry time
+/// is the record's time; events split from a batch keep their own when they have one.
+fn entry_events(entry: Pack, tag: &str, room: usize, limits: &Limits) -> Result<Decoded, String> {
     let Pack::Array(mut pair) = entry else {
         return Err("expected an entry [time, record]".to_string());
     };
@@ -221,24 +236,40 @@ fn entry_event(entry: Pack, tag: &str, limits: &Limits) -> Result<Event, String>
             limits.decode.max_line_bytes
         ));
     }
+    let time = event_time(&time)?.map(|time| Value::String(format_timestamp(time)));
     let dataset = if is_name(tag) { tag } else { "fluent" };
-    let mut event = json_object(&record, dataset, limits)?;
-    claim_module(&mut event, "fluent");
-    event.set("fluent.tag", Value::String(tag.to_string()));
-    if let Some(time) = event_time(&time)? {
-        event.set(ecs::TIMESTAMP, Value::String(format_timestamp(time)));
-    }
-    if let Some(Value::Object(kubernetes)) = record.get("kubernetes") {
-        for (key, path) in KUBERNETES_KEYS {
-            if let Some(value) = kubernetes.get(*key).filter(|v| v.is_string()) {
-                event.set(path, value.clone());
+    let Decoded { events, errors } = within_room(
+        json_text(original.as_bytes(), dataset, limits),
+        room,
+        limits,
+    );
+    let events = events
+        .into_iter()
+        .map(|mut event| {
+            let split = event.get_str(ecs::EVENT_ORIGINAL).is_some();
+            claim_module(&mut event, "fluent");
+            event.set("fluent.tag", Value::String(tag.to_string()));
+            if let Some(time) = &time {
+                if split {
+                    event.set_default(ecs::TIMESTAMP, time.clone());
+                } else {
+                    event.set(ecs::TIMESTAMP, time.clone());
+                }
             }
-        }
-    }
-    if let Some(stream) = record.get("stream").and_then(Value::as_str) {
-        event.set("log.iostream", Value::String(stream.to_string()));
-    }
-    Ok(finish(event, &original, limits))
+            if let Some(Value::Object(kubernetes)) = record.get("kubernetes") {
+                for (key, path) in KUBERNETES_KEYS {
+                    if let Some(value) = kubernetes.get(*key).filter(|v| v.is_string()) {
+                        event.set(path, value.clone());
+                    }
+                }
+            }
+            if let Some(stream) = record.get("stream").and_then(Value::as_str) {
+                event.set("log.iostream", Value::String(stream.to_string()));
+            }
+            finish_keep(event, &original, limits)
+        })
+        .collect();
+    Ok(Decoded { events, errors })
 }
 
 fn event_time(time: &Pack) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {

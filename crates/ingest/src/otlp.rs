@@ -122,6 +122,7 @@ pub fn map_request(request: ExportLogsServiceRequest, limits: &Limits) -> Decode
             for record in scope_logs.log_records {
                 number += 1;
                 if decoded.events.len() >= limits.max_events {
+                    // Every refused record is counted (the answer's `rejected_log_records`).
                     decoded.errors.push(LineError::new(
                         number,
                         format!(
@@ -129,7 +130,7 @@ pub fn map_request(request: ExportLogsServiceRequest, limits: &Limits) -> Decode
                             limits.max_events
                         ),
                     ));
-                    return decoded;
+                    continue;
                 }
                 let original = serde_json::to_string(&record).unwrap_or_default();
                 if original.len() > limits.decode.max_line_bytes {
@@ -355,6 +356,14 @@ mod tests {
         };
         let decoded = decode(JSON.as_bytes(), OtlpFormat::Json, &limits).expect("decodes");
         assert_eq!(decoded.events.len(), 1);
+        assert_eq!(decoded.errors.len(), 1, "one error per refused record");
         assert_eq!(decoded.errors[0].line, 2);
+        let body = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{}]}}]}}]}}"#,
+            [r#"{"body":{"stringValue":"x"}}"#; 5].join(",")
+        );
+        let decoded = decode(body.as_bytes(), OtlpFormat::Json, &limits).expect("decodes");
+        let lines: Vec<usize> = decoded.errors.iter().map(|e| e.line).collect();
+        assert_eq!((decoded.events.len(), lines), (1, vec![2, 3, 4, 5]));
     }
 }

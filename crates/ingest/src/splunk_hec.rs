@@ -10,7 +10,11 @@
 //! ```
 //!
 //! `event` is a string (→ `message`) or an object (kept as it is, with the same detection as
-//! our NDJSON endpoint). The envelope goes to `splunk.source|sourcetype|index|fields`,
+//! our NDJSON endpoint). An object that holds many events (an audit `EventList`, a CloudWatch
+//! Logs subscription batch, also as a Lambda's gzip'd `awslogs.data`) becomes all of them,
+//! each with the envelope's fields and its own item's text as `event.original` (a single event
+//! keeps the whole envelope's text); a bad record inside it is an error of that object whose
+//! field names the record (`event.items[2]`) while the good ones are stored. The envelope goes to `splunk.source|sourcetype|index|fields`,
 //! `host` to `host.name`, `time` (epoch seconds) to `@timestamp`; `event.dataset` is the
 //! sourcetype when it is a plain name, else `splunk.hec`. The raw endpoint takes text, one
 //! event per line, with the envelope from the query string ([`RawMeta`]).
@@ -18,11 +22,16 @@
 //! One bad object fails only itself; since concatenated JSON cannot be resynchronised after
 //! a syntax error, the rest of the body after one is reported as one error.
 
+use std::collections::BTreeMap;
+
 use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
 use crowsnest_normalize::{Decoded, LineError};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::common::{claim_module, finish, is_name, json_object};
+use crate::common::{
+    claim_module, finish, finish_keep, is_name, json_object, json_text, within_room,
+};
 use crate::Limits;
 
 /// The envelope of raw-endpoint events (from the query string).
@@ -51,12 +60,13 @@ pub fn decode_events(body: &[u8], channel: Option<&str>, limits: &Limits) -> Dec
         let end = stream.byte_offset();
         let Some(next) = next else { break };
         number += 1;
-        if decoded.events.len() >= limits.max_events {
+        if decoded.events.len() >= limits.max_events && next.is_ok() {
+            // Every refused object is reported (and counted in the answer).
             decoded.errors.push(LineError::new(
                 number,
                 format!("expected at most {} events per request", limits.max_events),
             ));
-            break;
+            continue;
         }
         let value = match next {
             Ok(value) => value,
@@ -80,8 +90,23 @@ pub fn decode_events(body: &[u8], channel: Option<&str>, limits: &Limits) -> Dec
             ));
             continue;
         }
-        match map_event(value, channel, limits) {
-            Ok(event) => decoded.events.push(finish(event, text, limits)),
+        let room = limits.max_events.saturating_sub(decoded.events.len());
+        match map_event(value, raw_event(text), channel, room, limits) {
+            Ok(Decoded { events, errors }) => {
+                decoded
+                    .events
+                    .extend(events.into_iter().map(|e| finish_keep(e, text, limits)));
+                decoded
+                    .errors
+                    .extend(errors.into_iter().map(|error| LineError {
+                        line: number,
+                        field: Some(match error.field {
+                            Some(field) => format!("event.{field}"),
+                            None => "event".to_string(),
+                        }),
+                        reason: error.reason,
+                    }));
+            }
             Err((field, reason)) => decoded.errors.push(LineError {
                 line: number,
                 field: field.map(str::to_string),
@@ -92,11 +117,25 @@ pub fn decode_events(body: &[u8], channel: Option<&str>, limits: &Limits) -> Dec
     decoded
 }
 
+/// The exact text of an envelope's `event` field, when it is an object.
+fn raw_event(envelope: &str) -> Option<&str> {
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(envelope).ok()?;
+    fields
+        .get("event")
+        .map(|raw| raw.get())
+        .filter(|raw| raw.starts_with('{'))
+}
+
+/// Maps one envelope to its events: one, or all of those its `event` object holds (an audit
+/// `EventList`, a CloudWatch Logs batch), each with the envelope's fields. A bad envelope
+/// fails whole; bad records inside `event` are returned as errors beside the good ones.
 fn map_event(
     value: Value,
+    raw_event: Option<&str>,
     channel: Option<&str>,
+    room: usize,
     limits: &Limits,
-) -> Result<Event, (Option<&'static str>, String)> {
+) -> Result<Decoded, (Option<&'static str>, String)> {
     let Value::Object(mut envelope) = value else {
         return Err((
             None,
@@ -112,56 +151,28 @@ fn map_event(
         .filter(|s| is_name(s))
         .unwrap_or("splunk.hec")
         .to_string();
-    let mut event = match envelope.remove("event") {
-        Some(Value::String(text)) if text.is_empty() => {
-            return Err((Some("event"), "expected a non-empty event".to_string()))
-        }
-        Some(Value::String(text)) => {
-            let mut event = Event::new();
-            event.set(ecs::MESSAGE, Value::String(text));
-            event.set(ecs::EVENT_DATASET, Value::String(dataset.clone()));
-            event
-        }
-        Some(Value::Object(object)) => {
-            json_object(&object, &dataset, limits).map_err(|reason| (Some("event"), reason))?
-        }
-        Some(Value::Null) | None => {
-            return Err((
-                Some("event"),
-                "expected an `event` field (string or object)".to_string(),
-            ))
-        }
-        Some(other) => {
-            let mut event = Event::new();
-            event.set(ecs::MESSAGE, Value::String(other.to_string()));
-            event.set(ecs::EVENT_DATASET, Value::String(dataset.clone()));
-            event
-        }
-    };
-    event.set_default(ecs::EVENT_MODULE, Value::String("splunk".to_string()));
-    claim_module(&mut event, "splunk");
-    if let Some(time) = envelope.get("time") {
-        let parsed = match time {
-            Value::String(text) => text
-                .parse::<f64>()
-                .ok()
-                .map(Value::from)
-                .and_then(|v| parse_timestamp(&v)),
-            other => parse_timestamp(other),
-        };
-        match parsed {
-            Some(time) => event.set(ecs::TIMESTAMP, Value::String(format_timestamp(time))),
-            None => {
-                return Err((
-                    Some("time"),
-                    "expected epoch seconds such as 1714557600.5".to_string(),
-                ))
+    let time = match envelope.get("time") {
+        None => None,
+        Some(time) => {
+            let parsed = match time {
+                Value::String(text) => text
+                    .parse::<f64>()
+                    .ok()
+                    .map(Value::from)
+                    .and_then(|v| parse_timestamp(&v)),
+                other => parse_timestamp(other),
+            };
+            match parsed {
+                Some(time) => Some(format_timestamp(time)),
+                None => {
+                    return Err((
+                        Some("time"),
+                        "expected epoch seconds such as 1714557600.5".to_string(),
+                    ))
+                }
             }
         }
-    }
-    if let Some(Value::String(host)) = envelope.get("host") {
-        event.set_default("host.name", Value::String(host.clone()));
-    }
+    };
     let mut splunk = Map::new();
     for key in ["source", "sourcetype", "index", "fields"] {
         if let Some(value) = envelope.remove(key) {
@@ -177,10 +188,60 @@ fn map_event(
     if let Some(channel) = channel {
         splunk.insert("channel".to_string(), Value::String(channel.to_string()));
     }
-    if !splunk.is_empty() {
-        event.set("splunk", Value::Object(splunk));
-    }
-    Ok(event)
+    let text_event = |text: String| {
+        let mut event = Event::new();
+        event.set(ecs::MESSAGE, Value::String(text));
+        event.set(ecs::EVENT_DATASET, Value::String(dataset.clone()));
+        Decoded {
+            events: vec![event],
+            errors: Vec::new(),
+        }
+    };
+    let Decoded { events, errors } = match envelope.remove("event") {
+        Some(Value::String(text)) if text.is_empty() => {
+            return Err((Some("event"), "expected a non-empty event".to_string()))
+        }
+        Some(Value::String(text)) => text_event(text),
+        Some(Value::Object(object)) => {
+            let decoded = match raw_event {
+                Some(raw) => json_text(raw.as_bytes(), &dataset, limits),
+                None => json_object(&object, &dataset, limits),
+            };
+            within_room(decoded, room, limits)
+        }
+        Some(Value::Null) | None => {
+            return Err((
+                Some("event"),
+                "expected an `event` field (string or object)".to_string(),
+            ))
+        }
+        Some(other) => text_event(other.to_string()),
+    };
+    let host = envelope.get("host").and_then(Value::as_str);
+    let events = events
+        .into_iter()
+        .map(|mut event| {
+            event.set_default(ecs::EVENT_MODULE, Value::String("splunk".to_string()));
+            claim_module(&mut event, "splunk");
+            if let Some(time) = &time {
+                // The envelope's time is the record's; records split from a batch (they
+                // carry their own text) keep their own time when they have one.
+                if event.get_str(ecs::EVENT_ORIGINAL).is_some() {
+                    event.set_default(ecs::TIMESTAMP, Value::String(time.clone()));
+                } else {
+                    event.set(ecs::TIMESTAMP, Value::String(time.clone()));
+                }
+            }
+            if let Some(host) = host {
+                event.set_default("host.name", Value::String(host.to_string()));
+            }
+            if !splunk.is_empty() {
+                event.set("splunk", Value::Object(splunk.clone()));
+            }
+            event
+        })
+        .collect();
+    Ok(Decoded { events, errors })
 }
 
 /// Decodes a raw-endpoint body: one event per non-blank line.
@@ -201,7 +262,7 @@ pub fn decode_raw(body: &[u8], meta: &RawMeta, limits: &Limits) -> Decoded {
                 index + 1,
                 format!("expected at most {} events per request", limits.max_events),
             ));
-            break;
+            continue;
         }
         if line.len() > limits.decode.max_line_bytes {
             decoded.errors.push(LineError::new(

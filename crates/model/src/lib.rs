@@ -22,4 +22,7 @@ pub mod record;
 mod time;
 
 pub use event::Event;
-pub use time::{format_timestamp, parse_timestamp};
+pub use time::{
+    epoch_unit, format_timestamp, parse_timestamp, parse_timestamp_checked, EpochUnit,
+    TimestampError,
+};

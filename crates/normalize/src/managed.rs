@@ -11,25 +11,33 @@
 //! |---|---|---|
 //! | EKS CloudWatch record | `message` + `logStream`/`logStreamName` `kube-apiserver-audit-*` (or `/aws/eks/` log group) | `message` (JSON text) |
 //! | EKS subscription batch | `logEvents[]` + `/aws/eks/<cluster>/cluster` log group | `logEvents[].message` |
+//! | any CloudWatch subscription batch | `messageType: DATA_MESSAGE` + `logEvents[]` | `logEvents[].message`, when it is an audit event |
 //! | AKS diagnostic record | `category: kube-audit` or `kube-audit-admin` + `properties` | `properties.log` (JSON text) |
 //! | AKS Event Hub / storage batch | `records[]` holding such records | `records[].properties.log` |
 //! | GKE Cloud Audit Log entry | `protoPayload` with `serviceName: k8s.io` | rebuilt, see [`gke`] |
 //!
 //! A batch yields one event or one [`crate::LineError`] per item; errors name the item
-//! (`logEvents[2].message.verb`). CloudWatch `CONTROL_MESSAGE` batches (health checks sent
-//! when a subscription is created) carry no audit events and yield nothing.
+//! (`logEvents[2].message.verb`), and each event keeps its item's exact text as
+//! `event.original`. CloudWatch `CONTROL_MESSAGE` batches (health checks sent when a
+//! subscription is created) carry no events and yield nothing (and no error). In a batch
+//! found by its shape, log events of an audit stream (`kube-apiserver-audit-*`) or whose
+//! message is an audit event get the audit mapping; the others (EKS `authenticator-*`,
+//! `kube-apiserver-*` streams, any other log group) become generic events (the message's
+//! fields when it is a JSON object, else its text as `message`) with `aws.cloudwatch.*`,
+//! `cloud.*` and the log event's time. A batch the sender declared EKS (`source=eks`) must
+//! hold audit events only.
 
 pub(crate) mod gke;
 
 use std::collections::BTreeMap;
 
-use crowsnest_model::{parse_timestamp, Event};
+use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::error::{describe, FieldError};
 use crate::fields::{opt_obj, opt_str, text};
-use crate::k8s_audit::{map_audit_event, Origin};
+use crate::k8s_audit::{looks_like_audit_event, map_audit_event, Origin};
 use crate::limits::{parse_json, Limits};
 use crate::{finish, generic, Decoded};
 
@@ -38,8 +46,14 @@ use crate::{finish, generic, Decoded};
 pub(crate) enum Shape {
     /// One CloudWatch Logs record whose `message` is an audit event.
     EksRecord,
-    /// A CloudWatch Logs subscription-filter batch (`logEvents[]`).
+    /// A CloudWatch Logs subscription-filter batch (`logEvents[]`) the sender said is EKS:
+    /// every log event must hold an audit event.
     EksBatch,
+    /// A CloudWatch Logs subscription-filter batch found by its shape (`messageType` or an
+    /// EKS log group/stream, and `logEvents[]`): log events of an audit stream, or whose
+    /// message is an audit event, get the audit mapping; the others (other EKS control-plane
+    /// streams, any other log group) become generic events.
+    CloudWatchBatch,
     /// One Azure diagnostic record of category `kube-audit`/`kube-audit-admin`.
     AksRecord,
     /// An Azure Event Hub / storage batch (`records[]`).
@@ -66,8 +80,12 @@ pub(crate) fn detect(obj: &Map<String, Value>) -> Option<Shape> {
     }
     let eks_origin = eks_group(obj).is_some_and(|g| g.starts_with("/aws/eks/"))
         || eks_stream(obj).is_some_and(|s| s.starts_with("kube-apiserver-audit"));
-    if eks_origin && obj.get("logEvents").is_some_and(Value::is_array) {
-        return Some(Shape::EksBatch);
+    let cloudwatch = matches!(
+        obj.get("messageType").and_then(Value::as_str),
+        Some("DATA_MESSAGE" | "CONTROL_MESSAGE")
+    );
+    if (eks_origin || cloudwatch) && obj.get("logEvents").is_some_and(Value::is_array) {
+        return Some(Shape::CloudWatchBatch);
     }
     if eks_origin && obj.get("message").is_some_and(Value::is_string) {
         return Some(Shape::EksRecord);
@@ -89,11 +107,13 @@ pub(crate) fn detect_forced(source: &str, obj: &Map<String, Value>) -> Option<Sh
 }
 
 /// Decodes one line holding a managed-service envelope, pushing its events and errors.
+/// `dataset` names the generic events of batches that mix audit and other records.
 pub(crate) fn decode(
     shape: Shape,
     obj: Map<String, Value>,
     line_text: &str,
     line: usize,
+    dataset: &str,
     limits: &Limits,
     out: &mut Decoded,
 ) {
@@ -108,13 +128,18 @@ pub(crate) fn decode(
         }
         Shape::AksRecord => single(aks_record(&obj, limits), out),
         Shape::Gke => single(gke::map_entry(obj), out),
-        Shape::EksBatch => {
+        Shape::EksBatch | Shape::CloudWatchBatch => {
             if obj.get("messageType").and_then(Value::as_str) == Some("CONTROL_MESSAGE") {
                 return;
             }
             let envelope = EksEnvelope::of(&obj);
+            let strict = shape == Shape::EksBatch;
             decode_batch(&obj, "logEvents", line_text, line, limits, out, |item| {
-                eks_record(item, &envelope, limits)
+                if strict || is_audit_log_event(item, &envelope, limits) {
+                    eks_record(item, &envelope, limits)
+                } else {
+                    cloudwatch_record(item, &envelope, dataset, limits)
+                }
             });
         }
         Shape::AksBatch => {
@@ -122,7 +147,7 @@ pub(crate) fn decode(
                 if is_aks_audit_record(record) {
                     aks_record(record, limits)
                 } else {
-                    Ok(generic::map_generic(record.clone(), generic::DATASET))
+                    Ok(generic::map_generic(record.clone(), dataset))
                 }
             });
         }
@@ -269,6 +294,74 @@ fn eks_record(
     let mut event = map_audit_event(audit, &origin).map_err(|error| error.within("message"))?;
     event.set_if_present("aws.cloudwatch.log_group", group.map(Value::String));
     event.set_if_present("aws.cloudwatch.log_stream", stream.map(Value::String));
+    event.set_if_present(
+        "cloud.account.id",
+        envelope.owner.clone().map(Value::String),
+    );
+    Ok(event)
+}
+
+/// Whether a log event of an auto-detected CloudWatch batch holds an audit event: it comes
+/// from an audit stream (`kube-apiserver-audit-*`), or from an EKS cluster's log group
+/// without a stream name, or its message is an audit event wherever it comes from.
+fn is_audit_log_event(item: &Map<String, Value>, envelope: &EksEnvelope, limits: &Limits) -> bool {
+    let stream = eks_stream(item).or(envelope.stream.as_deref());
+    let group = eks_group(item).or(envelope.group.as_deref());
+    match stream {
+        Some(stream) if stream.starts_with("kube-apiserver-audit") => return true,
+        None if group.is_some_and(|g| eks_cluster(g).is_some()) => return true,
+        _ => {}
+    }
+    let Some(message) = item.get("message").and_then(Value::as_str) else {
+        return false;
+    };
+    message.trim_start().starts_with('{')
+        && matches!(parse_json(message, limits), Ok(Value::Object(obj)) if looks_like_audit_event(&obj))
+}
+
+/// A CloudWatch log event that is not an audit event: a generic event (the message's own
+/// fields when it is a JSON object, else the text as `message`), timed by the log event's
+/// `timestamp` when the message has no time of its own.
+fn cloudwatch_record(
+    item: &Map<String, Value>,
+    envelope: &EksEnvelope,
+    dataset: &str,
+    limits: &Limits,
+) -> Result<Event, FieldError> {
+    let message = opt_str(item, "message", "")?
+        .ok_or_else(|| FieldError::field("message", "expected the log event's text"))?;
+    let parsed = if message.trim_start().starts_with('{') {
+        parse_json(message, limits).ok()
+    } else {
+        None
+    };
+    let mut event = match parsed {
+        Some(Value::Object(fields)) => generic::map_generic(fields, dataset),
+        _ => generic::map_generic(
+            Map::from_iter([(ecs::MESSAGE.to_string(), json!(message))]),
+            dataset,
+        ),
+    };
+    if let Some(time) = item.get("timestamp").and_then(parse_timestamp) {
+        event.set_default(ecs::TIMESTAMP, json!(format_timestamp(time)));
+    }
+    let group = eks_group(item)
+        .map(str::to_string)
+        .or_else(|| envelope.group.clone());
+    let stream = eks_stream(item)
+        .map(str::to_string)
+        .or_else(|| envelope.stream.clone());
+    event.set_if_present(
+        "orchestrator.cluster.name",
+        group.as_deref().and_then(eks_cluster).map(|c| json!(c)),
+    );
+    event.set_default("cloud.provider", json!("aws"));
+    event.set_if_present("aws.cloudwatch.log_group", group.map(Value::String));
+    event.set_if_present("aws.cloudwatch.log_stream", stream.map(Value::String));
+    event.set_if_present(
+        "aws.cloudwatch.id",
+        item.get("id").filter(|v| v.is_string()).cloned(),
+    );
     event.set_if_present(
         "cloud.account.id",
         envelope.owner.clone().map(Value::String),

@@ -10,8 +10,14 @@
 //! Routing (unless `source` forces one decoder, see [`crate::known_sources`]):
 //!
 //! 1. a Kubernetes audit `Event` → [`crate::k8s_audit`];
-//! 2. an EKS, AKS or GKE envelope → [`crate::managed`];
-//! 3. anything else → [`crate::generic`].
+//! 2. an audit `EventList` → one event per item (each keeps its item's exact text as
+//!    `event.original`; a bad item is an error of the line naming `items[N]`);
+//! 3. an EKS, AKS or GKE envelope, or any CloudWatch Logs subscription batch →
+//!    [`crate::managed`] (one event per record of a batch);
+//! 4. anything else → [`crate::generic`].
+//!
+//! A line that holds many events (an `EventList`, a batch) yields all of them; one that holds
+//! none (an empty `EventList`, a CloudWatch `CONTROL_MESSAGE`) yields neither event nor error.
 
 use serde_json::Value;
 
@@ -19,6 +25,7 @@ use crate::error::{describe, LineError};
 use crate::k8s_audit::{looks_like_audit_event, map_audit_event, Origin};
 use crate::limits::{check_line, parse_json, Limits};
 use crate::managed;
+use crate::webhook::{decode_list_line, is_event_list};
 use crate::{finish, generic, Decoded};
 
 /// How the lines of one body are routed.
@@ -94,8 +101,10 @@ fn decode_line(raw: &[u8], line: usize, route: &Route, limits: &Limits, out: &mu
         Route::Auto { dataset } => {
             if looks_like_audit_event(&obj) {
                 native(obj, Origin::default(), out);
+            } else if is_event_list(&obj) {
+                decode_list_line(text, line, &Origin::default(), limits, out);
             } else if let Some(shape) = managed::detect(&obj) {
-                managed::decode(shape, obj, text, line, limits, out);
+                managed::decode(shape, obj, text, line, dataset, limits, out);
             } else {
                 let event = generic::map_generic(obj, dataset);
                 out.events.push(finish(event, text, limits));
@@ -106,20 +115,24 @@ fn decode_line(raw: &[u8], line: usize, route: &Route, limits: &Limits, out: &mu
                 || obj.get("kind").and_then(Value::as_str) == Some("Event");
             if is_event {
                 native(obj, Origin::default(), out);
+            } else if is_event_list(&obj) {
+                decode_list_line(text, line, &Origin::default(), limits, out);
             } else {
-                let reason = "expected a Kubernetes audit `Event` (`kind: Event`, `apiVersion: audit.k8s.io/*`)";
+                let reason = "expected a Kubernetes audit `Event` or `EventList` (`kind: Event`, `apiVersion: audit.k8s.io/*`)";
                 out.errors.push(LineError::new(line, reason));
             }
         }
         Route::Managed(provider) => {
+            let origin = || Origin {
+                cloud_provider: Some(cloud_of(provider)),
+                ..Origin::default()
+            };
             if let Some(shape) = managed::detect_forced(provider, &obj) {
-                managed::decode(shape, obj, text, line, limits, out);
+                managed::decode(shape, obj, text, line, generic::DATASET, limits, out);
             } else if *provider != "gke" && looks_like_audit_event(&obj) {
-                let origin = Origin {
-                    cloud_provider: Some(cloud_of(provider)),
-                    ..Origin::default()
-                };
-                native(obj, origin, out);
+                native(obj, origin(), out);
+            } else if *provider != "gke" && is_event_list(&obj) {
+                decode_list_line(text, line, &origin(), limits, out);
             } else {
                 out.errors
                     .push(LineError::new(line, managed::expected_shape(provider)));

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::error::{describe, DecodeError, LineError};
+use crate::error::{describe, DecodeError, FieldError, LineError};
 use crate::k8s_audit::{looks_like_audit_event, map_audit_event, quoted, Origin};
 use crate::limits::{check_depth, parse_json, Limits};
 use crate::{finish, Decoded};
@@ -144,5 +144,68 @@ fn push_item(
     match map_audit_event(obj, &Origin::default()) {
         Ok(event) => decoded.events.push(finish(event, original, limits)),
         Err(error) => decoded.errors.push(error.at(number)),
+    }
+}
+
+/// Whether a JSON object is an audit `EventList`: `kind: EventList` with an
+/// `audit.k8s.io/*` `apiVersion`, or without `apiVersion` but with an `items` array. (A core
+/// `v1` `EventList` of Kubernetes Events is something else and stays a generic object.)
+pub(crate) fn is_event_list(obj: &Map<String, Value>) -> bool {
+    if obj.get("kind").and_then(Value::as_str) != Some("EventList") {
+        return false;
+    }
+    match obj.get("apiVersion") {
+        Some(Value::String(version)) => version.starts_with("audit.k8s.io/"),
+        Some(_) => false,
+        None => obj.get("items").is_some_and(Value::is_array),
+    }
+}
+
+/// Decodes an `EventList` found on one NDJSON line (`line_text` is the line, already checked
+/// for length, depth and JSON syntax): one event per item, each keeping its item's exact text
+/// as `event.original`; a bad item becomes a [`LineError`] of this line whose field names the
+/// item (`items[2]`, `items[2].verb`) while the other items still decode.
+pub(crate) fn decode_list_line(
+    line_text: &str,
+    line: usize,
+    origin: &Origin,
+    limits: &Limits,
+    out: &mut Decoded,
+) {
+    let items = serde_json::from_str::<Envelope<'_>>(line_text)
+        .ok()
+        .and_then(|envelope| envelope.items)
+        .map(|items| serde_json::from_str::<Option<Vec<&RawValue>>>(items.get()));
+    let items = match items {
+        None | Some(Ok(None)) => return,
+        Some(Ok(Some(items))) => items,
+        Some(Err(_)) => {
+            return out.errors.push(
+                FieldError::field("items", "expected an array of audit `Event` objects").at(line),
+            )
+        }
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        let field = format!("items[{index}]");
+        let item_text = item.get();
+        let obj = match parse_json(item_text, limits) {
+            Ok(Value::Object(obj)) => obj,
+            Ok(other) => {
+                let reason = format!(
+                    "expected an audit `Event` object, found {}",
+                    describe(&other)
+                );
+                out.errors.push(FieldError::field(field, reason).at(line));
+                continue;
+            }
+            Err(reason) => {
+                out.errors.push(FieldError::field(field, reason).at(line));
+                continue;
+            }
+        };
+        match map_audit_event(obj, origin) {
+            Ok(event) => out.events.push(finish(event, item_text, limits)),
+            Err(error) => out.errors.push(error.within(&field).at(line)),
+        }
     }
 }

@@ -157,4 +157,54 @@ impl Query {
     pub fn is_tabular(&self) -> bool {
         !self.pipes.is_empty()
     }
+
+    /// How many terms the filter searches for: see [`Filter::term_count`].
+    pub fn term_count(&self) -> usize {
+        self.filter.term_count()
+    }
+}
+
+impl Filter {
+    /// How many terms this filter searches for, the measure of its cost that a server bounds
+    /// (before running anything):
+    ///
+    /// * every leaf clause (`Term`, `Phrase`, `Wildcard`, `Range`, `Exists`) counts one;
+    /// * a `Term` or `Phrase` whose text has several words (runs of letters and digits) counts
+    ///   one per word, since full-text fields search each word (`"disk is full"` is 3);
+    /// * `All` and the operators (`And`, `Or`, `Not`) count nothing themselves.
+    ///
+    /// The walk uses its own stack, so any tree (even one built by hand, deeper than the
+    /// parser's [`crate::MAX_DEPTH`]) is counted without recursion.
+    pub fn term_count(&self) -> usize {
+        let mut count = 0usize;
+        let mut stack = vec![self];
+        while let Some(filter) = stack.pop() {
+            match filter {
+                Filter::All => {}
+                Filter::And(parts) | Filter::Or(parts) => stack.extend(parts),
+                Filter::Not(inner) => stack.push(inner),
+                Filter::Term { value: text, .. } | Filter::Phrase { text, .. } => {
+                    count = count.saturating_add(words(text).max(1));
+                }
+                Filter::Wildcard { .. } | Filter::Range { .. } | Filter::Exists { .. } => {
+                    count = count.saturating_add(1);
+                }
+            }
+        }
+        count
+    }
+}
+
+/// Number of runs of letters and digits in `text`.
+fn words(text: &str) -> usize {
+    let mut count = 0;
+    let mut in_word = false;
+    for c in text.chars() {
+        let alnum = c.is_alphanumeric();
+        if alnum && !in_word {
+            count += 1;
+        }
+        in_word = alnum;
+    }
+    count
 }

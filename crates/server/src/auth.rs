@@ -5,9 +5,11 @@
 //! `<data-dir>/admin.token` with mode 0600 so the local operator (and `crowsnest search`) can
 //! read it. Each request names one scope it needs; `admin` implies every scope.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::RngCore;
@@ -159,6 +161,192 @@ impl Tokens {
     }
 }
 
+/// Who a refused request claimed to be, for the log: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// No usable credentials.
+    Nothing,
+    /// A token that matches none: the first 8 hex digits of its SHA-256, enough to tell
+    /// repeated attempts apart, useless to recover it.
+    Unknown {
+        /// Prefix of the token's SHA-256.
+        sha256_prefix: String,
+    },
+    /// A known token (that lacked the scope).
+    Known {
+        /// The token's name.
+        name: String,
+    },
+}
+
+impl Tokens {
+    /// Who an `Authorization` value claims to be (for logging a refused request).
+    pub fn claimed(&self, authorization: Option<&str>) -> Claimed {
+        let Some(token) = authorization.and_then(credential) else {
+            return Claimed::Nothing;
+        };
+        let hash = digest(&token);
+        let records = self.read();
+        match records
+            .iter()
+            .find(|r| constant_time_eq(r.sha256.as_bytes(), hash.as_bytes()))
+        {
+            Some(record) => Claimed::Known {
+                name: record.name.clone(),
+            },
+            None => Claimed::Unknown {
+                sha256_prefix: hash[..8].to_string(),
+            },
+        }
+    }
+}
+
+/// Failed authentication per source address: counts unknown tokens in fixed windows, refuses
+/// an address that reached the limit until its window ends, and says when a failure is worth
+/// a log line (the first of an address's window, and the one that reaches the limit), so that
+/// neither the log nor memory grows with an attack: at most
+/// [`AuthLimits::max_tracked_addresses`](crate::config::AuthLimits) addresses are remembered,
+/// expired windows first, then the oldest, are forgotten beyond.
+///
+/// IPv6 addresses count by /64 (what one host or customer usually gets), IPv4-mapped IPv6 as
+/// IPv4.
+pub struct FailureThrottle {
+    max_failures: u32,
+    window: Duration,
+    max_tracked: usize,
+    windows: Mutex<HashMap<IpAddr, Window>>,
+}
+
+/// One address's current window.
+#[derive(Debug, Clone)]
+struct Window {
+    started: Instant,
+    /// Unknown tokens (they count toward the limit).
+    unknown: u32,
+    /// Every failure (missing credentials and missing scopes too), for the log.
+    failures: u32,
+    /// Failures of the previous window, reported in the first line of this one.
+    previous: u32,
+}
+
+/// What [`FailureThrottle::record`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// Failures of this address in its window, this one included.
+    pub failures: u32,
+    /// Failures of its previous window, when this is the first of a new one.
+    pub previous_window: u32,
+    /// True when this failure should be logged.
+    pub log: bool,
+    /// True when this failure reached the limit: the address is refused from now on.
+    pub throttled: bool,
+}
+
+impl FailureThrottle {
+    /// A throttle with these limits.
+    pub fn new(limits: &crate::config::AuthLimits) -> Self {
+        Self {
+            max_failures: limits.max_failures.max(1),
+            window: Duration::from_secs(limits.failure_window_secs.max(1)),
+            max_tracked: limits.max_tracked_addresses.max(1),
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Window>> {
+        self.windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The key an address is counted under.
+    pub fn key(addr: IpAddr) -> IpAddr {
+        match addr {
+            IpAddr::V4(_) => addr,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+        }
+    }
+
+    /// `Some(seconds until its window ends)` when `addr` is refused at `now`.
+    pub fn refused(&self, addr: IpAddr, now: Instant) -> Option<u64> {
+        let windows = self.lock();
+        let window = windows.get(&Self::key(addr))?;
+        let ends = window.started + self.window;
+        (window.unknown >= self.max_failures && now < ends)
+            .then(|| ends.duration_since(now).as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    /// Records a failure of `addr` at `now`; `counts` is true for an unknown token (which
+    /// counts toward the limit), false for missing credentials or a missing scope.
+    pub fn record(&self, addr: IpAddr, counts: bool, now: Instant) -> Recorded {
+        let key = Self::key(addr);
+        let mut windows = self.lock();
+        if !windows.contains_key(&key) && windows.len() >= self.max_tracked {
+            let period = self.window;
+            windows.retain(|_, w| now.duration_since(w.started) < period);
+            if windows.len() >= self.max_tracked {
+                let oldest = windows
+                    .iter()
+                    .min_by_key(|(_, w)| w.started)
+                    .map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    windows.remove(&oldest);
+                }
+            }
+        }
+        let window = windows.entry(key).or_insert(Window {
+            started: now,
+            unknown: 0,
+            failures: 0,
+            previous: 0,
+        });
+        if now.duration_since(window.started) >= self.window {
+            *window = Window {
+                started: now,
+                unknown: 0,
+                failures: 0,
+                previous: window.failures,
+            };
+        }
+        window.failures = window.failures.saturating_add(1);
+        if counts {
+            window.unknown = window.unknown.saturating_add(1);
+        }
+        let throttled = counts && window.unknown == self.max_failures;
+        Recorded {
+            failures: window.failures,
+            previous_window: if window.failures == 1 {
+                window.previous
+            } else {
+                0
+            },
+            log: window.failures == 1 || throttled,
+            throttled,
+        }
+    }
+
+    /// Addresses remembered now.
+    pub fn tracked(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The limit, for messages.
+    pub fn max_failures(&self) -> u32 {
+        self.max_failures
+    }
+
+    /// The window, for messages.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
 /// Extracts the token from an `Authorization` value, whatever scheme the shipper uses:
 ///
 /// * `Bearer <token>`: our own clients, OTel exporters, Falco/falcosidekick custom headers;
@@ -233,6 +421,109 @@ fn write_secret_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    fn throttle(max_failures: u32, window_secs: u64, max_tracked: usize) -> FailureThrottle {
+        FailureThrottle::new(&crate::config::AuthLimits {
+            max_failures,
+            failure_window_secs: window_secs,
+            max_tracked_addresses: max_tracked,
+        })
+    }
+
+    #[test]
+    fn an_address_is_refused_after_the_limit_until_its_window_ends() {
+        let t = throttle(3, 60, 100);
+        let (a, b): (IpAddr, IpAddr) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let start = Instant::now();
+        let first = t.record(a, true, start);
+        assert!(first.log && !first.throttled);
+        assert!(!t.record(a, true, start).log, "one line per window");
+        assert_eq!(t.refused(a, start), None);
+        let third = t.record(a, true, start);
+        assert!(third.throttled && third.log, "{third:?}");
+        assert_eq!(t.refused(a, start), Some(60));
+        assert_eq!(t.refused(a, start + Duration::from_secs(59)), Some(1));
+        assert_eq!(
+            t.refused(b, start),
+            None,
+            "other addresses are not affected"
+        );
+        let later = start + Duration::from_secs(60);
+        assert_eq!(t.refused(a, later), None, "the window ended");
+        let next = t.record(a, true, later);
+        assert_eq!(
+            (next.failures, next.previous_window, next.log),
+            (1, 3, true)
+        );
+    }
+
+    #[test]
+    fn missing_credentials_and_scopes_are_logged_but_do_not_count() {
+        let t = throttle(2, 60, 100);
+        let a: IpAddr = ip("192.0.2.1");
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert!(!t.record(a, false, now).throttled);
+        }
+        assert_eq!(t.refused(a, now), None);
+    }
+
+    #[test]
+    fn ipv6_counts_by_64_and_mapped_ipv4_as_ipv4() {
+        let t = throttle(2, 60, 100);
+        let now = Instant::now();
+        t.record(ip("2001:db8:1:2::1"), true, now);
+        t.record(ip("2001:db8:1:2:ffff::9"), true, now);
+        assert!(t.refused(ip("2001:db8:1:2::77"), now).is_some());
+        assert!(t.refused(ip("2001:db8:1:3::1"), now).is_none());
+        assert_eq!(
+            FailureThrottle::key(ip("::ffff:192.0.2.9")),
+            ip("192.0.2.9")
+        );
+    }
+
+    #[test]
+    fn many_addresses_do_not_grow_memory() {
+        let t = throttle(5, 60, 1000);
+        let now = Instant::now();
+        for i in 0..50_000u32 {
+            let addr = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            t.record(addr, true, now + Duration::from_millis(u64::from(i)));
+        }
+        assert_eq!(t.tracked(), 1000);
+        // The newest are kept, the oldest forgotten.
+        let newest = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + 49_999));
+        let later = now + Duration::from_millis(50_000);
+        t.record(newest, true, later);
+        assert_eq!(t.lock().get(&newest).map(|w| w.unknown), Some(2));
+    }
+
+    #[test]
+    fn claimed_names_known_tokens_and_hashes_unknown_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tokens, _) = Tokens::open(dir.path()).expect("open");
+        let ingest = tokens
+            .create("shipper", [Scope::Ingest].into_iter().collect())
+            .expect("create");
+        assert_eq!(
+            tokens.claimed(Some(&format!("Bearer {ingest}"))),
+            Claimed::Known {
+                name: "shipper".into()
+            }
+        );
+        match tokens.claimed(Some("Bearer cn_guess")) {
+            Claimed::Unknown { sha256_prefix } => {
+                assert_eq!(sha256_prefix, digest("cn_guess")[..8]);
+                assert!(!sha256_prefix.contains("guess"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(tokens.claimed(None), Claimed::Nothing);
+    }
 
     #[test]
     fn admin_token_is_created_once_with_mode_0600() {

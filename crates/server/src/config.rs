@@ -16,6 +16,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest search `limit`.
     pub max_search_limit: usize,
+    /// Bounds of each search's cost (`POST /api/v1/search`, `crowsnest search`, the alerts API).
+    pub search: SearchLimits,
+    /// Throttling of failed authentication, per source address.
+    pub auth: AuthLimits,
     /// Seconds between retention passes.
     pub retention_interval_secs: u64,
     /// Per-line/field bounds of the decoders, and the memory budget of decoding.
@@ -32,6 +36,62 @@ pub struct ServerConfig {
     pub detect: crate::detection::DetectionConfig,
     /// Forwarding outputs (`[[outputs]]`): where events and alerts are sent on.
     pub outputs: Vec<crowsnest_output::OutputConfig>,
+}
+
+/// Bounds of each search: a query is refused before it runs when it is too long or has too many
+/// terms, stopped when it runs too long or its client goes away, and a token runs only so many
+/// at once. Every refusal names the setting and its value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchLimits {
+    /// Longest query text, in bytes (65536). Longer: 400.
+    pub max_query_bytes: usize,
+    /// Most terms in a query (1024): each clause counts one, a value or phrase of several words
+    /// one per word (`crowsnest_query::Filter::term_count`). More: 400.
+    pub max_terms: usize,
+    /// Longest a search may run, in milliseconds (30000). Past it the search stops and the
+    /// answer is 504; nothing partial is returned.
+    pub timeout_ms: u64,
+    /// Searches one token may run at once (4; at least 1). More: 429 with `Retry-After`.
+    pub max_concurrent_per_token: usize,
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        Self {
+            max_query_bytes: 64 * 1024,
+            max_terms: 1024,
+            timeout_ms: 30_000,
+            max_concurrent_per_token: 4,
+        }
+    }
+}
+
+/// Throttling of failed authentication: an address (an IPv6 /64) that sent `max_failures`
+/// unknown tokens within `failure_window_secs` gets 429 with `Retry-After` on every request
+/// until its window ends, without its token being checked. Other addresses are not affected.
+/// Every failure is counted in `crowsnest_auth_failures_total`, and logged at most once per
+/// address and window (with the number of failures).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthLimits {
+    /// Unknown tokens one address may send per window before it is refused (20).
+    pub max_failures: u32,
+    /// Length of the window, in seconds (60).
+    pub failure_window_secs: u64,
+    /// Addresses remembered at once (10000); past it the oldest are forgotten first, so many
+    /// addresses cannot grow memory.
+    pub max_tracked_addresses: usize,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        Self {
+            max_failures: 20,
+            failure_window_secs: 60,
+            max_tracked_addresses: 10_000,
+        }
+    }
 }
 
 /// Bounds applied while decoding input.
@@ -113,6 +173,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("crowsnest-data"),
             max_body_bytes: 32 * 1024 * 1024,
             max_search_limit: 10_000,
+            search: SearchLimits::default(),
+            auth: AuthLimits::default(),
             retention_interval_secs: 60,
             decode: DecodeLimits::default(),
             http: HttpConfig::default(),

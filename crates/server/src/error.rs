@@ -48,6 +48,22 @@ pub enum ApiError {
     /// The request body did not arrive in time (408).
     #[error("{0}")]
     RequestTimeout(String),
+    /// The data disk is full; nothing was stored; retry after this many seconds (507).
+    #[error(
+        "the server's data disk is full: nothing of this request was stored; retry after {0} s"
+    )]
+    InsufficientStorage(u64),
+    /// Too many requests from this client (429); retry after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit, and its value.
+        message: String,
+        /// Seconds after which a retry may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// The work ran past its time budget and was stopped (504).
+    #[error("{0}")]
+    Timeout(String),
     /// Not found (404).
     #[error("{0}")]
     NotFound(String),
@@ -65,11 +81,14 @@ impl ApiError {
         }
     }
 
-    /// Seconds a client should wait before retrying, for the 503 answers.
+    /// Seconds a client should wait before retrying (the 429, 503 and 507 answers).
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::Busy(secs) => Some(*secs),
+            Self::Busy(secs) | Self::InsufficientStorage(secs) => Some(*secs),
             Self::Overloaded { retry_after, .. } => Some(*retry_after),
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -83,6 +102,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Busy(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -115,7 +137,10 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"crowsnest\""),
                 );
             }
-            Self::Busy(_) | Self::Overloaded { .. } => {
+            Self::Busy(_)
+            | Self::Overloaded { .. }
+            | Self::InsufficientStorage(_)
+            | Self::TooManyRequests { .. } => {
                 let secs = self.retry_after().unwrap_or(1);
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod dedup;
 pub mod detection;
+pub mod disk;
 pub mod error;
 pub mod listeners;
 pub mod metrics;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Search slots per token and the throttle of failed authentication.
+    pub guards: api::Guards,
     /// Batch ids already stored, for shippers that retry (the agent).
     pub dedup: Arc<dedup::Dedup>,
     /// The loaded detection rules, and reload requests.
@@ -173,6 +176,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         crowsnest_ingest::limits::DecodeBudget::new(config.decode.memory_budget_bytes);
     let state = Arc::new(AppState {
         decode_budget,
+        guards: api::Guards::new(&config),
         config,
         tokens,
         pipeline,

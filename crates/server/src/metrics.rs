@@ -69,6 +69,16 @@ pub struct Metrics {
     pub store_set_aside: Gauge,
     /// WAL appends (one fsync each).
     pub wal_fsyncs: Counter,
+    /// Failed store adds or commits (each rolled back and retried from the WAL).
+    pub store_failures: Counter,
+    /// Batches refused because the data disk is below its free-space watermark.
+    pub refused_disk_full: Counter,
+    /// Free bytes on the data disk.
+    pub disk_free_bytes: Gauge,
+    /// Free bytes below which ingest is refused.
+    pub disk_watermark_bytes: Gauge,
+    /// Problems health reports (0 when all is well).
+    pub health_problems: Gauge,
     /// Rule matches (before folding and suppression).
     pub detections: Counter,
     /// Alert records written (new alerts and count updates of folded ones).
@@ -83,6 +93,8 @@ pub struct Metrics {
     output_lag: Family<OutputLabel, Gauge>,
     output_up: Family<OutputLabel, Gauge>,
     output_retries: Family<OutputLabel, Counter>,
+    /// Searches refused, stopped or cancelled, and failed authentication.
+    pub guards: GuardMetrics,
 }
 
 impl Metrics {
@@ -100,6 +112,34 @@ impl Metrics {
         let store_set_aside = Gauge::default();
         let index_spilled = Counter::default();
         let wal_fsyncs = Counter::default();
+        let (store_failures, refused_disk_full) = (Counter::default(), Counter::default());
+        let (disk_free_bytes, disk_watermark_bytes, health_problems) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "store_failures",
+            "Failed store adds or commits (rolled back; the events are indexed again from the WAL)",
+            store_failures.clone(),
+        );
+        registry.register(
+            "ingest_refused_disk_full",
+            "Batches refused (507, or held back by the listeners) because the data disk is below its free-space watermark",
+            refused_disk_full.clone(),
+        );
+        registry.register(
+            "disk_free_bytes",
+            "Free bytes on the data disk (the fuller of the WAL's and the store's filesystems)",
+            disk_free_bytes.clone(),
+        );
+        registry.register(
+            "disk_watermark_bytes",
+            "Free bytes below which ingest is refused",
+            disk_watermark_bytes.clone(),
+        );
+        registry.register(
+            "health_problems",
+            "Problems /api/v1/health reports (0 when the status is ok)",
+            health_problems.clone(),
+        );
         let (detections, alerts, alerts_folded, alerts_suppressed) = (
             Counter::default(),
             Counter::default(),
@@ -217,8 +257,10 @@ impl Metrics {
             "Failed delivery attempts of a forwarding output (each is retried)",
             output_retries.clone(),
         );
+        let guards = GuardMetrics::register(&mut registry);
         Self {
             registry,
+            guards,
             seen_sources: Mutex::new(HashSet::new()),
             received,
             stored,
@@ -234,6 +276,11 @@ impl Metrics {
             store_bytes,
             store_set_aside,
             wal_fsyncs,
+            store_failures,
+            refused_disk_full,
+            disk_free_bytes,
+            disk_watermark_bytes,
+            health_problems,
             detections,
             alerts,
             alerts_folded,
@@ -309,6 +356,72 @@ impl Default for Metrics {
 fn output_label(output: &str) -> OutputLabel {
     OutputLabel {
         output: output.to_string(),
+    }
+}
+
+/// The `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why (a fixed, small set of values per metric).
+    pub reason: &'static str,
+}
+
+/// Metrics of the search limits and of failed authentication.
+#[derive(Default)]
+pub struct GuardMetrics {
+    searches_refused: Family<ReasonLabel, Counter>,
+    /// Searches stopped at their time budget (`search.timeout_ms`).
+    pub searches_timed_out: Counter,
+    /// Searches stopped because their client went away.
+    pub searches_cancelled: Counter,
+    auth_failures: Family<ReasonLabel, Counter>,
+    /// Requests refused with 429 because their address sent too many unknown tokens.
+    pub auth_throttled: Counter,
+}
+
+impl GuardMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "searches_refused",
+            "Searches refused before running, by reason: query_bytes, terms (search.max_query_bytes, search.max_terms), concurrency (search.max_concurrent_per_token)",
+            metrics.searches_refused.clone(),
+        );
+        registry.register(
+            "searches_timed_out",
+            "Searches stopped at their time budget (search.timeout_ms)",
+            metrics.searches_timed_out.clone(),
+        );
+        registry.register(
+            "searches_cancelled",
+            "Searches stopped because their client went away",
+            metrics.searches_cancelled.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Requests refused for their credentials, by reason: missing, unknown (token), forbidden (known token without the scope)",
+            metrics.auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused with 429 because their address sent too many unknown tokens (auth.max_failures)",
+            metrics.auth_throttled.clone(),
+        );
+        metrics
+    }
+
+    /// The refusal counter for `reason` (`query_bytes`, `terms`, `concurrency`).
+    pub fn search_refused(&self, reason: &'static str) -> Counter {
+        self.searches_refused
+            .get_or_create(&ReasonLabel { reason })
+            .clone()
+    }
+
+    /// The failed-authentication counter for `reason` (`missing`, `unknown`, `forbidden`).
+    pub fn auth_failure(&self, reason: &'static str) -> Counter {
+        self.auth_failures
+            .get_or_create(&ReasonLabel { reason })
+            .clone()
     }
 }
 

@@ -16,6 +16,14 @@
 //! * On start, everything left in the WAL is replayed into the store; the store skips positions
 //!   it already committed, so a crash at any point loses no acknowledged event and duplicates
 //!   none.
+//! * A failed store `add` or `commit` (a full disk) never lets a later commit record lost
+//!   events as durable: the indexer rolls the store back ([`Store::abort`]), rewinds to the
+//!   last durable position and reads the events back from the WAL, retrying with backoff until
+//!   it succeeds; health reports the failure meanwhile. Below the free-space watermark
+//!   ([`PipelineConfig::min_free_bytes`]) the WAL writer refuses new batches
+//!   ([`SubmitError::DiskFull`]: 507 with `Retry-After`) until space returns, so nothing is
+//!   acknowledged that is not in the WAL, and everything acknowledged becomes searchable once
+//!   the store can commit again, without a restart.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -33,6 +41,7 @@ use crowsnest_wal::{Wal, WalConfig, WalTail};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::disk::{is_out_of_space, Disk};
 use crate::metrics::Metrics;
 
 /// Pipeline tuning.
@@ -61,6 +70,9 @@ pub struct PipelineConfig {
     pub fsync: bool,
     /// Seconds clients are told to wait when the pipeline is saturated.
     pub retry_after_secs: u64,
+    /// Free bytes on the data disk below which ingest is refused (507 with `Retry-After`)
+    /// until space returns. Unset: 5 % of the filesystem, at most 1 GiB.
+    pub min_free_bytes: Option<u64>,
 }
 
 impl Default for PipelineConfig {
@@ -75,6 +87,7 @@ impl Default for PipelineConfig {
             wal_segment_bytes: 64 * 1024 * 1024,
             fsync: true,
             retry_after_secs: 1,
+            min_free_bytes: None,
         }
     }
 }
@@ -97,16 +110,60 @@ pub enum SubmitError {
     /// The server is shutting down.
     #[error("pipeline is shutting down")]
     Closed,
+    /// The data disk is below its free-space watermark (or a write found it full): nothing of
+    /// the batch was acknowledged; retry after this many seconds.
+    #[error("the data disk is full; retry after {0} s")]
+    DiskFull(u64),
     /// The WAL append failed; nothing of the batch was acknowledged.
     #[error("wal append failed: {0}")]
     Wal(String),
+}
+
+/// Why the WAL writer refused a batch.
+#[derive(Debug, Clone)]
+pub(crate) enum Refused {
+    /// Below the free-space watermark, or out of space.
+    DiskFull,
+    /// Any other append failure.
+    Wal(String),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DiskFull => f.write_str("the data disk is full"),
+            Self::Wal(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Something that keeps the server from working normally, as health reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// What is affected: `disk`, `store`, `indexer`, `detector` or `output:<name>`.
+    pub component: String,
+    /// What is wrong, and what the server does about it.
+    pub message: String,
+    /// Since when.
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+/// Failures the threads report for health.
+#[derive(Default)]
+struct Faults {
+    /// The store's last failure, while it lasts.
+    store: Mutex<Option<Problem>>,
+    /// Set when the indexer or the detector thread ended outside a shutdown.
+    indexer_stopped: std::sync::atomic::AtomicBool,
+    detector_stopped: std::sync::atomic::AtomicBool,
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) struct Batch {
     events: Vec<Event>,
     payloads: Vec<Vec<u8>>,
     permit: OwnedSemaphorePermit,
-    reply: oneshot::Sender<Result<Range<u64>, String>>,
+    reply: oneshot::Sender<Result<Range<u64>, Refused>>,
     /// Made by the server itself (alerts): indexed, not fed back to detection.
     derived: bool,
 }
@@ -142,6 +199,11 @@ struct Progress {
     detected_next: AtomicU64,
     /// The forwarding outputs: the WAL is not truncated past what they still need.
     outputs: Vec<Arc<crate::outputs::OutputStatus>>,
+    /// WAL size and segment count, kept here so health and metrics never wait on the WAL lock
+    /// (held across fsync).
+    wal_bytes: AtomicU64,
+    wal_segments: AtomicU64,
+    faults: Faults,
 }
 
 /// The running pipeline.
@@ -150,12 +212,14 @@ pub struct Pipeline {
     tx: Mutex<Option<mpsc::Sender<Batch>>>,
     budget: Arc<Semaphore>,
     progress: Arc<Progress>,
-    wal: Arc<Mutex<Wal>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Output threads, stopped after the others have drained.
     output_threads: Mutex<Vec<JoinHandle<()>>>,
     stop_outputs: Arc<std::sync::atomic::AtomicBool>,
     metrics: Arc<Metrics>,
+    disk: Arc<Disk>,
+    stop_disk: Arc<std::sync::atomic::AtomicBool>,
+    disk_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Pipeline {
@@ -183,9 +247,20 @@ impl Pipeline {
                 "dropped an unacknowledged torn wal tail"
             );
         }
+        let disk = Arc::new(Disk::new(
+            vec![wal_dir.to_path_buf(), store.dir().to_path_buf()],
+            config.min_free_bytes,
+        ));
         let mut detection = detection;
-        let replayed = replay(&wal, &store, detection.as_mut(), &dedup)?;
-        let committed = store.commit().context("committing the replayed events")?;
+        let (replayed, store_failure) = replay(&wal, &store, detection.as_mut(), &dedup)?;
+        // A store that cannot take the replay (a full disk) does not keep the server from
+        // starting: the events stay in the WAL and the indexer retries them.
+        let committed = match store_failure {
+            Some(error) => Err(error),
+            None => store
+                .commit()
+                .map_err(|e| anyhow::Error::new(e).context("committing the replayed events")),
+        };
         let mut outputs = outputs;
         for output in &mut outputs {
             output.begin(wal_dir, wal.next_position());
@@ -204,15 +279,33 @@ impl Pipeline {
             .detected_next
             .store(detected_next, Ordering::SeqCst);
         let mut wal = wal;
-        if let Some(position) = committed.filter(|_| dedup.persisted()) {
-            truncate(&mut wal, position, &progress)?;
-        }
         let next = wal.next_position();
+        let committed_next = match committed {
+            Ok(committed) => {
+                if let Some(position) = committed.filter(|_| dedup.persisted()) {
+                    truncate(&mut wal, position, &progress)?;
+                }
+                next
+            }
+            Err(error) => {
+                if is_out_of_space(error.as_ref()) {
+                    disk.write_failed();
+                }
+                disk.set_caught_up(false);
+                let durable = store.abort();
+                progress.faults.report_store(&error);
+                durable.map_or(0, |p| p + 1)
+            }
+        };
         progress.acked_next.store(next, Ordering::SeqCst);
-        progress.committed_next.store(next, Ordering::SeqCst);
+        progress
+            .committed_next
+            .store(committed_next, Ordering::SeqCst);
+        progress.record_wal(&wal);
         tracing::info!(
             replayed,
             next_position = next,
+            searchable_through = committed_next,
             "wal replayed into the store"
         );
         let wal = Arc::new(Mutex::new(wal));
@@ -230,12 +323,16 @@ impl Pipeline {
                 let submitter = Submitter {
                     tx: tx.downgrade(),
                     budget: budget.clone(),
+                    disk: disk.clone(),
                 };
                 let progress = progress.clone();
                 threads.push(
                     std::thread::Builder::new()
                         .name("crowsnest-detect".into())
-                        .spawn(move || worker.run(detect_rx, &submitter, &progress.detected_next))
+                        .spawn(move || {
+                            worker.run(detect_rx, &submitter, &progress.detected_next);
+                            progress.faults.stopped(&progress.faults.detector_stopped);
+                        })
                         .context("spawning the detector")?,
                 );
                 Some(detect_tx)
@@ -254,9 +351,20 @@ impl Pipeline {
                 index: index_tx,
                 detect: detect_tx,
             };
+            let disk = disk.clone();
             std::thread::Builder::new()
                 .name("crowsnest-wal".into())
-                .spawn(move || writer_loop(rx, outputs, &wal, &progress, &metrics, max, max_lag))
+                .spawn(move || {
+                    let writer = Writer {
+                        wal: &wal,
+                        progress: &progress,
+                        metrics: &metrics,
+                        disk: &disk,
+                        max_group_events: max,
+                        max_index_lag_bytes: max_lag,
+                    };
+                    writer.run(rx, outputs);
+                })
                 .context("spawning the wal writer")?
         };
         let indexer = {
@@ -273,10 +381,15 @@ impl Pipeline {
                 progress,
                 metrics,
                 dedup,
+                disk: disk.clone(),
             };
             std::thread::Builder::new()
                 .name("crowsnest-indexer".into())
-                .spawn(move || indexer.run(index_rx, &config))
+                .spawn(move || {
+                    indexer.run(index_rx, &config);
+                    let faults = &indexer.progress.faults;
+                    faults.stopped(&faults.indexer_stopped);
+                })
                 .context("spawning the indexer")?
         };
         let stop_outputs = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -295,16 +408,26 @@ impl Pipeline {
         // detector's queues, the indexer commits, the detector checkpoints.
         threads.insert(0, indexer);
         threads.insert(0, writer);
+        let stop_disk = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let disk_thread = {
+            let (disk, stop) = (disk.clone(), stop_disk.clone());
+            std::thread::Builder::new()
+                .name("crowsnest-disk".into())
+                .spawn(move || disk.watch(&stop))
+                .context("spawning the disk monitor")?
+        };
         Ok(Self {
             config,
             tx: Mutex::new(Some(tx)),
             budget,
             progress,
-            wal,
             threads: Mutex::new(threads),
             output_threads: Mutex::new(output_threads),
             stop_outputs,
             metrics,
+            disk,
+            stop_disk,
+            disk_thread: Mutex::new(Some(disk_thread)),
         })
     }
 
@@ -328,6 +451,18 @@ impl Pipeline {
         admission: Admission,
     ) -> Result<Range<u64>, SubmitError> {
         debug_assert_eq!(events.len(), payloads.len());
+        // Below the free-space watermark nothing is taken in: refuse at once, or (stream
+        // listeners) wait, which stops reading the socket until space returns.
+        while self.disk.is_full() {
+            self.metrics.refused_disk_full.inc();
+            if admission == Admission::FailFast {
+                return Err(SubmitError::DiskFull(self.config.retry_after_secs));
+            }
+            if self.is_closed() {
+                return Err(SubmitError::Closed);
+            }
+            tokio::time::sleep(crate::disk::WATCH_INTERVAL).await;
+        }
         // Decoded events take about twice their serialized size in memory.
         let cost = payloads.iter().map(|p| p.len() * 3).sum::<usize>().max(1);
         let cost = u32::try_from(cost.min(self.config.max_queued_bytes.max(1))).unwrap_or(u32::MAX);
@@ -367,9 +502,79 @@ impl Pipeline {
             .set(tx.max_capacity() as i64 - tx.capacity() as i64);
         match answer.await {
             Ok(Ok(range)) => Ok(range),
-            Ok(Err(message)) => Err(SubmitError::Wal(message)),
+            Ok(Err(Refused::DiskFull)) => {
+                self.metrics.refused_disk_full.inc();
+                Err(SubmitError::DiskFull(self.config.retry_after_secs))
+            }
+            Ok(Err(Refused::Wal(message))) => Err(SubmitError::Wal(message)),
             Err(_) => Err(SubmitError::Closed),
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none()
+    }
+
+    /// The data disk's free space and watermark.
+    pub fn disk(&self) -> crate::disk::DiskStatus {
+        self.disk.status()
+    }
+
+    /// What keeps the pipeline from working normally (empty when all is well): a full disk,
+    /// failing store commits, a stopped indexer or detector, failing or lagging outputs.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let disk = self.disk.status();
+        if disk.full {
+            problems.push(Problem {
+                component: "disk".into(),
+                message: format!(
+                    "{} bytes free on the data disk, below the watermark of {} bytes: ingest is refused with Retry-After until space returns",
+                    disk.free_bytes, disk.watermark_bytes
+                ),
+                since: disk.since.unwrap_or_else(chrono::Utc::now),
+            });
+        }
+        let faults = &self.progress.faults;
+        if let Some(problem) = faults
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
+            problems.push(problem);
+        }
+        let now = chrono::Utc::now();
+        if faults.indexer_stopped.load(Ordering::SeqCst) {
+            problems.push(Problem {
+                component: "indexer".into(),
+                message: "the indexer stopped: new events are durable in the WAL but not searchable until a restart".into(),
+                since: now,
+            });
+        }
+        if faults.detector_stopped.load(Ordering::SeqCst) {
+            problems.push(Problem {
+                component: "detector".into(),
+                message: "the detector stopped: no alerts until a restart (which re-runs detection from its checkpoint)".into(),
+                since: now,
+            });
+        }
+        for output in self.outputs() {
+            if let Some(error) = &output.last_error {
+                problems.push(Problem {
+                    component: format!("output:{}", output.name),
+                    message: format!(
+                        "delivery failing ({} events behind): {error}",
+                        output.lag_events
+                    ),
+                    since: output.last_delivery.unwrap_or(now),
+                });
+            }
+        }
+        problems
     }
 
     /// Takes the whole queue budget, as a flood of batches would (tests only).
@@ -389,17 +594,30 @@ impl Pipeline {
         self.progress.committed_next.load(Ordering::SeqCst)
     }
 
-    /// WAL size in bytes and segment count.
+    /// WAL size in bytes and segment count, as of the last append or truncation (never waits
+    /// for the WAL, whose lock is held across fsync).
     pub fn wal_usage(&self) -> (u64, usize) {
-        let wal = self
-            .wal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (wal.size_bytes(), wal.segment_count())
+        (
+            self.progress.wal_bytes.load(Ordering::SeqCst),
+            usize::try_from(self.progress.wal_segments.load(Ordering::SeqCst)).unwrap_or(0),
+        )
     }
 
     /// Stops taking batches, drains both queues, commits the store. Blocking.
     pub fn shutdown(&self) -> anyhow::Result<()> {
+        self.progress
+            .faults
+            .shutting_down
+            .store(true, Ordering::SeqCst);
+        self.stop_disk.store(true, Ordering::SeqCst);
+        if let Some(thread) = self
+            .disk_thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = thread.join();
+        }
         self.tx
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -443,29 +661,30 @@ impl Pipeline {
     }
 }
 
+/// Replays the WAL into detection and the store. A store failure does not stop the replay of
+/// detection; it is returned beside the count (the indexer adds those events later).
 fn replay(
     wal: &Wal,
     store: &Store,
     mut detection: Option<&mut crate::detection::Worker>,
     dedup: &crate::dedup::Dedup,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, Option<anyhow::Error>)> {
     const CHUNK: usize = 5_000;
     let mut chunk: Vec<(u64, Event)> = Vec::with_capacity(CHUNK);
     let mut records: Vec<Vec<u8>> = Vec::with_capacity(CHUNK);
     let mut failed: Option<anyhow::Error> = None;
     let mut undecodable = 0u64;
     let stats = wal.replay(0, |position, payload| {
-        if failed.is_some() {
-            return;
-        }
         match record::decode(&payload) {
             Ok(event) => {
                 if let Some(worker) = detection.as_deref_mut() {
                     worker.replay(position, &event);
                 }
                 dedup.observe(&event);
-                chunk.push((position, event));
-                records.push(payload);
+                if failed.is_none() {
+                    chunk.push((position, event));
+                    records.push(payload);
+                }
             }
             Err(_) => undecodable += 1,
         }
@@ -477,16 +696,18 @@ fn replay(
             records.clear();
         }
     })?;
-    if let Some(error) = failed {
-        return Err(error.context("replaying the wal into the store"));
+    if failed.is_none() {
+        if let Err(error) = store.add_records(&chunk, &records) {
+            failed = Some(error.into());
+        }
     }
-    store
-        .add_records(&chunk, &records)
-        .context("replaying the wal into the store")?;
     if undecodable > 0 {
         tracing::error!(undecodable, "wal records that are not events were skipped");
     }
-    Ok(stats.records)
+    Ok((
+        stats.records,
+        failed.map(|e| e.context("replaying the wal into the store")),
+    ))
 }
 
 /// Drops the WAL through `position`, but never past what detection has checkpointed or what an
@@ -515,10 +736,11 @@ fn truncate(wal: &mut Wal, position: u64, progress: &Progress) -> anyhow::Result
 pub(crate) struct Submitter {
     tx: mpsc::WeakSender<Batch>,
     budget: Arc<Semaphore>,
+    disk: Arc<Disk>,
 }
 
 /// The reply to a derived batch: its WAL positions once fsync'd.
-pub(crate) type Pending = oneshot::Receiver<Result<Range<u64>, String>>;
+pub(crate) type Pending = oneshot::Receiver<Result<Range<u64>, Refused>>;
 
 impl Submitter {
     /// Queues server-made events (alerts) for the WAL; never blocks. The events are taken out
@@ -529,6 +751,10 @@ impl Submitter {
         events: &mut Vec<Event>,
         payloads: Vec<Vec<u8>>,
     ) -> Result<Pending, SubmitError> {
+        if self.disk.is_full() {
+            // Kept by the caller until space returns.
+            return Err(SubmitError::DiskFull(1));
+        }
         let cost = payloads.iter().map(Vec::len).sum::<usize>().max(1);
         let cost = u32::try_from(cost).unwrap_or(u32::MAX);
         let permit = self
@@ -559,105 +785,170 @@ struct Outputs {
     detect: Option<SyncSender<DetectBatch>>,
 }
 
-fn writer_loop(
-    mut rx: mpsc::Receiver<Batch>,
-    outputs: Outputs,
-    wal: &Mutex<Wal>,
-    progress: &Progress,
-    metrics: &Metrics,
+/// The WAL writer thread.
+struct Writer<'a> {
+    wal: &'a Mutex<Wal>,
+    progress: &'a Progress,
+    metrics: &'a Metrics,
+    disk: &'a Disk,
     max_group_events: usize,
     max_index_lag_bytes: u64,
-) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut group = vec![first];
-        let mut events = group[0].events.len();
-        while events < max_group_events {
-            match rx.try_recv() {
-                Ok(batch) => {
-                    events += batch.events.len();
-                    group.push(batch);
+}
+
+impl Writer<'_> {
+    fn run(&self, mut rx: mpsc::Receiver<Batch>, outputs: Outputs) {
+        let (progress, metrics) = (self.progress, self.metrics);
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            let mut events = group[0].events.len();
+            while events < self.max_group_events {
+                match rx.try_recv() {
+                    Ok(batch) => {
+                        events += batch.events.len();
+                        group.push(batch);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
-        metrics.wal_queue_depth.set(rx.len() as i64);
-        let (appended, lag_bytes) = {
-            let payloads: Vec<&[u8]> = group
-                .iter()
-                .flat_map(|b| b.payloads.iter().map(Vec::as_slice))
-                .collect();
-            let mut wal = wal
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let result = wal.append(&payloads);
-            record_wal_usage(metrics, &wal);
-            let lag_bytes = wal.bytes_from(progress.committed_next.load(Ordering::SeqCst));
-            (result, lag_bytes)
-        };
-        let range = match appended {
-            Ok(range) => range,
-            Err(error) => {
-                tracing::error!(%error, "wal append failed; batches refused");
+            metrics.wal_queue_depth.set(rx.len() as i64);
+            if self.disk.refresh() {
+                // Below the watermark: nothing is acknowledged that might not be written, and
+                // the store keeps the room it needs to commit what the WAL holds.
                 for batch in group {
-                    let _ = batch.reply.send(Err(error.to_string()));
+                    let _ = batch.reply.send(Err(Refused::DiskFull));
                 }
                 continue;
             }
-        };
-        metrics.wal_fsyncs.inc();
-        progress.acked_next.store(range.end, Ordering::SeqCst);
-        let mut next = range.start;
-        for batch in group {
-            let count = batch.events.len() as u64;
-            let _ = batch.reply.send(Ok(next..next + count));
-            let events: Acked = Arc::new((next..).zip(batch.events).collect());
-            next += count;
-            let index_batch = IndexBatch {
-                events: events.clone(),
-                records: batch.payloads,
-                permit: batch.permit,
+            let (appended, lag_bytes) = {
+                let payloads: Vec<&[u8]> = group
+                    .iter()
+                    .flat_map(|b| b.payloads.iter().map(Vec::as_slice))
+                    .collect();
+                let mut wal = self
+                    .wal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let result = wal.append(&payloads);
+                record_wal_usage(metrics, progress, &wal);
+                let lag_bytes = wal.bytes_from(progress.committed_next.load(Ordering::SeqCst));
+                (result, lag_bytes)
             };
-            metrics.index_queue_depth.inc();
-            let (queued, spilled_permit) = if lag_bytes > max_index_lag_bytes {
-                // Search is far behind: wait for the indexer (clients are pushed back).
-                (outputs.index.send(index_batch).is_ok(), None)
-            } else {
-                match outputs.index.try_send(index_batch) {
-                    Ok(()) => (true, None),
-                    Err(TrySendError::Full(spilled)) => {
-                        // Left in the WAL: the indexer reads it back from there.
-                        metrics.index_queue_depth.dec();
-                        metrics.index_spilled.inc_by(count);
-                        (true, Some(spilled.permit))
-                    }
-                    Err(TrySendError::Disconnected(_)) => (false, None),
-                }
-            };
-            if !batch.derived {
-                if let Some(detect) = &outputs.detect {
-                    let batch = DetectBatch {
-                        events,
-                        _permit: spilled_permit,
+            let range = match appended {
+                Ok(range) => range,
+                Err(error) => {
+                    let refused = if is_out_of_space(&error) {
+                        self.disk.write_failed();
+                        Refused::DiskFull
+                    } else {
+                        tracing::error!(%error, "wal append failed; batches refused");
+                        Refused::Wal(error.to_string())
                     };
-                    if detect.send(batch).is_err() {
-                        tracing::error!("detector stopped; events stay in the wal for replay");
+                    for batch in group {
+                        let _ = batch.reply.send(Err(refused.clone()));
+                    }
+                    continue;
+                }
+            };
+            metrics.wal_fsyncs.inc();
+            progress.acked_next.store(range.end, Ordering::SeqCst);
+            let mut next = range.start;
+            for batch in group {
+                let count = batch.events.len() as u64;
+                let _ = batch.reply.send(Ok(next..next + count));
+                let events: Acked = Arc::new((next..).zip(batch.events).collect());
+                next += count;
+                let index_batch = IndexBatch {
+                    events: events.clone(),
+                    records: batch.payloads,
+                    permit: batch.permit,
+                };
+                metrics.index_queue_depth.inc();
+                let (queued, spilled_permit) = if lag_bytes > self.max_index_lag_bytes {
+                    // Search is far behind: wait for the indexer (clients are pushed back).
+                    (outputs.index.send(index_batch).is_ok(), None)
+                } else {
+                    match outputs.index.try_send(index_batch) {
+                        Ok(()) => (true, None),
+                        Err(TrySendError::Full(spilled)) => {
+                            // Left in the WAL: the indexer reads it back from there.
+                            metrics.index_queue_depth.dec();
+                            metrics.index_spilled.inc_by(count);
+                            (true, Some(spilled.permit))
+                        }
+                        Err(TrySendError::Disconnected(_)) => (false, None),
+                    }
+                };
+                if !batch.derived {
+                    if let Some(detect) = &outputs.detect {
+                        let batch = DetectBatch {
+                            events,
+                            _permit: spilled_permit,
+                        };
+                        if detect.send(batch).is_err() {
+                            tracing::error!("detector stopped; events stay in the wal for replay");
+                        }
                     }
                 }
-            }
-            if !queued {
-                tracing::error!("indexer stopped; acknowledged events stay in the wal for replay");
-                return;
+                if !queued {
+                    tracing::error!(
+                        "indexer stopped; acknowledged events stay in the wal for replay"
+                    );
+                    return;
+                }
             }
         }
     }
 }
 
 /// Sets the WAL size metrics (after an append or a truncation).
-fn record_wal_usage(metrics: &Metrics, wal: &Wal) {
+fn record_wal_usage(metrics: &Metrics, progress: &Progress, wal: &Wal) {
     metrics
         .wal_bytes
         .set(i64::try_from(wal.size_bytes()).unwrap_or(i64::MAX));
     metrics.wal_segments.set(wal.segment_count() as i64);
+    progress.record_wal(wal);
+}
+
+impl Progress {
+    fn record_wal(&self, wal: &Wal) {
+        self.wal_bytes.store(wal.size_bytes(), Ordering::SeqCst);
+        self.wal_segments
+            .store(wal.segment_count() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Faults {
+    fn report_store(&self, error: &anyhow::Error) {
+        let mut slot = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let since = slot.as_ref().map_or_else(chrono::Utc::now, |p| p.since);
+        *slot = Some(Problem {
+            component: "store".into(),
+            message: format!(
+                "indexing failed, retrying (events stay in the WAL; search is behind): {error:#}"
+            ),
+            since,
+        });
+    }
+
+    fn store_recovered(&self) {
+        let mut slot = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.take().is_some() {
+            tracing::warn!("the store commits again; indexing caught up from the wal");
+        }
+    }
+
+    /// A thread ended: a fault unless the pipeline is shutting down.
+    fn stopped(&self, flag: &std::sync::atomic::AtomicBool) {
+        if !self.shutting_down.load(Ordering::SeqCst) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Most events, and payload bytes, the indexer reads back from the WAL at once.
@@ -673,7 +964,12 @@ struct Indexer {
     progress: Arc<Progress>,
     metrics: Arc<Metrics>,
     dedup: Arc<crate::dedup::Dedup>,
+    disk: Arc<Disk>,
 }
+
+/// First and longest wait before the indexer retries after a store failure.
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Where the indexer is.
 struct Cursor {
@@ -691,8 +987,9 @@ struct Cursor {
 }
 
 impl Indexer {
-    fn run(self, rx: Receiver<IndexBatch>, config: &PipelineConfig) {
+    fn run(&self, rx: Receiver<IndexBatch>, config: &PipelineConfig) {
         let interval = Duration::from_millis(config.commit_interval_ms.max(1));
+        let mut retry = RETRY_FIRST;
         let mut last_commit = Instant::now();
         let mut cursor = Cursor {
             next: self.progress.committed_next.load(Ordering::SeqCst),
@@ -739,24 +1036,40 @@ impl Indexer {
                     }
                 }
             };
-            if let Err(error) = added {
-                // Committing now would mark these positions durable. Stop instead: the
-                // events stay in the wal and are indexed on the next start, and ingest
-                // pushes back (503) until then.
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    "indexing failed; indexer stopped, events stay in the wal"
-                );
-                return;
-            }
             let closed = closing && cursor.next >= cursor.read_back_to && cursor.deferred.is_none();
             let due =
                 last_commit.elapsed() >= interval || cursor.pending >= config.commit_max_events;
-            if cursor.pending > 0 && (due || closed) {
-                self.commit(&mut cursor);
-                last_commit = Instant::now();
-            } else if due {
-                last_commit = Instant::now();
+            let result = match added {
+                Err(error) => Err(error),
+                Ok(()) if cursor.pending > 0 && (due || closed) => {
+                    last_commit = Instant::now();
+                    let committed = self.commit(&mut cursor);
+                    if committed.is_ok() {
+                        retry = RETRY_FIRST;
+                    }
+                    committed
+                }
+                Ok(()) => {
+                    if due {
+                        last_commit = Instant::now();
+                    }
+                    Ok(())
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(error) => {
+                    // Committing after this would mark lost positions durable: roll the store
+                    // back and add everything after its durable position again, from the WAL.
+                    self.rewind(&mut cursor, &error);
+                    if closing {
+                        tracing::error!("shutting down with events not in the store; they are indexed from the wal on the next start");
+                        return;
+                    }
+                    std::thread::sleep(retry);
+                    retry = (retry * 2).min(RETRY_MAX);
+                    continue;
+                }
             }
             let lag = self
                 .progress
@@ -846,31 +1159,65 @@ impl Indexer {
         Ok(())
     }
 
-    fn commit(&self, cursor: &mut Cursor) {
-        match self.store.commit() {
-            Ok(durable) => {
-                for (source, count) in cursor.pending_sources.drain() {
-                    self.metrics
-                        .stored
-                        .get_or_create(&self.metrics.source(&source))
-                        .inc_by(count);
-                }
-                cursor.pending = 0;
-                self.progress
-                    .committed_next
-                    .store(cursor.next, Ordering::SeqCst);
-                if let Some(position) = durable.filter(|_| self.dedup.persisted()) {
-                    let mut wal = self
-                        .wal
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if let Err(error) = truncate(&mut wal, position, &self.progress) {
-                        tracing::warn!(error = format!("{error:#}"), "wal truncation failed");
-                    }
-                    record_wal_usage(&self.metrics, &wal);
-                }
-            }
-            Err(error) => tracing::error!(%error, "store commit failed; will retry"),
+    fn commit(&self, cursor: &mut Cursor) -> anyhow::Result<()> {
+        let durable = self.store.commit().context("committing the store")?;
+        for (source, count) in cursor.pending_sources.drain() {
+            self.metrics
+                .stored
+                .get_or_create(&self.metrics.source(&source))
+                .inc_by(count);
         }
+        cursor.pending = 0;
+        self.progress
+            .committed_next
+            .store(cursor.next, Ordering::SeqCst);
+        self.disk
+            .set_caught_up(cursor.next >= self.progress.acked_next.load(Ordering::SeqCst));
+        self.progress.faults.store_recovered();
+        if let Some(position) = durable.filter(|_| self.dedup.persisted()) {
+            let mut wal = self
+                .wal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(error) = truncate(&mut wal, position, &self.progress) {
+                tracing::warn!(error = format!("{error:#}"), "wal truncation failed");
+            }
+            record_wal_usage(&self.metrics, &self.progress, &wal);
+        }
+        Ok(())
+    }
+
+    /// After a failed add or commit: discards what the store buffered and moves the cursor
+    /// back to the first position not durable in the store, to be read back from the WAL.
+    fn rewind(&self, cursor: &mut Cursor, error: &anyhow::Error) {
+        self.metrics.store_failures.inc();
+        if is_out_of_space(error.as_ref()) {
+            self.disk.write_failed();
+        }
+        let first_failure = self
+            .progress
+            .faults
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none();
+        if first_failure {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "indexing failed; rolling back and retrying from the wal (search falls behind, nothing is lost)"
+            );
+        } else {
+            tracing::debug!(error = format!("{error:#}"), "indexing failed again");
+        }
+        self.progress.faults.report_store(error);
+        self.disk.set_caught_up(false);
+        self.store.abort();
+        let rewind_to = self.progress.committed_next.load(Ordering::SeqCst);
+        cursor.next = cursor.next.min(rewind_to);
+        cursor.read_back_to = cursor
+            .read_back_to
+            .max(self.progress.acked_next.load(Ordering::SeqCst));
+        cursor.pending = 0;
+        cursor.pending_sources.clear();
     }
 }

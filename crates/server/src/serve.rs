@@ -103,7 +103,12 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+            let mut request = request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
+            // The peer address, as `axum::serve` gives it with `ConnectInfo` (the throttle of
+            // failed authentication keys on it).
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let mut router = router.clone();
             async move {
                 use tower::Service;

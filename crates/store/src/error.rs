@@ -21,6 +21,15 @@ pub enum StoreError {
     /// The query cannot be executed (unknown function for the field type, bad range, ...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// The search ran past its time budget and was stopped (nothing of it is returned).
+    #[error("search stopped after its time budget of {budget_ms} ms")]
+    Timeout {
+        /// The budget, in milliseconds.
+        budget_ms: u64,
+    },
+    /// The search was cancelled through its [`crate::SearchControl`] (its client went away).
+    #[error("search cancelled")]
+    Cancelled,
     /// An event handed to [`crate::Store::add`] has no parseable `@timestamp`.
     #[error(
         "event at wal position {position} has no parseable `@timestamp`; expected an RFC 3339 time"

@@ -97,6 +97,7 @@ pub use matcher::Matcher;
 pub use retention::{PartitionStats, RetentionReport, StoreStats};
 pub use schema::twins::AUDIT_TWINS;
 pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES, UNIQUE_PATHS};
+pub use search::SearchControl;
 
 use partition::{schema_fields, Partition};
 use schema::SchemaFields;
@@ -125,6 +126,62 @@ pub struct StoreConfig {
     /// throughput (BENCHMARKS.md). It applies to what is written from then on; events already
     /// stored stay as they were written, and readable.
     pub docstore_zstd_level: i32,
+    /// Events whose `@timestamp` is more than this many hours before their `event.ingested`
+    /// time (archives, replays, broken clocks) are not given partitions of their own time: they
+    /// go to the partition of their ingest time, which records the span of `@timestamp`s it
+    /// holds so searches by time still find them, and the ingest path flags them with
+    /// `crowsnest.timestamp_out_of_range: past`. This bounds the partitions (and so the files
+    /// and memory maps) one day of ingest can create, whatever the timestamps: one request of
+    /// events on 11,000 different days used to make 11,000 partitions. Default 168 (7 days).
+    pub window_past_hours: u64,
+    /// The same bound for `@timestamp`s after `event.ingested` (flag
+    /// `crowsnest.timestamp_out_of_range: future`). Default 24.
+    pub window_future_hours: u64,
+}
+
+/// Which side of the ingest-time window an event's `@timestamp` lies on; see
+/// [`StoreConfig::window_past_hours`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfRange {
+    /// Older than the window.
+    Past,
+    /// Newer than the window.
+    Future,
+}
+
+impl OutOfRange {
+    /// The flag's value: `past` or `future`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Past => "past",
+            Self::Future => "future",
+        }
+    }
+}
+
+/// The field that flags events stored by their ingest time ([`OutOfRange`]).
+pub const OUT_OF_RANGE_FIELD: &str = "crowsnest.timestamp_out_of_range";
+
+impl StoreConfig {
+    /// Whether an event stamped `ts` and ingested at `ingested` lies outside the window, and
+    /// on which side. The store routes such events by `ingested`.
+    pub fn out_of_range(&self, ts: DateTime<Utc>, ingested: DateTime<Utc>) -> Option<OutOfRange> {
+        let hours = |h: u64| {
+            i64::try_from(h)
+                .ok()
+                .and_then(chrono::TimeDelta::try_hours)
+                .unwrap_or(chrono::TimeDelta::MAX)
+        };
+        let past = ingested.checked_sub_signed(hours(self.window_past_hours));
+        let future = ingested.checked_add_signed(hours(self.window_future_hours));
+        if past.is_some_and(|p| ts < p) {
+            Some(OutOfRange::Past)
+        } else if future.is_some_and(|f| ts > f) {
+            Some(OutOfRange::Future)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -136,6 +193,8 @@ impl Default for StoreConfig {
             writer_memory_bytes: 256 * 1024 * 1024,
             max_groups: 100_000,
             docstore_zstd_level: partition::DOCSTORE_ZSTD_LEVEL,
+            window_past_hours: 7 * 24,
+            window_future_hours: 24,
         }
     }
 }
@@ -308,8 +367,21 @@ impl Store {
 
     /// Commits all buffered events (searchable and durable). Returns the highest WAL position
     /// now durable in the store, if any.
+    ///
+    /// After a failed `commit` (or `add`), call [`Store::abort`] before adding again: what was
+    /// buffered may be partly lost, so it must be added again from the WAL, starting after
+    /// [`Store::committed_position`].
     pub fn commit(&self) -> Result<Option<u64>, StoreError> {
         self.commit_all()
+    }
+
+    /// Discards everything added since the last commit (every open writer is rolled back and
+    /// closed), so that a later commit can never record a WAL position as durable for events
+    /// that a failed `add` or `commit` lost (a full disk). Events must then be added again from
+    /// the position after [`Store::committed_position`]; partitions that did commit skip
+    /// theirs. Returns that committed position.
+    pub fn abort(&self) -> Option<u64> {
+        self.abort_all()
     }
 
     /// The WAL position of the last [`Store::commit`] (persisted across restarts): replaying
@@ -318,9 +390,24 @@ impl Store {
         self.lock_write().durable
     }
 
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
     /// Runs a search.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, StoreError> {
-        search::run(self, request)
+        search::run(self, request, &SearchControl::default())
+    }
+
+    /// Runs a search under a time budget and a cancellation flag ([`SearchControl`]): it
+    /// stops with [`StoreError::Timeout`] or [`StoreError::Cancelled`].
+    pub fn search_with(
+        &self,
+        request: &SearchRequest,
+        control: &SearchControl,
+    ) -> Result<SearchResponse, StoreError> {
+        search::run(self, request, control)
     }
 
     /// Drops partitions past the retention limits of the config: every partition whose end is

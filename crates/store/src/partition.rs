@@ -70,6 +70,10 @@ pub(crate) struct Payload {
     /// [`FORMAT`] of the partition's files.
     #[serde(default = "first_format")]
     pub format: u32,
+    /// Earliest and latest `@timestamp` of the events held, when some lie outside
+    /// `[start, end)` (events routed by ingest time: see [`crate::StoreConfig::window_past_hours`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extent: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// An open partition.
@@ -88,6 +92,9 @@ pub(crate) struct Partition {
     pub reader: IndexReader,
     /// WAL position of the last commit of this partition (events at or below it are skipped).
     pub committed: Mutex<Option<u64>>,
+    /// Earliest and latest `@timestamp` held outside `[start, end)`, if any (searches include
+    /// the partition when their range overlaps this too).
+    pub extent: Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -156,6 +163,13 @@ impl Partition {
     ) -> Result<Self, StoreError> {
         let name = partition_name(start);
         let dir = root.join(&name);
+        if dir.exists() {
+            // Left by a creation that failed half-way (a full disk): every partition on disk
+            // was opened with the store, so this one holds nothing.
+            std::fs::remove_dir_all(&dir).map_err(|e| {
+                StoreError::io(format!("cannot clear partition `{}`", dir.display()), e)
+            })?;
+        }
         std::fs::create_dir_all(&dir).map_err(|e| {
             StoreError::io(format!("cannot create partition `{}`", dir.display()), e)
         })?;
@@ -221,11 +235,21 @@ impl Partition {
             index
         };
         index.settings_mut().docstore_compression = docstore_compressor(zstd_level);
-        let (start, end, committed) = match payload {
-            Some(p) => (p.start, p.end, Some(p.wal_position)),
-            None => (named_start, named_start + hours_delta(default_hours), None),
+        let (start, end, committed, extent) = match payload {
+            Some(p) => (p.start, p.end, Some(p.wal_position), p.extent),
+            None => (
+                named_start,
+                named_start + hours_delta(default_hours),
+                None,
+                None,
+            ),
         };
-        Self::from_index(name, start, end, dir.to_path_buf(), index, committed)
+        let partition = Self::from_index(name, start, end, dir.to_path_buf(), index, committed)?;
+        *partition
+            .extent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = extent;
+        Ok(partition)
     }
 
     fn from_index(
@@ -252,6 +276,7 @@ impl Partition {
             index,
             reader,
             committed: Mutex::new(committed),
+            extent: Mutex::new(None),
         })
     }
 
@@ -262,6 +287,7 @@ impl Partition {
             start: self.start,
             end: self.end,
             format: FORMAT,
+            extent: self.extent(),
         };
         serde_json::to_string(&payload).unwrap_or_default()
     }
@@ -298,7 +324,35 @@ impl Partition {
         start: Option<DateTime<Utc>>,
         end: Option<DateTime<Utc>>,
     ) -> bool {
-        start.is_none_or(|s| self.end > s) && end.is_none_or(|e| self.start < e)
+        let bounds = start.is_none_or(|s| self.end > s) && end.is_none_or(|e| self.start < e);
+        bounds
+            || self.extent().is_some_and(|(first, last)| {
+                start.is_none_or(|s| last >= s) && end.is_none_or(|e| first < e)
+            })
+    }
+
+    /// Earliest and latest `@timestamp` held outside `[start, end)`.
+    pub(crate) fn extent(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        *self
+            .extent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that an event at `ts` is held; widens the extent when `ts` is outside
+    /// `[start, end)`.
+    pub(crate) fn hold(&self, ts: DateTime<Utc>) {
+        if ts >= self.start && ts < self.end {
+            return;
+        }
+        let mut extent = self
+            .extent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *extent = Some(match *extent {
+            Some((first, last)) => (first.min(ts), last.max(ts)),
+            None => (ts, ts),
+        });
     }
 }
 

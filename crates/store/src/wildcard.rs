@@ -5,13 +5,27 @@
 //! pattern's literal prefix, tests each against the pattern and unions the postings of the
 //! terms that match. Cost grows with the number of distinct terms under the path, not with the
 //! number of events.
+//!
+//! Bounds: the matching documents of a segment are one bit set (`max_doc` bits, however many
+//! terms match: `*e*` over the raw text of millions of events does not collect a list per
+//! term), the glob test is linear backtracking (no exponential case, whatever the `*`s), and
+//! the walk checks the search's control every [`CHECK_TERMS`] terms, so a time budget or a
+//! gone client stops it (`crate::search`).
 
 use std::ops::Bound;
 use std::sync::Arc;
 
-use tantivy::query::{ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight};
+use tantivy::query::{
+    BitSetDocSet, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight,
+};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, TERMINATED};
+use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError};
+use tantivy_common::BitSet;
+
+use crate::search::{stopped_error, stopped_while_building};
+
+/// Terms walked between two checks of the search's control.
+pub(crate) const CHECK_TERMS: usize = 4096;
 
 /// One element of a parsed wildcard pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +212,8 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl Weight for WildcardWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let mut matched: Vec<DocId> = Vec::new();
+        let mut matched = BitSet::with_max_value(reader.max_doc());
+        let mut walked = 0usize;
         let inverted_index = reader.inverted_index(self.query.field)?;
         let dictionary = inverted_index.terms();
         let prefix_len = self.query.prefix.len();
@@ -216,6 +231,10 @@ impl Weight for WildcardWeight {
             };
             let mut stream = builder.into_stream()?;
             while stream.advance() {
+                walked += 1;
+                if walked.is_multiple_of(CHECK_TERMS) && stopped_while_building() {
+                    return Err(stopped_error());
+                }
                 if let Some(pattern) = &self.query.pattern {
                     let Some(rest) = stream.key().get(prefix_len..) else {
                         continue;
@@ -234,14 +253,17 @@ impl Weight for WildcardWeight {
                     if docs.is_empty() {
                         break;
                     }
-                    matched.extend_from_slice(docs);
+                    for &doc in docs {
+                        matched.insert(doc);
+                    }
                     postings.advance();
                 }
             }
         }
-        matched.sort_unstable();
-        matched.dedup();
-        Ok(Box::new(ConstScorer::new(SortedDocs::new(matched), boost)))
+        Ok(Box::new(ConstScorer::new(
+            BitSetDocSet::from(matched),
+            boost,
+        )))
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -263,35 +285,6 @@ pub(crate) fn explain_match(
         Err(TantivyError::InvalidArgument(format!(
             "document {doc} does not match"
         )))
-    }
-}
-
-/// A doc set over a sorted, deduplicated list of documents.
-struct SortedDocs {
-    docs: Vec<DocId>,
-    cursor: usize,
-}
-
-impl SortedDocs {
-    fn new(docs: Vec<DocId>) -> Self {
-        Self { docs, cursor: 0 }
-    }
-}
-
-impl DocSet for SortedDocs {
-    fn advance(&mut self) -> DocId {
-        if self.cursor < self.docs.len() {
-            self.cursor += 1;
-        }
-        self.doc()
-    }
-
-    fn doc(&self) -> DocId {
-        self.docs.get(self.cursor).copied().unwrap_or(TERMINATED)
-    }
-
-    fn size_hint(&self) -> u32 {
-        u32::try_from(self.docs.len() - self.cursor.min(self.docs.len())).unwrap_or(u32::MAX)
     }
 }
 

@@ -160,14 +160,16 @@ impl Store {
             let ts = event.timestamp().ok_or(StoreError::MissingTimestamp {
                 position: *position,
             })?;
-            stamped.push((*position, ts));
+            stamped.push((*position, ts, self.routing_time(event, ts)));
         }
         let mut state = self.lock_write();
         let mut added = 0;
         let mut scratch = Vec::new();
-        for (i, (position, ts)) in stamped.into_iter().enumerate() {
-            let partition = self.partition_for(ts)?;
+        for (i, (position, ts, route)) in stamped.into_iter().enumerate() {
+            let partition = self.partition_for(route)?;
             if partition.committed().is_some_and(|c| position <= c) {
+                // Already durable there: a later commit may record it as such.
+                state.max_added = Some(state.max_added.map_or(position, |m| m.max(position)));
                 continue;
             }
             let record = records.map(|records| records[i].as_slice());
@@ -177,6 +179,7 @@ impl Store {
             open.writer.add_document(doc)?;
             open.dirty = true;
             open.touched = true;
+            partition.hold(ts);
             state.max_added = Some(state.max_added.map_or(position, |m| m.max(position)));
             added += 1;
         }
@@ -206,6 +209,49 @@ impl Store {
             state.durable = Some(position);
         }
         Ok(Some(position))
+    }
+
+    /// Rolls back and closes every open writer; see [`Store::abort`].
+    pub(crate) fn abort_all(&self) -> Option<u64> {
+        let mut state = self.lock_write();
+        for mut open in std::mem::take(&mut state.writers) {
+            if open.dirty {
+                match open.writer.rollback() {
+                    // The discarded segments' files would hold on to the space a full disk
+                    // needs back; the next commit would delete them too, but it needs space.
+                    Ok(_) => {
+                        if let Err(error) = open.writer.garbage_collect_files().wait() {
+                            tracing::debug!(partition = %open.partition.name, %error, "removing discarded segment files failed");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(partition = %open.partition.name, %error, "rolling back an index writer failed; it is closed all the same")
+                    }
+                }
+            }
+            if let Err(error) = open.writer.wait_merging_threads() {
+                tracing::warn!(partition = %open.partition.name, %error, "closing an index writer after a failure");
+            }
+        }
+        state.max_added = state.durable;
+        state.durable
+    }
+
+    /// The time an event is routed by: its `@timestamp`, or its `event.ingested` time when the
+    /// timestamp lies outside the window around it ([`crate::StoreConfig::window_past_hours`]).
+    /// Both come from the event itself, so a WAL replay routes it to the same partition.
+    fn routing_time(&self, event: &Event, ts: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(ingested) = event
+            .get_str(crowsnest_model::ecs::EVENT_INGESTED)
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|t| t.with_timezone(&Utc))
+        else {
+            return ts;
+        };
+        match self.config.out_of_range(ts, ingested) {
+            Some(_) => ingested,
+            None => ts,
+        }
     }
 
     /// Commits, then closes every writer waiting for its merges.

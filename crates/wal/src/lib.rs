@@ -45,6 +45,9 @@ pub use tail::{TailRead, WalTail};
 
 const MAGIC: &[u8; 8] = b"CNWAL001";
 const HEADER_LEN: usize = 16;
+/// An active segment this large whose records are all durable downstream is closed (and
+/// deleted) by [`Wal::truncate_through`].
+pub const ROLL_DURABLE_BYTES: u64 = 1024 * 1024;
 /// Largest payload one record may carry (a safety bound for replay, not a tuning knob).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
@@ -247,7 +250,13 @@ impl Wal {
             return Err(io_err("write", path)(error));
         }
         if self.config.fsync {
-            self.active.sync_data().map_err(io_err("fsync", path))?;
+            if let Err(error) = self.active.sync_data() {
+                // Not acknowledged, so not kept: after a failed fsync the kernel may have
+                // dropped the dirty pages, and a later append must not build on them.
+                let _ = self.active.set_len(self.active_bytes);
+                let _ = self.active.seek(SeekFrom::Start(self.active_bytes));
+                return Err(io_err("fsync", path)(error));
+            }
         }
         self.active_bytes += self.buffer.len() as u64;
         self.next = position;
@@ -282,8 +291,14 @@ impl Wal {
     }
 
     /// Deletes closed segments whose records are all at or below `position` (they are durable
-    /// downstream). The active segment is never deleted. Returns the number of segments deleted.
+    /// downstream). When every record of the active segment is at or below `position` too and it
+    /// holds at least [`ROLL_DURABLE_BYTES`], a new active segment is started first so the old
+    /// one can go: on a small disk the log then shrinks after each store commit instead of
+    /// keeping up to a whole segment of durable records. Returns the number of segments deleted.
     pub fn truncate_through(&mut self, position: u64) -> Result<usize, WalError> {
+        if self.next > 0 && self.next - 1 <= position && self.active_bytes >= ROLL_DURABLE_BYTES {
+            self.roll()?;
+        }
         let mut deleted = 0;
         while self.segments.len() > 1 && self.segments[1].first <= position + 1 {
             let segment = self.segments.remove(0);

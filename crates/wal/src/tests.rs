@@ -122,6 +122,39 @@ fn truncation_keeps_positions_monotonic() {
 }
 
 #[test]
+fn a_durable_active_segment_is_rolled_and_deleted() {
+    // One large segment (as on a small disk): once everything in it is durable downstream, the
+    // log must shrink to an empty segment, not keep the whole segment until it fills.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = WalConfig {
+        segment_bytes: 64 * 1024 * 1024,
+        fsync: false,
+    };
+    let (mut wal, _) = Wal::open(dir.path(), config.clone(), 0).expect("open");
+    let payload = vec![7u8; 64 * 1024];
+    for _ in 0..20 {
+        wal.append(&[&payload]).expect("append");
+    }
+    assert_eq!(wal.segment_count(), 1);
+    let full = wal.size_bytes();
+    assert!(full > ROLL_DURABLE_BYTES, "{full}");
+    // Not everything durable: the active segment stays.
+    assert_eq!(wal.truncate_through(18).expect("truncate"), 0);
+    assert_eq!(wal.size_bytes(), full);
+    // Everything durable: rolled and deleted.
+    assert_eq!(wal.truncate_through(19).expect("truncate"), 1);
+    assert!(
+        wal.size_bytes() <= MAGIC.len() as u64,
+        "{}",
+        wal.size_bytes()
+    );
+    assert_eq!(wal.append(&[b"x"]).expect("append"), 20..21);
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), config, 0).expect("reopen");
+    assert_eq!(all(&wal), vec![(20, b"x".to_vec())]);
+}
+
+#[test]
 fn a_segment_cut_inside_its_header_is_repaired() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(dir.path().join("00000000000000000007.wal"), b"CNW").expect("write");

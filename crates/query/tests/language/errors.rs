@@ -85,7 +85,7 @@ fn messages_name_the_column_and_what_was_expected() {
 
 #[test]
 fn nesting_beyond_the_limit_is_refused_not_overflowed() {
-    for depth in [MAX_DEPTH + 1, 64, 10_000] {
+    for depth in [MAX_DEPTH + 1, 64, 10_000, 100_000] {
         let parens = format!("{}a{}", "(".repeat(depth), ")".repeat(depth));
         let nots = format!("{}a", "NOT ".repeat(depth));
         let minus = format!("{}a", "-".repeat(depth));
@@ -96,4 +96,13 @@ fn nesting_beyond_the_limit_is_refused_not_overflowed() {
             assert!(err.column <= text.chars().count() + 1);
         }
     }
+}
+
+#[test]
+fn a_hundred_thousand_open_parentheses_are_refused_not_overflowed() {
+    // Unbalanced, as an attacker would send them: the parser stops at the depth limit.
+    let text = "(".repeat(100_000);
+    let err = parse(&text).expect_err("too deep");
+    assert!(err.message.starts_with("query nests deeper than"), "{err}");
+    assert!(err.column <= MAX_DEPTH + 2, "{err}");
 }

@@ -310,3 +310,34 @@ fn nesting_up_to_the_limit_parses() {
     }
     assert_eq!(filter(&nots), expected);
 }
+
+#[test]
+fn term_count_counts_leaves_and_the_words_of_texts() {
+    let cases = [
+        ("", 0),
+        ("*", 0),
+        ("a", 1),
+        ("a OR b OR c", 3),
+        ("user.name:alice AND NOT verb:(get OR list)", 3),
+        ("\"disk is full\"", 3),
+        ("message:\"disk is full\" bytes:>10 _exists_:x f:ab*", 6),
+        ("user.name:system\\:serviceaccount", 2),
+        ("\"...\"", 1),
+        ("a | stats count() by b", 1),
+    ];
+    for (text, expected) in cases {
+        let query = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(query.term_count(), expected, "{text}");
+    }
+    let chain = vec!["x"; 70_000].join(" OR ");
+    assert_eq!(parse(&chain).expect("parses").term_count(), 70_000);
+}
+
+#[test]
+fn term_count_walks_trees_deeper_than_the_parser_allows() {
+    let mut filter = word("a");
+    for _ in 0..3_000 {
+        filter = not(Filter::And(vec![filter, word("b")]));
+    }
+    assert_eq!(filter.term_count(), 3_001);
+}

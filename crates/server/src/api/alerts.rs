@@ -33,7 +33,7 @@ pub(super) async fn alerts(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
+    let token = authorize(&state, &headers, Scope::Read)?;
     const KNOWN: [&str; 15] = [
         "query",
         "rule",
@@ -88,10 +88,7 @@ pub(super) async fn alerts(
         clauses.push(Filter::Or(levels.collect()));
     }
     if let Some(text) = params.get("query").filter(|v| !v.trim().is_empty()) {
-        let extra = crowsnest_query::parse(text).map_err(|e| ApiError::BadRequest {
-            message: format!("invalid `query`: {e}"),
-            details: None,
-        })?;
+        let extra = super::search::parse_bounded(&state, text, "invalid `query`: ")?;
         if !extra.pipes.is_empty() {
             return Err(ApiError::bad_request(
                 "invalid `query`: a filter only here, without pipes",
@@ -136,7 +133,6 @@ pub(super) async fn alerts(
     }
     // Records of one alert are few (one per count change); fetch enough to fill the page.
     let fetch = ((offset + limit) * 4).min(10 * MAX_LIMIT);
-    let store = state.store.clone();
     let query = SearchQuery {
         filter: filter.clone(),
         pipes: Vec::new(),
@@ -152,26 +148,31 @@ pub(super) async fn alerts(
             by: Vec::new(),
         }],
     };
-    let (records, distinct) = tokio::task::spawn_blocking(move || {
-        let records = store.search(&SearchRequest {
-            query,
-            start,
-            end,
-            limit: fetch,
-            offset: 0,
-        })?;
-        let distinct = store.search(&SearchRequest {
-            query: counted,
-            start,
-            end,
-            limit: 1,
-            offset: 0,
-        })?;
-        Ok::<_, crowsnest_store::StoreError>((records, distinct))
+    // Both searches under one slot of the token and one time budget.
+    let (records, distinct) = super::search::run_bounded(&state, &token, move |store, control| {
+        let records = store.search_with(
+            &SearchRequest {
+                query,
+                start,
+                end,
+                limit: fetch,
+                offset: 0,
+            },
+            control,
+        )?;
+        let distinct = store.search_with(
+            &SearchRequest {
+                query: counted,
+                start,
+                end,
+                limit: 1,
+                offset: 0,
+            },
+            control,
+        )?;
+        Ok((records, distinct))
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    .await?;
     let total = distinct
         .rows
         .as_ref()

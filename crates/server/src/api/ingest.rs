@@ -163,9 +163,11 @@ pub(crate) async fn submit_decoded_as(
             .get_or_create(&state.metrics.source(label))
             .inc_by(rejected as u64);
     }
-    let (events, payloads, per_source) = tokio::task::spawn_blocking(move || prepare(events))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+    let window = state.config.store.clone();
+    let (events, payloads, per_source) =
+        tokio::task::spawn_blocking(move || prepare(events, &window))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
     for (source, count) in per_source {
         state
             .metrics
@@ -181,6 +183,7 @@ pub(crate) async fn submit_decoded_as(
             .await
             .map_err(|error| match error {
                 SubmitError::Busy(secs) => ApiError::Busy(secs),
+                SubmitError::DiskFull(secs) => ApiError::InsufficientStorage(secs),
                 SubmitError::Closed => ApiError::Busy(state.config.pipeline.retry_after_secs),
                 SubmitError::Wal(message) => {
                     ApiError::Internal(anyhow::anyhow!("wal append failed: {message}"))
@@ -202,8 +205,13 @@ fn report(accepted: usize, errors: &[LineError]) -> Value {
 
 type Prepared = (Vec<Event>, Vec<Vec<u8>>, HashMap<String, u64>);
 
-/// Gives each event its id, ingest time and (when missing) timestamp, and serializes it.
-fn prepare(mut events: Vec<Event>) -> Result<Prepared, ApiError> {
+/// Gives each event its id, ingest time and (when missing) timestamp, flags a timestamp far
+/// from the ingest time (the store keeps such events by their ingest time: see
+/// [`crowsnest_store::StoreConfig::window_past_hours`]), and serializes it.
+fn prepare(
+    mut events: Vec<Event>,
+    window: &crowsnest_store::StoreConfig,
+) -> Result<Prepared, ApiError> {
     let now = Utc::now();
     let now_text = format_timestamp(now);
     let mut generator = ulid::Generator::new();
@@ -218,7 +226,15 @@ fn prepare(mut events: Vec<Event>) -> Result<Prepared, ApiError> {
         event.set(ecs::EVENT_ID, Value::String(id.to_string()));
         event.set(ecs::EVENT_INGESTED, Value::String(now_text.clone()));
         match event.timestamp() {
-            Some(ts) => event.set(ecs::TIMESTAMP, Value::String(format_timestamp(ts))),
+            Some(ts) => {
+                event.set(ecs::TIMESTAMP, Value::String(format_timestamp(ts)));
+                if let Some(side) = window.out_of_range(ts, now) {
+                    event.set(
+                        crowsnest_store::OUT_OF_RANGE_FIELD,
+                        Value::String(side.as_str().into()),
+                    );
+                }
+            }
             None => event.set(ecs::TIMESTAMP, Value::String(now_text.clone())),
         }
         let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
@@ -304,7 +320,9 @@ impl RequestBody {
                  (inputs.max_events_per_request); nothing was stored, send smaller batches"
             )));
         }
-        let events = events.min(max);
+        // A line can hold many audit events (an `EventList` or a CloudWatch Logs batch on one
+        // line, all of them stored): their marks count towards the cost, not the refusal.
+        let events = events.max(audit).min(max);
         let needed = decode_cost(self.bytes.len(), events, audit.min(events)) + self.bytes.len();
         self.reservation
             .try_grow_to(needed)

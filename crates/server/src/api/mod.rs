@@ -1,6 +1,11 @@
 //! The HTTP API: routes, authentication per route, and the handlers.
 //!
 //! Every endpoint needs `Authorization: Bearer <token>` with the scope named at its route.
+//!
+//! Every request passes [`guard_auth`] first: an address that sent too many unknown tokens is
+//! answered 429 without its token being checked, and every refused credential (401, 403) is
+//! counted, logged (rate-limited per address) and, for unknown tokens, counted toward the
+//! address's limit ([`crate::auth::FailureThrottle`]).
 
 mod alerts;
 mod compat;
@@ -8,16 +13,19 @@ mod ingest;
 mod openapi;
 mod search;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::IntoResponse;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::auth::{AuthFailure, Scope};
+use crate::auth::{AuthFailure, Claimed, FailureThrottle, Scope};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -42,7 +50,118 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; see /api/v1/openapi.json".into())
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard_auth,
+        ))
         .with_state(state)
+}
+
+/// Request guards kept across requests: the search slots of each token and the throttle of
+/// failed authentication.
+pub struct Guards {
+    pub(crate) searches: search::SearchSlots,
+    pub(crate) auth: FailureThrottle,
+}
+
+impl Guards {
+    /// Guards with the limits of `config`.
+    pub fn new(config: &crate::ServerConfig) -> Self {
+        Self {
+            searches: search::SearchSlots::default(),
+            auth: FailureThrottle::new(&config.auth),
+        }
+    }
+}
+
+/// Refuses addresses that sent too many unknown tokens, and records refused credentials.
+///
+/// The address comes from axum's `ConnectInfo` (the server is served with it); without it
+/// (a router driven directly, as in tests) nothing is refused and failures are logged under
+/// `0.0.0.0`.
+async fn guard_auth(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let Some(ip) = addr {
+        if let Some(secs) = state.guards.auth.refused(ip, Instant::now()) {
+            state.metrics.guards.auth_throttled.inc();
+            return ApiError::TooManyRequests {
+                message: format!(
+                    "too many failed authentications from this address: the limit is {} per {} s (auth.max_failures, auth.failure_window_secs); retry in {secs} s",
+                    state.guards.auth.max_failures(),
+                    state.guards.auth.window().as_secs()
+                ),
+                retry_after_secs: secs,
+            }
+            .into_response();
+        }
+    }
+    let path = request.uri().path().to_owned();
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let claimed = state
+            .tokens
+            .claimed(authorization.as_ref().and_then(|v| v.to_str().ok()));
+        record_failure(&state, addr, &path, status, claimed);
+    }
+    response
+}
+
+fn record_failure(
+    state: &AppState,
+    addr: Option<IpAddr>,
+    path: &str,
+    status: StatusCode,
+    claimed: Claimed,
+) {
+    let (reason, token) = match (&claimed, status) {
+        (Claimed::Known { name }, StatusCode::FORBIDDEN) => ("forbidden", name.as_str()),
+        (Claimed::Unknown { sha256_prefix }, _) => ("unknown", sha256_prefix.as_str()),
+        _ => ("missing", ""),
+    };
+    state.metrics.guards.auth_failure(reason).inc();
+    let ip = addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let counted = reason == "unknown" && addr.is_some();
+    let recorded = state.guards.auth.record(ip, counted, Instant::now());
+    if !recorded.log {
+        return;
+    }
+    let address = addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    match reason {
+        "forbidden" => tracing::warn!(
+            address = %address,
+            path,
+            token,
+            failures_in_window = recorded.failures,
+            failures_in_previous_window = recorded.previous_window,
+            "authentication failed: the token lacks the scope of the endpoint"
+        ),
+        "unknown" => tracing::warn!(
+            address = %address,
+            path,
+            token_sha256_prefix = token,
+            failures_in_window = recorded.failures,
+            failures_in_previous_window = recorded.previous_window,
+            throttled = recorded.throttled,
+            "authentication failed: unknown token{}",
+            if recorded.throttled {
+                "; the address is refused until its window ends"
+            } else {
+                ""
+            }
+        ),
+        _ => tracing::warn!(
+            address = %address,
+            path,
+            failures_in_window = recorded.failures,
+            failures_in_previous_window = recorded.previous_window,
+            "authentication failed: no credentials"
+        ),
+    }
 }
 
 /// Checks the request's token for a scope.
@@ -73,6 +192,8 @@ struct Snapshot {
     wal_segments: usize,
     acked_next: u64,
     index_lag: u64,
+    disk: crate::disk::DiskStatus,
+    problems: Vec<crate::pipeline::Problem>,
 }
 
 async fn snapshot(state: &Arc<AppState>) -> Result<Snapshot, ApiError> {
@@ -89,6 +210,8 @@ async fn snapshot(state: &Arc<AppState>) -> Result<Snapshot, ApiError> {
         wal_segments,
         acked_next,
         index_lag,
+        disk: state.pipeline.disk(),
+        problems: state.pipeline.problems(),
     })
 }
 
@@ -103,11 +226,13 @@ async fn health(
     authorize(&state, &headers, Scope::Read)?;
     let now = snapshot(&state).await?;
     Ok(Json(json!({
-        "status": "ok",
+        "status": if now.problems.is_empty() { "ok" } else { "degraded" },
+        "problems": now.problems,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started.elapsed().as_secs(),
         "wal": {"bytes": now.wal_bytes, "segments": now.wal_segments, "next_position": now.acked_next},
         "index_lag_events": now.index_lag,
+        "disk": now.disk,
         "store": now.store,
     })))
 }
@@ -134,6 +259,9 @@ async fn metrics(
     m.wal_bytes.set(gauge(now.wal_bytes));
     m.wal_segments.set(gauge(now.wal_segments as u64));
     m.index_lag_events.set(gauge(now.index_lag));
+    m.disk_free_bytes.set(gauge(now.disk.free_bytes));
+    m.disk_watermark_bytes.set(gauge(now.disk.watermark_bytes));
+    m.health_problems.set(gauge(now.problems.len() as u64));
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -195,5 +323,7 @@ async fn create_token(
 
 #[cfg(test)]
 mod alert_tests;
+#[cfg(test)]
+mod guard_tests;
 #[cfg(test)]
 mod tests;

@@ -86,7 +86,7 @@ fn compat_paths() -> Value {
             "description": "Scope `ingest`, as `Authorization: Splunk <token>`. Optional `X-Splunk-Request-Channel` header: the answer then carries an `ackId`.",
             "security": [{"splunk": []}],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
-            "responses": with_errors(ok("`{\"text\": \"Success\", \"code\": 0}`"), &[("413", "PayloadTooLarge"), ("503", "Busy")])
+            "responses": with_errors(ok("`{\"text\": \"Success\", \"code\": 0, \"accepted\": N}` (events stored)"), &[("413", "PayloadTooLarge"), ("503", "Busy")])
         }})
     };
     json!({
@@ -126,6 +126,8 @@ pub(crate) fn spec() -> Value {
 }
 
 fn base_spec() -> Value {
+    // The search bounds (`[search]` settings): too many searches of the token, over the time budget.
+    let search_errors = [("429", "TooManySearches"), ("504", "SearchTimeout")];
     let ingest_errors = [
         ("413", "PayloadTooLarge"),
         ("415", "UnsupportedMediaType"),
@@ -159,7 +161,7 @@ fn base_spec() -> Value {
                 "summary": "Search events with a Lucene/KQL-style filter and pipes",
                 "description": "Scope `read`. Example: `kubernetes.namespace:prod AND NOT user.name:system\\:* | stats count() by user.name`.",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
-                "responses": with_errors(json!({"200": {"description": "Results", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResponse"}}}}}), &[])
+                "responses": with_errors(json!({"200": {"description": "Results", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResponse"}}}}}), &search_errors)
             }},
             "/api/v1/alerts": {"get": {
                 "summary": "Alerts, newest first, one entry per alert (folded repeats counted in `alert.count`)",
@@ -182,7 +184,7 @@ fn base_spec() -> Value {
                     {"name": "format", "in": "query", "schema": {"enum": ["ecs", "ocsf"]}, "description": "ocsf: OCSF 1.1 Detection Finding (class 2004)"}
                 ],
                 "responses": with_errors(json!({"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "object",
-                    "properties": {"total": {"type": "integer"}, "alerts": {"type": "array", "items": {"type": "object"}}}}}}}}), &[])
+                    "properties": {"total": {"type": "integer"}, "alerts": {"type": "array", "items": {"type": "object"}}}}}}}}), &search_errors)
             }},
             "/api/v1/rules": {"get": {
                 "summary": "Detection rules running, and the files that could not be used", "description": "Scope `read`.",
@@ -247,7 +249,10 @@ fn base_spec() -> Value {
                 "PayloadTooLarge": {"description": "Body over the limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "UnsupportedMediaType": {"description": "Wrong content type or encoding", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "Busy": {"description": "Pipeline saturated; see Retry-After", "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "TooManySearches": {"description": "The token already runs search.max_concurrent_per_token searches; see Retry-After", "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "SearchTimeout": {"description": "The search ran past search.timeout_ms and was stopped", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         }
     })

@@ -30,13 +30,14 @@ use std::sync::Arc;
 use crowsnest_model::ecs;
 use crowsnest_query::{Agg, AggFunc, Pipe};
 use serde_json::Value;
-use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query};
+use tantivy::query::{BooleanQuery, Occur, Query};
 use tantivy::schema::Field;
 use tantivy::Executor;
 
 use crate::filter;
 use crate::partition::Partition;
 use crate::schema::{is_text_path, twins, unique_root, FIELDS};
+use crate::search::{self, SearchControl};
 use crate::StoreError;
 
 /// Most key combinations one event may produce (multi-valued `by` fields multiply).
@@ -185,6 +186,7 @@ pub(crate) fn run(
     max_groups: usize,
     executor: &Executor,
     has: Field,
+    control: &SearchControl,
 ) -> Result<Table, StoreError> {
     let (plan, twin_plan, by_names, aggs) = plan_of(pipe, max_groups)?;
     let plan = Arc::new(plan);
@@ -216,9 +218,13 @@ pub(crate) fn run(
     'partitions: for partition in partitions {
         let searcher = partition.reader.searcher();
         for (query, collector) in &passes {
-            let scoring = EnableScoring::disabled_from_searcher(&searcher);
-            let partial =
-                searcher.search_with_executor(query.as_ref(), collector, executor, scoring)?;
+            let partial = search::collect(
+                &searcher,
+                query.as_ref(),
+                collector,
+                control,
+                Some(executor),
+            )?;
             merged.merge(partial, &plan);
             if merged.overflow {
                 break 'partitions;

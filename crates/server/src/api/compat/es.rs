@@ -3,7 +3,11 @@
 //! `_bulk`.
 //!
 //! Every response carries `X-Elastic-Product: Elasticsearch`, which the official clients
-//! (8.x and later) check before they accept an answer. Errors take Elasticsearch's shape
+//! (8.x and later) check before they accept an answer. `_bulk` answers one item per action
+//! line, as Elasticsearch does, even when a document held many events (an audit `EventList`,
+//! a CloudWatch Logs batch): the `X-Crowsnest-Events-Stored` header says how many events were
+//! stored, `X-Crowsnest-Items-Rejected` how many items failed. An item whose document held no
+//! events (a CloudWatch `CONTROL_MESSAGE`) answers `result: noop`, status 200. Errors take Elasticsearch's shape
 //! (`{"error": {"type", "reason", "root_cause"}, "status"}`).
 
 use std::sync::Arc;
@@ -42,7 +46,8 @@ fn es_error(error: ApiError) -> Response {
     // Elasticsearch answers a full write queue with 429 (`es_rejected_execution_exception`);
     // its clients and Beats retry exactly that, while several give up on a 503.
     let status = match error {
-        ApiError::Busy(_) | ApiError::Overloaded { .. } => {
+        // A full disk too: the clients retry a 429, and nothing was stored.
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
             axum::http::StatusCode::TOO_MANY_REQUESTS
         }
         _ => super::status_of(&error),
@@ -51,7 +56,7 @@ fn es_error(error: ApiError) -> Response {
         ApiError::Unauthorized(m) => ("security_exception", m.clone()),
         ApiError::Forbidden(m) => ("security_exception", m.clone()),
         ApiError::PayloadTooLarge(m) => ("content_too_long_exception", m.clone()),
-        ApiError::Busy(_) | ApiError::Overloaded { .. } => {
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
             ("es_rejected_execution_exception", error.to_string())
         }
         ApiError::Internal(e) => {
@@ -177,7 +182,7 @@ async fn bulk_response(
         errors: Vec::new(),
     };
     // One fixed label: index names are client-chosen and would make metric labels unbounded.
-    submit_decoded(state, decoded, "elasticsearch").await?;
+    let (stored, _) = submit_decoded(state, decoded, "elasticsearch").await?;
     if rejected > 0 {
         state
             .metrics
@@ -197,6 +202,12 @@ async fn bulk_response(
                     .to_string()
             });
             let body = match &item.error {
+                // A document that held no events (a CloudWatch `CONTROL_MESSAGE`): done,
+                // nothing created.
+                None if item.events == 0 => {
+                    json!({"_index": item.index, "_id": id, "_version": 1, "result": "noop",
+                           "_shards": {"total": 1, "successful": 0, "failed": 0}, "status": 200})
+                }
                 None => {
                     sequence += 1;
                     json!({"_index": item.index, "_id": id, "_version": 1, "result": "created",
@@ -211,9 +222,11 @@ async fn bulk_response(
         .collect();
     drop(body);
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok((
+    let mut response = (
         StatusCode::OK,
         Json(json!({"took": took, "errors": rejected > 0, "items": items})),
     )
-        .into_response())
+        .into_response();
+    super::count_headers(&mut response, stored, rejected);
+    Ok(response)
 }

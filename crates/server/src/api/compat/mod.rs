@@ -13,8 +13,12 @@
 //! limits, decompression, WAL durability before the answer, metrics per source). Credentials
 //! are our tokens with scope `ingest`, in whatever scheme the shipper sends
 //! ([`crate::auth::credential`]). Responses take each protocol's own shape, so clients parse
-//! them (Elasticsearch per-item statuses, HEC codes, OTLP partial success).
+//! them (Elasticsearch per-item statuses, HEC codes, OTLP partial success); every answer also
+//! carries the counts in [`count_headers`]. A record that holds many events (an audit
+//! `EventList`, a CloudWatch Logs batch) is stored as all of them, on every input.
 
+#[cfg(test)]
+mod batch_tests;
 mod es;
 mod falco;
 #[cfg(test)]
@@ -64,6 +68,20 @@ pub(crate) fn limits(state: &AppState) -> crowsnest_ingest::Limits {
     }
 }
 
+/// Adds the counts of a compatibility answer, whose protocol body cannot always say them (an
+/// Elasticsearch bulk item or an OTLP record may hold many events): `X-Crowsnest-Events-Stored`
+/// (events durably stored) and `X-Crowsnest-Items-Rejected` (items, records or events refused,
+/// each reported in the protocol's own way).
+pub(crate) fn count_headers(
+    response: &mut axum::response::Response,
+    stored: usize,
+    rejected: usize,
+) {
+    let headers = response.headers_mut();
+    headers.insert("x-crowsnest-events-stored", stored.into());
+    headers.insert("x-crowsnest-items-rejected", rejected.into());
+}
+
 /// Runs a decoder off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
@@ -84,7 +102,10 @@ pub(crate) fn status_of(error: &crate::error::ApiError) -> axum::http::StatusCod
         ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ApiError::Busy(_) | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        // Shippers retry a 503 (OTLP, HEC, Fluent Bit); few know 507.
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

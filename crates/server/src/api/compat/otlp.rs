@@ -56,7 +56,13 @@ pub(super) async fn logs(
     let decoded = blocking(move || otlp::decode(&bytes, format, &limits))
         .await?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let (_, errors) = submit_decoded(&state, decoded, "otel.logs").await?;
+    // OTLP exporters retry 429/502/503/504 and drop the data on any other status.
+    let (stored, errors) = submit_decoded(&state, decoded, "otel.logs")
+        .await
+        .map_err(|error| match error {
+            ApiError::InsufficientStorage(secs) => ApiError::Busy(secs),
+            other => other,
+        })?;
     drop(body);
     let message = errors.first().map(ToString::to_string).unwrap_or_default();
     let body = otlp::encode_response(errors.len(), &message, format);
@@ -64,5 +70,8 @@ pub(super) async fn logs(
         OtlpFormat::Protobuf => "application/x-protobuf",
         OtlpFormat::Json => "application/json",
     };
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
+    let mut response =
+        (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    super::count_headers(&mut response, stored, errors.len());
+    Ok(response)
 }

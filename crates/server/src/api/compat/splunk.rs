@@ -1,8 +1,11 @@
 //! Splunk HTTP Event Collector compatibility under `/services/collector`.
 //!
-//! Answers use HEC's codes: `{"text": "Success", "code": 0}`; 401 `Token is required` (2),
+//! Answers use HEC's codes: `{"text": "Success", "code": 0, "accepted": N}` (`accepted`
+//! counts the events stored: an event object that holds many, such as an audit `EventList`,
+//! counts as all of them); 401 `Token is required` (2),
 //! 403 `Invalid token` (4), 400 `Invalid data format` (6, with `invalid-event-number`, the
-//! 0-based index of the first bad event; the good events are stored, as Splunk does). With
+//! 0-based index of the first bad event, `accepted` and `rejected` counts; the good events are
+//! stored, as Splunk does). With
 //! a channel (`X-Splunk-Request-Channel` header or `channel` parameter) the answer carries
 //! an `ackId`; since we answer only after the events are durable, `/ack` reports every id
 //! as acknowledged.
@@ -39,7 +42,7 @@ fn hec_error(error: ApiError) -> Response {
         ApiError::Unauthorized(_) => hec(StatusCode::UNAUTHORIZED, "Token is required", 2),
         ApiError::Forbidden(_) => hec(StatusCode::FORBIDDEN, "Token is disabled", 1),
         ApiError::PayloadTooLarge(m) => hec(StatusCode::PAYLOAD_TOO_LARGE, &m, 27),
-        ApiError::Busy(_) | ApiError::Overloaded { .. } => {
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
             let secs = retry_after.unwrap_or(1);
             let mut response = hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9);
             if let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string()) {
@@ -152,14 +155,19 @@ fn answer(
     if let Some(first) = errors.first() {
         let body = json!({"text": "Invalid data format", "code": 6,
                           "invalid-event-number": first.line.saturating_sub(1),
-                          "accepted": accepted, "reason": first.to_string()});
-        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+                          "accepted": accepted, "rejected": errors.len(),
+                          "reason": first.to_string()});
+        let mut response = (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        super::count_headers(&mut response, accepted, errors.len());
+        return response;
     }
-    let mut body = json!({"text": "Success", "code": 0});
+    let mut body = json!({"text": "Success", "code": 0, "accepted": accepted});
     if with_ack {
         body["ackId"] = Value::from(NEXT_ACK.fetch_add(1, Ordering::Relaxed));
     }
-    Json(body).into_response()
+    let mut response = Json(body).into_response();
+    super::count_headers(&mut response, accepted, 0);
+    response
 }
 
 /// `POST /services/collector/ack`: every id we handed out is durable already.

@@ -1,0 +1,348 @@
+//! Fault injection with real processes: a data disk that fills up during sustained ingest
+//! (a small tmpfs mounted for the test), with and without `kill -9` while it is full, and one
+//! request of events on 11,000 different days. Every acknowledged event must be searchable
+//! once space returns, without a restart; the server must say what is wrong meanwhile.
+//!
+//! Mounting needs root (the test script runs as root, in CI too); the mount is undone by PID-
+//! free `umount` of the test's own mount point when the test ends.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{free_port, Server};
+use serde_json::Value;
+
+/// A tmpfs of `mib` MiB mounted on a fresh directory, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a {mib} MiB tmpfs failed: this test needs root (scripts/test.sh runs as root)"
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk with a ballast file until `leave` bytes are free.
+    fn fill_leaving(&self, leave: u64) -> PathBuf {
+        let free = fs4::available_space(self.path()).expect("statvfs");
+        let ballast = self.path().join("ballast");
+        let size = free.saturating_sub(leave);
+        let status = Command::new("fallocate")
+            .args(["-l", &size.to_string()])
+            .arg(&ballast)
+            .status()
+            .expect("fallocate");
+        assert!(status.success(), "fallocate failed");
+        ballast
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Posts batches of 50 numbered events until `stop`; records what was acknowledged and counts
+/// the refusals by status.
+struct Load {
+    next: AtomicU64,
+    acked: Mutex<BTreeSet<u64>>,
+    refused: Mutex<Vec<(u16, Option<String>, String)>>,
+}
+
+impl Load {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            next: AtomicU64::new(0),
+            acked: Mutex::new(BTreeSet::new()),
+            refused: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn send(&self, url: &str, token: &str, stop: &AtomicBool) {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .build();
+        while !stop.load(Ordering::SeqCst) {
+            let first = self.next.fetch_add(50, Ordering::SeqCst);
+            let mut body = String::new();
+            for seq in first..first + 50 {
+                body.push_str(&format!(
+                    "{{\"seq\":{seq},\"message\":\"disk probe {seq}\",\"pad\":\"{}\"}}\n",
+                    "y".repeat(300)
+                ));
+            }
+            let result = agent
+                .post(&format!("{url}/api/v1/ingest/ndjson?source=faults"))
+                .set("Authorization", &format!("Bearer {token}"))
+                .set("Content-Type", "application/x-ndjson")
+                .send_string(&body);
+            match result {
+                Ok(response) if response.status() == 200 => {
+                    self.acked.lock().expect("lock").extend(first..first + 50);
+                }
+                Ok(_) => {}
+                Err(ureq::Error::Status(status, response)) => {
+                    let retry = response.header("retry-after").map(str::to_string);
+                    let text = response.into_string().unwrap_or_default();
+                    self.refused
+                        .lock()
+                        .expect("lock")
+                        .push((status, retry, text));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(ureq::Error::Transport(_)) => return,
+            }
+        }
+    }
+
+    fn run(
+        self: &Arc<Self>,
+        server: &Server,
+        senders: usize,
+    ) -> (Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..senders)
+            .map(|_| {
+                let (load, url, token, stop) = (
+                    self.clone(),
+                    server.url.clone(),
+                    server.token.clone(),
+                    stop.clone(),
+                );
+                std::thread::spawn(move || load.send(&url, &token, &stop))
+            })
+            .collect();
+        (stop, threads)
+    }
+}
+
+fn stop(handle: (Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>)) {
+    handle.0.store(true, Ordering::SeqCst);
+    for thread in handle.1 {
+        thread.join().expect("sender");
+    }
+}
+
+/// Waits until health reports the disk problem, failing after `limit`.
+fn wait_for_disk_full(server: &Server, load: &Load, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let health = server.get("/api/v1/health").expect("health");
+        let refused = !load.refused.lock().expect("lock").is_empty();
+        if refused && health["status"] == "degraded" {
+            return health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the disk never filled up (acked {}): {health}",
+            load.acked.lock().expect("lock").len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every acknowledged number is stored exactly once.
+fn check_all_acked_stored(server: &Server, load: &Load) {
+    server.settle();
+    let acked = load.acked.lock().expect("lock").clone();
+    let answer = server.search("event.dataset:faults | stats count(), dc(seq)");
+    let row = &answer["rows"][0];
+    let (count, distinct) = (
+        row[0].as_u64().expect("count"),
+        row[1].as_u64().expect("dc"),
+    );
+    assert_eq!(count, distinct, "duplicated events: {answer}");
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &seq in &acked {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == seq => *end = seq,
+            _ => runs.push((seq, seq)),
+        }
+    }
+    let mut missing = 0;
+    for (first, last) in &runs {
+        let answer = server.search(&format!(
+            "event.dataset:faults AND seq:[{first} TO {last}] | stats dc(seq)"
+        ));
+        let found = answer["rows"][0][0].as_u64().unwrap_or(0);
+        missing += (last - first + 1).saturating_sub(found);
+    }
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged events are not searchable",
+        acked.len()
+    );
+}
+
+/// The disk fills during ingest; `watermark` is `min_free_bytes` (0: writes hit ENOSPC, the
+/// store's commits fail and are rolled back); with `kill`, the server is killed while the disk
+/// is full and started again after space returns.
+fn disk_full_round(watermark: Option<u64>, kill: bool) {
+    let disk = SmallDisk::mount(64);
+    let data = disk.path().join("data");
+    let config = disk.path().join("crowsnest.toml");
+    let mut text = String::from("[pipeline]\nretry_after_secs = 1\n");
+    if let Some(bytes) = watermark {
+        text.push_str(&format!("min_free_bytes = {bytes}\n"));
+    }
+    std::fs::write(&config, text).expect("config");
+    let extra = ["--config".to_string(), config.display().to_string()];
+    let mut server = Server::start_with(&data, free_port(), &extra);
+    let ballast = disk.fill_leaving(14 * 1024 * 1024);
+    let load = Load::new();
+    let senders = load.run(&server, 2);
+    let health = wait_for_disk_full(&server, &load, Duration::from_secs(120));
+    let problems = health["problems"].as_array().cloned().unwrap_or_default();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["component"] == "disk" || p["component"] == "store"),
+        "health names the disk or the store: {health}"
+    );
+    // Refusals say why and when to come back, and are not a bare 500.
+    {
+        let refused = load.refused.lock().expect("lock");
+        let (status, retry, text) = refused.first().cloned().expect("a refusal");
+        assert_eq!(status, 507, "refused with {status}: {text}");
+        assert_eq!(retry.as_deref(), Some("1"), "{text}");
+        assert!(text.contains("disk is full"), "{text}");
+        assert!(refused.iter().all(|(s, ..)| *s == 507), "{refused:?}");
+    }
+    let metrics = server.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("crowsnest_health_problems ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    // Keep knocking on a full disk for a while.
+    std::thread::sleep(Duration::from_secs(3));
+    if kill {
+        stop(senders);
+        server.kill9();
+        // Started again on the full disk: the replay cannot be committed, yet the server comes
+        // up, says why, and indexes the WAL once space returns, without another restart.
+        let (dir, port, extra) = (server.data_dir.clone(), server.port, server.extra.clone());
+        server = Server::start_with(&dir, port, &extra);
+        let health = server.get("/api/v1/health").expect("health");
+        assert_eq!(health["status"], "degraded", "{health}");
+        std::fs::remove_file(&ballast).expect("free the disk");
+        let senders = load.run(&server, 1);
+        std::thread::sleep(Duration::from_secs(1));
+        stop(senders);
+    } else {
+        std::fs::remove_file(&ballast).expect("free the disk");
+        // Ingest resumes by itself: acknowledgements come again without a restart.
+        let before = load.acked.lock().expect("lock").len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while load.acked.lock().expect("lock").len() <= before + 1000 {
+            assert!(
+                Instant::now() < deadline,
+                "ingest did not resume after space returned"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop(senders);
+    }
+    check_all_acked_stored(&server, &load);
+    let health = server.get("/api/v1/health").expect("health");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(
+        load.acked.lock().expect("lock").len() > 5_000,
+        "the test must ingest a meaningful volume"
+    );
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_full_disk_refuses_with_507_and_loses_nothing_once_space_returns() {
+    disk_full_round(None, false);
+}
+
+#[test]
+fn a_disk_filled_to_the_last_byte_rolls_the_store_back_and_loses_nothing() {
+    disk_full_round(Some(0), false);
+}
+
+#[test]
+fn kill_9_while_the_disk_is_full_loses_nothing() {
+    disk_full_round(Some(0), true);
+}
+
+/// One request of 11,000 events on 11,000 different days (from 1800 on): the server stays up,
+/// keeps them in a bounded number of partitions, flags them, and restarts.
+#[test]
+fn events_on_eleven_thousand_days_neither_crash_nor_block_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra: [String; 0] = [];
+    let mut server = Server::start_with(dir.path(), free_port(), &extra);
+    let start = chrono::DateTime::parse_from_rfc3339("1800-01-01T00:00:00Z").expect("time");
+    let mut body = String::new();
+    for day in 0..11_000 {
+        let ts = start + chrono::Duration::days(day);
+        body.push_str(&format!(
+            "{{\"@timestamp\":\"{}\",\"day\":{day}}}\n",
+            ts.to_rfc3339()
+        ));
+    }
+    let response = server
+        .agent()
+        .post(&format!("{}/api/v1/ingest/ndjson?source=days", server.url))
+        .set("Authorization", &format!("Bearer {}", server.token))
+        .send_string(&body)
+        .expect("ingest");
+    assert_eq!(response.status(), 200);
+    server.settle();
+    let health = server.get("/api/v1/health").expect("health");
+    let partitions = health["store"]["partitions"].as_array().map_or(0, Vec::len);
+    assert!(partitions <= 2, "{partitions} partitions: {health}");
+    let answer =
+        server.search("event.dataset:days | stats count() by crowsnest.timestamp_out_of_range");
+    assert_eq!(
+        answer["rows"],
+        serde_json::json!([["past", 11000]]),
+        "{answer}"
+    );
+    // A restart replays nothing it cannot hold.
+    server.kill9();
+    let server = Server::start_with(dir.path(), server.port, &extra);
+    let answer = server.search("event.dataset:days | stats count()");
+    assert_eq!(answer["rows"][0][0], 11000, "{answer}");
+    let in_1820 = server
+        .agent()
+        .post(&format!("{}/api/v1/search", server.url))
+        .set("Authorization", &format!("Bearer {}", server.token))
+        .send_json(serde_json::json!({
+            "query": "event.dataset:days",
+            "start": "1820-01-01T00:00:00Z",
+            "end": "1820-01-11T00:00:00Z",
+            "limit": 100,
+        }))
+        .expect("search")
+        .into_json::<Value>()
+        .expect("json");
+    assert_eq!(in_1820["total"], 10, "{in_1820}");
+}
