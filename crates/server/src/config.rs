@@ -130,6 +130,9 @@ pub struct HttpConfig {
     /// Seconds a client has to send a whole ingest request body (60); a slower body is
     /// answered 408 and its connection closed.
     pub body_read_timeout_secs: u64,
+    /// Seconds a response may wait for the client to read any of it (60); past it the
+    /// connection is closed, so unread responses cannot pile up in memory.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -139,6 +142,7 @@ impl Default for HttpConfig {
             max_connections_per_ip: 128,
             header_read_timeout_secs: 30,
             body_read_timeout_secs: 60,
+            write_timeout_secs: 60,
         }
     }
 }

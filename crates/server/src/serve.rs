@@ -14,6 +14,8 @@
 //! * **Body read timeout**: every request body must arrive whole within
 //!   `body_read_timeout_secs`; past it, reading the body fails (ingest answers 408) and the
 //!   connection is closed.
+//! * **Write timeout**: a client that takes nothing of a response for `write_timeout_secs`
+//!   (its receive window stays full) is disconnected, so unread responses cannot pile up.
 //! * **Accept errors** (`EMFILE`: out of file descriptors) wait, doubling from 10 ms to 1 s,
 //!   instead of spinning.
 //! * **Graceful shutdown**: stop accepting, let each connection finish its request, wait for
@@ -68,6 +70,7 @@ pub(crate) async fn serve(
         .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs.max(1)))
         .max_buf_size(MAX_BUF_BYTES);
     let body_timeout = config.body_read_timeout_secs.max(1);
+    let write_timeout = Duration::from_secs(config.write_timeout_secs.max(1));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     // Every connection task holds a sender; when they are all gone, shutdown is complete.
     let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -115,7 +118,8 @@ pub(crate) async fn serve(
                 router.call(request).await
             }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let io = StallTimeout::new(stream, write_timeout);
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         let mut shutdown = shutdown.clone();
         let open = open_tx.clone();
         tokio::spawn(async move {
@@ -191,6 +195,100 @@ async fn linger(mut stream: TcpStream) {
 
 /// How long a refused connection is read from before it is closed.
 const LINGER: Duration = Duration::from_millis(250);
+
+/// A connection whose writes fail once one has made no progress for `timeout` (the client
+/// reads nothing); reads pass through.
+struct StallTimeout {
+    stream: TcpStream,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallTimeout {
+    fn new(stream: TcpStream, timeout: Duration) -> Self {
+        Self {
+            stream,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Turns a pending write into an error once it has been pending for the timeout.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let timeout = self.timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing for {} s (http.write_timeout_secs)",
+                    timeout.as_secs()
+                ),
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncRead for StallTimeout {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StallTimeout {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.stream).poll_write(cx, buf) {
+            Poll::Pending => self.pending(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.pending(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Pending => self.pending(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
 
 /// A request body that fails once its deadline passes (the body read timeout).
 pub struct TimedBody {

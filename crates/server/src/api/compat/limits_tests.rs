@@ -318,6 +318,10 @@ fn the_readme_configuration_block_parses_with_every_limit() {
         defaults.http.body_read_timeout_secs
     );
     assert_eq!(
+        config.http.write_timeout_secs,
+        defaults.http.write_timeout_secs
+    );
+    assert_eq!(
         config.inputs.max_syslog_frame_bytes,
         defaults.inputs.max_syslog_frame_bytes
     );
@@ -329,4 +333,24 @@ fn the_readme_configuration_block_parses_with_every_limit() {
         config.inputs.idle_timeout_secs,
         defaults.inputs.idle_timeout_secs
     );
+}
+
+#[tokio::test]
+async fn a_client_that_reads_no_response_is_disconnected_after_the_write_timeout() {
+    let h = harness_with(|config| config.http.write_timeout_secs = 1).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(h.running.addr).await.expect("connect");
+    // Many pipelined requests for a large document, and not a byte read: the server's writes
+    // stall once the socket buffers are full.
+    let request = "GET /api/v1/openapi.json HTTP/1.1\r\nhost: x\r\n\r\n".repeat(2000);
+    let _ =
+        tokio::time::timeout(Duration::from_secs(2), stream.write_all(request.as_bytes())).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (answers, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let served = answers.matches("HTTP/1.1 200").count();
+    assert!(closed, "a client reading nothing kept its connection");
+    assert!(served < 2000, "every response was written: {served}");
 }
