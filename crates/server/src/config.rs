@@ -22,8 +22,10 @@ pub struct ServerConfig {
     pub auth: AuthLimits,
     /// Seconds between retention passes.
     pub retention_interval_secs: u64,
-    /// Per-line/field bounds of the decoders.
+    /// Per-line/field bounds of the decoders, and the memory budget of decoding.
     pub decode: DecodeLimits,
+    /// HTTP connection limits and timeouts.
+    pub http: HttpConfig,
     /// Ingest pipeline tuning.
     pub pipeline: crate::pipeline::PipelineConfig,
     /// Store layout and retention.
@@ -102,6 +104,47 @@ pub struct DecodeLimits {
     pub max_depth: usize,
     /// Longest string value kept in the indexed event (longer ones are truncated).
     pub max_field_bytes: usize,
+    /// Memory, in bytes, for the requests being read, inflated and decoded at once, shared by
+    /// every HTTP input and the stream listeners' frame buffers (1 GiB). A request reserves
+    /// its body, then its inflated body, then the estimated cost of the events it holds
+    /// (counted before they are built) before it is decoded: when the budget is in use it is
+    /// answered 503 with `Retry-After`; when it needs more than the whole budget, 413.
+    pub memory_budget_bytes: usize,
+}
+
+/// Connection limits and timeouts of the HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Most open HTTP connections (512). Past it a new connection is answered 503 with
+    /// `Retry-After` and closed, before its request is read. Kept below the open files limit
+    /// (the server lowers it, with a warning, when the limits of all listeners would not
+    /// leave room for the WAL and the store).
+    pub max_connections: usize,
+    /// Most open HTTP connections from one source IP address (128); past it, 503 as above.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request's headers, counted from when the server starts
+    /// waiting for them: on a new connection, and after each response on a kept-alive one, so
+    /// this is also how long an idle keep-alive connection stays open (30).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a whole ingest request body (60); a slower body is
+    /// answered 408 and its connection closed.
+    pub body_read_timeout_secs: u64,
+    /// Seconds a response may wait for the client to read any of it (60); past it the
+    /// connection is closed, so unread responses cannot pile up in memory.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_connections_per_ip: 128,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 60,
+            write_timeout_secs: 60,
+        }
+    }
 }
 
 impl Default for DecodeLimits {
@@ -111,6 +154,7 @@ impl Default for DecodeLimits {
             max_line_bytes: limits.max_line_bytes,
             max_depth: limits.max_depth,
             max_field_bytes: limits.max_field_bytes,
+            memory_budget_bytes: 1 << 30,
         }
     }
 }
@@ -137,6 +181,7 @@ impl Default for ServerConfig {
             auth: AuthLimits::default(),
             retention_interval_secs: 60,
             decode: DecodeLimits::default(),
+            http: HttpConfig::default(),
             pipeline: crate::pipeline::PipelineConfig::default(),
             store: crowsnest_store::StoreConfig::default(),
             inputs: crate::listeners::InputsConfig::default(),

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use crowsnest_ingest::fluent_auth::{ForwardAuth, ForwardUser};
 use crowsnest_ingest::listen::{
-    self, ForwardOptions, Listener, Submit, SubmitFailure, SubmitFuture,
+    self, ForwardOptions, Listener, Submit, SubmitFailure, SubmitFuture, SyslogOptions,
 };
 use crowsnest_normalize::Decoded;
 use serde::{Deserialize, Serialize};
@@ -67,12 +67,22 @@ pub struct InputsConfig {
     /// Users a forward client must also name in its PING (needs a shared key; empty: no user
     /// authentication).
     pub forward_users: Vec<ForwardUser>,
-    /// Longest syslog frame or forward message, in bytes (16 MiB).
+    /// Longest forward message, in bytes (16 MiB).
     pub max_frame_bytes: usize,
-    /// Most events taken from one request or frame (100 000).
+    /// Longest syslog message on a stream (octet-counted or newline-framed), in bytes
+    /// (256 KiB). A stream that goes on past it without a newline is cut off there.
+    pub max_syslog_frame_bytes: usize,
+    /// Most events taken from one HTTP request or forward message (100 000); an HTTP request
+    /// known to hold more is refused whole with 413 before it is decoded.
     pub max_events_per_request: usize,
-    /// Most open connections per stream listener (512).
+    /// Most open connections per stream listener (512); past it a new connection is closed
+    /// at once, with a log line.
     pub max_connections: usize,
+    /// Most open connections per stream listener from one source IP address (64).
+    pub max_connections_per_ip: usize,
+    /// Seconds a stream connection may send nothing before it is closed (300); also bounds
+    /// TLS and forward handshakes.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for InputsConfig {
@@ -90,8 +100,11 @@ impl Default for InputsConfig {
             forward_shared_key_file: None,
             forward_users: Vec::new(),
             max_frame_bytes: limits.max_frame_bytes,
+            max_syslog_frame_bytes: 256 * 1024,
             max_events_per_request: limits.max_events,
             max_connections: limits.max_connections,
+            max_connections_per_ip: limits.max_connections_per_ip,
+            idle_timeout_secs: limits.idle_timeout.as_secs(),
         }
     }
 }
@@ -113,8 +126,11 @@ impl std::fmt::Debug for InputsConfig {
             .field("forward_shared_key_file", &self.forward_shared_key_file)
             .field("forward_users", &self.forward_users)
             .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_syslog_frame_bytes", &self.max_syslog_frame_bytes)
             .field("max_events_per_request", &self.max_events_per_request)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
             .finish()
     }
 }
@@ -189,23 +205,35 @@ impl Submit for PipelineSink {
 pub async fn start(state: Arc<AppState>) -> anyhow::Result<Vec<Listener>> {
     let inputs = state.config.inputs.clone();
     let limits = crate::api::ingest_limits(&state);
+    let syslog_limits = crowsnest_ingest::Limits {
+        max_frame_bytes: inputs.max_syslog_frame_bytes,
+        ..limits
+    };
+    let budget = Some(state.decode_budget.clone());
     let sink: Arc<dyn Submit> = Arc::new(PipelineSink(state));
     let mut listeners = Vec::new();
     if let Some(addr) = &inputs.syslog_udp {
-        let listener = listen::syslog_udp(addr, sink.clone(), limits)
+        let listener = listen::syslog_udp(addr, sink.clone(), syslog_limits)
             .await
             .with_context(|| format!("binding syslog/udp `{addr}`"))?;
         listeners.push(listener);
     }
     if let Some(addr) = &inputs.syslog_tcp {
-        let listener = listen::syslog_tcp(addr, None, sink.clone(), limits)
+        let options = SyslogOptions {
+            tls: None,
+            budget: budget.clone(),
+        };
+        let listener = listen::syslog_listener(addr, options, sink.clone(), syslog_limits)
             .await
             .with_context(|| format!("binding syslog/tcp `{addr}`"))?;
         listeners.push(listener);
     }
     if let Some(addr) = &inputs.syslog_tls {
-        let acceptor = tls_acceptor(&inputs, "syslog_tls")?;
-        let listener = listen::syslog_tcp(addr, Some(acceptor), sink.clone(), limits)
+        let options = SyslogOptions {
+            tls: Some(tls_acceptor(&inputs, "syslog_tls")?),
+            budget: budget.clone(),
+        };
+        let listener = listen::syslog_listener(addr, options, sink.clone(), syslog_limits)
             .await
             .with_context(|| format!("binding syslog/tls `{addr}`"))?;
         listeners.push(listener);
@@ -215,6 +243,7 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Vec<Listener>> {
         let options = ForwardOptions {
             tls: None,
             auth: auth.clone(),
+            budget: budget.clone(),
         };
         let listener = listen::forward_listener(addr, options, sink.clone(), limits)
             .await
@@ -225,6 +254,7 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Vec<Listener>> {
         let options = ForwardOptions {
             tls: Some(tls_acceptor(&inputs, "forward_tls")?),
             auth,
+            budget,
         };
         let listener = listen::forward_listener(addr, options, sink.clone(), limits)
             .await
