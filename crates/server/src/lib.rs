@@ -21,15 +21,12 @@
 pub mod api;
 pub mod auth;
 pub mod config;
-pub mod dedup;
-pub mod detection;
-pub mod disk;
 pub mod error;
 pub mod listeners;
-pub mod metrics;
-pub mod outputs;
-pub mod pipeline;
 pub mod serve;
+
+// The pipeline crate's modules, under the names the server's code and users have known.
+pub use crowsnest_pipeline::{dedup, detection, disk, metrics, outputs, pipeline};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -266,4 +263,20 @@ fn spawn_retention(state: Arc<AppState>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn two_outputs_with_one_name_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let output =
+            "[[outputs]]\nname = \"dup\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n";
+        let mut config: crate::ServerConfig =
+            toml::from_str(&format!("{output}{output}")).expect("config");
+        config.listen = "127.0.0.1:0".into();
+        config.data_dir = dir.path().to_path_buf();
+        let error = crate::start(config).await.err().expect("refused");
+        assert!(error.to_string().contains("named `dup`"), "{error}");
+    }
 }

@@ -3,7 +3,7 @@
 //! `--syslog-tls`, `--forward`).
 //!
 //! They decode with `crowsnest-ingest` and submit through the same path as the HTTP ingest
-//! endpoints ([`crate::api::submit_decoded_as`]): an event is acknowledged (a forward `ack`
+//! endpoints ([`crowsnest_pipeline::Pipeline::submit_decoded`]): an event is acknowledged (a forward `ack`
 //! sent) only once it is in the WAL. When the pipeline is saturated they wait for room instead of
 //! refusing, so TCP pushes back on the sender and nothing is dropped.
 //!
@@ -189,7 +189,9 @@ impl Submit for PipelineSink {
         Box::pin(async move {
             // Wait for room rather than refuse: a stream listener that waits stops reading its
             // socket, and TCP pushes back on the sender; nothing is dropped.
-            crate::api::submit_decoded_as(&self.0, decoded, input, Admission::Wait)
+            self.0
+                .pipeline
+                .submit_decoded(decoded, input, Admission::Wait)
                 .await
                 .map(|(accepted, _)| accepted)
                 .map_err(|error| SubmitFailure(error.to_string()))

@@ -19,8 +19,6 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
-use chrono::Utc;
-use crowsnest_model::{ecs, format_timestamp, record, Event};
 use crowsnest_normalize::{Decoded, LineError};
 use serde_json::{json, Value};
 
@@ -98,7 +96,17 @@ pub(super) async fn ndjson(
     .map_err(|e| ApiError::Internal(e.into()))?;
     // Batches retried by the agent: stored once (crate::dedup).
     let mut decoded = decoded;
-    let admitted = match crate::dedup::gate(&state.dedup, &headers)? {
+    let batch = headers
+        .get(crate::dedup::BATCH_HEADER)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("`X-Crowsnest-Batch` should be ASCII"))
+        })
+        .transpose()?;
+    let admitted = match crate::dedup::gate(&state.dedup, batch).map_err(|error| match error {
+        crate::dedup::GateError::Malformed(_) => ApiError::bad_request(error.to_string()),
+        crate::dedup::GateError::InFlight(_) => ApiError::Busy(1),
+    })? {
         crate::dedup::Gate::Duplicate => {
             return Ok(
                 Json(json!({"accepted": 0, "rejected": 0, "errors": [], "duplicate": true}))
@@ -154,43 +162,23 @@ pub(crate) async fn submit_decoded_as(
     label: &str,
     admission: Admission,
 ) -> Result<(usize, Vec<LineError>), ApiError> {
-    let Decoded { events, errors } = decoded;
-    let rejected = errors.len();
-    if rejected > 0 {
-        state
-            .metrics
-            .rejected
-            .get_or_create(&state.metrics.source(label))
-            .inc_by(rejected as u64);
+    state
+        .pipeline
+        .submit_decoded(decoded, label, admission)
+        .await
+        .map_err(|error| submit_error(state, error))
+}
+
+/// The answer to a batch the pipeline did not take.
+pub(crate) fn submit_error(state: &AppState, error: SubmitError) -> ApiError {
+    match error {
+        SubmitError::Busy(secs) => ApiError::Busy(secs),
+        SubmitError::DiskFull(secs) => ApiError::InsufficientStorage(secs),
+        SubmitError::Closed => ApiError::Busy(state.config.pipeline.retry_after_secs),
+        SubmitError::Wal(message) => {
+            ApiError::Internal(anyhow::anyhow!("wal append failed: {message}"))
+        }
     }
-    let window = state.config.store.clone();
-    let (events, payloads, per_source) =
-        tokio::task::spawn_blocking(move || prepare(events, &window))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))??;
-    for (source, count) in per_source {
-        state
-            .metrics
-            .received
-            .get_or_create(&state.metrics.source(&source))
-            .inc_by(count);
-    }
-    let accepted = events.len();
-    if accepted > 0 {
-        state
-            .pipeline
-            .submit_as(events, payloads, admission)
-            .await
-            .map_err(|error| match error {
-                SubmitError::Busy(secs) => ApiError::Busy(secs),
-                SubmitError::DiskFull(secs) => ApiError::InsufficientStorage(secs),
-                SubmitError::Closed => ApiError::Busy(state.config.pipeline.retry_after_secs),
-                SubmitError::Wal(message) => {
-                    ApiError::Internal(anyhow::anyhow!("wal append failed: {message}"))
-                }
-            })?;
-    }
-    Ok((accepted, errors))
 }
 
 fn report(accepted: usize, errors: &[LineError]) -> Value {
@@ -201,50 +189,6 @@ fn report(accepted: usize, errors: &[LineError]) -> Value {
         "errors": listed,
         "errors_truncated": errors.len() > MAX_REPORTED_ERRORS,
     })
-}
-
-type Prepared = (Vec<Event>, Vec<Vec<u8>>, HashMap<String, u64>);
-
-/// Gives each event its id, ingest time and (when missing) timestamp, flags a timestamp far
-/// from the ingest time (the store keeps such events by their ingest time: see
-/// [`crowsnest_store::StoreConfig::window_past_hours`]), and serializes it.
-fn prepare(
-    mut events: Vec<Event>,
-    window: &crowsnest_store::StoreConfig,
-) -> Result<Prepared, ApiError> {
-    let now = Utc::now();
-    let now_text = format_timestamp(now);
-    let mut generator = ulid::Generator::new();
-    let mut payloads = Vec::with_capacity(events.len());
-    let mut per_source: HashMap<String, u64> = HashMap::new();
-    // Payloads start at about the previous one's size, so serializing rarely reallocates.
-    let mut capacity = 1024;
-    for event in &mut events {
-        let id = generator
-            .generate_from_datetime(now.into())
-            .unwrap_or_else(|_| ulid::Ulid::new());
-        event.set(ecs::EVENT_ID, Value::String(id.to_string()));
-        event.set(ecs::EVENT_INGESTED, Value::String(now_text.clone()));
-        match event.timestamp() {
-            Some(ts) => {
-                event.set(ecs::TIMESTAMP, Value::String(format_timestamp(ts)));
-                if let Some(side) = window.out_of_range(ts, now) {
-                    event.set(
-                        crowsnest_store::OUT_OF_RANGE_FIELD,
-                        Value::String(side.as_str().into()),
-                    );
-                }
-            }
-            None => event.set(ecs::TIMESTAMP, Value::String(now_text.clone())),
-        }
-        let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
-        *per_source.entry(source.to_string()).or_default() += 1;
-        let mut payload = Vec::with_capacity(capacity);
-        record::encode(event, &mut payload).map_err(|e| ApiError::Internal(e.into()))?;
-        capacity = payload.len() + payload.len() / 8;
-        payloads.push(payload);
-    }
-    Ok((events, payloads, per_source))
 }
 
 pub(crate) fn check_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
