@@ -27,9 +27,12 @@ pub struct Limits {
     /// Per-line and per-field bounds shared with `crowsnest-normalize` (line/item length,
     /// JSON nesting depth, longest kept string).
     pub decode: crowsnest_normalize::Limits,
-    /// Longest frame read from a stream connection: one syslog message (octet-counted or
-    /// newline-delimited) or one Fluent forward message. Default 16 MiB.
+    /// Longest frame read from a stream connection: one Fluent forward message (and one
+    /// syslog message for a listener started with these limits directly). Default 16 MiB.
     pub max_frame_bytes: usize,
+    /// Longest syslog message on a stream, which [`crate::listen::SyslogInput`] uses as its
+    /// frame limit. Default 256 KiB.
+    pub max_syslog_frame_bytes: usize,
     /// Most bytes a compressed body or chunk may expand to. Default 64 MiB.
     pub max_decompressed_bytes: usize,
     /// Most events taken from one frame or request; the rest are reported as errors.
@@ -49,6 +52,7 @@ impl Default for Limits {
         Self {
             decode: crowsnest_normalize::Limits::default(),
             max_frame_bytes: 16 * 1024 * 1024,
+            max_syslog_frame_bytes: 256 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_events: 100_000,
             max_connections: 512,

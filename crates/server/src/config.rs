@@ -30,8 +30,11 @@ pub struct ServerConfig {
     pub pipeline: crate::pipeline::PipelineConfig,
     /// Store layout and retention.
     pub store: crowsnest_store::StoreConfig,
-    /// Ecosystem listeners (syslog, forward) and input limits; every listener is off by default.
-    pub inputs: crate::listeners::InputsConfig,
+    /// Ecosystem listeners (`[[inputs]]`: syslog, forward); none by default.
+    #[serde(deserialize_with = "crate::listeners::deserialize_inputs")]
+    pub inputs: Vec<crowsnest_ingest::listen::InputConfig>,
+    /// Limits of the ecosystem inputs, and the per-request event cap of every input.
+    pub input_limits: crate::listeners::InputLimits,
     /// Live detection: rules, alert folding, suppressions.
     pub detect: crate::detection::DetectionConfig,
     /// Forwarding outputs (`[[outputs]]`): where events and alerts are sent on.
@@ -184,7 +187,8 @@ impl Default for ServerConfig {
             http: HttpConfig::default(),
             pipeline: crate::pipeline::PipelineConfig::default(),
             store: crowsnest_store::StoreConfig::default(),
-            inputs: crate::listeners::InputsConfig::default(),
+            inputs: Vec::new(),
+            input_limits: crate::listeners::InputLimits::default(),
             detect: crate::detection::DetectionConfig::default(),
             outputs: Vec::new(),
         }
@@ -242,6 +246,26 @@ mod tests {
         assert_eq!(
             config.outputs[0].query.as_deref(),
             Some("rule.level:(high OR critical)")
+        );
+    }
+
+    #[test]
+    fn the_readme_inputs_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[[inputs]]")
+            .expect("README has an [[inputs]] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        let described: Vec<_> = config
+            .inputs
+            .iter()
+            .map(|input| input.source().describe())
+            .collect();
+        assert_eq!(
+            described,
+            ["syslog/tls 0.0.0.0:6515", "forward 0.0.0.0:24224"]
         );
     }
 

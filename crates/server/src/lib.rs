@@ -215,18 +215,18 @@ pub fn fit_connection_caps(config: &mut ServerConfig, open_files: Option<u64>) {
     let available = usize::try_from(limit.saturating_sub(reserve))
         .unwrap_or(usize::MAX)
         .max(2);
-    let inputs = &config.inputs;
-    let streams = [
-        &inputs.syslog_tcp,
-        &inputs.syslog_tls,
-        &inputs.forward,
-        &inputs.forward_tls,
-    ]
-    .iter()
-    .filter(|addr| addr.is_some())
-    .count();
+    use crowsnest_ingest::listen::{InputConfig, SyslogTransport};
+    // Stream listeners hold connections; a UDP syslog input holds one socket.
+    let streams = config
+        .inputs
+        .iter()
+        .filter(|input| match input {
+            InputConfig::Syslog(syslog) => syslog.transport != SyslogTransport::Udp,
+            InputConfig::Forward(_) => true,
+        })
+        .count();
     let http = config.http.max_connections.max(1);
-    let stream = inputs.max_connections.max(1);
+    let stream = config.input_limits.max_connections.max(1);
     let total = http.saturating_add(stream.saturating_mul(streams));
     if total <= available {
         return;
@@ -237,13 +237,14 @@ pub fn fit_connection_caps(config: &mut ServerConfig, open_files: Option<u64>) {
         open_files_limit = limit,
         reserved = reserve,
         http.max_connections = new_http,
-        inputs.max_connections = new_stream,
+        input_limits.max_connections = new_stream,
         "connection limits lowered to fit the open files limit (raise `ulimit -n` to allow more)"
     );
     config.http.max_connections = new_http;
     config.http.max_connections_per_ip = config.http.max_connections_per_ip.min(new_http);
-    config.inputs.max_connections = new_stream;
-    config.inputs.max_connections_per_ip = config.inputs.max_connections_per_ip.min(new_stream);
+    let limits = &mut config.input_limits;
+    limits.max_connections = new_stream;
+    limits.max_connections_per_ip = limits.max_connections_per_ip.min(new_stream);
 }
 
 fn spawn_retention(state: Arc<AppState>) {

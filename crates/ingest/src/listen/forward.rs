@@ -11,7 +11,7 @@ use super::{accept_loop, limiter, FrameReader, Listener, SharedLimits, Submit};
 use crate::fluent::{ack, next_message, ForwardFrame};
 use crate::fluent_auth::{next_ping, ForwardAuth, PingFrame};
 use crate::limits::DecodeBudget;
-use crate::Limits;
+use crate::{IngestError, Limits};
 
 /// How a forward listener secures its connections. The default (no TLS, no key) is plain
 /// TCP without a handshake, which every forward client speaks.
@@ -357,5 +357,126 @@ mod tests {
         let header = [0x92, 0xa3, b't', b'a', b'g', 0xc6, 0x06, 0x40, 0x00, 0x00];
         assert_eq!(message_length(&header), Scan::Needs(10 + 100 * 1024 * 1024));
         assert_eq!(message_length(&[0x91, 0xc1]), Scan::Invalid(0xc1));
+    }
+}
+
+/// An `[[inputs]]` entry of `type = "forward"`. Its `Debug` hides the shared key.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardInput {
+    /// Address to bind, e.g. `127.0.0.1:24224`.
+    pub listen: String,
+    /// Serve inside TLS (Fluent Bit `tls on`, Fluentd `<transport tls>`).
+    #[serde(default)]
+    pub tls: Option<super::inputs::TlsFiles>,
+    /// Shared key every client must prove it knows (the HELO/PING/PONG handshake); no
+    /// handshake when neither this nor `shared_key_file` is set.
+    #[serde(default)]
+    pub shared_key: Option<String>,
+    /// File holding the shared key (surrounding whitespace ignored), instead of `shared_key`.
+    #[serde(default)]
+    pub shared_key_file: Option<std::path::PathBuf>,
+    /// Users a client must also name in its PING (needs a shared key).
+    #[serde(default)]
+    pub users: Vec<crate::fluent_auth::ForwardUser>,
+}
+
+impl std::fmt::Debug for ForwardInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardInput")
+            .field("listen", &self.listen)
+            .field("tls", &self.tls)
+            .field(
+                "shared_key",
+                &self.shared_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("shared_key_file", &self.shared_key_file)
+            .field("users", &self.users)
+            .finish()
+    }
+}
+
+impl ForwardInput {
+    /// The handshake settings, or `None` without a shared key; `hostname` is the name sent in
+    /// PONG.
+    ///
+    /// # Errors
+    ///
+    /// When both `shared_key` and `shared_key_file` are set, the key file cannot be read, the
+    /// key is empty, or `users` is set without a key.
+    pub fn auth(&self, hostname: &str) -> Result<Option<ForwardAuth>, IngestError> {
+        let key = match (&self.shared_key, &self.shared_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(IngestError::Config(
+                    "expected one of `shared_key` and `shared_key_file`, found both".into(),
+                ))
+            }
+            (Some(key), None) => Some(key.clone()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        IngestError::io(
+                            format!("reading the shared key file `{}`", path.display()),
+                            &e,
+                        )
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        match key {
+            None if !self.users.is_empty() => Err(IngestError::Config(
+                "`users` needs a shared key (`shared_key_file`)".into(),
+            )),
+            None => Ok(None),
+            Some(key) if key.trim().is_empty() => Err(IngestError::Config(
+                "expected a non-empty forward shared key".into(),
+            )),
+            Some(key) => Ok(Some(
+                ForwardAuth::new(key, hostname).with_users(self.users.clone()),
+            )),
+        }
+    }
+}
+
+/// The name sent in PONG (the kernel's hostname, `crowsnest` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "crowsnest".to_string())
+}
+
+impl super::inputs::Source for ForwardInput {
+    fn describe(&self) -> String {
+        let protocol = if self.tls.is_some() {
+            "forward/tls"
+        } else {
+            "forward"
+        };
+        format!("{protocol} {}", self.listen)
+    }
+
+    fn check(&self) -> Result<(), IngestError> {
+        self.auth(&hostname()).map(|_| ())
+    }
+
+    fn start(&self, context: super::inputs::SourceContext) -> super::inputs::StartFuture<'_> {
+        Box::pin(async move {
+            let tls = match &self.tls {
+                Some(files) => Some(files.acceptor()?),
+                None => None,
+            };
+            let options = ForwardOptions {
+                tls,
+                auth: self.auth(&hostname())?.map(Arc::new),
+                budget: context.budget,
+            };
+            forward_listener(&self.listen, options, context.sink, context.limits)
+                .await
+                .map_err(|e| IngestError::io(format!("binding {}", self.describe()), &e))
+        })
     }
 }

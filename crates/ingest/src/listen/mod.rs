@@ -22,6 +22,7 @@
 
 mod conn;
 mod forward;
+pub mod inputs;
 mod syslog;
 mod tls;
 
@@ -35,8 +36,11 @@ use tokio::net::{TcpListener, TcpStream};
 use crowsnest_normalize::Decoded;
 
 pub use conn::{open_files_limit, AcceptBackoff, ConnectionGuard, ConnectionLimiter, Refusal};
-pub use forward::{forward_listener, forward_tcp, ForwardOptions};
-pub use syslog::{syslog_listener, syslog_tcp, syslog_udp, SyslogOptions};
+pub use forward::{forward_listener, forward_tcp, ForwardInput, ForwardOptions};
+pub use inputs::{InputConfig, Source, SourceContext, TlsFiles};
+pub use syslog::{
+    syslog_listener, syslog_tcp, syslog_udp, SyslogInput, SyslogOptions, SyslogTransport,
+};
 pub use tls::tls_acceptor;
 /// The TLS acceptor [`tls_acceptor`] builds and [`ForwardOptions::tls`] takes.
 pub use tokio_rustls::TlsAcceptor;

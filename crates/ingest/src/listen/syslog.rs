@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use super::{accept_loop, limiter, FrameReader, Listener, SharedLimits, Submit};
 use crate::limits::DecodeBudget;
 use crate::syslog::{decode_message, next_frame, Frame};
-use crate::Limits;
+use crate::{IngestError, Limits};
 
 /// Most datagrams gathered into one batch before it is submitted.
 const UDP_BATCH: usize = 1024;
@@ -252,5 +252,84 @@ async fn submit(sink: &Arc<dyn Submit>, decoded: Decoded) {
     }
     if let Err(error) = sink.submit(decoded, "syslog").await {
         tracing::warn!(%error, "syslog batch dropped");
+    }
+}
+
+/// How a syslog input receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogTransport {
+    /// One message per datagram.
+    Udp,
+    /// RFC 6587 octet counting or newline framing.
+    #[default]
+    Tcp,
+    /// TCP inside TLS (RFC 5425); needs `tls`.
+    Tls,
+}
+
+/// An `[[inputs]]` entry of `type = "syslog"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogInput {
+    /// Address to bind, e.g. `127.0.0.1:6514`.
+    pub listen: String,
+    /// `udp`, `tcp` (the default) or `tls`.
+    #[serde(default)]
+    pub transport: SyslogTransport,
+    /// Certificate and key for `transport = "tls"`.
+    #[serde(default)]
+    pub tls: Option<super::inputs::TlsFiles>,
+}
+
+impl super::inputs::Source for SyslogInput {
+    fn describe(&self) -> String {
+        let transport = match self.transport {
+            SyslogTransport::Udp => "udp",
+            SyslogTransport::Tcp => "tcp",
+            SyslogTransport::Tls => "tls",
+        };
+        format!("syslog/{transport} {}", self.listen)
+    }
+
+    fn check(&self) -> Result<(), IngestError> {
+        match (self.transport, &self.tls) {
+            (SyslogTransport::Tls, None) => Err(IngestError::Config(
+                "`transport = \"tls\"` needs `tls = { cert = \"...\", key = \"...\" }` (PEM files)"
+                    .into(),
+            )),
+            (SyslogTransport::Udp | SyslogTransport::Tcp, Some(_)) => Err(IngestError::Config(
+                "`tls` is set but `transport` is not \"tls\"".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn start(&self, context: super::inputs::SourceContext) -> super::inputs::StartFuture<'_> {
+        Box::pin(async move {
+            let limits = Limits {
+                max_frame_bytes: context.limits.max_syslog_frame_bytes,
+                ..context.limits
+            };
+            let binding = || format!("binding {}", self.describe());
+            match self.transport {
+                SyslogTransport::Udp => syslog_udp(&self.listen, context.sink, limits)
+                    .await
+                    .map_err(|e| IngestError::io(binding(), &e)),
+                SyslogTransport::Tcp | SyslogTransport::Tls => {
+                    let tls = match &self.tls {
+                        Some(files) => Some(files.acceptor()?),
+                        None => None,
+                    };
+                    let options = SyslogOptions {
+                        tls,
+                        budget: context.budget,
+                    };
+                    syslog_listener(&self.listen, options, context.sink, limits)
+                        .await
+                        .map_err(|e| IngestError::io(binding(), &e))
+                }
+            }
+        })
     }
 }

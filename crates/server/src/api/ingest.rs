@@ -257,7 +257,7 @@ impl RequestBody {
             self.bytes = bytes;
             counted
         };
-        let max = state.config.inputs.max_events_per_request;
+        let max = state.config.input_limits.max_events_per_request;
         if exact && events > max {
             return Err(ApiError::PayloadTooLarge(format!(
                 "the request holds {events} events, more than the limit of {max} per request \

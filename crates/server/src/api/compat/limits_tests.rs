@@ -173,7 +173,7 @@ fn gzip_request(h: &Harness, uri: &str, body: Vec<u8>) -> Request<axum::body::Bo
 async fn bodies_and_event_counts_over_the_limits_are_refused_before_decoding() {
     let h = harness_with(|config| {
         config.max_body_bytes = 4 * 1024 * 1024;
-        config.inputs.max_events_per_request = 1000;
+        config.input_limits.max_events_per_request = 1000;
     })
     .await;
     let received = || {
@@ -274,14 +274,23 @@ async fn the_decode_budget_answers_503_when_busy_and_413_when_never_enough() {
 #[test]
 fn connection_caps_are_fitted_under_the_open_files_limit() {
     let mut config = crate::ServerConfig::default();
-    config.inputs.syslog_tcp = Some("127.0.0.1:0".into());
-    config.inputs.forward = Some("127.0.0.1:0".into());
+    config
+        .inputs
+        .push(crowsnest_ingest::listen::InputConfig::syslog(
+            "127.0.0.1:0",
+            crowsnest_ingest::listen::SyslogTransport::Tcp,
+        ));
+    config
+        .inputs
+        .push(crowsnest_ingest::listen::InputConfig::forward(
+            "127.0.0.1:0",
+        ));
     // 512 HTTP + 2 x 512 stream connections do not fit 1024 descriptors less 256 reserved.
     crate::fit_connection_caps(&mut config, Some(1024));
-    let total = config.http.max_connections + 2 * config.inputs.max_connections;
+    let total = config.http.max_connections + 2 * config.input_limits.max_connections;
     assert!(total <= 768, "{total}");
     assert_eq!(config.http.max_connections, 256);
-    assert!(config.inputs.max_connections_per_ip <= config.inputs.max_connections);
+    assert!(config.input_limits.max_connections_per_ip <= config.input_limits.max_connections);
     // A generous limit changes nothing.
     let mut roomy = crate::ServerConfig::default();
     crate::fit_connection_caps(&mut roomy, Some(1 << 20));
@@ -322,16 +331,16 @@ fn the_readme_configuration_block_parses_with_every_limit() {
         defaults.http.write_timeout_secs
     );
     assert_eq!(
-        config.inputs.max_syslog_frame_bytes,
-        defaults.inputs.max_syslog_frame_bytes
+        config.input_limits.max_syslog_frame_bytes,
+        defaults.input_limits.max_syslog_frame_bytes
     );
     assert_eq!(
-        config.inputs.max_connections_per_ip,
-        defaults.inputs.max_connections_per_ip
+        config.input_limits.max_connections_per_ip,
+        defaults.input_limits.max_connections_per_ip
     );
     assert_eq!(
-        config.inputs.idle_timeout_secs,
-        defaults.inputs.idle_timeout_secs
+        config.input_limits.idle_timeout_secs,
+        defaults.input_limits.idle_timeout_secs
     );
 }
 

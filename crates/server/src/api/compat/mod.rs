@@ -56,10 +56,11 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 /// The ingest limits from the server configuration (HTTP inputs and listeners alike).
 pub(crate) fn limits(state: &AppState) -> crowsnest_ingest::Limits {
-    let inputs = &state.config.inputs;
+    let inputs = &state.config.input_limits;
     crowsnest_ingest::Limits {
         decode: state.config.decode.to_limits(),
         max_frame_bytes: inputs.max_frame_bytes,
+        max_syslog_frame_bytes: inputs.max_syslog_frame_bytes,
         max_decompressed_bytes: state.config.max_body_bytes,
         max_events: inputs.max_events_per_request,
         max_connections: inputs.max_connections,
