@@ -413,8 +413,7 @@ impl Pipeline {
             }
             tokio::time::sleep(crate::disk::WATCH_INTERVAL).await;
         }
-        // Decoded events take about twice their serialized size in memory.
-        let cost = payloads.iter().map(|p| p.len() * 3).sum::<usize>().max(1);
+        let cost = queued_cost(&events, &payloads);
         let cost = u32::try_from(cost.min(self.config.max_queued_bytes.max(1))).unwrap_or(u32::MAX);
         let permit = match self.budget.clone().try_acquire_many_owned(cost) {
             Ok(permit) => permit,
@@ -668,6 +667,26 @@ fn replay(
         stats.records,
         failed.map(|e| e.context("replaying the wal into the store")),
     ))
+}
+
+/// Memory a batch holds while it waits for the WAL writer, the indexer or the detector, as
+/// counted against `max_queued_bytes`: the WAL records, the decoded events (about twice their
+/// serialized size, plus a fixed cost per event for the map and its keys) and, for Kubernetes
+/// audit events, their many mapped fields. The per-event figures are the decoders' measured
+/// ones (`crowsnest_ingest::limits::decode_cost`: 1.7 KB per event, about 9 KB more per audit
+/// event), so a queue of small or audit events is not under-counted.
+fn queued_cost(events: &[Event], payloads: &[Vec<u8>]) -> usize {
+    const EVENT: usize = 2 * 1024;
+    const AUDIT_EVENT: usize = 8 * 1024;
+    let bytes: usize = payloads.iter().map(|p| p.len() * 3).sum();
+    let audit = events
+        .iter()
+        .filter(|e| e.get_str(ecs::EVENT_DATASET) == Some("kubernetes.audit"))
+        .count();
+    bytes
+        .saturating_add(events.len().saturating_mul(EVENT))
+        .saturating_add(audit.saturating_mul(AUDIT_EVENT))
+        .max(1)
 }
 
 /// Drops the WAL through `position`, but never past what detection has checkpointed or what an

@@ -224,7 +224,7 @@ pub(crate) struct RequestBody {
 #[derive(Clone, Copy)]
 pub(crate) enum Count {
     /// Exactly (one event per line, per JSON value, per `EventList` item): a body holding
-    /// more than `inputs.max_events_per_request` is refused whole (413).
+    /// more than `input_limits.max_events_per_request` is refused whole (413).
     Exact(fn(&[u8]) -> usize),
     /// An upper bound: the decoder itself stops at the limit and reports the rest.
     Bound(fn(&[u8]) -> usize),
@@ -235,7 +235,7 @@ const COUNT_INLINE_BYTES: usize = 64 * 1024;
 
 impl RequestBody {
     /// Counts the events of the body, refuses it (413) when it holds more than
-    /// `inputs.max_events_per_request`, and reserves the memory of decoding it (503 with
+    /// `input_limits.max_events_per_request`, and reserves the memory of decoding it (503 with
     /// `Retry-After` while the budget is in use, 413 when it can never fit): all before one
     /// event is built.
     pub(crate) async fn admit(&mut self, state: &AppState, count: Count) -> Result<(), ApiError> {
@@ -261,7 +261,7 @@ impl RequestBody {
         if exact && events > max {
             return Err(ApiError::PayloadTooLarge(format!(
                 "the request holds {events} events, more than the limit of {max} per request \
-                 (inputs.max_events_per_request); nothing was stored, send smaller batches"
+                 (input_limits.max_events_per_request); nothing was stored, send smaller batches"
             )));
         }
         // A line can hold many audit events (an `EventList` or a CloudWatch Logs batch on one
