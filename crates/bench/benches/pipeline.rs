@@ -25,7 +25,10 @@ fn corpus() -> Corpus {
 }
 
 fn events(corpus: &Corpus) -> Vec<Event> {
-    corpus.events().expect("the generated corpus normalizes")
+    corpus
+        .events()
+        .expect("the generated corpus normalizes")
+        .to_vec()
 }
 
 fn decode_normalize(c: &mut Criterion) {

@@ -11,6 +11,7 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use crowsnest_client::Client;
 use crowsnest_gen::{GenConfig, Generated, Generator};
 use crowsnest_model::Event;
 
@@ -107,6 +108,8 @@ pub(crate) fn count(n: u64) -> usize {
 pub struct Corpus {
     /// The lines.
     pub lines: Vec<Line>,
+    /// The lines normalized, once asked for.
+    events: std::sync::OnceLock<Vec<Event>>,
 }
 
 impl Corpus {
@@ -128,7 +131,10 @@ impl Corpus {
         let lines = lines(seed, events, chrono::Duration::hours(6))
             .take(count(events))
             .collect::<Result<_, _>>()?;
-        Ok(Self { lines })
+        Ok(Self {
+            lines,
+            events: Default::default(),
+        })
     }
 
     /// `events` Kubernetes audit events of the same generator as [`Corpus::mixed`].
@@ -141,7 +147,10 @@ impl Corpus {
             .filter(|line| !matches!(line, Ok(line) if line.source != Source::Audit))
             .take(count(events))
             .collect::<Result<_, _>>()?;
-        Ok(Self { lines })
+        Ok(Self {
+            lines,
+            events: Default::default(),
+        })
     }
 
     /// Bytes of the JSON text of every event, one newline each (the NDJSON size).
@@ -162,12 +171,15 @@ impl Corpus {
     }
 
     /// The events as the server stores them: every line through decode + normalize, in
-    /// order.
+    /// order (decoded on the first call, kept for the next).
     ///
     /// # Errors
     ///
     /// When a line does not decode to exactly one event (a generator or normalizer bug).
-    pub fn events(&self) -> anyhow::Result<Vec<Event>> {
+    pub fn events(&self) -> anyhow::Result<&[Event]> {
+        if let Some(events) = self.events.get() {
+            return Ok(events);
+        }
         let limits = crowsnest_normalize::Limits::default();
         let mut events = Vec::with_capacity(self.lines.len());
         for (n, line) in self.lines.iter().enumerate() {
@@ -182,7 +194,7 @@ impl Corpus {
                 _ => anyhow::bail!("generated line {n} ({source}) is not one event"),
             }
         }
-        Ok(events)
+        Ok(self.events.get_or_init(|| events))
     }
 
     /// Writes the corpus as NDJSON (the input of the Python clients and of `rsigma`).
@@ -213,6 +225,31 @@ pub struct Body {
     pub bytes: Vec<u8>,
     /// Lines in the body.
     pub events: u64,
+}
+
+impl Body {
+    /// Posts the body to the NDJSON endpoint with its source, retrying while the server
+    /// pushes back, and checks that every line was accepted; returns the lines.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached, refuses the body or accepts fewer lines.
+    pub fn post(&self, client: &Client) -> anyhow::Result<u64> {
+        let answer = client.post_bytes(
+            &self.source.ndjson_path(),
+            "application/x-ndjson",
+            false,
+            &self.bytes,
+            1000,
+        )?;
+        let accepted = answer["accepted"].as_u64().unwrap_or(0);
+        anyhow::ensure!(
+            accepted == self.events,
+            "server accepted {accepted} of {} events: {answer}",
+            self.events
+        );
+        Ok(accepted)
+    }
 }
 
 /// Cuts lines into NDJSON bodies the way a shipper does: one open body per source (the

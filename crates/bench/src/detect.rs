@@ -262,19 +262,7 @@ fn send(
                 std::thread::sleep(wait);
             }
         }
-        let answer = client.post_bytes(
-            &body.source.ndjson_path(),
-            "application/x-ndjson",
-            false,
-            &body.bytes,
-            1000,
-        )?;
-        anyhow::ensure!(
-            answer["accepted"].as_u64() == Some(body.events),
-            "server accepted {} of {}: {answer}",
-            answer["accepted"],
-            body.events
-        );
+        body.post(client)?;
         sent += body.events;
         Ok(())
     };

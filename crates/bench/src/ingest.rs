@@ -27,6 +27,8 @@ use crate::procfs::process_status_mb;
 
 /// Flags of `crowsnest bench` itself (the ingest and search benchmark).
 #[derive(Debug, Clone, clap::Args)]
+// Flattened into the crate's `Args`: a group id of its own, not the struct name they share.
+#[group(id = "ingest")]
 pub struct Args {
     /// Events to ingest.
     #[arg(long, default_value_t = 1_000_000)]
@@ -209,20 +211,7 @@ fn ingest(args: &Args, server: &LocalServer, cores: usize) -> anyhow::Result<(St
                     Err(_) => return Ok(accepted),
                 };
                 raw.fetch_add(body.bytes.len() as u64, Ordering::Relaxed);
-                let answer = client.post_bytes(
-                    &body.source.ndjson_path(),
-                    "application/x-ndjson",
-                    false,
-                    &body.bytes,
-                    1000,
-                )?;
-                let got = answer["accepted"].as_u64().unwrap_or(0);
-                anyhow::ensure!(
-                    got == body.events,
-                    "server accepted {got} of {} events: {answer}",
-                    body.events
-                );
-                accepted += got;
+                accepted += body.post(&client)?;
             }
         }));
     }

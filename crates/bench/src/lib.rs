@@ -58,3 +58,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => ingest::run(args.ingest),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    /// `crowsnest bench` as the CLI mounts it.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: super::Args,
+    }
+
+    #[test]
+    fn the_flags_are_consistent_and_parse_as_documented() {
+        Cli::command().debug_assert();
+        let ingest = Cli::parse_from(["bench", "--events", "20000", "--clients", "3"]).bench;
+        assert_eq!(ingest.ingest.events, 20_000);
+        assert_eq!(ingest.ingest.clients, 3);
+        assert!(ingest.what.is_none());
+        let detect = Cli::parse_from(["bench", "detect", "--events", "5000"]).bench;
+        assert!(matches!(detect.what, Some(super::What::Detect(d)) if d.events == 5_000));
+        let protocols =
+            Cli::parse_from(["bench", "protocols", "--protocols", "es-bulk,forward"]).bench;
+        assert!(matches!(
+            protocols.what,
+            Some(super::What::Protocols(p)) if p.protocols.len() == 2
+        ));
+    }
+}

@@ -211,7 +211,7 @@ pub fn encode(protocol: Protocol, corpus: &Corpus, batch: usize) -> anyhow::Resu
             let index = IndexPattern::parse("logs-bench").map_err(anyhow::Error::msg)?;
             Encoded {
                 transport: http("/es/_bulk", "application/x-ndjson", Auth::Bearer),
-                items: batches(&corpus.events()?, batch, |events| {
+                items: batches(corpus.events()?, batch, |events| {
                     Ok(encode_bulk(events, &index, &index))
                 })?,
             }
@@ -227,7 +227,7 @@ pub fn encode(protocol: Protocol, corpus: &Corpus, batch: usize) -> anyhow::Resu
             };
             Encoded {
                 transport: http(splunk::EVENT_PATH, "application/json", Auth::Splunk),
-                items: batches(&corpus.events()?, batch, |events| {
+                items: batches(corpus.events()?, batch, |events| {
                     Ok(splunk::encode_batch(events, &hec))
                 })?,
             }
@@ -253,7 +253,7 @@ pub fn encode(protocol: Protocol, corpus: &Corpus, batch: usize) -> anyhow::Resu
                 _ => OtlpEncoding::Protobuf,
             };
             let mut content_type = "application/x-protobuf";
-            let items = batches(&corpus.events()?, batch, |events| {
+            let items = batches(corpus.events()?, batch, |events| {
                 let (body, kind) = otlp::encode_body(events, encoding)?;
                 content_type = kind;
                 Ok(body)
