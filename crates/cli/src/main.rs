@@ -1,5 +1,6 @@
 //! `crowsnest`: the one binary. Each subcommand lives in `commands/<name>.rs` with its
-//! arguments (their doc comments are the `--help`), its `run` and its tests.
+//! arguments (their doc comments are the `--help`), its `run` and its tests; `bench` is the
+//! `crowsnest-bench` crate's arguments and `run`.
 
 mod client;
 mod commands;
