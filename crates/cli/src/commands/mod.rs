@@ -1,9 +1,6 @@
 //! One module per subcommand.
 
 pub mod agent;
-pub mod bench;
-pub mod bench_detect;
-pub mod bench_protocols;
 pub mod demo;
 pub mod hunt;
 pub mod ingest;
