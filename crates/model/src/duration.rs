@@ -12,13 +12,13 @@
 //! | hour | `h`, `hr`, `hrs`, `hour`, `hours` |
 //! | day | `d`, `day`, `days` |
 //! | week | `w`, `wk`, `wks`, `week`, `weeks` |
-//! | month (30.44 days) | `M`, `month`, `months` |
+//! | month (30.44 days) | `month`, `months` (not `M`, which is refused as ambiguous) |
 //! | year (365.25 days) | `y`, `yr`, `yrs`, `year`, `years` |
 //! | milli-, micro-, nanosecond | `ms`, `us`, `ns` (and `msec`, `usec`, `nsec`, ...) |
 //!
-//! Examples: `30s`, `15m`, `6h`, `7d`, `2w`, `1h30m`, `1h 30m`, `1.5h`. Units are
-//! case-sensitive (`m` is a minute, `M` a month); a number needs a unit (`90` is refused, `90s`
-//! is meant), except a lone `0`. A duration is at most [`MAX_DURATION`] (100 years).
+//! Examples: `30s`, `15m`, `6h`, `7d`, `2w`, `1h30m`, `1h 30m`, `1.5h`. Units are lowercase
+//! (`5H` is refused); a number needs a unit (`90` is refused, `90s` is meant), except a lone
+//! `0`. A duration is at most [`MAX_DURATION`] (100 years).
 //! Callers may narrow it further: a `timechart` span is whole seconds and longer than zero.
 
 use std::time::Duration;
@@ -55,6 +55,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(DurationError::Invalid {
             text: String::new(),
             reason: "it is empty".into(),
+        });
+    }
+    // `M` is humantime's month, yet reads as a minute to many (and was one in `timechart`
+    // spans): refused, so a query never silently means the other one.
+    if trimmed.split(|c: char| !c.is_alphabetic()).any(|unit| unit == "M") {
+        return Err(DurationError::Invalid {
+            text: shown(),
+            reason: "`M` is ambiguous: write `m` or `min` for minutes, `month` for months".into(),
         });
     }
     match humantime::parse_duration(trimmed) {
@@ -120,7 +128,22 @@ mod tests {
             error.to_string().contains("unknown time unit \"q\""),
             "{error}"
         );
-        for bad in ["", "h", "-5m", "+5m", "1h-", "\u{80}", "1\u{80}", "é", "5 minutes ago"] {
+        let error = parse_duration("1M").expect_err("ambiguous");
+        assert!(error.to_string().contains("`M` is ambiguous"), "{error}");
+        assert_eq!(secs("1month"), Ok(2_630_016));
+        for bad in [
+            "",
+            "h",
+            "-5m",
+            "+5m",
+            "1h-",
+            "\u{80}",
+            "1\u{80}",
+            "é",
+            "5 minutes ago",
+            "5H",
+            "1h1M",
+        ] {
             assert!(
                 matches!(parse_duration(bad), Err(DurationError::Invalid { .. })),
                 "{bad:?}"

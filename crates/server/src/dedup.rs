@@ -281,23 +281,45 @@ pub(crate) enum Gate<'a> {
     Duplicate,
 }
 
-/// Reads `X-Crowsnest-Batch` and admits the batch (400 when malformed, 503 while the same
-/// batch is in flight).
+/// Where [`gate`] reads the batch header from; the HTTP layer implements it for its request
+/// headers, so this module knows nothing of the web framework.
+pub(crate) trait BatchHeader {
+    /// The raw value of `X-Crowsnest-Batch` ([`BATCH_HEADER`]), when the request has one.
+    fn batch_header(&self) -> Option<&[u8]>;
+}
+
+/// Why [`gate`] refused a request; the HTTP layer answers 400 for a bad header and 503 (retry
+/// after a second) while the same batch is in flight.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum GateError {
+    /// The header holds more than visible ASCII.
+    #[error("`X-Crowsnest-Batch` should be ASCII")]
+    NotAscii,
+    /// The header is not a batch id.
+    #[error("`X-Crowsnest-Batch`: {0}")]
+    Malformed(#[from] BatchIdError),
+    /// The same batch is being stored by another request.
+    #[error("batch `{0}` is being stored by another request; retry")]
+    InFlight(String),
+}
+
+/// Reads `X-Crowsnest-Batch` and admits the batch.
 pub(crate) fn gate<'a>(
     dedup: &'a Dedup,
-    headers: &axum::http::HeaderMap,
-) -> Result<Gate<'a>, crate::error::ApiError> {
-    let Some(value) = headers.get(BATCH_HEADER) else {
+    headers: &impl BatchHeader,
+) -> Result<Gate<'a>, GateError> {
+    let Some(value) = headers.batch_header() else {
         return Ok(Gate::Plain);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| crate::error::ApiError::bad_request("`X-Crowsnest-Batch` should be ASCII"))?;
-    let id = BatchId::parse(text)
-        .map_err(|e| crate::error::ApiError::bad_request(format!("`X-Crowsnest-Batch`: {e}")))?;
+    // Visible ASCII (and tab), as HTTP header values are read as text.
+    let text = std::str::from_utf8(value)
+        .ok()
+        .filter(|t| t.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
+        .ok_or(GateError::NotAscii)?;
+    let id = BatchId::parse(text)?;
     Ok(match dedup.begin(&id) {
         Admission::Duplicate => Gate::Duplicate,
-        Admission::InFlight => return Err(crate::error::ApiError::Busy(1)),
+        Admission::InFlight => return Err(GateError::InFlight(id.render())),
         Admission::Accept => Gate::New(Admitted {
             dedup,
             id,
@@ -307,17 +329,8 @@ pub(crate) fn gate<'a>(
 }
 
 fn write_atomic(path: &Path, snapshot: &HashMap<String, u64>) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crowsnest_util::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]
@@ -327,6 +340,44 @@ mod tests {
 
     fn id(text: &str) -> BatchId {
         BatchId::parse(text).expect("valid id")
+    }
+
+    struct Header(Option<&'static [u8]>);
+
+    impl BatchHeader for Header {
+        fn batch_header(&self) -> Option<&[u8]> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn the_gate_admits_a_batch_once_and_refuses_bad_headers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dedup = Dedup::open(dir.path()).expect("open");
+        assert!(matches!(gate(&dedup, &Header(None)), Ok(Gate::Plain)));
+        let header = Header(Some(b"agent-1:spool:7"));
+        let Ok(Gate::New(admitted)) = gate(&dedup, &header) else {
+            panic!("a new batch is admitted");
+        };
+        assert_eq!(
+            gate(&dedup, &header).err(),
+            Some(GateError::InFlight("agent-1:spool:7".into())),
+            "the same batch while the first is in flight"
+        );
+        admitted.stored();
+        assert!(matches!(gate(&dedup, &header), Ok(Gate::Duplicate)));
+        assert_eq!(
+            gate(&dedup, &Header(Some("a:s:1\u{e9}".as_bytes()))).err(),
+            Some(GateError::NotAscii)
+        );
+        let error = gate(&dedup, &Header(Some(b"no-colons"))).err();
+        assert!(
+            matches!(error, Some(GateError::Malformed(_))),
+            "{error:?}"
+        );
+        assert!(error
+            .map(|e| e.to_string())
+            .is_some_and(|m| m.starts_with("`X-Crowsnest-Batch`: expected")));
     }
 
     #[test]

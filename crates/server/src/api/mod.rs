@@ -321,6 +321,13 @@ async fn create_token(
     ))
 }
 
+impl crate::dedup::BatchHeader for HeaderMap {
+    fn batch_header(&self) -> Option<&[u8]> {
+        self.get(crate::dedup::BATCH_HEADER)
+            .map(axum::http::HeaderValue::as_bytes)
+    }
+}
+
 #[cfg(test)]
 mod alert_tests;
 #[cfg(test)]
