@@ -193,7 +193,6 @@ fn parse_name(name: &str) -> Option<u64> {
     name.strip_suffix(".ndjson.gz")?.parse().ok()
 }
 
-
 /// Takes records until the channel closes or `stop` is set, writing batches into the spool.
 pub fn run_batcher(
     mut spool: Spool,

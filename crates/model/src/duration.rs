@@ -59,7 +59,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     }
     // `M` is humantime's month, yet reads as a minute to many (and was one in `timechart`
     // spans): refused, so a query never silently means the other one.
-    if trimmed.split(|c: char| !c.is_alphabetic()).any(|unit| unit == "M") {
+    if trimmed
+        .split(|c: char| !c.is_alphabetic())
+        .any(|unit| unit == "M")
+    {
         return Err(DurationError::Invalid {
             text: shown(),
             reason: "`M` is ambiguous: write `m` or `min` for minutes, `month` for months".into(),
@@ -157,9 +160,17 @@ mod tests {
 
     #[test]
     fn durations_past_100_years_are_refused_without_overflow() {
-        for long in ["101y", "99999999999d", "99999999999999999999999d", "18446744073709551615s"] {
+        for long in [
+            "101y",
+            "99999999999d",
+            "99999999999999999999999d",
+            "18446744073709551615s",
+        ] {
             let error = parse_duration(long).expect_err("too long");
-            assert!(matches!(error, DurationError::TooLong { .. }), "{long}: {error}");
+            assert!(
+                matches!(error, DurationError::TooLong { .. }),
+                "{long}: {error}"
+            );
             assert!(error.to_string().ends_with("is longer than 100 years"));
         }
     }

@@ -371,10 +371,7 @@ mod tests {
             Some(GateError::NotAscii)
         );
         let error = gate(&dedup, &Header(Some(b"no-colons"))).err();
-        assert!(
-            matches!(error, Some(GateError::Malformed(_))),
-            "{error:?}"
-        );
+        assert!(matches!(error, Some(GateError::Malformed(_))), "{error:?}");
         assert!(error
             .map(|e| e.to_string())
             .is_some_and(|m| m.starts_with("`X-Crowsnest-Batch`: expected")));

@@ -31,9 +31,11 @@ mod tests {
         assert_eq!(parse_duration("1h30m").map(|d| d.as_secs()), Ok(5_400));
         assert_eq!(
             parse_duration("90"),
-            Err("`90` is not a duration (time unit needed, for example 90sec or 90ms); \
+            Err(
+                "`90` is not a duration (time unit needed, for example 90sec or 90ms); \
                  write a number and a unit, like 30s, 15m, 6h, 7d or 1h30m"
-                .to_string())
+                    .to_string()
+            )
         );
         assert!(parse_duration("1q").is_err_and(|e| e.contains("unknown time unit")));
         assert!(parse_duration("h").is_err());

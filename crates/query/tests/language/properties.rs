@@ -226,13 +226,14 @@ fn pipes() -> impl Strategy<Value = Vec<Pipe>> {
             1..=crowsnest_model::duration::MAX_DURATION.as_secs(),
             aggs(),
             prop::option::of(name()),
-        ).prop_map(|(span_secs, aggs, by)| {
-            Pipe::Timechart {
-                span_secs,
-                aggs,
-                by,
-            }
-        }),
+        )
+            .prop_map(|(span_secs, aggs, by)| {
+                Pipe::Timechart {
+                    span_secs,
+                    aggs,
+                    by,
+                }
+            }),
         row_pipe(),
     ];
     (

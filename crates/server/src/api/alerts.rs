@@ -222,8 +222,11 @@ fn parse_level(name: &str, text: &str) -> Result<Severity, ApiError> {
 fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     let bad = |reason: String| ApiError::bad_request(format!("invalid `since`: {reason}"));
     let duration = crowsnest_model::parse_duration(text).map_err(|e| bad(e.to_string()))?;
-    crowsnest_model::duration::before(now, duration)
-        .ok_or_else(|| bad(format!("`{text}` reaches before the earliest time there is")))
+    crowsnest_model::duration::before(now, duration).ok_or_else(|| {
+        bad(format!(
+            "`{text}` reaches before the earliest time there is"
+        ))
+    })
 }
 
 /// An alert as an OCSF 1.1 Detection Finding (class 2004).
