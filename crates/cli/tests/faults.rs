@@ -364,3 +364,123 @@ fn events_on_eleven_thousand_days_neither_crash_nor_block_a_restart() {
         .expect("json");
     assert_eq!(in_1820["total"], 10, "{in_1820}");
 }
+
+/// Peak resident memory of a process, in MiB (`VmHWM`).
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// 8 KiB of gzip that expands to millions of `{}` lines, a slow-header client, many idle
+/// connections and a 1 MB query against one default server: each is refused or cut off, the
+/// server's memory stays bounded, and a normal request is answered within a second throughout.
+#[test]
+fn bombs_slow_clients_and_huge_queries_are_cut_off_and_normal_requests_go_on() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), free_port(), &[]);
+    let pid = server.child.as_ref().expect("child").id();
+    let baseline = peak_rss_mib(pid);
+    let quick = |what: &str| {
+        let started = Instant::now();
+        let health = server.get("/api/v1/health").expect("health");
+        assert_eq!(health["status"], "ok", "{what}: {health}");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "{what}: health took {took:?}"
+        );
+        took
+    };
+
+    // A gzip bomb: 2.8 M lines of `{}` compress to a few KiB.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let line = b"{}\n".repeat(100_000);
+    for _ in 0..28 {
+        encoder.write_all(&line).expect("gzip");
+    }
+    let bomb = encoder.finish().expect("gzip");
+    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+    let started = Instant::now();
+    let answer = server
+        .agent()
+        .post(&format!("{}/api/v1/ingest/ndjson", server.url))
+        .set("Authorization", &format!("Bearer {}", server.token))
+        .set("Content-Type", "application/x-ndjson")
+        .set("Content-Encoding", "gzip")
+        .send_bytes(&bomb);
+    let status = match answer {
+        Err(ureq::Error::Status(status, response)) => {
+            let text = response.into_string().unwrap_or_default();
+            assert!(
+                text.contains("max_events_per_request") || text.contains("limit"),
+                "{text}"
+            );
+            status
+        }
+        other => panic!("the bomb was not refused: {other:?}"),
+    };
+    assert_eq!(status, 413);
+    let bomb_secs = started.elapsed().as_secs_f64();
+    let after_bomb = peak_rss_mib(pid);
+    assert!(
+        after_bomb < baseline + 256,
+        "peak RSS went from {baseline} to {after_bomb} MiB"
+    );
+    quick("after the bomb");
+
+    // Idle connections and a client sending its headers one byte a second.
+    let addr = format!("127.0.0.1:{}", server.port);
+    let idle: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    let trickle = std::thread::spawn(move || {
+        for byte in b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n" {
+            if slow.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let with_idle = quick("with 100 idle connections and a slow client");
+
+    // A 1 MB query of 500,000 words is refused before it runs.
+    let query = "word ".repeat(200_000);
+    let started = Instant::now();
+    let refused = server
+        .agent()
+        .post(&format!("{}/api/v1/search", server.url))
+        .set("Authorization", &format!("Bearer {}", server.token))
+        .send_json(serde_json::json!({"query": query}));
+    let query_secs = started.elapsed().as_secs_f64();
+    match refused {
+        Err(ureq::Error::Status(400, response)) => {
+            let text = response.into_string().unwrap_or_default();
+            assert!(text.contains("search.max_query_bytes"), "{text}");
+        }
+        other => panic!("the 1 MB query was not refused: {other:?}"),
+    }
+    assert!(query_secs < 1.0, "{query_secs} s");
+    let peak = peak_rss_mib(pid);
+    eprintln!(
+        "figures: gzip bomb of {} bytes refused with 413 in {bomb_secs:.2} s, peak RSS {baseline} -> {after_bomb} MiB; health in {:.0} ms beside 100 idle connections and a 1 byte/s client; 1 MB query refused in {:.0} ms; peak RSS at the end {peak} MiB",
+        bomb.len(),
+        with_idle.as_secs_f64() * 1000.0,
+        query_secs * 1000.0,
+    );
+    drop(idle);
+    drop(trickle);
+    let mut probe = std::net::TcpStream::connect(&addr).expect("connect");
+    probe
+        .write_all(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut head = [0u8; 12];
+    probe.read_exact(&mut head).expect("answer");
+    assert_eq!(&head, b"HTTP/1.1 200");
+}
