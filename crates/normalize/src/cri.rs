@@ -20,7 +20,7 @@ use crate::{finish, Decoded, LineError};
 
 /// The CRI parser.
 #[derive(Debug)]
-pub(crate) struct Cri;
+pub struct Cri;
 
 impl Parser for Cri {
     fn name(&self) -> &'static str {

@@ -21,7 +21,7 @@ use crate::{finish, Decoded};
 
 /// The Docker json-file parser.
 #[derive(Debug)]
-pub(crate) struct DockerJsonFile;
+pub struct DockerJsonFile;
 
 impl Parser for DockerJsonFile {
     fn name(&self) -> &'static str {

@@ -23,7 +23,7 @@ use crate::{finish, Decoded, LineError};
 
 /// The Falco parser.
 #[derive(Debug)]
-pub(crate) struct Falco;
+pub struct Falco;
 
 impl Parser for Falco {
     fn name(&self) -> &'static str {

@@ -30,7 +30,7 @@ use crate::{finish, Decoded, LineError};
 
 /// The syslog parser.
 #[derive(Debug)]
-pub(crate) struct Syslog;
+pub struct Syslog;
 
 impl Parser for Syslog {
     fn name(&self) -> &'static str {
