@@ -17,7 +17,8 @@
 //!
 //! A time that does not parse is kept under `crowsnest.displaced.@timestamp`, never dropped.
 
-use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
+use chrono::{DateTime, Utc};
+use crowsnest_model::{ecs, format_timestamp, Event};
 use serde_json::{json, Value};
 
 use crate::{cri, docker};
@@ -111,12 +112,15 @@ pub enum PieceError {
 /// line came from and passes it to [`crate::finish`]).
 pub fn log_event(line: &LogLine, format: Format) -> Event {
     let mut event = Event::new();
-    match parse_timestamp(&Value::String(line.time.clone())) {
-        Some(time) => event.set(ecs::TIMESTAMP, Value::String(format_timestamp(time))),
-        None if !line.time.is_empty() => {
+    match DateTime::parse_from_rfc3339(&line.time) {
+        Ok(time) => {
+            let time = time.with_timezone(&Utc);
+            event.set(ecs::TIMESTAMP, Value::String(format_timestamp(time)));
+        }
+        Err(_) if !line.time.is_empty() => {
             event.set("crowsnest.displaced.@timestamp", json!(line.time));
         }
-        None => {}
+        Err(_) => {}
     }
     event.set(ecs::MESSAGE, json!(line.text));
     event.set(ecs::EVENT_KIND, json!("event"));

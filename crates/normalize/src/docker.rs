@@ -8,8 +8,8 @@
 //! [`crate::container::log_event`]'s. Detected in NDJSON by its exact shape: a string `log`,
 //! `stream` `stdout`/`stderr`, a string `time`, and no keys besides those and `attrs`.
 //!
-//! A line whose `log` is missing or not a string is an error; a missing or unparseable `time`
-//! is not (the line is kept, see [`crate::container`]).
+//! A line whose `log` is missing or not a string is an error; a missing, unparseable or
+//! non-string `time` is not (the line is kept, see [`crate::container`]).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -90,14 +90,18 @@ fn piece_of(object: &Map<String, Value>) -> Result<Piece, FieldError> {
             ))
         }
     };
-    let text = |key: &str| -> Result<String, FieldError> {
-        match object.get(key) {
-            None | Some(Value::Null) => Ok(String::new()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(FieldError::field(key, "expected a string")),
-        }
+    let stream = match object.get("stream") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(stream)) => stream.clone(),
+        Some(_) => return Err(FieldError::field("stream", "expected `stdout` or `stderr`")),
     };
-    Ok(split_ending(log, text("stream")?, text("time")?))
+    // A time of the wrong type is kept as its JSON text (and displaced), like a bad one.
+    let time = match object.get("time") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(time)) => time.clone(),
+        Some(other) => other.to_string(),
+    };
+    Ok(split_ending(log, stream, time))
 }
 
 fn split_ending(log: String, stream: String, time: String) -> Piece {
