@@ -293,12 +293,8 @@ fn poll_one(
                         let cursor = (!r.has_pending()).then_some(line.cursor);
                         match f.joiner.push(log, cursor) {
                             Some((done, cursor)) => {
-                                let event = container_event(
-                                    &done,
-                                    *format,
-                                    f.tail.path(),
-                                    f.meta.as_ref(),
-                                );
+                                let event =
+                                    container_event(&done, *format, f.tail.path(), f.meta.as_ref());
                                 send(Some(event), cursor)
                             }
                             None => true,
@@ -396,7 +392,13 @@ fn falco_events(text: &str) -> Vec<Map<String, Value>> {
         max_line_bytes: MAX_LINE_BYTES,
         ..Limits::default()
     };
-    parse_record(text.as_bytes(), 1, Source::Named(&Falco), &limits, &mut decoded);
+    parse_record(
+        text.as_bytes(),
+        1,
+        Source::Named(&Falco),
+        &limits,
+        &mut decoded,
+    );
     let mut events: Vec<Map<String, Value>> = decoded.events.into_iter().map(|e| e.0).collect();
     for error in decoded.errors {
         let mut reason = error.reason;
@@ -492,7 +494,9 @@ mod tests {
         assert_eq!(event["event"]["original"], alert);
         let bad = Value::Object(falco_events("not json").remove(0));
         assert_eq!(bad["message"], "not json");
-        assert!(bad["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(bad["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         let no_rule = Value::Object(falco_events(r#"{"time":"2024-05-01T10:00:00Z"}"#).remove(0));
         assert!(no_rule["error"]["message"]
             .as_str()

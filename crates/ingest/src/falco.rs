@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn bodies_of_one_alert_an_array_or_lines() {
-        let alert = r#"{"output":"o","priority":"Warning","rule":"r","time":"2024-05-01T10:00:00Z"}"#;
+        let alert =
+            r#"{"output":"o","priority":"Warning","rule":"r","time":"2024-05-01T10:00:00Z"}"#;
         let one = decode(alert.as_bytes(), &Limits::default()).expect("decodes");
         assert_eq!(one.events[0].get_str("event.original"), Some(alert));
         let array = format!("[{alert}, 42,\n {alert}]");

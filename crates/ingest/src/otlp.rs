@@ -149,7 +149,11 @@ pub fn map_request(request: ExportLogsServiceRequest, limits: &Limits) -> Decode
                 if !scope.version.is_empty() {
                     event.set("otel.scope.version", Value::String(scope.version.clone()));
                 }
-                decoded.events.push(crowsnest_normalize::finish(event, &original, &limits.decode));
+                decoded.events.push(crowsnest_normalize::finish(
+                    event,
+                    &original,
+                    &limits.decode,
+                ));
             }
         }
     }

@@ -29,9 +29,7 @@ use crowsnest_normalize::{finish, Decoded, LineError};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::common::{
-    claim_module, is_name, json_object, json_text, within_room,
-};
+use crate::common::{claim_module, is_name, json_object, json_text, within_room};
 use crate::Limits;
 
 /// The envelope of raw-endpoint events (from the query string).

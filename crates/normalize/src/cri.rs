@@ -77,15 +77,20 @@ mod tests {
 
     #[test]
     fn tags_partial_and_tagless_lines() {
-        let p = piece("2016-10-20T18:39:20.57606443Z stdout P:TAG1:TAG2 partial log")
-            .expect("cri");
+        let p = piece("2016-10-20T18:39:20.57606443Z stdout P:TAG1:TAG2 partial log").expect("cri");
         assert_eq!((p.text.as_str(), p.last), ("partial log", false));
         let p = piece("2016-10-06T00:17:09.669794202Z stderr The content").expect("cri");
         assert_eq!((p.text.as_str(), p.last), ("The content", true));
         let p = piece("2016-10-06T00:17:09Z stdout F").expect("cri");
         assert_eq!((p.text.as_str(), p.last), ("", true));
-        assert_eq!(piece("unsupported log format test log"), Err(PieceError::Cri));
+        assert_eq!(
+            piece("unsupported log format test log"),
+            Err(PieceError::Cri)
+        );
         assert_eq!(piece("yesterday stdout F text"), Err(PieceError::Cri));
-        assert_eq!(piece("2016-10-06T00:17:09Z stdin F text"), Err(PieceError::Cri));
+        assert_eq!(
+            piece("2016-10-06T00:17:09Z stdin F text"),
+            Err(PieceError::Cri)
+        );
     }
 }

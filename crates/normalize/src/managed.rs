@@ -114,9 +114,7 @@ impl Parser for Managed {
         };
         if let Some(shape) = detect_forced(provider, &object) {
             decode(shape, object, text, cx.line, cx.dataset, cx.limits, out);
-        } else if provider != "gke"
-            && (looks_like_audit_event(&object) || is_event_list(&object))
-        {
+        } else if provider != "gke" && (looks_like_audit_event(&object) || is_event_list(&object)) {
             crate::k8s_audit::parse_audit(text, object, &origin(), cx, out);
         } else {
             out.errors

@@ -45,4 +45,3 @@ pub(crate) fn decode(body: &[u8], source: Source<'_>, limits: &Limits) -> Decode
 pub(crate) fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
-

@@ -209,7 +209,13 @@ impl<'a> Source<'a> {
 /// Parses one record (one line or item, `line` its number) and pushes what it yields into
 /// `out`. A JSON record passes the [`Limits`] guards (length, UTF-8, depth, syntax, "is an
 /// object") first; a text record the length and UTF-8 checks.
-pub fn parse_record(raw: &[u8], line: usize, source: Source<'_>, limits: &Limits, out: &mut Decoded) {
+pub fn parse_record(
+    raw: &[u8],
+    line: usize,
+    source: Source<'_>,
+    limits: &Limits,
+    out: &mut Decoded,
+) {
     let text = match check_line(raw, limits) {
         Ok(text) => text,
         Err(reason) => return out.errors.push(LineError::new(line, reason)),

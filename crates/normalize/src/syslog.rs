@@ -200,8 +200,8 @@ mod tests {
     #[test]
     fn empty_lines_are_errors() {
         assert!(message("\r\n", |_| 2024, None).is_err());
-        let (event, text) = message("<13>Feb 13 20:07:26 host app: hi\r\n", |_| 2024, None)
-            .expect("message");
+        let (event, text) =
+            message("<13>Feb 13 20:07:26 host app: hi\r\n", |_| 2024, None).expect("message");
         assert_eq!(text, "<13>Feb 13 20:07:26 host app: hi");
         assert_eq!(event.get_str("process.name"), Some("app"));
     }

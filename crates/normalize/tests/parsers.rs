@@ -34,7 +34,11 @@ fn container_lines_parse_as_the_kubelet_expects() {
         let line = case["input_line"].as_str().expect("input");
         let line = line.strip_suffix('\n').unwrap_or(line);
         let expected = &case["expected"];
-        let parser = if line.starts_with('{') { "docker" } else { "cri" };
+        let parser = if line.starts_with('{') {
+            "docker"
+        } else {
+            "cri"
+        };
         let decoded = named(parser, line.as_bytes());
         if expected["error"] == json!(true) {
             assert_eq!(decoded.events.len(), 0, "{name}");
@@ -47,7 +51,11 @@ fn container_lines_parse_as_the_kubelet_expects() {
             let event = &decoded.events[0];
             let timestamp = expected["timestamp"].as_str().expect("timestamp");
             assert_eq!(event.get_str("@timestamp"), Some(ours(timestamp).as_str()));
-            assert_eq!(event.get("log.iostream"), Some(&expected["stream"]), "{name}");
+            assert_eq!(
+                event.get("log.iostream"),
+                Some(&expected["stream"]),
+                "{name}"
+            );
             // The kubelet keeps a full CRI line's `\n`; an event's message has no line ending.
             let log = expected["log"].as_str().expect("log");
             assert_eq!(event.get_str("message"), Some(log.trim_end_matches('\n')));
@@ -94,10 +102,18 @@ fn container_lines_parse_as_vector_expects_but_a_bad_time_keeps_the_line() {
         assert!(decoded.errors.is_empty(), "{name}: {:?}", decoded.errors);
         let event = &decoded.events[0];
         assert_eq!(event.get("message"), Some(&expected["message"]), "{name}");
-        assert_eq!(event.get("log.iostream"), Some(&expected["stream"]), "{name}");
+        assert_eq!(
+            event.get("log.iostream"),
+            Some(&expected["stream"]),
+            "{name}"
+        );
         let timestamp = expected["timestamp"].as_str().expect("timestamp");
         assert_eq!(event.get_str("@timestamp"), Some(ours(timestamp).as_str()));
-        let module = if format == "docker" { "docker" } else { "kubernetes" };
+        let module = if format == "docker" {
+            "docker"
+        } else {
+            "kubernetes"
+        };
         assert_eq!(event.get_str("event.module"), Some(module), "{name}");
     }
     assert_eq!(checked, 20);
@@ -176,7 +192,10 @@ fn syslog_messages_parse_by_name_and_keep_their_text() {
     }
     // A JSON line is not a syslog message, but the lenient parser keeps it whole.
     let json_line = named("syslog", br#"{"message":"x"}"#);
-    assert_eq!(json_line.events[0].get_str("message"), Some(r#"{"message":"x"}"#));
+    assert_eq!(
+        json_line.events[0].get_str("message"),
+        Some(r#"{"message":"x"}"#)
+    );
 }
 
 #[test]

@@ -58,13 +58,15 @@ fn parse_format(name: &str) -> Result<HuntFormat, String> {
         "auto" => Ok(HuntFormat::Auto),
         "ndjson" => Ok(HuntFormat::Ndjson),
         "k8s-audit" => Ok(HuntFormat::K8sAudit),
-        other => registry::by_name(other).map(HuntFormat::Parser).ok_or_else(|| {
-            let names: Vec<&str> = registry::names().collect();
-            format!(
-                "expected auto, ndjson, k8s-audit or a parser ({}), found `{other}`",
-                names.join(", ")
-            )
-        }),
+        other => registry::by_name(other)
+            .map(HuntFormat::Parser)
+            .ok_or_else(|| {
+                let names: Vec<&str> = registry::names().collect();
+                format!(
+                    "expected auto, ndjson, k8s-audit or a parser ({}), found `{other}`",
+                    names.join(", ")
+                )
+            }),
     }
 }
 
