@@ -15,7 +15,7 @@
 //! 2. **By detection**, otherwise: a JSON record goes to the first parser, in the order of
 //!    [`PARSERS`], whose [`Parser::detect`] says yes. The order is part of the contract:
 //!    specific shapes first (audit events, managed-cloud envelopes, Falco alerts, Docker
-//!    json-file lines), [`generic`](crate::generic) last, which takes any object. Text
+//!    json-file lines), `generic` last, which takes any object. Text
 //!    parsers ([`Input::Text`]) are never picked for a JSON line; [`detect_text`] picks one
 //!    for a file of text lines (`crowsnest hunt`).
 //!
@@ -254,7 +254,9 @@ pub fn parse_record(
     parser.parse(Record::Json { text, object }, &cx, out);
 }
 
-/// Parses a body of records, one a line (see [`crate::ndjson`] for the line rules).
+/// Parses a body of records, one a line: `\n` or `\r\n` ends a line, a UTF-8 byte order mark
+/// before the first is ignored, blank lines are skipped, and every other line yields events or
+/// a [`LineError`] numbered from 1.
 pub fn parse_lines(body: &[u8], source: Source<'_>, limits: &Limits) -> Decoded {
     crate::ndjson::decode(body, source, limits)
 }
