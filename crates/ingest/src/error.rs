@@ -48,9 +48,28 @@ pub enum IngestError {
         /// What went wrong.
         reason: String,
     },
+    /// An input's configuration is incomplete or contradicts itself.
+    #[error("{0}")]
+    Config(String),
+    /// A listener could not be bound or a file it needs read.
+    #[error("{what}: {reason}")]
+    Io {
+        /// What was being done (`binding 127.0.0.1:6514`).
+        what: String,
+        /// The operating system's answer.
+        reason: String,
+    },
 }
 
 impl IngestError {
+    /// An [`IngestError::Io`].
+    pub(crate) fn io(what: impl Into<String>, error: &std::io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            reason: error.to_string(),
+        }
+    }
+
     /// An [`IngestError::Invalid`].
     pub(crate) fn invalid(expected: &'static str, reason: impl ToString) -> Self {
         Self::Invalid {

@@ -22,6 +22,7 @@ async fn start(auth: Option<ForwardAuth>) -> (Listener, Arc<Collect>) {
     let options = ForwardOptions {
         tls: None,
         auth: auth.map(Arc::new),
+        budget: None,
     };
     let listener =
         listen::forward_listener("127.0.0.1:0", options, sink.clone(), Limits::default())
@@ -302,6 +303,7 @@ async fn the_handshake_runs_inside_tls() {
     let options = ForwardOptions {
         tls: Some(acceptor),
         auth: Some(Arc::new(ForwardAuth::new("k", "srv"))),
+        budget: None,
     };
     let listener =
         listen::forward_listener("127.0.0.1:0", options, sink.clone(), Limits::default())

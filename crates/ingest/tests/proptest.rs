@@ -15,6 +15,7 @@ fn small_limits() -> Limits {
         max_decompressed_bytes: 4096,
         max_events: 16,
         max_connections: 4,
+        ..Limits::default()
     }
 }
 

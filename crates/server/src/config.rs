@@ -22,14 +22,19 @@ pub struct ServerConfig {
     pub auth: AuthLimits,
     /// Seconds between retention passes.
     pub retention_interval_secs: u64,
-    /// Per-line/field bounds of the decoders.
+    /// Per-line/field bounds of the decoders, and the memory budget of decoding.
     pub decode: DecodeLimits,
+    /// HTTP connection limits and timeouts.
+    pub http: HttpConfig,
     /// Ingest pipeline tuning.
     pub pipeline: crate::pipeline::PipelineConfig,
     /// Store layout and retention.
     pub store: crowsnest_store::StoreConfig,
-    /// Ecosystem listeners (syslog, forward) and input limits; every listener is off by default.
-    pub inputs: crate::listeners::InputsConfig,
+    /// Ecosystem listeners (`[[inputs]]`: syslog, forward); none by default.
+    #[serde(deserialize_with = "crate::listeners::deserialize_inputs")]
+    pub inputs: Vec<crowsnest_ingest::listen::InputConfig>,
+    /// Limits of the ecosystem inputs, and the per-request event cap of every input.
+    pub input_limits: crate::listeners::InputLimits,
     /// Live detection: rules, alert folding, suppressions.
     pub detect: crate::detection::DetectionConfig,
     /// Forwarding outputs (`[[outputs]]`): where events and alerts are sent on.
@@ -102,6 +107,47 @@ pub struct DecodeLimits {
     pub max_depth: usize,
     /// Longest string value kept in the indexed event (longer ones are truncated).
     pub max_field_bytes: usize,
+    /// Memory, in bytes, for the requests being read, inflated and decoded at once, shared by
+    /// every HTTP input and the stream listeners' frame buffers (1 GiB). A request reserves
+    /// its body, then its inflated body, then the estimated cost of the events it holds
+    /// (counted before they are built) before it is decoded: when the budget is in use it is
+    /// answered 503 with `Retry-After`; when it needs more than the whole budget, 413.
+    pub memory_budget_bytes: usize,
+}
+
+/// Connection limits and timeouts of the HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Most open HTTP connections (512). Past it a new connection is answered 503 with
+    /// `Retry-After` and closed, before its request is read. Kept below the open files limit
+    /// (the server lowers it, with a warning, when the limits of all listeners would not
+    /// leave room for the WAL and the store).
+    pub max_connections: usize,
+    /// Most open HTTP connections from one source IP address (128); past it, 503 as above.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request's headers, counted from when the server starts
+    /// waiting for them: on a new connection, and after each response on a kept-alive one, so
+    /// this is also how long an idle keep-alive connection stays open (30).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a whole ingest request body (60); a slower body is
+    /// answered 408 and its connection closed.
+    pub body_read_timeout_secs: u64,
+    /// Seconds a response may wait for the client to read any of it (60); past it the
+    /// connection is closed, so unread responses cannot pile up in memory.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_connections_per_ip: 128,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 60,
+            write_timeout_secs: 60,
+        }
+    }
 }
 
 impl Default for DecodeLimits {
@@ -111,6 +157,7 @@ impl Default for DecodeLimits {
             max_line_bytes: limits.max_line_bytes,
             max_depth: limits.max_depth,
             max_field_bytes: limits.max_field_bytes,
+            memory_budget_bytes: 1 << 30,
         }
     }
 }
@@ -137,9 +184,11 @@ impl Default for ServerConfig {
             auth: AuthLimits::default(),
             retention_interval_secs: 60,
             decode: DecodeLimits::default(),
+            http: HttpConfig::default(),
             pipeline: crate::pipeline::PipelineConfig::default(),
             store: crowsnest_store::StoreConfig::default(),
-            inputs: crate::listeners::InputsConfig::default(),
+            inputs: Vec::new(),
+            input_limits: crate::listeners::InputLimits::default(),
             detect: crate::detection::DetectionConfig::default(),
             outputs: Vec::new(),
         }
@@ -197,6 +246,26 @@ mod tests {
         assert_eq!(
             config.outputs[0].query.as_deref(),
             Some("rule.level:(high OR critical)")
+        );
+    }
+
+    #[test]
+    fn the_readme_inputs_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[[inputs]]")
+            .expect("README has an [[inputs]] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        let described: Vec<_> = config
+            .inputs
+            .iter()
+            .map(|input| input.source().describe())
+            .collect();
+        assert_eq!(
+            described,
+            ["syslog/tls 0.0.0.0:6515", "forward 0.0.0.0:24224"]
         );
     }
 

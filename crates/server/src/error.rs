@@ -36,6 +36,18 @@ pub enum ApiError {
     /// The pipeline is saturated; retry after this many seconds (503).
     #[error("ingest pipeline is saturated; retry after {0} s")]
     Busy(u64),
+    /// Another server-wide budget is in use (503), e.g. the decode memory budget; the message
+    /// names it. Retry after `retry_after` seconds.
+    #[error("{message}")]
+    Overloaded {
+        /// Which budget, and its value.
+        message: String,
+        /// Seconds the client is told to wait.
+        retry_after: u64,
+    },
+    /// The request body did not arrive in time (408).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The data disk is full; nothing was stored; retry after this many seconds (507).
     #[error(
         "the server's data disk is full: nothing of this request was stored; retry after {0} s"
@@ -69,6 +81,18 @@ impl ApiError {
         }
     }
 
+    /// Seconds a client should wait before retrying (the 429, 503 and 507 answers).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Busy(secs) | Self::InsufficientStorage(secs) => Some(*secs),
+            Self::Overloaded { retry_after, .. } => Some(*retry_after),
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -76,7 +100,8 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy(_) | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -112,15 +137,19 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"crowsnest\""),
                 );
             }
-            Self::Busy(secs)
-            | Self::InsufficientStorage(secs)
-            | Self::TooManyRequests {
-                retry_after_secs: secs,
-                ..
-            } => {
+            Self::Busy(_)
+            | Self::Overloaded { .. }
+            | Self::InsufficientStorage(_)
+            | Self::TooManyRequests { .. } => {
+                let secs = self.retry_after().unwrap_or(1);
                 if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
+            }
+            Self::RequestTimeout(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -21,14 +21,12 @@
 pub mod api;
 pub mod auth;
 pub mod config;
-pub mod dedup;
-pub mod detection;
-pub mod disk;
 pub mod error;
 pub mod listeners;
-pub mod metrics;
-pub mod outputs;
-pub mod pipeline;
+pub mod serve;
+
+// The pipeline crate's modules, under the names the server's code and users have known.
+pub use crowsnest_pipeline::{dedup, detection, disk, metrics, outputs, pipeline};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +58,9 @@ pub struct AppState {
     pub detection: Arc<detection::DetectionStatus>,
     /// When the server started.
     pub started: Instant,
+    /// Memory for the requests being read, inflated and decoded at once
+    /// (`decode.memory_budget_bytes`), shared by the HTTP inputs and the stream listeners.
+    pub decode_budget: crowsnest_ingest::limits::DecodeBudget,
 }
 
 /// A started server: its state and where it listens.
@@ -104,7 +105,8 @@ impl Running {
 }
 
 /// Opens the data directory, replays the WAL, binds the listener and starts serving.
-pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
+    fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
@@ -167,7 +169,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding `{}`", config.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let decode_budget =
+        crowsnest_ingest::limits::DecodeBudget::new(config.decode.memory_budget_bytes);
     let state = Arc::new(AppState {
+        decode_budget,
         guards: api::Guards::new(&config),
         config,
         tokens,
@@ -181,18 +186,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     spawn_retention(state.clone());
     let listeners = listeners::start(state.clone()).await?;
     let router = app(state.clone());
-    let (shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        // With the peer address, for the throttle of failed authentication.
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown_rx.wait_for(|stop| *stop).await;
-        })
-        .await
-    });
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let http = state.config.http.clone();
+    let server = tokio::spawn(serve::serve(listener, router, http, shutdown_rx));
     tracing::info!(%addr, data_dir = %data_dir.display(), "crowsnest server listening");
     Ok(Running {
         state,
@@ -203,6 +199,52 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         shutdown,
         listeners,
     })
+}
+
+/// File descriptors kept for the WAL, the store, outputs and the rest when connection caps
+/// are fitted under the open files limit: at least this many, or a quarter of the limit.
+pub const RESERVED_FILES: u64 = 256;
+
+/// Lowers the connection caps of the HTTP listener and the stream listeners, in proportion,
+/// when together they would leave fewer than [`RESERVED_FILES`] (or a quarter of the limit)
+/// of the `open_files` limit: connections must never take the descriptors the WAL and the
+/// store need (out of them, the indexer cannot open a segment and stops).
+pub fn fit_connection_caps(config: &mut ServerConfig, open_files: Option<u64>) {
+    let Some(limit) = open_files else { return };
+    let reserve = RESERVED_FILES.max(limit / 4);
+    let available = usize::try_from(limit.saturating_sub(reserve))
+        .unwrap_or(usize::MAX)
+        .max(2);
+    use crowsnest_ingest::listen::{InputConfig, SyslogTransport};
+    // Stream listeners hold connections; a UDP syslog input holds one socket.
+    let streams = config
+        .inputs
+        .iter()
+        .filter(|input| match input {
+            InputConfig::Syslog(syslog) => syslog.transport != SyslogTransport::Udp,
+            InputConfig::Forward(_) => true,
+        })
+        .count();
+    let http = config.http.max_connections.max(1);
+    let stream = config.input_limits.max_connections.max(1);
+    let total = http.saturating_add(stream.saturating_mul(streams));
+    if total <= available {
+        return;
+    }
+    let scale = |cap: usize| (cap.saturating_mul(available) / total).max(1);
+    let (new_http, new_stream) = (scale(http), scale(stream));
+    tracing::warn!(
+        open_files_limit = limit,
+        reserved = reserve,
+        http.max_connections = new_http,
+        input_limits.max_connections = new_stream,
+        "connection limits lowered to fit the open files limit (raise `ulimit -n` to allow more)"
+    );
+    config.http.max_connections = new_http;
+    config.http.max_connections_per_ip = config.http.max_connections_per_ip.min(new_http);
+    let limits = &mut config.input_limits;
+    limits.max_connections = new_stream;
+    limits.max_connections_per_ip = limits.max_connections_per_ip.min(new_stream);
 }
 
 fn spawn_retention(state: Arc<AppState>) {
@@ -222,4 +264,20 @@ fn spawn_retention(state: Arc<AppState>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn two_outputs_with_one_name_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let output =
+            "[[outputs]]\nname = \"dup\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n";
+        let mut config: crate::ServerConfig =
+            toml::from_str(&format!("{output}{output}")).expect("config");
+        config.listen = "127.0.0.1:0".into();
+        config.data_dir = dir.path().to_path_buf();
+        let error = crate::start(config).await.err().expect("refused");
+        assert!(error.to_string().contains("named `dup`"), "{error}");
+    }
 }

@@ -390,6 +390,11 @@ impl Store {
         self.lock_write().durable
     }
 
+    /// The settings the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.root

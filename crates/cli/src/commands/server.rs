@@ -41,21 +41,28 @@ pub struct Args {
     /// Receive syslog over TCP (octet-counted or newline framing) on this address [default: off].
     #[arg(long, env = "CROWSNEST_SYSLOG_TCP", value_name = "ADDR")]
     pub syslog_tcp: Option<String>,
-    /// Receive syslog over TLS on this address; needs `inputs.tls_cert` and `inputs.tls_key`
-    /// in the config file [default: off].
+    /// Receive syslog over TLS on this address; needs `--tls-cert` and `--tls-key`
+    /// [default: off].
     #[arg(long, env = "CROWSNEST_SYSLOG_TLS", value_name = "ADDR")]
     pub syslog_tls: Option<String>,
     /// Receive the Fluentd forward protocol on this address, e.g. `127.0.0.1:24224` [default: off].
     #[arg(long, env = "CROWSNEST_FORWARD", value_name = "ADDR")]
     pub forward: Option<String>,
-    /// Receive the forward protocol over TLS on this address; needs `inputs.tls_cert` and
-    /// `inputs.tls_key` in the config file [default: off].
+    /// Receive the forward protocol over TLS on this address; needs `--tls-cert` and
+    /// `--tls-key` [default: off].
     #[arg(long, env = "CROWSNEST_FORWARD_TLS", value_name = "ADDR")]
     pub forward_tls: Option<String>,
     /// Require forward clients to prove they know the shared key in this file (Fluentd
-    /// `shared_key`, Fluent Bit `Shared_Key`) [default: no handshake].
+    /// `shared_key`, Fluent Bit `Shared_Key`); applies to every forward input, also those of
+    /// the config file [default: no handshake].
     #[arg(long, env = "CROWSNEST_FORWARD_SHARED_KEY_FILE", value_name = "PATH")]
     pub forward_shared_key_file: Option<PathBuf>,
+    /// PEM certificate chain for `--syslog-tls` and `--forward-tls`.
+    #[arg(long, env = "CROWSNEST_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `--syslog-tls` and `--forward-tls`.
+    #[arg(long, env = "CROWSNEST_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
     /// Also run the node agent's collectors for this host (container logs, Docker events,
     /// kernel audit, host logs), shipping to this server; state in `<data-dir>/agent`.
     #[arg(long, env = "CROWSNEST_COLLECT_LOCAL")]
@@ -95,23 +102,59 @@ impl Args {
         if let Some(v) = self.commit_interval_ms {
             config.pipeline.commit_interval_ms = v;
         }
-        for (flag, key) in [
-            (&self.syslog_udp, &mut config.inputs.syslog_udp),
-            (&self.syslog_tcp, &mut config.inputs.syslog_tcp),
-            (&self.syslog_tls, &mut config.inputs.syslog_tls),
-            (&self.forward, &mut config.inputs.forward),
-            (&self.forward_tls, &mut config.inputs.forward_tls),
-        ] {
+        self.add_inputs(&mut config)?;
+        Ok(config)
+    }
+
+    /// The input flags are shorthands for `[[inputs]]` entries, added to the config file's.
+    fn add_inputs(&self, config: &mut ServerConfig) -> anyhow::Result<()> {
+        use crowsnest_ingest::listen::{InputConfig, SyslogTransport, TlsFiles};
+        let tls = || -> anyhow::Result<TlsFiles> {
+            match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Ok(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => anyhow::bail!("`--syslog-tls` and `--forward-tls` need `--tls-cert` and `--tls-key` (PEM files)"),
+            }
+        };
+        let syslog = [
+            (&self.syslog_udp, SyslogTransport::Udp),
+            (&self.syslog_tcp, SyslogTransport::Tcp),
+            (&self.syslog_tls, SyslogTransport::Tls),
+        ];
+        for (flag, transport) in syslog {
             if let Some(addr) = flag {
-                *key = Some(addr.clone());
+                let mut input = InputConfig::syslog(addr, transport);
+                if let InputConfig::Syslog(syslog) = &mut input {
+                    if transport == SyslogTransport::Tls {
+                        syslog.tls = Some(tls()?);
+                    }
+                }
+                config.inputs.push(input);
+            }
+        }
+        for (flag, secure) in [(&self.forward, false), (&self.forward_tls, true)] {
+            if let Some(addr) = flag {
+                let mut input = InputConfig::forward(addr);
+                if let InputConfig::Forward(forward) = &mut input {
+                    if secure {
+                        forward.tls = Some(tls()?);
+                    }
+                }
+                config.inputs.push(input);
             }
         }
         if let Some(path) = &self.forward_shared_key_file {
             // The flag wins over a key written in the config file.
-            config.inputs.forward_shared_key = None;
-            config.inputs.forward_shared_key_file = Some(path.clone());
+            for input in &mut config.inputs {
+                if let InputConfig::Forward(forward) = input {
+                    forward.shared_key = None;
+                    forward.shared_key_file = Some(path.clone());
+                }
+            }
         }
-        Ok(config)
+        Ok(())
     }
 }
 
@@ -203,6 +246,8 @@ mod tests {
             forward: None,
             forward_tls: None,
             forward_shared_key_file: None,
+            tls_cert: None,
+            tls_key: None,
             collect_local: false,
         }
     }
@@ -235,15 +280,15 @@ mod tests {
     }
 
     #[test]
-    fn listeners_are_off_by_default_and_flags_override_the_file() {
+    fn listeners_are_off_by_default_and_flags_add_to_the_file() {
+        use crowsnest_ingest::listen::{InputConfig, SyslogTransport};
         let defaults = args().resolve().expect("defaults");
-        assert_eq!(defaults.inputs.syslog_udp, None);
-        assert_eq!(defaults.inputs.forward, None);
+        assert!(defaults.inputs.is_empty());
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("crowsnest.toml");
         std::fs::write(
             &file,
-            "[inputs]\nsyslog_tcp = \"0.0.0.0:601\"\nforward = \"127.0.0.1:24224\"\n",
+            "[[inputs]]\ntype = \"syslog\"\nlisten = \"0.0.0.0:601\"\n",
         )
         .expect("write");
         let resolved = Args {
@@ -254,25 +299,46 @@ mod tests {
         }
         .resolve()
         .expect("resolve");
-        assert_eq!(resolved.inputs.syslog_tcp.as_deref(), Some("0.0.0.0:601"));
-        assert_eq!(resolved.inputs.forward.as_deref(), Some("127.0.0.1:1"));
         assert_eq!(
-            resolved.inputs.syslog_udp.as_deref(),
-            Some("127.0.0.1:5514")
+            resolved.inputs,
+            [
+                InputConfig::syslog("0.0.0.0:601", SyslogTransport::Tcp),
+                InputConfig::syslog("127.0.0.1:5514", SyslogTransport::Udp),
+                InputConfig::forward("127.0.0.1:1"),
+            ]
         );
+        // The TLS shorthands need their files.
+        let error = Args {
+            syslog_tls: Some("127.0.0.1:6515".into()),
+            ..args()
+        }
+        .resolve()
+        .expect_err("no files");
+        assert!(format!("{error:#}").contains("--tls-cert"), "{error:#}");
     }
 
     #[test]
     fn the_forward_key_file_flag_replaces_a_key_from_the_file() {
+        use crowsnest_ingest::listen::InputConfig;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("crowsnest.toml");
         std::fs::write(
             &file,
-            "[inputs]\nforward = \"127.0.0.1:24224\"\nforward_shared_key = \"from-file\"\n",
+            "[[inputs]]\ntype = \"forward\"\nlisten = \"127.0.0.1:24224\"\nshared_key = \"from-file\"\n",
         )
         .expect("write");
         let key_file = dir.path().join("forward.key");
         std::fs::write(&key_file, "from-flag\n").expect("write key");
+        let forwards = |config: &ServerConfig| -> Vec<crowsnest_ingest::listen::ForwardInput> {
+            config
+                .inputs
+                .iter()
+                .filter_map(|input| match input {
+                    InputConfig::Forward(forward) => Some(forward.clone()),
+                    InputConfig::Syslog(_) => None,
+                })
+                .collect()
+        };
         let from_file = Args {
             config: Some(file.clone()),
             ..args()
@@ -280,25 +346,28 @@ mod tests {
         .resolve()
         .expect("file");
         assert_eq!(
-            from_file.inputs.forward_shared_key.as_deref(),
+            forwards(&from_file)[0].shared_key.as_deref(),
             Some("from-file")
         );
         let resolved = Args {
             config: Some(file),
             forward_tls: Some("127.0.0.1:24284".into()),
+            tls_cert: Some("/etc/cert.pem".into()),
+            tls_key: Some("/etc/key.pem".into()),
             forward_shared_key_file: Some(key_file.clone()),
             ..args()
         }
         .resolve()
         .expect("resolve");
-        assert_eq!(resolved.inputs.forward_shared_key, None);
-        assert_eq!(resolved.inputs.forward_shared_key_file, Some(key_file));
-        assert_eq!(
-            resolved.inputs.forward_tls.as_deref(),
-            Some("127.0.0.1:24284")
-        );
-        let auth = resolved.inputs.forward_auth().expect("auth");
-        assert!(auth.is_some());
+        let resolved = forwards(&resolved);
+        assert_eq!(resolved.len(), 2);
+        for forward in &resolved {
+            assert_eq!(forward.shared_key, None);
+            assert_eq!(forward.shared_key_file.as_ref(), Some(&key_file));
+            assert!(forward.auth("h").expect("auth").is_some());
+        }
+        assert_eq!(resolved[1].listen, "127.0.0.1:24284");
+        assert!(resolved[1].tls.is_some());
         assert!(!format!("{:?}", from_file.inputs).contains("from-file"));
     }
 

@@ -30,7 +30,6 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub(crate) use compat::limits as ingest_limits;
-pub(crate) use ingest::submit_decoded_as;
 
 /// Builds the router (no socket: tests drive it with `tower::ServiceExt::oneshot`).
 pub fn app(state: Arc<AppState>) -> Router {

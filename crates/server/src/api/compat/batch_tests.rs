@@ -280,7 +280,11 @@ async fn forward_listener_stores_every_event_of_a_packed_batch() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = harness_with(|config| {
         config.detect.enabled = false;
-        config.inputs.forward = Some("127.0.0.1:0".into());
+        config
+            .inputs
+            .push(crowsnest_ingest::listen::InputConfig::forward(
+                "127.0.0.1:0",
+            ));
     })
     .await;
     let addr = h

@@ -24,10 +24,11 @@ use serde_json::{json, Value};
 
 use super::{blocking, limits};
 use crate::api::authorize;
-use crate::api::ingest::{read_body, submit_decoded};
+use crate::api::ingest::{read_body, submit_decoded, Count};
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::AppState;
+use crowsnest_ingest::limits::count_lines;
 
 /// The Elasticsearch version we answer with: new enough for Beats/Logstash 8 and the 8.x and
 /// 9.x clients, which only check the product header.
@@ -46,7 +47,7 @@ fn es_error(error: ApiError) -> Response {
     // its clients and Beats retry exactly that, while several give up on a 503.
     let status = match error {
         // A full disk too: the clients retry a 429, and nothing was stored.
-        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => {
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
             axum::http::StatusCode::TOO_MANY_REQUESTS
         }
         _ => super::status_of(&error),
@@ -55,7 +56,7 @@ fn es_error(error: ApiError) -> Response {
         ApiError::Unauthorized(m) => ("security_exception", m.clone()),
         ApiError::Forbidden(m) => ("security_exception", m.clone()),
         ApiError::PayloadTooLarge(m) => ("content_too_long_exception", m.clone()),
-        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => {
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
             ("es_rejected_execution_exception", error.to_string())
         }
         ApiError::Internal(e) => {
@@ -72,7 +73,7 @@ fn es_error(error: ApiError) -> Response {
         "status": status.as_u16(),
     });
     let mut response = (status, Json(body)).into_response();
-    if let ApiError::Busy(secs) | ApiError::InsufficientStorage(secs) = error {
+    if let Some(secs) = error.retry_after() {
         if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
             response.headers_mut().insert("retry-after", value);
         }
@@ -165,7 +166,11 @@ async fn bulk_response(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     authorize(state, headers, Scope::Ingest)?;
-    let bytes = read_body(state, headers, body).await?;
+    let mut body = read_body(state, headers, body).await?;
+    // Lines bound the items (an action line each, most with a document line); the decoder
+    // stops at the per-request limit.
+    body.admit(state, Count::Bound(count_lines)).await?;
+    let bytes = body.take();
     let limits = limits(state);
     let request = blocking(move || es_bulk::decode(&bytes, index.as_deref(), &limits))
         .await?
@@ -215,6 +220,7 @@ async fn bulk_response(
             json!({ item.action.as_str(): body })
         })
         .collect();
+    drop(body);
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut response = (
         StatusCode::OK,

@@ -21,6 +21,8 @@
 mod batch_tests;
 mod es;
 mod falco;
+#[cfg(test)]
+mod limits_tests;
 mod otlp;
 mod splunk;
 #[cfg(test)]
@@ -54,13 +56,16 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 /// The ingest limits from the server configuration (HTTP inputs and listeners alike).
 pub(crate) fn limits(state: &AppState) -> crowsnest_ingest::Limits {
-    let inputs = &state.config.inputs;
+    let inputs = &state.config.input_limits;
     crowsnest_ingest::Limits {
         decode: state.config.decode.to_limits(),
         max_frame_bytes: inputs.max_frame_bytes,
+        max_syslog_frame_bytes: inputs.max_syslog_frame_bytes,
         max_decompressed_bytes: state.config.max_body_bytes,
         max_events: inputs.max_events_per_request,
         max_connections: inputs.max_connections,
+        max_connections_per_ip: inputs.max_connections_per_ip,
+        idle_timeout: std::time::Duration::from_secs(inputs.idle_timeout_secs.max(1)),
     }
 }
 
@@ -99,7 +104,10 @@ pub(crate) fn status_of(error: &crate::error::ApiError) -> axum::http::StatusCod
         ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         // Shippers retry a 503 (OTLP, HEC, Fluent Bit); few know 507.
-        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

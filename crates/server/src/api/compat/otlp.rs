@@ -13,10 +13,11 @@ use crowsnest_ingest::otlp::{self, OtlpFormat};
 
 use super::{blocking, limits};
 use crate::api::authorize;
-use crate::api::ingest::{read_body, submit_decoded};
+use crate::api::ingest::{read_body, submit_decoded, Count};
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::AppState;
+use crowsnest_ingest::limits::{count_open_braces, count_otlp_records};
 
 pub(super) async fn logs(
     State(state): State<Arc<AppState>>,
@@ -43,7 +44,14 @@ pub(super) async fn logs(
             )))
         }
     };
-    let bytes = read_body(&state, &headers, body).await?;
+    let mut body = read_body(&state, &headers, body).await?;
+    let count = match format {
+        // Not protobuf at all: the decoder says why; count it as one.
+        OtlpFormat::Protobuf => Count::Exact(|bytes| count_otlp_records(bytes).unwrap_or(1)),
+        OtlpFormat::Json => Count::Bound(count_open_braces),
+    };
+    body.admit(&state, count).await?;
+    let bytes = body.take();
     let limits = limits(&state);
     let decoded = blocking(move || otlp::decode(&bytes, format, &limits))
         .await?
@@ -55,6 +63,7 @@ pub(super) async fn logs(
             ApiError::InsufficientStorage(secs) => ApiError::Busy(secs),
             other => other,
         })?;
+    drop(body);
     let message = errors.first().map(ToString::to_string).unwrap_or_default();
     let body = otlp::encode_response(errors.len(), &message, format);
     let content_type = match format {

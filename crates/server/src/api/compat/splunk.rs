@@ -24,10 +24,11 @@ use serde_json::{json, Map, Value};
 
 use super::{blocking, limits};
 use crate::api::authorize;
-use crate::api::ingest::{read_body, submit_decoded};
+use crate::api::ingest::{read_body, submit_decoded, Count};
 use crate::auth::Scope;
 use crate::error::ApiError;
 use crate::AppState;
+use crowsnest_ingest::limits::{count_json_values, count_lines};
 
 static NEXT_ACK: AtomicU64 = AtomicU64::new(0);
 
@@ -36,13 +37,20 @@ fn hec(status: StatusCode, text: &str, code: u32) -> Response {
 }
 
 fn hec_error(error: ApiError) -> Response {
+    let retry_after = error.retry_after();
     match error {
         ApiError::Unauthorized(_) => hec(StatusCode::UNAUTHORIZED, "Token is required", 2),
         ApiError::Forbidden(_) => hec(StatusCode::FORBIDDEN, "Token is disabled", 1),
         ApiError::PayloadTooLarge(m) => hec(StatusCode::PAYLOAD_TOO_LARGE, &m, 27),
-        ApiError::Busy(_) | ApiError::InsufficientStorage(_) => {
-            hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9)
+        ApiError::Busy(_) | ApiError::Overloaded { .. } | ApiError::InsufficientStorage(_) => {
+            let secs = retry_after.unwrap_or(1);
+            let mut response = hec(StatusCode::SERVICE_UNAVAILABLE, "Server is busy", 9);
+            if let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert("retry-after", value);
+            }
+            response
         }
+        ApiError::RequestTimeout(m) => hec(StatusCode::REQUEST_TIMEOUT, &m, 6),
         ApiError::Internal(e) => {
             tracing::error!(error = format!("{e:#}"), "internal error");
             hec(
@@ -87,14 +95,18 @@ pub(super) async fn event(
     }
     let channel = channel(&headers, &params);
     let result = async {
-        let bytes = read_body(&state, &headers, body).await?;
+        let mut body = read_body(&state, &headers, body).await?;
+        body.admit(&state, Count::Exact(count_json_values)).await?;
+        let bytes = body.take();
         let limits = limits(&state);
         let channel_for_decoder = channel.clone();
         let decoded = blocking(move || {
             splunk_hec::decode_events(&bytes, channel_for_decoder.as_deref(), &limits)
         })
         .await?;
-        submit_decoded(&state, decoded, "splunk.hec").await
+        let stored = submit_decoded(&state, decoded, "splunk.hec").await;
+        drop(body);
+        stored
     }
     .await;
     answer(result, channel.is_some())
@@ -119,10 +131,14 @@ pub(super) async fn raw(
     };
     let acked = meta.channel.is_some();
     let result = async {
-        let bytes = read_body(&state, &headers, body).await?;
+        let mut body = read_body(&state, &headers, body).await?;
+        body.admit(&state, Count::Exact(count_lines)).await?;
+        let bytes = body.take();
         let limits = limits(&state);
         let decoded = blocking(move || splunk_hec::decode_raw(&bytes, &meta, &limits)).await?;
-        submit_decoded(&state, decoded, "splunk.raw").await
+        let stored = submit_decoded(&state, decoded, "splunk.raw").await;
+        drop(body);
+        stored
     }
     .await;
     answer(result, acked)

@@ -260,9 +260,23 @@ async fn falco_samples_become_alerts() {
 async fn syslog_and_forward_listeners_store_what_real_sockets_send() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = harness_with(|config| {
-        config.inputs.syslog_udp = Some("127.0.0.1:0".into());
-        config.inputs.syslog_tcp = Some("127.0.0.1:0".into());
-        config.inputs.forward = Some("127.0.0.1:0".into());
+        config
+            .inputs
+            .push(crowsnest_ingest::listen::InputConfig::syslog(
+                "127.0.0.1:0",
+                crowsnest_ingest::listen::SyslogTransport::Udp,
+            ));
+        config
+            .inputs
+            .push(crowsnest_ingest::listen::InputConfig::syslog(
+                "127.0.0.1:0",
+                crowsnest_ingest::listen::SyslogTransport::Tcp,
+            ));
+        config
+            .inputs
+            .push(crowsnest_ingest::listen::InputConfig::forward(
+                "127.0.0.1:0",
+            ));
     })
     .await;
     let addr = |protocol: &str| listener_addr(&h, protocol);
@@ -338,8 +352,17 @@ async fn stream_listeners_wait_for_room_instead_of_dropping() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = harness_with(|config| {
         config.pipeline.max_queued_bytes = 1 << 20;
-        config.inputs.syslog_tcp = Some("127.0.0.1:0".into());
-        config.inputs.forward = Some("127.0.0.1:0".into());
+        config
+            .inputs
+            .push(crowsnest_ingest::listen::InputConfig::syslog(
+                "127.0.0.1:0",
+                crowsnest_ingest::listen::SyslogTransport::Tcp,
+            ));
+        config
+            .inputs
+            .push(crowsnest_ingest::listen::InputConfig::forward(
+                "127.0.0.1:0",
+            ));
     })
     .await;
     let addr = |protocol: &str| listener_addr(&h, protocol);

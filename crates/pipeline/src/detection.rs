@@ -34,8 +34,8 @@ use crowsnest_model::{ecs, format_timestamp, record, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::handoff::{DetectBatch, Pending, Submitter};
 use crate::metrics::Metrics;
-use crate::pipeline::{DetectBatch, Pending, Submitter};
 
 /// Detection settings (`[detect]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -244,7 +244,7 @@ impl Dedup {
 
 /// An accepted batch: stamps its events, and on drop (also when the request is cancelled)
 /// ends it, as stored only after [`Admitted::stored`].
-pub(crate) struct Admitted<'a> {
+pub struct Admitted<'a> {
     dedup: &'a Dedup,
     id: BatchId,
     stored: bool,
@@ -252,7 +252,7 @@ pub(crate) struct Admitted<'a> {
 
 impl Admitted<'_> {
     /// Writes the batch id into every event (so it is in the same WAL append).
-    pub(crate) fn stamp(&self, events: &mut [Event]) {
+    pub fn stamp(&self, events: &mut [Event]) {
         let text = serde_json::Value::String(self.id.render());
         for event in events {
             event.set(BATCH_FIELD, text.clone());
@@ -260,7 +260,7 @@ impl Admitted<'_> {
     }
 
     /// The batch's events are durable.
-    pub(crate) fn stored(mut self) {
+    pub fn stored(mut self) {
         self.stored = true;
     }
 }
@@ -271,9 +271,9 @@ impl Drop for Admitted<'_> {
     }
 }
 
-/// What the ingest handler does with a request.
-pub(crate) enum Gate<'a> {
-    /// No batch header: store as usual.
+/// What an ingest handler does with a request.
+pub enum Gate<'a> {
+    /// No batch id: store as usual.
     Plain,
     /// A new batch.
     New(Admitted<'a>),
@@ -281,23 +281,31 @@ pub(crate) enum Gate<'a> {
     Duplicate,
 }
 
-/// Reads `X-Crowsnest-Batch` and admits the batch (400 when malformed, 503 while the same
-/// batch is in flight).
-pub(crate) fn gate<'a>(
-    dedup: &'a Dedup,
-    headers: &axum::http::HeaderMap,
-) -> Result<Gate<'a>, crate::error::ApiError> {
-    let Some(value) = headers.get(BATCH_HEADER) else {
+/// Why a batch id was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The id does not parse.
+    #[error("`{BATCH_HEADER}`: {0}")]
+    Malformed(String),
+    /// The same batch is being stored by another request; retry shortly.
+    #[error("batch `{0}` is in flight")]
+    InFlight(String),
+}
+
+/// Admits the batch named by the `X-Crowsnest-Batch` header's value, if any.
+///
+/// # Errors
+///
+/// [`GateError::Malformed`] for an id that does not parse, [`GateError::InFlight`] while the
+/// same batch is in flight.
+pub fn gate<'a>(dedup: &'a Dedup, header: Option<&str>) -> Result<Gate<'a>, GateError> {
+    let Some(text) = header else {
         return Ok(Gate::Plain);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| crate::error::ApiError::bad_request("`X-Crowsnest-Batch` should be ASCII"))?;
-    let id = BatchId::parse(text)
-        .map_err(|e| crate::error::ApiError::bad_request(format!("`X-Crowsnest-Batch`: {e}")))?;
+    let id = BatchId::parse(text).map_err(|e| GateError::Malformed(e.to_string()))?;
     Ok(match dedup.begin(&id) {
         Admission::Duplicate => Gate::Duplicate,
-        Admission::InFlight => return Err(crate::error::ApiError::Busy(1)),
+        Admission::InFlight => return Err(GateError::InFlight(text.to_string())),
         Admission::Accept => Gate::New(Admitted {
             dedup,
             id,

@@ -555,19 +555,6 @@ mod tests {
         assert!(metrics.output_retries("t").get() >= 1);
     }
 
-    #[tokio::test]
-    async fn two_outputs_with_one_name_are_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let output =
-            "[[outputs]]\nname = \"dup\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n";
-        let mut config: crate::ServerConfig =
-            toml::from_str(&format!("{output}{output}")).expect("config");
-        config.listen = "127.0.0.1:0".into();
-        config.data_dir = dir.path().to_path_buf();
-        let error = crate::start(config).await.err().expect("refused");
-        assert!(error.to_string().contains("named `dup`"), "{error}");
-    }
-
     #[test]
     fn the_query_and_kinds_select_events() {
         let dir = tempfile::tempdir().expect("tempdir");

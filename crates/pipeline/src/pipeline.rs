@@ -42,6 +42,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::disk::{is_out_of_space, Disk};
+pub use crate::handoff::SubmitError;
+use crate::handoff::{Acked, Batch, DetectBatch, Refused, Submitter};
 use crate::metrics::Metrics;
 
 /// Pipeline tuning.
@@ -101,42 +103,6 @@ pub enum Admission {
     Wait,
 }
 
-/// Why a batch was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// The queue budget is spent; retry after this many seconds.
-    #[error("pipeline saturated")]
-    Busy(u64),
-    /// The server is shutting down.
-    #[error("pipeline is shutting down")]
-    Closed,
-    /// The data disk is below its free-space watermark (or a write found it full): nothing of
-    /// the batch was acknowledged; retry after this many seconds.
-    #[error("the data disk is full; retry after {0} s")]
-    DiskFull(u64),
-    /// The WAL append failed; nothing of the batch was acknowledged.
-    #[error("wal append failed: {0}")]
-    Wal(String),
-}
-
-/// Why the WAL writer refused a batch.
-#[derive(Debug, Clone)]
-pub(crate) enum Refused {
-    /// Below the free-space watermark, or out of space.
-    DiskFull,
-    /// Any other append failure.
-    Wal(String),
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::DiskFull => f.write_str("the data disk is full"),
-            Self::Wal(message) => f.write_str(message),
-        }
-    }
-}
-
 /// Something that keeps the server from working normally, as health reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -157,26 +123,6 @@ struct Faults {
     indexer_stopped: std::sync::atomic::AtomicBool,
     detector_stopped: std::sync::atomic::AtomicBool,
     shutting_down: std::sync::atomic::AtomicBool,
-}
-
-pub(crate) struct Batch {
-    events: Vec<Event>,
-    payloads: Vec<Vec<u8>>,
-    permit: OwnedSemaphorePermit,
-    reply: oneshot::Sender<Result<Range<u64>, Refused>>,
-    /// Made by the server itself (alerts): indexed, not fed back to detection.
-    derived: bool,
-}
-
-/// Acknowledged events with their WAL positions, shared by the indexer and the detector.
-pub(crate) type Acked = Arc<Vec<(u64, Event)>>;
-
-/// A batch for the detector. When the indexer's queue had no room for it (the indexer reads it
-/// back from the WAL), the detector holds its share of the queue budget until it is done, so
-/// the memory of a detection backlog stays within `max_queued_bytes` too.
-pub(crate) struct DetectBatch {
-    pub(crate) events: Acked,
-    pub(crate) _permit: Option<OwnedSemaphorePermit>,
 }
 
 struct IndexBatch {
@@ -220,6 +166,8 @@ pub struct Pipeline {
     disk: Arc<Disk>,
     stop_disk: Arc<std::sync::atomic::AtomicBool>,
     disk_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The store's settings (the ingest-time window [`crate::submit`] flags events by).
+    store_config: crowsnest_store::StoreConfig,
 }
 
 impl Pipeline {
@@ -247,6 +195,7 @@ impl Pipeline {
                 "dropped an unacknowledged torn wal tail"
             );
         }
+        let store_config = store.config().clone();
         let disk = Arc::new(Disk::new(
             vec![wal_dir.to_path_buf(), store.dir().to_path_buf()],
             config.min_free_bytes,
@@ -428,6 +377,7 @@ impl Pipeline {
             disk,
             stop_disk,
             disk_thread: Mutex::new(Some(disk_thread)),
+            store_config,
         })
     }
 
@@ -463,8 +413,7 @@ impl Pipeline {
             }
             tokio::time::sleep(crate::disk::WATCH_INTERVAL).await;
         }
-        // Decoded events take about twice their serialized size in memory.
-        let cost = payloads.iter().map(|p| p.len() * 3).sum::<usize>().max(1);
+        let cost = queued_cost(&events, &payloads);
         let cost = u32::try_from(cost.min(self.config.max_queued_bytes.max(1))).unwrap_or(u32::MAX);
         let permit = match self.budget.clone().try_acquire_many_owned(cost) {
             Ok(permit) => permit,
@@ -509,6 +458,16 @@ impl Pipeline {
             Ok(Err(Refused::Wal(message))) => Err(SubmitError::Wal(message)),
             Err(_) => Err(SubmitError::Closed),
         }
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The store's settings.
+    pub fn store_config(&self) -> &crowsnest_store::StoreConfig {
+        &self.store_config
     }
 
     fn is_closed(&self) -> bool {
@@ -577,9 +536,9 @@ impl Pipeline {
         problems
     }
 
-    /// Takes the whole queue budget, as a flood of batches would (tests only).
-    #[cfg(test)]
-    pub(crate) fn exhaust_budget(&self) -> Option<OwnedSemaphorePermit> {
+    /// Takes the whole queue budget, as a flood of batches would, until the permit is dropped
+    /// (for tests of back-pressure: ingest then answers 503).
+    pub fn exhaust_budget(&self) -> Option<OwnedSemaphorePermit> {
         let available = u32::try_from(self.budget.available_permits()).ok()?;
         self.budget.clone().try_acquire_many_owned(available).ok()
     }
@@ -710,6 +669,26 @@ fn replay(
     ))
 }
 
+/// Memory a batch holds while it waits for the WAL writer, the indexer or the detector, as
+/// counted against `max_queued_bytes`: the WAL records, the decoded events (about twice their
+/// serialized size, plus a fixed cost per event for the map and its keys) and, for Kubernetes
+/// audit events, their many mapped fields. The per-event figures are the decoders' measured
+/// ones (`crowsnest_ingest::limits::decode_cost`: 1.7 KB per event, about 9 KB more per audit
+/// event), so a queue of small or audit events is not under-counted.
+fn queued_cost(events: &[Event], payloads: &[Vec<u8>]) -> usize {
+    const EVENT: usize = 2 * 1024;
+    const AUDIT_EVENT: usize = 8 * 1024;
+    let bytes: usize = payloads.iter().map(|p| p.len() * 3).sum();
+    let audit = events
+        .iter()
+        .filter(|e| e.get_str(ecs::EVENT_DATASET) == Some("kubernetes.audit"))
+        .count();
+    bytes
+        .saturating_add(events.len().saturating_mul(EVENT))
+        .saturating_add(audit.saturating_mul(AUDIT_EVENT))
+        .max(1)
+}
+
 /// Drops the WAL through `position`, but never past what detection has checkpointed or what an
 /// output (within its buffer budget) has yet to deliver.
 fn truncate(wal: &mut Wal, position: u64, progress: &Progress) -> anyhow::Result<()> {
@@ -729,54 +708,6 @@ fn truncate(wal: &mut Wal, position: u64, progress: &Progress) -> anyhow::Result
             .context("truncating the wal")?;
     }
     Ok(())
-}
-
-/// How the detector submits alerts without ever waiting on the writer (which may be waiting
-/// on the detector's queue): a weak sender, so shutdown is not held up, and `try_send`.
-pub(crate) struct Submitter {
-    tx: mpsc::WeakSender<Batch>,
-    budget: Arc<Semaphore>,
-    disk: Arc<Disk>,
-}
-
-/// The reply to a derived batch: its WAL positions once fsync'd.
-pub(crate) type Pending = oneshot::Receiver<Result<Range<u64>, Refused>>;
-
-impl Submitter {
-    /// Queues server-made events (alerts) for the WAL; never blocks. The events are taken out
-    /// of `events` only when the batch is queued: on `Busy` or `Closed` they stay with the
-    /// caller for a later attempt.
-    pub(crate) fn try_submit(
-        &self,
-        events: &mut Vec<Event>,
-        payloads: Vec<Vec<u8>>,
-    ) -> Result<Pending, SubmitError> {
-        if self.disk.is_full() {
-            // Kept by the caller until space returns.
-            return Err(SubmitError::DiskFull(1));
-        }
-        let cost = payloads.iter().map(Vec::len).sum::<usize>().max(1);
-        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
-        let permit = self
-            .budget
-            .clone()
-            .try_acquire_many_owned(cost)
-            .map_err(|_| SubmitError::Busy(1))?;
-        let tx = self.tx.upgrade().ok_or(SubmitError::Closed)?;
-        let slot = tx.try_reserve().map_err(|error| match error {
-            mpsc::error::TrySendError::Full(()) => SubmitError::Busy(1),
-            mpsc::error::TrySendError::Closed(()) => SubmitError::Closed,
-        })?;
-        let (reply, answer) = oneshot::channel();
-        slot.send(Batch {
-            events: std::mem::take(events),
-            payloads,
-            permit,
-            reply,
-            derived: true,
-        });
-        Ok(answer)
-    }
 }
 
 /// Where acknowledged events go.
