@@ -227,17 +227,22 @@ pub fn run(
         .build()?;
     let mut last_nanos = cursor.unwrap_or(0);
     let mut inspected: HashMap<String, Value> = HashMap::new();
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff =
+        crowsnest_util::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     while !stop.load(Ordering::SeqCst) {
-        let docker =
-            match Docker::connect_with_unix(socket, 24 * 3600, bollard::API_DEFAULT_VERSION) {
-                Ok(docker) => docker,
-                Err(error) => {
-                    tracing::warn!(%error, socket, "docker socket unavailable; retrying");
-                    std::thread::sleep(Duration::from_secs(2));
-                    continue;
-                }
-            };
+        let docker = match Docker::connect_with_unix(
+            socket,
+            24 * 3600,
+            bollard::API_DEFAULT_VERSION,
+        ) {
+            Ok(docker) => docker,
+            Err(error) => {
+                let delay = backoff.next_delay(None);
+                tracing::warn!(%error, socket, retry_in_ms = delay.as_millis() as u64, "docker socket unavailable; retrying");
+                std::thread::sleep(delay);
+                continue;
+            }
+        };
         let result: anyhow::Result<()> = runtime.block_on(async {
             let since = if last_nanos > 0 {
                 (last_nanos / 1_000_000_000).to_string()
@@ -275,11 +280,11 @@ pub fn run(
             }
         });
         match result {
-            Ok(()) => backoff = Duration::from_millis(200),
+            Ok(()) => backoff.reset(),
             Err(error) => {
-                tracing::warn!(%error, "docker event stream failed; reconnecting");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                let delay = backoff.next_delay(None);
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "docker event stream failed; reconnecting");
+                std::thread::sleep(delay);
             }
         }
     }

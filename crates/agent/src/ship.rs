@@ -5,7 +5,9 @@
 //! `Content-Encoding: gzip`, `Authorization: Bearer <ingest token>` and
 //! `X-Crowsnest-Batch: <agent-id>:spool:<seq>`. The file is deleted only on a 2xx answer
 //! (a duplicate the server already has is a 2xx too). Network errors, 429 and 5xx are retried
-//! with capped exponential backoff; other 4xx answers mean the batch can never be taken (a bad
+//! with capped exponential backoff and full jitter ([`crowsnest_util::Backoff`], 100 ms doubling
+//! to 5 s, so agents that lost the server together do not come back in lockstep); other 4xx
+//! answers mean the batch can never be taken (a bad
 //! token is retried too, since an operator can fix it): the file is moved to `rejected/`.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crowsnest_util::Backoff;
+
 use crate::spool::{BatchFile, Spool};
+
+/// First retry delay of a failed delivery (the jitter draws below it).
+const RETRY_INITIAL: Duration = Duration::from_millis(100);
+/// Longest retry delay of a failed delivery.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Where and how to send.
 #[derive(Debug, Clone)]
@@ -122,7 +131,7 @@ pub fn run_sender(
         .timeout(config.timeout)
         .no_delay(true)
         .build();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     loop {
         let pending = Spool::pending(dir).unwrap_or_default();
         if pending.is_empty() {
@@ -143,7 +152,7 @@ pub fn run_sender(
                         );
                     }
                     stats.batches.fetch_add(1, Ordering::Relaxed);
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                 }
                 Outcome::Rejected(reason) => {
                     tracing::error!(seq = batch.seq, %reason, "batch refused by the server; moved to rejected/");
@@ -159,12 +168,12 @@ pub fn run_sender(
                 }
                 Outcome::Retry(reason) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(seq = batch.seq, %reason, retry_in_ms = backoff.as_millis() as u64, "delivery failed; batch stays spooled");
+                    let delay = backoff.next_delay(None);
+                    tracing::warn!(seq = batch.seq, %reason, retry_in_ms = delay.as_millis() as u64, "delivery failed; batch stays spooled");
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    std::thread::sleep(delay);
                     break;
                 }
             }

@@ -165,7 +165,7 @@ impl Spool {
 
     fn save_state(&self) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(&self.state).map_err(std::io::Error::other)?;
-        write_atomic(&self.dir.join("state.json"), &bytes)
+        crowsnest_util::write_atomic(&self.dir.join("state.json"), &bytes)
     }
 
     /// Writes one batch and commits the cursors that come with it.
@@ -180,7 +180,7 @@ impl Spool {
             gz.write_all(lines)?;
             let body = gz.finish()?;
             let path = self.dir.join("spool").join(format!("{seq:020}.ndjson.gz"));
-            write_atomic(&path, &body)?;
+            crowsnest_util::write_atomic(&path, &body)?;
             self.bytes.fetch_add(body.len() as u64, Ordering::SeqCst);
             self.state.next_seq = seq + 1;
         }
@@ -191,19 +191,6 @@ impl Spool {
 
 fn parse_name(name: &str) -> Option<u64> {
     name.strip_suffix(".ndjson.gz")?.parse().ok()
-}
-
-/// Write to a temp name, fsync, rename, fsync the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Takes records until the channel closes or `stop` is set, writing batches into the spool.

@@ -1,10 +1,10 @@
-//! The HTTP client the CLI uses to talk to a server: where it is, which token, retries.
+//! Where the server is and which token: the flags of the commands that talk to a running
+//! server, resolved into a [`Client`].
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde_json::Value;
+pub use crowsnest_client::{Client, ServerError};
 
 /// Where the server is and how to authenticate. Shared by `search` and `ingest`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,13 +25,6 @@ pub struct ServerArgs {
     /// The local server's data directory, where `admin.token` is looked for.
     #[arg(long, env = "CROWSNEST_DATA_DIR", default_value = "crowsnest-data")]
     pub data_dir: PathBuf,
-}
-
-/// A connected client.
-pub struct Client {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
 }
 
 impl ServerArgs {
@@ -57,136 +50,3 @@ fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
     }
     Ok(token)
 }
-
-impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:8470`) with a bearer token.
-    pub fn new(base: &str, token: &str) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(5))
-            .timeout(Duration::from_secs(300))
-            .build();
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            agent,
-        }
-    }
-
-    /// POSTs a JSON body; returns the JSON answer or an error carrying the server's message.
-    pub fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let request = self
-            .agent
-            .post(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token));
-        answer(request.send_json(body.clone()), &self.base)
-    }
-
-    /// GETs a JSON answer; an error carries the server's message (and status).
-    pub fn get_json(&self, path: &str) -> anyhow::Result<Value> {
-        let request = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token));
-        answer(request.call(), &self.base)
-    }
-
-    /// GETs a text answer (e.g. `/metrics`).
-    pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        let response = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .with_context(|| format!("GET {path} from {}", self.base))?;
-        response
-            .into_string()
-            .context("reading the server's answer")
-    }
-
-    /// POSTs raw bytes, retrying while the server pushes back (429/503, honouring
-    /// `Retry-After`) or cannot be reached, up to `attempts` times.
-    pub fn post_bytes(
-        &self,
-        path: &str,
-        content_type: &str,
-        gzip: bool,
-        body: &[u8],
-        attempts: u32,
-    ) -> anyhow::Result<Value> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self
-                .agent
-                .post(&format!("{}{path}", self.base))
-                .set("Authorization", &format!("Bearer {}", self.token))
-                .set("Content-Type", content_type);
-            if gzip {
-                request = request.set("Content-Encoding", "gzip");
-            }
-            let wait = match request.send_bytes(body) {
-                Err(ureq::Error::Status(code @ (429 | 503), response)) if attempt < attempts => {
-                    let secs = response
-                        .header("Retry-After")
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(1);
-                    tracing::debug!(code, secs, "server is busy; retrying");
-                    Duration::from_secs(secs.clamp(1, 30))
-                }
-                Err(ureq::Error::Transport(error)) if attempt < attempts => {
-                    tracing::warn!(%error, attempt, "server unreachable; retrying");
-                    Duration::from_millis(500 * u64::from(attempt.min(10)))
-                }
-                other => return answer(other, &self.base),
-            };
-            std::thread::sleep(wait);
-        }
-    }
-}
-
-fn answer(result: Result<ureq::Response, ureq::Error>, base: &str) -> anyhow::Result<Value> {
-    match result {
-        Ok(response) => {
-            let text = response
-                .into_string()
-                .context("reading the server's answer")?;
-            Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
-        }
-        Err(ureq::Error::Status(code, response)) => {
-            let text = response.into_string().unwrap_or_default();
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let message = value["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or(text);
-            Err(ServerError {
-                status: code,
-                message,
-                body: value,
-            }
-            .into())
-        }
-        Err(ureq::Error::Transport(error)) => Err(anyhow::anyhow!(
-            "cannot reach the server at {base}: {error} (is `crowsnest server` running?)"
-        )),
-    }
-}
-
-/// An error status from the server, with its message and body.
-#[derive(Debug)]
-pub struct ServerError {
-    /// HTTP status.
-    pub status: u16,
-    /// The server's message.
-    pub message: String,
-    /// The whole JSON body, for details.
-    pub body: Value,
-}
-
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "server answered {}: {}", self.status, self.message)
-    }
-}
-
-impl std::error::Error for ServerError {}

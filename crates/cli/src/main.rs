@@ -1,9 +1,10 @@
 //! `crowsnest`: the one binary. Each subcommand lives in `commands/<name>.rs` with its
-//! arguments (their doc comments are the `--help`), its `run` and its tests.
+//! arguments (their doc comments are the `--help`), its `run` and its tests; `bench` is the
+//! `crowsnest-bench` crate's arguments and `run`.
 
 mod client;
 mod commands;
-mod generate;
+mod runtime;
 
 use std::process::ExitCode;
 
@@ -57,7 +58,7 @@ enum Command {
     /// Run detection offline over files (NDJSON, audit EventLists, Docker json-file logs).
     Hunt(commands::hunt::Args),
     /// Measure ingest throughput, index size, WAL fsync cost and search latency.
-    Bench(commands::bench::Args),
+    Bench(crowsnest_bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
         Command::Search(args) => commands::search::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Demo(args) => commands::demo::run(args),
-        Command::Bench(args) => commands::bench::run(args),
+        Command::Bench(args) => crowsnest_bench::run(args),
         Command::Rules(args) => commands::rules::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Agent(args) => commands::agent::run(args),

@@ -5,17 +5,21 @@
 //! field globs, with an expiry and a reason); then its *fold key* — the rule id plus the entity
 //! (cluster, namespace, pod, container, node/host, user) — is looked up: a repeat within the
 //! fold window of the previous one bumps that alert's count instead of opening a new alert.
+//!
+//! The [`Alert`] type and the record it is stored as ([`Alert::to_event`]) belong to
+//! `crowsnest-model`, which every reader of alerts shares.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+pub use crowsnest_model::Alert;
 use crowsnest_model::Event;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::detector::{CorrelationInfo, Detection};
+use crate::detector::Detection;
 
 /// Event fields that name the entity an alert is about, in fold-key order.
 pub const ENTITY_FIELDS: &[&str] = &[
@@ -46,37 +50,6 @@ pub struct Suppression {
     pub rule: Option<String>,
     /// Event field (dotted path) -> exact value or glob; all must match the matched event.
     pub fields: BTreeMap<String, String>,
-}
-
-/// An alert: one rule on one entity, with repeats folded in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
-    /// Alert id (a ULID).
-    pub id: String,
-    /// Rule id.
-    pub rule_id: String,
-    /// Rule title.
-    pub title: String,
-    /// Rule level.
-    pub level: String,
-    /// Rule tags.
-    pub tags: Vec<String>,
-    /// ATT&CK technique ids.
-    pub techniques: Vec<String>,
-    /// Entity fields present on the first matched event.
-    pub entity: BTreeMap<String, String>,
-    /// Ids of the matched events (at most 100).
-    pub event_ids: Vec<String>,
-    /// Detections folded into this alert, including the first.
-    pub count: u64,
-    /// When the first detection was offered.
-    pub first_seen: DateTime<Utc>,
-    /// When the latest detection was offered.
-    pub last_seen: DateTime<Utc>,
-    /// Hash of rule id and entity that repeats share.
-    pub fold_key: String,
-    /// Correlation details, for correlation alerts.
-    pub correlation: Option<CorrelationInfo>,
 }
 
 /// What [`AlertManager::offer`] did with a detection.
@@ -282,61 +255,5 @@ impl AlertManager {
         let window = chrono::Duration::from_std(self.fold_window).unwrap_or(chrono::Duration::MAX);
         self.open
             .retain(|_, a| now.signed_duration_since(a.last_seen) <= window);
-    }
-}
-
-/// ECS-style numeric severity for a Sigma level.
-fn severity(level: &str) -> u64 {
-    match level {
-        "critical" => 99,
-        "high" => 73,
-        "medium" => 47,
-        "low" => 21,
-        _ => 0,
-    }
-}
-
-impl Alert {
-    /// The alert as a storable event (`event.kind: alert`).
-    pub fn to_event(&self) -> Event {
-        let ts = crowsnest_model::format_timestamp(self.first_seen);
-        let mut e = Event::new();
-        e.set("@timestamp", json!(ts));
-        e.set("event.id", json!(self.id));
-        e.set("event.kind", json!("alert"));
-        e.set("event.module", json!("crowsnest"));
-        e.set("event.dataset", json!("crowsnest.alert"));
-        e.set("event.severity", json!(severity(&self.level)));
-        e.set("message", json!(self.title));
-        e.set("rule.id", json!(self.rule_id));
-        e.set("rule.name", json!(self.title));
-        e.set("rule.level", json!(self.level));
-        e.set("tags", json!(self.tags));
-        if !self.techniques.is_empty() {
-            e.set("threat.framework", json!("MITRE ATT&CK"));
-            e.set("threat.technique.id", json!(self.techniques));
-        }
-        for (field, value) in &self.entity {
-            e.set(field, json!(value));
-        }
-        e.set("alert.count", json!(self.count));
-        e.set("alert.event_ids", json!(self.event_ids));
-        e.set(
-            "alert.first_seen",
-            json!(crowsnest_model::format_timestamp(self.first_seen)),
-        );
-        e.set(
-            "alert.last_seen",
-            json!(crowsnest_model::format_timestamp(self.last_seen)),
-        );
-        e.set("alert.fold_key", json!(self.fold_key));
-        if let Some(c) = &self.correlation {
-            e.set("alert.correlation.type", json!(c.kind));
-            e.set("alert.correlation.value", json!(c.value));
-            let group: serde_json::Map<String, Value> =
-                c.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-            e.set("alert.correlation.group", Value::Object(group));
-        }
-        e
     }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crowsnest_model::Event;
+use crowsnest_model::{Event, Severity};
 use rsigma_eval::{
     CorrelationConfig, CorrelationEngine, CorrelationEventMode, CorrelationSnapshot,
 };
@@ -34,18 +34,7 @@ pub const MAX_CORRELATION_EVENTS: usize = 10;
 /// Expired windows are evicted at least this often (in stream seconds).
 const EVICT_EVERY_SECS: i64 = 60;
 
-/// What a correlation detection aggregated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CorrelationInfo {
-    /// `event_count`, `value_count`, `temporal`, `temporal_ordered`, `value_sum`, ...
-    pub kind: String,
-    /// The group-by fields and their values.
-    pub group: Vec<(String, String)>,
-    /// The aggregated value that met the condition.
-    pub value: f64,
-    /// The window, in seconds.
-    pub timespan_secs: u64,
-}
+pub use crowsnest_model::CorrelationInfo;
 
 /// One rule firing on one event (or one correlation firing over several).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,8 +43,8 @@ pub struct Detection {
     pub rule_id: String,
     /// The rule title.
     pub title: String,
-    /// `informational`, `low`, `medium`, `high` or `critical`.
-    pub level: String,
+    /// The rule's level (`medium` when it names none).
+    pub level: Severity,
     /// The rule's tags, as written.
     pub tags: Vec<String>,
     /// MITRE ATT&CK technique ids from `attack.tNNNN[.NNN]` tags, upper-cased (`T1609`).
@@ -68,6 +57,17 @@ pub struct Detection {
     pub correlation: Option<CorrelationInfo>,
     /// Stream time of the detection (the triggering event's timestamp).
     pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The severity of a Sigma level.
+fn severity(level: rsigma_parser::ast::Level) -> Severity {
+    match level {
+        rsigma_parser::ast::Level::Informational => Severity::Informational,
+        rsigma_parser::ast::Level::Low => Severity::Low,
+        rsigma_parser::ast::Level::Medium => Severity::Medium,
+        rsigma_parser::ast::Level::High => Severity::High,
+        rsigma_parser::ast::Level::Critical => Severity::Critical,
+    }
 }
 
 /// MITRE technique ids in Sigma tags (`attack.t1059.004` -> `T1059.004`).
@@ -281,7 +281,7 @@ impl Detector {
                 correlation,
                 rule_id,
                 title: header.rule_title.clone(),
-                level: header.level.map_or("medium", |l| l.as_str()).to_string(),
+                level: header.level.map_or(Severity::Medium, severity),
                 techniques: techniques_from_tags(&header.tags),
                 tags: header.tags.clone(),
                 timestamp: ts,

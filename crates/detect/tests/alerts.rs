@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use crowsnest_detect::alert::glob_match;
 use crowsnest_detect::{AlertDecision, AlertManager, Detection, Suppression};
-use crowsnest_model::Event;
+use crowsnest_model::{Event, Severity};
 use serde_json::json;
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -28,7 +28,7 @@ fn detection(rule: &str, pod: &str, event_id: &str) -> Detection {
     Detection {
         rule_id: rule.to_string(),
         title: format!("{rule} title"),
-        level: "high".to_string(),
+        level: Severity::High,
         tags: vec!["attack.execution".into(), "attack.t1609".into()],
         techniques: vec!["T1609".into()],
         event_ids: vec![event_id.to_string()],

@@ -50,3 +50,19 @@ pub const CONTAINER_ID: &str = "container.id";
 pub const CONTAINER_NAME: &str = "container.name";
 /// Host name.
 pub const HOST_NAME: &str = "host.name";
+/// ECS `event.severity`: the numeric severity (alerts: see [`crate::Severity::ecs_number`]).
+pub const EVENT_SEVERITY: &str = "event.severity";
+/// Id of the rule an alert comes from.
+pub const RULE_ID: &str = "rule.id";
+/// Title of the rule an alert comes from.
+pub const RULE_NAME: &str = "rule.name";
+/// Level of the rule an alert comes from ([`crate::Severity`], lowercase).
+pub const RULE_LEVEL: &str = "rule.level";
+/// ATT&CK technique ids of an alert.
+pub const THREAT_TECHNIQUE_ID: &str = "threat.technique.id";
+/// Severity name of an alert made by another tool (read before [`RULE_LEVEL`]).
+pub const ALERT_SEVERITY: &str = "alert.severity";
+/// Stable id of an alert, shared by every record of it.
+pub const ALERT_ID: &str = "alert.id";
+/// Detections folded into an alert so far.
+pub const ALERT_COUNT: &str = "alert.count";

@@ -9,6 +9,10 @@
 //! Fields are addressed by dotted paths ([`Event::get`], [`Event::set`]); [`ecs`] holds the
 //! names the rest of the code base relies on.
 //!
+//! The model also owns the vocabulary every stage shares: [`Severity`] (the five Sigma levels),
+//! the [`Alert`] and the alert record it is stored as ([`alert`]), and the one duration grammar
+//! ([`duration`]) of `--since`, `since=` and `timechart span=`.
+//!
 //! ```
 //! use crowsnest_model::{ecs, Event};
 //! let mut event = Event::new();
@@ -16,12 +20,18 @@
 //! assert_eq!(event.get_str("user.name"), Some("alice"));
 //! ```
 
+pub mod alert;
+pub mod duration;
 pub mod ecs;
 mod event;
 pub mod record;
+mod severity;
 mod time;
 
+pub use alert::{Alert, CorrelationInfo};
+pub use duration::{parse_duration, DurationError};
 pub use event::Event;
+pub use severity::{Severity, SeverityError};
 pub use time::{
     epoch_unit, format_timestamp, parse_timestamp, parse_timestamp_checked, EpochUnit,
     TimestampError,

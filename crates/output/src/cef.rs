@@ -30,9 +30,9 @@
 //! Escaping: in the header `\` → `\\` and `|` → `\|`, line breaks become spaces; in extension
 //! values `\` → `\\`, `=` → `\=`, newline → `\n`, carriage return → `\r`.
 
-use crowsnest_model::Event;
+use crowsnest_model::{Event, Severity};
 
-use crate::fields::{event_time, text, Level};
+use crate::fields::{alert_severity, cef_severity, event_time, text};
 
 /// This crate's version, the CEF Device Version.
 pub const DEVICE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -80,7 +80,7 @@ pub fn encode(event: &Event, device_host: &str) -> String {
         .or_else(|| text(event, "event.dataset"))
         .unwrap_or_else(|| "event".to_string());
     let name: String = name.chars().take(NAME_CHARS).collect();
-    let severity = Level::of(event).unwrap_or(Level::Informational).cef();
+    let severity = cef_severity(alert_severity(event).unwrap_or(Severity::Informational));
     let mut extension: Vec<(String, String)> = vec![(
         "rt".to_string(),
         event_time(event).timestamp_millis().to_string(),

@@ -2,92 +2,47 @@
 //! machine's name.
 
 use chrono::{DateTime, Utc};
-use crowsnest_model::Event;
+use crowsnest_model::{Event, Severity};
 use serde_json::Value;
 
-use crate::config::is_alert;
-
-/// The level of an alert, from `alert.severity`, else `rule.level` (Sigma levels), else the
-/// numeric `event.severity` (99/73/47/21 as `Alert::to_event` writes it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Sigma `critical`.
-    Critical,
-    /// Sigma `high`.
-    High,
-    /// Sigma `medium`.
-    Medium,
-    /// Sigma `low`.
-    Low,
-    /// Sigma `informational`, and any event that is not an alert.
-    Informational,
+/// The severity of an alert event ([`Severity::of_alert`]: `alert.severity`, else
+/// `rule.level`, else the numeric `event.severity`); `None` for events that are not alerts.
+pub fn alert_severity(event: &Event) -> Option<Severity> {
+    Severity::of_alert(event)
 }
 
-impl Level {
-    /// The level of `event`; `None` for events that are not alerts.
-    pub fn of(event: &Event) -> Option<Level> {
-        if !is_alert(event) {
-            return None;
-        }
-        let named = ["alert.severity", "rule.level"]
-            .iter()
-            .filter_map(|path| event.get_str(path))
-            .find_map(Level::from_name);
-        if named.is_some() {
-            return named;
-        }
-        Some(match event.get("event.severity").and_then(Value::as_u64) {
-            Some(99..) => Level::Critical,
-            Some(73..) => Level::High,
-            Some(47..) => Level::Medium,
-            Some(21..) => Level::Low,
-            _ => Level::Informational,
-        })
+/// Syslog severity of an alert: critical 2, high 3 (error), medium 4 (warning), low 5
+/// (notice), informational 6.
+pub fn syslog_severity(severity: Severity) -> u8 {
+    match severity {
+        Severity::Critical => 2,
+        Severity::High => 3,
+        Severity::Medium => 4,
+        Severity::Low => 5,
+        Severity::Informational => 6,
     }
+}
 
-    fn from_name(name: &str) -> Option<Level> {
-        match name.to_ascii_lowercase().as_str() {
-            "critical" => Some(Level::Critical),
-            "high" => Some(Level::High),
-            "medium" => Some(Level::Medium),
-            "low" => Some(Level::Low),
-            "informational" | "info" => Some(Level::Informational),
-            _ => None,
-        }
+/// CEF severity (0-10) of an alert: critical 10, high 8, medium 5, low 3, informational 1.
+pub fn cef_severity(severity: Severity) -> u8 {
+    match severity {
+        Severity::Critical => 10,
+        Severity::High => 8,
+        Severity::Medium => 5,
+        Severity::Low => 3,
+        Severity::Informational => 1,
     }
+}
 
-    /// Syslog severity: critical 2, high 3 (error), medium 4 (warning), low 5 (notice),
-    /// informational 6.
-    pub fn syslog(self) -> u8 {
-        match self {
-            Level::Critical => 2,
-            Level::High => 3,
-            Level::Medium => 4,
-            Level::Low => 5,
-            Level::Informational => 6,
-        }
-    }
-
-    /// CEF severity (0-10): critical 10, high 8, medium 5, low 3, informational 1.
-    pub fn cef(self) -> u8 {
-        match self {
-            Level::Critical => 10,
-            Level::High => 8,
-            Level::Medium => 5,
-            Level::Low => 3,
-            Level::Informational => 1,
-        }
-    }
-
-    /// OpenTelemetry severity number and text: FATAL 21, ERROR 17, WARN 13, INFO2 10, INFO 9.
-    pub fn otel(self) -> (i32, &'static str) {
-        match self {
-            Level::Critical => (21, "FATAL"),
-            Level::High => (17, "ERROR"),
-            Level::Medium => (13, "WARN"),
-            Level::Low => (10, "INFO2"),
-            Level::Informational => (9, "INFO"),
-        }
+/// OpenTelemetry severity number and text of an alert: FATAL 21, ERROR 17, WARN 13, INFO2 10,
+/// INFO 9.
+pub fn otel_severity(severity: Severity) -> (i32, &'static str) {
+    match severity {
+        Severity::Critical => (21, "FATAL"),
+        Severity::High => (17, "ERROR"),
+        Severity::Medium => (13, "WARN"),
+        Severity::Low => (10, "INFO2"),
+        Severity::Informational => (9, "INFO"),
     }
 }
 
@@ -149,22 +104,37 @@ mod tests {
     #[test]
     fn alert_levels_come_from_severity_then_rule_level_then_number() {
         assert_eq!(
-            Level::of(&alert(
+            alert_severity(&alert(
                 json!({"alert": {"severity": "High"}, "rule": {"level": "low"}})
             )),
-            Some(Level::High)
+            Some(Severity::High)
         );
         assert_eq!(
-            Level::of(&alert(json!({"rule": {"level": "critical"}}))),
-            Some(Level::Critical)
+            alert_severity(&alert(json!({"rule": {"level": "critical"}}))),
+            Some(Severity::Critical)
         );
         assert_eq!(
-            Level::of(&alert(json!({"event": {"severity": 47}}))),
-            Some(Level::Medium)
+            alert_severity(&alert(json!({"event": {"severity": 47}}))),
+            Some(Severity::Medium)
         );
-        assert_eq!(Level::of(&alert(json!({}))), Some(Level::Informational));
+        assert_eq!(
+            alert_severity(&alert(json!({}))),
+            Some(Severity::Informational)
+        );
         let plain: Event = serde_json::from_value(json!({"rule": {"level": "high"}})).expect("obj");
-        assert_eq!(Level::of(&plain), None, "only alerts have a level");
+        assert_eq!(alert_severity(&plain), None, "only alerts have a level");
+    }
+
+    #[test]
+    fn each_format_has_its_own_scale() {
+        let scales: Vec<_> = Severity::ALL
+            .into_iter()
+            .map(|s| (syslog_severity(s), cef_severity(s), otel_severity(s).0))
+            .collect();
+        assert_eq!(
+            scales,
+            [(6, 1, 9), (5, 3, 10), (4, 5, 13), (3, 8, 17), (2, 10, 21)]
+        );
     }
 
     #[test]

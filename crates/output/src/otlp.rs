@@ -45,7 +45,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::{Map, Value};
 
-use crate::fields::{to_json, Level};
+use crate::fields::{alert_severity, otel_severity, to_json};
 use crate::http::{check_url, HttpClient, Post};
 use crate::webhook::checked_headers;
 use crate::{ConfigError, Delivery, OtlpConfig, OtlpEncoding, OutputConfig, Sink, SinkError};
@@ -156,8 +156,8 @@ fn record_of(event: &Event, resource: &[(&'static str, String)], observed: u64) 
         .get_str("message")
         .map_or_else(|| to_json(event), str::to_string);
     let level_text = event.get_str("log.level").unwrap_or("");
-    let severity_number = match Level::of(event) {
-        Some(level) => level.otel().0,
+    let severity_number = match alert_severity(event) {
+        Some(level) => otel_severity(level).0,
         None => level_number(level_text),
     };
     let trace_id = hex_id(event, "trace.id", 16);

@@ -9,7 +9,8 @@
 //! Any 2xx is delivery; 408/429/5xx are retryable, other statuses permanent.
 
 use crowsnest_model::Event;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::fields::to_json;
 use crate::http::{check_url, HttpClient, Post};
@@ -41,23 +42,9 @@ pub fn encode(batch: &[Event], format: WebhookFormat) -> (Vec<u8>, &'static str)
 
 /// HMAC-SHA256 of `message` under `key` (RFC 2104), as lowercase hex.
 pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize();
-    hex::encode(outer)
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The webhook sink.

@@ -281,31 +281,40 @@ pub enum Gate<'a> {
     Duplicate,
 }
 
-/// Why a batch id was not admitted.
-#[derive(Debug, thiserror::Error)]
+/// Why [`gate`] refused a request; the HTTP layer answers 400 for a bad header and 503 (retry
+/// after a second) while the same batch is in flight.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GateError {
-    /// The id does not parse.
-    #[error("`{BATCH_HEADER}`: {0}")]
-    Malformed(String),
-    /// The same batch is being stored by another request; retry shortly.
-    #[error("batch `{0}` is in flight")]
+    /// The header holds more than visible ASCII.
+    #[error("`X-Crowsnest-Batch` should be ASCII")]
+    NotAscii,
+    /// The header is not a batch id.
+    #[error("`X-Crowsnest-Batch`: {0}")]
+    Malformed(#[from] BatchIdError),
+    /// The same batch is being stored by another request.
+    #[error("batch `{0}` is being stored by another request; retry")]
     InFlight(String),
 }
 
-/// Admits the batch named by the `X-Crowsnest-Batch` header's value, if any.
+/// Admits the batch named by the raw value of the `X-Crowsnest-Batch` header ([`BATCH_HEADER`]),
+/// when the request has one; this module knows nothing of HTTP.
 ///
 /// # Errors
 ///
-/// [`GateError::Malformed`] for an id that does not parse, [`GateError::InFlight`] while the
-/// same batch is in flight.
-pub fn gate<'a>(dedup: &'a Dedup, header: Option<&str>) -> Result<Gate<'a>, GateError> {
-    let Some(text) = header else {
+/// [`GateError`]: a header that is not an ASCII batch id, or a batch in flight.
+pub fn gate<'a>(dedup: &'a Dedup, header: Option<&[u8]>) -> Result<Gate<'a>, GateError> {
+    let Some(value) = header else {
         return Ok(Gate::Plain);
     };
-    let id = BatchId::parse(text).map_err(|e| GateError::Malformed(e.to_string()))?;
+    // Visible ASCII (and tab), as HTTP header values are read as text.
+    let text = std::str::from_utf8(value)
+        .ok()
+        .filter(|t| t.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
+        .ok_or(GateError::NotAscii)?;
+    let id = BatchId::parse(text)?;
     Ok(match dedup.begin(&id) {
         Admission::Duplicate => Gate::Duplicate,
-        Admission::InFlight => return Err(GateError::InFlight(text.to_string())),
+        Admission::InFlight => return Err(GateError::InFlight(id.render())),
         Admission::Accept => Gate::New(Admitted {
             dedup,
             id,
@@ -315,17 +324,8 @@ pub fn gate<'a>(dedup: &'a Dedup, header: Option<&str>) -> Result<Gate<'a>, Gate
 }
 
 fn write_atomic(path: &Path, snapshot: &HashMap<String, u64>) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crowsnest_util::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]
@@ -335,6 +335,33 @@ mod tests {
 
     fn id(text: &str) -> BatchId {
         BatchId::parse(text).expect("valid id")
+    }
+
+    #[test]
+    fn the_gate_admits_a_batch_once_and_refuses_bad_headers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dedup = Dedup::open(dir.path()).expect("open");
+        assert!(matches!(gate(&dedup, None), Ok(Gate::Plain)));
+        let header: Option<&[u8]> = Some(b"agent-1:spool:7");
+        let Ok(Gate::New(admitted)) = gate(&dedup, header) else {
+            panic!("a new batch is admitted");
+        };
+        assert_eq!(
+            gate(&dedup, header).err(),
+            Some(GateError::InFlight("agent-1:spool:7".into())),
+            "the same batch while the first is in flight"
+        );
+        admitted.stored();
+        assert!(matches!(gate(&dedup, header), Ok(Gate::Duplicate)));
+        assert_eq!(
+            gate(&dedup, Some("a:s:1\u{e9}".as_bytes())).err(),
+            Some(GateError::NotAscii)
+        );
+        let error = gate(&dedup, Some(b"no-colons")).err();
+        assert!(matches!(error, Some(GateError::Malformed(_))), "{error:?}");
+        assert!(error
+            .map(|e| e.to_string())
+            .is_some_and(|m| m.starts_with("`X-Crowsnest-Batch`: expected")));
     }
 
     #[test]

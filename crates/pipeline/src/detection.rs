@@ -548,19 +548,7 @@ fn alert_record(alert: &Alert, stable: &str, update: bool) -> Event {
 }
 
 fn write_atomically(path: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(checkpoint).context("serializing the checkpoint")?;
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_data())
-        .with_context(|| format!("writing `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
+    crowsnest_util::write_atomic(path, &bytes)
+        .with_context(|| format!("writing `{}`", path.display()))
 }

@@ -219,7 +219,7 @@ impl OutputWorker {
             last_error: Mutex::new(None),
             last_delivery: Mutex::new(None),
         });
-        let backoff = Backoff::from_config(&config);
+        let backoff = crowsnest_output::backoff::from_config(&config);
         Ok(Self {
             tail: None,
             cursor,
@@ -428,16 +428,9 @@ impl OutputWorker {
     fn save_cursor(&mut self) {
         self.saved = Instant::now();
         let next = self.status.next.load(Ordering::SeqCst);
-        let tmp = self.cursor_path.with_extension("cursor.tmp");
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let bytes = serde_json::to_vec(&Cursor { next }).map_err(std::io::Error::other)?;
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_data()?;
-            std::fs::rename(&tmp, &self.cursor_path)
-        };
-        let result = write();
+        let result = serde_json::to_vec(&Cursor { next })
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crowsnest_util::write_atomic(&self.cursor_path, &bytes));
         if let Err(error) = result {
             tracing::warn!(output = %self.config.name, %error, "saving the output cursor failed");
         }

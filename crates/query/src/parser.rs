@@ -75,7 +75,7 @@ pub struct ParseError {
 /// | pipe | meaning |
 /// | --- | --- |
 /// | `stats count(), dc(user.name) as users by kubernetes.namespace, verb` | one row per group |
-/// | `timechart span=5m count() by user.name` | buckets on `@timestamp`: `s`, `m`, `h`, `d` |
+/// | `timechart span=5m count() by user.name` | buckets on `@timestamp`; the span is a duration of [`crowsnest_model::duration`] (`30s`, `5m`, `1h`, `1d`, `1h30m`) in whole seconds |
 /// | `sort -count, user.name` (also `sort count desc`) | `-` descending, `+`/nothing ascending |
 /// | `head 5` | the first rows |
 /// | `fields @timestamp, user.name` | keep and reorder columns |

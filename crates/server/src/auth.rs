@@ -397,25 +397,12 @@ fn write_secret(path: &Path, token: &str) -> anyhow::Result<()> {
     write_secret_bytes(path, format!("{token}\n").as_bytes())
 }
 
-/// Writes a file readable by its owner only (0600), atomically.
+/// Writes a file readable by its owner only (0600), atomically and durably.
 fn write_secret_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("creating `{}`", tmp.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))?;
-    Ok(())
+    crowsnest_util::AtomicWrite::default()
+        .mode(0o600)
+        .write(path, bytes)
+        .with_context(|| format!("writing `{}`", path.display()))
 }
 
 #[cfg(test)]

@@ -156,3 +156,12 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<crate::dedup::GateError> for ApiError {
+    fn from(error: crate::dedup::GateError) -> Self {
+        match error {
+            crate::dedup::GateError::InFlight(_) => ApiError::Busy(1),
+            bad => ApiError::bad_request(bad.to_string()),
+        }
+    }
+}

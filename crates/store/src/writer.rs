@@ -80,19 +80,12 @@ pub(crate) fn read_committed(root: &Path) -> Result<Option<u64>, StoreError> {
 
 fn write_committed(root: &Path, position: u64) -> Result<(), StoreError> {
     let path = root.join(COMMITTED_FILE);
-    let tmp = root.join(format!("{COMMITTED_FILE}.tmp"));
     let body = serde_json::to_vec(&CommittedFile {
         wal_position: position,
     })
     .map_err(|e| StoreError::Index(format!("cannot encode commit position: {e}")))?;
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&body)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| StoreError::io(format!("cannot write `{}`", path.display()), e))
+    crowsnest_util::write_atomic(&path, &body)
+        .map_err(|e| StoreError::io(format!("cannot write `{}`", path.display()), e))
 }
 
 /// How many writers may be open and the memory budget of each.

@@ -148,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "crowsnest agent {} shipping to {}",
         agent.agent_id, args.server
     );
-    super::server::runtime()?.block_on(super::server::shutdown_signal());
+    crate::runtime::runtime()?.block_on(crate::runtime::shutdown_signal());
     tracing::info!("stopping: spooling what was read");
     agent.stop()?;
     Ok(ExitCode::SUCCESS)

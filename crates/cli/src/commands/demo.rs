@@ -9,8 +9,9 @@ use anyhow::Context;
 use chrono::Utc;
 
 use crate::client::Client;
-use crate::commands::server::{announce, runtime, shutdown_signal};
-use crate::generate::{attack_queries, GenConfig, Generated, Generator};
+use crate::commands::server::announce;
+use crate::runtime::{runtime, shutdown_signal};
+use crowsnest_gen::{attack_queries, GenConfig, Generated, Generator};
 
 /// Flags of `crowsnest demo`.
 #[derive(Debug, Clone, clap::Args)]

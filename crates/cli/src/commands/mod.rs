@@ -1,9 +1,6 @@
 //! One module per subcommand.
 
 pub mod agent;
-pub mod bench;
-pub mod bench_detect;
-pub mod bench_protocols;
 pub mod demo;
 pub mod hunt;
 pub mod ingest;
@@ -11,29 +8,10 @@ pub mod rules;
 pub mod search;
 pub mod server;
 
-/// Parses a duration like `30s`, `15m`, `1h`, `7d` (a bare number is seconds).
+/// Parses a `--since` duration in the grammar of [`crowsnest_model::duration`] (`30s`, `15m`,
+/// `1h`, `7d`, `1h30m`, ...).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| {
-        format!("invalid duration `{text}`: expected a number and a unit, like 15m, 1h, 7d")
-    })?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 604_800,
-        other => {
-            return Err(format!(
-                "invalid duration unit `{other}` in `{text}`: use s, m, h, d or w"
-            ))
-        }
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    crowsnest_model::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -42,11 +20,25 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90").map(|d| d.as_secs()), Ok(90));
+        assert_eq!(parse_duration("90s").map(|d| d.as_secs()), Ok(90));
         assert_eq!(parse_duration("15m").map(|d| d.as_secs()), Ok(900));
         assert_eq!(parse_duration("1h").map(|d| d.as_secs()), Ok(3600));
         assert_eq!(parse_duration("2d").map(|d| d.as_secs()), Ok(172_800));
-        assert!(parse_duration("1y").is_err_and(|e| e.contains("unit")));
+        assert_eq!(parse_duration("1w").map(|d| d.as_secs()), Ok(604_800));
+        assert_eq!(parse_duration("1h30m").map(|d| d.as_secs()), Ok(5_400));
+        assert_eq!(
+            parse_duration("90"),
+            Err(
+                "`90` is not a duration (time unit needed, for example 90sec or 90ms); \
+                 write a number and a unit, like 30s, 15m, 6h, 7d or 1h30m"
+                    .to_string()
+            )
+        );
+        assert!(parse_duration("1q").is_err_and(|e| e.contains("unknown time unit")));
         assert!(parse_duration("h").is_err());
+        assert_eq!(
+            parse_duration("999999999999d"),
+            Err("`999999999999d` is longer than 100 years".to_string())
+        );
     }
 }

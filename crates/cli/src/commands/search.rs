@@ -14,7 +14,7 @@ use crate::client::ServerArgs;
 pub struct Args {
     /// The query, e.g. `kubernetes.namespace:prod AND NOT user.name:system\:* | stats count() by user.name`.
     pub query: String,
-    /// Only events newer than this (e.g. 15m, 1h, 7d).
+    /// Only events newer than this: a duration like 30s, 15m, 6h, 7d or 1h30m.
     #[arg(long, value_parser = super::parse_duration, conflicts_with = "start")]
     pub since: Option<std::time::Duration>,
     /// Start time, RFC 3339.
@@ -50,11 +50,14 @@ pub enum Format {
 /// Runs the search and prints it.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.server.client()?;
-    let start = args.start.or_else(|| {
-        args.since
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| Utc::now() - d)
-    });
+    let start = match (args.start, args.since) {
+        (Some(start), _) => Some(start),
+        (None, Some(since)) => Some(
+            crowsnest_model::duration::before(Utc::now(), since)
+                .context("`--since` reaches before the earliest time there is")?,
+        ),
+        (None, None) => None,
+    };
     let request = json!({
         "query": args.query,
         "start": start.map(|t| t.to_rfc3339()),

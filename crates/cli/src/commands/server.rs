@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use crowsnest_server::ServerConfig;
 
+use crate::runtime::{runtime, shutdown_signal};
+
 /// Flags of `crowsnest server`. Each also reads the `CROWSNEST_*` variable named in its help.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -192,37 +194,6 @@ pub fn announce(running: &crowsnest_server::Running) {
             running.admin_token_path.display()
         ),
         None => eprintln!("admin token: {}", running.admin_token_path.display()),
-    }
-}
-
-/// The tokio runtime the commands use.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("crowsnest-rt")
-        .build()
-        .context("starting the async runtime")
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 

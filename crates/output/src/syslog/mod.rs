@@ -36,7 +36,7 @@ mod transport;
 
 use crowsnest_model::Event;
 
-use crate::fields::{event_time, local_hostname, to_json, Level};
+use crate::fields::{alert_severity, event_time, local_hostname, syslog_severity, to_json};
 use crate::{ConfigError, SyslogConfig, SyslogFormat};
 
 pub use transport::SyslogSink;
@@ -128,7 +128,7 @@ impl Header {
 
     /// The complete message for an event (no framing).
     pub fn encode(&self, event: &Event) -> String {
-        let severity = Level::of(event).map_or(6, Level::syslog);
+        let severity = alert_severity(event).map_or(6, syslog_severity);
         let pri = u16::from(self.facility) * 8 + u16::from(severity);
         let time = event_time(event).format("%Y-%m-%dT%H:%M:%S%.6fZ");
         let host = event

@@ -4,7 +4,7 @@
 //! pipes     := ("|" pipe)*
 //! pipe      := stats | timechart | sort | head | fields        -- names are case-insensitive
 //! stats     := "stats" agg ([","] agg)* ["by" names]
-//! timechart := "timechart" ["span=" N ("s"|"m"|"h"|"d")] [agg ([","] agg)*] ["by" name]
+//! timechart := "timechart" ["span=" duration] [agg ([","] agg)*] ["by" name]  -- duration: crowsnest_model::duration
 //! sort      := "sort" key ([","] key)*      key := ["-"|"+"] name ["asc"|"desc"]
 //! head      := "head" [N]                                       -- default 10
 //! fields    := "fields" ["+"] names                             -- `fields - x` is refused
@@ -337,36 +337,23 @@ fn timechart(cur: &mut Cursor) -> Result<Pipe, ParseError> {
     })
 }
 
-/// `30s`, `5m`, `1h`, `1d` -> seconds.
+/// A span in the duration grammar of [`crowsnest_model::duration`] (`30s`, `5m`, `1h`, `1d`,
+/// `1h30m`, ...) -> whole seconds, longer than zero.
 fn span(cur: &mut Cursor) -> Result<u64, ParseError> {
     let start = cur.pos();
     let text = ident(cur)?.map(|id| id.text).unwrap_or_default();
-    let bad = || {
-        Cursor::error_at(
-            start,
-            format!("expected a span such as `30s`, `5m`, `1h` or `1d`, found `{text}`"),
-        )
-    };
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(digits_end);
-    let amount: u64 = digits.parse().map_err(|_| bad())?;
-    let unit_secs = match unit.to_ascii_lowercase().as_str() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    match amount.checked_mul(unit_secs) {
-        Some(0) => Err(Cursor::error_at(start, "expected a span longer than zero")),
-        Some(secs) => Ok(secs),
-        None => Err(Cursor::error_at(
-            start,
-            format!("span `{text}` is too long"),
-        )),
+    let duration = crowsnest_model::parse_duration(&text)
+        .map_err(|e| Cursor::error_at(start, format!("invalid span: {e}")))?;
+    if duration.is_zero() {
+        return Err(Cursor::error_at(start, "expected a span longer than zero"));
     }
+    if duration.subsec_nanos() != 0 {
+        return Err(Cursor::error_at(
+            start,
+            format!("span `{text}` is not a whole number of seconds"),
+        ));
+    }
+    Ok(duration.as_secs())
 }
 
 fn sort(cur: &mut Cursor) -> Result<Pipe, ParseError> {

@@ -159,7 +159,15 @@ fn timechart_defaults_and_spans() {
             "| timechart by verb",
             vec![tc(DEFAULT_SPAN_SECS, vec![count()], Some("verb"))],
         ),
-        ("| timechart span=1M", vec![tc(60, vec![count()], None)]),
+        ("| timechart span=1min", vec![tc(60, vec![count()], None)]),
+        (
+            "| timechart span=1h30m",
+            vec![tc(5_400, vec![count()], None)],
+        ),
+        (
+            "| timechart span=1w",
+            vec![tc(604_800, vec![count()], None)],
+        ),
     ]);
     assert_eq!(DEFAULT_SPAN_SECS, 60);
 }

@@ -222,13 +222,18 @@ fn pipes() -> impl Strategy<Value = Vec<Pipe>> {
     let first = prop_oneof![
         (aggs(), prop::collection::vec(name(), 0..3))
             .prop_map(|(aggs, by)| Pipe::Stats { aggs, by }),
-        (1..=u64::MAX, aggs(), prop::option::of(name())).prop_map(|(span_secs, aggs, by)| {
-            Pipe::Timechart {
-                span_secs,
-                aggs,
-                by,
-            }
-        }),
+        (
+            1..=crowsnest_model::duration::MAX_DURATION.as_secs(),
+            aggs(),
+            prop::option::of(name()),
+        )
+            .prop_map(|(span_secs, aggs, by)| {
+                Pipe::Timechart {
+                    span_secs,
+                    aggs,
+                    by,
+                }
+            }),
         row_pipe(),
     ];
     (

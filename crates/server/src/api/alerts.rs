@@ -12,7 +12,8 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use crowsnest_model::{ecs, Severity};
 use crowsnest_query::{Agg, AggFunc, Filter, Pipe, Query as SearchQuery};
 use crowsnest_store::SearchRequest;
 use serde_json::{json, Value};
@@ -24,9 +25,6 @@ use crate::AppState;
 
 /// Most alerts one page returns.
 const MAX_LIMIT: usize = 1_000;
-
-/// Severity order of Sigma levels.
-const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
 
 pub(super) async fn alerts(
     State(state): State<Arc<AppState>>,
@@ -64,10 +62,13 @@ pub(super) async fn alerts(
         value: value.to_string(),
     };
     let mut clauses = vec![term("event.kind", "alert")];
+    if let Some(level) = params.get("level").filter(|v| !v.is_empty()) {
+        let level = parse_level("level", level)?;
+        clauses.push(term(ecs::RULE_LEVEL, level.as_str()));
+    }
     for (param, field) in [
-        ("rule", "rule.id"),
-        ("level", "rule.level"),
-        ("technique", "threat.technique.id"),
+        ("rule", ecs::RULE_ID),
+        ("technique", ecs::THREAT_TECHNIQUE_ID),
         ("namespace", "kubernetes.namespace"),
         ("pod", "kubernetes.pod.name"),
         ("container", "container.name"),
@@ -78,13 +79,8 @@ pub(super) async fn alerts(
         }
     }
     if let Some(min) = params.get("min_level").filter(|v| !v.is_empty()) {
-        let index = LEVELS.iter().position(|l| l == min).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "unknown `min_level` `{min}`: expected one of {}",
-                LEVELS.join(", ")
-            ))
-        })?;
-        let levels = LEVELS[index..].iter().map(|l| term("rule.level", l));
+        let min = parse_level("min_level", min)?;
+        let levels = min.and_above().map(|l| term(ecs::RULE_LEVEL, l.as_str()));
         clauses.push(Filter::Or(levels.collect()));
     }
     if let Some(text) = params.get("query").filter(|v| !v.trim().is_empty()) {
@@ -117,7 +113,7 @@ pub(super) async fn alerts(
         )));
     }
     let start = match (params.get("since"), params.get("start")) {
-        (Some(since), _) => Some(Utc::now() - parse_since(since)?),
+        (Some(since), _) => Some(parse_since(since, Utc::now())?),
         (None, Some(start)) => Some(parse_time("start", start)?),
         (None, None) => None,
     };
@@ -215,40 +211,38 @@ fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-/// `30s`, `15m`, `1h`, `7d`.
-fn parse_since(text: &str) -> Result<Duration, ApiError> {
-    let bad = || {
-        ApiError::bad_request(format!(
-            "`since` must be a duration like 30s, 15m, 1h or 7d, not `{text}`"
+/// A level parameter (`level`, `min_level`): a [`Severity`] name.
+fn parse_level(name: &str, text: &str) -> Result<Severity, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::bad_request(format!("invalid `{name}`: {e}")))
+}
+
+/// `since`: a duration in the grammar of [`crowsnest_model::duration`] (`30s`, `15m`, `1h`,
+/// `7d`, `1h30m`, ...), as the instant that long before `now`.
+fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let bad = |reason: String| ApiError::bad_request(format!("invalid `since`: {reason}"));
+    let duration = crowsnest_model::parse_duration(text).map_err(|e| bad(e.to_string()))?;
+    crowsnest_model::duration::before(now, duration).ok_or_else(|| {
+        bad(format!(
+            "`{text}` reaches before the earliest time there is"
         ))
-    };
-    // Split off the last character, not the last byte: the text may be any UTF-8.
-    let unit = text.chars().last().ok_or_else(bad)?;
-    let number = &text[..text.len() - unit.len_utf8()];
-    let n: i64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        's' => n,
-        'm' => n.checked_mul(60).ok_or_else(bad)?,
-        'h' => n.checked_mul(3_600).ok_or_else(bad)?,
-        'd' => n.checked_mul(86_400).ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
-    Duration::try_seconds(seconds).ok_or_else(bad)
+    })
 }
 
 /// An alert as an OCSF 1.1 Detection Finding (class 2004).
 pub(crate) fn to_ocsf(alert: &Value) -> Value {
     let text = |pointer: &str| alert.pointer(pointer).cloned().unwrap_or(Value::Null);
-    let level = alert
-        .pointer("/rule/level")
-        .and_then(Value::as_str)
-        .unwrap_or("informational");
+    // Every record here is an alert (the search asked for `event.kind: alert`).
+    let level = serde_json::from_value::<crowsnest_model::Event>(alert.clone())
+        .ok()
+        .and_then(|event| Severity::of_alert(&event))
+        .unwrap_or(Severity::Informational);
     let (severity_id, severity) = match level {
-        "low" => (2, "Low"),
-        "medium" => (3, "Medium"),
-        "high" => (4, "High"),
-        "critical" => (5, "Critical"),
-        _ => (1, "Informational"),
+        Severity::Informational => (1, "Informational"),
+        Severity::Low => (2, "Low"),
+        Severity::Medium => (3, "Medium"),
+        Severity::High => (4, "High"),
+        Severity::Critical => (5, "Critical"),
     };
     let time_ms = alert
         .pointer("/@timestamp")
@@ -339,16 +333,23 @@ pub(super) async fn reload_rules(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_since;
+    use super::{parse_level, parse_since};
+    use chrono::{DateTime, Utc};
+
+    fn message(error: crate::error::ApiError) -> String {
+        error.to_string()
+    }
 
     #[test]
     fn since_takes_durations_and_refuses_anything_else_without_panicking() {
-        assert_eq!(parse_since("90s").map(|d| d.num_seconds()).ok(), Some(90));
-        assert_eq!(parse_since("15m").map(|d| d.num_seconds()).ok(), Some(900));
-        assert_eq!(
-            parse_since("7d").map(|d| d.num_seconds()).ok(),
-            Some(604_800)
-        );
+        let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let ago = |text: &str| parse_since(text, now).map(|t| (now - t).num_seconds()).ok();
+        assert_eq!(ago("90s"), Some(90));
+        assert_eq!(ago("15m"), Some(900));
+        assert_eq!(ago("7d"), Some(604_800));
+        assert_eq!(ago("1h30m"), Some(5_400));
         // Found by schemathesis: a multi-byte character used to split a UTF-8 sequence.
         for bad in [
             "\u{80}",
@@ -357,10 +358,37 @@ mod tests {
             "",
             "h",
             "-",
+            "-5m",
             "99999999999999999d",
-            "1y",
+            "99999999999d",
+            "1q",
         ] {
-            assert!(parse_since(bad).is_err(), "{bad:?}");
+            assert!(parse_since(bad, now).is_err(), "{bad:?}");
         }
+        let error = message(parse_since("90", now).expect_err("no unit"));
+        assert_eq!(
+            error,
+            "invalid `since`: `90` is not a duration (time unit needed, for example 90sec or \
+             90ms); write a number and a unit, like 30s, 15m, 6h, 7d or 1h30m"
+        );
+        let error = message(parse_since("99999999999d", now).expect_err("too long"));
+        assert_eq!(
+            error,
+            "invalid `since`: `99999999999d` is longer than 100 years"
+        );
+    }
+
+    #[test]
+    fn levels_are_severity_names() {
+        assert_eq!(
+            parse_level("min_level", "High").ok(),
+            Some(crowsnest_model::Severity::High)
+        );
+        let error = message(parse_level("min_level", "severe").expect_err("unknown"));
+        assert_eq!(
+            error,
+            "invalid `min_level`: unknown severity `severe`: expected one of informational, \
+             low, medium, high, critical"
+        );
     }
 }

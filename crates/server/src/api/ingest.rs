@@ -96,17 +96,7 @@ pub(super) async fn ndjson(
     .map_err(|e| ApiError::Internal(e.into()))?;
     // Batches retried by the agent: stored once (crate::dedup).
     let mut decoded = decoded;
-    let batch = headers
-        .get(crate::dedup::BATCH_HEADER)
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("`X-Crowsnest-Batch` should be ASCII"))
-        })
-        .transpose()?;
-    let admitted = match crate::dedup::gate(&state.dedup, batch).map_err(|error| match error {
-        crate::dedup::GateError::Malformed(_) => ApiError::bad_request(error.to_string()),
-        crate::dedup::GateError::InFlight(_) => ApiError::Busy(1),
-    })? {
+    let admitted = match crate::dedup::gate(&state.dedup, super::batch_header(&headers))? {
         crate::dedup::Gate::Duplicate => {
             return Ok(
                 Json(json!({"accepted": 0, "rejected": 0, "errors": [], "duplicate": true}))

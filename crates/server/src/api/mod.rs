@@ -320,6 +320,13 @@ async fn create_token(
     ))
 }
 
+/// The raw value of the agent's batch header (`X-Crowsnest-Batch`), for [`crate::dedup::gate`].
+pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(crate::dedup::BATCH_HEADER)
+        .map(axum::http::HeaderValue::as_bytes)
+}
+
 #[cfg(test)]
 mod alert_tests;
 #[cfg(test)]
