@@ -1,5 +1,7 @@
 //! Fuzzes `crowsnest_normalize::decode_ndjson` (the `POST /api/v1/ingest/ndjson` body) with
-//! every `source`, checking the properties in `crowsnest_normalize::invariants::check_ndjson`.
+//! no `source` (detection) and with every `source` that names a parser of the registry
+//! (`crowsnest_normalize::registry::PARSERS`: audit, managed, Falco, Docker json-file, CRI,
+//! syslog, generic), checking the properties in `crowsnest_normalize::invariants::check_ndjson`.
 
 #![no_main]
 

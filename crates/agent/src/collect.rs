@@ -12,8 +12,11 @@
 //! | host logs | syslog, auth.log, messages, secure, kubelet/containerd logs | `system.syslog` / `system.auth` / `<name>.log` |
 //! | Falco | its `json_output` file | `falco.alerts` |
 //!
-//! Every record carries the file's cursor, keyed `file:<path>`, so a restart resumes at the
-//! last line that reached the spool.
+//! Container log lines and Falco alerts are mapped by the parsers of `crowsnest-normalize`'s
+//! registry (the same the server's endpoints and `crowsnest hunt` use); the collector adds
+//! what only the node knows (`log.file.path`, container and pod identity). Every record carries
+//! the file's cursor, keyed `file:<path>`, so a restart resumes at the last line that reached
+//! the spool.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +26,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crowsnest_normalize::container::{self, Format, Joiner, LogLine, Reassembler, MAX_LINE_BYTES};
+use crowsnest_normalize::falco::Falco;
+use crowsnest_normalize::registry::{parse_record, Source};
+use crowsnest_normalize::{Decoded, Limits};
+
 use crate::audit;
-use crate::logline::{Format, Joiner, Reassembler, MAX_LINE_BYTES};
 use crate::meta::{self, ContainerMeta};
 use crate::spool::Record;
 use crate::tail::{Cursor, Tail};
@@ -262,8 +269,8 @@ fn poll_one(
         tx.send(record).is_ok()
     };
     if lines.is_empty() {
-        if let Some((log, cursor)) = f.joiner.flush() {
-            let event = container_event(&log, f.tail.path(), f.meta.as_ref());
+        if let (Some((log, cursor)), Kind::Container(format)) = (f.joiner.flush(), &f.kind) {
+            let event = container_event(&log, *format, f.tail.path(), f.meta.as_ref());
             send(Some(event), cursor);
         }
         if matches!(f.kind, Kind::Audit) && !f.aggregator.is_empty() {
@@ -277,7 +284,7 @@ fn poll_one(
     }
     for line in lines {
         let ok = match &f.kind {
-            Kind::Container(_) => {
+            Kind::Container(format) => {
                 let Some(r) = f.reassembler.as_mut() else {
                     continue;
                 };
@@ -286,7 +293,8 @@ fn poll_one(
                         let cursor = (!r.has_pending()).then_some(line.cursor);
                         match f.joiner.push(log, cursor) {
                             Some((done, cursor)) => {
-                                let event = container_event(&done, f.tail.path(), f.meta.as_ref());
+                                let event =
+                                    container_event(&done, *format, f.tail.path(), f.meta.as_ref());
                                 send(Some(event), cursor)
                             }
                             None => true,
@@ -309,8 +317,14 @@ fn poll_one(
                 send(as_map(event), Some(line.cursor))
             }
             Kind::Falco => {
-                let event = falco_event(&line.text);
-                send(event, Some(line.cursor))
+                let events = falco_events(&line.text);
+                if events.is_empty() {
+                    send(None, Some(line.cursor))
+                } else {
+                    events
+                        .into_iter()
+                        .all(|event| send(Some(event), Some(line.cursor)))
+                }
             }
             Kind::Audit => {
                 let Some(record) = audit::parse_line(&line.text) else {
@@ -346,58 +360,58 @@ fn as_map(value: Value) -> Option<Map<String, Value>> {
 }
 
 fn container_event(
-    log: &crate::logline::LogLine,
+    log: &LogLine,
+    format: Format,
     path: &Path,
     meta: Option<&ContainerMeta>,
 ) -> Map<String, Value> {
+    let mut event = container::log_event(log, format).0;
+    // On a node, a container with a pod is Kubernetes' whichever runtime wrote the file.
     let module = if meta.is_some_and(|m| m.pod_name.is_some()) {
         "kubernetes"
     } else {
         "docker"
     };
-    let mut event = Map::new();
-    if !log.time.is_empty() {
-        event.insert("@timestamp".into(), json!(log.time));
+    if let Some(Value::Object(meta)) = event.get_mut("event") {
+        meta.insert("module".into(), json!(module));
     }
-    event.insert("message".into(), json!(log.text));
-    event.insert(
-        "event".into(),
-        json!({"kind": "event", "module": module, "dataset": "container.logs"}),
-    );
-    event.insert(
-        "log".into(),
-        json!({"iostream": log.stream, "file": {"path": path.display().to_string()}}),
-    );
+    if let Value::Object(log) = event.entry("log").or_insert_with(|| json!({})) {
+        log.insert("file".into(), json!({"path": path.display().to_string()}));
+    }
     if let Some(meta) = meta {
         meta.apply(&mut event);
     }
     event
 }
 
-/// Falco's JSON output: `{"output", "priority", "rule", "time", "output_fields", ...}`.
-fn falco_event(text: &str) -> Option<Map<String, Value>> {
-    let value: Value = serde_json::from_str(text).ok()?;
-    let rule = value.get("rule").cloned().unwrap_or(Value::Null);
-    let mut event = Map::new();
-    if let Some(time) = value.get("time") {
-        event.insert("@timestamp".into(), time.clone());
-    }
-    event.insert(
-        "message".into(),
-        value.get("output").cloned().unwrap_or(json!(text)),
+/// One line of Falco's JSON output, by the registry's Falco parser. A line that is not an
+/// alert is kept as a plain event with `error.message` saying why, never dropped.
+fn falco_events(text: &str) -> Vec<Map<String, Value>> {
+    let mut decoded = Decoded::default();
+    let limits = Limits {
+        max_line_bytes: MAX_LINE_BYTES,
+        ..Limits::default()
+    };
+    parse_record(
+        text.as_bytes(),
+        1,
+        Source::Named(&Falco),
+        &limits,
+        &mut decoded,
     );
-    event.insert(
-        "event".into(),
-        json!({"kind": "alert", "module": "falco", "dataset": "falco.alerts",
-               "severity_name": value.get("priority")}),
-    );
-    event.insert("rule".into(), json!({ "name": rule }));
-    let fields = value.get("output_fields").cloned().unwrap_or(Value::Null);
-    if let Some(id) = fields.get("container.id").and_then(Value::as_str) {
-        event.insert("container".into(), json!({ "id": id }));
+    let mut events: Vec<Map<String, Value>> = decoded.events.into_iter().map(|e| e.0).collect();
+    for error in decoded.errors {
+        let mut reason = error.reason;
+        if let Some(field) = error.field {
+            reason = format!("`{field}`: {reason}");
+        }
+        events.push(as_map(json!({
+            "message": text,
+            "event": {"kind": "event", "module": "falco", "dataset": "falco.alerts", "original": text},
+            "error": {"message": reason},
+        })).unwrap_or_default());
     }
-    event.insert("falco".into(), value);
-    Some(event)
+    events
 }
 
 fn audit_event(
@@ -437,4 +451,55 @@ fn audit_event(
         meta.apply(&mut event);
     }
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_lines_map_through_the_registry_and_gain_node_fields() {
+        let mut reassembler = Reassembler::new(Format::Cri);
+        let line = reassembler
+            .push("2024-05-01T10:00:00.123456789Z stderr F boom")
+            .expect("cri")
+            .expect("complete");
+        let meta = ContainerMeta {
+            id: Some("abc".into()),
+            pod_name: Some("web-0".into()),
+            ..ContainerMeta::default()
+        };
+        let path = Path::new("/var/log/pods/ns_web-0_uid/web/0.log");
+        let event = Value::Object(container_event(&line, Format::Cri, path, Some(&meta)));
+        assert_eq!(event["@timestamp"], "2024-05-01T10:00:00.123456Z");
+        assert_eq!(event["message"], "boom");
+        assert_eq!(event["event"]["dataset"], "container.logs");
+        assert_eq!(event["event"]["module"], "kubernetes");
+        assert_eq!(event["log"]["iostream"], "stderr");
+        assert_eq!(event["log"]["file"]["path"], path.display().to_string());
+        assert_eq!(event["container"]["id"], "abc");
+        let bare = Value::Object(container_event(&line, Format::DockerJson, path, None));
+        assert_eq!(bare["event"]["module"], "docker");
+    }
+
+    #[test]
+    fn falco_lines_become_alerts_and_bad_lines_are_kept_with_the_reason() {
+        let alert = r#"{"output":"Shell","priority":"Warning","rule":"Terminal shell","time":"2024-05-01T10:00:00Z","output_fields":{"container.id":"abc"}}"#;
+        let events = falco_events(alert);
+        assert_eq!(events.len(), 1);
+        let event = Value::Object(events[0].clone());
+        assert_eq!(event["event"]["kind"], "alert");
+        assert_eq!(event["rule"]["name"], "Terminal shell");
+        assert_eq!(event["container"]["id"], "abc");
+        assert_eq!(event["event"]["original"], alert);
+        let bad = Value::Object(falco_events("not json").remove(0));
+        assert_eq!(bad["message"], "not json");
+        assert!(bad["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        let no_rule = Value::Object(falco_events(r#"{"time":"2024-05-01T10:00:00Z"}"#).remove(0));
+        assert!(no_rule["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("`rule`")));
+    }
 }

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! * [`collect`] follows files ([`tail`]: rotation, truncation, cursors) and turns lines into
-//!   ECS events ([`logline`] for container log formats, [`audit`] for kernel audit records,
-//!   [`meta`] for container and pod identity).
+//!   ECS events with the parsers of `crowsnest-normalize`'s registry (container log formats,
+//!   Falco alerts; the same ones the server and `crowsnest hunt` use), [`audit`] for kernel
+//!   audit records and [`meta`] for container and pod identity.
 //! * [`docker`] follows the engine's events through its API.
 //! * [`spool`] batches events to disk together with the cursors (the commit point), bounded in
 //!   bytes; when full, collectors stop reading.
@@ -23,7 +24,6 @@
 pub mod audit;
 pub mod collect;
 pub mod docker;
-pub mod logline;
 pub mod meta;
 pub mod rules;
 pub mod ship;

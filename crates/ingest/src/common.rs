@@ -1,32 +1,17 @@
-//! Helpers every decoder shares: the last step (`finish`), generic JSON objects, truncation.
+//! Helpers every decoder shares: JSON records through the registry, truncation. The last
+//! step of every decoder is [`crowsnest_normalize::finish`], the one place that decides what
+//! `event.original` is.
 
 use std::borrow::Cow;
 
 use base64::Engine;
 use crowsnest_model::{ecs, Event};
+use crowsnest_normalize::registry::{parse_lines, Source};
 use crowsnest_normalize::{Decoded, LineError};
 use serde_json::{Map, Value};
 
 use crate::limits::{decompress, Encoding};
 use crate::Limits;
-
-/// Applies the field-size limit and records the original text: the last step of every
-/// decoder.
-pub(crate) fn finish(mut event: Event, original: &str, limits: &Limits) -> Event {
-    truncate_strings(&mut event.0, limits.decode.max_field_bytes);
-    event.set(ecs::EVENT_ORIGINAL, Value::String(original.to_string()));
-    event
-}
-
-/// Like [`finish`], but an event that already has an `event.original` (an item of a batch,
-/// or a record that arrived with its own) keeps it.
-pub(crate) fn finish_keep(mut event: Event, original: &str, limits: &Limits) -> Event {
-    truncate_strings(&mut event.0, limits.decode.max_field_bytes);
-    if event.get_str(ecs::EVENT_ORIGINAL).is_none() {
-        event.set(ecs::EVENT_ORIGINAL, Value::String(original.to_string()));
-    }
-    event
-}
 
 /// Maps one JSON record (one object's text) to *all* the events it holds, with
 /// `crowsnest-normalize`'s per-line detection: a Kubernetes audit event (native or managed)
@@ -36,7 +21,7 @@ pub(crate) fn finish_keep(mut event: Event, original: &str, limits: &Limits) -> 
 /// aliases resolved. `dataset` names generic events.
 ///
 /// An event that is the whole record has no `event.original` yet (the caller sets it, often
-/// to a larger envelope with [`finish_keep`]); an event split from a batch keeps its own
+/// to a larger envelope, with [`crowsnest_normalize::finish`]); an event split from a batch keeps its own
 /// item's exact text. Items that do not decode are [`LineError`]s numbered 1 (the record),
 /// their field naming the item (`items[2].verb`, `logEvents[1].message`); the good items
 /// still decode. A record that holds no events (an empty `EventList`, a CloudWatch
@@ -65,10 +50,10 @@ pub(crate) fn json_text(text: &[u8], dataset: &str, limits: &Limits) -> Decoded 
 }
 
 fn json_record(text: &[u8], dataset: &str, limits: &Limits) -> Decoded {
-    let source = if crowsnest_normalize::known_sources().contains(&dataset) {
-        None
+    let source = if dataset.is_empty() {
+        Source::from_name(None)
     } else {
-        Some(dataset)
+        Source::Detect { dataset }
     };
     // Normalize reads one record per line; outside strings a newline is only whitespace
     // (inside them JSON allows no raw newline), so a pretty-printed record stays one record.
@@ -81,7 +66,7 @@ fn json_record(text: &[u8], dataset: &str, limits: &Limits) -> Decoded {
     } else {
         Cow::Borrowed(text)
     };
-    let mut decoded = crowsnest_normalize::decode_ndjson(&one_line, source, &limits.decode);
+    let mut decoded = parse_lines(&one_line, source, &limits.decode);
     let whole = std::str::from_utf8(&one_line).ok().map(str::trim);
     for event in &mut decoded.events {
         let is_whole =
@@ -182,11 +167,12 @@ pub(crate) fn is_name(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-pub(crate) use crowsnest_normalize::{too_deep, truncate_strings};
+pub(crate) use crowsnest_normalize::too_deep;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crowsnest_normalize::truncate_strings;
     use serde_json::json;
 
     #[test]

@@ -22,7 +22,7 @@ use crowsnest_model::Event;
 use crowsnest_normalize::{Decoded, LineError};
 use serde_json::{Map, Value};
 
-use crate::common::{claim_module, finish_keep, is_name, json_text, within_room};
+use crate::common::{claim_module, is_name, json_text, within_room};
 use crate::{IngestError, Limits};
 
 /// What one bulk item asked for.
@@ -289,7 +289,7 @@ fn document_events(
             if let Some(id) = id {
                 event.set("es.id", Value::String(id.to_string()));
             }
-            finish_keep(event, original, limits)
+            crowsnest_normalize::finish(event, original, &limits.decode)
         })
         .collect();
     Decoded { events, errors }

@@ -28,7 +28,7 @@ use crowsnest_normalize::{Decoded, LineError};
 use rmpv::Value as Pack;
 use serde_json::{Map, Value};
 
-use crate::common::{claim_module, finish_keep, is_name, json_text, within_room};
+use crate::common::{claim_module, is_name, json_text, within_room};
 use crate::limits::{decompress, Encoding};
 use crate::Limits;
 
@@ -266,7 +266,7 @@ fn entry_events(entry: Pack, tag: &str, room: usize, limits: &Limits) -> Result<
             if let Some(stream) = record.get("stream").and_then(Value::as_str) {
                 event.set("log.iostream", Value::String(stream.to_string()));
             }
-            finish_keep(event, &original, limits)
+            crowsnest_normalize::finish(event, &original, &limits.decode)
         })
         .collect();
     Ok(Decoded { events, errors })

@@ -28,7 +28,6 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use serde_json::{Map, Value};
 
-use crate::common::finish;
 use crate::{IngestError, Limits};
 
 /// How the request body is encoded.
@@ -150,7 +149,11 @@ pub fn map_request(request: ExportLogsServiceRequest, limits: &Limits) -> Decode
                 if !scope.version.is_empty() {
                     event.set("otel.scope.version", Value::String(scope.version.clone()));
                 }
-                decoded.events.push(finish(event, &original, limits));
+                decoded.events.push(crowsnest_normalize::finish(
+                    event,
+                    &original,
+                    &limits.decode,
+                ));
             }
         }
     }

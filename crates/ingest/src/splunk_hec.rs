@@ -25,13 +25,11 @@
 use std::collections::BTreeMap;
 
 use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
-use crowsnest_normalize::{Decoded, LineError};
+use crowsnest_normalize::{finish, Decoded, LineError};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::common::{
-    claim_module, finish, finish_keep, is_name, json_object, json_text, within_room,
-};
+use crate::common::{claim_module, is_name, json_object, json_text, within_room};
 use crate::Limits;
 
 /// The envelope of raw-endpoint events (from the query string).
@@ -95,7 +93,7 @@ pub fn decode_events(body: &[u8], channel: Option<&str>, limits: &Limits) -> Dec
             Ok(Decoded { events, errors }) => {
                 decoded
                     .events
-                    .extend(events.into_iter().map(|e| finish_keep(e, text, limits)));
+                    .extend(events.into_iter().map(|e| finish(e, text, &limits.decode)));
                 decoded
                     .errors
                     .extend(errors.into_iter().map(|error| LineError {
@@ -304,7 +302,7 @@ pub fn decode_raw(body: &[u8], meta: &RawMeta, limits: &Limits) -> Decoded {
                 event.set(key, Value::String(value.clone()));
             }
         }
-        decoded.events.push(finish(event, text, limits));
+        decoded.events.push(finish(event, text, &limits.decode));
     }
     decoded
 }

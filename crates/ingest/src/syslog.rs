@@ -1,24 +1,9 @@
-//! Syslog messages (RFC 5424 and RFC 3164, leniently, with Vector's `syslog_loose` parser) and
-//! RFC 6587 stream framing.
+//! Syslog over the network: RFC 6587 stream framing, and each message mapped by the registry's
+//! syslog parser (`crowsnest_normalize::syslog`, which documents the fields).
 //!
-//! One message becomes one event:
-//!
-//! | syslog | event |
-//! |---|---|
-//! | timestamp (RFC 3164's yearless one resolved to the most recent past date, local time) | `@timestamp` |
-//! | MSG | `message` |
-//! | HOSTNAME | `host.name`, `syslog.hostname` |
-//! | APP-NAME / TAG | `process.name`, `syslog.appname` |
-//! | PROCID | `process.pid` when numeric, `syslog.procid` |
-//! | PRI | `syslog.facility`, `syslog.severity` (names), `syslog.priority`, `log.level` |
-//! | MSGID, VERSION | `syslog.msgid`, `syslog.version` |
-//! | STRUCTURED-DATA | `syslog.structured_data.<SD-ID>.<PARAM>` |
-//! | sender address | `source.ip` |
-//!
-//! `syslog.protocol` says which RFC the line parsed as (`rfc5424`, `rfc3164`). A line that
-//! parses as neither is kept whole as `message` (the parser is lenient, like rsyslog's own).
 //! Invalid UTF-8 is replaced (U+FFFD) rather than rejected: syslog senders pass through
-//! whatever bytes the application logged, and losing the event is worse.
+//! whatever bytes the application logged, and losing the event is worse. The sender's address
+//! becomes `source.ip`.
 //!
 //! [`next_frame`] splits a TCP/TLS byte stream: a frame that starts with a digit is
 //! octet-counted (`LEN SP MSG`, RFC 6587 §3.4.1), anything else ends at LF (§3.4.2), with a
@@ -26,12 +11,13 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, Utc};
-use crowsnest_model::{ecs, format_timestamp, Event};
-use serde_json::{Map, Value};
-use syslog_loose::{IncompleteDate, Message, ProcId, Protocol, Variant};
+use chrono::{FixedOffset, Local};
+use crowsnest_model::Event;
+use serde_json::Value;
+use syslog_loose::IncompleteDate;
 
-use crate::common::finish;
+pub use crowsnest_normalize::syslog::resolve_year;
+
 use crate::Limits;
 
 /// Decodes one syslog message received at the current time.
@@ -72,106 +58,11 @@ where
         ));
     }
     let text = String::from_utf8_lossy(bytes);
-    let trimmed = text.trim_end_matches(['\n', '\r', '\0']);
-    if trimmed.trim().is_empty() {
-        return Err("expected a syslog message, found an empty line".to_string());
-    }
-    let message = match timezone {
-        Some(tz) => {
-            syslog_loose::parse_message_with_year_tz(trimmed, year, Some(tz), Variant::Either)
-        }
-        None => syslog_loose::parse_message_with_year(trimmed, year, Variant::Either),
-    };
-    let mut event = map_message(&message);
+    let (mut event, trimmed) = crowsnest_normalize::syslog::message(&text, year, timezone)?;
     if let Some(peer) = peer {
         event.set("source.ip", Value::String(peer.to_string()));
     }
-    Ok(finish(event, trimmed, limits))
-}
-
-/// The year rule for RFC 3164 dates (which have none): the current year, unless that puts the
-/// date more than a day in the future (a December line read in January).
-pub fn resolve_year((month, day, ..): IncompleteDate, now: DateTime<Local>) -> i32 {
-    let year = now.year();
-    if month > now.month() || (month == now.month() && day > now.day() + 1) {
-        year - 1
-    } else {
-        year
-    }
-}
-
-fn map_message(message: &Message<&str>) -> Event {
-    let mut event = Event::new();
-    let mut syslog = Map::new();
-    if let Some(timestamp) = message.timestamp {
-        event.set(
-            ecs::TIMESTAMP,
-            Value::String(format_timestamp(timestamp.with_timezone(&Utc))),
-        );
-    }
-    event.set(ecs::MESSAGE, Value::String(message.msg.to_string()));
-    if let (Some(facility), Some(severity)) = (message.facility, message.severity) {
-        syslog.insert("facility".into(), Value::from(facility.as_str()));
-        syslog.insert("severity".into(), Value::from(severity.as_str()));
-        syslog.insert(
-            "priority".into(),
-            Value::from(facility as u32 * 8 + severity as u32),
-        );
-        event.set("log.level", Value::from(severity.as_str()));
-    } else if let Some(severity) = message.severity {
-        syslog.insert("severity".into(), Value::from(severity.as_str()));
-        event.set("log.level", Value::from(severity.as_str()));
-    }
-    if let Some(hostname) = message.hostname {
-        syslog.insert("hostname".into(), Value::from(hostname));
-        event.set("host.name", Value::from(hostname));
-    }
-    if let Some(appname) = message.appname {
-        syslog.insert("appname".into(), Value::from(appname));
-        event.set("process.name", Value::from(appname));
-    }
-    match &message.procid {
-        Some(ProcId::PID(pid)) => {
-            syslog.insert("procid".into(), Value::from(*pid));
-            event.set("process.pid", Value::from(*pid));
-        }
-        Some(ProcId::Name(name)) => {
-            syslog.insert("procid".into(), Value::from(*name));
-        }
-        None => {}
-    }
-    if let Some(msgid) = message.msgid {
-        syslog.insert("msgid".into(), Value::from(msgid));
-    }
-    match message.protocol {
-        Protocol::RFC5424(version) => {
-            syslog.insert("protocol".into(), Value::from("rfc5424"));
-            syslog.insert("version".into(), Value::from(version));
-        }
-        Protocol::RFC3164 => {
-            syslog.insert("protocol".into(), Value::from("rfc3164"));
-        }
-    }
-    if !message.structured_data.is_empty() {
-        let mut data = Map::new();
-        // A repeated SD-ID (not allowed by RFC 5424, but sent) merges into one element.
-        for element in &message.structured_data {
-            let entry = data
-                .entry(element.id.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(params) = entry {
-                for (name, value) in element.params() {
-                    params.insert(name.to_string(), Value::from(value.to_string()));
-                }
-            }
-        }
-        syslog.insert("structured_data".into(), Value::Object(data));
-    }
-    event.set("syslog", Value::Object(syslog));
-    event.set(ecs::EVENT_KIND, Value::from("event"));
-    event.set(ecs::EVENT_MODULE, Value::from("syslog"));
-    event.set(ecs::EVENT_DATASET, Value::from("syslog"));
-    event
+    Ok(crowsnest_normalize::finish(event, trimmed, &limits.decode))
 }
 
 /// The outcome of looking for one frame at the start of a stream buffer.
@@ -275,20 +166,6 @@ mod tests {
         assert_eq!(
             event.get_str("event.original").map(|o| o.as_bytes()),
             Some(&line[..])
-        );
-    }
-
-    #[test]
-    fn yearless_dates_resolve_to_the_past() {
-        let now = Local::now();
-        let january = chrono::TimeZone::with_ymd_and_hms(&Local, 2024, 1, 5, 0, 0, 0)
-            .single()
-            .expect("date");
-        assert_eq!(resolve_year((12, 28, 0, 0, 0), january), 2023);
-        assert_eq!(resolve_year((1, 4, 0, 0, 0), january), 2024);
-        assert_eq!(
-            resolve_year((now.month(), now.day(), 0, 0, 0), now),
-            now.year()
         );
     }
 

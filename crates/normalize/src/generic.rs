@@ -15,6 +15,9 @@
 use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
 use serde_json::{json, Map, Value};
 
+use crate::registry::{Context, Parser, Record};
+use crate::{finish, Decoded};
+
 /// `event.module` of generic events.
 pub(crate) const MODULE: &str = "ndjson";
 /// `event.dataset` of generic events when the request names no `source`.
@@ -34,6 +37,33 @@ pub const TIME_KEYS: &[&str] = &[
 
 /// Keys tried, in order, for `message` when the object has none.
 pub const MESSAGE_KEYS: &[&str] = &["msg", "log", "MESSAGE"];
+
+/// The generic parser (`generic`): any JSON object, kept as it is. Last in detection order.
+#[derive(Debug)]
+pub(crate) struct Generic;
+
+impl Parser for Generic {
+    fn name(&self) -> &'static str {
+        "generic"
+    }
+
+    fn detect(&self, _object: &Map<String, Value>) -> bool {
+        true
+    }
+
+    fn parse(&self, record: Record<'_>, cx: &Context<'_>, out: &mut Decoded) {
+        let (text, object) = match record {
+            Record::Json { text, object } => (text, object),
+            Record::Text(text) => {
+                let mut object = Map::new();
+                object.insert(ecs::MESSAGE.to_string(), Value::String(text.to_string()));
+                (text, object)
+            }
+        };
+        let event = map_generic(object, cx.dataset);
+        out.events.push(finish(event, text, cx.limits));
+    }
+}
 
 /// Maps an arbitrary JSON object (without `event.original`).
 pub(crate) fn map_generic(mut obj: Map<String, Value>, dataset: &str) -> Event {

@@ -30,8 +30,11 @@ use chrono::{DateTime, Utc};
 use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
 use serde_json::{json, Map, Value};
 
-use crate::error::{describe, FieldError};
+use crate::error::{describe, FieldError, LineError};
 use crate::fields::{opt_int, opt_obj, opt_str, str_list};
+use crate::registry::{Claim, Context, Parser, Record};
+use crate::webhook::{decode_list_line, is_event_list};
+use crate::{finish, Decoded};
 
 /// `event.dataset` of every audit event, whichever cluster flavour it came from.
 pub(crate) const DATASET: &str = "kubernetes.audit";
@@ -70,6 +73,59 @@ pub(crate) fn looks_like_audit_event(obj: &Map<String, Value>) -> bool {
                 && obj.get("auditID").is_some_and(Value::is_string)
                 && obj.get("verb").is_some_and(Value::is_string)
         }
+    }
+}
+
+/// The Kubernetes audit parser (`kubernetes.audit`, also `k8s-audit`): an audit `Event`, or an
+/// `EventList` (one event per item). The managed-cloud parsers ([`crate::managed`]) end here
+/// too.
+#[derive(Debug)]
+pub(crate) struct KubernetesAudit;
+
+impl Parser for KubernetesAudit {
+    fn name(&self) -> &'static str {
+        DATASET
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["k8s-audit", "k8s_audit"]
+    }
+
+    fn detect(&self, object: &Map<String, Value>) -> bool {
+        looks_like_audit_event(object) || is_event_list(object)
+    }
+
+    fn parse(&self, record: Record<'_>, cx: &Context<'_>, out: &mut Decoded) {
+        let Record::Json { text, object } = record else {
+            let reason = "expected a Kubernetes audit `Event` JSON object";
+            return out.errors.push(LineError::new(cx.line, reason));
+        };
+        parse_audit(text, object, &Origin::default(), cx, out);
+    }
+}
+
+/// Maps a record that must be an audit `Event` or `EventList` (when the parser was named,
+/// `kind: Event` alone suffices); anything else is an error of the line.
+pub(crate) fn parse_audit(
+    text: &str,
+    object: Map<String, Value>,
+    origin: &Origin,
+    cx: &Context<'_>,
+    out: &mut Decoded,
+) {
+    let is_event = looks_like_audit_event(&object)
+        || (cx.claim == Claim::Named
+            && object.get("kind").and_then(Value::as_str) == Some("Event"));
+    if is_event {
+        match map_audit_event(object, origin) {
+            Ok(event) => out.events.push(finish(event, text, cx.limits)),
+            Err(error) => out.errors.push(error.at(cx.line)),
+        }
+    } else if is_event_list(&object) {
+        decode_list_line(text, cx.line, origin, cx.limits, out);
+    } else {
+        let reason = "expected a Kubernetes audit `Event` or `EventList` (`kind: Event`, `apiVersion: audit.k8s.io/*`)";
+        out.errors.push(LineError::new(cx.line, reason));
     }
 }
 

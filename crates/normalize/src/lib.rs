@@ -7,24 +7,34 @@
 //!   one of those fails whole with a [`DecodeError`]; one bad item inside a good list becomes
 //!   a [`LineError`] naming the item and field, and the other items still decode.
 //! * [`decode_ndjson`] takes one JSON object per line and never fails whole: every bad line
-//!   becomes a [`LineError`] with its line number. Each line's shape is detected (or forced by
-//!   `source`, see [`known_sources`]): a Kubernetes audit event, an EKS/AKS/GKE audit record
-//!   (which all land in the *same* audit mapping, so rules work unchanged), or any other
-//!   object, kept as it is (users send ECS-shaped JSON).
+//!   becomes a [`LineError`] with its line number. Each line goes to a parser of the
+//!   [`registry`], the one `source` names (see [`known_sources`]) or the first that recognises
+//!   its shape: a Kubernetes audit event, an EKS/AKS/GKE audit record (which all land in the
+//!   *same* audit mapping, so rules work unchanged), a Falco alert, a Docker json-file line,
+//!   or any other object, kept as it is (users send ECS-shaped JSON).
+//!
+//! Every format is one file with one [`Parser`], listed in [`registry::PARSERS`]; the ingest
+//! endpoints, the node agent and `crowsnest hunt` all parse through it.
 //!
 //! Every event carries `event.original` (the exact text of its line or item),
 //! `event.dataset` and `event.module`. The server adds `event.id` and `event.ingested`, and
 //! fills in `@timestamp` for events that had no parseable time. [`Limits`] bound line length,
 //! nesting and field size, so a decoder never panics and never allocates much beyond the body.
 //!
-//! | module | decodes |
-//! |---|---|
-//! | `k8s_audit` | native audit events: the one audit mapping every flavour lands in |
-//! | `webhook` | the audit webhook body (`EventList` or `Event`) |
-//! | `managed` | EKS (CloudWatch Logs), AKS (Azure diagnostics), GKE (Cloud Audit Logs) envelopes |
-//! | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
-//! | `ndjson` | line splitting, per-line checks and routing |
-//! | `limits` | the guards every line passes through |
+//! | module | parser names | decodes |
+//! |---|---|---|
+//! | [`registry`] | | the `Parser` trait and the one list of parsers; naming and detection |
+//! | `k8s_audit` | `kubernetes.audit`, `k8s-audit` | native audit events: the one audit mapping every flavour lands in |
+//! | `managed` | `eks`, `aks`, `gke` | EKS (CloudWatch Logs), AKS (Azure diagnostics), GKE (Cloud Audit Logs) envelopes |
+//! | [`falco`] | `falco` | Falco alerts (`json_output`, falcosidekick) |
+//! | [`docker`] | `docker`, `docker-json`, `json-file` | Docker json-file log lines |
+//! | [`cri`] | `cri` | CRI log lines (containerd, CRI-O) |
+//! | [`syslog`] | `syslog` | RFC 5424 / RFC 3164 messages |
+//! | `generic` | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
+//! | [`container`] | | what the container formats share: pieces, reassembly, stack-trace joining |
+//! | `webhook` | | the audit webhook body (`EventList` or `Event`) |
+//! | `ndjson` | | line splitting and per-line routing through the registry |
+//! | `limits` | | the guards every line passes through |
 //!
 //! ```
 //! use crowsnest_normalize::{decode_k8s_audit, decode_ndjson, Limits};
@@ -51,7 +61,11 @@
 
 #![deny(missing_docs)]
 
+pub mod container;
+pub mod cri;
+pub mod docker;
 mod error;
+pub mod falco;
 mod fields;
 mod generic;
 pub mod invariants;
@@ -59,6 +73,8 @@ mod k8s_audit;
 mod limits;
 mod managed;
 mod ndjson;
+pub mod registry;
+pub mod syslog;
 mod webhook;
 
 use crowsnest_model::{ecs, Event};
@@ -67,6 +83,7 @@ use serde_json::Value;
 pub use error::{DecodeError, LineError};
 pub use generic::{MESSAGE_KEYS, TIME_KEYS};
 pub use limits::{too_deep, truncate_strings, Limits};
+pub use registry::{Parser, Source, PARSERS};
 
 /// The outcome of decoding a body: the events that decoded and the lines/items that did not.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,41 +109,41 @@ pub fn decode_k8s_audit(body: &[u8], limits: &Limits) -> Result<Decoded, DecodeE
 
 /// Decodes an NDJSON body, one JSON object per line.
 ///
-/// `source` forces a decoder when it is one of [`known_sources`]; any other name keeps
-/// per-line detection and becomes the `event.dataset` of generic events (default `ndjson`).
-/// Audit events, from whatever cluster, always get `event.dataset: kubernetes.audit`.
-/// Blank lines are skipped; every other line yields events or a [`LineError`].
+/// `source` names a parser of the [`registry`] (its name or an alias, see [`known_sources`]):
+/// every line goes to it. Any other name keeps per-line detection and becomes the
+/// `event.dataset` of generic events (default `ndjson`). Audit events, from whatever cluster,
+/// always get `event.dataset: kubernetes.audit`. Blank lines are skipped; every other line
+/// yields events or a [`LineError`].
 pub fn decode_ndjson(body: &[u8], source: Option<&str>, limits: &Limits) -> Decoded {
-    ndjson::decode(body, source, limits)
+    ndjson::decode(body, Source::from_name(source), limits)
 }
 
-/// The `source` names that force a decoder in [`decode_ndjson`]:
+/// The `source` names that select a parser in [`decode_ndjson`], one per parser of the
+/// [`registry`] plus aliases, among them:
 ///
-/// * `kubernetes.audit`: every line is a Kubernetes audit `Event`;
+/// * `kubernetes.audit` (also `k8s-audit`): every line is a Kubernetes audit `Event` or
+///   `EventList`;
 /// * `eks`: CloudWatch Logs records / subscription batches of EKS audit logs, or bare audit
 ///   events from EKS (`cloud.provider: aws`);
 /// * `aks`: Azure `kube-audit` diagnostic records / `records` batches, or bare audit events
 ///   from AKS (`cloud.provider: azure`);
 /// * `gke`: GKE Cloud Audit Log entries (`cloud.provider: gcp`);
+/// * `falco`: Falco alerts; `docker` (also `docker-json`, `json-file`): Docker json-file lines;
+/// * `cri`, `syslog`: text lines (CRI container logs, syslog messages);
 /// * `generic`: every line is kept as it is (no detection).
 ///
-/// A line that does not fit the forced decoder is a [`LineError`].
-pub fn known_sources() -> &'static [&'static str] {
-    &[
-        "kubernetes.audit",
-        "k8s-audit",
-        "eks",
-        "aks",
-        "gke",
-        "generic",
-    ]
+/// A line that does not fit the named parser is a [`LineError`].
+pub fn known_sources() -> Vec<&'static str> {
+    registry::names().collect()
 }
 
-/// Applies the field-size limit and records the original text: the last step of every
-/// decoder. An event that arrives with its own `event.original` string (a shipper that already
-/// normalized it, like our node agent, keeps the raw container or audit line there) keeps it:
-/// that is the text the source produced, and the line we received is only its envelope.
-pub(crate) fn finish(mut event: Event, original: &str, limits: &Limits) -> Event {
+/// The last step of every parser: applies the field-size limit and records the original
+/// text. This is the one place that decides what `event.original` is: the text the event was
+/// read from, unless the event arrived with its own `event.original` string (a shipper that
+/// already normalized it keeps the raw container or audit line there; an item split from a
+/// batch keeps its own item's text): that is the text the source produced, and the line we
+/// received is only its envelope.
+pub fn finish(mut event: Event, original: &str, limits: &Limits) -> Event {
     limits::truncate_strings(&mut event.0, limits.max_field_bytes);
     if event.get_str(ecs::EVENT_ORIGINAL).is_none() {
         event.set(ecs::EVENT_ORIGINAL, Value::String(original.to_string()));

@@ -35,10 +35,12 @@ use crowsnest_model::{ecs, format_timestamp, parse_timestamp, Event};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::error::{describe, FieldError};
+use crate::error::{describe, FieldError, LineError};
 use crate::fields::{opt_obj, opt_str, text};
 use crate::k8s_audit::{looks_like_audit_event, map_audit_event, Origin};
 use crate::limits::{parse_json, Limits};
+use crate::registry::{Claim, Context, Parser, Record};
+use crate::webhook::is_event_list;
 use crate::{finish, generic, Decoded};
 
 /// A managed-service envelope.
@@ -60,6 +62,73 @@ pub(crate) enum Shape {
     AksBatch,
     /// One GKE Cloud Audit Log entry.
     Gke,
+}
+
+/// The parser of one managed service's audit logs: `eks`, `aks` or `gke`.
+#[derive(Debug)]
+pub(crate) struct Managed(&'static str);
+
+/// GKE Cloud Audit Log entries.
+pub(crate) static GKE: Managed = Managed("gke");
+/// AKS diagnostic records and batches.
+pub(crate) static AKS: Managed = Managed("aks");
+/// EKS CloudWatch Logs records and batches (and any CloudWatch Logs subscription batch).
+pub(crate) static EKS: Managed = Managed("eks");
+
+impl Shape {
+    /// The managed service whose parser takes this shape.
+    fn provider(self) -> &'static str {
+        match self {
+            Shape::Gke => "gke",
+            Shape::AksRecord | Shape::AksBatch => "aks",
+            Shape::EksRecord | Shape::EksBatch | Shape::CloudWatchBatch => "eks",
+        }
+    }
+}
+
+impl Parser for Managed {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn detect(&self, object: &Map<String, Value>) -> bool {
+        detect(object).is_some_and(|shape| shape.provider() == self.0)
+    }
+
+    fn parse(&self, record: Record<'_>, cx: &Context<'_>, out: &mut Decoded) {
+        let provider = self.0;
+        let Record::Json { text, object } = record else {
+            return out
+                .errors
+                .push(LineError::new(cx.line, expected_shape(provider)));
+        };
+        if cx.claim == Claim::Detected {
+            if let Some(shape) = detect(&object) {
+                decode(shape, object, text, cx.line, cx.dataset, cx.limits, out);
+            }
+            return;
+        }
+        let origin = || Origin {
+            cloud_provider: Some(cloud_of(provider)),
+            ..Origin::default()
+        };
+        if let Some(shape) = detect_forced(provider, &object) {
+            decode(shape, object, text, cx.line, cx.dataset, cx.limits, out);
+        } else if provider != "gke" && (looks_like_audit_event(&object) || is_event_list(&object)) {
+            crate::k8s_audit::parse_audit(text, object, &origin(), cx, out);
+        } else {
+            out.errors
+                .push(LineError::new(cx.line, expected_shape(provider)));
+        }
+    }
+}
+
+fn cloud_of(provider: &str) -> &'static str {
+    match provider {
+        "eks" => "aws",
+        "aks" => "azure",
+        _ => "gcp",
+    }
 }
 
 /// Recognises a managed-service envelope without being told which one to expect.

@@ -1,7 +1,8 @@
 //! `crowsnest hunt [--rules DIR]... FILE...`: runs detection offline over files — what a
 //! responder runs over an archive after a breach. Reads NDJSON of any of our input shapes,
-//! Kubernetes audit `EventList`s and Docker json-file logs (auto-detected or `--format`),
-//! feeds every event through the same [`Detector`] the server runs (correlations included,
+//! Kubernetes audit `EventList`s, and every format of `crowsnest-normalize`'s parser registry
+//! (Docker json-file and CRI container logs, Falco alerts, syslog; auto-detected or
+//! `--format <parser>`), through the same parsers the server and the agent use; feeds every event through the same [`Detector`] the server runs (correlations included,
 //! at the events' own timestamps) and prints one alert per line as NDJSON: the rule, level,
 //! tags, ATT&CK techniques and the matched event(s) in full. Without `--rules` it uses the
 //! built-in pack.
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use crowsnest_detect::{Detection, Detector, RuleSet};
 use crowsnest_model::Event;
-use crowsnest_normalize::{decode_k8s_audit, decode_ndjson, Limits};
+use crowsnest_normalize::registry::{self, parse_lines, Source};
+use crowsnest_normalize::{decode_k8s_audit, Limits, Parser};
 use serde_json::{json, Value};
 
 /// Flags of `crowsnest hunt`.
@@ -28,23 +30,44 @@ pub struct Args {
     /// Also load the built-in pack next to `--rules`.
     #[arg(long)]
     pub builtin: bool,
-    /// How to read the files.
-    #[arg(long, value_enum, default_value = "auto")]
+    /// How to read the files: `auto` (by name and first line), `ndjson` (one JSON object a
+    /// line, each line's shape detected), `k8s-audit` (an audit `EventList`/`Event`
+    /// document), or the name of a parser (`docker`, `cri`, `falco`, `syslog`,
+    /// `kubernetes.audit`, `eks`, `aks`, `gke`, `generic`; `docker-json` is `docker`).
+    #[arg(long, default_value = "auto", value_parser = parse_format)]
     pub format: HuntFormat,
 }
 
 /// File formats `hunt` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy)]
 pub enum HuntFormat {
-    /// Docker json-file by name (`*-json.log`) or shape (`{"log","stream","time"}`), then an
-    /// audit `EventList`/`Event` document, else NDJSON.
+    /// Docker json-file by name (`*-json.log`), an audit `EventList`/`Event` document, a file
+    /// of text lines a parser recognises (CRI, syslog), else NDJSON.
     Auto,
-    /// One JSON object per line, any input shape.
+    /// One JSON object per line, each line's shape detected by the parser registry.
     Ndjson,
     /// A Kubernetes audit `EventList` or `Event` document.
     K8sAudit,
-    /// Docker json-file log lines (container id from `/var/lib/docker/containers/<id>/`).
-    DockerJson,
+    /// Every line through this parser of the registry.
+    Parser(&'static dyn Parser),
+}
+
+/// `--format`'s value: `auto`, `ndjson`, `k8s-audit`, or a parser's name or alias.
+fn parse_format(name: &str) -> Result<HuntFormat, String> {
+    match name {
+        "auto" => Ok(HuntFormat::Auto),
+        "ndjson" => Ok(HuntFormat::Ndjson),
+        "k8s-audit" => Ok(HuntFormat::K8sAudit),
+        other => registry::by_name(other)
+            .map(HuntFormat::Parser)
+            .ok_or_else(|| {
+                let names: Vec<&str> = registry::names().collect();
+                format!(
+                    "expected auto, ndjson, k8s-audit or a parser ({}), found `{other}`",
+                    names.join(", ")
+                )
+            }),
+    }
 }
 
 /// Runs the hunt; exit code 0 whether or not anything fired (the output says).
@@ -142,12 +165,12 @@ fn read_chunked(
     let mut reader = open(path)?;
     let mut chunk = Vec::new();
     let mut lines = read_lines(reader.as_mut(), &mut chunk, chunk_bytes)?;
-    let guessed = format == HuntFormat::Auto;
+    let guessed = matches!(format, HuntFormat::Auto);
     let format = match format {
         HuntFormat::Auto => detect_format(path, &chunk),
         other => other,
     };
-    if format == HuntFormat::K8sAudit {
+    if matches!(format, HuntFormat::K8sAudit) {
         reader.read_to_end(&mut chunk)?;
         let decoded = decode_file(path, &chunk, format, 0);
         // A guess from a first line that is not JSON: when the whole file is no audit
@@ -167,11 +190,15 @@ fn read_chunked(
     Ok(())
 }
 
-/// Picks the format from the file name and its first lines: Docker json-file, a Kubernetes
-/// audit document (an `EventList`, or JSON spread over several lines), else NDJSON.
+/// Picks the format from the file name and its first lines: Docker json-file by name, a
+/// Kubernetes audit document (an `EventList`, or JSON spread over several lines), a text
+/// format the registry recognises in the first line (CRI, syslog), else NDJSON (whose lines
+/// the registry detects one by one: audit events, Falco alerts, json-file lines, ...).
 fn detect_format(path: &Path, head: &[u8]) -> HuntFormat {
-    if looks_like_docker_json(path, head) {
-        return HuntFormat::DockerJson;
+    if path.to_string_lossy().ends_with("-json.log") {
+        if let Some(docker) = registry::by_name("docker") {
+            return HuntFormat::Parser(docker);
+        }
     }
     let first = head
         .split(|&b| b == b'\n')
@@ -183,6 +210,10 @@ fn detect_format(path: &Path, head: &[u8]) -> HuntFormat {
             HuntFormat::K8sAudit
         }
         Some(Err(_)) if head.trim_ascii_start().starts_with(b"{") => HuntFormat::K8sAudit,
+        Some(Err(_)) => first
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .and_then(|l| registry::detect_text(l.trim_end_matches('\r')))
+            .map_or(HuntFormat::Ndjson, HuntFormat::Parser),
         _ => HuntFormat::Ndjson,
     }
 }
@@ -215,19 +246,6 @@ pub struct Decoded {
     pub errors: Vec<String>,
 }
 
-fn looks_like_docker_json(path: &Path, body: &[u8]) -> bool {
-    if path.to_string_lossy().ends_with("-json.log") {
-        return true;
-    }
-    let first = body
-        .split(|&b| b == b'\n')
-        .find(|l| !l.iter().all(u8::is_ascii_whitespace));
-    match first.and_then(|l| serde_json::from_slice::<Value>(l).ok()) {
-        Some(Value::Object(m)) => m.contains_key("log") && m.contains_key("stream") && m.len() <= 4,
-        _ => false,
-    }
-}
-
 /// Decodes `body` per `format`; `first_line` is the number of lines of the file before it.
 pub fn decode_file(path: &Path, body: &[u8], format: HuntFormat, first_line: usize) -> Decoded {
     let limits = Limits::default();
@@ -246,8 +264,7 @@ pub fn decode_file(path: &Path, body: &[u8], format: HuntFormat, first_line: usi
             })
             .collect(),
     };
-    match format {
-        HuntFormat::DockerJson => decode_docker_json(path, body, first_line),
+    let mut decoded = match format {
         HuntFormat::K8sAudit => match decode_k8s_audit(body, &limits) {
             Ok(d) => from(d),
             Err(e) => Decoded {
@@ -255,8 +272,21 @@ pub fn decode_file(path: &Path, body: &[u8], format: HuntFormat, first_line: usi
                 errors: vec![e.to_string()],
             },
         },
-        HuntFormat::Ndjson | HuntFormat::Auto => from(decode_ndjson(body, None, &limits)),
+        HuntFormat::Parser(parser) => from(parse_lines(body, Source::Named(parser), &limits)),
+        HuntFormat::Ndjson | HuntFormat::Auto => {
+            from(parse_lines(body, Source::from_name(None), &limits))
+        }
+    };
+    if let Some(id) = container_id_from_path(path) {
+        for event in &mut decoded.events {
+            let container_log = event.get_str("event.dataset") == Some("container.logs");
+            if container_log && event.get("container.id").is_none() {
+                event.set("container.id", json!(id));
+                event.set("container.runtime", json!("docker"));
+            }
+        }
     }
+    decoded
 }
 
 /// The container id in a Docker json-file path (`.../containers/<id>/<id>-json.log`).
@@ -264,52 +294,6 @@ pub fn container_id_from_path(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     let id = name.strip_suffix("-json.log")?;
     (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
-}
-
-/// Decodes Docker json-file lines into `container.logs` events (`first_line`: lines before).
-pub fn decode_docker_json(path: &Path, body: &[u8], first_line: usize) -> Decoded {
-    let container = container_id_from_path(path);
-    let mut out = Decoded::default();
-    for (n, line) in String::from_utf8_lossy(body).lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                out.errors.push(format!(
-                    "line {}: expected a json-file log object: {e}",
-                    first_line + n + 1
-                ));
-                continue;
-            }
-        };
-        let Some(log) = value.get("log").and_then(Value::as_str) else {
-            out.errors.push(format!(
-                "line {}: expected a string `log` field",
-                first_line + n + 1
-            ));
-            continue;
-        };
-        let mut e = Event::new();
-        if let Some(ts) = value.get("time").and_then(crowsnest_model::parse_timestamp) {
-            e.set("@timestamp", json!(crowsnest_model::format_timestamp(ts)));
-        }
-        e.set("event.kind", json!("event"));
-        e.set("event.module", json!("docker"));
-        e.set("event.dataset", json!("container.logs"));
-        e.set("message", json!(log.trim_end_matches(['\n', '\r'])));
-        if let Some(stream) = value.get("stream").and_then(Value::as_str) {
-            e.set("log.iostream", json!(stream));
-        }
-        if let Some(id) = &container {
-            e.set("container.id", json!(id));
-            e.set("container.runtime", json!("docker"));
-        }
-        e.set("event.original", json!(line));
-        out.events.push(e);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -330,6 +314,26 @@ mod tests {
         assert_eq!(e.get_str("log.iostream"), Some("stdout"));
         assert_eq!(e.get_str("event.dataset"), Some("container.logs"));
         assert!(container_id_from_path(Path::new("/tmp/x-json.log")).is_none());
+    }
+
+    #[test]
+    fn text_formats_are_detected_and_parsers_are_named_by_the_registry() {
+        let path = PathBuf::from("/var/log/pods/ns_web_uid/web/0.log");
+        let body = b"2024-05-01T10:00:00.123456789Z stdout F started\n2024-05-01T10:00:01Z stderr P half\n";
+        let d = decode_file(&path, body, HuntFormat::Auto, 0);
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        assert_eq!(d.events.len(), 2);
+        assert_eq!(d.events[0].get_str("message"), Some("started"));
+        assert_eq!(d.events[1].get_str("log.iostream"), Some("stderr"));
+        let syslog = b"<34>1 2024-05-01T10:00:00Z web-1 sshd 4242 - - Failed password for root\n";
+        let d = decode_file(Path::new("auth.log"), syslog, HuntFormat::Auto, 0);
+        assert_eq!(d.events[0].get_str("process.name"), Some("sshd"));
+        let falco = br#"{"output":"Shell","priority":"Warning","rule":"Terminal shell","time":"2024-05-01T10:00:00Z"}"#;
+        let d = decode_file(Path::new("events.json"), falco, HuntFormat::Auto, 0);
+        assert_eq!(d.events[0].get_str("event.kind"), Some("alert"));
+        let docker = parse_format("docker-json").expect("an alias");
+        assert!(matches!(docker, HuntFormat::Parser(p) if p.name() == "docker"));
+        assert!(parse_format("nope").is_err_and(|e| e.contains("cri")));
     }
 
     fn collect(path: &Path, chunk_bytes: usize) -> (Vec<Event>, Vec<String>) {

@@ -1,19 +1,36 @@
-//! Container log line formats, and joining the pieces of one long line.
+//! What the container log formats share: a physical line's [`Piece`], the complete
+//! [`LogLine`] pieces add up to, the event a line becomes, and joining the pieces of one long
+//! line ([`Reassembler`]) and the lines of one stack trace ([`Joiner`]).
 //!
-//! * Docker `json-file`: one JSON object per physical line,
-//!   `{"log":"text\n","stream":"stdout","time":"2024-05-01T10:00:00.123456789Z"}`. The engine
-//!   splits lines longer than 16 KiB; every piece but the last lacks the trailing `\n`.
-//! * CRI (containerd, CRI-O; `/var/log/pods`): `<RFC 3339 time> <stream> <P|F> <text>`, where
-//!   `P` marks a partial piece and `F` the final one.
+//! The formats themselves are [`crate::docker`] (Docker `json-file`) and [`crate::cri`] (CRI:
+//! containerd, CRI-O, `/var/log/pods`). Their registry parsers read one physical line at a
+//! time; the node agent, which follows the files, feeds the same lines through a
+//! [`Reassembler`] and a [`Joiner`] and maps what comes out with [`log_event`], so a line
+//! becomes the same event whichever way it arrives.
 //!
-//! [`Reassembler`] turns physical lines into complete [`LogLine`]s; a logical line is cut at
-//! [`MAX_LINE_BYTES`] so a writer that never ends its line cannot grow memory. [`Joiner`] then
-//! joins stack traces (indented lines, `Caused by:`) into the line they belong to.
+//! | field | from |
+//! |---|---|
+//! | `@timestamp` | the runtime's time (RFC 3339 with nanoseconds), of the first piece |
+//! | `message` | the text, without its line ending |
+//! | `log.iostream` | `stdout` / `stderr` |
+//! | `event.kind`, `event.module`, `event.dataset` | `event`, `docker` (json-file) or `kubernetes` (CRI), `container.logs` |
+//!
+//! A time that does not parse is kept under `crowsnest.displaced.@timestamp`, never dropped.
 
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use crowsnest_model::{ecs, format_timestamp, Event};
+use serde_json::{json, Value};
+
+use crate::{cri, docker};
+
+/// `event.dataset` of container log lines.
+pub const DATASET: &str = "container.logs";
 
 /// Longest logical line kept; the rest of a longer one starts a new line.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Most lines one multi-line event joins.
+pub const MAX_JOINED_LINES: usize = 500;
 
 /// Which on-disk format a container log file has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +39,41 @@ pub enum Format {
     DockerJson,
     /// The CRI text format.
     Cri,
+}
+
+impl Format {
+    /// Parses one physical line of this format.
+    ///
+    /// # Errors
+    ///
+    /// A [`PieceError`] saying what the line should have looked like.
+    pub fn piece(self, raw: &str) -> Result<Piece, PieceError> {
+        match self {
+            Format::DockerJson => docker::piece(raw),
+            Format::Cri => cri::piece(raw),
+        }
+    }
+
+    /// `event.module` of this format's lines.
+    pub fn module(self) -> &'static str {
+        match self {
+            Format::DockerJson => "docker",
+            Format::Cri => "kubernetes",
+        }
+    }
+}
+
+/// One physical line, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The runtime's time (RFC 3339), as written.
+    pub time: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The text, without its line ending.
+    pub text: String,
+    /// Whether this piece ends its line (Docker: the log ends in `\n`; CRI: tag `F`).
+    pub last: bool,
 }
 
 /// One complete line a container wrote.
@@ -35,71 +87,49 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// One physical line, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Piece {
-    time: String,
-    stream: String,
-    text: String,
-    last: bool,
-}
-
-#[derive(Deserialize)]
-struct DockerLine {
-    log: String,
-    #[serde(default)]
-    stream: String,
-    #[serde(default)]
-    time: String,
+impl From<Piece> for LogLine {
+    fn from(piece: Piece) -> Self {
+        Self {
+            time: piece.time,
+            stream: piece.stream,
+            text: piece.text,
+        }
+    }
 }
 
 /// Why a physical line was not understood.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum LineError {
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PieceError {
     /// Not a json-file object with a string `log`.
     #[error("expected a docker json-file object with a string `log`: {0}")]
     Docker(String),
     /// Not `<time> <stream> <P|F> <text>`.
-    #[error("expected a CRI log line `<time> <stream> <P|F> <text>`")]
+    #[error("expected a CRI log line `<RFC 3339 time> <stdout|stderr> <P|F> <text>`")]
     Cri,
 }
 
-fn parse(format: Format, raw: &str) -> Result<Piece, LineError> {
-    match format {
-        Format::DockerJson => {
-            let line: DockerLine =
-                serde_json::from_str(raw).map_err(|e| LineError::Docker(e.to_string()))?;
-            let (text, last) = match line.log.strip_suffix('\n') {
-                Some(text) => (text.strip_suffix('\r').unwrap_or(text).to_string(), true),
-                None => (line.log, false),
-            };
-            Ok(Piece {
-                time: line.time,
-                stream: line.stream,
-                text,
-                last,
-            })
+/// The event of one complete line (without `event.original`: the caller knows the text the
+/// line came from and passes it to [`crate::finish`]).
+pub fn log_event(line: &LogLine, format: Format) -> Event {
+    let mut event = Event::new();
+    match DateTime::parse_from_rfc3339(&line.time) {
+        Ok(time) => {
+            let time = time.with_timezone(&Utc);
+            event.set(ecs::TIMESTAMP, Value::String(format_timestamp(time)));
         }
-        Format::Cri => {
-            let mut parts = raw.splitn(4, ' ');
-            let (time, stream, tag) = (parts.next(), parts.next(), parts.next());
-            let (Some(time), Some(stream), Some(tag)) = (time, stream, tag) else {
-                return Err(LineError::Cri);
-            };
-            let last = match tag {
-                "F" => true,
-                "P" => false,
-                // Old CRI-O wrote no tag: the tag position is already text.
-                _ => return Err(LineError::Cri),
-            };
-            Ok(Piece {
-                time: time.to_string(),
-                stream: stream.to_string(),
-                text: parts.next().unwrap_or("").to_string(),
-                last,
-            })
+        Err(_) if !line.time.is_empty() => {
+            event.set("crowsnest.displaced.@timestamp", json!(line.time));
         }
+        Err(_) => {}
     }
+    event.set(ecs::MESSAGE, json!(line.text));
+    event.set(ecs::EVENT_KIND, json!("event"));
+    event.set(ecs::EVENT_MODULE, json!(format.module()));
+    event.set(ecs::EVENT_DATASET, json!(DATASET));
+    if !line.stream.is_empty() {
+        event.set("log.iostream", json!(line.stream));
+    }
+    event
 }
 
 /// Joins partial pieces, per stream, into complete lines.
@@ -129,16 +159,16 @@ impl Reassembler {
     }
 
     /// Feeds one physical line; returns a line when one is complete.
-    pub fn push(&mut self, raw: &str) -> Result<Option<LogLine>, LineError> {
-        let piece = parse(self.format, raw)?;
+    ///
+    /// # Errors
+    ///
+    /// A [`PieceError`] when the line is not of this reassembler's format; nothing changes.
+    pub fn push(&mut self, raw: &str) -> Result<Option<LogLine>, PieceError> {
+        let piece = self.format.piece(raw)?;
         let index = self.pending.iter().position(|p| p.stream == piece.stream);
         let Some(index) = index else {
             if piece.last {
-                return Ok(Some(LogLine {
-                    time: piece.time,
-                    stream: piece.stream,
-                    text: piece.text,
-                }));
+                return Ok(Some(piece.into()));
             }
             self.pending.push(piece);
             return Ok(None);
@@ -148,12 +178,7 @@ impl Reassembler {
         let take = floor_char_boundary(&piece.text, room);
         pending.text.push_str(&piece.text[..take]);
         if piece.last || pending.text.len() >= MAX_LINE_BYTES {
-            let done = self.pending.remove(index);
-            return Ok(Some(LogLine {
-                time: done.time,
-                stream: done.stream,
-                text: done.text,
-            }));
+            return Ok(Some(self.pending.remove(index).into()));
         }
         Ok(None)
     }
@@ -168,9 +193,6 @@ fn floor_char_boundary(text: &str, max: usize) -> usize {
         .find(|i| text.is_char_boundary(*i))
         .unwrap_or(0)
 }
-
-/// Most lines one multi-line event joins.
-pub const MAX_JOINED_LINES: usize = 500;
 
 /// Whether a line continues the previous one: a stack-trace frame or cause, an indented line.
 pub fn is_continuation(text: &str) -> bool {
@@ -283,7 +305,7 @@ mod tests {
             .expect("valid")
             .expect("complete");
         assert_eq!((empty.text.as_str(), empty.stream.as_str()), ("", "stderr"));
-        assert_eq!(r.push("garbage"), Err(LineError::Cri));
+        assert_eq!(r.push("garbage"), Err(PieceError::Cri));
     }
 
     fn line(text: &str) -> LogLine {
@@ -325,7 +347,8 @@ mod tests {
         let chunk = "é".repeat(300 * 1024);
         let mut lines = Vec::new();
         for _ in 0..5 {
-            if let Some(line) = r.push(&format!("t stdout P {chunk}")).expect("valid") {
+            let raw = format!("2024-05-01T10:00:00Z stdout P {chunk}");
+            if let Some(line) = r.push(&raw).expect("valid") {
                 lines.push(line);
             }
         }
@@ -336,5 +359,23 @@ mod tests {
             assert!(line.text.len() > MAX_LINE_BYTES - 4);
         }
         assert!(r.has_pending());
+    }
+
+    #[test]
+    fn a_line_becomes_a_container_event_and_a_bad_time_is_displaced() {
+        let mut good = line("hello");
+        good.time = "2024-05-01T10:00:00.123456789Z".into();
+        let event = log_event(&good, Format::Cri);
+        assert_eq!(
+            event.get_str("@timestamp"),
+            Some("2024-05-01T10:00:00.123456Z")
+        );
+        assert_eq!(event.get_str("event.module"), Some("kubernetes"));
+        assert_eq!(event.get_str("event.dataset"), Some("container.logs"));
+        assert_eq!(event.get_str("log.iostream"), Some("stderr"));
+        let event = log_event(&line("x"), Format::DockerJson);
+        assert_eq!(event.get("@timestamp"), None);
+        assert_eq!(event.get_str("crowsnest.displaced.@timestamp"), Some("t"));
+        assert_eq!(event.get_str("event.module"), Some("docker"));
     }
 }
