@@ -364,6 +364,12 @@ impl Incidents {
         }
     }
 
+    /// Groups and scores from now on with `config` (after a restart with changed settings);
+    /// incidents already made keep their scores until their next alert.
+    pub fn reconfigure(&mut self, config: IncidentConfig) {
+        self.config = config;
+    }
+
     /// Offers an alert (new, or an update of one already offered); returns what changed.
     pub fn offer(&mut self, alert: &Alert) -> Vec<Change> {
         let weight = level_weight(alert.level) * (1.0 + (alert.count.max(1) as f64).ln());
@@ -525,6 +531,20 @@ impl Incidents {
         if assignee.is_some() {
             incident.assignee = assignee;
         }
+        Ok(incident)
+    }
+
+    /// Sets (or clears) the assignee.
+    ///
+    /// # Errors
+    ///
+    /// [`ActionError::NotFound`].
+    pub fn assign(&mut self, id: &str, assignee: Option<String>) -> Result<&Incident, ActionError> {
+        let incident = self
+            .incidents
+            .get_mut(id)
+            .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
+        incident.assignee = assignee;
         Ok(incident)
     }
 
