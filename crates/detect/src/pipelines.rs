@@ -131,14 +131,23 @@ mod tests {
         let c = event_logsource(Some("container.logs"), None, None).expect("ls");
         assert_eq!(c.product.as_deref(), Some("container"));
         assert!(event_logsource(None, None, None).is_none());
-        let w = event_logsource(Some("container.logs"), Some("kubernetes"), Some("web")).expect("ls");
+        let w =
+            event_logsource(Some("container.logs"), Some("kubernetes"), Some("web")).expect("ls");
         assert_eq!(
-            (w.product.as_deref(), w.service.as_deref(), w.category.as_deref()),
+            (
+                w.product.as_deref(),
+                w.service.as_deref(),
+                w.category.as_deref()
+            ),
             (Some("container"), Some("logs"), Some("webserver"))
         );
         let n = event_logsource(Some("nginx.access"), Some("nginx"), Some("web")).expect("ls");
         assert_eq!(
-            (n.product.as_deref(), n.service.as_deref(), n.category.as_deref()),
+            (
+                n.product.as_deref(),
+                n.service.as_deref(),
+                n.category.as_deref()
+            ),
             (Some("nginx"), Some("access"), Some("webserver"))
         );
     }
