@@ -13,11 +13,12 @@
 //! | field | combined / common / Traefik CLF | Envoy / Istio text | JSON keys (first present) |
 //! |---|---|---|---|
 //! | `source.ip` | remote host (last address before ident) | `DOWNSTREAM_REMOTE_ADDRESS` (Istio), else first `X-Forwarded-For` | `remote_addr`, `ClientHost`, `downstream_remote_address`, `request.remote_ip`, ... |
+//! | `source.domain` | remote host when it is a name | | |
 //! | `user.name` | remote user unless `-` | | `remote_user`, `ClientUsername` |
 //! | `http.request.method` | request line | request line | `request_method`, `method`, `RequestMethod`, `request.method` |
 //! | `url.original` | request line | request line | `request_uri`, `path`, `RequestPath`, `uri`(+`args`), `request.uri`, `request` (line) |
 //! | `url.path`, `url.query` | split at the first `?` | same | same |
-//! | `url.domain` | | `:authority` | `host`, `authority`, `RequestHost`, `request.host` |
+//! | `url.domain` | | `:authority` (without port) | `host`, `authority`, `RequestHost`, `request.host` |
 //! | `http.version` | `HTTP/x` of the request line | same | `server_protocol`, `protocol`, `RequestProtocol`, `request.proto` |
 //! | `http.response.status_code` | status | `RESPONSE_CODE` | `status`, `response_code`, `DownstreamStatus` |
 //! | `http.response.body.bytes` | bytes | `BYTES_SENT` | `body_bytes_sent`, `bytes_sent`, `DownstreamContentSize`, `size` |
@@ -57,6 +58,8 @@ pub const MAX_TOKENS: usize = 64;
 pub struct Access {
     /// The client (or peer) address.
     pub source_ip: Option<IpAddr>,
+    /// The client's name, when the server logged a name instead of an address.
+    pub source_domain: Option<String>,
     /// Authenticated user, if any.
     pub user: Option<String>,
     /// Request method.
@@ -129,6 +132,9 @@ pub fn apply(event: &mut Event, access: &Access) {
     if let Some(ip) = access.source_ip {
         put(ecs::SOURCE_IP, json!(ip.to_string()));
     }
+    if let Some(domain) = &access.source_domain {
+        put("source.domain", json!(domain));
+    }
     if let Some(user) = &access.user {
         put(ecs::USER_NAME, json!(user));
     }
@@ -194,6 +200,19 @@ fn put_new(event: &mut Event, path: &str, value: Value) {
     event.set(path, value);
 }
 
+/// `host:8000` → `host`, `[::1]:80` → `::1`.
+fn host_only(authority: &str) -> String {
+    if let Some(inner) = authority.strip_prefix('[') {
+        return inner.split(']').next().unwrap_or(inner).to_string();
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host.to_string()
+        }
+        _ => authority.to_string(),
+    }
+}
+
 /// `http://host:port/path?q` → (`/path?q`, `host`); anything else is its own target.
 fn split_absolute(url: &str) -> (&str, Option<&str>) {
     let rest = url
@@ -229,7 +248,7 @@ impl<'a> Token<'a> {
     }
 }
 
-/// Reads fields separated by spaces, up to [`MAX_TOKENS`]; `None` on an unterminated quote.
+/// Reads fields separated by spaces, up to [`MAX_TOKENS`] and up to an unterminated quote.
 fn tokens(mut rest: &str) -> Option<Vec<Token<'_>>> {
     let mut out = Vec::new();
     loop {
@@ -238,7 +257,11 @@ fn tokens(mut rest: &str) -> Option<Vec<Token<'_>>> {
             return Some(out);
         }
         if let Some(inner) = rest.strip_prefix('"') {
-            let end = closing_quote(inner)?;
+            // An unterminated quote ends the fields read so far (Traefik has been seen
+            // writing a router name without its closing quote).
+            let Some(end) = closing_quote(inner) else {
+                return Some(out);
+            };
             out.push(Token::Quoted(&inner[..end]));
             rest = &inner[end + 1..];
         } else {
@@ -342,8 +365,13 @@ fn parse_clf(line: &str) -> Option<Access> {
     if !(100..=999).contains(&status) {
         return None;
     }
+    let source_ip = address(host);
     let mut access = Access {
-        source_ip: address(host),
+        source_ip,
+        source_domain: source_ip
+            .is_none()
+            .then(|| dash(host).map(str::to_string))
+            .flatten(),
         user: dash(user).map(str::to_string),
         status: Some(status),
         bytes: number(bytes),
@@ -390,7 +418,7 @@ fn parse_envoy(line: &str) -> Option<Access> {
         }
         access.user_agent = at(1).map(str::to_string);
         access.request_id = at(2).map(str::to_string);
-        access.domain = at(3).map(str::to_string);
+        access.domain = at(3).map(host_only);
         // Istio appends cluster, upstream local, downstream local, downstream remote.
         let remote = quoted[first + 4] + 4;
         access.source_ip = fields
