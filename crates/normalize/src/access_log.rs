@@ -460,6 +460,7 @@ pub fn from_json(object: &Map<String, Value>) -> Option<Access> {
     access.url = url
         .or(access.url)
         .or_else(|| caddy.and_then(|r| r.get("uri")?.as_str().map(str::to_string)));
+    access.url.as_ref()?; // most records stop here: no request target
     access.method = s(&["request_method", "method", "RequestMethod", "http_method"])
         .or(access.method)
         .or_else(|| caddy.and_then(|r| r.get("method")?.as_str().map(str::to_string)));
