@@ -31,6 +31,7 @@
 //! | [`cri`] | `cri` | CRI log lines (containerd, CRI-O) |
 //! | [`syslog`] | `syslog` | RFC 5424 / RFC 3164 messages |
 //! | `generic` | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
+//! | [`access_log`] | `nginx`, `apache`, `envoy`, `traefik` | web access logs (CLF/combined, Envoy/Istio, JSON); also the step every container line and generic object passes through |
 //! | [`container`] | | what the container formats share: pieces, reassembly, stack-trace joining |
 //! | `webhook` | | the audit webhook body (`EventList` or `Event`) |
 //! | `ndjson` | | line splitting and per-line routing through the registry |
@@ -61,6 +62,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod container;
 pub mod cri;
 pub mod docker;

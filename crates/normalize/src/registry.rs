@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{describe, LineError};
 use crate::limits::{check_line, parse_json};
-use crate::{cri, docker, falco, generic, k8s_audit, managed, syslog, Decoded, Limits};
+use crate::{access_log, cri, docker, falco, generic, k8s_audit, managed, syslog, Decoded, Limits};
 
 /// Every parser, in detection order. Adding a format is one file and one line here.
 pub static PARSERS: &[&dyn Parser] = &[
@@ -43,6 +43,10 @@ pub static PARSERS: &[&dyn Parser] = &[
     &falco::Falco,
     &docker::DockerJsonFile,
     &cri::Cri,
+    &access_log::TRAEFIK,
+    &access_log::ENVOY,
+    &access_log::NGINX,
+    &access_log::APACHE,
     &syslog::Syslog,
     &generic::Generic,
 ];
