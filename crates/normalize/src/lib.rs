@@ -27,6 +27,11 @@
 //! | `k8s_audit` | `kubernetes.audit`, `k8s-audit` | native audit events: the one audit mapping every flavour lands in |
 //! | `managed` | `eks`, `aks`, `gke` | EKS (CloudWatch Logs), AKS (Azure diagnostics), GKE (Cloud Audit Logs) envelopes |
 //! | [`falco`] | `falco` | Falco alerts (`json_output`, falcosidekick) |
+//! | [`falco_fields`] | `falco.events`, `falco-fields` | records in Falco's field vocabulary (`proc.*`, `evt.*`, ...), flat or nested |
+//! | [`tetragon`] | `tetragon` | Tetragon's JSON export (`process_exec`, `process_exit`, `process_kprobe`, ...) |
+//! | [`tracee`] | `tracee` | Tracee's JSON events (`sched_process_exec`, `security_file_open`, ...) |
+//! | [`kubearmor`] | `kubearmor` | KubeArmor telemetry and alerts (`Operation` Process/File/Network) |
+//! | `sensor` | | what the runtime-sensor parsers share: one ECS shape for process, file and network events |
 //! | [`docker`] | `docker`, `docker-json`, `json-file` | Docker json-file log lines |
 //! | [`cri`] | `cri` | CRI log lines (containerd, CRI-O) |
 //! | [`syslog`] | `syslog` | RFC 5424 / RFC 3164 messages |
@@ -68,15 +73,20 @@ pub mod cri;
 pub mod docker;
 mod error;
 pub mod falco;
+pub mod falco_fields;
 mod fields;
 mod generic;
 pub mod invariants;
 mod k8s_audit;
+pub mod kubearmor;
 mod limits;
 mod managed;
 mod ndjson;
 pub mod registry;
+mod sensor;
 pub mod syslog;
+pub mod tetragon;
+pub mod tracee;
 mod webhook;
 
 use crowsnest_model::{ecs, Event};
