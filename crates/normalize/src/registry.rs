@@ -1,7 +1,8 @@
 //! The one registry of parsers: every input format crowsnest reads, in one list.
 //!
 //! A [`Parser`] is one file in this crate (`docker.rs`, `cri.rs`, `falco.rs`, `syslog.rs`,
-//! `k8s_audit.rs`, `managed.rs`, `generic.rs`); [`PARSERS`] lists them. Everything that turns
+//! `k8s_audit.rs`, `managed.rs`, the shipper vocabularies `kubernetes_meta.rs`, `filebeat.rs`
+//! and `docker_drivers.rs`, `generic.rs`); [`PARSERS`] lists them. Everything that turns
 //! a record into [`Event`](crowsnest_model::Event)s goes through here: the NDJSON endpoint
 //! ([`crate::decode_ndjson`]), the ecosystem inputs of `crowsnest-ingest` (Falco, syslog, and
 //! the JSON records inside Elasticsearch bulk, Splunk HEC and Fluent forward requests), the
@@ -32,7 +33,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{describe, LineError};
 use crate::limits::{check_line, parse_json};
-use crate::{cri, docker, falco, generic, k8s_audit, managed, syslog, Decoded, Limits};
+use crate::{
+    cri, docker, docker_drivers, falco, filebeat, generic, k8s_audit, kubernetes_meta, managed,
+    syslog, Decoded, Limits,
+};
 
 /// Every parser, in detection order. Adding a format is one file and one line here.
 pub static PARSERS: &[&dyn Parser] = &[
@@ -42,6 +46,11 @@ pub static PARSERS: &[&dyn Parser] = &[
     &managed::EKS,
     &falco::Falco,
     &docker::DockerJsonFile,
+    &kubernetes_meta::KubernetesMetadata,
+    &filebeat::Filebeat,
+    &docker_drivers::DockerFluentd,
+    &docker_drivers::Gelf,
+    &docker_drivers::Journald,
     &cri::Cri,
     &syslog::Syslog,
     &generic::Generic,
