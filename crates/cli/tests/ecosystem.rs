@@ -227,7 +227,10 @@ fn fluent_logger_python_sends_a_fluent_bit_kubernetes_record() {
         hit["kubernetes"]["node"]["name"],
         "ip-10-49-18-80.eu-west-1.compute.internal"
     );
-    assert_eq!(hit["fluent"]["tag"], "kube.var.log.containers.fluent-bit.log");
+    assert_eq!(
+        hit["fluent"]["tag"],
+        "kube.var.log.containers.fluent-bit.log"
+    );
 }
 
 /// The forward handshake against the running server, in Python: `fluent-logger` (which cannot

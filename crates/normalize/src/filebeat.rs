@@ -12,8 +12,8 @@
 //! ```
 //!
 //! Detected by ECS container metadata (a `kubernetes` object with `pod` or `namespace`, or a
-//! `container` object with an `id`) together with a Beat's own fields (`agent.type`, `ecs`,
-//! `input` or `data_stream`). The record is kept as it is (its fields *are* the common
+//! `container` object with an `id`) together with a Beat's own fields (`agent.type:
+//! filebeat`, `ecs`, `input` or `data_stream`). The record is kept as it is (its fields *are* the common
 //! fields) except for the few places where Beats differ from the rest of crowsnest:
 //!
 //! | Filebeat / Elastic Agent | event |
@@ -55,11 +55,14 @@ fn has_container_meta(object: &Map<String, Value>) -> bool {
     pod || container
 }
 
+/// A Beat's own fields. (Elastic Agent collects logs with Filebeat: `agent.type: filebeat`.
+/// Other agents, such as crowsnest's own node agent, name themselves and are not Beats.)
 fn is_beat(object: &Map<String, Value>) -> bool {
     object
         .get("agent")
-        .and_then(Value::as_object)
-        .is_some_and(|a| a.get("type").is_some_and(Value::is_string))
+        .and_then(|a| a.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "filebeat")
         || ["ecs", "input", "data_stream"]
             .iter()
             .any(|key| object.get(*key).is_some_and(Value::is_object))
@@ -96,7 +99,7 @@ impl Parser for Filebeat {
                 let error = FieldError {
                     field: None,
                     reason: "expected a Filebeat or Elastic Agent record: ECS `kubernetes` or \
-                             `container.id` metadata and `agent.type`, `ecs`, `input` or \
+                             `container.id` metadata and `agent.type: filebeat`, `ecs`, `input` or \
                              `data_stream`"
                         .to_string(),
                 };
@@ -210,5 +213,12 @@ mod tests {
         );
         assert_eq!(event.get_str("event.module"), Some("kubernetes"));
         assert_eq!(event.get("stream"), None);
+    }
+
+    #[test]
+    fn other_agents_ecs_records_are_not_beats() {
+        let ours = r#"{"message":"x","agent":{"type":"crowsnest-agent"},"container":{"id":"abc"}}"#;
+        let object = serde_json::from_str(ours).expect("json");
+        assert!(!Filebeat.detect(&object));
     }
 }
