@@ -320,6 +320,17 @@ mod tests {
     }
 
     #[test]
+    fn an_access_line_in_a_fluent_bit_record_gets_the_web_fields() {
+        let line = r#"{"log":"203.0.113.7 - - [01/May/2024:10:00:00 +0000] \"GET /.env HTTP/1.1\" 404 153 \"-\" \"curl/8.5.0\"\n","stream":"stdout","kubernetes":{"pod_name":"web-0","namespace_name":"shop","container_name":"nginx"}}"#;
+        let decoded = parse(line);
+        let event = &decoded.events[0];
+        assert_eq!(event.get_str("http.request.method"), Some("GET"));
+        assert_eq!(event.get_str("source.ip"), Some("203.0.113.7"));
+        assert_eq!(event.get_str("kubernetes.namespace"), Some("shop"));
+        assert_eq!(event.get_str("event.dataset"), Some("container.logs"));
+    }
+
+    #[test]
     fn ecs_records_and_named_misfits() {
         let ecs = r#"{"kubernetes":{"namespace":"a","pod":{"name":"p"}},"message":"x"}"#;
         assert!(!KubernetesMetadata.detect(&serde_json::from_str(ecs).expect("json")));

@@ -36,6 +36,7 @@
 //! | [`docker_drivers`] | `docker-fluentd`, `gelf` (`docker-gelf`), `journald` (`docker-journald`) | Docker's fluentd, GELF and journald log-driver records |
 //! | [`syslog`] | `syslog` | RFC 5424 / RFC 3164 messages |
 //! | `generic` | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
+//! | [`access_log`] | `nginx`, `apache`, `envoy`, `traefik` | web access logs (CLF/combined, Envoy/Istio, JSON); also the step every container line and generic object passes through |
 //! | [`container`] | | what the container formats share: pieces, reassembly, stack-trace joining |
 //! | `shipper` | | what the shipper vocabularies share: the common container fields, the log text once in `message` |
 //! | `webhook` | | the audit webhook body (`EventList` or `Event`) |
@@ -67,6 +68,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod container;
 pub mod cri;
 pub mod docker;

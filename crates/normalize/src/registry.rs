@@ -34,8 +34,8 @@ use serde_json::{Map, Value};
 use crate::error::{describe, LineError};
 use crate::limits::{check_line, parse_json};
 use crate::{
-    cri, docker, docker_drivers, falco, filebeat, generic, k8s_audit, kubernetes_meta, managed,
-    syslog, Decoded, Limits,
+    access_log, cri, docker, docker_drivers, falco, filebeat, generic, k8s_audit, kubernetes_meta,
+    managed, syslog, Decoded, Limits,
 };
 
 /// Every parser, in detection order. Adding a format is one file and one line here.
@@ -52,6 +52,10 @@ pub static PARSERS: &[&dyn Parser] = &[
     &docker_drivers::Gelf,
     &docker_drivers::Journald,
     &cri::Cri,
+    &access_log::TRAEFIK,
+    &access_log::ENVOY,
+    &access_log::NGINX,
+    &access_log::APACHE,
     &syslog::Syslog,
     &generic::Generic,
 ];

@@ -26,6 +26,7 @@
 //! | `kubernetes.{deployment,replicaset,statefulset,daemonset,job,cronjob}.name` | the pod's owner |
 //! | `host.name` | the node, unless the record names its host |
 //! | `event.kind`, `event.module`, `event.dataset` | `event`, `kubernetes` (pods) or `docker`, `container.logs` |
+//! | `url.*`, `http.*`, `user_agent.original`, `source.ip`, `event.category: web` | an access-log line, see [`crate::access_log`] |
 //!
 //! `event.original` keeps the whole record. When the log text is itself a Docker json-file or
 //! CRI line (a shipper that read the file without parsing it), the inner line is unwrapped:
@@ -313,6 +314,9 @@ pub(crate) fn build(
     for (path, value) in meta.defaults {
         event.set_default(&path, value);
     }
+    // A web server's access line (or JSON access record) gets url.*, http.*, source.ip, as
+    // container lines and generic records do.
+    crate::access_log::enrich(&mut event);
     event
 }
 
