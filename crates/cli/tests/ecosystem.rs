@@ -1,6 +1,7 @@
 //! Real shippers against a real `crowsnest server`: the official Python `elasticsearch`
 //! client's bulk helper, the OpenTelemetry Python SDK's OTLP/HTTP log exporter, Python
-//! `fluent-logger` (forward protocol, and refused by a server with a forward shared key),
+//! `fluent-logger` (forward protocol, a record of Fluent Bit's `kubernetes` filter, and refused
+//! by a server with a forward shared key),
 //! rsyslog forwarding over TCP, syslog-ng forwarding over TCP (RFC 5424, octet-counted) and
 //! UDP (RFC 3164), and util-linux `logger` over UDP and TCP. Each test asserts the events are
 //! searchable with the right fields.
@@ -173,6 +174,63 @@ fn fluent_logger_python_forward_protocol() {
         .iter()
         .all(|h| h["kubernetes"]["pod"]["name"] == "web-0"));
     assert!(hits.iter().all(|h| h["log"]["iostream"] == "stdout"));
+}
+
+const FLUENT_BIT_RECORD_SCRIPT: &str = r#"
+import json, sys
+from fluent import sender
+port, path = int(sys.argv[1]), sys.argv[2]
+with open(path) as f:
+    record = json.loads(f.readline())  # Fluent Bit's kubernetes filter test record
+logger = sender.FluentSender("kube", host="127.0.0.1", port=port, timeout=10)
+assert logger.emit("var.log.containers.fluent-bit.log", record), logger.last_error
+logger.close()
+"#;
+
+/// A record of Fluent Bit's own `kubernetes` filter tests, sent by the official Fluent client
+/// over forward, lands in the same container and pod fields as every other source, its line
+/// stored once.
+#[test]
+fn fluent_logger_python_sends_a_fluent_bit_kubernetes_record() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forward = free_port();
+    let server = Server::start_with(
+        dir.path(),
+        free_port(),
+        &["--forward".into(), format!("127.0.0.1:{forward}")],
+    );
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../normalize/tests/samples/fluent-bit/records.ndjson");
+    let sample = sample.to_str().expect("UTF-8 path");
+    run_python(
+        &python,
+        FLUENT_BIT_RECORD_SCRIPT,
+        &[&forward.to_string(), sample],
+    );
+    let hits = wait_for(
+        &server,
+        "kubernetes.namespace:core AND container.name:\"fluent-bit\"",
+        1,
+    );
+    let hit = &hits[0];
+    assert_eq!(hit["message"], "Fluent Bit is logging");
+    assert!(!hit["log"].is_string(), "the line is stored once: {hit}");
+    assert_eq!(hit["log"]["iostream"], "stdout");
+    assert_eq!(hit["event"]["dataset"], "container.logs");
+    assert_eq!(
+        hit["kubernetes"]["pod"]["name"],
+        "base-with-namespace-labels-and-annotations"
+    );
+    assert_eq!(hit["container"]["image"]["name"], "fluent/fluent-bit");
+    assert_eq!(
+        hit["kubernetes"]["node"]["name"],
+        "ip-10-49-18-80.eu-west-1.compute.internal"
+    );
+    assert_eq!(
+        hit["fluent"]["tag"],
+        "kube.var.log.containers.fluent-bit.log"
+    );
 }
 
 /// The forward handshake against the running server, in Python: `fluent-logger` (which cannot

@@ -18,8 +18,12 @@
 //! `message`; a record that holds many events, such as an audit `EventList` or a CloudWatch
 //! Logs batch, becomes all of them, each keeping its own item's text as `event.original` and
 //! its own time), plus `fluent.tag`, `@timestamp` from the entry time, `event.dataset` = the tag
-//! (when it is a plain name) and `event.module: fluent`. Fluent Bit's `kubernetes` filter
-//! metadata is mapped to our fields ([`KUBERNETES_KEYS`]), and `stream` to `log.iostream`.
+//! (when it is a plain name) and `event.module: fluent`. Container log records that Fluent Bit's
+//! or Fluentd's `kubernetes` filter enriched, and records of Docker's `fluentd` log driver, are
+//! recognised per record by the registry (`crowsnest_normalize::kubernetes_meta`,
+//! `crowsnest_normalize::docker_drivers`): their metadata lands in the common container and pod
+//! fields, `stream` in `log.iostream`, the log line once in `message`, and they are
+//! `event.dataset: container.logs` (the tag stays in `fluent.tag`).
 
 use std::io::Cursor;
 
@@ -31,17 +35,6 @@ use serde_json::{Map, Value};
 use crate::common::{claim_module, is_name, json_text, within_room};
 use crate::limits::{decompress, Encoding};
 use crate::Limits;
-
-/// Fluent Bit `kubernetes` filter keys copied to our fields: `(record key, event path)`.
-pub const KUBERNETES_KEYS: &[(&str, &str)] = &[
-    ("namespace_name", "kubernetes.namespace"),
-    ("pod_name", "kubernetes.pod.name"),
-    ("pod_id", "kubernetes.pod.uid"),
-    ("container_name", "kubernetes.container.name"),
-    ("host", "kubernetes.node.name"),
-    ("docker_id", "container.id"),
-    ("container_image", "container.image.name"),
-];
 
 /// The outcome of looking for one forward message at the start of a stream buffer.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,16 +249,6 @@ fn entry_events(entry: Pack, tag: &str, room: usize, limits: &Limits) -> Result<
                     event.set(ecs::TIMESTAMP, time.clone());
                 }
             }
-            if let Some(Value::Object(kubernetes)) = record.get("kubernetes") {
-                for (key, path) in KUBERNETES_KEYS {
-                    if let Some(value) = kubernetes.get(*key).filter(|v| v.is_string()) {
-                        event.set(path, value.clone());
-                    }
-                }
-            }
-            if let Some(stream) = record.get("stream").and_then(Value::as_str) {
-                event.set("log.iostream", Value::String(stream.to_string()));
-            }
             crowsnest_normalize::finish(event, &original, &limits.decode)
         })
         .collect();
@@ -390,11 +373,16 @@ mod tests {
             Some("2024-05-01T10:00:00.500000Z")
         );
         assert_eq!(event.get_str("fluent.tag"), Some("app.web"));
-        assert_eq!(event.get_str("event.dataset"), Some("app.web"));
-        assert_eq!(event.get_str("event.module"), Some("fluent"));
+        // A Fluent Bit Kubernetes record is a container log line, whatever its tag.
+        assert_eq!(event.get_str("event.dataset"), Some("container.logs"));
+        assert_eq!(event.get_str("event.module"), Some("kubernetes"));
         assert_eq!(event.get_str("kubernetes.namespace"), Some("prod"));
         assert_eq!(event.get_str("kubernetes.pod.name"), Some("web-1"));
         assert_eq!(event.get_str("log.iostream"), Some("stderr"));
+        assert!(
+            !event.get("log").is_some_and(Value::is_string),
+            "the line once"
+        );
         for cut in 0..bytes.len() {
             assert_eq!(
                 next_message(&bytes[..cut], &Limits::default()),

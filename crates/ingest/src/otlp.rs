@@ -10,15 +10,33 @@
 //! | `traceId` / `spanId` | `trace.id` / `span.id` (hex) |
 //! | `eventName` | `event.action` |
 //! | record attributes | `otel.attributes.*` |
-//! | resource attributes | `otel.resource.*` |
+//! | resource attributes | `otel.resource.*` (and the fields below) |
 //! | scope name and version | `otel.scope.name`, `otel.scope.version` |
 //!
 //! Resource (then record) attributes named by the semantic conventions are also mapped to our
-//! fields ([`SEMCONV`]): `k8s.namespace.name` → `kubernetes.namespace`, `k8s.pod.name` →
-//! `kubernetes.pod.name`, `container.id` → `container.id`, `service.name` → `service.name`,
-//! ... so a rule over `kubernetes.namespace` matches logs from the OTel collector's
-//! `k8sattributes` processor unchanged. `event.original` is the record as OTLP JSON (the
-//! protobuf bytes are not text).
+//! fields, the same ones every other container source fills, so a rule or a search over
+//! `kubernetes.namespace` matches logs from the OTel collector's `k8sattributes` processor and
+//! `filelog` receiver unchanged:
+//!
+//! | OTel attribute | event |
+//! |---|---|
+//! | `k8s.namespace.name`, `k8s.namespace.uid` | `kubernetes.namespace`, `kubernetes.namespace_uid` |
+//! | `k8s.pod.name`, `k8s.pod.uid`, `k8s.pod.ip` | `kubernetes.pod.name`, `.uid`, `.ip` |
+//! | `k8s.container.name` | `kubernetes.container.name`, and `container.name` unless `container.name` is set |
+//! | `k8s.node.name` | `kubernetes.node.name`, and `host.name` unless `host.name` is set |
+//! | `k8s.deployment.name`, `k8s.replicaset.name`, `k8s.statefulset.name`, `k8s.daemonset.name`, `k8s.job.name`, `k8s.cronjob.name` | `kubernetes.<kind>.name` |
+//! | `k8s.cluster.name`, `k8s.cluster.uid` | `orchestrator.cluster.name`, `orchestrator.cluster.id` |
+//! | `k8s.pod.labels.<key>` / `k8s.pod.label.<key>`, `k8s.pod.annotations.<key>` / `.annotation.` | `kubernetes.labels.<key>`, `kubernetes.annotations.<key>` (dots in the key → `_`) |
+//! | `k8s.namespace.labels.<key>` / `.label.`, `k8s.node.labels.<key>` / `.label.` | `kubernetes.namespace_labels.<key>`, `kubernetes.node.labels.<key>` |
+//! | `container.id`, `container.name`, `container.runtime` | the same |
+//! | `container.image.name`, `container.image.tag` (or the first of `container.image.tags`), `container.image.repo_digests` | `container.image.name`, `.tag`, `.hash.all` |
+//! | `host.name`, `service.*`, `process.pid`, `process.executable.path`, `process.command_line` | `host.name`, `service.*`, `process.pid`, `process.executable`, `process.command_line` |
+//! | `log.iostream`, `log.file.path` (the `filelog` receiver's record attributes) | the same |
+//!
+//! ([`SEMCONV`], [`SEMCONV_PREFIXES`].) A record that names a container or a pod's container
+//! is `event.dataset: container.logs` (so container-log rules see it) unless it carries its
+//! own `event.dataset` attribute; others are `otel.logs`. `event.original` is the record as
+//! OTLP JSON (the protobuf bytes are not text).
 
 use crowsnest_model::{ecs, format_timestamp, Event};
 use crowsnest_normalize::{Decoded, LineError};
@@ -46,13 +64,22 @@ pub const SEMCONV: &[(&str, &str)] = &[
     ("k8s.pod.uid", "kubernetes.pod.uid"),
     ("k8s.container.name", "kubernetes.container.name"),
     ("k8s.node.name", "kubernetes.node.name"),
+    ("k8s.pod.ip", "kubernetes.pod.ip"),
     ("k8s.deployment.name", "kubernetes.deployment.name"),
+    ("k8s.replicaset.name", "kubernetes.replicaset.name"),
+    ("k8s.statefulset.name", "kubernetes.statefulset.name"),
+    ("k8s.daemonset.name", "kubernetes.daemonset.name"),
+    ("k8s.job.name", "kubernetes.job.name"),
+    ("k8s.cronjob.name", "kubernetes.cronjob.name"),
+    ("k8s.namespace.uid", "kubernetes.namespace_uid"),
     ("k8s.cluster.name", "orchestrator.cluster.name"),
+    ("k8s.cluster.uid", "orchestrator.cluster.id"),
     ("container.id", "container.id"),
     ("container.name", "container.name"),
     ("container.image.name", "container.image.name"),
     ("container.image.tag", "container.image.tag"),
     ("container.runtime", "container.runtime"),
+    ("container.image.repo_digests", "container.image.hash.all"),
     ("host.name", "host.name"),
     ("service.name", "service.name"),
     ("service.version", "service.version"),
@@ -62,6 +89,29 @@ pub const SEMCONV: &[(&str, &str)] = &[
     ("process.command_line", "process.command_line"),
     ("log.iostream", "log.iostream"),
     ("log.file.path", "log.file.path"),
+];
+
+/// Semantic-convention attribute prefixes whose rest is a label or annotation key: `(otel
+/// prefix, event path)`. Keys are stored with dots replaced by `_`, as Filebeat and the node
+/// agent store labels (`k8s.pod.labels.app.kubernetes.io/name` →
+/// `kubernetes.labels.app_kubernetes_io/name`); the singular forms are the newer conventions'.
+pub const SEMCONV_PREFIXES: &[(&str, &str)] = &[
+    ("k8s.pod.labels.", "kubernetes.labels"),
+    ("k8s.pod.label.", "kubernetes.labels"),
+    ("k8s.pod.annotations.", "kubernetes.annotations"),
+    ("k8s.pod.annotation.", "kubernetes.annotations"),
+    ("k8s.namespace.labels.", "kubernetes.namespace_labels"),
+    ("k8s.namespace.label.", "kubernetes.namespace_labels"),
+    (
+        "k8s.namespace.annotations.",
+        "kubernetes.namespace_annotations",
+    ),
+    (
+        "k8s.namespace.annotation.",
+        "kubernetes.namespace_annotations",
+    ),
+    ("k8s.node.labels.", "kubernetes.node.labels"),
+    ("k8s.node.label.", "kubernetes.node.labels"),
 ];
 
 /// Decodes an export request.
@@ -213,14 +263,40 @@ fn map_record(
     }
     for source in [resource_attributes, &record.attributes[..]] {
         for attribute in source {
-            let Some((_, path)) = SEMCONV.iter().find(|(name, _)| *name == attribute.key) else {
+            let Some(value) = attribute.value.as_ref().and_then(|v| v.value.as_ref()) else {
                 continue;
             };
-            if let Some(value) = attribute.value.as_ref().and_then(|v| v.value.as_ref()) {
+            if let Some((_, path)) = SEMCONV.iter().find(|(name, _)| *name == attribute.key) {
                 event.set(path, any_to_json(value));
+            } else if let Some((key, path)) = SEMCONV_PREFIXES.iter().find_map(|(prefix, path)| {
+                attribute
+                    .key
+                    .strip_prefix(prefix)
+                    .filter(|key| !key.is_empty())
+                    .map(|key| (key, path))
+            }) {
+                event.set(
+                    &format!("{path}.{}", key.replace('.', "_")),
+                    any_to_json(value),
+                );
+            } else if attribute.key == "container.image.tags" {
+                // The newer conventions' list of tags; our field holds one.
+                if let Some(Value::String(tag)) = any_to_json(value).get(0) {
+                    event.set_default("container.image.tag", Value::String(tag.clone()));
+                }
             }
         }
     }
+    // As the other container sources: the pod's container name is the container's name, and
+    // the node is the host the line was written on, unless the record says otherwise.
+    if let Some(name) = event.get("kubernetes.container.name").cloned() {
+        event.set_default(ecs::CONTAINER_NAME, name);
+    }
+    if let Some(node) = event.get("kubernetes.node.name").cloned() {
+        event.set_default(ecs::HOST_NAME, node);
+    }
+    let container_log =
+        event.get("kubernetes.container.name").is_some() || event.get(ecs::CONTAINER_ID).is_some();
     let dataset = record
         .attributes
         .iter()
@@ -230,7 +306,13 @@ fn map_record(
             Some(any_value::Value::StringValue(s)) => Some(s.clone()),
             _ => None,
         })
-        .unwrap_or_else(|| "otel.logs".to_string());
+        .unwrap_or_else(|| {
+            if container_log {
+                "container.logs".to_string()
+            } else {
+                "otel.logs".to_string()
+            }
+        });
     event.set(ecs::EVENT_DATASET, Value::String(dataset));
     event.set(ecs::EVENT_MODULE, Value::String("otel".to_string()));
     event.set(ecs::EVENT_KIND, Value::String("event".to_string()));
@@ -322,6 +404,53 @@ mod tests {
             Some("2024-05-01T10:00:01.000000Z")
         );
         assert_eq!(second.get_str("otel.body.user"), Some("bob"));
+    }
+
+    #[test]
+    fn k8sattributes_and_filelog_records_land_in_the_container_fields() {
+        // What the collector's `filelog` receiver (container operator) and `k8sattributes`
+        // processor attach to a pod's log line.
+        let body = r#"{"resourceLogs":[{"resource":{"attributes":[
+            {"key":"k8s.namespace.name","value":{"stringValue":"payments"}},
+            {"key":"k8s.pod.name","value":{"stringValue":"api-7d5b5dd9cf-t8ngb"}},
+            {"key":"k8s.pod.uid","value":{"stringValue":"76e27404-d87c-11e8-88b6-080027728ac4"}},
+            {"key":"k8s.container.name","value":{"stringValue":"api"}},
+            {"key":"k8s.container.restart_count","value":{"stringValue":"0"}},
+            {"key":"k8s.node.name","value":{"stringValue":"node-1"}},
+            {"key":"k8s.deployment.name","value":{"stringValue":"api"}},
+            {"key":"k8s.replicaset.name","value":{"stringValue":"api-7d5b5dd9cf"}},
+            {"key":"k8s.pod.labels.app.kubernetes.io/name","value":{"stringValue":"api"}},
+            {"key":"k8s.pod.annotation.prometheus.io/scrape","value":{"stringValue":"true"}},
+            {"key":"container.id","value":{"stringValue":"3f2a9c1be47d"}},
+            {"key":"container.image.name","value":{"stringValue":"registry.example.com/payments/api"}},
+            {"key":"container.image.tags","value":{"arrayValue":{"values":[{"stringValue":"1.4.2"}]}}}]},
+          "scopeLogs":[{"logRecords":[
+            {"timeUnixNano":"1714557600000000000","body":{"stringValue":"charge accepted"},
+             "attributes":[{"key":"log.iostream","value":{"stringValue":"stdout"}},
+              {"key":"log.file.path","value":{"stringValue":"/var/log/pods/payments_api-7d5b5dd9cf-t8ngb_76e27404/api/0.log"}},
+              {"key":"logtag","value":{"stringValue":"F"}}]}]}]}]}"#;
+        let decoded =
+            decode(body.as_bytes(), OtlpFormat::Json, &Limits::default()).expect("decodes");
+        let event = &decoded.events[0];
+        for (path, expected) in [
+            ("kubernetes.namespace", "payments"),
+            ("kubernetes.pod.name", "api-7d5b5dd9cf-t8ngb"),
+            ("kubernetes.container.name", "api"),
+            ("container.name", "api"),
+            ("kubernetes.node.name", "node-1"),
+            ("host.name", "node-1"),
+            ("kubernetes.replicaset.name", "api-7d5b5dd9cf"),
+            ("kubernetes.labels.app_kubernetes_io/name", "api"),
+            ("kubernetes.annotations.prometheus_io/scrape", "true"),
+            ("container.id", "3f2a9c1be47d"),
+            ("container.image.tag", "1.4.2"),
+            ("log.iostream", "stdout"),
+            ("message", "charge accepted"),
+            ("event.dataset", "container.logs"),
+            ("event.module", "otel"),
+        ] {
+            assert_eq!(event.get_str(path), Some(expected), "{path}");
+        }
     }
 
     #[test]

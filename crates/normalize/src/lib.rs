@@ -11,7 +11,9 @@
 //!   [`registry`], the one `source` names (see [`known_sources`]) or the first that recognises
 //!   its shape: a Kubernetes audit event, an EKS/AKS/GKE audit record (which all land in the
 //!   *same* audit mapping, so rules work unchanged), a Falco alert, a Docker json-file line,
-//!   or any other object, kept as it is (users send ECS-shaped JSON).
+//!   a container log line a shipper enriched (Fluent Bit, Fluentd, Vector, Filebeat, Docker's
+//!   fluentd/GELF/journald drivers: all land in the same container and pod fields), or any
+//!   other object, kept as it is (users send ECS-shaped JSON).
 //!
 //! Every format is one file with one [`Parser`], listed in [`registry::PARSERS`]; the ingest
 //! endpoints, the node agent and `crowsnest hunt` all parse through it.
@@ -34,10 +36,14 @@
 //! | `sensor` | | what the runtime-sensor parsers share: one ECS shape for process, file and network events |
 //! | [`docker`] | `docker`, `docker-json`, `json-file` | Docker json-file log lines |
 //! | [`cri`] | `cri` | CRI log lines (containerd, CRI-O) |
+//! | [`kubernetes_meta`] | `kubernetes-metadata`, `fluent-bit`, `fluentbit`, `fluentd`, `vector` | container logs with Fluent Bit's, Fluentd's or Vector's `kubernetes` metadata |
+//! | [`filebeat`] | `filebeat`, `elastic-agent` | Filebeat / Elastic Agent ECS container logs |
+//! | [`docker_drivers`] | `docker-fluentd`, `gelf` (`docker-gelf`), `journald` (`docker-journald`) | Docker's fluentd, GELF and journald log-driver records |
 //! | [`syslog`] | `syslog` | RFC 5424 / RFC 3164 messages |
 //! | `generic` | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
 //! | [`access_log`] | `nginx`, `apache`, `envoy`, `traefik` | web access logs (CLF/combined, Envoy/Istio, JSON); also the step every container line and generic object passes through |
 //! | [`container`] | | what the container formats share: pieces, reassembly, stack-trace joining |
+//! | `shipper` | | what the shipper vocabularies share: the common container fields, the log text once in `message` |
 //! | `webhook` | | the audit webhook body (`EventList` or `Event`) |
 //! | `ndjson` | | line splitting and per-line routing through the registry |
 //! | `limits` | | the guards every line passes through |
@@ -71,19 +77,23 @@ pub mod access_log;
 pub mod container;
 pub mod cri;
 pub mod docker;
+pub mod docker_drivers;
 mod error;
 pub mod falco;
 pub mod falco_fields;
 mod fields;
+pub mod filebeat;
 mod generic;
 pub mod invariants;
 mod k8s_audit;
 pub mod kubearmor;
+pub mod kubernetes_meta;
 mod limits;
 mod managed;
 mod ndjson;
 pub mod registry;
 mod sensor;
+mod shipper;
 pub mod syslog;
 pub mod tetragon;
 pub mod tracee;
@@ -141,6 +151,10 @@ pub fn decode_ndjson(body: &[u8], source: Option<&str>, limits: &Limits) -> Deco
 ///   from AKS (`cloud.provider: azure`);
 /// * `gke`: GKE Cloud Audit Log entries (`cloud.provider: gcp`);
 /// * `falco`: Falco alerts; `docker` (also `docker-json`, `json-file`): Docker json-file lines;
+/// * `kubernetes-metadata` (also `fluent-bit`, `fluentbit`, `fluentd`, `vector`): container
+///   logs with a shipper's snake_case `kubernetes` object; `filebeat` (also `elastic-agent`):
+///   Filebeat / Elastic Agent container logs; `docker-fluentd`, `gelf` (also `docker-gelf`),
+///   `journald` (also `docker-journald`): Docker log-driver records;
 /// * `cri`, `syslog`: text lines (CRI container logs, syslog messages);
 /// * `generic`: every line is kept as it is (no detection).
 ///

@@ -2,7 +2,8 @@
 //!
 //! A [`Parser`] is one file in this crate (`docker.rs`, `cri.rs`, `falco.rs`,
 //! `falco_fields.rs`, `tetragon.rs`, `tracee.rs`, `kubearmor.rs`, `syslog.rs`, `k8s_audit.rs`,
-//! `managed.rs`, `generic.rs`); [`PARSERS`] lists them. Everything that turns
+//! `managed.rs`, the shipper vocabularies `kubernetes_meta.rs`, `filebeat.rs` and
+//! `docker_drivers.rs`, `generic.rs`); [`PARSERS`] lists them. Everything that turns
 //! a record into [`Event`](crowsnest_model::Event)s goes through here: the NDJSON endpoint
 //! ([`crate::decode_ndjson`]), the ecosystem inputs of `crowsnest-ingest` (Falco, syslog, and
 //! the JSON records inside Elasticsearch bulk, Splunk HEC and Fluent forward requests), the
@@ -34,8 +35,8 @@ use serde_json::{Map, Value};
 use crate::error::{describe, LineError};
 use crate::limits::{check_line, parse_json};
 use crate::{
-    access_log, cri, docker, falco, falco_fields, generic, k8s_audit, kubearmor, managed, syslog,
-    tetragon, tracee, Decoded, Limits,
+    access_log, cri, docker, docker_drivers, falco, falco_fields, filebeat, generic, k8s_audit,
+    kubearmor, kubernetes_meta, managed, syslog, tetragon, tracee, Decoded, Limits,
 };
 
 /// Every parser, in detection order. Adding a format is one file and one line here.
@@ -50,6 +51,11 @@ pub static PARSERS: &[&dyn Parser] = &[
     &tracee::Tracee,
     &kubearmor::KubeArmor,
     &docker::DockerJsonFile,
+    &kubernetes_meta::KubernetesMetadata,
+    &filebeat::Filebeat,
+    &docker_drivers::DockerFluentd,
+    &docker_drivers::Gelf,
+    &docker_drivers::Journald,
     &cri::Cri,
     &access_log::TRAEFIK,
     &access_log::ENVOY,

@@ -210,10 +210,18 @@ fn docker_lines_are_detected_only_by_their_exact_shape() {
         .iter()
         .map(|e| e.get_str("event.dataset"))
         .collect();
+    // The third is not a json-file line but a shipper's record with Kubernetes metadata:
+    // a container log line all the same (the `kubernetes-metadata` parser's).
     assert_eq!(
         datasets,
-        vec![Some("container.logs"), Some("app"), Some("app")]
+        vec![Some("container.logs"), Some("app"), Some("container.logs")]
     );
     assert_eq!(decoded.events[0].get_str("message"), Some("hello"));
     assert_eq!(decoded.events[1].get_str("message"), Some("no time\n"));
+    assert_eq!(decoded.events[2].get_str("message"), Some("extra"));
+    assert_eq!(
+        decoded.events[2].get_str("kubernetes.pod.name"),
+        Some("web")
+    );
+    assert_eq!(decoded.events[0].get_str("kubernetes.pod.name"), None);
 }

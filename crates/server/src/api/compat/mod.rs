@@ -24,6 +24,8 @@ mod falco;
 #[cfg(test)]
 mod limits_tests;
 mod otlp;
+#[cfg(test)]
+mod shipper_tests;
 mod splunk;
 #[cfg(test)]
 mod tests;
