@@ -387,3 +387,33 @@ fn operator_list_is_configurable() {
         .pipeline_var(K8sPrincipals::OPERATORS_VAR)
         .is_some_and(|ops| ops.len() >= 20));
 }
+
+/// The placeholder step only touches `%name%` values naming a pipeline variable: URL-encoded
+/// values in regexes and `contains` (two `%` in one value) keep their meaning.
+#[test]
+fn percent_encoded_values_are_not_placeholders() {
+    let yaml = r#"
+title: encoded
+id: enc-1
+logsource: {product: kubernetes, service: audit}
+detection:
+  sel_re:
+    requestURI|re: 'command=(%2F|/)bin(%2F|/)s.*h(&|$)'
+  sel_contains:
+    requestURI|contains: 'command=%2Fbin%2Fsh'
+  condition: sel_re and sel_contains
+level: low
+"#;
+    let (rules, report) = RuleSet::from_yaml("enc.yml", yaml);
+    assert!(!report.any_invalid(), "{report:?}");
+    let hit = |uri: &str| {
+        let body = format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{uri}","stage":"ResponseComplete","requestURI":"{uri}","verb":"create","user":{{"username":"u"}},"objectRef":{{"resource":"pods","subresource":"exec","apiVersion":"v1"}},"responseStatus":{{"code":101}}}}"#
+        );
+        !alerts(&rules, &decode("native", &body)).is_empty()
+    };
+    assert!(hit("/api/v1/namespaces/a/pods/p/exec?command=%2Fbin%2Fsh"));
+    assert!(!hit(
+        "/api/v1/namespaces/a/pods/p/exec?command=%2Fbin%2Fbash"
+    ));
+}
