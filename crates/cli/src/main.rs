@@ -47,6 +47,8 @@ enum Command {
     Server(commands::server::Args),
     /// Search a running server (Lucene/KQL-style filter, then pipes).
     Search(commands::search::Args),
+    /// Incidents of a running server: list, show, ack, investigate, resolve, assign, comment.
+    Incidents(commands::incidents::Args),
     /// Send NDJSON or Kubernetes audit files to a running server.
     Ingest(commands::ingest::Args),
     /// Start a server and feed it a generated cluster's activity, attacks included.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => commands::server::run(args),
         Command::Search(args) => commands::search::run(args),
+        Command::Incidents(args) => commands::incidents::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => crowsnest_bench::run(args),

@@ -145,6 +145,59 @@ fn stop(handle: (Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>)) {
     }
 }
 
+/// Writes numbered RFC 5424 lines over TCP until told to stop; counts the whole lines written.
+struct SyslogSender {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl SyslogSender {
+    fn start(port: u16) -> Self {
+        use std::io::Write;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut stream =
+                std::net::TcpStream::connect(("127.0.0.1", port)).expect("syslog connect");
+            stream
+                .set_write_timeout(Some(Duration::from_millis(200)))
+                .expect("timeout");
+            let mut written = 0u64;
+            while !flag.load(Ordering::SeqCst) {
+                let line = format!(
+                    "<14>1 2026-12-07T00:00:00Z node-1 app - - - syslog probe {written} {}\n",
+                    "z".repeat(200)
+                );
+                let mut rest = line.as_bytes();
+                // A line is counted once all of it is written; a timed-out write goes on
+                // where it stopped (the stream must not hold a torn line).
+                while !rest.is_empty() {
+                    match stream.write(rest) {
+                        Ok(n) => rest = &rest[n..],
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(e) => panic!("syslog write: {e}"),
+                    }
+                }
+                written += 1;
+            }
+            stream
+                .shutdown(std::net::Shutdown::Write)
+                .expect("shutdown");
+            written
+        });
+        Self { stop, thread }
+    }
+
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("syslog sender")
+    }
+}
+
 /// Waits until health reports the disk problem, failing after `limit`.
 fn wait_for_disk_full(server: &Server, load: &Load, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
@@ -209,11 +262,20 @@ fn disk_full_round(watermark: Option<u64>, kill: bool) {
         text.push_str(&format!("min_free_bytes = {bytes}\n"));
     }
     std::fs::write(&config, text).expect("config");
-    let extra = ["--config".to_string(), config.display().to_string()];
+    let syslog_port = free_port();
+    let extra = [
+        "--config".to_string(),
+        config.display().to_string(),
+        "--syslog-tcp".to_string(),
+        format!("127.0.0.1:{syslog_port}"),
+    ];
     let mut server = Server::start_with(&data, free_port(), &extra);
     let ballast = disk.fill_leaving(14 * 1024 * 1024);
     let load = Load::new();
     let senders = load.run(&server, 2);
+    // A syslog sender beside them: syslog cannot be refused, so the listener stops reading
+    // (TCP pushes back) and must lose nothing it read.
+    let syslog = (!kill).then(|| SyslogSender::start(syslog_port));
     let health = wait_for_disk_full(&server, &load, Duration::from_secs(120));
     let problems = health["problems"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -271,6 +333,25 @@ fn disk_full_round(watermark: Option<u64>, kill: bool) {
             freed.elapsed().as_secs_f64()
         );
         stop(senders);
+    }
+    if let Some(syslog) = syslog {
+        let written = syslog.finish();
+        assert!(written > 100, "the syslog sender wrote {written} lines");
+        server.settle();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = server.search("event.dataset:syslog AND message:probe | stats count()");
+            let stored = answer["rows"][0][0].as_u64().unwrap_or(0);
+            if stored == written {
+                eprintln!("figures: watermark {watermark:?}: {written} syslog lines written over TCP during the fill, all stored");
+                break;
+            }
+            assert!(
+                stored < written && Instant::now() < deadline,
+                "{stored} of {written} syslog lines stored: {answer}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     let settling = Instant::now();
     check_all_acked_stored(&server, &load);

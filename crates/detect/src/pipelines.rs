@@ -9,13 +9,17 @@
 //!   paths (one-to-many where a pod spec can sit under a template), Linux `process_creation` /
 //!   `file_event` / `network_connection` taxonomy names become ECS `process.*`, `file.path`,
 //!   `destination.*`, and `service: auditd` rules read raw keys under `auditd.<key>`. Docker and
-//!   container-log rules use our field names unchanged.
+//!   container-log rules use our field names unchanged. `category: webserver` names
+//!   (`cs-uri-query`, `cs-uri-stem`, `c-useragent`, `cs-method`, `sc-status`, `c-ip`, ...) become
+//!   ECS `url.*`, `user_agent.original`, `http.*`, `source.ip`.
 //! * **Logsource routing** (event side). [`event_logsource`] derives a Sigma logsource from
 //!   `event.dataset` (plus `event.category` for process/file events). The engine skips every
 //!   rule whose logsource conflicts with it (a dimension set on both sides that differs), so a
 //!   Windows rule never sees a Kubernetes event. Kubernetes audit events get
 //!   `category: application`, as SigmaHQ files its audit rules; Docker and container-log events
-//!   have no category. The table is in `rules/README.md`.
+//!   have no category, except access-log lines (`event.category: web`, from
+//!   `crowsnest_normalize::access_log`), which get `category: webserver` wherever they come
+//!   from. The table is in `rules/README.md`.
 
 use std::sync::OnceLock;
 
@@ -65,8 +69,10 @@ pub fn event_logsource(
         Some("process") => Some("process_creation"),
         Some("file") => Some("file_event"),
         Some("network") => Some("network_connection"),
+        Some("web") => Some("webserver"),
         _ => None,
     };
+    let web = sigma_category.filter(|c| *c == "webserver");
     let ls = match prefix {
         // SigmaHQ files most Kubernetes audit rules under `category: application`.
         "kubernetes" if rest == "audit" => source("kubernetes", Some("audit"), Some("application")),
@@ -75,10 +81,16 @@ pub fn event_logsource(
             Some(if rest.is_empty() { "events" } else { rest }),
             None,
         ),
-        "container" if rest == "logs" => source("container", Some("logs"), None),
+        // An access line in a container's log is also a webserver event.
+        "container" if rest == "logs" => source("container", Some("logs"), web),
         "auditd" => source("linux", Some("auditd"), sigma_category),
         "syslog" => source("linux", Some("syslog"), None),
         _ => match sigma_category {
+            // nginx.access, envoy.access, an ndjson JSON access record: product from the module.
+            Some("webserver") => {
+                let product = module.unwrap_or(prefix);
+                source(product, (!rest.is_empty()).then_some(rest), web)
+            }
             Some(cat) => source("linux", None, Some(cat)),
             None => {
                 let product = module.unwrap_or(prefix);
@@ -119,5 +131,24 @@ mod tests {
         let c = event_logsource(Some("container.logs"), None, None).expect("ls");
         assert_eq!(c.product.as_deref(), Some("container"));
         assert!(event_logsource(None, None, None).is_none());
+        let w =
+            event_logsource(Some("container.logs"), Some("kubernetes"), Some("web")).expect("ls");
+        assert_eq!(
+            (
+                w.product.as_deref(),
+                w.service.as_deref(),
+                w.category.as_deref()
+            ),
+            (Some("container"), Some("logs"), Some("webserver"))
+        );
+        let n = event_logsource(Some("nginx.access"), Some("nginx"), Some("web")).expect("ls");
+        assert_eq!(
+            (
+                n.product.as_deref(),
+                n.service.as_deref(),
+                n.category.as_deref()
+            ),
+            (Some("nginx"), Some("access"), Some("webserver"))
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! | `message` | the text, without its line ending |
 //! | `log.iostream` | `stdout` / `stderr` |
 //! | `event.kind`, `event.module`, `event.dataset` | `event`, `docker` (json-file) or `kubernetes` (CRI), `container.logs` |
+//! | `url.*`, `http.*`, `user_agent.original`, `source.ip`, `event.category: web` | an access-log line, see [`crate::access_log`] |
 //!
 //! A time that does not parse is kept under `crowsnest.displaced.@timestamp`, never dropped.
 
@@ -129,6 +130,8 @@ pub fn log_event(line: &LogLine, format: Format) -> Event {
     if !line.stream.is_empty() {
         event.set("log.iostream", json!(line.stream));
     }
+    // A web server's access line gets url.*, http.*, user_agent.*, source.ip.
+    crate::access_log::enrich(&mut event);
     event
 }
 

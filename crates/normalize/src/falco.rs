@@ -4,8 +4,12 @@
 //! An alert becomes an event with `event.kind: alert`, `rule.name`, `message` (the rendered
 //! `output`), `log.level` and `event.severity` from `priority`, `host.name`, `tags`, and the
 //! raw alert fields under `falco.*` (`falco.output_fields` keeps Falco's dotted field names as
-//! keys). Well-known `output_fields` are mapped to our fields ([`OUTPUT_FIELDS`]), so an alert
-//! about `k8s.ns.name=prod` is found by `kubernetes.namespace:prod`. Falco's internal metrics
+//! keys). The `output_fields` are mapped as [`crate::falco_fields`] maps Falco's vocabulary
+//! (`process.*` with the parent, `user.*`, `container.*`, `kubernetes.*`, `file.path`,
+//! `source.*`/`destination.*`; `evt.type` gives `event.category`/`event.type`/`event.action`,
+//! so an alert about an `execve` is also a `process_creation` event for the rules), and the
+//! audit-plugin fields of [`OUTPUT_FIELDS`]: an alert about `k8s.ns.name=prod` is found by
+//! `kubernetes.namespace:prod`. Falco's internal metrics
 //! snapshots (`source: internal`) are kept as `event.kind: metric` in `falco.internal`, not
 //! as alerts. A `time` that does not parse is repaired when its RFC 3339 prefix does (a
 //! known website example ends in `Z+2`), otherwise the alert is rejected.
@@ -49,23 +53,9 @@ impl Parser for Falco {
     }
 }
 
-/// Falco output fields copied to our fields: `(falco field, event path)`.
+/// Falco output fields copied to our fields when the vocabulary mapping
+/// ([`crate::falco_fields`]) left them unset: `(falco field, event path)`.
 pub const OUTPUT_FIELDS: &[(&str, &str)] = &[
-    ("container.id", "container.id"),
-    ("container.name", "container.name"),
-    ("container.image.repository", "container.image.name"),
-    ("container.image.tag", "container.image.tag"),
-    ("k8s.ns.name", "kubernetes.namespace"),
-    ("k8s.pod.name", "kubernetes.pod.name"),
-    ("proc.cmdline", "process.command_line"),
-    ("proc.name", "process.name"),
-    ("proc.exepath", "process.executable"),
-    ("proc.pid", "process.pid"),
-    ("proc.pname", "process.parent.name"),
-    ("proc.ppid", "process.parent.pid"),
-    ("user.name", "user.name"),
-    ("user.uid", "user.id"),
-    ("fd.name", "file.path"),
     ("ka.user.name", "user.name"),
     ("ka.target.namespace", "kubernetes.namespace"),
     ("ka.verb", "event.action"),
@@ -149,6 +139,11 @@ fn map_alert(mut alert: Map<String, Value>) -> Result<Event, FieldError> {
             ))
         }
     };
+    if !internal {
+        let kind = crate::falco_fields::kind(&fields);
+        let action = fields.get("evt.type").and_then(Value::as_str);
+        crate::falco_fields::seen(&fields).apply(&mut event, kind, action);
+    }
     for (name, path) in OUTPUT_FIELDS {
         if let Some(value) = fields.get(*name).filter(|v| !v.is_null()) {
             if event.get(path).is_none() {

@@ -6,7 +6,9 @@
 //! * `@timestamp`, normalized to RFC 3339 UTC with microseconds, from the first of
 //!   [`TIME_KEYS`] that parses (RFC 3339, RFC 2822, `YYYY-MM-DD HH:MM:SS`, epoch s/ms/µs/ns);
 //! * `message` from `msg`, `log` or `MESSAGE` when there is no `message` (the alias is kept);
-//! * `event.dataset` and `event.module` unless the object has its own.
+//! * `event.dataset` and `event.module` unless the object has its own;
+//! * the web fields of an access log ([`crate::access_log::enrich`]) when the object is a JSON
+//!   access record or its message is an access line.
 //!
 //! Values that would be clobbered by these ECS fields are moved, never dropped: an
 //! `@timestamp` that does not parse and a top-level `event` that is not an object go to
@@ -60,7 +62,9 @@ impl Parser for Generic {
                 (text, object)
             }
         };
-        let event = map_generic(object, cx.dataset);
+        let mut event = map_generic(object, cx.dataset);
+        // A JSON access record, or a shipper's record whose message is an access line.
+        crate::access_log::enrich(&mut event);
         out.events.push(finish(event, text, cx.limits));
     }
 }

@@ -27,10 +27,16 @@
 //! | `k8s_audit` | `kubernetes.audit`, `k8s-audit` | native audit events: the one audit mapping every flavour lands in |
 //! | `managed` | `eks`, `aks`, `gke` | EKS (CloudWatch Logs), AKS (Azure diagnostics), GKE (Cloud Audit Logs) envelopes |
 //! | [`falco`] | `falco` | Falco alerts (`json_output`, falcosidekick) |
+//! | [`falco_fields`] | `falco.events`, `falco-fields` | records in Falco's field vocabulary (`proc.*`, `evt.*`, ...), flat or nested |
+//! | [`tetragon`] | `tetragon` | Tetragon's JSON export (`process_exec`, `process_exit`, `process_kprobe`, ...) |
+//! | [`tracee`] | `tracee` | Tracee's JSON events (`sched_process_exec`, `security_file_open`, ...) |
+//! | [`kubearmor`] | `kubearmor` | KubeArmor telemetry and alerts (`Operation` Process/File/Network) |
+//! | `sensor` | | what the runtime-sensor parsers share: one ECS shape for process, file and network events |
 //! | [`docker`] | `docker`, `docker-json`, `json-file` | Docker json-file log lines |
 //! | [`cri`] | `cri` | CRI log lines (containerd, CRI-O) |
 //! | [`syslog`] | `syslog` | RFC 5424 / RFC 3164 messages |
 //! | `generic` | `generic` | any other JSON object: timestamp and message aliases, ECS pass-through |
+//! | [`access_log`] | `nginx`, `apache`, `envoy`, `traefik` | web access logs (CLF/combined, Envoy/Istio, JSON); also the step every container line and generic object passes through |
 //! | [`container`] | | what the container formats share: pieces, reassembly, stack-trace joining |
 //! | `webhook` | | the audit webhook body (`EventList` or `Event`) |
 //! | `ndjson` | | line splitting and per-line routing through the registry |
@@ -61,20 +67,26 @@
 
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod container;
 pub mod cri;
 pub mod docker;
 mod error;
 pub mod falco;
+pub mod falco_fields;
 mod fields;
 mod generic;
 pub mod invariants;
 mod k8s_audit;
+pub mod kubearmor;
 mod limits;
 mod managed;
 mod ndjson;
 pub mod registry;
+mod sensor;
 pub mod syslog;
+pub mod tetragon;
+pub mod tracee;
 mod webhook;
 
 use crowsnest_model::{ecs, Event};

@@ -1,7 +1,8 @@
 //! The one registry of parsers: every input format crowsnest reads, in one list.
 //!
-//! A [`Parser`] is one file in this crate (`docker.rs`, `cri.rs`, `falco.rs`, `syslog.rs`,
-//! `k8s_audit.rs`, `managed.rs`, `generic.rs`); [`PARSERS`] lists them. Everything that turns
+//! A [`Parser`] is one file in this crate (`docker.rs`, `cri.rs`, `falco.rs`,
+//! `falco_fields.rs`, `tetragon.rs`, `tracee.rs`, `kubearmor.rs`, `syslog.rs`, `k8s_audit.rs`,
+//! `managed.rs`, `generic.rs`); [`PARSERS`] lists them. Everything that turns
 //! a record into [`Event`](crowsnest_model::Event)s goes through here: the NDJSON endpoint
 //! ([`crate::decode_ndjson`]), the ecosystem inputs of `crowsnest-ingest` (Falco, syslog, and
 //! the JSON records inside Elasticsearch bulk, Splunk HEC and Fluent forward requests), the
@@ -14,8 +15,8 @@
 //!    does not fit it is a [`LineError`].
 //! 2. **By detection**, otherwise: a JSON record goes to the first parser, in the order of
 //!    [`PARSERS`], whose [`Parser::detect`] says yes. The order is part of the contract:
-//!    specific shapes first (audit events, managed-cloud envelopes, Falco alerts, Docker
-//!    json-file lines), `generic` last, which takes any object. Text
+//!    specific shapes first (audit events, managed-cloud envelopes, Falco alerts, runtime
+//!    sensor events, Docker json-file lines), `generic` last, which takes any object. Text
 //!    parsers ([`Input::Text`]) are never picked for a JSON line; [`detect_text`] picks one
 //!    for a file of text lines (`crowsnest hunt`).
 //!
@@ -32,7 +33,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{describe, LineError};
 use crate::limits::{check_line, parse_json};
-use crate::{cri, docker, falco, generic, k8s_audit, managed, syslog, Decoded, Limits};
+use crate::{
+    access_log, cri, docker, falco, falco_fields, generic, k8s_audit, kubearmor, managed, syslog,
+    tetragon, tracee, Decoded, Limits,
+};
 
 /// Every parser, in detection order. Adding a format is one file and one line here.
 pub static PARSERS: &[&dyn Parser] = &[
@@ -41,8 +45,16 @@ pub static PARSERS: &[&dyn Parser] = &[
     &managed::AKS,
     &managed::EKS,
     &falco::Falco,
+    &falco_fields::FalcoFields,
+    &tetragon::Tetragon,
+    &tracee::Tracee,
+    &kubearmor::KubeArmor,
     &docker::DockerJsonFile,
     &cri::Cri,
+    &access_log::TRAEFIK,
+    &access_log::ENVOY,
+    &access_log::NGINX,
+    &access_log::APACHE,
     &syslog::Syslog,
     &generic::Generic,
 ];

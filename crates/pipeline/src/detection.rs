@@ -36,6 +36,8 @@ use crowsnest_model::{ecs, format_timestamp, record, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crowsnest_respond::{Classification, Comment, Incident, Incidents, Status};
+
 use crate::handoff::{DetectBatch, Pending, Submitter};
 use crate::metrics::Metrics;
 
@@ -62,6 +64,8 @@ pub struct DetectionConfig {
     /// operators (`[detect.kubernetes]`: `system_principals`, `operators` replace the shipped
     /// lists, `extra_operators` adds to them).
     pub kubernetes: K8sPrincipals,
+    /// How alerts group into incidents (`[detect.incidents]`).
+    pub incidents: crowsnest_respond::IncidentConfig,
 }
 
 impl Default for DetectionConfig {
@@ -75,6 +79,7 @@ impl Default for DetectionConfig {
             checkpoint_interval_secs: 5,
             reload_interval_secs: 5,
             kubernetes: K8sPrincipals::default(),
+            incidents: crowsnest_respond::IncidentConfig::default(),
         }
     }
 }
@@ -95,6 +100,66 @@ pub struct RulesStatus {
 pub struct DetectionStatus {
     rules: Mutex<RulesStatus>,
     reload_requested: std::sync::atomic::AtomicBool,
+    /// The incidents, kept by the detector thread (the API reads them here).
+    incidents: Mutex<Incidents>,
+}
+
+/// The dataset of incident actions (acknowledge, resolve, comment, ...): events in the WAL that
+/// the detector applies in order, so a replay rebuilds the same incidents.
+pub const INCIDENT_ACTION_DATASET: &str = "crowsnest.incident_action";
+
+/// An action on an incident, as the API submits it (the event's `incident.*` fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentAction {
+    /// The incident.
+    pub id: String,
+    /// `acknowledge`, `investigate`, `resolve`, `assign` or `comment`.
+    pub action: String,
+    /// For `resolve`: `true_positive`, `benign_true_positive` or `false_positive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    /// For `assign` (or with any status change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// For `comment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Who did it (the token's name).
+    pub by: String,
+}
+
+impl IncidentAction {
+    /// The event the API submits for this action.
+    pub fn to_event(&self) -> Event {
+        let mut event = Event::default();
+        event.set(ecs::EVENT_KIND, Value::String("event".into()));
+        event.set(
+            ecs::EVENT_DATASET,
+            Value::String(INCIDENT_ACTION_DATASET.into()),
+        );
+        event.set(ecs::EVENT_MODULE, Value::String("crowsnest".into()));
+        event.set(
+            ecs::EVENT_ACTION,
+            Value::String(format!("incident-{}", self.action)),
+        );
+        event.set("user.name", Value::String(self.by.clone()));
+        event.set(
+            ecs::MESSAGE,
+            Value::String(format!("{} {} incident {}", self.by, self.action, self.id)),
+        );
+        if let Ok(value) = serde_json::to_value(self) {
+            event.set("incident", value);
+        }
+        event
+    }
+
+    fn of(event: &Event) -> Option<Self> {
+        if event.get_str(ecs::EVENT_DATASET) != Some(INCIDENT_ACTION_DATASET) {
+            return None;
+        }
+        serde_json::from_value(event.get("incident")?.clone()).ok()
+    }
 }
 
 impl DetectionStatus {
@@ -104,6 +169,22 @@ impl DetectionStatus {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Every incident, riskiest first.
+    pub fn incidents(&self) -> Vec<Incident> {
+        self.lock_incidents().list().into_iter().cloned().collect()
+    }
+
+    /// One incident.
+    pub fn incident(&self, id: &str) -> Option<Incident> {
+        self.lock_incidents().get(id).cloned()
+    }
+
+    fn lock_incidents(&self) -> std::sync::MutexGuard<'_, Incidents> {
+        self.incidents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Asks the detector to reload its rules now.
@@ -125,6 +206,9 @@ struct Checkpoint {
     next: u64,
     /// The detector's correlation state (opaque bytes from crowsnest-detect).
     state: Vec<u8>,
+    /// The incidents (absent in checkpoints of earlier versions).
+    #[serde(default)]
+    incidents: Option<Incidents>,
 }
 
 /// The detector, its alert lifecycle and its checkpoint; runs on its own thread.
@@ -171,6 +255,7 @@ impl Worker {
         let mut detector = Detector::new(rules);
         let checkpoint_path = dir.join("checkpoint.json");
         let mut next = 0;
+        let mut incidents = None;
         match std::fs::read(&checkpoint_path) {
             Ok(bytes) => {
                 let checkpoint: Checkpoint = serde_json::from_slice(&bytes).with_context(|| {
@@ -182,6 +267,7 @@ impl Worker {
                 if let Err(error) = detector.restore(&checkpoint.state) {
                     tracing::warn!(%error, "detector state not restored; correlations restart empty");
                 }
+                incidents = checkpoint.incidents;
                 next = checkpoint.next;
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -198,6 +284,10 @@ impl Worker {
             Duration::from_secs(config.fold_window_secs),
             config.suppressions.clone(),
         );
+        // The incidents as of the checkpoint, grouped from now on with today's settings.
+        let mut incidents = incidents.unwrap_or_default();
+        incidents.reconfigure(config.incidents.clone());
+        *status.lock_incidents() = incidents;
         Ok(Self {
             config,
             detector,
@@ -298,6 +388,10 @@ impl Worker {
         if is_alert(event) {
             return;
         }
+        if let Some(action) = IncidentAction::of(event) {
+            self.apply(&action, event_time(event));
+            return;
+        }
         let detections = self.detector.process(event);
         if detections.is_empty() {
             return;
@@ -322,6 +416,7 @@ impl Worker {
                     }
                     let stable = stable_id(&alert);
                     self.unsent.push(alert_record(&alert, &stable, false));
+                    self.offer_incident(&alert, &stable);
                     let open = OpenAlert {
                         fold_key: alert.fold_key.clone(),
                         stable,
@@ -339,6 +434,70 @@ impl Worker {
         }
     }
 
+    /// Offers an alert (under its stable id, which replays share) to the incidents.
+    fn offer_incident(&mut self, alert: &Alert, stable: &str) {
+        let mut alert = alert.clone();
+        alert.id = stable.to_string();
+        let changes = self.status.lock_incidents().offer(&alert);
+        for change in changes {
+            if let crowsnest_respond::Change::Paged(id) = change {
+                self.metrics.incidents_paged.inc();
+                tracing::info!(incident = %id, "incident pages");
+            }
+        }
+    }
+
+    /// Applies an incident action taken through the API (in WAL order).
+    fn apply(&mut self, action: &IncidentAction, at: DateTime<Utc>) {
+        let mut incidents = self.status.lock_incidents();
+        let result = match action.action.as_str() {
+            "acknowledge" => incidents
+                .set_status(
+                    &action.id,
+                    Status::Acknowledged,
+                    None,
+                    action.assignee.clone(),
+                )
+                .map(|_| ()),
+            "investigate" => incidents
+                .set_status(
+                    &action.id,
+                    Status::Investigating,
+                    None,
+                    action.assignee.clone(),
+                )
+                .map(|_| ()),
+            "resolve" => incidents
+                .set_status(
+                    &action.id,
+                    Status::Resolved,
+                    action.classification,
+                    action.assignee.clone(),
+                )
+                .map(|_| ()),
+            "assign" => incidents
+                .assign(&action.id, action.assignee.clone())
+                .map(|_| ()),
+            "comment" => incidents
+                .comment(
+                    &action.id,
+                    Comment {
+                        author: action.by.clone(),
+                        at,
+                        text: action.text.clone().unwrap_or_default(),
+                    },
+                )
+                .map(|_| ()),
+            other => {
+                tracing::warn!(action = other, "unknown incident action ignored");
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "incident action not applied");
+        }
+    }
+
     /// Writes a new record for each folded alert whose count changed, and forgets alerts whose
     /// fold window has passed.
     fn flush_folds(&mut self) {
@@ -348,6 +507,9 @@ impl Worker {
             };
             if let Some(alert) = self.alerts.open_alert(&open.fold_key) {
                 self.unsent.push(alert_record(alert, &open.stable, true));
+                let alert = alert.clone();
+                let stable = open.stable.clone();
+                self.offer_incident(&alert, &stable);
             }
         }
         if self.open.len() > 1_024 {
@@ -423,6 +585,7 @@ impl Worker {
         let checkpoint = Checkpoint {
             next: self.processed,
             state,
+            incidents: Some(self.status.lock_incidents().clone()),
         };
         match write_atomically(&self.checkpoint_path, &checkpoint) {
             Ok(()) => {

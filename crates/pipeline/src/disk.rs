@@ -39,6 +39,9 @@ pub struct Disk {
     /// Everything acknowledged is in the store (set by the indexer).
     caught_up: AtomicBool,
     since: Mutex<Option<DateTime<Utc>>>,
+    /// Test hook: the next reading says the disk is full.
+    #[cfg(test)]
+    full_next_reading: AtomicBool,
 }
 
 /// What [`Disk::status`] reports.
@@ -68,6 +71,8 @@ impl Disk {
             write_failed: AtomicBool::new(false),
             caught_up: AtomicBool::new(true),
             since: Mutex::new(None),
+            #[cfg(test)]
+            full_next_reading: AtomicBool::new(false),
         };
         disk.refresh();
         disk
@@ -151,6 +156,23 @@ impl Disk {
     /// The indexer's word on whether everything acknowledged is in the store.
     pub fn set_caught_up(&self, caught_up: bool) {
         self.caught_up.store(caught_up, Ordering::SeqCst);
+    }
+
+    /// [`Disk::refresh`], as the WAL writer reads it before each append.
+    pub(crate) fn refresh_before_append(&self) -> bool {
+        #[cfg(test)]
+        if self.full_next_reading.swap(false, Ordering::SeqCst) {
+            self.set_full(true, 0, self.watermark());
+            return true;
+        }
+        self.refresh()
+    }
+
+    /// Makes the WAL writer's next reading say the disk is full (the moment between a submitter's check
+    /// and the WAL writer's, which tests cannot otherwise hit).
+    #[cfg(test)]
+    pub(crate) fn fill_at_next_reading(&self) {
+        self.full_next_reading.store(true, Ordering::SeqCst);
     }
 
     /// True while ingest is refused.

@@ -30,10 +30,12 @@ pub enum SubmitError {
 }
 
 /// Why the WAL writer refused a batch.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Refused {
-    /// Below the free-space watermark, or out of space.
-    DiskFull,
+    /// Below the free-space watermark, or out of space: the batch's events and records come
+    /// back, so a submitter that waits (a stream listener, which cannot refuse its sender)
+    /// submits them again once space returns instead of losing them.
+    DiskFull(Vec<Event>, Vec<Vec<u8>>),
     /// Any other append failure.
     Wal(String),
 }
@@ -41,9 +43,18 @@ pub(crate) enum Refused {
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::DiskFull => f.write_str("the data disk is full"),
+            Self::DiskFull(..) => f.write_str("the data disk is full"),
             Self::Wal(message) => f.write_str(message),
         }
+    }
+}
+
+impl Batch {
+    /// Answers the submitter that the disk is full, handing its batch back.
+    pub(crate) fn refuse_disk_full(self) {
+        let _ = self
+            .reply
+            .send(Err(Refused::DiskFull(self.events, self.payloads)));
     }
 }
 

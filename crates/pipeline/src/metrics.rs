@@ -87,6 +87,8 @@ pub struct Metrics {
     pub alerts_folded: Counter,
     /// Rule matches silenced by a suppression.
     pub alerts_suppressed: Counter,
+    /// Incidents that started paging.
+    pub incidents_paged: Counter,
     /// Seconds from an event's acknowledgement to the alert it raised.
     pub alert_latency: Histogram,
     output_events: Family<OutputResultLabel, Counter>,
@@ -166,6 +168,12 @@ impl Metrics {
             "alerts_folded",
             "Rule matches folded into an existing alert",
             alerts_folded.clone(),
+        );
+        let incidents_paged = Counter::default();
+        registry.register(
+            "incidents_paged",
+            "Incidents that started paging (a high alert, or risk past detect.incidents.page_risk)",
+            incidents_paged.clone(),
         );
         registry.register(
             "alerts_suppressed",
@@ -285,6 +293,7 @@ impl Metrics {
             alerts,
             alerts_folded,
             alerts_suppressed,
+            incidents_paged,
             alert_latency,
             output_events,
             output_lag,

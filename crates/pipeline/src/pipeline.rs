@@ -400,16 +400,40 @@ impl Pipeline {
         payloads: Vec<Vec<u8>>,
         admission: Admission,
     ) -> Result<Range<u64>, SubmitError> {
+        let (mut events, mut payloads) = (events, payloads);
+        loop {
+            match self.submit_once(events, payloads, admission).await {
+                // A stream listener cannot refuse its sender: its batch came back; wait for
+                // space and submit it again (the wait below stops it reading its socket).
+                Err(Failed::DiskFull(back, records)) if admission == Admission::Wait => {
+                    (events, payloads) = (back, records);
+                }
+                Err(Failed::DiskFull(..)) => {
+                    return Err(SubmitError::DiskFull(self.config.retry_after_secs))
+                }
+                Err(Failed::Other(error)) => return Err(error),
+                Ok(range) => return Ok(range),
+            }
+        }
+    }
+
+    /// One attempt of [`Pipeline::submit_as`]; a batch refused for a full disk comes back.
+    async fn submit_once(
+        &self,
+        events: Vec<Event>,
+        payloads: Vec<Vec<u8>>,
+        admission: Admission,
+    ) -> Result<Range<u64>, Failed> {
         debug_assert_eq!(events.len(), payloads.len());
         // Below the free-space watermark nothing is taken in: refuse at once, or (stream
         // listeners) wait, which stops reading the socket until space returns.
         while self.disk.is_full() {
             self.metrics.refused_disk_full.inc();
             if admission == Admission::FailFast {
-                return Err(SubmitError::DiskFull(self.config.retry_after_secs));
+                return Err(Failed::DiskFull(events, payloads));
             }
             if self.is_closed() {
-                return Err(SubmitError::Closed);
+                return Err(Failed::Other(SubmitError::Closed));
             }
             tokio::time::sleep(crate::disk::WATCH_INTERVAL).await;
         }
@@ -423,11 +447,13 @@ impl Pipeline {
                     .clone()
                     .acquire_many_owned(cost)
                     .await
-                    .map_err(|_| SubmitError::Closed)?
+                    .map_err(|_| Failed::Other(SubmitError::Closed))?
             }
             Err(_) => {
                 self.metrics.throttled.inc();
-                return Err(SubmitError::Busy(self.config.retry_after_secs));
+                return Err(Failed::Other(SubmitError::Busy(
+                    self.config.retry_after_secs,
+                )));
             }
         };
         let tx = self
@@ -435,7 +461,7 @@ impl Pipeline {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-            .ok_or(SubmitError::Closed)?;
+            .ok_or(Failed::Other(SubmitError::Closed))?;
         let (reply, answer) = oneshot::channel();
         tx.send(Batch {
             events,
@@ -445,18 +471,18 @@ impl Pipeline {
             derived: false,
         })
         .await
-        .map_err(|_| SubmitError::Closed)?;
+        .map_err(|_| Failed::Other(SubmitError::Closed))?;
         self.metrics
             .wal_queue_depth
             .set(tx.max_capacity() as i64 - tx.capacity() as i64);
         match answer.await {
             Ok(Ok(range)) => Ok(range),
-            Ok(Err(Refused::DiskFull)) => {
+            Ok(Err(Refused::DiskFull(events, payloads))) => {
                 self.metrics.refused_disk_full.inc();
-                Err(SubmitError::DiskFull(self.config.retry_after_secs))
+                Err(Failed::DiskFull(events, payloads))
             }
-            Ok(Err(Refused::Wal(message))) => Err(SubmitError::Wal(message)),
-            Err(_) => Err(SubmitError::Closed),
+            Ok(Err(Refused::Wal(message))) => Err(Failed::Other(SubmitError::Wal(message))),
+            Err(_) => Err(Failed::Other(SubmitError::Closed)),
         }
     }
 
@@ -669,6 +695,12 @@ fn replay(
     ))
 }
 
+/// Why one attempt of [`Pipeline::submit_as`] failed: a full disk hands the batch back.
+enum Failed {
+    DiskFull(Vec<Event>, Vec<Vec<u8>>),
+    Other(SubmitError),
+}
+
 /// Memory a batch holds while it waits for the WAL writer, the indexer or the detector, as
 /// counted against `max_queued_bytes`: the WAL records, the decoded events (about twice their
 /// serialized size, plus a fixed cost per event for the map and its keys) and, for Kubernetes
@@ -742,11 +774,11 @@ impl Writer<'_> {
                 }
             }
             metrics.wal_queue_depth.set(rx.len() as i64);
-            if self.disk.refresh() {
+            if self.disk.refresh_before_append() {
                 // Below the watermark: nothing is acknowledged that might not be written, and
                 // the store keeps the room it needs to commit what the WAL holds.
                 for batch in group {
-                    let _ = batch.reply.send(Err(Refused::DiskFull));
+                    batch.refuse_disk_full();
                 }
                 continue;
             }
@@ -767,15 +799,18 @@ impl Writer<'_> {
             let range = match appended {
                 Ok(range) => range,
                 Err(error) => {
-                    let refused = if is_out_of_space(&error) {
+                    let full = is_out_of_space(&error);
+                    if full {
                         self.disk.write_failed();
-                        Refused::DiskFull
                     } else {
                         tracing::error!(%error, "wal append failed; batches refused");
-                        Refused::Wal(error.to_string())
-                    };
+                    }
                     for batch in group {
-                        let _ = batch.reply.send(Err(refused.clone()));
+                        if full {
+                            batch.refuse_disk_full();
+                        } else {
+                            let _ = batch.reply.send(Err(Refused::Wal(error.to_string())));
+                        }
                     }
                     continue;
                 }
@@ -1150,5 +1185,80 @@ impl Indexer {
             .max(self.progress.acked_next.load(Ordering::SeqCst));
         cursor.pending = 0;
         cursor.pending_sources.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(n: usize) -> (Vec<Event>, Vec<Vec<u8>>) {
+        let config = crowsnest_store::StoreConfig::default();
+        let events = (0..n)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "@timestamp": "2026-12-07T00:00:00Z",
+                    "event": {"dataset": "t"},
+                    "n": i,
+                }))
+                .expect("event")
+            })
+            .collect();
+        let (events, payloads, _) = crate::submit::prepare(events, &config).expect("prepare");
+        (events, payloads)
+    }
+
+    /// The disk fills between a submitter's check and the WAL writer's: a submitter that waits
+    /// (a stream listener) gets its batch back and stores it once space returns; one that fails
+    /// fast is told the disk is full. Nothing is acknowledged that was not written.
+    #[test]
+    fn a_batch_refused_for_a_full_disk_comes_back_to_a_waiting_submitter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Arc::new(Store::open(&dir.path().join("store"), Default::default()).expect("store"));
+        let dedup = Arc::new(crate::dedup::Dedup::open(dir.path()).expect("dedup"));
+        let pipeline = Pipeline::start(
+            &dir.path().join("wal"),
+            store,
+            PipelineConfig {
+                min_free_bytes: Some(0),
+                commit_interval_ms: 20,
+                ..PipelineConfig::default()
+            },
+            Arc::new(Metrics::new()),
+            None,
+            dedup,
+            Vec::new(),
+        )
+        .expect("start");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let (batch, payloads) = events(3);
+            pipeline.disk.fill_at_next_reading();
+            let refused = pipeline
+                .submit_as(batch, payloads, Admission::FailFast)
+                .await;
+            assert!(
+                matches!(refused, Err(SubmitError::DiskFull(_))),
+                "{refused:?}"
+            );
+            assert_eq!(pipeline.acked_next(), 0, "nothing was acknowledged");
+            // The monitor thread reads the real disk again and clears the state.
+            let (batch, payloads) = events(5);
+            pipeline.disk.fill_at_next_reading();
+            let range = tokio::time::timeout(
+                Duration::from_secs(10),
+                pipeline.submit_as(batch, payloads, Admission::Wait),
+            )
+            .await
+            .expect("the waiting submitter went on once space was back")
+            .expect("stored");
+            assert_eq!(range, 0..5);
+        });
+        pipeline.shutdown().expect("shutdown");
+        assert_eq!(pipeline.committed_next(), 5);
     }
 }

@@ -270,6 +270,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_incidents_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[detect.incidents]")
+            .expect("README has a [detect.incidents] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        assert_eq!(config.detect.incidents.criticality.len(), 2);
+        assert_eq!(config.detect.incidents.page_risk, 60.0);
+    }
+
+    #[test]
     fn the_readme_detection_section_parses() {
         let readme = include_str!("../../../README.md");
         let start = readme

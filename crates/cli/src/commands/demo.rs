@@ -231,6 +231,10 @@ fn print_guide(url: &str, token: &str, token_path: &std::path::Path) {
     );
     println!("  {cmd} search 'event.kind:alert AND rule.level:(high OR critical)' --since 6h");
     println!();
+    println!("The alerts are grouped into a few incidents, riskiest first (! = it pages):");
+    println!("  {cmd} incidents list");
+    println!("  {cmd} incidents show <id>          # its alerts and why its risk is what it is");
+    println!();
     println!("Or over HTTP:");
     println!("  curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/search -d '{{\"query\": \"orchestrator.resource.subresource:exec\"}}'");
     println!(

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod demo;
 pub mod hunt;
+pub mod incidents;
 pub mod ingest;
 pub mod rules;
 pub mod search;

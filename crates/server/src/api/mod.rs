@@ -9,6 +9,7 @@
 
 mod alerts;
 mod compat;
+mod incidents;
 mod ingest;
 mod openapi;
 mod search;
@@ -38,6 +39,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/ingest/ndjson", post(ingest::ndjson))
         .route("/api/v1/search", post(search::search))
         .route("/api/v1/alerts", get(alerts::alerts))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/api/v1/incidents/{id}/actions", post(incidents::act))
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
         .route("/api/v1/outputs", get(outputs))
@@ -331,5 +335,7 @@ pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
 mod alert_tests;
 #[cfg(test)]
 mod guard_tests;
+#[cfg(test)]
+mod incident_tests;
 #[cfg(test)]
 mod tests;

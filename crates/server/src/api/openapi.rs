@@ -14,6 +14,9 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/ingest/ndjson",
     "/api/v1/search",
     "/api/v1/alerts",
+    "/api/v1/incidents",
+    "/api/v1/incidents/{id}",
+    "/api/v1/incidents/{id}/actions",
     "/api/v1/rules",
     "/api/v1/rules/reload",
     "/api/v1/outputs",
@@ -185,6 +188,33 @@ fn base_spec() -> Value {
                 ],
                 "responses": with_errors(json!({"200": {"description": "Alerts", "content": {"application/json": {"schema": {"type": "object",
                     "properties": {"total": {"type": "integer"}, "alerts": {"type": "array", "items": {"type": "object"}}}}}}}}), &search_errors)
+            }},
+            "/api/v1/incidents": {"get": {
+                "summary": "Incidents (alerts grouped by workload, pod, container, image, node or principal), riskiest first",
+                "description": "Scope `read`. Open incidents unless `status` says otherwise.",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": ["open", "new", "acknowledged", "investigating", "resolved"]}},
+                    {"name": "min_risk", "in": "query", "schema": {"type": "number"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+                ],
+                "responses": with_errors(json!({"200": {"description": "Incidents", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"incidents": {"type": "array", "items": {"type": "object"}}}}}}}}), &[])
+            }},
+            "/api/v1/incidents/{id}": {"get": {
+                "summary": "One incident: its alerts, risk and the factors of the score, status, assignee, comments, classification",
+                "description": "Scope `read`.",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": with_errors(json!({"200": {"description": "The incident", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }},
+            "/api/v1/incidents/{id}/actions": {"post": {
+                "summary": "Acknowledge, investigate, resolve (with a classification), assign or comment",
+                "description": "Scope `admin`. The action is written to the WAL and applied in order (202 once durable); a replay rebuilds the same incident.",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action"], "properties": {
+                    "action": {"enum": ["acknowledge", "investigate", "resolve", "assign", "comment"]},
+                    "classification": {"enum": ["true_positive", "benign_true_positive", "false_positive"]},
+                    "assignee": {"type": "string"}, "text": {"type": "string"}}}}}},
+                "responses": with_errors(json!({"202": {"description": "Accepted and durable", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
             }},
             "/api/v1/rules": {"get": {
                 "summary": "Detection rules running, and the files that could not be used", "description": "Scope `read`.",

@@ -1,0 +1,273 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_765_000_000, 0).expect("time") + Duration::minutes(minutes)
+}
+
+fn alert(id: &str, level: Severity, at: i64, entity: &[(&str, &str)], tags: &[&str]) -> Alert {
+    Alert {
+        id: id.into(),
+        rule_id: format!("rule-{id}"),
+        title: format!("Rule {id}"),
+        level,
+        tags: tags.iter().map(|s| s.to_string()).collect(),
+        techniques: tags
+            .iter()
+            .filter_map(|t| t.strip_prefix("attack.t"))
+            .map(|t| format!("T{t}"))
+            .collect(),
+        entity: entity
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        event_ids: vec![format!("e-{id}")],
+        count: 1,
+        first_seen: t(at),
+        last_seen: t(at),
+        fold_key: id.into(),
+        correlation: None,
+    }
+}
+
+const WEB: [(&str, &str); 2] = [
+    ("kubernetes.namespace", "payments"),
+    ("kubernetes.pod.name", "web-7d4b9c6f5-x2kq9"),
+];
+const WEB_OTHER_POD: [(&str, &str); 2] = [
+    ("kubernetes.namespace", "payments"),
+    ("kubernetes.pod.name", "web-7d4b9c6f5-a8zz1"),
+];
+
+#[test]
+fn workloads_are_told_from_generated_pod_names() {
+    assert_eq!(workload_of("web-7d4b9c6f5-x2kq9"), Some("web"));
+    assert_eq!(workload_of("fluent-bit-8kx2p"), Some("fluent-bit"));
+    assert_eq!(workload_of("postgres-0"), Some("postgres"));
+    assert_eq!(workload_of("standalone"), None);
+    assert_eq!(workload_of("my-pod"), None);
+}
+
+#[test]
+fn alerts_on_one_workload_within_the_window_make_one_incident() {
+    let mut incidents = Incidents::new(IncidentConfig::default());
+    let first = incidents.offer(&alert(
+        "a1",
+        Severity::Low,
+        0,
+        &WEB,
+        &["attack.execution", "attack.t1609"],
+    ));
+    let Change::Opened(id) = &first[0] else {
+        panic!("{first:?}");
+    };
+    // Another pod of the same Deployment, 10 minutes later: same incident.
+    incidents.offer(&alert(
+        "a2",
+        Severity::Medium,
+        10,
+        &WEB_OTHER_POD,
+        &["attack.discovery", "attack.t1613"],
+    ));
+    // 14 minutes after that (within 15 of the last alert): same incident.
+    incidents.offer(&alert("a3", Severity::Low, 24, &WEB, &[]));
+    // 20 minutes of quiet: a new incident.
+    let later = incidents.offer(&alert("a4", Severity::Low, 44, &WEB, &[]));
+    assert!(matches!(&later[0], Change::Opened(other) if other != id));
+    let incident = incidents.get(id).expect("incident");
+    assert_eq!(incident.entity.kind, "workload");
+    assert_eq!(incident.entity.value, "payments/web");
+    assert_eq!(incident.alerts.len(), 3);
+    assert_eq!(incident.level, Severity::Medium);
+    assert_eq!(
+        incident.tactics.iter().collect::<Vec<_>>(),
+        ["discovery", "execution"]
+    );
+    assert_eq!(incidents.list().len(), 2);
+}
+
+/// Golden risk scores: low 3 + medium 10 + low 3, one tactic beyond the first (+10), one
+/// technique beyond the first (+3) = 29, not paging; in a namespace of criticality 2: 58; a
+/// critical alert pages whatever the score.
+#[test]
+fn risk_scores_and_their_factors() {
+    let alerts = [
+        alert(
+            "a1",
+            Severity::Low,
+            0,
+            &WEB,
+            &["attack.execution", "attack.t1609"],
+        ),
+        alert(
+            "a2",
+            Severity::Medium,
+            5,
+            &WEB,
+            &["attack.discovery", "attack.t1613"],
+        ),
+        alert("a3", Severity::Low, 6, &WEB, &[]),
+    ];
+    let mut plain = Incidents::new(IncidentConfig::default());
+    for a in &alerts {
+        plain.offer(a);
+    }
+    let incident = plain.list()[0];
+    assert_eq!(incident.risk.score, 29.0);
+    let names: Vec<_> = incident
+        .risk
+        .factors
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, ["alerts", "tactics", "techniques"]);
+    assert!(!incident.page);
+
+    let critical_payments = IncidentConfig {
+        criticality: vec![Criticality {
+            namespace: "pay*".into(),
+            weight: 2.0,
+        }],
+        ..IncidentConfig::default()
+    };
+    let mut weighted = Incidents::new(critical_payments);
+    let mut paged = Vec::new();
+    for a in &alerts {
+        paged.extend(weighted.offer(a));
+    }
+    let incident = weighted.list()[0];
+    assert_eq!(incident.risk.score, 58.0);
+    assert_eq!(incident.risk.factors.last().map(|f| f.value), Some(2.0));
+    assert!(!incident.page, "58 is below the page threshold of 60");
+    let grown = weighted.offer(&alert("a5", Severity::Low, 7, &WEB, &[]));
+    assert!(
+        grown.iter().any(|c| matches!(c, Change::Paged(_))),
+        "{grown:?}"
+    );
+
+    let mut critical = Incidents::new(IncidentConfig::default());
+    let changes = critical.offer(&alert(
+        "c1",
+        Severity::Critical,
+        0,
+        &[("user.name", "mallory")],
+        &[],
+    ));
+    assert!(changes.iter().any(|c| matches!(c, Change::Paged(_))));
+    assert_eq!(critical.list()[0].entity.kind, "principal");
+}
+
+/// A folded alert offered again (its count grew) re-scores its incident instead of counting
+/// as a new alert.
+#[test]
+fn an_updated_alert_rescores_without_counting_twice() {
+    let mut incidents = Incidents::new(IncidentConfig::default());
+    let mut a = alert("a1", Severity::Medium, 0, &WEB, &[]);
+    incidents.offer(&a);
+    let before = incidents.list()[0].risk.score;
+    a.count = 20;
+    a.last_seen = t(12);
+    let changes = incidents.offer(&a);
+    assert!(matches!(&changes[0], Change::Updated(_)));
+    let incident = incidents.list()[0];
+    assert_eq!(incident.alerts.len(), 1);
+    assert_eq!(incident.alerts[0].count, 20);
+    assert!(incident.risk.score > before);
+    assert_eq!(incident.risk.score, 40.0, "10 x (1 + ln 20) = 39.96");
+}
+
+/// The same alerts in the same order make the same incidents, ids included, and the state
+/// survives serialization (the checkpoint) with the same result.
+#[test]
+fn replay_is_deterministic_and_the_state_round_trips() {
+    let alerts: Vec<_> = (0..30)
+        .map(|i| {
+            let pod = if i % 3 == 0 { WEB } else { WEB_OTHER_POD };
+            let user = [("user.name", "system:serviceaccount:ci:deployer")];
+            let entity: &[(&str, &str)] = if i % 4 == 0 { &user } else { &pod };
+            alert(
+                &format!("a{i}"),
+                Severity::Low,
+                i * 7,
+                entity,
+                &["attack.persistence"],
+            )
+        })
+        .collect();
+    let run = |alerts: &[Alert]| {
+        let mut incidents = Incidents::new(IncidentConfig::default());
+        for a in alerts {
+            incidents.offer(a);
+        }
+        incidents
+    };
+    let once = run(&alerts);
+    assert_eq!(once, run(&alerts));
+    // Checkpoint half-way, restore, go on: identical.
+    let mut half = run(&alerts[..15]);
+    let saved = serde_json::to_string(&half).expect("save");
+    half = serde_json::from_str(&saved).expect("restore");
+    for a in &alerts[15..] {
+        half.offer(a);
+    }
+    assert_eq!(half, once);
+}
+
+#[test]
+fn the_life_cycle_and_its_refusals() {
+    let mut incidents = Incidents::new(IncidentConfig::default());
+    incidents.offer(&alert("a1", Severity::High, 0, &WEB, &[]));
+    let id = incidents.list()[0].id.clone();
+    incidents
+        .set_status(&id, Status::Acknowledged, None, Some("alice".into()))
+        .expect("ack");
+    incidents
+        .comment(
+            &id,
+            Comment {
+                author: "alice".into(),
+                at: t(1),
+                text: "looking".into(),
+            },
+        )
+        .expect("comment");
+    let resolved = incidents
+        .set_status(
+            &id,
+            Status::Resolved,
+            Some(Classification::FalsePositive),
+            None,
+        )
+        .expect("resolve");
+    assert_eq!(resolved.classification, Some(Classification::FalsePositive));
+    assert_eq!(resolved.assignee.as_deref(), Some("alice"));
+    assert_eq!(resolved.comments.len(), 1);
+    assert!(matches!(
+        incidents.set_status(&id, Status::Investigating, None, None),
+        Err(ActionError::Transition { .. })
+    ));
+    assert!(matches!(
+        incidents.set_status("inc-none", Status::Acknowledged, None, None),
+        Err(ActionError::NotFound(_))
+    ));
+    // After resolving, a new alert on the entity opens a new incident.
+    let changes = incidents.offer(&alert("a2", Severity::Low, 2, &WEB, &[]));
+    assert!(matches!(&changes[0], Change::Opened(other) if *other != id));
+}
+
+#[test]
+fn a_flood_of_alerts_is_capped_and_counted() {
+    let config = IncidentConfig {
+        max_alerts: 5,
+        ..IncidentConfig::default()
+    };
+    let mut incidents = Incidents::new(config);
+    for i in 0..12 {
+        incidents.offer(&alert(&format!("a{i}"), Severity::Low, i, &WEB, &[]));
+    }
+    let incident = incidents.list()[0];
+    assert_eq!(incident.alerts.len(), 5);
+    assert_eq!(incident.overflow, 7);
+    assert_eq!(incident.risk.score, 36.0, "all 12 alerts scored: 12 x 3");
+}
