@@ -11,7 +11,7 @@
 //! windows; it can be checkpointed to bytes and restored, and survives [`Detector::replace_rules`]
 //! for correlations that keep their id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crowsnest_model::{Event, Severity};
 use rsigma_eval::{
@@ -31,6 +31,12 @@ pub const MAX_STATE_ENTRIES: usize = 100_000;
 pub const MAX_GROUP_ENTRIES: usize = 10_000;
 /// Events kept per correlation window (the events a correlation alert names).
 pub const MAX_CORRELATION_EVENTS: usize = 10;
+/// How long (stream seconds) a Kubernetes request's `auditID` is remembered per rule, so the
+/// stages of one request (`ResponseStarted`, then `ResponseComplete` an exec session later)
+/// alert once.
+pub const REQUEST_DEDUP_SECS: i64 = 3600;
+/// Cap on remembered (rule, auditID) pairs; the oldest go first.
+pub const MAX_REQUEST_DEDUP: usize = 100_000;
 /// Expired windows are evicted at least this often (in stream seconds).
 const EVICT_EVERY_SECS: i64 = 60;
 
@@ -100,6 +106,37 @@ pub struct Detector {
     logsources: LogSourceCache,
     stream_secs: i64,
     last_evict: i64,
+    /// (rule id, audit id) pairs already reported, with the stream time they were first seen.
+    requests: RequestDedup,
+}
+
+/// Remembers which rules already fired on which Kubernetes request (`k8s.audit.auditID`):
+/// audit events come once per stage, and a rule must alert once per request.
+#[derive(Debug, Default)]
+struct RequestDedup {
+    seen: HashSet<(String, String)>,
+    order: VecDeque<(i64, (String, String))>,
+}
+
+impl RequestDedup {
+    /// Whether `(rule, audit_id)` is new (and remembers it).
+    fn first(&mut self, rule: &str, audit_id: &str, now: i64) -> bool {
+        while let Some((t, _)) = self.order.front() {
+            if now - *t <= REQUEST_DEDUP_SECS && self.order.len() < MAX_REQUEST_DEDUP {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.seen.remove(&key);
+            }
+        }
+        let key = (rule.to_string(), audit_id.to_string());
+        if self.seen.contains(&key) {
+            return false;
+        }
+        self.seen.insert(key.clone());
+        self.order.push_back((now, key));
+        true
+    }
 }
 
 impl std::fmt::Debug for Detector {
@@ -178,6 +215,7 @@ impl Detector {
             logsources: HashMap::new(),
             stream_secs: 0,
             last_evict: 0,
+            requests: RequestDedup::default(),
         }
     }
 
@@ -250,6 +288,14 @@ impl Detector {
                 .unwrap_or_else(|| header.rule_title.clone());
             if result.is_detection() && self.hidden.contains(&rule_id) {
                 continue;
+            }
+            // One alert per Kubernetes request and rule, whatever the stage.
+            if result.is_detection() {
+                if let Some(audit_id) = event.get_str("k8s.audit.auditID") {
+                    if !self.requests.first(&rule_id, audit_id, secs) {
+                        continue;
+                    }
+                }
             }
             let (events, correlation) = match result.as_correlation() {
                 Some(body) => {
@@ -331,6 +377,20 @@ mod tests {
     #[test]
     fn detector_is_send() {
         _assert_send::<Detector>();
+    }
+
+    #[test]
+    fn request_dedup_forgets_after_the_window_and_is_bounded() {
+        let mut d = RequestDedup::default();
+        assert!(d.first("r", "a", 0));
+        assert!(!d.first("r", "a", 10));
+        assert!(d.first("other", "a", 10));
+        assert!(d.first("r", "a", REQUEST_DEDUP_SECS + 1));
+        for i in 0..(MAX_REQUEST_DEDUP + 10) {
+            d.first("r", &i.to_string(), REQUEST_DEDUP_SECS + 2);
+        }
+        assert!(d.seen.len() <= MAX_REQUEST_DEDUP);
+        assert_eq!(d.seen.len(), d.order.len());
     }
 
     #[test]

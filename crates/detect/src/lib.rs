@@ -73,6 +73,34 @@ pub use detector::{CorrelationInfo, Detection, Detector};
 pub use error::DetectError;
 pub use load::{FileReport, FileStatus, LoadReport, Problem, RuleSet};
 
+/// The principals the Kubernetes rules treat as the cluster working as designed: the control
+/// plane and nodes, and the operators that read secrets, create workloads and change RBAC all
+/// day (`[detect.kubernetes]` in the server config).
+///
+/// The shipped lists are the `vars` of `pipelines/crowsnest.yml` (`k8s_system_principals`,
+/// `k8s_operators`); rules reference them as the Sigma placeholders `%k8s_system_principals%`
+/// and `%k8s_operators%` in `user.username` filters. Entries are Sigma values: `*` and `?`
+/// are globs, matching is case-insensitive.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct K8sPrincipals {
+    /// Replaces the shipped control-plane list (`system:node:*`,
+    /// `system:serviceaccount:kube-system:*`, `system:kube-controller-manager`, ...).
+    pub system_principals: Option<Vec<String>>,
+    /// Replaces the shipped operator list (prometheus-operator, Argo CD, cert-manager,
+    /// ingress-nginx, Flux, Kyverno, Gatekeeper, Velero, Istio, Linkerd, Karpenter, ...).
+    pub operators: Option<Vec<String>>,
+    /// Added to the operator list (shipped or replaced): your own controllers.
+    pub extra_operators: Vec<String>,
+}
+
+impl K8sPrincipals {
+    /// Pipeline variable holding the control-plane principals.
+    pub const SYSTEM_VAR: &'static str = "k8s_system_principals";
+    /// Pipeline variable holding the operator principals.
+    pub const OPERATORS_VAR: &'static str = "k8s_operators";
+}
+
 /// Detection settings (a section of the server config).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -85,6 +113,8 @@ pub struct DetectConfig {
     pub fold_window_secs: u64,
     /// Suppressions of known-good activity.
     pub suppressions: Vec<Suppression>,
+    /// Control-plane and operator principals of the Kubernetes rules.
+    pub kubernetes: K8sPrincipals,
 }
 
 impl Default for DetectConfig {
@@ -94,6 +124,7 @@ impl Default for DetectConfig {
             builtin: true,
             fold_window_secs: 600,
             suppressions: Vec::new(),
+            kubernetes: K8sPrincipals::default(),
         }
     }
 }
@@ -101,7 +132,9 @@ impl Default for DetectConfig {
 impl DetectConfig {
     /// Loads the configured rules.
     pub fn load_rules(&self) -> (RuleSet, LoadReport) {
-        RuleSet::load(&self.rule_dirs, self.builtin)
+        let (mut rules, report) = RuleSet::load(&self.rule_dirs, self.builtin);
+        rules.set_k8s_principals(&self.kubernetes);
+        (rules, report)
     }
 
     /// An alert manager with the configured window and suppressions.

@@ -99,6 +99,44 @@ impl RuleSet {
         (set, report)
     }
 
+    /// Applies the configured Kubernetes principal lists to the pipelines' placeholder
+    /// variables (see [`crate::K8sPrincipals`]). Takes effect when a [`crate::Detector`] is
+    /// built from (or replaces its rules with) this set.
+    pub fn set_k8s_principals(&mut self, principals: &crate::K8sPrincipals) {
+        use crate::K8sPrincipals as P;
+        for pipeline in &mut self.pipelines {
+            if !pipeline.vars.contains_key(P::OPERATORS_VAR) {
+                continue;
+            }
+            if let Some(list) = &principals.system_principals {
+                pipeline
+                    .vars
+                    .insert(P::SYSTEM_VAR.to_string(), list.clone());
+            }
+            if let Some(list) = &principals.operators {
+                pipeline
+                    .vars
+                    .insert(P::OPERATORS_VAR.to_string(), list.clone());
+            }
+            let operators = pipeline
+                .vars
+                .entry(P::OPERATORS_VAR.to_string())
+                .or_default();
+            for extra in &principals.extra_operators {
+                if !operators.contains(extra) {
+                    operators.push(extra.clone());
+                }
+            }
+        }
+    }
+
+    /// The value of a pipeline placeholder variable (the first pipeline defining it).
+    pub fn pipeline_var(&self, name: &str) -> Option<&[String]> {
+        self.pipelines
+            .iter()
+            .find_map(|p| p.vars.get(name).map(Vec::as_slice))
+    }
+
     /// Number of detection rules, correlations and filters.
     pub fn len(&self) -> usize {
         self.collection.len()

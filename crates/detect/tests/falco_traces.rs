@@ -53,7 +53,10 @@ const FALCO_TO_PACK: &[(&str, &[&str])] = &[
         "ClusterRole With Wildcard Created",
         &["Role Or ClusterRole With Wildcard Permissions"],
     ),
-    ("ClusterRole With Write Privileges Created", &[]),
+    (
+        "ClusterRole With Write Privileges Created",
+        &["Role Or ClusterRole Grants Write Access To Workloads, Secrets Or RBAC"],
+    ),
     ("Create HostNetwork Pod", &["Pod Uses Host Network"]),
     ("Create Privileged Pod", &["Privileged Container In Pod"]),
     (

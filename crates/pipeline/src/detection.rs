@@ -29,7 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use crowsnest_detect::{Alert, AlertDecision, AlertManager, Detector, RuleSet, Suppression};
+use crowsnest_detect::{
+    Alert, AlertDecision, AlertManager, Detector, K8sPrincipals, RuleSet, Suppression,
+};
 use crowsnest_model::{ecs, format_timestamp, record, Event};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -58,6 +60,10 @@ pub struct DetectionConfig {
     pub checkpoint_interval_secs: u64,
     /// Seconds between checks of the rule files for changes (0: never reload).
     pub reload_interval_secs: u64,
+    /// The principals the built-in Kubernetes rules treat as the control plane and as
+    /// operators (`[detect.kubernetes]`: `system_principals`, `operators` replace the shipped
+    /// lists, `extra_operators` adds to them).
+    pub kubernetes: K8sPrincipals,
     /// How alerts group into incidents (`[detect.incidents]`).
     pub incidents: crowsnest_respond::IncidentConfig,
 }
@@ -72,6 +78,7 @@ impl Default for DetectionConfig {
             suppressions: Vec::new(),
             checkpoint_interval_secs: 5,
             reload_interval_secs: 5,
+            kubernetes: K8sPrincipals::default(),
             incidents: crowsnest_respond::IncidentConfig::default(),
         }
     }
@@ -608,7 +615,8 @@ impl Worker {
 }
 
 fn load_rules(config: &DetectionConfig, status: &DetectionStatus) -> RuleSet {
-    let (rules, report) = RuleSet::load(&config.rule_dirs, config.builtin_rules);
+    let (mut rules, report) = RuleSet::load(&config.rule_dirs, config.builtin_rules);
+    rules.set_k8s_principals(&config.kubernetes);
     let problems: Vec<String> = report
         .files
         .iter()
