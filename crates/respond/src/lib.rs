@@ -56,6 +56,13 @@ pub struct IncidentConfig {
     pub page_risk: f64,
     /// Asset criticality by namespace.
     pub criticality: Vec<Criticality>,
+    /// Incidents whose last alert is older than this many days (by the alerts' own times) are
+    /// forgotten, with their alert index (default 30): the state stays bounded. Their alerts
+    /// stay searchable in the store.
+    pub keep_days: u64,
+    /// Most incidents kept; past it the ones with the oldest last alert are forgotten first
+    /// (default 10,000).
+    pub max_incidents: usize,
 }
 
 impl Default for IncidentConfig {
@@ -66,6 +73,8 @@ impl Default for IncidentConfig {
             max_alerts: 500,
             page_risk: 60.0,
             criticality: Vec::new(),
+            keep_days: 30,
+            max_incidents: 10_000,
         }
     }
 }
@@ -437,6 +446,7 @@ impl Incidents {
                 );
                 self.open.insert(entity.key(), id.clone());
                 changes.push(Change::Opened(id.clone()));
+                self.prune(at);
                 id
             }
         };
@@ -470,6 +480,49 @@ impl Incidents {
             changes.push(Change::Paged(id));
         }
         changes
+    }
+
+    /// Forgets incidents whose last alert is more than `keep_days` before `now`, then the
+    /// oldest past `max_incidents`, with their index entries. Called by [`Incidents::offer`]
+    /// with the alert's time, so a replay forgets the same ones.
+    fn prune(&mut self, now: DateTime<Utc>) {
+        let keep = Duration::days(
+            i64::try_from(self.config.keep_days)
+                .unwrap_or(36_500)
+                .min(36_500),
+        );
+        let mut gone: Vec<String> = self
+            .incidents
+            .values()
+            .filter(|i| now - i.last_alert > keep)
+            .map(|i| i.id.clone())
+            .collect();
+        let over = self
+            .incidents
+            .len()
+            .saturating_sub(gone.len())
+            .saturating_sub(self.config.max_incidents.max(1));
+        if over > 0 {
+            let mut rest: Vec<&Incident> = self
+                .incidents
+                .values()
+                .filter(|i| !gone.contains(&i.id))
+                .collect();
+            rest.sort_by(|a, b| a.last_alert.cmp(&b.last_alert).then(a.id.cmp(&b.id)));
+            gone.extend(rest.iter().take(over).map(|i| i.id.clone()));
+        }
+        if gone.is_empty() {
+            return;
+        }
+        for id in &gone {
+            if let Some(incident) = self.incidents.remove(id) {
+                let key = incident.entity.key();
+                if self.open.get(&key) == Some(id) {
+                    self.open.remove(&key);
+                }
+            }
+        }
+        self.by_alert.retain(|_, id| !gone.contains(id));
     }
 
     /// An incident by id.

@@ -271,3 +271,54 @@ fn a_flood_of_alerts_is_capped_and_counted() {
     assert_eq!(incident.overflow, 7);
     assert_eq!(incident.risk.score, 36.0, "all 12 alerts scored: 12 x 3");
 }
+
+/// The state stays bounded: incidents past `keep_days` (by the alerts' own times) and the
+/// oldest past `max_incidents` are forgotten, with their alert index.
+#[test]
+fn old_and_surplus_incidents_are_forgotten() {
+    let config = IncidentConfig {
+        keep_days: 1,
+        max_incidents: 3,
+        ..IncidentConfig::default()
+    };
+    let mut incidents = Incidents::new(config);
+    for i in 0..5 {
+        let user = format!("user-{i}");
+        incidents.offer(&alert(
+            &format!("a{i}"),
+            Severity::Low,
+            i * 60,
+            &[("user.name", &user)],
+            &[],
+        ));
+    }
+    assert_eq!(incidents.list().len(), 3, "capped at max_incidents");
+    let kept: Vec<_> = incidents
+        .list()
+        .iter()
+        .map(|i| i.entity.value.clone())
+        .collect();
+    assert!(
+        kept.contains(&"user-4".to_string()) && !kept.contains(&"user-0".to_string()),
+        "{kept:?}"
+    );
+    // Two days later: everything older than a day goes.
+    incidents.offer(&alert(
+        "late",
+        Severity::Low,
+        5 * 60 + 2 * 24 * 60,
+        &[("user.name", "late")],
+        &[],
+    ));
+    assert_eq!(incidents.list().len(), 1);
+    assert_eq!(incidents.by_alert.len(), 1);
+    // An alert about a forgotten entity opens a new incident.
+    let again = incidents.offer(&alert(
+        "a9",
+        Severity::Low,
+        5 * 60 + 2 * 24 * 60 + 1,
+        &[("user.name", "user-4")],
+        &[],
+    ));
+    assert!(matches!(&again[0], Change::Opened(_)));
+}
