@@ -40,6 +40,8 @@ fn detector() -> Detector {
 enum Via {
     Cri,
     Docker,
+    /// nginx's `access_log syslog:server=...` (RFC 3164, tag `nginx`).
+    Syslog,
     Named(&'static str),
 }
 
@@ -54,6 +56,10 @@ fn decode(via: Via, line: &str) -> Event {
             json!({"log": format!("{line}\n"), "stream": "stdout", "time": "2024-05-01T10:00:00Z"})
                 .to_string(),
             "docker",
+        ),
+        Via::Syslog => (
+            format!("<190>May  1 10:00:00 web-1 nginx: {line}"),
+            "syslog",
         ),
         Via::Named(name) => (line.to_string(), name),
     };
@@ -105,6 +111,7 @@ fn shapes() -> Vec<(&'static str, Format, Via)> {
         ("nginx in CRI", nginx as Format, Via::Cri),
         ("nginx in docker", nginx, Via::Docker),
         ("nginx standalone", nginx, Via::Named("nginx")),
+        ("nginx via syslog", nginx, Via::Syslog),
         ("nginx JSON in CRI", nginx_json, Via::Cri),
         ("nginx JSON standalone", nginx_json, Via::Named("nginx")),
         ("apache in docker", apache, Via::Docker),

@@ -168,6 +168,8 @@ fn map_message(message: &Message<&str>) -> Event {
     event.set(ecs::EVENT_KIND, Value::from("event"));
     event.set(ecs::EVENT_MODULE, Value::from("syslog"));
     event.set(ecs::EVENT_DATASET, Value::from("syslog"));
+    // nginx and other servers log access lines to syslog (`access_log syslog:server=...`).
+    crate::access_log::enrich(&mut event);
     event
 }
 
