@@ -284,15 +284,9 @@ fn time(fields: &Map<String, Value>) -> Option<chrono::DateTime<chrono::Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{detect, parse_record, Source};
-    use crate::Limits;
+    use crate::registry::detect;
 
-    fn decode(line: &str) -> Decoded {
-        let mut out = Decoded::default();
-        let source = Source::Detect { dataset: "ndjson" };
-        parse_record(line.as_bytes(), 1, source, &Limits::default(), &mut out);
-        out
-    }
+    use crate::registry::decode_detected as decode;
 
     #[test]
     fn flat_and_nested_records_map_alike() {

@@ -197,15 +197,9 @@ fn map(object: Map<String, Value>) -> Result<Event, FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{detect, parse_record, Source};
-    use crate::Limits;
+    use crate::registry::detect;
 
-    fn decode(line: &str) -> Decoded {
-        let mut out = Decoded::default();
-        let source = Source::Detect { dataset: "ndjson" };
-        parse_record(line.as_bytes(), 1, source, &Limits::default(), &mut out);
-        out
-    }
+    use crate::registry::decode_detected as decode;
 
     #[test]
     fn process_file_and_network_operations() {

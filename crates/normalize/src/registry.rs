@@ -279,6 +279,15 @@ pub fn parse_lines(body: &[u8], source: Source<'_>, limits: &Limits) -> Decoded 
     crate::ndjson::decode(body, source, limits)
 }
 
+/// One NDJSON line through detection, as the ingest endpoints read it (the parsers' unit tests).
+#[cfg(test)]
+pub(crate) fn decode_detected(line: &str) -> Decoded {
+    let mut out = Decoded::default();
+    let source = Source::Detect { dataset: "ndjson" };
+    parse_record(line.as_bytes(), 1, source, &Limits::default(), &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,15 +252,9 @@ fn hook_kind(hook: &str, args: &[Value], seen: &mut Seen) -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{detect, parse_record, Source};
-    use crate::Limits;
+    use crate::registry::detect;
 
-    fn decode(line: &str) -> Decoded {
-        let mut out = Decoded::default();
-        let source = Source::Detect { dataset: "ndjson" };
-        parse_record(line.as_bytes(), 1, source, &Limits::default(), &mut out);
-        out
-    }
+    use crate::registry::decode_detected as decode;
 
     #[test]
     fn an_exec_maps_process_parent_and_pod() {
