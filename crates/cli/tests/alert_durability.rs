@@ -126,5 +126,56 @@ fn kill_9_loses_no_alert_of_an_acknowledged_event_and_writes_none_twice() {
         missing.is_empty(),
         "acknowledged execs without an alert: {missing:?}"
     );
+    // The incidents, rebuilt from the detector's checkpoint and the WAL after each crash, hold
+    // every stored alert of the rule exactly once.
+    let stored: BTreeSet<String> = server.search_limit(
+        "event.kind:alert AND rule.name:\"Command Executed In Pod Via Exec\" | stats count() by alert.id",
+        10_000,
+    )["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|row| row[0].as_str().map(str::to_string))
+        .collect();
+    let listed = server
+        .get("/api/v1/incidents?status=new")
+        .expect("incidents");
+    let mut in_incidents = Vec::new();
+    let mut counted = 0;
+    for incident in listed["incidents"].as_array().cloned().unwrap_or_default() {
+        let id = incident["id"].as_str().expect("id");
+        let full = server
+            .get(&format!("/api/v1/incidents/{id}"))
+            .expect("incident");
+        let alerts = full["alerts"].as_array().cloned().unwrap_or_default();
+        let ours: Vec<_> = alerts
+            .iter()
+            .filter(|a| a["title"] == "Command Executed In Pod Via Exec")
+            .filter_map(|a| a["id"].as_str().map(str::to_string))
+            .collect();
+        // Alerts past `max_alerts` are counted, not listed.
+        if ours.len() == alerts.len() {
+            counted += ours.len() as u64 + full["overflow"].as_u64().unwrap_or(0);
+        }
+        in_incidents.extend(ours);
+    }
+    let distinct: BTreeSet<String> = in_incidents.iter().cloned().collect();
+    assert_eq!(
+        distinct.len(),
+        in_incidents.len(),
+        "an alert is listed in two incidents or twice"
+    );
+    assert!(
+        distinct.is_subset(&stored),
+        "{} listed alerts are not stored alerts",
+        distinct.difference(&stored).count()
+    );
+    assert_eq!(
+        counted,
+        stored.len() as u64,
+        "incidents count {counted} alerts of the rule, the store holds {}",
+        stored.len()
+    );
     assert!(server.terminate().success());
 }
