@@ -162,16 +162,8 @@ pub(crate) fn kind(fields: &Map<String, Value>) -> Kind {
                 || fields
                     .get("evt.arg.flags")
                     .and_then(Value::as_str)
-                    .is_some_and(|f| {
-                        ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
-                            .iter()
-                            .any(|w| f.contains(w))
-                    });
-            if writes {
-                Kind::FileChange
-            } else {
-                Kind::FileAccess
-            }
+                    .is_some_and(crate::sensor::opens_for_writing);
+            Kind::file(writes)
         }
         "creat" | "unlink" | "unlinkat" | "rename" | "renameat" | "renameat2" | "mkdir"
         | "mkdirat" | "rmdir" | "chmod" | "fchmod" | "fchmodat" | "symlink" | "symlinkat"

@@ -132,17 +132,12 @@ fn map(object: Map<String, Value>) -> Result<Event, FieldError> {
         "File" => {
             process.command_line = source.clone();
             seen.file_path = resource.clone();
-            let changes = [
-                "O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "UNLINK", "RENAME", "CHMOD", "CHOWN",
-                "MKDIR", "RMDIR",
-            ]
-            .iter()
-            .any(|w| upper.contains(w));
-            if changes {
-                Kind::FileChange
-            } else {
-                Kind::FileAccess
-            }
+            // KubeArmor's `Data` names the syscall and its flags in one string.
+            let changes = crate::sensor::opens_for_writing(&upper)
+                || ["UNLINK", "RENAME", "CHMOD", "CHOWN", "MKDIR", "RMDIR"]
+                    .iter()
+                    .any(|w| upper.contains(w));
+            Kind::file(changes)
         }
         "Network" => {
             process.command_line = source.clone();

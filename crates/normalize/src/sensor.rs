@@ -77,6 +77,25 @@ pub(crate) enum Kind {
     Other,
 }
 
+/// Open flags that make an open a write: the file is changed, not only read.
+pub(crate) const WRITE_OPEN_FLAGS: [&str; 4] = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"];
+
+/// True when open flags as a sensor writes them (`O_WRONLY|O_CREAT`) name a write.
+pub(crate) fn opens_for_writing(flags: &str) -> bool {
+    WRITE_OPEN_FLAGS.iter().any(|w| flags.contains(w))
+}
+
+impl Kind {
+    /// A file event: a change when it `writes`, else an access.
+    pub(crate) fn file(writes: bool) -> Self {
+        if writes {
+            Self::FileChange
+        } else {
+            Self::FileAccess
+        }
+    }
+}
+
 /// What a sensor saw, in our terms.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Seen {

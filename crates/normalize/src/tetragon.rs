@@ -242,11 +242,7 @@ fn hook_kind(hook: &str, args: &[Value], seen: &mut Seen) -> Kind {
     .iter()
     .any(|w| lower.contains(w))
         || (lower == "security_file_permission" && mask.is_some_and(|m| m & 2 != 0));
-    if changes {
-        Kind::FileChange
-    } else {
-        Kind::FileAccess
-    }
+    Kind::file(changes)
 }
 
 #[cfg(test)]

@@ -84,16 +84,11 @@ fn kind(name: &str, args: &Map<String, Value>) -> Kind {
         "sched_process_exec" | "execve" | "execveat" | "security_bprm_check" => Kind::Exec,
         "sched_process_exit" => Kind::Exit,
         "security_file_open" | "open" | "openat" | "openat2" => {
-            let writes = args.get("flags").and_then(Value::as_str).is_some_and(|f| {
-                ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
-                    .iter()
-                    .any(|w| f.contains(w))
-            });
-            if writes {
-                Kind::FileChange
-            } else {
-                Kind::FileAccess
-            }
+            let writes = args
+                .get("flags")
+                .and_then(Value::as_str)
+                .is_some_and(crate::sensor::opens_for_writing);
+            Kind::file(writes)
         }
         "security_inode_unlink"
         | "security_inode_rename"
