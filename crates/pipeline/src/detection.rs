@@ -171,9 +171,10 @@ impl DetectionStatus {
             .clone()
     }
 
-    /// Every incident, riskiest first.
-    pub fn incidents(&self) -> Vec<Incident> {
-        self.lock_incidents().list().into_iter().cloned().collect()
+    /// Runs `read` on the incidents (riskiest first via [`Incidents::list`]) under their lock:
+    /// for summaries, without copying every incident's alerts.
+    pub fn with_incidents<R>(&self, read: impl FnOnce(&Incidents) -> R) -> R {
+        read(&self.lock_incidents())
     }
 
     /// One incident.

@@ -643,12 +643,7 @@ fn rescore(incident: &mut Incident, config: &IncidentConfig) {
     if tactics > 0.0 {
         factors.push(Factor {
             name: "tactics".into(),
-            detail: incident
-                .tactics
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            detail: listed(&incident.tactics),
             value: tactics,
         });
     }
@@ -656,12 +651,7 @@ fn rescore(incident: &mut Incident, config: &IncidentConfig) {
     if techniques > 0.0 {
         factors.push(Factor {
             name: "techniques".into(),
-            detail: incident
-                .techniques
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            detail: listed(&incident.techniques),
             value: techniques,
         });
     }
@@ -689,6 +679,14 @@ fn rescore(incident: &mut Incident, config: &IncidentConfig) {
         "{top} on {} {}",
         incident.entity.kind, incident.entity.value
     );
+}
+
+/// A set in words: `a, b, c`.
+fn listed(set: &BTreeSet<String>) -> String {
+    set.iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn round(value: f64) -> f64 {

@@ -59,32 +59,33 @@ pub(super) async fn list(
             .map_err(|_| ApiError::bad_request(format!("`limit` `{text}` is not a count")))?,
         None => 100,
     };
-    let incidents: Vec<_> = state
-        .detection
-        .incidents()
-        .into_iter()
-        .filter(|i| match status {
-            Some(wanted) => i.status == wanted,
-            None => !open_only || i.status != Status::Resolved,
-        })
-        .filter(|i| i.risk.score >= min_risk)
-        .take(limit)
-        .map(|i| {
-            json!({
-                "id": i.id,
-                "title": i.title,
-                "status": i.status,
-                "level": i.level,
-                "risk": i.risk.score,
-                "page": i.page,
-                "entity": i.entity,
-                "alerts": i.alerts.len() as u64 + i.overflow,
-                "opened": i.opened,
-                "last_alert": i.last_alert,
-                "assignee": i.assignee,
+    let incidents: Vec<_> = state.detection.with_incidents(|incidents| {
+        incidents
+            .list()
+            .into_iter()
+            .filter(|i| match status {
+                Some(wanted) => i.status == wanted,
+                None => !open_only || i.status != Status::Resolved,
             })
-        })
-        .collect();
+            .filter(|i| i.risk.score >= min_risk)
+            .take(limit)
+            .map(|i| {
+                json!({
+                    "id": i.id,
+                    "title": i.title,
+                    "status": i.status,
+                    "level": i.level,
+                    "risk": i.risk.score,
+                    "page": i.page,
+                    "entity": i.entity,
+                    "alerts": i.alerts.len() as u64 + i.overflow,
+                    "opened": i.opened,
+                    "last_alert": i.last_alert,
+                    "assignee": i.assignee,
+                })
+            })
+            .collect()
+    });
     Ok(Json(json!({ "incidents": incidents })))
 }
 
