@@ -101,12 +101,21 @@ impl SelfIdentity {
     }
 }
 
-/// Carries out containment commands on one Docker engine.
+/// Carries out containment commands on one Docker engine (connected per command, so an
+/// engine that starts or restarts after the agent is found).
 pub struct Executor {
-    docker: Docker,
+    socket: String,
     node: String,
     state_dir: PathBuf,
     identity: SelfIdentity,
+}
+
+/// One command's connection to the engine.
+struct Engine<'a> {
+    docker: Docker,
+    node: &'a str,
+    state_dir: &'a Path,
+    identity: &'a SelfIdentity,
 }
 
 /// What an operation did: its notes and attachments, or why it failed.
@@ -121,20 +130,13 @@ struct Outcome {
 impl Executor {
     /// An executor for the engine at `socket`, keeping evidence and quarantine records under
     /// `state_dir`.
-    pub fn new(
-        socket: &str,
-        node: &str,
-        state_dir: &Path,
-        identity: SelfIdentity,
-    ) -> anyhow::Result<Self> {
-        let docker = Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| anyhow::anyhow!("connecting to the Docker socket `{socket}`: {e}"))?;
-        Ok(Self {
-            docker,
+    pub fn new(socket: &str, node: &str, state_dir: &Path, identity: SelfIdentity) -> Self {
+        Self {
+            socket: socket.to_string(),
             node: node.to_string(),
             state_dir: state_dir.to_path_buf(),
             identity,
-        })
+        }
     }
 
     /// Carries out `command` and says what happened; never panics, never returns early
@@ -144,7 +146,33 @@ impl Executor {
         let mut result = CommandResult::refused(command, &self.node, "");
         result.error = None;
         result.started_at = started_at;
-        let outcome = self.run(command, &mut result).await;
+        let outcome = if command.is_expired(Utc::now()) {
+            Outcome::failed(format!(
+                "refused: the command expired at {}",
+                command.expires_at.to_rfc3339()
+            ))
+        } else if command.node != self.node {
+            Outcome::failed(format!(
+                "refused: the command is for node `{}`, this agent is node `{}`",
+                command.node, self.node
+            ))
+        } else {
+            match Docker::connect_with_unix(&self.socket, 120, bollard::API_DEFAULT_VERSION) {
+                Ok(docker) => {
+                    let engine = Engine {
+                        docker,
+                        node: &self.node,
+                        state_dir: &self.state_dir,
+                        identity: &self.identity,
+                    };
+                    engine.run(command, &mut result).await
+                }
+                Err(error) => Outcome::failed(format!(
+                    "cannot reach the Docker engine at `{}`: {error}",
+                    self.socket
+                )),
+            }
+        };
         result.notes.extend(outcome.notes);
         result.networks_disconnected = outcome.disconnected;
         result.networks_connected = outcome.connected;
@@ -153,24 +181,20 @@ impl Executor {
         result.finished_at = Utc::now();
         result
     }
+}
 
-    async fn run(&self, command: &AgentCommand, result: &mut CommandResult) -> Outcome {
-        let fail = |error: String| Outcome {
+impl Outcome {
+    fn failed(error: String) -> Self {
+        Self {
             error: Some(error),
-            ..Outcome::default()
-        };
-        if command.is_expired(Utc::now()) {
-            return fail(format!(
-                "refused: the command expired at {}",
-                command.expires_at.to_rfc3339()
-            ));
+            ..Self::default()
         }
-        if command.node != self.node {
-            return fail(format!(
-                "refused: the command is for node `{}`, this agent is node `{}`",
-                command.node, self.node
-            ));
-        }
+    }
+}
+
+impl Engine<'_> {
+    async fn run(&self, command: &AgentCommand, result: &mut CommandResult) -> Outcome {
+        let fail = Outcome::failed;
         let inspect = match self.inspect(&command.container).await {
             Ok(inspect) => inspect,
             Err(error) => return fail(error),
@@ -557,7 +581,7 @@ pub fn attachments(inspect: &Value) -> Vec<NetworkAttachment> {
             .map(|a| {
                 a.iter()
                     .filter_map(Value::as_str)
-                    .filter(|s| !s.is_empty() && !(s.len() >= 12 && id.starts_with(s)))
+                    .filter(|s| !(s.is_empty() || (s.len() >= 12 && id.starts_with(s))))
                     .map(str::to_string)
                     .collect()
             })
@@ -709,8 +733,7 @@ mod tests {
             "node-a",
             dir.path(),
             SelfIdentity::default(),
-        )
-        .expect("executor");
+        );
         let mut command = AgentCommand::new(
             "node-a",
             ContainerOp::Pause,

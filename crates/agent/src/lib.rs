@@ -227,32 +227,30 @@ impl Agent {
                     ship::run_sender(&dir, &ship_config, spool_bytes, &bell, &stop, &stats)
                 })?
         };
-        let mut commands = None;
-        if let Some(containment) = &config.containment {
-            match contain::Executor::new(
-                &containment.docker_socket,
-                &containment.node,
-                &config.state_dir,
-                contain::SelfIdentity::detect(),
-            ) {
-                Ok(executor) => {
-                    let channel = channel::ChannelConfig {
-                        server: config.server.clone(),
-                        token: config.token.clone(),
-                        node: containment.node.clone(),
-                        poll_wait: containment.poll_wait,
-                        state_dir: config.state_dir.clone(),
-                    };
-                    let stop = stop.clone();
-                    commands = Some(
-                        std::thread::Builder::new()
-                            .name("agent-commands".into())
-                            .spawn(move || channel::run(&channel, &executor, &stop))?,
-                    );
-                }
-                Err(error) => tracing::error!(%error, "containment commands disabled"),
+        let commands = match &config.containment {
+            Some(containment) => {
+                let executor = contain::Executor::new(
+                    &containment.docker_socket,
+                    &containment.node,
+                    &config.state_dir,
+                    contain::SelfIdentity::detect(),
+                );
+                let channel = channel::ChannelConfig {
+                    server: config.server.clone(),
+                    token: config.token.clone(),
+                    node: containment.node.clone(),
+                    poll_wait: containment.poll_wait,
+                    state_dir: config.state_dir.clone(),
+                };
+                let stop = stop.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("agent-commands".into())
+                        .spawn(move || channel::run(&channel, &executor, &stop))?,
+                )
             }
-        }
+            None => None,
+        };
         tracing::info!(agent_id, server = %config.server, node = config.containment.as_ref().map(|c| c.node.as_str()), "agent started");
         Ok(Self {
             stop,

@@ -340,6 +340,8 @@ pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
+mod action_tests;
+#[cfg(test)]
 mod alert_tests;
 #[cfg(test)]
 mod guard_tests;
