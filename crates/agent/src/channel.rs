@@ -21,6 +21,9 @@ use serde_json::Value;
 
 use crate::contain::Executor;
 
+/// An empty poll answered sooner than this is followed by a pause of this long.
+const EARLY: Duration = Duration::from_millis(500);
+
 /// How long a result file is kept (the server redelivers a command at most until it
 /// expires).
 const RESULT_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -63,7 +66,14 @@ pub fn run(config: &ChannelConfig, executor: &Executor, stop: &AtomicBool) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let base = config.server.trim_end_matches('/').to_string();
     while !stop.load(Ordering::SeqCst) {
+        let asked = std::time::Instant::now();
         let commands = match poll(&http, config, &base) {
+            Ok(commands) if commands.is_empty() && asked.elapsed() < EARLY => {
+                // An empty answer well before the wait (a server shutting down, a proxy that
+                // cuts long requests): do not spin.
+                sleep_unless_stopped(EARLY, stop);
+                continue;
+            }
             Ok(commands) => {
                 backoff.reset();
                 commands

@@ -10,7 +10,8 @@
 //!   command is never carried out;
 //! * a command queued while its agent is down survives a `kill -9` of the server and is
 //!   carried out when the agent comes back;
-//! * every result is searchable (`event.dataset: crowsnest.response`).
+//! * every result is searchable (`event.dataset: crowsnest.response`);
+//! * the agent's long poll does not hold the server's graceful shutdown.
 //!
 //! Needs root, `dockerd` and the `crowsnest-busybox` image (`scripts/setup-docker.sh`). Without
 //! them the test is skipped locally and FAILS under `CI=true`.
@@ -423,7 +424,7 @@ fn pause_quarantine_release_stop_kill_through_the_agent_with_evidence_and_refusa
     let pending = api.act("pause", &host, json!({}));
     drop(api);
     server.kill9();
-    let server = Server::start(&data, port);
+    let mut server = Server::start(&data, port);
     let _agent = AgentProcess::start(&server, &token, &state, &node);
     let api = Api {
         server: &server,
@@ -452,4 +453,14 @@ fn pause_quarantine_release_stop_kill_through_the_agent_with_evidence_and_refusa
         assert!(Instant::now() < deadline, "only {total} response events");
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // The agent's long poll in flight does not hold a graceful shutdown for its 25 s.
+    std::thread::sleep(Duration::from_millis(500));
+    let stopping = Instant::now();
+    assert!(server.terminate().success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?} with an agent polling",
+        stopping.elapsed()
+    );
 }

@@ -150,6 +150,8 @@ pub struct CommandQueue {
     enqueued: watch::Sender<u64>,
     finished: watch::Sender<u64>,
     max_records: usize,
+    /// Set when the server shuts down: polls and waits end at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The order of issue.
@@ -211,6 +213,7 @@ impl CommandQueue {
             enqueued: watch::channel(0).0,
             finished: watch::channel(0).0,
             max_records: max_records.max(1),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -318,6 +321,9 @@ impl CommandQueue {
             if let Some(result) = self.result(id) {
                 return Some(result);
             }
+            if self.is_closed() {
+                return None;
+            }
             if self
                 .get(id)
                 .is_none_or(|r| r.command.is_expired(Utc::now()))
@@ -392,7 +398,7 @@ impl CommandQueue {
         let mut changes = self.enqueued.subscribe();
         loop {
             let commands = self.outstanding(node);
-            if !commands.is_empty() {
+            if !commands.is_empty() || self.is_closed() {
                 return commands;
             }
             if tokio::time::timeout_at(deadline, changes.changed())
@@ -402,6 +408,18 @@ impl CommandQueue {
                 return Vec::new();
             }
         }
+    }
+
+    /// Ends every poll and wait now and from now on (the server is shutting down: a long
+    /// poll in flight must not hold the graceful shutdown for its whole wait).
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.enqueued.send_modify(|n| *n += 1);
+        self.finished.send_modify(|n| *n += 1);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// When `node` last polled (since this server started).
@@ -686,6 +704,18 @@ mod tests {
         let empty = queue.poll("n3", Duration::from_millis(50)).await;
         assert!(empty.is_empty());
         assert!(queue.last_seen("n3").is_some());
+        let long = {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.poll("n3", Duration::from_secs(30)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let closing = std::time::Instant::now();
+        queue.close();
+        assert!(long.await.expect("poll").is_empty());
+        assert!(
+            closing.elapsed() < Duration::from_secs(5),
+            "close ends a long poll"
+        );
         let event = result_event(&a, &queue.result(&a.id).expect("result"));
         assert_eq!(event.get_str("event.dataset"), Some(RESPONSE_DATASET));
         assert_eq!(event.get_str("event.action"), Some("container-pause"));

@@ -89,6 +89,8 @@ impl Running {
         for listener in self.listeners {
             listener.stop();
         }
+        // Agents' long polls end now instead of holding the graceful shutdown.
+        self.state.commands.close();
         let _ = self.shutdown.send(true);
         self.server
             .await
