@@ -151,6 +151,8 @@ impl Executor {
                 "refused: the command expired at {}",
                 command.expires_at.to_rfc3339()
             ))
+        } else if let Err(error) = command.validate() {
+            Outcome::failed(format!("refused: {error}"))
         } else if command.node != self.node {
             Outcome::failed(format!(
                 "refused: the command is for node `{}`, this agent is node `{}`",

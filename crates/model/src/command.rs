@@ -179,10 +179,61 @@ impl AgentCommand {
         }
     }
 
+    /// Checks what the server and the agent rely on: an id usable as a file name (1 to 64
+    /// letters, digits, `-`, `_`), a node, a container and network names in Docker's alphabet
+    /// (letters, digits, `_`, `.`, `-`; they become parts of Docker API paths), and an expiry
+    /// after the issue. The error names the field and why.
+    pub fn validate(&self) -> Result<(), String> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            return Err(format!(
+                "`id` `{}` must be 1 to 64 letters, digits, `-` or `_`",
+                self.id.chars().take(80).collect::<String>()
+            ));
+        }
+        if self.node.trim().is_empty() || self.node.len() > 253 {
+            return Err("`node` must be 1 to 253 characters".into());
+        }
+        if !docker_name(&self.container) {
+            return Err(format!(
+                "`container` `{}` is not a container id or name (letters, digits, `_`, `.`, `-`; at most 255)",
+                self.container.chars().take(80).collect::<String>()
+            ));
+        }
+        if let Some(bad) = self.networks.iter().find(|n| !docker_name(&n.network)) {
+            return Err(format!(
+                "`networks`: `{}` is not a network name (letters, digits, `_`, `.`, `-`)",
+                bad.network.chars().take(80).collect::<String>()
+            ));
+        }
+        if self.expires_at <= self.issued_at {
+            return Err("`expires_at` must be after `issued_at`".into());
+        }
+        Ok(())
+    }
+
     /// Whether the command has expired at `now`.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         now >= self.expires_at
     }
+}
+
+/// A container or network id or name as Docker allows them (never a path).
+fn docker_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 255
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// One evidence file the agent wrote.
@@ -292,6 +343,16 @@ mod tests {
             "issued_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:05:00Z"}"#;
         let parsed: AgentCommand = serde_json::from_str(minimal).expect("defaults");
         assert!(!parsed.evidence && parsed.networks.is_empty());
+        assert_eq!(parsed.validate(), Ok(()));
+        for (container, node) in [("../images/x", "n"), ("", "n"), ("web", " ")] {
+            let mut bad = parsed.clone();
+            bad.container = container.into();
+            bad.node = node.into();
+            assert!(bad.validate().is_err(), "{container:?} {node:?}");
+        }
+        let mut bad = parsed.clone();
+        bad.id = "a/b".into();
+        assert!(bad.validate().is_err_and(|e| e.contains("`id`")));
         let result = CommandResult::refused(&parsed, "n", "expired");
         assert!(!result.ok);
         let value = serde_json::to_value(&result).expect("json");

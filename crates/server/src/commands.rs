@@ -159,14 +159,6 @@ fn order(record: &CommandRecord) -> (DateTime<Utc>, &str) {
     (record.command.issued_at, record.command.id.as_str())
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 impl CommandQueue {
     /// Opens (creating) the queue in `dir` and reads back every stored command. A file that
     /// cannot be read is renamed `<name>.bad` and reported, never deleted.
@@ -237,23 +229,7 @@ impl CommandQueue {
     /// Queues `command` durably and wakes its node's pollers; returns its id. Enqueuing the
     /// same command (same id, same content) again is a no-op.
     pub fn enqueue(&self, command: AgentCommand) -> Result<String, QueueError> {
-        if !valid_id(&command.id) {
-            return Err(QueueError::Invalid(format!(
-                "id `{}` must be 1 to 64 letters, digits, `-` or `_`",
-                command.id.chars().take(80).collect::<String>()
-            )));
-        }
-        if command.node.trim().is_empty() {
-            return Err(QueueError::Invalid("`node` is empty".into()));
-        }
-        if command.container.trim().is_empty() {
-            return Err(QueueError::Invalid("`container` is empty".into()));
-        }
-        if command.expires_at <= command.issued_at {
-            return Err(QueueError::Invalid(
-                "`expires_at` must be after `issued_at`".into(),
-            ));
-        }
+        command.validate().map_err(QueueError::Invalid)?;
         let id = command.id.clone();
         let mut state = self.lock();
         if let Some(existing) = state.records.get(&id) {
