@@ -16,7 +16,8 @@
 //! Refused with a clear error: expired commands, commands for another node, a quarantine of a
 //! container on the host's network (`NetworkMode: host`) or sharing another container's
 //! (`container:<id>`), and any disruptive operation (pause, quarantine, stop, kill) on the
-//! agent's own container ([`SelfIdentity`]). Idempotent: pausing a paused container, stopping
+//! agent's own container ([`SelfIdentity`]) or on a crowsnest container ([`runs_crowsnest`]:
+//! the image `.../crowsnest` or the label `app.kubernetes.io/name=crowsnest`). Idempotent: pausing a paused container, stopping
 //! a stopped one, quarantining an isolated one succeed with a note.
 
 use std::collections::HashSet;
@@ -214,6 +215,13 @@ impl Engine<'_> {
                 "refused: `{name}` ({}) is the crowsnest agent's own container; the agent never contains itself",
                 short(&id)
             ));
+        }
+        if command.op.is_disruptive() {
+            if let Some(why) = runs_crowsnest(&inspect) {
+                return fail(format!(
+                    "refused: `{name}` runs crowsnest ({why}); the agent never contains crowsnest itself"
+                ));
+            }
         }
         let network_mode = inspect
             .pointer("/HostConfig/NetworkMode")
@@ -574,6 +582,25 @@ impl Engine<'_> {
     }
 }
 
+/// Why the container is a crowsnest server or agent, if it is one: its image is
+/// `[registry/...]crowsnest[:tag|@digest]` or it carries `app.kubernetes.io/name=crowsnest`.
+pub fn runs_crowsnest(inspect: &Value) -> Option<String> {
+    let image = inspect
+        .pointer("/Config/Image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let repository = image.split('@').next().unwrap_or_default();
+    let last = repository.rsplit('/').next().unwrap_or_default();
+    let last = last.split(':').next().unwrap_or_default();
+    if last == "crowsnest" {
+        return Some(format!("image `{image}`"));
+    }
+    let label = inspect
+        .pointer("/Config/Labels/app.kubernetes.io~1name")
+        .and_then(Value::as_str);
+    (label == Some("crowsnest")).then(|| "label app.kubernetes.io/name=crowsnest".to_string())
+}
+
 /// The container's network attachments, from its inspect output.
 pub fn attachments(inspect: &Value) -> Vec<NetworkAttachment> {
     let id = inspect["Id"].as_str().unwrap_or_default();
@@ -690,6 +717,19 @@ mod tests {
             format!("700 29 0:55 / /var/lib/docker/overlay2/{ID}/merged rw - overlay overlay rw\n");
         let host = SelfIdentity::from_sources("0::/init.scope\n", &host_mounts, "buildhost");
         assert!(!host.is_self(ID));
+    }
+
+    #[test]
+    fn crowsnest_containers_are_recognised_by_image_or_label() {
+        let image = |image: &str| json!({"Config": {"Image": image, "Labels": {}}});
+        assert!(runs_crowsnest(&image("ghcr.io/crowsnest-siem/crowsnest:0.1.0")).is_some());
+        assert!(runs_crowsnest(&image("crowsnest")).is_some());
+        assert!(runs_crowsnest(&image("localhost:5000/crowsnest@sha256:abcd")).is_some());
+        assert!(runs_crowsnest(&image("crowsnest-busybox:latest")).is_none());
+        assert!(runs_crowsnest(&image("nginx:1.27")).is_none());
+        let labelled =
+            json!({"Config": {"Image": "x", "Labels": {"app.kubernetes.io/name": "crowsnest"}}});
+        assert!(runs_crowsnest(&labelled).is_some());
     }
 
     #[test]
