@@ -15,11 +15,14 @@
 //!   written to `<data-dir>/admin.token` (mode 0600) on first start.
 //! * [`pipeline::Pipeline`]: group-committing WAL writer and the indexer; replays the WAL into the
 //!   store on start, so `kill -9` loses no acknowledged event and duplicates none.
+//! * [`commands::CommandQueue`]: the durable queue of containment commands for node agents
+//!   (`<data-dir>/commands/`), long-polled by the agents (`/api/v1/agent/commands`).
 //! * [`app`] builds the axum `Router` (socket-free tests drive it with `oneshot`); [`run`]
 //!   serves it until shutdown.
 
 pub mod api;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod listeners;
@@ -61,6 +64,8 @@ pub struct AppState {
     /// Memory for the requests being read, inflated and decoded at once
     /// (`decode.memory_budget_bytes`), shared by the HTTP inputs and the stream listeners.
     pub decode_budget: crowsnest_ingest::limits::DecodeBudget,
+    /// Containment commands for node agents, and their results.
+    pub commands: Arc<commands::CommandQueue>,
 }
 
 /// A started server: its state and where it listens.
@@ -84,6 +89,8 @@ impl Running {
         for listener in self.listeners {
             listener.stop();
         }
+        // Agents' long polls end now instead of holding the graceful shutdown.
+        self.state.commands.close();
         let _ = self.shutdown.send(true);
         self.server
             .await
@@ -111,6 +118,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
     let (tokens, new_admin_token) = auth::Tokens::open(&data_dir)?;
+    let commands = Arc::new(commands::CommandQueue::open(&data_dir.join("commands"))?);
     let metrics = Arc::new(metrics::Metrics::new());
     let store_dir = data_dir.join("store");
     let store_config = config.store.clone();
@@ -181,6 +189,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         metrics,
         detection,
         dedup,
+        commands,
         started: Instant::now(),
     });
     spawn_retention(state.clone());

@@ -7,6 +7,7 @@
 //! counted, logged (rate-limited per address) and, for unknown tokens, counted toward the
 //! address's limit ([`crate::auth::FailureThrottle`]).
 
+mod actions;
 mod alerts;
 mod compat;
 mod incidents;
@@ -42,6 +43,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/actions", post(incidents::act))
+        .route("/api/v1/actions", get(actions::list).post(actions::create))
+        .route("/api/v1/actions/{id}", get(actions::show))
+        .route("/api/v1/agent/commands", get(actions::agent_commands))
+        .route(
+            "/api/v1/agent/commands/{id}/result",
+            post(actions::agent_result),
+        )
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
         .route("/api/v1/outputs", get(outputs))
@@ -331,6 +339,8 @@ pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
         .map(axum::http::HeaderValue::as_bytes)
 }
 
+#[cfg(test)]
+mod action_tests;
 #[cfg(test)]
 mod alert_tests;
 #[cfg(test)]
