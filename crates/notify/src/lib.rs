@@ -292,3 +292,16 @@ impl RouteConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// The notices of the changes [`crowsnest_respond::Incidents::offer`] returned.
+pub fn notices(changes: &[Change], incidents: &crowsnest_respond::Incidents) -> Vec<Notice> {
+    changes
+        .iter()
+        .filter_map(|change| {
+            let (Change::Opened(id) | Change::Updated(id) | Change::Paged(id)) = change;
+            incidents
+                .get(id)
+                .map(|incident| Notice::of_change(change, incident))
+        })
+        .collect()
+}

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Channel, ChannelKind, NotifyConfig};
+use crate::config::{Channel, NotifyConfig};
 use crate::send::{Failure, Sender};
 use crate::{ChangeKind, Notice};
 

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub detect: crate::detection::DetectionConfig,
     /// Forwarding outputs (`[[outputs]]`): where events and alerts are sent on.
     pub outputs: Vec<crowsnest_output::OutputConfig>,
+    /// Notifications of incident changes (`[notify]`, `[[notify.channels]]`,
+    /// `[[notify.routes]]`); none by default.
+    pub notify: crowsnest_notify::NotifyConfig,
 }
 
 /// Bounds of each search: a query is refused before it runs when it is too long or has too many
@@ -191,6 +194,7 @@ impl Default for ServerConfig {
             input_limits: crate::listeners::InputLimits::default(),
             detect: crate::detection::DetectionConfig::default(),
             outputs: Vec::new(),
+            notify: crowsnest_notify::NotifyConfig::default(),
         }
     }
 }

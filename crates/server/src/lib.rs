@@ -61,6 +61,8 @@ pub struct AppState {
     /// Memory for the requests being read, inflated and decoded at once
     /// (`decode.memory_budget_bytes`), shared by the HTTP inputs and the stream listeners.
     pub decode_budget: crowsnest_ingest::limits::DecodeBudget,
+    /// The notification outbox, when `[notify]` has channels.
+    pub notify: Option<Arc<crowsnest_notify::Outbox>>,
 }
 
 /// A started server: its state and where it listens.
@@ -136,6 +138,16 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         );
         outputs.push(outputs::OutputWorker::open(output.clone(), &data_dir)?);
     }
+    // Opened before the detector replays the WAL: replayed incident changes reach the outbox,
+    // which recognises those it already holds or delivered.
+    let notify_config = config.notify.clone();
+    let notify_dir = data_dir.join("notify");
+    let notify = tokio::task::spawn_blocking(move || {
+        crowsnest_notify::Outbox::open(notify_config, &notify_dir)
+    })
+    .await
+    .context("notify open task")??;
+    let worker_notify = notify.clone();
     let (detect_config, detect_status, detect_dir) = (
         config.detect.clone(),
         detection.clone(),
@@ -144,12 +156,12 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     let pipeline = tokio::task::spawn_blocking(move || {
         let worker = if detect_config.enabled {
             let metrics = pipeline_metrics.clone();
-            Some(detection::Worker::open(
-                detect_config,
-                &detect_dir,
-                detect_status,
-                metrics,
-            )?)
+            let mut worker =
+                detection::Worker::open(detect_config, &detect_dir, detect_status, metrics)?;
+            if let Some(outbox) = worker_notify {
+                worker.notify_to(outbox);
+            }
+            Some(worker)
         } else {
             None
         };
@@ -181,6 +193,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         metrics,
         detection,
         dedup,
+        notify,
         started: Instant::now(),
     });
     spawn_retention(state.clone());
