@@ -133,7 +133,7 @@ pub fn description(notice: &Notice, public_url: Option<&str>) -> String {
         text.push_str("\nLatest alerts:\n");
         for alert in &notice.incident.alerts {
             text.push_str(&format!(
-                "- [{}] {} (×{})\n",
+                "- [{}] {} (x{})\n",
                 alert.level.as_str(),
                 alert.title,
                 alert.count
@@ -172,7 +172,7 @@ pub fn slack(notice: &Notice, public_url: Option<&str>) -> Value {
     let mut alerts = String::new();
     for alert in &i.alerts {
         alerts.push_str(&format!(
-            "• `{}` {} (×{})\n",
+            "• `{}` {} (x{})\n",
             alert.level.as_str(),
             slack_escape(&alert.title),
             alert.count
@@ -214,7 +214,7 @@ pub fn teams(notice: &Notice, public_url: Option<&str>) -> Value {
         json!({"type": "FactSet", "facts": facts}),
     ];
     for alert in &i.alerts {
-        body.push(json!({"type": "TextBlock", "text": format!("[{}] {} (×{})", alert.level.as_str(), alert.title, alert.count), "wrap": true, "isSubtle": true, "spacing": "Small"}));
+        body.push(json!({"type": "TextBlock", "text": format!("[{}] {} (x{})", alert.level.as_str(), alert.title, alert.count), "wrap": true, "isSubtle": true, "spacing": "Small"}));
     }
     let mut card = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
@@ -273,7 +273,7 @@ pub fn pagerduty(notice: &Notice, routing_key: &str, public_url: Option<&str>) -
                 "risk_factors": i.factors,
                 "status": format!("{:?}", i.status).to_lowercase(),
                 "alerts": i.alert_count,
-                "latest_alerts": i.alerts.iter().map(|a| format!("[{}] {} (×{})", a.level.as_str(), a.title, a.count)).collect::<Vec<_>>(),
+                "latest_alerts": i.alerts.iter().map(|a| format!("[{}] {} (x{})", a.level.as_str(), a.title, a.count)).collect::<Vec<_>>(),
                 "attack": i.tags,
                 "change": notice.change.as_str(),
             },
