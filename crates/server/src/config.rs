@@ -287,6 +287,46 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_notify_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[notify]")
+            .expect("README has a [notify] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        let kinds: Vec<_> = config
+            .notify
+            .channels
+            .iter()
+            .filter_map(|c| c.kind.map(|k| k.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "slack",
+                "teams",
+                "pagerduty",
+                "alertmanager",
+                "opsgenie",
+                "webhook",
+                "email"
+            ]
+        );
+        assert_eq!(config.notify.routes.len(), 3);
+        // Its channels' secrets come from the environment and files; the rest is valid.
+        let error = config
+            .notify
+            .validate()
+            .expect_err("SLACK_WEBHOOK_URL is not set");
+        let error = error.to_string();
+        assert!(
+            error.contains("SLACK_WEBHOOK_URL") || error.contains("url_file"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn the_readme_detection_section_parses() {
         let readme = include_str!("../../../README.md");
         let start = readme
