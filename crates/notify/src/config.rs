@@ -34,6 +34,10 @@ pub struct NotifyConfig {
     pub ledger_keep_days: u64,
     /// Most delivered dedup keys remembered; the oldest are forgotten first (default 100,000).
     pub ledger_max_keys: usize,
+    /// Most notifications waiting for one channel; past it the oldest is given up (logged and
+    /// counted; default 10,000), so a channel that is down for long cannot grow the outbox
+    /// without bound.
+    pub max_pending: usize,
     /// The server's address as people reach it (`https://crowsnest.example`), for links in
     /// notifications. Optional.
     pub public_url: Option<String>,
@@ -50,6 +54,7 @@ impl Default for NotifyConfig {
             retry_max_secs: 300,
             ledger_keep_days: 7,
             ledger_max_keys: 100_000,
+            max_pending: 10_000,
             public_url: None,
         }
     }

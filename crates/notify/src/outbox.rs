@@ -140,6 +140,12 @@ struct Bucket {
 
 struct State {
     items: BTreeMap<u64, Item>,
+    /// `channel\0key` → the waiting item that holds the key.
+    held: HashMap<String, u64>,
+    /// `channel\0incident` → its waiting `updated` item (the one later updates fold into).
+    waiting_update: HashMap<String, u64>,
+    /// Waiting items per channel.
+    counts: HashMap<String, usize>,
     next_seq: u64,
     /// `channel\0key` → when it was delivered or given up (unix seconds).
     ledger: HashMap<String, i64>,
@@ -224,7 +230,10 @@ impl Outbox {
             .map_err(io)?;
         let next_seq = items.keys().next_back().map_or(0, |s| s + 1);
         let mut state = State {
-            items,
+            items: BTreeMap::new(),
+            held: HashMap::new(),
+            waiting_update: HashMap::new(),
+            counts: HashMap::new(),
             next_seq,
             ledger,
             notified: HashSet::new(),
@@ -237,19 +246,19 @@ impl Outbox {
         };
         // Notifications for channels no longer configured are dropped, with a word.
         let names: HashSet<&str> = channels.iter().map(|c| c.name.as_str()).collect();
-        let orphans = state
-            .items
-            .values()
-            .filter(|i| !names.contains(i.channel.as_str()))
-            .count();
+        let mut orphans = 0;
+        for item in items.into_values() {
+            if names.contains(item.channel.as_str()) {
+                state.insert(item);
+            } else {
+                orphans += 1;
+            }
+        }
         if orphans > 0 {
             tracing::warn!(
                 notifications = orphans,
                 "notifications for channels no longer configured are dropped"
             );
-            state
-                .items
-                .retain(|_, i| names.contains(i.channel.as_str()));
         }
         let inner = Arc::new(Inner {
             config,
@@ -305,33 +314,29 @@ impl Outbox {
         let now = Utc::now();
         let mut records = Vec::new();
         for channel in targets {
-            if state.ledger.contains_key(&ledger_key(channel, &notice.key))
-                || state
-                    .items
-                    .values()
-                    .any(|i| i.channel == channel && i.keys.contains(&notice.key))
-            {
+            let key = ledger_key(channel, &notice.key);
+            if state.ledger.contains_key(&key) || state.held.contains_key(&key) {
                 state.deduplicated += 1;
                 continue;
             }
             let waiting = (notice.change == ChangeKind::Updated)
                 .then(|| {
-                    state.items.values_mut().find(|i| {
-                        i.channel == channel
-                            && !i.inflight
-                            && i.notice.change == ChangeKind::Updated
-                            && i.notice.incident.id == notice.incident.id
-                    })
+                    let seq = *state
+                        .waiting_update
+                        .get(&ledger_key(channel, &notice.incident.id))?;
+                    state.items.get_mut(&seq).filter(|i| !i.inflight)
                 })
                 .flatten();
             if let Some(item) = waiting {
                 item.keys.push(notice.key.clone());
                 item.notice = notice.clone();
+                let seq = item.seq;
                 records.push(Record::Merge {
-                    seq: item.seq,
+                    seq,
                     key: notice.key.clone(),
                     notice: Box::new(notice.clone()),
                 });
+                state.held.insert(key, seq);
                 continue;
             }
             let seq = state.next_seq;
@@ -353,7 +358,19 @@ impl Outbox {
             records.push(Record::Add {
                 item: Box::new(item.clone()),
             });
-            state.items.insert(seq, item);
+            state.insert(item);
+            // Bounded: past `max_pending` waiting for one channel, its oldest is given up.
+            if state.counts.get(channel).copied().unwrap_or(0) > inner.config.max_pending.max(1) {
+                let oldest = state
+                    .items
+                    .values()
+                    .find(|i| i.channel == channel && !i.inflight)
+                    .map(|i| i.seq);
+                let dropped = oldest.and_then(|oldest| {
+                    inner.drop_item(&mut state, channel, oldest, "more than max_pending waiting")
+                });
+                records.extend(dropped);
+            }
         }
         if records.is_empty() {
             return;
@@ -480,6 +497,37 @@ impl Drop for Outbox {
     fn drop(&mut self) {
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_all();
+    }
+}
+
+impl State {
+    fn insert(&mut self, item: Item) {
+        for key in &item.keys {
+            self.held.insert(ledger_key(&item.channel, key), item.seq);
+        }
+        if item.notice.change == ChangeKind::Updated {
+            self.waiting_update.insert(
+                ledger_key(&item.channel, &item.notice.incident.id),
+                item.seq,
+            );
+        }
+        *self.counts.entry(item.channel.clone()).or_default() += 1;
+        self.items.insert(item.seq, item);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Item> {
+        let item = self.items.remove(&seq)?;
+        for key in &item.keys {
+            self.held.remove(&ledger_key(&item.channel, key));
+        }
+        let update = ledger_key(&item.channel, &item.notice.incident.id);
+        if self.waiting_update.get(&update) == Some(&seq) {
+            self.waiting_update.remove(&update);
+        }
+        if let Some(count) = self.counts.get_mut(&item.channel) {
+            *count = count.saturating_sub(1);
+        }
+        Some(item)
     }
 }
 
@@ -752,11 +800,16 @@ impl Inner {
 
     /// Ends an item: given up, with the reason in the log and the status.
     fn give_up(&self, state: &mut State, channel: &Channel, seq: u64, why: &str) {
-        let Some(item) = state.items.remove(&seq) else {
-            return;
-        };
+        if let Some(record) = self.drop_item(state, &channel.name, seq, why) {
+            self.append(state, &[record]);
+        }
+    }
+
+    /// Removes a given-up item (logged, counted, its keys in the ledger); the record to write.
+    fn drop_item(&self, state: &mut State, channel: &str, seq: u64, why: &str) -> Option<Record> {
+        let item = state.remove(seq)?;
         tracing::error!(
-            channel = %channel.name,
+            channel = %channel,
             incident = %item.notice.incident.id,
             change = item.notice.change.as_str(),
             key = %item.id,
@@ -768,21 +821,18 @@ impl Inner {
         for key in &item.keys {
             state
                 .ledger
-                .insert(ledger_key(&channel.name, key), at.timestamp());
+                .insert(ledger_key(channel, key), at.timestamp());
         }
-        if let Some(status) = state.status.get_mut(&channel.name) {
+        if let Some(status) = state.status.get_mut(channel) {
             status.failed += 1;
             status.last_error = Some(format!("given up ({why}): {}", item.id));
             status.last_error_at = Some(at);
         }
-        self.append(
-            state,
-            &[Record::Done {
-                seq,
-                at: at.timestamp(),
-                delivered: false,
-            }],
-        );
+        Some(Record::Done {
+            seq,
+            at: at.timestamp(),
+            delivered: false,
+        })
     }
 
     /// Records the outcome of an attempt.
@@ -791,13 +841,17 @@ impl Inner {
         let now = Utc::now();
         match result {
             Ok(()) => {
-                let Some(item) = state.items.remove(&seq) else {
+                let Some(item) = state.remove(seq) else {
                     return;
                 };
                 for key in &item.keys {
                     state
                         .ledger
                         .insert(ledger_key(&channel.name, key), now.timestamp());
+                }
+                if state.last_sent.len() > 10_000 {
+                    let interval = Duration::from_secs(self.config.update_interval_secs);
+                    state.last_sent.retain(|_, at| at.elapsed() < interval);
                 }
                 state.last_sent.insert(
                     (channel.name.clone(), item.notice.incident.id.clone()),

@@ -853,3 +853,23 @@ fn a_refused_notification_is_given_up_loudly_and_the_next_goes() {
         .is_some_and(|e| e.contains("HTTP 400")));
     outbox.shutdown();
 }
+
+#[test]
+fn a_channel_that_is_down_holds_at_most_max_pending() {
+    let gone = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}/hook", gone.local_addr().expect("addr"));
+    drop(gone);
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = outbox_config(vec![webhook("w", &dead_url)], &["opened"]);
+    config.max_pending = 2;
+    let outbox = open(config, dir.path());
+    for n in 0..5 {
+        let mut notice = opened();
+        notice.incident.id = format!("inc-{n}");
+        notice.key = format!("inc-{n}:opened");
+        outbox.offer(&notice);
+    }
+    let status = &outbox.status()[0];
+    assert_eq!((status.pending, status.failed), (2, 3), "{status:?}");
+    outbox.shutdown();
+}
