@@ -109,6 +109,8 @@ impl Running {
 /// Opens the data directory, replays the WAL, binds the listener and starts serving.
 pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
+    // Settings mistakes first, before anything is opened.
+    config.notify.validate()?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
