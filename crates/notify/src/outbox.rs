@@ -715,8 +715,9 @@ impl Inner {
     ) -> Result<(u64, Notice, String), Duration> {
         let now = Instant::now();
         let wall = Utc::now();
+        // At most ten years: chrono's durations end at i64::MAX milliseconds.
         let max_age = chrono::Duration::seconds(
-            i64::try_from(self.config.max_age_secs).unwrap_or(i64::MAX / 1000),
+            i64::try_from(self.config.max_age_secs.min(315_360_000)).unwrap_or(315_360_000),
         );
         let interval = Duration::from_secs(self.config.update_interval_secs);
         let mut wait = Duration::from_secs(1);
@@ -726,6 +727,13 @@ impl Inner {
             .values()
             .filter(|i| i.channel == channel.name)
             .map(|i| i.seq)
+            .collect();
+        // The position of each incident's last waiting item: an `updated` with a later change
+        // behind it goes without waiting for the update interval.
+        let last_of: HashMap<&str, usize> = seqs
+            .iter()
+            .enumerate()
+            .filter_map(|(n, seq)| Some((state.items.get(seq)?.notice.incident.id.as_str(), n)))
             .collect();
         let mut expired = Vec::new();
         let mut chosen = None;
@@ -750,12 +758,7 @@ impl Inner {
                 }
             }
             if item.notice.change == ChangeKind::Updated {
-                let later = seqs[n + 1..].iter().any(|s| {
-                    state
-                        .items
-                        .get(s)
-                        .is_some_and(|i| i.notice.incident.id == incident)
-                });
+                let later = last_of.get(incident.as_str()).is_some_and(|last| *last > n);
                 let last = state
                     .last_sent
                     .get(&(channel.name.clone(), incident.clone()));
@@ -916,8 +919,12 @@ impl Inner {
 
     /// Full jitter over a doubling base: `[0, min(initial · 2^(attempt-1), max)]`.
     fn backoff(&self, attempt: u32) -> Duration {
-        let initial = Duration::from_millis(self.config.retry_initial_ms.max(1));
-        let max = Duration::from_secs(self.config.retry_max_secs.max(1)).max(initial);
+        // Both at most a day, so a typo cannot park a channel (or overflow the clock).
+        let day = Duration::from_secs(86_400);
+        let initial = Duration::from_millis(self.config.retry_initial_ms.max(1)).min(day);
+        let max = Duration::from_secs(self.config.retry_max_secs.max(1))
+            .min(day)
+            .max(initial);
         let factor = 1u32
             .checked_shl(attempt.saturating_sub(1).min(31))
             .unwrap_or(u32::MAX);
