@@ -482,8 +482,8 @@ impl ChannelConfig {
             ChannelKind::Slack | ChannelKind::Teams | ChannelKind::Alertmanager => {}
         }
         let timeout = self.timeout_secs.unwrap_or(10);
-        if timeout == 0 {
-            return Err(err(place, "timeout_secs", "expected at least 1"));
+        if !(1..=3600).contains(&timeout) {
+            return Err(err(place, "timeout_secs", "expected 1 to 3600"));
         }
         let rate = self.rate_per_minute.unwrap_or(30);
         if rate == 0 {
