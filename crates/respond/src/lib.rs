@@ -288,6 +288,9 @@ pub struct Incident {
     pub techniques: BTreeSet<String>,
     /// Namespace, when the entity has one (for criticality and routing).
     pub namespace: Option<String>,
+    /// Cluster (`orchestrator.cluster.name` of its first alert), for routing notifications.
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// The risk and its factors.
     pub risk: Risk,
     /// True once it should page someone: a high or critical alert, or risk ≥ `page_risk`.
@@ -421,6 +424,7 @@ impl Incidents {
             None => {
                 let id = incident_id(&entity, &alert.id);
                 let namespace = alert.entity.get("kubernetes.namespace").cloned();
+                let cluster = alert.entity.get("orchestrator.cluster.name").cloned();
                 self.incidents.insert(
                     id.clone(),
                     Incident {
@@ -439,6 +443,7 @@ impl Incidents {
                         tactics: BTreeSet::new(),
                         techniques: BTreeSet::new(),
                         namespace,
+                        cluster,
                         risk: Risk::default(),
                         page: false,
                         weights: BTreeMap::new(),

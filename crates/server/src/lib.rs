@@ -66,6 +66,8 @@ pub struct AppState {
     pub decode_budget: crowsnest_ingest::limits::DecodeBudget,
     /// Containment commands for node agents, and their results.
     pub commands: Arc<commands::CommandQueue>,
+    /// The notification outbox, when `[notify]` has channels.
+    pub notify: Option<Arc<crowsnest_notify::Outbox>>,
 }
 
 /// A started server: its state and where it listens.
@@ -114,6 +116,8 @@ impl Running {
 /// Opens the data directory, replays the WAL, binds the listener and starts serving.
 pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
+    // Settings mistakes first, before anything is opened.
+    config.notify.validate()?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
@@ -144,6 +148,16 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         );
         outputs.push(outputs::OutputWorker::open(output.clone(), &data_dir)?);
     }
+    // Opened before the detector replays the WAL: replayed incident changes reach the outbox,
+    // which recognises those it already holds or delivered.
+    let notify_config = config.notify.clone();
+    let notify_dir = data_dir.join("notify");
+    let notify = tokio::task::spawn_blocking(move || {
+        crowsnest_notify::Outbox::open(notify_config, &notify_dir)
+    })
+    .await
+    .context("notify open task")??;
+    let worker_notify = notify.clone();
     let (detect_config, detect_status, detect_dir) = (
         config.detect.clone(),
         detection.clone(),
@@ -152,12 +166,12 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     let pipeline = tokio::task::spawn_blocking(move || {
         let worker = if detect_config.enabled {
             let metrics = pipeline_metrics.clone();
-            Some(detection::Worker::open(
-                detect_config,
-                &detect_dir,
-                detect_status,
-                metrics,
-            )?)
+            let mut worker =
+                detection::Worker::open(detect_config, &detect_dir, detect_status, metrics)?;
+            if let Some(outbox) = worker_notify {
+                worker.notify_to(outbox);
+            }
+            Some(worker)
         } else {
             None
         };
@@ -190,6 +204,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         detection,
         dedup,
         commands,
+        notify,
         started: Instant::now(),
     });
     spawn_retention(state.clone());

@@ -24,6 +24,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/rules",
     "/api/v1/rules/reload",
     "/api/v1/outputs",
+    "/api/v1/notifications",
     "/api/v1/health",
     "/api/v1/tokens",
     "/api/v1/openapi.json",
@@ -51,6 +52,18 @@ fn output_schema() -> Value {
                        "lag_events": {"type": "integer"}, "delivered": {"type": "integer"}, "rejected": {"type": "integer"},
                        "dropped": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
                        "last_delivery": {"type": ["string", "null"]}}})
+}
+
+/// One notification channel in `GET /api/v1/notifications`.
+fn channel_schema() -> Value {
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    json!({"type": "object", "required": ["name", "kind", "pending", "delivered", "failed", "retries", "consecutive_failures"],
+        "properties": {"name": {"type": "string"},
+                       "kind": {"enum": ["slack", "teams", "pagerduty", "alertmanager", "opsgenie", "webhook", "email"]},
+                       "pending": {"type": "integer"}, "delivered": {"type": "integer"}, "failed": {"type": "integer"},
+                       "retries": {"type": "integer"}, "consecutive_failures": {"type": "integer"},
+                       "last_error": {"type": ["string", "null"]}, "last_error_at": time,
+                       "last_delivery_at": time, "oldest_pending": time}})
 }
 
 fn error_responses() -> Value {
@@ -324,6 +337,13 @@ fn base_spec() -> Value {
                 "summary": "Forwarding outputs: position, lag, delivered/rejected/dropped counts, last error", "description": "Scope `read`.",
                 "responses": with_errors(json!({"200": {"description": "Outputs", "content": {"application/json": {"schema": {"type": "object",
                     "properties": {"outputs": {"type": "array", "items": output_schema()}}}}}}}), &[])
+            }},
+            "/api/v1/notifications": {"get": {
+                "summary": "Notification channels: waiting, delivered, given-up counts, last error", "description": "Scope `read`. `deduplicated` counts incident changes recognised as already notified (a WAL replay after a restart).",
+                "responses": with_errors(json!({"200": {"description": "Channels", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["enabled", "channels", "deduplicated"],
+                    "properties": {"enabled": {"type": "boolean"}, "deduplicated": {"type": "integer"},
+                                   "channels": {"type": "array", "items": channel_schema()}}}}}}}), &[])
             }},
             "/api/v1/health": {"get": {
                 "summary": "Server health: WAL, index lag, store partitions", "description": "Scope `read`.",
