@@ -306,8 +306,9 @@ const TARGET_FIELDS: &[&str] = &[
 ];
 
 /// An [`Alert`] back from its stored record (`event.kind: alert`, see
-/// [`crowsnest_model::alert`]): what `crowsnest respond simulate` replays. `None` when the
-/// record lacks the alert's id, rule or time.
+/// [`crowsnest_model::alert`]): what `crowsnest respond simulate` replays. The id is
+/// `alert.id` (the stable id the server gives every record of one alert), else `event.id`.
+/// `None` when the record lacks the alert's id, rule or time.
 pub fn alert_from_record(record: &Event) -> Option<Alert> {
     let text = |path: &str| record.get_str(path).map(String::from);
     let time = |path: &str| {
@@ -327,7 +328,8 @@ pub fn alert_from_record(record: &Event) -> Option<Alert> {
             _ => Vec::new(),
         }
     };
-    let id = text("event.id")?;
+    // `alert.id` ties the records of one alert together; `event.id` is the record's own.
+    let id = text("alert.id").or_else(|| text("event.id"))?;
     let rule_id = text("rule.id")?;
     let first_seen = time("alert.first_seen").or_else(|| time("@timestamp"))?;
     let mut entity = BTreeMap::new();
