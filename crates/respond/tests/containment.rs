@@ -158,7 +158,10 @@ fn the_quarantine_policy_is_a_valid_deny_all_policy_for_that_label_only() {
         spec.policy_types.as_deref(),
         Some(&["Ingress".to_string(), "Egress".to_string()][..])
     );
-    assert!(spec.ingress.is_none() && spec.egress.is_none(), "no rule: deny all");
+    assert!(
+        spec.ingress.is_none() && spec.egress.is_none(),
+        "no rule: deny all"
+    );
     assert_eq!(
         spec.pod_selector.and_then(|s| s.match_labels),
         Some(BTreeMap::from([(
@@ -382,9 +385,7 @@ fn handle(
                         return invalid("the JSON patch", &e);
                     }
                 }
-                other => {
-                    return status_object(415, "UnsupportedMediaType", &format!("{other:?}"))
-                }
+                other => return status_object(415, "UnsupportedMediaType", &format!("{other:?}")),
             }
             if let Err(e) = serde_json::from_value::<Pod>(next.clone()) {
                 return invalid("Pod", &e);
@@ -419,7 +420,12 @@ fn handle(
                 Ok(p) => p,
                 Err(e) => return invalid("NetworkPolicy", &e),
             };
-            if policy.metadata.namespace.as_deref().is_some_and(|n| n != *ns) {
+            if policy
+                .metadata
+                .namespace
+                .as_deref()
+                .is_some_and(|n| n != *ns)
+            {
                 return status_object(
                     400,
                     "BadRequest",
@@ -508,9 +514,10 @@ fn cluster() -> Cluster {
         "node-1".into(),
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}, "spec": {}}),
     );
-    cluster
-        .scales
-        .insert("/apis/apps/v1/namespaces/prod/deployments/web/scale".into(), 3);
+    cluster.scales.insert(
+        "/apis/apps/v1/namespaces/prod/deployments/web/scale".into(),
+        3,
+    );
     cluster
 }
 
@@ -534,8 +541,15 @@ fn pod_quarantine_and_its_undo_against_a_local_api_server() {
     {
         let cluster = server.cluster.lock().expect("lock");
         let pod = &cluster.pods[&("prod".to_string(), "web-7d4b9c6f5-x2kq9".to_string())];
-        assert_eq!(pod["metadata"]["labels"][k8s::QUARANTINE_LABEL], json!(planned.id));
-        assert_eq!(pod["metadata"]["labels"]["app"], json!("web"), "other labels kept");
+        assert_eq!(
+            pod["metadata"]["labels"][k8s::QUARANTINE_LABEL],
+            json!(planned.id)
+        );
+        assert_eq!(
+            pod["metadata"]["labels"]["app"],
+            json!("web"),
+            "other labels kept"
+        );
         let policy = &cluster.policies[&("prod".to_string(), k8s::policy_name(&planned.id))];
         assert_eq!(
             policy["spec"]["podSelector"]["matchLabels"][k8s::QUARANTINE_LABEL],
@@ -565,9 +579,13 @@ fn pod_quarantine_and_its_undo_against_a_local_api_server() {
     }
     // Undoing twice: the label's test fails (422: the label is gone), the policy is gone (404,
     // tolerated).
-    let (partial, error) = run_operations(&exec, &undo).expect_err("label already removed");
-    assert!(error.to_string().contains("422"), "{error}");
-    assert_eq!(partial.steps.len(), 1);
+    let failure = run_operations(&exec, &undo).expect_err("label already removed");
+    assert!(
+        failure.error.to_string().contains("422"),
+        "{}",
+        failure.error
+    );
+    assert_eq!(failure.outcome.steps.len(), 1);
 }
 
 #[test]
@@ -581,8 +599,11 @@ fn cordon_scale_delete_and_evict_against_a_local_api_server() {
         server.cluster.lock().expect("lock").nodes["node-1"]["spec"]["unschedulable"],
         json!(true)
     );
-    run_operations(&exec, &cordon.undo_operations(&outcome.memory).expect("undo"))
-        .expect("uncordoned");
+    run_operations(
+        &exec,
+        &cordon.undo_operations(&outcome.memory).expect("undo"),
+    )
+    .expect("uncordoned");
     assert_eq!(
         server.cluster.lock().expect("lock").nodes["node-1"]["spec"]["unschedulable"],
         json!(false)
@@ -597,12 +618,19 @@ fn cordon_scale_delete_and_evict_against_a_local_api_server() {
     assert_eq!(outcome.memory.get("previous_replicas"), Some(&json!(3)));
     let path = "/apis/apps/v1/namespaces/prod/deployments/web/scale";
     assert_eq!(server.cluster.lock().expect("lock").scales[path], 0);
-    run_operations(&exec, &scale.undo_operations(&outcome.memory).expect("undo"))
-        .expect("restored");
+    run_operations(
+        &exec,
+        &scale.undo_operations(&outcome.memory).expect("undo"),
+    )
+    .expect("restored");
     assert_eq!(server.cluster.lock().expect("lock").scales[path], 3);
     assert_eq!(
         server.seen(),
-        [format!("GET {path}"), format!("PATCH {path}"), format!("PATCH {path}")]
+        [
+            format!("GET {path}"),
+            format!("PATCH {path}"),
+            format!("PATCH {path}")
+        ]
     );
 
     let evict = plan(ActionKind::EvictPod, &POD);
@@ -611,8 +639,8 @@ fn cordon_scale_delete_and_evict_against_a_local_api_server() {
     assert!(evict.undo_operations(&Memory::new()).is_err(), "no undo");
     // Deleting what is gone: the API's 404 and its message come back.
     let delete = plan(ActionKind::DeletePod, &POD);
-    let (_, error) = run_operations(&exec, &delete.operations).expect_err("gone");
-    let text = error.to_string();
+    let failure = run_operations(&exec, &delete.operations).expect_err("gone");
+    let text = failure.error.to_string();
     assert!(text.contains("404") && text.contains("not found"), "{text}");
     assert_eq!(
         server.seen(),
@@ -624,6 +652,10 @@ fn cordon_scale_delete_and_evict_against_a_local_api_server() {
 
     // A wrong token: 401, named.
     let bad = K8sExecutor::new(&server.url, "wrong");
-    let (_, error) = run_operations(&bad, &cordon.operations).expect_err("unauthorized");
-    assert!(error.to_string().contains("401"), "{error}");
+    let failure = run_operations(&bad, &cordon.operations).expect_err("unauthorized");
+    assert!(
+        failure.error.to_string().contains("401"),
+        "{}",
+        failure.error
+    );
 }

@@ -242,7 +242,10 @@ mod tests {
         let block = &readme[start + "```toml\n".len()..];
         let block = &block[..block.find("```").expect("end of the example")];
         let config: ServerConfig = toml::from_str(block).expect("the README example parses");
-        config.respond.validate().expect("the README playbooks are valid");
+        config
+            .respond
+            .validate()
+            .expect("the README playbooks are valid");
         assert!(!config.respond.playbooks.is_empty());
     }
 

@@ -49,7 +49,11 @@ pub enum Action {
         #[arg(long)]
         config: PathBuf,
         /// A JSON file: an alert, or a stored alert record (as `/api/v1/alerts` returns).
-        #[arg(long, conflicts_with = "incident", required_unless_present = "incident")]
+        #[arg(
+            long,
+            conflicts_with = "incident",
+            required_unless_present = "incident"
+        )]
         alert: Option<PathBuf>,
         /// An incident id of the running server (`inc-...`); its newest alert is planned for.
         #[arg(long)]
@@ -215,10 +219,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn load_config(path: &Path) -> anyhow::Result<(RespondConfig, IncidentConfig)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file `{}`", path.display()))?;
-    let table: toml::Table = toml::from_str(&text)
-        .with_context(|| format!("invalid TOML in `{}`", path.display()))?;
-    let (respond, incidents) = if table.contains_key("respond") || table.contains_key("detect")
-    {
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("invalid TOML in `{}`", path.display()))?;
+    let (respond, incidents) = if table.contains_key("respond") || table.contains_key("detect") {
         let config = toml::from_str::<ServerConfig>(&text)
             .with_context(|| format!("invalid config file `{}`", path.display()))?;
         (config.respond, config.detect.incidents)
@@ -258,8 +261,8 @@ fn load_inventory(path: Option<&Path>) -> anyhow::Result<Box<dyn Inventory>> {
 fn load_alert(path: &Path) -> anyhow::Result<Alert> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading alert `{}`", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not JSON", path.display()))?;
+    let value: Value =
+        serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", path.display()))?;
     alert_from_value(value).with_context(|| format!("`{}`", path.display()))
 }
 
@@ -557,11 +560,7 @@ actions = [{ action = "pause", mode = "auto", ttl_secs = 600 }]
             .collect();
         alerts.push(alert("a9", 9, "agent", "ghcr.io/x/crowsnest:1"));
         let report = simulate(respond, incidents, &alerts, &NoInventory).expect("simulate");
-        let verdicts: Vec<Verdict> = report
-            .planned
-            .iter()
-            .map(|a| a.decision.verdict)
-            .collect();
+        let verdicts: Vec<Verdict> = report.planned.iter().map(|a| a.decision.verdict).collect();
         assert_eq!(
             verdicts,
             [
@@ -599,7 +598,10 @@ actions = [{ action = "pause", mode = "auto", ttl_secs = 600 }]
         record.set("alert.id", json!("stable-1"));
         let from_record = alert_from_value(record.into_value()).expect("record");
         assert_eq!(from_record.id, "stable-1");
-        assert_eq!(from_record.entity.get("container.id").map(String::as_str), Some("c1"));
+        assert_eq!(
+            from_record.entity.get("container.id").map(String::as_str),
+            Some("c1")
+        );
         assert_eq!(from_record.level, Severity::Critical);
         let e = alert_from_value(json!({"hello": 1})).expect_err("neither");
         assert!(format!("{e:#}").contains("rule.id"), "{e:#}");

@@ -160,7 +160,10 @@ impl GuardConfig {
         if let Some(missing) = missing {
             return Err(Refusal::no(
                 "target",
-                format!("{} needs {missing}; the alert does not name it", action.as_str()),
+                format!(
+                    "{} needs {missing}; the alert does not name it",
+                    action.as_str()
+                ),
             ));
         }
         if action == ActionKind::ScaleToZero {
@@ -330,8 +333,7 @@ impl CircuitBreaker {
                 .iter()
                 .map(|t| format!("{}\n", t.to_rfc3339()))
                 .collect();
-            if let Err(e) = crowsnest_util::AtomicWrite::default().write(path, text.as_bytes())
-            {
+            if let Err(e) = crowsnest_util::AtomicWrite::default().write(path, text.as_bytes()) {
                 self.times.pop_back();
                 return Err(Refusal {
                     guard: "circuit_breaker".into(),

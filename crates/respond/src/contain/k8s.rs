@@ -117,7 +117,12 @@ fn node_patch(unschedulable: bool) -> Value {
     })
 }
 
-fn request(method: &str, path: String, content_type: Option<&str>, body: Option<Value>) -> HttpRequest {
+fn request(
+    method: &str,
+    path: String,
+    content_type: Option<&str>,
+    body: Option<Value>,
+) -> HttpRequest {
     HttpRequest {
         method: method.into(),
         path,
@@ -217,7 +222,10 @@ pub fn undo(
     };
     Ok(match action {
         ActionKind::QuarantinePod => {
-            let ns = target.namespace.as_deref().ok_or(missing("the namespace"))?;
+            let ns = target
+                .namespace
+                .as_deref()
+                .ok_or(missing("the namespace"))?;
             let name = target.pod.as_deref().ok_or(missing("the pod"))?;
             let pointer = format!("/metadata/labels/{}", QUARANTINE_LABEL.replace('/', "~1"));
             let mut unlabel = request(
@@ -258,11 +266,7 @@ pub fn undo(
                 .get("previous_replicas")
                 .and_then(Value::as_i64)
                 .and_then(|r| i32::try_from(r).ok())
-                .or_else(|| {
-                    target
-                        .replicas
-                        .and_then(|r| i32::try_from(r.desired).ok())
-                })
+                .or_else(|| target.replicas.and_then(|r| i32::try_from(r.desired).ok()))
                 .ok_or(missing("the previous replica count"))?;
             vec![request(
                 "PATCH",

@@ -121,7 +121,11 @@ impl LogRecord {
             e.set("crowsnest.response.action", action.clone());
         }
         let message = match self.detail.get("action").and_then(Value::as_str) {
-            Some(action) => format!("response {action} {} {}", self.action_id, self.kind.as_str()),
+            Some(action) => format!(
+                "response {action} {} {}",
+                self.action_id,
+                self.kind.as_str()
+            ),
             None => format!("response {} {}", self.action_id, self.kind.as_str()),
         };
         e.set("message", json!(message));
@@ -133,12 +137,12 @@ impl LogRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// Reading or writing failed.
-    #[error("action log `{path}`: {source}")]
+    #[error("action log `{path}`: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The chain is broken: appending would hide it.
     #[error("action log `{path}` does not verify: {error}")]
@@ -233,9 +237,9 @@ pub fn verify_bytes(bytes: &[u8]) -> Result<Verified, VerifyError> {
 ///
 /// [`LogError::Io`], or [`LogError::Broken`] naming the first broken record.
 pub fn verify(path: &Path) -> Result<Verified, LogError> {
-    let bytes = std::fs::read(path).map_err(|source| LogError::Io {
+    let bytes = std::fs::read(path).map_err(|error| LogError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     verify_bytes(&bytes).map_err(|error| LogError::Broken {
         path: path.to_path_buf(),
@@ -258,9 +262,9 @@ impl ActionLog {
     ///
     /// [`LogError::Io`], or [`LogError::Broken`] when it does not verify.
     pub fn open(path: &Path) -> Result<Self, LogError> {
-        let io = |source| LogError::Io {
+        let io = |error| LogError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -335,9 +339,9 @@ impl ActionLog {
         let hash = hex::encode(Sha256::digest(&line));
         if let Some(path) = &self.path {
             line.push(b'\n');
-            let io = |source| LogError::Io {
+            let io = |error| LogError::Io {
                 path: path.clone(),
-                source,
+                error,
             };
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
@@ -361,10 +365,10 @@ impl ActionLog {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
+            Err(error) => {
                 return Err(LogError::Io {
                     path: path.to_path_buf(),
-                    source,
+                    error,
                 })
             }
         };

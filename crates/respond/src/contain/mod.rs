@@ -38,7 +38,9 @@ pub use guard::{CircuitBreaker, GuardConfig, Refusal};
 pub use log::{ActionLog, LogError, LogRecord, RecordKind, VerifyError};
 pub use playbook::{ActionSpec, Match, Mode, Planner, Playbook, RespondConfig};
 pub use responder::Responder;
-pub use target::{alert_from_record, Inventory, NoInventory, Owner, Replicas, StaticInventory, Target};
+pub use target::{
+    alert_from_record, Inventory, NoInventory, Owner, Replicas, StaticInventory, Target,
+};
 
 /// What can be done to a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -99,7 +101,10 @@ impl ActionKind {
 
     /// Whether it runs through the node agent's Docker socket (else the Kubernetes API).
     pub fn is_docker(self) -> bool {
-        matches!(self, Self::Pause | Self::Quarantine | Self::Stop | Self::Kill)
+        matches!(
+            self,
+            Self::Pause | Self::Quarantine | Self::Stop | Self::Kill
+        )
     }
 
     /// Whether it cuts the target's network.
@@ -457,17 +462,26 @@ pub trait Executor {
     fn execute(&self, operation: &Operation) -> Result<Vec<u8>, ExecError>;
 }
 
+/// A failed run: what was done before the failure, and the failure.
+#[derive(Debug)]
+pub struct Failure {
+    /// The steps done (the failed one last) and what they remembered.
+    pub outcome: Outcome,
+    /// The first error.
+    pub error: ExecError,
+}
+
 /// Runs `operations` in order through `executor`, stopping at the first failure: the steps
 /// done, their answers' hashes, and what the undo needs (read from the inspect's and the
 /// scale's answers). On failure the partial [`Outcome`] comes with the error.
 ///
 /// # Errors
 ///
-/// The partial outcome and the first [`ExecError`].
+/// [`Failure`]: the partial outcome and the first [`ExecError`].
 pub fn run_operations(
     executor: &dyn Executor,
     operations: &[Operation],
-) -> Result<Outcome, (Outcome, ExecError)> {
+) -> Result<Outcome, Box<Failure>> {
     let mut outcome = Outcome::default();
     for operation in operations {
         match executor.execute(operation) {
@@ -489,7 +503,7 @@ pub fn run_operations(
                     sha256: hex::encode(Sha256::digest(b"")),
                     error: Some(error.to_string()),
                 });
-                return Err((outcome, error));
+                return Err(Box::new(Failure { outcome, error }));
             }
         }
     }

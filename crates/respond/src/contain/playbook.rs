@@ -82,7 +82,7 @@ pub struct Playbook {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Match {
-    /// Rule ids or titles (globs with `*`, `?`); any may match.
+    /// Rule ids or titles (globs with `*`, `?`, case-insensitive); any may match.
     pub rules: Vec<String>,
     /// Tags (`attack.execution`, globs); the alert must carry one of them.
     pub tags: Vec<String>,
@@ -125,10 +125,10 @@ impl Match {
     /// Whether `alert` (with its incident's level and risk, when given) matches.
     pub fn matches(&self, alert: &Alert, incident: Option<&Incident>, target: &Target) -> bool {
         if !self.rules.is_empty()
-            && !self
-                .rules
-                .iter()
-                .any(|r| glob(r, &alert.rule_id) || glob(r, &alert.title))
+            && !self.rules.iter().any(|r| {
+                let r = r.to_lowercase();
+                glob(&r, &alert.rule_id.to_lowercase()) || glob(&r, &alert.title.to_lowercase())
+            })
         {
             return false;
         }
@@ -195,7 +195,10 @@ impl RespondConfig {
             if p.actions.is_empty() {
                 return Err(err("`actions` is empty"));
             }
-            if p.matches.risk_min.is_some_and(|r| r < 0.0 || !r.is_finite()) {
+            if p.matches
+                .risk_min
+                .is_some_and(|r| r < 0.0 || !r.is_finite())
+            {
                 return Err(err("`risk_min` must be a number ≥ 0"));
             }
         }
@@ -242,15 +245,10 @@ impl Planner {
             }
             for spec in &playbook.actions {
                 let scope = incident.map_or(alert.id.as_str(), |i| i.id.as_str());
-                let id = action_id(&[
-                    &playbook.name,
-                    spec.action.as_str(),
-                    &target.key(),
-                    scope,
-                ]);
+                let id = action_id(&[&playbook.name, spec.action.as_str(), &target.key(), scope]);
                 let operations = self.operations(spec.action, &id, &target);
-                let undo = undo_operations(spec.action, &id, &target, &Memory::new())
-                    .unwrap_or_default();
+                let undo =
+                    undo_operations(spec.action, &id, &target, &Memory::new()).unwrap_or_default();
                 let decision = self.decide(spec, &target, breaker, now);
                 planned.push(PlannedAction {
                     id,

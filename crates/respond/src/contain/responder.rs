@@ -22,7 +22,9 @@ use super::guard::CircuitBreaker;
 use super::log::{ActionLog, LogError, LogRecord, RecordKind};
 use super::playbook::{Planner, RespondConfig};
 use super::target::Inventory;
-use super::{run_operations, ExecError, Executor, Memory, Operation, Outcome, PlannedAction, Verdict};
+use super::{
+    run_operations, Executor, Failure, Memory, Operation, Outcome, PlannedAction, Verdict,
+};
 use crate::Incident;
 
 /// Most actions tracked; past it the oldest finished ones are forgotten (the log keeps them).
@@ -182,8 +184,7 @@ impl Responder {
         let id = &record.action_id;
         match record.kind {
             RecordKind::Planned | RecordKind::Refused => {
-                if let Ok(action) = serde_json::from_value::<PlannedAction>(record.detail.clone())
-                {
+                if let Ok(action) = serde_json::from_value::<PlannedAction>(record.detail.clone()) {
                     let state = match action.decision.verdict {
                         Verdict::Run => State::Ready,
                         Verdict::AwaitApproval => State::Pending,
@@ -419,7 +420,7 @@ impl Responder {
     pub fn record_outcome(
         &mut self,
         id: &str,
-        result: &Result<Outcome, (Outcome, ExecError)>,
+        result: &Result<Outcome, Box<Failure>>,
         now: DateTime<Utc>,
     ) -> Result<LogRecord, ResponderError> {
         let tracked = self
@@ -450,12 +451,12 @@ impl Responder {
                     json!({"action": action, "steps": outcome.steps, "memory": outcome.memory, "undo_at": undo_at}),
                 )
             }
-            Err((outcome, error)) => self.write(
+            Err(failure) => self.write(
                 now,
                 RecordKind::Failed,
                 id,
                 Some(&actor),
-                json!({"action": action, "steps": outcome.steps, "error": error.to_string()}),
+                json!({"action": action, "steps": failure.outcome.steps, "error": failure.error.to_string()}),
             ),
         }
     }
@@ -539,12 +540,12 @@ impl Responder {
                 Some(actor),
                 json!({"action": action, "steps": outcome.steps}),
             ),
-            Err((outcome, error)) => self.write(
+            Err(failure) => self.write(
                 now,
                 RecordKind::UndoFailed,
                 id,
                 Some(actor),
-                json!({"action": action, "steps": outcome.steps, "error": error.to_string()}),
+                json!({"action": action, "steps": failure.outcome.steps, "error": failure.error.to_string()}),
             ),
         }
     }

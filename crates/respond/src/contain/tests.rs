@@ -97,6 +97,14 @@ fn a_playbook_matches_rule_level_tag_risk_and_namespace() {
         risk_min: None,
     };
     assert!(m.matches(&a, None, &target));
+    let by_title = Match {
+        rules: vec!["*OF REVERSE*".into()],
+        ..Match::default()
+    };
+    assert!(
+        by_title.matches(&a, None, &target),
+        "titles match in any case"
+    );
     m.level_min = Some(Severity::Critical);
     assert!(!m.matches(&a, None, &target), "level below level_min");
     m.level_min = None;
@@ -144,7 +152,10 @@ fn the_target_comes_from_the_alert_fields() {
         ("kubernetes.pod.name".to_string(), "db-1".to_string()),
         ("orchestrator.namespace".to_string(), "data".to_string()),
     ]));
-    assert_eq!(told.owner.as_ref().map(|o| o.kind.as_str()), Some("StatefulSet"));
+    assert_eq!(
+        told.owner.as_ref().map(|o| o.kind.as_str()),
+        Some("StatefulSet")
+    );
     assert_eq!(told.namespace.as_deref(), Some("data"));
     // An inventory's told owner replaces the inferred one; what the alert knows stays.
     let mut merged = target.clone();
@@ -157,7 +168,10 @@ fn the_target_comes_from_the_alert_fields() {
         namespace: Some("other".into()),
         ..Target::default()
     });
-    assert_eq!(merged.owner.as_ref().map(|o| o.kind.as_str()), Some("ReplicaSet"));
+    assert_eq!(
+        merged.owner.as_ref().map(|o| o.kind.as_str()),
+        Some("ReplicaSet")
+    );
     assert_eq!(merged.namespace.as_deref(), Some("prod"));
 }
 
@@ -218,7 +232,9 @@ fn docker_actions_take_evidence_first_and_undo() {
     assert_eq!((method, path.as_str()), ("POST", "/networks/front/connect"));
     assert_eq!(
         body,
-        Some(json!({"Container": "abc123def4567890", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "10.1.0.5"}, "Aliases": ["web"]}}))
+        Some(
+            json!({"Container": "abc123def4567890", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "10.1.0.5"}, "Aliases": ["web"]}})
+        )
     );
     assert_eq!(plans[2].decision.verdict, Verdict::DryRun);
     assert_eq!(
@@ -230,7 +246,10 @@ fn docker_actions_take_evidence_first_and_undo() {
 #[test]
 fn action_ids_are_stable_and_distinct() {
     let a = alert("a1", "reverse-shell", Severity::High, &CONTAINER);
-    let cfg = config(&[(ActionKind::Pause, Mode::Auto), (ActionKind::Stop, Mode::Auto)]);
+    let cfg = config(&[
+        (ActionKind::Pause, Mode::Auto),
+        (ActionKind::Stop, Mode::Auto),
+    ]);
     let first = plan_one(cfg.clone(), &a);
     let again = plan_one(cfg, &a);
     assert_eq!(first[0].id, again[0].id);
@@ -259,11 +278,17 @@ fn guards_refuse_and_name_themselves() {
 
     let me = [
         ("container.id", "ffff"),
-        ("container.image.name", "ghcr.io/crowsnest-siem/crowsnest:0.1"),
+        (
+            "container.image.name",
+            "ghcr.io/crowsnest-siem/crowsnest:0.1",
+        ),
     ];
     let d = refused(ActionKind::Pause, &me);
     assert_eq!(d.guard.as_deref(), Some("self_protection"));
-    let agent = [("container.id", "eeee"), ("container.name", "crowsnest-agent")];
+    let agent = [
+        ("container.id", "eeee"),
+        ("container.name", "crowsnest-agent"),
+    ];
     assert_eq!(
         refused(ActionKind::Kill, &agent).guard.as_deref(),
         Some("self_protection")
@@ -313,7 +338,10 @@ fn guards_refuse_and_name_themselves() {
     assert_eq!(d.guard.as_deref(), Some("last_replica"));
     assert!(d.reason.contains("unknown"), "{}", d.reason);
     let d = refused(ActionKind::ScaleToZero, &unknown);
-    assert_eq!((d.verdict, d.guard.as_deref()), (Verdict::Refused, Some("last_replica")));
+    assert_eq!(
+        (d.verdict, d.guard.as_deref()),
+        (Verdict::Refused, Some("last_replica"))
+    );
     // Known replicas: scale to zero waits for an approval even in mode auto.
     let d = refused(ActionKind::ScaleToZero, &POD);
     assert_eq!(d.verdict, Verdict::AwaitApproval);
@@ -361,7 +389,12 @@ fn the_circuit_breaker_asks_for_approval_after_three_and_survives_a_restart() {
     drop(breaker);
     // A restart keeps the count.
     let mut breaker = CircuitBreaker::open(path.clone(), &cfg.guards).expect("reopen");
-    let a = alert("b", "reverse-shell", Severity::High, &[("container.id", "other")]);
+    let a = alert(
+        "b",
+        "reverse-shell",
+        Severity::High,
+        &[("container.id", "other")],
+    );
     let d = &planner.plan(&a, None, &NoInventory, &mut breaker, t(60))[0].decision;
     assert_eq!(d.guard.as_deref(), Some("circuit_breaker"));
     assert!(d.reason.contains("breaker_max_auto = 3"), "{}", d.reason);
@@ -415,8 +448,16 @@ fn approvals_refuse_forged_expired_and_replayed_tokens() {
     let fresh = approvals.sign("act-5", t(3600));
     let parts: Vec<&str> = fresh.split('.').collect();
     let other_action = format!("v1.act-6.{}.{}.{}", parts[2], parts[3], parts[4]);
-    assert_eq!(approvals.verify(&other_action, t(0)), Err(ApprovalError::Forged));
-    let later = format!("v1.act-5.{}.{}.{}", t(99_999).timestamp(), parts[3], parts[4]);
+    assert_eq!(
+        approvals.verify(&other_action, t(0)),
+        Err(ApprovalError::Forged)
+    );
+    let later = format!(
+        "v1.act-5.{}.{}.{}",
+        t(99_999).timestamp(),
+        parts[3],
+        parts[4]
+    );
     assert_eq!(approvals.verify(&later, t(0)), Err(ApprovalError::Forged));
     let stranger = Approvals::in_memory(b"another server's key, 32 bytes..");
     let foreign = stranger.sign("act-5", t(3600));
@@ -471,7 +512,13 @@ fn the_action_log_is_chained_and_verify_names_the_first_broken_record() {
     // Reopening continues the chain.
     let mut log = ActionLog::open(&path).expect("reopen");
     let r = log
-        .append(t(9), RecordKind::Approved, "act-1", Some("alice"), json!({}))
+        .append(
+            t(9),
+            RecordKind::Approved,
+            "act-1",
+            Some("alice"),
+            json!({}),
+        )
         .expect("append");
     assert_eq!(r.seq, 4);
     assert_eq!(log::verify(&path).expect("verifies").records, 5);
@@ -494,7 +541,10 @@ fn the_action_log_is_chained_and_verify_names_the_first_broken_record() {
     assert_eq!(e.index, 1);
     // Opening a broken log refuses to append to it.
     std::fs::write(&path, &tampered).expect("write");
-    assert!(matches!(ActionLog::open(&path), Err(LogError::Broken { .. })));
+    assert!(matches!(
+        ActionLog::open(&path),
+        Err(LogError::Broken { .. })
+    ));
     // A torn last line (a crash mid-append) is dropped at open, the rest kept.
     let torn = text.clone() + "{\"seq\":5,\"at\":";
     std::fs::write(&path, &torn).expect("write");
@@ -534,10 +584,7 @@ struct Scripted {
 
 impl Executor for Scripted {
     fn execute(&self, operation: &Operation) -> Result<Vec<u8>, ExecError> {
-        self.seen
-            .lock()
-            .expect("lock")
-            .push(operation.describe());
+        self.seen.lock().expect("lock").push(operation.describe());
         let mut answers = self.answers.lock().expect("lock");
         if answers.is_empty() {
             return Ok(b"{}".to_vec());
@@ -563,7 +610,9 @@ fn the_responder_runs_auto_waits_for_approval_and_undoes_after_the_ttl() {
     cfg.public_url = Some("https://siem.example.org/".into());
     let mut responder = Responder::open(dir.path(), cfg.clone()).expect("open");
     let a = alert("a1", "reverse-shell", Severity::High, &CONTAINER);
-    let offered = responder.offer(&a, None, &NoInventory, t(0)).expect("offer");
+    let offered = responder
+        .offer(&a, None, &NoInventory, t(0))
+        .expect("offer");
     assert_eq!(offered.planned.len(), 2);
     assert_eq!(offered.run.len(), 1);
     assert_eq!(offered.links.len(), 1);
@@ -598,7 +647,9 @@ fn the_responder_runs_auto_waits_for_approval_and_undoes_after_the_ttl() {
         .expect("approved");
     assert_eq!(&approved.id, stop_id);
     // The same link again is a replay, logged as refused.
-    let e = responder.approve_token(token, "mallory", t(5)).expect_err("replay");
+    let e = responder
+        .approve_token(token, "mallory", t(5))
+        .expect_err("replay");
     assert!(e.to_string().contains("replayed"), "{e}");
     let record = responder.execute(stop_id, &exec, t(6)).expect("execute");
     assert_eq!(record.actor.as_deref(), Some("alice"));
@@ -628,7 +679,7 @@ fn the_responder_runs_auto_waits_for_approval_and_undoes_after_the_ttl() {
         .expect("undo");
     assert_eq!(record.kind, RecordKind::Undone);
     // Only the stop (also under the playbook's TTL) is still due.
-    assert_eq!(responder.due_undos(t(9999)), [stop_id.clone()]);
+    assert_eq!(responder.due_undos(t(9999)), std::slice::from_ref(stop_id));
     let verified = log::verify(&dir.path().join("actions.jsonl")).expect("verifies");
     // planned ×2, executed, approved, approval_refused, executed, undone
     assert_eq!(verified.records, 7);
@@ -638,7 +689,9 @@ fn the_responder_runs_auto_waits_for_approval_and_undoes_after_the_ttl() {
 fn a_failed_operation_stops_the_action_and_is_logged() {
     let mut responder = Responder::in_memory(config(&[(ActionKind::Pause, Mode::Auto)]), b"k");
     let a = alert("a1", "reverse-shell", Severity::High, &CONTAINER);
-    let offered = responder.offer(&a, None, &NoInventory, t(0)).expect("offer");
+    let offered = responder
+        .offer(&a, None, &NoInventory, t(0))
+        .expect("offer");
     let exec = scripted(vec![Ok(b"{}".to_vec()), Err("no such container".into())]);
     let record = responder
         .execute(&offered.run[0], &exec, t(1))
@@ -677,7 +730,9 @@ fn config_parses_from_toml_and_is_validated() {
     assert_eq!(p.actions[2].mode, Mode::DryRun);
     assert_eq!(p.actions[1].ttl_secs, Some(60));
     cfg.validate().expect("valid");
-    let unknown = toml::from_str::<RespondConfig>("[[playbooks]]\nname = \"x\"\nactions = [{ action = \"reboot\" }]\n");
+    let unknown = toml::from_str::<RespondConfig>(
+        "[[playbooks]]\nname = \"x\"\nactions = [{ action = \"reboot\" }]\n",
+    );
     assert!(unknown.is_err(), "an unknown action is an error");
     let mut twice = cfg.clone();
     twice.playbooks.push(twice.playbooks[0].clone());
