@@ -382,8 +382,8 @@ pub fn simulate(
     };
     for alert in alerts {
         let changes = incidents.offer(alert);
-        let incident_id = changes.iter().find_map(|c| match c {
-            Change::Opened(id) | Change::Updated(id) | Change::Paged(id) => Some(id.clone()),
+        let incident_id = changes.first().map(|c| match c {
+            Change::Opened(id) | Change::Updated(id) | Change::Paged(id) => id.clone(),
         });
         let incident = incident_id.and_then(|id| incidents.get(&id).cloned());
         let offered = responder
