@@ -484,6 +484,27 @@ pub fn run_operations(
 ) -> Result<Outcome, Box<Failure>> {
     let mut outcome = Outcome::default();
     for operation in operations {
+        // The host_network guard again, on what the inspect just saw: a container on the
+        // host's network is never disconnected, whatever the alert said.
+        if let Operation::Docker(DockerCall {
+            op: DockerOp::DisconnectAll | DockerOp::Disconnect { .. },
+            ..
+        }) = operation
+        {
+            if outcome.memory.get("network_mode").and_then(Value::as_str) == Some("host") {
+                let error = ExecError::Other(
+                    "guard host_network: the inspect shows network mode `host`; the container is not disconnected".into(),
+                );
+                outcome.steps.push(StepResult {
+                    operation: operation.describe(),
+                    ok: false,
+                    bytes: 0,
+                    sha256: hex::encode(Sha256::digest(b"")),
+                    error: Some(error.to_string()),
+                });
+                return Err(Box::new(Failure { outcome, error }));
+            }
+        }
         match executor.execute(operation) {
             Ok(body) => {
                 remember(operation, &body, &mut outcome.memory);

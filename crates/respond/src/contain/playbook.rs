@@ -234,6 +234,21 @@ impl Planner {
         breaker: &mut CircuitBreaker,
         now: DateTime<Utc>,
     ) -> Vec<PlannedAction> {
+        self.plan_new(alert, incident, inventory, breaker, now, &|_| false)
+    }
+
+    /// [`Planner::plan`], leaving out the actions whose id `known` says were planned before
+    /// (an alert offered again, a folded alert whose count grew): they take no slot of the
+    /// circuit breaker.
+    pub fn plan_new(
+        &self,
+        alert: &Alert,
+        incident: Option<&Incident>,
+        inventory: &dyn Inventory,
+        breaker: &mut CircuitBreaker,
+        now: DateTime<Utc>,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Vec<PlannedAction> {
         let mut target = Target::of(alert);
         if let Some(known) = inventory.lookup(&target) {
             target.merge(&known);
@@ -246,6 +261,9 @@ impl Planner {
             for spec in &playbook.actions {
                 let scope = incident.map_or(alert.id.as_str(), |i| i.id.as_str());
                 let id = action_id(&[&playbook.name, spec.action.as_str(), &target.key(), scope]);
+                if known(&id) {
+                    continue;
+                }
                 let operations = self.operations(spec.action, &id, &target);
                 let undo =
                     undo_operations(spec.action, &id, &target, &Memory::new()).unwrap_or_default();

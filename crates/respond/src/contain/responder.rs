@@ -291,13 +291,13 @@ impl Responder {
         now: DateTime<Utc>,
     ) -> Result<Offered, ResponderError> {
         let mut offered = Offered::default();
-        let planned = self
-            .planner
-            .plan(alert, incident, inventory, &mut self.breaker, now);
+        let actions = &self.actions;
+        let planned =
+            self.planner
+                .plan_new(alert, incident, inventory, &mut self.breaker, now, &|id| {
+                    actions.contains_key(id)
+                });
         for action in planned {
-            if self.actions.contains_key(&action.id) {
-                continue;
-            }
             let kind = if action.decision.verdict == Verdict::Refused {
                 RecordKind::Refused
             } else {

@@ -686,6 +686,57 @@ fn the_responder_runs_auto_waits_for_approval_and_undoes_after_the_ttl() {
 }
 
 #[test]
+fn a_container_the_inspect_shows_on_the_host_network_is_not_disconnected() {
+    let plans = plan_one(
+        config(&[(ActionKind::Quarantine, Mode::Auto)]),
+        &alert("a1", "reverse-shell", Severity::High, &CONTAINER),
+    );
+    let inspect = json!({"HostConfig": {"NetworkMode": "host"}, "NetworkSettings": {"Networks": {"host": {}}}});
+    let exec = scripted(vec![Ok(serde_json::to_vec(&inspect).expect("json"))]);
+    let failure = run_operations(&exec, &plans[0].operations).expect_err("refused");
+    assert!(
+        failure.error.to_string().contains("host_network"),
+        "{}",
+        failure.error
+    );
+    // The evidence was taken; the disconnect never reached the executor.
+    assert_eq!(exec.seen.lock().expect("lock").len(), 4);
+    assert_eq!(failure.outcome.steps.len(), 5);
+}
+
+#[test]
+fn an_alert_offered_again_takes_no_breaker_slot() {
+    let mut responder = Responder::in_memory(config(&[(ActionKind::Pause, Mode::Auto)]), b"k");
+    let a = alert("a1", "reverse-shell", Severity::High, &CONTAINER);
+    for i in 0..5 {
+        responder
+            .offer(&a, None, &NoInventory, t(i))
+            .expect("offer");
+    }
+    // Two other containers still run automatically: the repeats took no slot.
+    for i in 0..3 {
+        let other = alert(
+            &format!("b{i}"),
+            "reverse-shell",
+            Severity::High,
+            &[("container.id", &format!("other-{i}"))],
+        );
+        let offered = responder
+            .offer(&other, None, &NoInventory, t(10))
+            .expect("offer");
+        let verdict = offered.planned[0].decision.verdict;
+        assert_eq!(
+            verdict,
+            if i < 2 {
+                Verdict::Run
+            } else {
+                Verdict::AwaitApproval
+            }
+        );
+    }
+}
+
+#[test]
 fn a_failed_operation_stops_the_action_and_is_logged() {
     let mut responder = Responder::in_memory(config(&[(ActionKind::Pause, Mode::Auto)]), b"k");
     let a = alert("a1", "reverse-shell", Severity::High, &CONTAINER);
