@@ -415,6 +415,9 @@ pub struct StepResult {
     /// The error, when not ok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the answer was kept (evidence), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<String>,
 }
 
 /// Why an operation failed.
@@ -482,6 +485,25 @@ pub fn run_operations(
     executor: &dyn Executor,
     operations: &[Operation],
 ) -> Result<Outcome, Box<Failure>> {
+    run_operations_with(executor, operations, &mut |_, _, _| Ok(None))
+}
+
+/// What [`run_operations_with`] hands every answer to: (step index, operation, body) → where
+/// it was kept, if it was.
+pub type Keep<'a> = dyn FnMut(usize, &Operation, &[u8]) -> Result<Option<String>, ExecError> + 'a;
+
+/// [`run_operations`], handing every answer (step index, operation, body) to `keep`, which
+/// may store it (the evidence) and return where; a failure to keep evidence stops the action
+/// before anything is changed.
+///
+/// # Errors
+///
+/// [`Failure`]: the partial outcome and the first error.
+pub fn run_operations_with(
+    executor: &dyn Executor,
+    operations: &[Operation],
+    keep: &mut Keep<'_>,
+) -> Result<Outcome, Box<Failure>> {
     let mut outcome = Outcome::default();
     for operation in operations {
         // The host_network guard again, on what the inspect just saw: a container on the
@@ -501,6 +523,7 @@ pub fn run_operations(
                     bytes: 0,
                     sha256: hex::encode(Sha256::digest(b"")),
                     error: Some(error.to_string()),
+                    stored: None,
                 });
                 return Err(Box::new(Failure { outcome, error }));
             }
@@ -508,13 +531,23 @@ pub fn run_operations(
         match executor.execute(operation) {
             Ok(body) => {
                 remember(operation, &body, &mut outcome.memory);
+                let sha256 = hex::encode(Sha256::digest(&body));
+                let kept = keep(outcome.steps.len(), operation, &body);
+                let (stored, error) = match kept {
+                    Ok(stored) => (stored, None),
+                    Err(e) => (None, Some(e)),
+                };
                 outcome.steps.push(StepResult {
                     operation: operation.describe(),
-                    ok: true,
+                    ok: error.is_none(),
                     bytes: body.len(),
-                    sha256: hex::encode(Sha256::digest(&body)),
-                    error: None,
+                    sha256,
+                    error: error.as_ref().map(ToString::to_string),
+                    stored,
                 });
+                if let Some(error) = error {
+                    return Err(Box::new(Failure { outcome, error }));
+                }
             }
             Err(error) => {
                 outcome.steps.push(StepResult {
@@ -523,6 +556,7 @@ pub fn run_operations(
                     bytes: 0,
                     sha256: hex::encode(Sha256::digest(b"")),
                     error: Some(error.to_string()),
+                    stored: None,
                 });
                 return Err(Box::new(Failure { outcome, error }));
             }

@@ -6,7 +6,9 @@
 //! ([`LogRecord::to_event`]).
 //!
 //! Files in its directory (`<data dir>/respond`): `actions.jsonl` (the log), `breaker` (the
-//! circuit breaker's times), `approval.key` and `approval-nonces`. After a restart the state
+//! circuit breaker's times), `approval.key` and `approval-nonces`, `evidence/<action id>/`
+//! (the answers of the Docker evidence calls, each named with its SHA-256 prefix; the log
+//! holds the full hash). After a restart the state
 //! of every action is rebuilt from the log.
 
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use crowsnest_model::Alert;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::Digest;
 
 use super::approval::{ApprovalError, Approvals};
 use super::guard::CircuitBreaker;
@@ -23,7 +26,8 @@ use super::log::{ActionLog, LogError, LogRecord, RecordKind};
 use super::playbook::{Planner, RespondConfig};
 use super::target::Inventory;
 use super::{
-    run_operations, Executor, Failure, Memory, Operation, Outcome, PlannedAction, Verdict,
+    run_operations, run_operations_with, DockerCall, ExecError, Executor, Failure, Memory,
+    Operation, Outcome, PlannedAction, Verdict,
 };
 use crate::Incident;
 
@@ -121,6 +125,40 @@ pub struct Responder {
     approvals: Approvals,
     log: ActionLog,
     actions: BTreeMap<String, Tracked>,
+    /// Where evidence goes (`<dir>/evidence/<action id>/`); none in memory.
+    dir: Option<PathBuf>,
+}
+
+/// Stores one evidence answer (a Docker evidence call's body) as
+/// `<dir>/<step>-<op>-<sha256 prefix>`, readable by its owner only; other answers are not
+/// kept.
+fn keep_evidence(
+    dir: Option<&Path>,
+    step: usize,
+    operation: &Operation,
+    body: &[u8],
+) -> Result<Option<String>, ExecError> {
+    let (Some(dir), Operation::Docker(DockerCall { op, .. })) = (dir, operation) else {
+        return Ok(None);
+    };
+    if !op.is_evidence() {
+        return Ok(None);
+    }
+    let name = serde_json::to_value(op)
+        .ok()
+        .and_then(|v| v.get("op").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| "evidence".into());
+    let digest = hex::encode(sha2::Sha256::digest(body));
+    let path = dir.join(format!("{step:02}-{name}-{}", &digest[..16]));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| crowsnest_util::AtomicWrite::default().write(&path, body))
+        .map_err(|e| {
+            ExecError::Other(format!(
+                "keeping evidence in `{}`: {e}; nothing was changed",
+                path.display()
+            ))
+        })?;
+    Ok(Some(path.display().to_string()))
 }
 
 impl Responder {
@@ -145,6 +183,7 @@ impl Responder {
             approvals,
             log,
             actions: BTreeMap::new(),
+            dir: Some(dir.to_path_buf()),
         };
         for record in ActionLog::read_all(&log_path)? {
             responder.apply(&record);
@@ -161,6 +200,7 @@ impl Responder {
             approvals: Approvals::in_memory(key),
             log: ActionLog::in_memory(),
             actions: BTreeMap::new(),
+            dir: None,
         }
     }
 
@@ -484,7 +524,11 @@ impl Responder {
             });
         }
         let operations = tracked.action.operations.clone();
-        let result = run_operations(executor, &operations);
+        let evidence_dir = self.dir.as_ref().map(|d| d.join("evidence").join(id));
+        let mut keep = |step: usize, op: &Operation, body: &[u8]| {
+            keep_evidence(evidence_dir.as_deref(), step, op, body)
+        };
+        let result = run_operations_with(executor, &operations, &mut keep);
         self.record_outcome(id, &result, now)
     }
 

@@ -636,6 +636,21 @@ fn the_responder_runs_auto_waits_for_approval_and_undoes_after_the_ttl() {
     let steps = record.detail["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 5);
     assert_eq!(steps[0]["sha256"].as_str().map(str::len), Some(64));
+    // The evidence is kept under the data directory, its hash in the log.
+    let kept = steps[0]["stored"].as_str().expect("inspect kept");
+    let bytes = std::fs::read(kept).expect("evidence file");
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        steps[0]["sha256"].as_str().expect("hash")
+    );
+    assert!(
+        kept.contains(&quarantine_id) && kept.contains("00-inspect-"),
+        "{kept}"
+    );
+    assert!(
+        steps[4].get("stored").is_none(),
+        "the disconnect is not evidence"
+    );
     // The stop does nothing until approved.
     assert!(matches!(
         responder.execute(stop_id, &exec, t(3)),
