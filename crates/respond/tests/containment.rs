@@ -91,14 +91,19 @@ fn golden_path(name: &str) -> PathBuf {
 }
 
 fn check_golden(name: &str, actual: &Value) {
-    let path = golden_path(name);
-    let text = serde_json::to_string_pretty(actual).expect("json") + "\n";
+    check_golden_text(
+        &golden_path(name),
+        &(serde_json::to_string_pretty(actual).expect("json") + "\n"),
+    );
+}
+
+fn check_golden_text(path: &std::path::Path, text: &str) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::write(&path, &text).expect("write golden");
+        std::fs::write(path, text).expect("write golden");
         return;
     }
-    let want = std::fs::read_to_string(&path)
+    let want = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
     assert_eq!(
         text,
@@ -152,6 +157,14 @@ fn the_quarantine_policy_is_a_valid_deny_all_policy_for_that_label_only() {
     let policy = k8s::quarantine_policy("prod", "act-1");
     let value = serde_json::to_value(&policy).expect("json");
     check_golden("network_policy", &value);
+    // The same object as the YAML `kubectl apply -f` takes, and back.
+    let yaml = yaml_serde::to_string(&policy).expect("yaml");
+    check_golden_text(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/network_policy.yaml"),
+        &yaml,
+    );
+    let from_yaml: NetworkPolicy = yaml_serde::from_str(&yaml).expect("YAML is a NetworkPolicy");
+    assert_eq!(from_yaml, policy);
     let back: NetworkPolicy = serde_json::from_value(value).expect("a NetworkPolicy");
     let spec = back.spec.expect("spec");
     assert_eq!(
