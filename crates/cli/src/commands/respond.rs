@@ -14,6 +14,7 @@
 //!   action id with an admin token).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -134,18 +135,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 &mut breaker,
                 Utc::now(),
             );
+            let mut out = std::io::stdout().lock();
             if json {
-                println!("{}", serde_json::to_string_pretty(&planned)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&planned)?)?;
             } else if planned.is_empty() {
-                println!(
+                writeln!(
+                    out,
                     "no playbook matches alert {} ({}, {})",
                     alert.id,
                     alert.rule_id,
                     alert.level.as_str()
-                );
+                )?;
             } else {
                 for action in &planned {
-                    print!("{}", render_plan(action));
+                    write!(out, "{}", render_plan(action))?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -162,12 +165,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let client = server.client()?;
             let alerts = fetch_alerts(&client, since)?;
             let report = simulate(respond, incidents_config, &alerts, inventory.as_ref())?;
+            let mut out = std::io::stdout().lock();
             if json {
                 for action in &report.planned {
-                    println!("{}", serde_json::to_string(action)?);
+                    writeln!(out, "{}", serde_json::to_string(action)?)?;
                 }
             } else {
-                print!("{}", render_report(&report));
+                write!(out, "{}", render_report(&report))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -442,7 +446,9 @@ pub fn render_plan(action: &PlannedAction) -> String {
     for (n, op) in action.operations.iter().enumerate() {
         out.push_str(&format!("    {}. {}\n", n + 1, op.describe()));
     }
-    if action.undo.is_empty() {
+    if action.operations.is_empty() {
+        out.push_str("  undo: -\n");
+    } else if action.undo.is_empty() {
         let why = action
             .undo_operations(&Default::default())
             .err()

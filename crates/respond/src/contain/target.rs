@@ -211,11 +211,16 @@ impl Target {
             (None, Some(id)) => parts.push(format!("container {}", short(id))),
             (None, None) => {}
         }
+        if parts.is_empty() {
+            if let Some(ns) = &self.namespace {
+                parts.push(format!("namespace {ns}"));
+            }
+        }
         if let Some(node) = &self.node {
             parts.push(format!("on {node}"));
         }
         if parts.is_empty() {
-            "nothing identifiable".into()
+            "nothing identifiable (no container, pod or node named)".into()
         } else {
             parts.join(" ")
         }
