@@ -195,6 +195,16 @@ impl RespondConfig {
             if p.actions.is_empty() {
                 return Err(err("`actions` is empty"));
             }
+            if let Some(spec) = p
+                .actions
+                .iter()
+                .find(|a| a.ttl_secs.is_some() && !a.action.reversible())
+            {
+                return Err(err(&format!(
+                    "`{}` cannot be undone, so it cannot have a `ttl_secs`",
+                    spec.action.as_str()
+                )));
+            }
             if p.matches
                 .risk_min
                 .is_some_and(|r| r < 0.0 || !r.is_finite())

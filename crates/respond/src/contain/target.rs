@@ -75,7 +75,8 @@ impl Target {
     /// `kubernetes.owner.name` (or `orchestrator.resource.parent.type` + `.name`),
     /// `kubernetes.replicas.desired` + `kubernetes.replicas.ready`, `container.network.mode`
     /// (`host`) or `kubernetes.pod.host_network`, `container.networks` (comma-separated).
-    /// Without an owner, a pod named like a Deployment's (`web-7d4b9c6f5-x2kq9`) or a
+    /// A ReplicaSet owner named like a Deployment's (`web-7d4b9c6f5`) becomes that Deployment
+    /// (scaling the ReplicaSet would be undone by its Deployment). Without an owner, a pod named like a Deployment's (`web-7d4b9c6f5-x2kq9`) or a
     /// StatefulSet's (`db-0`) gets that owner, marked `inferred`.
     pub fn from_fields(fields: &BTreeMap<String, String>) -> Self {
         let get = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
@@ -94,11 +95,11 @@ impl Target {
             get("kubernetes.owner.kind").or_else(|| get("orchestrator.resource.parent.type")),
             get("kubernetes.owner.name").or_else(|| get("orchestrator.resource.parent.name")),
         ) {
-            (Some(kind), Some(name)) => Some(Owner {
+            (Some(kind), Some(name)) => Some(deployment_above(Owner {
                 kind,
                 name,
                 inferred: false,
-            }),
+            })),
             _ => pod.as_deref().and_then(infer_owner),
         };
         let replicas = match (
@@ -229,6 +230,30 @@ impl Target {
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// A ReplicaSet named like a Deployment's (`web-7d4b9c6f5`: a pod-template hash of 6 to 10
+/// characters of the alphabet Kubernetes encodes it in) belongs to that Deployment, whose
+/// controller would undo a scale of the ReplicaSet: scale the Deployment instead.
+fn deployment_above(owner: Owner) -> Owner {
+    if owner.kind != "ReplicaSet" {
+        return owner;
+    }
+    let Some((deployment, hash)) = owner.name.rsplit_once('-') else {
+        return owner;
+    };
+    let alphabet = "bcdfghjklmnpqrstvwxz2456789";
+    if deployment.is_empty()
+        || !(6..=10).contains(&hash.len())
+        || !hash.chars().all(|c| alphabet.contains(c))
+    {
+        return owner;
+    }
+    Owner {
+        kind: "Deployment".into(),
+        name: deployment.into(),
+        inferred: true,
+    }
 }
 
 /// The owner a pod's generated name tells: `web-7d4b9c6f5-x2kq9` → Deployment `web`,

@@ -173,6 +173,27 @@ fn the_target_comes_from_the_alert_fields() {
         Some("ReplicaSet")
     );
     assert_eq!(merged.namespace.as_deref(), Some("prod"));
+    // A told ReplicaSet named like a Deployment's is scaled through its Deployment.
+    let rs = |name: &str| {
+        Target::from_fields(&BTreeMap::from([
+            (
+                "kubernetes.owner.kind".to_string(),
+                "ReplicaSet".to_string(),
+            ),
+            ("kubernetes.owner.name".to_string(), name.to_string()),
+        ]))
+        .owner
+        .map(|o| (o.kind, o.name))
+    };
+    assert_eq!(
+        rs("web-7d4b9c6f5"),
+        Some(("Deployment".into(), "web".into()))
+    );
+    assert_eq!(
+        rs("standalone"),
+        Some(("ReplicaSet".into(), "standalone".into()))
+    );
+    assert_eq!(rs("my-set"), Some(("ReplicaSet".into(), "my-set".into())));
 }
 
 #[test]
@@ -804,4 +825,8 @@ fn config_parses_from_toml_and_is_validated() {
     twice.playbooks.push(twice.playbooks[0].clone());
     let e = twice.validate().expect_err("duplicate");
     assert!(e.to_string().contains("respond.playbooks[1]"), "{e}");
+    let mut ttl_on_delete = cfg.clone();
+    ttl_on_delete.playbooks[0].actions[2].ttl_secs = Some(5);
+    let e = ttl_on_delete.validate().expect_err("irreversible with ttl");
+    assert!(e.to_string().contains("evict_pod` cannot be undone"), "{e}");
 }
