@@ -672,3 +672,52 @@ fn cordon_scale_delete_and_evict_against_a_local_api_server() {
         failure.error
     );
 }
+
+#[test]
+fn an_approved_pod_quarantine_runs_and_its_ttl_undoes_it_through_the_responder() {
+    use crowsnest_respond::contain::responder::State;
+    use crowsnest_respond::contain::{log, RecordKind, Responder};
+
+    let server = ApiServer::start(cluster());
+    let exec = K8sExecutor::new(&server.url, TOKEN);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = RespondConfig {
+        playbooks: vec![Playbook {
+            name: "shell".into(),
+            matches: Match::default(),
+            actions: vec![ActionSpec {
+                action: ActionKind::QuarantinePod,
+                mode: Mode::Approve,
+                ttl_secs: Some(600),
+            }],
+            ttl_secs: None,
+        }],
+        ..RespondConfig::default()
+    };
+    let mut responder = Responder::open(dir.path(), config).expect("open");
+    let offered = responder
+        .offer(&alert(&POD), None, &NoInventory, at())
+        .expect("offer");
+    let (id, link) = offered.links[0].clone();
+    // Nothing reaches the API server until the action is approved.
+    assert!(responder.execute(&id, &exec, at()).is_err());
+    assert!(server.seen().is_empty());
+    let token = link.split("token=").nth(1).expect("token");
+    responder
+        .approve_token(token, "alice", at())
+        .expect("approved");
+    let record = responder.execute(&id, &exec, at()).expect("executed");
+    assert_eq!(record.kind, RecordKind::Executed);
+    assert_eq!(record.actor.as_deref(), Some("alice"));
+    assert_eq!(server.seen().len(), 2);
+    // Ten minutes later the TTL undoes it.
+    let later = at() + chrono::Duration::seconds(600);
+    assert_eq!(responder.due_undos(later), std::slice::from_ref(&id));
+    let record = responder.undo(&id, &exec, "ttl", later).expect("undone");
+    assert_eq!(record.kind, RecordKind::Undone);
+    assert_eq!(responder.get(&id).map(|t| t.state), Some(State::Undone));
+    assert!(server.cluster.lock().expect("lock").policies.is_empty());
+    // planned, approved, executed, undone: a chain that verifies.
+    let verified = log::verify(&dir.path().join("actions.jsonl")).expect("verifies");
+    assert_eq!(verified.records, 4);
+}
