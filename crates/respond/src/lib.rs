@@ -33,6 +33,12 @@
 //! 60; an alert folded N times counts `1 + ln N` times), 10 points per ATT&CK tactic beyond the
 //! first (an attack moving through the kill chain), 3 per distinct technique beyond the first,
 //! all multiplied by the asset's criticality ([`Criticality`], by namespace; 1 by default).
+//!
+//! # Containment
+//! [`contain`]: playbooks that turn alerts and incidents into Docker and Kubernetes actions,
+//! the guards, approvals, the hash-chained action log and the Kubernetes requests.
+
+pub mod contain;
 
 use std::collections::{BTreeMap, BTreeSet};
 

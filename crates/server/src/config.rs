@@ -42,6 +42,9 @@ pub struct ServerConfig {
     /// Notifications of incident changes (`[notify]`, `[[notify.channels]]`,
     /// `[[notify.routes]]`); none by default.
     pub notify: crowsnest_notify::NotifyConfig,
+    /// Containment (`[respond]`): playbooks, guards, approvals. See
+    /// `crowsnest_respond::contain::RespondConfig`.
+    pub respond: crowsnest_respond::contain::RespondConfig,
 }
 
 /// Bounds of each search: a query is refused before it runs when it is too long or has too many
@@ -195,6 +198,7 @@ impl Default for ServerConfig {
             detect: crate::detection::DetectionConfig::default(),
             outputs: Vec::new(),
             notify: crowsnest_notify::NotifyConfig::default(),
+            respond: crowsnest_respond::contain::RespondConfig::default(),
         }
     }
 }
@@ -231,6 +235,22 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let error = toml::from_str::<ServerConfig>("listn = \"x\"").expect_err("unknown");
         assert!(error.to_string().contains("listn"), "{error}");
+    }
+
+    #[test]
+    fn the_readme_respond_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[respond]")
+            .expect("README has a [respond] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        config
+            .respond
+            .validate()
+            .expect("the README playbooks are valid");
+        assert!(!config.respond.playbooks.is_empty());
     }
 
     #[test]
