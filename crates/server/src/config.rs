@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// Containment (`[respond]`): playbooks, guards, approvals. See
     /// `crowsnest_respond::contain::RespondConfig`.
     pub respond: crowsnest_respond::contain::RespondConfig,
+    /// User-defined mappings (`[[mappings]]`): VRL programs run on the events of the datasets
+    /// they name, on every input, before the WAL. See `crowsnest_mapping`.
+    pub mappings: Vec<crowsnest_mapping::MappingConfig>,
 }
 
 /// Bounds of each search: a query is refused before it runs when it is too long or has too many
@@ -199,6 +202,7 @@ impl Default for ServerConfig {
             outputs: Vec::new(),
             notify: crowsnest_notify::NotifyConfig::default(),
             respond: crowsnest_respond::contain::RespondConfig::default(),
+            mappings: Vec::new(),
         }
     }
 }

@@ -118,6 +118,14 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
     // Settings mistakes first, before anything is opened.
     config.notify.validate()?;
+    let mappings = Arc::new(crowsnest_mapping::Mappings::compile(
+        &config.mappings,
+        None,
+    )?);
+    if !mappings.is_empty() {
+        let names: Vec<&str> = mappings.names().collect();
+        tracing::info!(?names, "user-defined mappings loaded");
+    }
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
@@ -184,6 +192,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
             pipeline_dedup,
             outputs,
         )
+        .map(|pipeline| pipeline.with_mappings(mappings))
     })
     .await
     .context("pipeline start task")??;

@@ -78,8 +78,16 @@ impl Args {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config file `{}`", path.display()))?;
-                toml::from_str::<ServerConfig>(&text)
-                    .with_context(|| format!("invalid config file `{}`", path.display()))?
+                let mut config = toml::from_str::<ServerConfig>(&text)
+                    .with_context(|| format!("invalid config file `{}`", path.display()))?;
+                // A mapping's program file is found next to the configuration file.
+                let dir = path.parent().unwrap_or(std::path::Path::new("."));
+                for mapping in &mut config.mappings {
+                    if let Some(file) = mapping.file.as_mut().filter(|f| f.is_relative()) {
+                        *file = dir.join(&*file);
+                    }
+                }
+                config
             }
             None => ServerConfig::default(),
         };
