@@ -248,7 +248,7 @@ pub(crate) async fn act(
     };
     let auth = match console.authorize_change(&headers, &path, Some(&form.csrf)) {
         Ok(auth) => auth,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !matches!(
         form.action.as_str(),

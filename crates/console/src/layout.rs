@@ -19,7 +19,7 @@ pub(crate) fn frame(title: &str, auth: Option<&Auth>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="htmx-config" content=(HTMX_CONFIG);
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · crowsnest" }
                 link rel="stylesheet" href=(url("console.css"));
                 link rel="stylesheet" href=(url("uPlot.min.css"));

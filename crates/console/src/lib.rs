@@ -67,8 +67,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         .with_state(console)
 }
 
-/// Adds the security headers to every console response: the CSP, `nosniff`, no referrer, no
-/// framing, and `no-store` for everything but the hashed assets.
+/// Adds the security headers to every console response: the CSP, `nosniff`, no framing,
+/// `no-store` for everything but the hashed assets, and the referrer policy `same-origin`
+/// (not `no-referrer`: with it browsers send `Origin: null` on form posts, and the CSRF check
+/// needs the real origin).
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -82,7 +84,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(

@@ -268,13 +268,13 @@ impl Console {
         headers: &HeaderMap,
         path: &str,
         form_csrf: Option<&str>,
-    ) -> Result<Auth, Response> {
+    ) -> Result<Auth, Box<Response>> {
         let auth = self
             .authorize(headers, path, Scope::Admin)
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|refused| Box::new(refused.into_response()))?;
         let sent = form_csrf.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
         if !same_origin(headers) || !sent.is_some_and(|sent| same(sent, &auth.csrf)) {
-            return Err(csrf_refused());
+            return Err(Box::new(csrf_refused()));
         }
         Ok(auth)
     }

@@ -324,7 +324,7 @@ async fn hostile_log_text_is_inert_and_headers_are_strict() {
         page.headers
             .get(header::REFERRER_POLICY)
             .and_then(|v| v.to_str().ok()),
-        Some("no-referrer")
+        Some("same-origin")
     );
     assert_eq!(
         page.headers
