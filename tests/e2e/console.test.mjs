@@ -178,6 +178,7 @@ try {
   check(firstResults < 3000, `first results rendered in ${firstResults} ms`);
   await page.waitForSelector("#histogram .uplot, #histogram [role=alert]", { timeout: 15000 });
   check((await page.locator("#histogram .uplot").count()) === 1, "the histogram is drawn by uPlot");
+  await page.screenshot({ path: path.join(artifacts, "readme-search.png") });
   const summary = await page.textContent("#summary");
   check(/Events 1–\d+ of \d+ matching \(exact count\)/.test(summary), `the summary states rows shown / total: "${summary.trim()}"`);
   await page.locator("tbody.event summary").first().click();

@@ -410,7 +410,7 @@ fn event_detail(params: &Params, event: &Value) -> Markup {
                 }
             }
             @if let Some(original) = original {
-                h3 { "Original" }
+                p.label { strong { "Original" } }
                 pre.original { (value(&original)) }
             }
         }
