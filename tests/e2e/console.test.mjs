@@ -224,6 +224,14 @@ try {
   await axeCheck(page, "search-xss");
   await shot(page, "05-search-xss");
 
+  // The overview dashboard.
+  await page.goto(`${url}/dashboard?range=6h`);
+  check((await page.locator("section.panel table.results").count()) >= 4, "the dashboard's panels show their tables");
+  await page.waitForSelector("section.panel .chart .uplot", { timeout: 10000 }).catch(() => {});
+  check((await page.locator("section.panel .chart .uplot").count()) === 1, "the dashboard draws events per source over time");
+  await axeCheck(page, "dashboard");
+  await shot(page, "05b-dashboard");
+
   // Alerts.
   await page.goto(`${url}/alerts?since=6h`);
   const alertRows = await page.locator("table.results tbody tr").count();

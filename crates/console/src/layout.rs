@@ -33,6 +33,7 @@ pub(crate) fn frame(title: &str, auth: Option<&Auth>, body: Markup) -> Markup {
                     span.brand { "crowsnest" }
                     @if let Some(auth) = auth {
                         nav aria-label="Main" {
+                            a href="/dashboard" { "Overview" }
                             a href="/search" { "Search" }
                             a href="/alerts" { "Alerts" }
                             a href="/incidents" { "Incidents" }

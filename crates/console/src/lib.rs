@@ -11,11 +11,12 @@
 //! implementation. Every response carries a strict Content Security Policy
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
-//! Routes: `/login`, `/logout`, `/search` (with `/search/histogram` and `/search/export`),
+//! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram` and `/search/export`),
 //! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/assets/{file}`.
 
 mod alerts;
 mod assets;
+mod dashboard;
 mod incidents;
 mod layout;
 mod render;
@@ -58,6 +59,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/search", get(search::page))
         .route("/search/histogram", get(search::histogram))
         .route("/search/export", get(search::export))
+        .route("/dashboard", get(dashboard::page))
         .route("/alerts", get(alerts::page))
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::show))

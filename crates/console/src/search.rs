@@ -419,7 +419,7 @@ fn event_detail(params: &Params, event: &Value) -> Markup {
 
 /// The data of a `timechart` table for uPlot: `{"x": [unix seconds], "series": [{label, values}]}`;
 /// with a `by` column, one series per value (the 8 largest).
-fn timechart_data(columns: &[String], rows: &[Vec<Value>]) -> Option<String> {
+pub(crate) fn timechart_data(columns: &[String], rows: &[Vec<Value>]) -> Option<String> {
     let time = columns.iter().position(|c| c == "_time")?;
     let epoch = |v: &Value| {
         v.as_str()

@@ -52,7 +52,7 @@ async fn fixture() -> Fixture {
     let now = chrono::Utc::now().to_rfc3339();
     let mut lines = String::new();
     for (i, text) in XSS_CORPUS.iter().enumerate() {
-        let event = serde_json::json!({"@timestamp": now, "message": text, "user": {"name": text}, "kubernetes": {"namespace": format!("ns{i}")}});
+        let event = serde_json::json!({"@timestamp": now, "message": text, "user": {"name": text}, "kubernetes": {"namespace": format!("ns{i}"), "pod": {"name": text}}});
         lines.push_str(&event.to_string());
         lines.push('\n');
     }
@@ -375,6 +375,22 @@ async fn hostile_log_text_is_inert_and_headers_are_strict() {
     assert!(body.contains("matching (exact count)"));
     // Clicking a value filters on it: the link's query parses back to the value.
     assert!(body.contains("title=\"Filter on user.name\""));
+    // The dashboard's panels show the same text, escaped too.
+    let dashboard = send(&f.console, get("/dashboard?range=1h", &cookie)).await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    assert!(
+        dashboard.body.contains("Top namespaces") && dashboard.body.contains("<td>ns3</td>"),
+        "{}",
+        dashboard.body
+    );
+    assert!(
+        dashboard.body.contains("&lt;svg onload") && !dashboard.body.contains("<svg"),
+        "top pods show the corpus as text"
+    );
+    assert!(
+        dashboard.body.contains(">sending<"),
+        "a source that just sent is not silent"
+    );
     // The histogram fragment: data for uPlot in an attribute, escaped.
     let fragment = send(&f.console, get("/search/histogram?q=&range=1h", &cookie)).await;
     assert_eq!(fragment.status, StatusCode::OK);
