@@ -250,6 +250,7 @@ try {
     await page.waitForSelector("#status");
     check((await page.locator("ol.timeline li").count()) > 0, "the incident page has a timeline");
     check((await page.locator("h2:has-text('Risk factors') + table tbody tr").count()) > 0, "the incident page shows its risk factors");
+    check((await page.locator("h2:has-text('Matched events') + p + div table tbody tr").count()) > 0, "the incident page lists the events its alerts matched");
     await axeCheck(page, "incident");
     await shot(page, "08-incident");
     const before = (await page.textContent("#status")).trim();

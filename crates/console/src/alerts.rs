@@ -61,7 +61,7 @@ pub(crate) async fn page(
                 @let alerts = answer.get("alerts").and_then(Value::as_array).cloned().unwrap_or_default();
                 @let total = answer.get("total").and_then(Value::as_u64).unwrap_or(0);
                 p.summary { (alerts.len()) " of " (total) " distinct alerts in this range (newest record of each)." }
-                div.scroll {
+                div.scroll tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                     table.results {
                         thead { tr {
                             th scope="col" { "Last seen" } th scope="col" { "Level" } th scope="col" { "Rule" }

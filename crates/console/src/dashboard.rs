@@ -135,7 +135,7 @@ async fn panel(
                         p.muted { "Nothing in this range." }
                     } @else {
                         @let newest = columns.iter().position(|c| c == "newest");
-                        div.scroll { table.results {
+                        table.results {
                             thead { tr { @for c in &columns { th scope="col" { (c) } } @if newest.is_some() { th scope="col" { "state" } } } }
                             tbody {
                                 @for row in &rows {
@@ -147,7 +147,7 @@ async fn panel(
                                     }
                                 }
                             }
-                        } }
+                        }
                     }
                 }
             }

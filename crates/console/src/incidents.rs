@@ -9,14 +9,15 @@ use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::SecondsFormat;
+use crowsnest_query::{Filter, Query};
 use crowsnest_respond::{Classification, Status};
-use crowsnest_server::api::{submit_action, ActionBody};
+use crowsnest_server::api::{run_search, submit_action, ActionBody, SearchInput};
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::layout::frame;
-use crate::render::{link, text, with_filter};
+use crate::render::{field, link, text, value, with_filter};
 use crate::session::Reader;
 use crate::Console;
 
@@ -67,7 +68,7 @@ pub(crate) async fn list(
             Err(error) => p.error role="alert" { (error.to_string()) },
             Ok(incidents) => {
                 p.summary { (incidents.len()) " incidents, riskiest first" @if incidents.len() >= 200 { " (the first 200)" } "." }
-                div.scroll {
+                div.scroll tabindex="0" role="region" aria-label="Table, scrolls sideways" {
                     table.results {
                         thead { tr {
                             th scope="col" { "Risk" } th scope="col" { "Level" } th scope="col" { "Incident" } th scope="col" { "Entity" }
@@ -121,23 +122,31 @@ pub(crate) async fn show(
             .into_response();
     };
     let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    // The events around it: five minutes either side of its alerts.
-    let around_start = ts(incident.opened - chrono::Duration::minutes(5));
-    let around_end = ts(incident.last_alert + chrono::Duration::minutes(5));
-    let entity_query = match incident.namespace.as_deref() {
-        Some(ns) => with_filter("", "kubernetes.namespace", ns).unwrap_or_default(),
-        None => String::new(),
-    };
-    let alert_ids = incident
-        .alerts
-        .iter()
-        .map(|a| a.id.clone())
-        .collect::<Vec<_>>();
-    let alerts_query = alert_ids
-        .iter()
-        .filter_map(|a| with_filter("", "alert.id", a))
-        .collect::<Vec<_>>()
-        .join(" OR ");
+    let alerts_query = any_of("alert.id", incident.alerts.iter().map(|a| a.id.clone()));
+    let matched = matched_events(&console, &auth.name, &alerts_query).await;
+    // The events around it: five minutes either side of its matched events (else of its
+    // alerts), on its entity.
+    let times: Vec<chrono::DateTime<chrono::Utc>> = matched
+        .as_ref()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|e| {
+                    e.get("@timestamp")
+                        .and_then(crowsnest_model::parse_timestamp)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let first = times.iter().min().copied().unwrap_or(incident.opened);
+    let last = times.iter().max().copied().unwrap_or(incident.last_alert);
+    let around_start = ts(first - chrono::Duration::minutes(5));
+    let around_end = ts(last + chrono::Duration::minutes(5));
+    let entity_query = entity_filter(
+        &incident.entity.kind,
+        &incident.entity.value,
+        incident.namespace.as_deref(),
+    );
     // Timeline: alerts and comments, in time order.
     let mut timeline: Vec<(String, Markup)> = incident
         .alerts
@@ -217,13 +226,144 @@ pub(crate) async fn show(
                 }
             }
         }
+        h2 { "Matched events" }
+        @match &matched {
+            Err(message) => p.error role="alert" { (message) },
+            Ok(events) if events.is_empty() => p.muted { "None found (their retention may have passed)." },
+            Ok(events) => {
+                p.summary { (events.len()) " events the alerts matched" @if events.len() >= MAX_MATCHED { " (the first " (MAX_MATCHED) ")" } ", newest first." }
+                div.scroll tabindex="0" role="region" aria-label="Table, scrolls sideways" {
+                    table.results {
+                        thead { tr { th scope="col" { "Time" } th scope="col" { "Source" } th scope="col" { "Namespace / pod" } th scope="col" { "User" } th scope="col" { "Action" } th scope="col" { "Event" } } }
+                        tbody {
+                            @for e in events {
+                                tr {
+                                    td { (field(e, "@timestamp").map(text).unwrap_or_default()) }
+                                    td { (field(e, "event.dataset").map(text).unwrap_or_default()) }
+                                    td { (field(e, "kubernetes.namespace").map(text).unwrap_or_default()) " / " (field(e, "kubernetes.pod.name").map(text).unwrap_or_default()) }
+                                    td { (field(e, "user.name").map(text).unwrap_or_default()) }
+                                    td { (value(&field(e, "event.action").map(text).unwrap_or_default())) }
+                                    td { @let id = field(e, "event.id").map(text).unwrap_or_default(); a href=(link("/search", &[("q", &with_filter("", "event.id", &id).unwrap_or_default()), ("range", "30d")])) { "open" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Events" }
         ul {
             li { a href=(link("/search", &[("q", &alerts_query), ("range", "30d")])) { "The alert records of this incident" } }
-            li { a href=(link("/search", &[("q", &entity_query), ("start", &around_start), ("end", &around_end)])) { "Everything in " @if let Some(ns) = &incident.namespace { "namespace " code { (ns) } } @else { "the cluster" } " from 5 minutes before to 5 minutes after" } }
+            li { a href=(link("/search", &[("q", &entity_query), ("start", &around_start), ("end", &around_end)])) { "Everything on " (incident.entity.kind) " " code { (incident.entity.value) } " from 5 minutes before its first matched event to 5 minutes after its last" } }
         }
     };
     frame(&incident.title, Some(&auth), body).into_response()
+}
+
+/// Most matched events shown on an incident's page.
+const MAX_MATCHED: usize = 100;
+
+/// `field:a OR field:b ...` as canonical query text.
+fn any_of(field: &str, values: impl Iterator<Item = String>) -> String {
+    let filter = Filter::Or(
+        values
+            .map(|value| Filter::Term {
+                field: Some(field.to_string()),
+                value,
+            })
+            .collect(),
+    );
+    Query {
+        filter,
+        pipes: Vec::new(),
+    }
+    .to_string()
+}
+
+/// A filter on an incident's entity (`kind` and `value` as `crowsnest-respond` makes them).
+fn entity_filter(kind: &str, value: &str, namespace: Option<&str>) -> String {
+    let term = |field: &str, value: &str| Filter::Term {
+        field: Some(field.into()),
+        value: value.into(),
+    };
+    let filter = match (kind, value.split_once('/')) {
+        ("workload", Some((ns, name))) => {
+            let mut pattern = String::new();
+            for c in name.chars() {
+                if matches!(c, '*' | '?' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            Filter::And(vec![
+                term("kubernetes.namespace", ns),
+                Filter::Wildcard {
+                    field: Some("kubernetes.pod.name".into()),
+                    pattern: format!("{pattern}-*"),
+                },
+            ])
+        }
+        ("pod", Some((ns, pod))) => Filter::And(vec![
+            term("kubernetes.namespace", ns),
+            term("kubernetes.pod.name", pod),
+        ]),
+        ("container", _) => term("container.id", value),
+        ("image", _) => term("container.image.name", value),
+        ("node", _) => Filter::Or(vec![
+            term("kubernetes.node.name", value),
+            term("host.name", value),
+        ]),
+        ("principal", _) => term("user.name", value),
+        _ => match namespace {
+            Some(ns) => term("kubernetes.namespace", ns),
+            None => Filter::All,
+        },
+    };
+    Query {
+        filter,
+        pipes: Vec::new(),
+    }
+    .to_string()
+}
+
+/// The events an incident's alerts matched: the alert records' `alert.event_ids`, then those
+/// events, through the API's search (its bounds, the session's token).
+async fn matched_events(
+    console: &Arc<Console>,
+    token: &str,
+    alerts_query: &str,
+) -> Result<Vec<Value>, String> {
+    let input = |query: String, limit: usize| SearchInput {
+        query,
+        start: None,
+        end: None,
+        limit: Some(limit),
+        offset: 0,
+    };
+    let records = run_search(&console.app, token, &input(alerts_query.to_string(), 500))
+        .await
+        .map_err(|e| format!("the alert records could not be read: {e}"))?;
+    let mut ids: Vec<String> = Vec::new();
+    for record in &records.hits {
+        let listed = field(record, "alert.event_ids").and_then(Value::as_array);
+        for id in listed.into_iter().flatten() {
+            let id = text(id);
+            if !ids.contains(&id) && ids.len() < MAX_MATCHED {
+                ids.push(id);
+            }
+        }
+    }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let events = run_search(
+        &console.app,
+        token,
+        &input(any_of("event.id", ids.into_iter()), MAX_MATCHED),
+    )
+    .await
+    .map_err(|e| format!("the matched events could not be read: {e}"))?;
+    Ok(events.hits)
 }
 
 #[derive(Deserialize)]
@@ -279,5 +419,45 @@ pub(crate) async fn act(
             frame("Action refused", Some(&auth), html! { p.error role="alert" { (error.to_string()) } a href=(path) { "Back to the incident" } }),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_filters_parse_back_to_the_entity() {
+        let parsed = |text: String| crowsnest_query::parse(&text).expect("parses").filter;
+        let Filter::And(parts) = parsed(entity_filter("workload", "prod/web", None)) else {
+            panic!("workload: namespace and pod name prefix");
+        };
+        assert_eq!(
+            parts[1],
+            Filter::Wildcard {
+                field: Some("kubernetes.pod.name".into()),
+                pattern: "web-*".into()
+            }
+        );
+        assert_eq!(
+            parsed(entity_filter(
+                "principal",
+                "system:serviceaccount:a:b",
+                None
+            )),
+            Filter::Term {
+                field: Some("user.name".into()),
+                value: "system:serviceaccount:a:b".into()
+            }
+        );
+        assert_eq!(
+            parsed(entity_filter("rule", "r1", Some("payments"))),
+            Filter::Term {
+                field: Some("kubernetes.namespace".into()),
+                value: "payments".into()
+            }
+        );
+        let ids = any_of("alert.id", ["a".to_string(), "b c".to_string()].into_iter());
+        assert!(matches!(parsed(ids), Filter::Or(parts) if parts.len() == 2));
     }
 }

@@ -332,7 +332,7 @@ async fn results(
 
 fn table(columns: &[String], rows: &[Vec<Value>]) -> Markup {
     html! {
-        div.scroll {
+        div.scroll tabindex="0" role="region" aria-label="Table, scrolls sideways" {
             table.results {
                 thead { tr { @for c in columns { th scope="col" { (c) } } } }
                 tbody {
@@ -348,7 +348,7 @@ fn table(columns: &[String], rows: &[Vec<Value>]) -> Markup {
 fn hits_table(params: &Params, hits: &[Value], offset: usize) -> Markup {
     let columns = params.columns();
     html! {
-        div.scroll {
+        div.scroll tabindex="0" role="region" aria-label="Table, scrolls sideways" {
             table.results.events {
                 thead { tr { @for c in &columns { th scope="col" { (c) } } } }
                 @for (i, hit) in hits.iter().enumerate() {
