@@ -345,13 +345,15 @@ pub(crate) struct LoginQuery {
 }
 
 /// Only a path on this site: `/x`, never `//host` or `/\host`.
+/// Browsers drop tabs and newlines from URLs (`/\t/evil.example` is `//evil.example`), so
+/// no control character or space is allowed anywhere, and the second character may be neither
+/// `/` nor `\`. The result is always a valid `Location` value.
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.contains(['\r', '\n']) =>
+                && !n[1..].starts_with(['/', '\\'])
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
         {
             n.to_string()
         }
@@ -514,6 +516,10 @@ mod tests {
             "https://evil.example/",
             "javascript:alert(1)",
             "/x\r\nSet-Cookie: a=b",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/\u{7f}",
         ] {
             assert_eq!(safe_next(Some(bad)), "/search", "{bad}");
         }
