@@ -239,6 +239,12 @@ try {
   await axeCheck(page, "alerts");
   await shot(page, "06-alerts");
 
+  // Rules.
+  await page.goto(`${url}/rules?range=7d`);
+  check((await page.locator("table.results tbody tr").count()) > 0, "the rules page lists the rules that raised alerts");
+  await axeCheck(page, "rules");
+  await shot(page, "06b-rules");
+
   // Incidents, one incident, acknowledge it.
   await page.goto(`${url}/incidents`);
   const incidents = await page.locator("table.results tbody tr").count();

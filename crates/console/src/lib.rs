@@ -12,7 +12,7 @@
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
 //! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram` and `/search/export`),
-//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/assets/{file}`.
+//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`), `/assets/{file}`.
 
 mod alerts;
 mod assets;
@@ -20,6 +20,7 @@ mod dashboard;
 mod incidents;
 mod layout;
 mod render;
+mod rules;
 mod search;
 mod session;
 
@@ -61,6 +62,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/search/export", get(search::export))
         .route("/dashboard", get(dashboard::page))
         .route("/alerts", get(alerts::page))
+        .route("/rules", get(rules::page))
+        .route("/rules/reload", post(rules::reload))
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/action", post(incidents::act))

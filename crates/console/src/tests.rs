@@ -554,6 +554,34 @@ async fn incident_actions_need_admin_and_the_csrf_token() {
     .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert!(answer.body.contains("no incident `x`"), "{}", answer.body);
+    // The rules page: anyone may look, reloading needs admin and the CSRF token.
+    let rules = send(&f.console, get("/rules", &reader_cookie)).await;
+    assert_eq!(rules.status, StatusCode::OK);
+    assert!(
+        rules.body.contains("Rules that raised alerts") && !rules.body.contains("Reload the rules")
+    );
+    let answer = send(
+        &f.console,
+        post("/rules/reload", &reader_cookie, &[("csrf", &reader_csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        &f.console,
+        post("/rules/reload", &cookie, &[("csrf", "nope")]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        &f.console,
+        post("/rules/reload", &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert!(send(&f.console, get("/rules", &cookie))
+        .await
+        .body
+        .contains("Reload the rules"));
     let list = send(&f.console, get("/incidents", &cookie)).await;
     assert_eq!(list.status, StatusCode::OK);
     let missing = send(&f.console, get("/incidents/nope", &cookie)).await;

@@ -313,16 +313,34 @@ pub(super) async fn rules(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
+    Ok(Json(rules_status(&state)))
+}
+
+/// What `GET /api/v1/rules` answers (and the console's rules page shows):
+/// `{"enabled", "loaded", "problems", "loaded_at"}`.
+pub fn rules_status(state: &AppState) -> Value {
     if !state.config.detect.enabled {
-        return Ok(Json(json!({"enabled": false})));
+        return json!({"enabled": false});
     }
     let status = state.detection.rules();
-    Ok(Json(json!({
+    json!({
         "enabled": true,
         "loaded": status.loaded,
         "problems": status.problems,
         "loaded_at": status.loaded_at,
-    })))
+    })
+}
+
+/// The reload behind `POST /api/v1/rules/reload` (and the console's button), for a token
+/// already authorized with the `admin` scope.
+pub fn request_rules_reload(state: &AppState) -> Result<(), ApiError> {
+    if !state.config.detect.enabled {
+        return Err(ApiError::bad_request(
+            "detection is disabled (`detect.enabled = false`)",
+        ));
+    }
+    state.detection.request_reload();
+    Ok(())
 }
 
 pub(super) async fn reload_rules(
@@ -330,12 +348,7 @@ pub(super) async fn reload_rules(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Admin)?;
-    if !state.config.detect.enabled {
-        return Err(ApiError::bad_request(
-            "detection is disabled (`detect.enabled = false`)",
-        ));
-    }
-    state.detection.request_reload();
+    request_rules_reload(&state)?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(json!({"reload": "requested"})),
