@@ -239,6 +239,20 @@ try {
   await axeCheck(page, "alerts");
   await shot(page, "06-alerts");
 
+  // Exec sessions: the demo's intrusion execs into a payments pod.
+  await page.goto(`${url}/exec?range=24h`);
+  const execs = await page.locator("table.results tbody tr").count();
+  check(execs > 0, `the exec sessions page lists the execs (${execs})`);
+  await axeCheck(page, "exec-list");
+  await shot(page, "06c-exec");
+  if (execs > 0) {
+    await page.locator("table.results tbody tr a:has-text('what ran')").first().click();
+    await page.waitForSelector("h2:has-text('What ran in the pod')");
+    check((await page.locator("dl.facts dd").first().textContent()).trim().length > 0, "an exec session says who and when");
+    await axeCheck(page, "exec-session");
+    await shot(page, "06d-exec-session");
+  }
+
   // Rules.
   await page.goto(`${url}/rules?range=7d`);
   check((await page.locator("table.results tbody tr").count()) > 0, "the rules page lists the rules that raised alerts");

@@ -37,6 +37,7 @@ pub(crate) fn frame(title: &str, auth: Option<&Auth>, body: Markup) -> Markup {
                             a href="/search" { "Search" }
                             a href="/alerts" { "Alerts" }
                             a href="/incidents" { "Incidents" }
+                            a href="/exec" { "Exec sessions" }
                             a href="/rules" { "Rules" }
                         }
                         form.logout method="post" action="/logout" {

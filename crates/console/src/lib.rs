@@ -12,11 +12,12 @@
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
 //! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram` and `/search/export`),
-//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`), `/assets/{file}`.
+//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`), `/exec` and `/exec/session`, `/assets/{file}`.
 
 mod alerts;
 mod assets;
 mod dashboard;
+mod exec;
 mod incidents;
 mod layout;
 mod render;
@@ -62,6 +63,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/search/export", get(search::export))
         .route("/dashboard", get(dashboard::page))
         .route("/alerts", get(alerts::page))
+        .route("/exec", get(exec::list))
+        .route("/exec/session", get(exec::session))
         .route("/rules", get(rules::page))
         .route("/rules/reload", post(rules::reload))
         .route("/incidents", get(incidents::list))

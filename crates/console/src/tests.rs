@@ -629,3 +629,95 @@ async fn assets_are_hashed_and_cached() {
     assert_eq!(stale.status, StatusCode::NOT_FOUND);
     f.running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn an_exec_session_joins_the_processes_until_the_next_exec() {
+    let f = fixture().await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let at = |secs: i64| {
+        (base + chrono::Duration::seconds(secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    let exec = |secs: i64, user: &str| {
+        serde_json::json!({
+            "@timestamp": at(secs), "event": {"dataset": "kubernetes.audit", "action": "create", "outcome": "success"},
+            "user": {"name": user, "roles": ["system:masters"]}, "source": {"ip": "10.0.0.9"},
+            "orchestrator": {"namespace": "payments", "resource": {"type": "pods", "name": "api-1", "subresource": "exec"}},
+            "url": {"original": "/api/v1/namespaces/payments/pods/api-1/exec?command=sh"},
+        })
+    };
+    let process = |secs: i64, command: &str| {
+        serde_json::json!({
+            "@timestamp": at(secs), "event": {"dataset": "auditd", "category": ["process"]},
+            "kubernetes": {"namespace": "payments", "pod": {"name": "api-1"}},
+            "process": {"command_line": command, "pid": 40 + secs, "user": {"name": "root"}, "parent": {"name": "sh"}},
+        })
+    };
+    let events = [
+        exec(0, "mallory"),
+        process(1, "id"),
+        process(2, "cat /etc/shadow <img src=x onerror=alert(1)>"),
+        exec(10, "alice"),
+        process(11, "ls"),
+    ];
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let response = crowsnest_server::app(f.running.state.clone())
+        .oneshot(
+            Request::post("/api/v1/ingest/ndjson")
+                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
+                .body(Body::from(lines))
+                .expect("request"),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), StatusCode::OK);
+    let state = f.running.state.clone();
+    for _ in 0..500 {
+        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let list = send(&f.console, get("/exec?range=1h", &cookie)).await;
+    assert!(
+        list.body.contains("2 of 2 execs into pods"),
+        "{}",
+        list.body
+    );
+    let session_url = crate::render::link(
+        "/exec/session",
+        &[("namespace", "payments"), ("pod", "api-1"), ("at", &at(0))],
+    );
+    let page = send(&f.console, get(&session_url, &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(
+        body.contains("<dd>mallory</dd>")
+            && body.contains("10.0.0.9")
+            && body.contains("system:masters"),
+        "{body}"
+    );
+    assert!(body.contains("2 of 2 process executions"), "{body}");
+    let (id, shadow) = (
+        body.find("<td>id</td>").expect("id ran"),
+        body.find("cat /etc/shadow").expect("cat ran"),
+    );
+    assert!(id < shadow, "oldest first");
+    assert!(
+        !body.contains("<td>ls</td>"),
+        "alice's session is not mallory's"
+    );
+    assert!(body.contains("the next exec into this pod"));
+    assert!(!body.contains("<img"), "escaped");
+    let bad = send(
+        &f.console,
+        get(
+            "/exec/session?namespace=payments&pod=api-1&at=yesterday",
+            &cookie,
+        ),
+    )
+    .await;
+    assert!(bad.body.contains("must be an RFC 3339 time"));
+    f.running.shutdown().await.expect("shutdown");
+}
