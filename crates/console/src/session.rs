@@ -193,8 +193,8 @@ fn set_cookie(
 
 /// Why a request has no usable session.
 pub(crate) enum Refused {
-    /// Log in (again).
-    Login(String),
+    /// Log in (again), then come back to this path; `htmx` when the request came from htmx.
+    Login { next: String, htmx: bool },
     /// The token lacks the scope.
     Forbidden(String),
 }
@@ -202,13 +202,17 @@ pub(crate) enum Refused {
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
-            Refused::Login(next) => {
+            Refused::Login { next, htmx } => {
                 let target = format!(
                     "/login?{}",
                     serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
                 );
-                let mut response = Redirect::to(&target).into_response();
-                // htmx follows redirects inside the fragment; tell it to load the page.
+                if !htmx {
+                    return Redirect::to(&target).into_response();
+                }
+                // A redirect would be followed inside the fragment (the login page in the
+                // histogram); htmx loads the page named by `HX-Redirect` instead.
+                let mut response = StatusCode::NO_CONTENT.into_response();
                 if let Ok(value) = HeaderValue::from_str(&target) {
                     response.headers_mut().insert("hx-redirect", value);
                 }
@@ -235,7 +239,11 @@ impl Console {
         path_and_query: &str,
         scope: Scope,
     ) -> Result<Auth, Refused> {
-        let login = || Refused::Login(path_and_query.to_string());
+        let htmx = parts_headers.contains_key("hx-request");
+        let login = || Refused::Login {
+            next: path_and_query.to_string(),
+            htmx,
+        };
         let id = cookie(parts_headers, SESSION_COOKIE).ok_or_else(login)?;
         let (token, name, csrf) = self.sessions.touch(id).ok_or_else(login)?;
         let header = format!("Bearer {token}");

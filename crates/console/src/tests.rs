@@ -219,6 +219,23 @@ async fn pages_need_a_session_and_login_checks_token_and_form() {
             .and_then(|v| v.to_str().ok()),
         Some("/login?next=%2Fsearch%3Fq%3Dx")
     );
+    // htmx (the histogram) is told to load the login page instead of getting it in a fragment.
+    let answer = send(
+        &f.console,
+        Request::get("/search/histogram?q=x")
+            .header("hx-request", "true")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        answer
+            .headers
+            .get("hx-redirect")
+            .and_then(|v| v.to_str().ok()),
+        Some("/login?next=%2Fsearch")
+    );
     // A forged session cookie is no session.
     let answer = send(&f.console, get("/alerts", "cn_session=00ff")).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
