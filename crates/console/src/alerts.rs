@@ -75,8 +75,8 @@ pub(crate) async fn page(
                                 tr {
                                     td { (field(alert, "alert.last_seen").or_else(|| field(alert, "@timestamp")).map(text).unwrap_or_default()) }
                                     td { span class={ "level " (level) } { (level) } }
-                                    td { a href=(link("/alerts", &[("rule", &rule_id), ("since", &get("since"))])) { (field(alert, "rule.name").map(text).unwrap_or(rule_id.clone())) } }
-                                    td { (entity(alert)) }
+                                    td.narrow { a href=(link("/alerts", &[("rule", &rule_id), ("since", &get("since"))])) { (field(alert, "rule.name").map(text).unwrap_or(rule_id.clone())) } }
+                                    td.narrow title=(entity(alert)) { (entity(alert)) }
                                     td {
                                         @for t in field(alert, "threat.technique.id").and_then(Value::as_array).into_iter().flatten() {
                                             a href=(link("/alerts", &[("technique", &text(t)), ("since", &get("since"))])) { (text(t)) } " "
