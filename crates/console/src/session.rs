@@ -535,6 +535,45 @@ mod tests {
     }
 
     #[test]
+    fn sessions_expire_and_the_least_recently_used_makes_room() {
+        let config = crowsnest_server::config::ConsoleConfig {
+            max_sessions: 2,
+            ..Default::default()
+        };
+        let sessions = Sessions::new(&config);
+        let a = sessions.create("t".into(), "a".into());
+        let b = sessions.create("t".into(), "b".into());
+        assert!(sessions.touch(&a).is_some()); // a is now the most recently used
+        let c = sessions.create("t".into(), "c".into());
+        assert!(sessions.touch(&b).is_none(), "b made room");
+        assert!(sessions.touch(&a).is_some() && sessions.touch(&c).is_some());
+        assert!(sessions.touch("not-a-session").is_none());
+        // Idle and age limits.
+        let short = Sessions {
+            map: Mutex::new(HashMap::new()),
+            idle: Duration::from_millis(30),
+            max_age: Duration::from_secs(60),
+            max_sessions: 10,
+        };
+        let id = short.create("t".into(), "n".into());
+        assert!(short.touch(&id).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(short.touch(&id).is_none(), "idle too long");
+        let old = Sessions {
+            idle: Duration::from_secs(60),
+            max_age: Duration::from_millis(30),
+            ..short
+        };
+        let id = old.create("t".into(), "n".into());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(old.touch(&id).is_some());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(old.touch(&id).is_none(), "too old, though used");
+        // The cookie value is not what is stored.
+        assert!(!old.lock().contains_key(&id));
+    }
+
+    #[test]
     fn origin_checks() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8470"));
