@@ -200,6 +200,12 @@ try {
     check(false, "a namespace value to click");
   }
 
+  // The field list: count a field's values over the whole query.
+  await page.locator("details.fieldlist summary").click();
+  await page.locator("details.fieldlist li:has(code:text-is('event.action')) a:has-text('top values')").click();
+  await page.waitForLoadState();
+  check((await page.locator("table.results th:has-text('event.action')").count()) === 1, "a field's top values open as a stats table");
+
   // A pipe renders as a table and a chart.
   await page.goto(`${url}/search?range=6h&q=${encodeURIComponent("* | timechart span=10m count() by event.dataset")}`);
   check((await page.locator("table.results th").count()) >= 3, "timechart renders as a table");

@@ -31,6 +31,8 @@ pub(crate) const MAX_PAGE_ROWS: usize = 200;
 const DEFAULT_PAGE_ROWS: usize = 100;
 /// Most buckets of the histogram, whatever the range.
 pub(crate) const MAX_BUCKETS: u64 = 300;
+/// Most fields listed in the field list.
+const MAX_FIELDS: usize = 80;
 /// The relative ranges offered.
 const RANGES: [&str; 6] = ["15m", "1h", "6h", "24h", "7d", "30d"];
 /// Columns shown unless `cols` says otherwise.
@@ -311,6 +313,7 @@ async fn results(
                 }
                 @if response.total as usize > window_max { " Paging stops at " (window_max) "; narrow the query or the time range to see the rest." }
             }
+            @if !response.hits.is_empty() { (field_list(params, &response.hits)) }
             (hits_table(params, &response.hits, offset))
             nav.pager aria-label="Pages" {
                 @if offset > 0 {
@@ -374,6 +377,61 @@ fn hits_table(params: &Params, hits: &[Value], offset: usize) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The fields of the events on this page, by how many have them, each with links to show it
+/// as a column and to count its values over the whole query (a `stats` search, under the same
+/// bounds).
+fn field_list(params: &Params, hits: &[Value]) -> Markup {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for hit in hits {
+        let mut seen: Vec<String> = flatten(hit).into_iter().map(|(path, _)| path).collect();
+        seen.dedup();
+        for path in seen {
+            *counts.entry(path).or_default() += 1;
+        }
+    }
+    let mut fields: Vec<(String, usize)> = counts.into_iter().collect();
+    fields.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    fields.truncate(MAX_FIELDS);
+    let columns = params.columns();
+    let filter = crowsnest_query::parse(&params.q)
+        .map(|q| {
+            Query {
+                filter: q.filter,
+                pipes: Vec::new(),
+            }
+            .to_string()
+        })
+        .unwrap_or_default();
+    html! {
+        details.fieldlist {
+            summary { "Fields of these " (hits.len()) " events" }
+            ul {
+                @for (path, count) in &fields {
+                    li {
+                        code { (path) } " " span.muted { (count) }
+                        @if !columns.contains(path) {
+                            " · " a href=(params.url("/search", &[("cols", &format!("{},{path}", columns.join(",")))])) { "add column" }
+                        }
+                        " · " a href=(params.url("/search", &[("q", &format!("{} | stats count() by {} | sort -count | head 20", if filter.is_empty() { "*" } else { &filter }, quote_name(path))), ("offset", "")])) { "top values" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A field name for a pipe: quoted when it holds anything but name characters.
+fn quote_name(path: &str) -> String {
+    if path
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
+    {
+        path.to_string()
+    } else {
+        format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
     }
 }
 
@@ -751,6 +809,44 @@ mod tests {
         assert!(window(&p("", "2024-05-01T11:00", "2024-05-01T10:00"), now).is_err());
         assert!(window(&p("", "yesterday", ""), now).is_err_and(|e| e.contains("`start`")));
         assert!(window(&p("forever", "", ""), now).is_err());
+    }
+
+    #[test]
+    fn top_value_queries_parse_with_any_field_name() {
+        for path in [
+            "user.name",
+            "@timestamp",
+            "kubernetes.labels.app-name",
+            "odd name",
+            "a\"b",
+            "x|y",
+        ] {
+            let text = format!("* | stats count() by {} | sort -count", quote_name(path));
+            let query = crowsnest_query::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(
+                matches!(&query.pipes[0], Pipe::Stats { by, .. } if by == &[path.to_string()]),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_field_list_counts_events_per_field_and_links_columns() {
+        let hits = vec![json!({"a": 1, "b": {"c": [1, 2]}}), json!({"a": 2})];
+        let params = Params {
+            cols: "a".into(),
+            ..Params::default()
+        };
+        let html = field_list(&params, &hits).into_string();
+        assert!(
+            html.contains("<code>a</code> <span class=\"muted\">2</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code>b.c</code> <span class=\"muted\">1</span>"),
+            "{html}"
+        );
+        assert_eq!(html.matches("add column").count(), 1, "a is shown already");
     }
 
     #[test]
