@@ -212,7 +212,11 @@ pub fn check_login(
 }
 
 /// Checks the request's token for a scope.
-pub(crate) fn authorize(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<String, ApiError> {
+pub(crate) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<String, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
