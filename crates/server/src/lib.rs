@@ -113,8 +113,18 @@ impl Running {
     }
 }
 
+/// Builds routes served beside the API on the same port (the web console's), from the
+/// shared state.
+pub type Mount = fn(Arc<AppState>) -> axum::Router;
+
 /// Opens the data directory, replays the WAL, binds the listener and starts serving.
-pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    start_with(config, None).await
+}
+
+/// [`start`], serving the routes of `mount` beside the API (the API's routes win; the
+/// API's fallback answers what neither has).
+pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyhow::Result<Running> {
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
     // Settings mistakes first, before anything is opened.
     config.notify.validate()?;
@@ -218,7 +228,10 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     });
     spawn_retention(state.clone());
     let listeners = listeners::start(state.clone()).await?;
-    let router = app(state.clone());
+    let mut router = app(state.clone());
+    if let Some(mount) = mount {
+        router = router.merge(mount(state.clone()));
+    }
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let http = state.config.http.clone();
     let server = tokio::spawn(serve::serve(listener, router, http, shutdown_rx));
