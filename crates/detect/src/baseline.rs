@@ -156,10 +156,15 @@ fn check_fields(list: &[String], name: &str) -> Result<(), String> {
         return Err(format!("`{name}` needs at least one field"));
     }
     if list.len() > MAX_FIELDS {
-        return Err(format!("`{name}` has {} fields; at most {MAX_FIELDS}", list.len()));
+        return Err(format!(
+            "`{name}` has {} fields; at most {MAX_FIELDS}",
+            list.len()
+        ));
     }
     if let Some(bad) = list.iter().find(|f| f.trim().is_empty() || f.contains(SEP)) {
-        return Err(format!("`{name}` has an empty or invalid field name {bad:?}"));
+        return Err(format!(
+            "`{name}` has an empty or invalid field name {bad:?}"
+        ));
     }
     Ok(())
 }
@@ -193,7 +198,9 @@ impl BaselineSpec {
         let max_entities = raw.max_entities.unwrap_or(DEFAULT_MAX_ENTITIES);
         let max_terms = raw.max_terms.unwrap_or(DEFAULT_MAX_TERMS);
         if !(1..=1_000_000).contains(&max_entities) {
-            return Err(format!("`max_entities` must be 1..=1000000, not {max_entities}"));
+            return Err(format!(
+                "`max_entities` must be 1..=1000000, not {max_entities}"
+            ));
         }
         if !(1..=100_000).contains(&max_terms) {
             return Err(format!("`max_terms` must be 1..=100000, not {max_terms}"));
@@ -350,6 +357,9 @@ pub struct RuleBaseline {
     pub started: Option<i64>,
     /// Entity key (values joined by U+001F) -> its baseline.
     pub entities: HashMap<String, EntityBaseline>,
+    /// Events learned across entities.
+    #[serde(default)]
+    pub events: u64,
     /// Events of entities not tracked because of the entity cap.
     pub entities_refused: u64,
     /// New terms not learned because of the term cap.
@@ -457,11 +467,14 @@ impl RuleBaseline {
             .iter()
             .map(|f| field_text(event, f).unwrap_or_else(|| ABSENT.to_string()))
             .collect();
+        // Normally set by [`Baselines::start`] at the first event the detector processed with
+        // the rule loaded; a rule observed on its own starts with its first event.
         let started = *self.started.get_or_insert(now);
         if now - self.last_sweep >= SWEEP_EVERY_SECS {
             self.sweep(spec, now);
         }
         let entity_key = entity_values.join(&SEP.to_string());
+        let mut context = None;
         if !self.entities.contains_key(&entity_key) {
             if self.entities.len() >= spec.max_entities {
                 self.sweep(spec, now);
@@ -478,11 +491,15 @@ impl RuleBaseline {
                 }
                 return Verdict::Unknown("the entity cap is reached");
             }
+            if now >= started + spec.learn_secs {
+                context = Some(self.context(spec, started, now));
+            }
             self.entities.insert(
                 entity_key.clone(),
                 EntityBaseline::new(entity_values.clone(), now),
             );
         }
+        self.events += 1;
         let Some(entity) = self.entities.get_mut(&entity_key) else {
             return Verdict::Unknown("the entity cap is reached");
         };
@@ -533,12 +550,29 @@ impl RuleBaseline {
             warn_terms(rule, spec, &mut self.warned);
             return Verdict::Unknown("the entity's term cap is reached");
         }
-        let anomaly = explain(spec, entity, &term_values, now);
+        let anomaly = explain(spec, entity, &term_values, now, context);
         entity.events += 1;
         if !entity.locked {
             entity.insert_term(term_key, now);
         }
         Verdict::New(Box::new(anomaly))
+    }
+
+    /// What the rule learned across entities (for a new entity's explanation).
+    fn context(&self, spec: &BaselineSpec, started: i64, now: i64) -> RuleContext {
+        let mut top: Vec<(String, u64)> = self
+            .entities
+            .values()
+            .map(|e| (show(&spec.entity, &e.values), e.events))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(3);
+        RuleContext {
+            events: self.events,
+            entities: self.entities.len(),
+            window: now - started,
+            top,
+        }
     }
 
     /// Drops entities and terms unseen for the forget window.
@@ -568,7 +602,21 @@ fn warn_terms(rule: &str, spec: &BaselineSpec, warned: &mut bool) {
     }
 }
 
-fn explain(spec: &BaselineSpec, entity: &EntityBaseline, new: &[String], now: i64) -> Anomaly {
+/// A rule's figures across entities, for a new entity.
+struct RuleContext {
+    events: u64,
+    entities: usize,
+    window: i64,
+    top: Vec<(String, u64)>,
+}
+
+fn explain(
+    spec: &BaselineSpec,
+    entity: &EntityBaseline,
+    new: &[String],
+    now: i64,
+    context: Option<RuleContext>,
+) -> Anomaly {
     let mut top: Vec<(String, u64)> = entity
         .terms
         .iter()
@@ -576,27 +624,62 @@ fn explain(spec: &BaselineSpec, entity: &EntityBaseline, new: &[String], now: i6
         .collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(5);
-    let p_new = (entity.singletons as f64 + 1.0) / (entity.events as f64 + 2.0);
-    let score = ((1.0 - p_new) * 1000.0).round() / 1000.0;
     let window = now - entity.first_seen;
-    let mode = if entity.locked { "locked" } else { "monitoring" };
-    let seen = if entity.events == 0 {
-        "first event of this entity".to_string()
+    let mode = if entity.locked {
+        "locked"
+    } else {
+        "monitoring"
+    };
+    let (p_new, seen, subject) = if let Some(ctx) = context.filter(|_| entity.events == 0) {
+        // A new entity: how often did the rule see one it had not seen before?
+        let p = (ctx.entities as f64 + 1.0) / (ctx.events as f64 + 2.0);
+        let shown: Vec<String> = ctx.top.iter().map(|(t, c)| format!("{t} ×{c}")).collect();
+        let seen = if ctx.events == 0 {
+            format!(
+                "the rule matched nothing in {} of learning",
+                human_secs(ctx.window)
+            )
+        } else {
+            format!(
+                "in {} the rule learned {} events of {} entities (most active: {})",
+                human_secs(ctx.window),
+                ctx.events,
+                ctx.entities,
+                shown.join(", ")
+            )
+        };
+        let subject = format!(
+            "{} is a new entity: {}",
+            show(&spec.entity, &entity.values),
+            show(&spec.terms, new)
+        );
+        (p, seen, subject)
+    } else if entity.events == 0 {
+        let subject = format!(
+            "{} is a new entity: {}",
+            show(&spec.entity, &entity.values),
+            show(&spec.terms, new)
+        );
+        (0.5, "first event of this entity".to_string(), subject)
     } else {
         let shown: Vec<String> = top.iter().map(|(t, c)| format!("{t} ×{c}")).collect();
-        format!(
+        let seen = format!(
             "{} events of {} distinct values seen (most frequent: {})",
             entity.events,
             entity.terms.len(),
             shown.join(", ")
-        )
+        );
+        let subject = format!(
+            "{} never seen for {} in {}",
+            show(&spec.terms, new),
+            show(&spec.entity, &entity.values),
+            human_secs(window)
+        );
+        let p = (entity.singletons as f64 + 1.0) / (entity.events as f64 + 2.0);
+        (p, seen, subject)
     };
-    let explanation = format!(
-        "{} never seen for {} in {}; {seen}; score {score}",
-        show(&spec.terms, new),
-        show(&spec.entity, &entity.values),
-        human_secs(window),
-    );
+    let score = ((1.0 - p_new) * 1000.0).round() / 1000.0;
+    let explanation = format!("{subject}; {seen}; score {score}");
     Anomaly {
         kind: spec.kind,
         entity: pairs(&spec.entity, &entity.values),
@@ -651,6 +734,8 @@ pub struct Profile {
 pub struct Baselines {
     specs: HashMap<String, BaselineSpec>,
     state: HashMap<String, RuleBaseline>,
+    /// Every rule's learning window has started.
+    started_all: bool,
 }
 
 impl Baselines {
@@ -659,6 +744,7 @@ impl Baselines {
         Self {
             specs,
             state: HashMap::new(),
+            started_all: false,
         }
     }
 
@@ -670,6 +756,21 @@ impl Baselines {
     /// Whether any rule has a baseline.
     pub fn is_empty(&self) -> bool {
         self.specs.is_empty()
+    }
+
+    /// Starts the learning window of every rule that has not started at stream time `now`:
+    /// a rule learns from when it is loaded (watched), not from its first match, so a rule
+    /// that matched nothing for its whole learning window has learned that nothing happens.
+    /// Cheap when every rule has started.
+    pub fn start(&mut self, now: i64) {
+        if self.started_all {
+            return;
+        }
+        for rule in self.specs.keys() {
+            let state = self.state.entry(rule.clone()).or_default();
+            state.started.get_or_insert(now);
+        }
+        self.started_all = true;
     }
 
     /// Learns and judges an event the rule matched.
@@ -691,6 +792,7 @@ impl Baselines {
                 self.state.insert(rule, s);
             }
         }
+        self.started_all = false;
     }
 
     /// New specs (rule reload): state is kept where entity and term fields are unchanged.
@@ -702,6 +804,7 @@ impl Baselines {
                 _ => false,
             });
         self.specs = specs;
+        self.started_all = false;
     }
 
     /// Figures per rule, sorted by rule id.
@@ -814,6 +917,7 @@ impl Baselines {
             .retain(|_, e| entity.is_some_and(|want| !e.values.iter().any(|v| v == want)));
         if entity.is_none() {
             state.started = None;
+            self.started_all = false;
         }
         before - state.entities.len()
     }
@@ -885,8 +989,10 @@ mod tests {
         let err = |v: Value| BaselineSpec::from_value(&v).expect_err("invalid");
         assert!(err(json!({"entity": [], "terms": "a"})).contains("`entity` needs"));
         assert!(err(json!({"entity": "a", "terms": "b", "learn": "soon"})).contains("`learn`"));
-        assert!(err(json!({"entity": "a", "terms": "b", "learn": "7d", "forget": "1d"}))
-            .contains("`forget`"));
+        assert!(
+            err(json!({"entity": "a", "terms": "b", "learn": "7d", "forget": "1d"}))
+                .contains("`forget`")
+        );
         assert!(err(json!({"entity": "a", "terms": "b", "colour": 1})).contains("colour"));
         assert!(err(json!({"entity": "a", "terms": "b", "max_terms": 0})).contains("max_terms"));
         let ok = BaselineSpec::from_value(&json!({"entity": "a", "terms": "b"})).expect("ok");
@@ -916,10 +1022,18 @@ mod tests {
         let t0 = 1_700_000_000;
         // Learning: two replicas of one Deployment share the profile.
         for i in 0..100 {
-            let pod = if i % 2 == 0 { "api-7d9c6b5f4-aaaaa" } else { "api-7d9c6b5f4-bbbbb" };
+            let pod = if i % 2 == 0 {
+                "api-7d9c6b5f4-aaaaa"
+            } else {
+                "api-7d9c6b5f4-bbbbb"
+            };
             let exe = ["/usr/sbin/nginx", "/bin/sh", "/usr/bin/curl"][i % 3];
             let v = b.observe(&s, "r", &exec(pod, exe), t0 + i as i64);
-            let want = if i < 3 { Verdict::Learning } else { Verdict::Known };
+            let want = if i < 3 {
+                Verdict::Learning
+            } else {
+                Verdict::Known
+            };
             assert_eq!(v, want, "event {i}");
         }
         // After learning, every learned program is known, on a new replica too.
@@ -929,18 +1043,46 @@ mod tests {
                 Verdict::Known
             );
         }
-        let v = b.observe(&s, "r", &exec("api-7d9c6b5f4-ccccc", "/usr/bin/python3"), t0 + 2 * DAY);
-        let Verdict::New(a) = v else { panic!("new term expected: {v:?}") };
-        assert_eq!(a.new.get("process.executable").map(String::as_str), Some("/usr/bin/python3"));
-        assert_eq!(a.entity.get("workload").map(String::as_str), Some("shop/api"));
+        let v = b.observe(
+            &s,
+            "r",
+            &exec("api-7d9c6b5f4-ccccc", "/usr/bin/python3"),
+            t0 + 2 * DAY,
+        );
+        let Verdict::New(a) = v else {
+            panic!("new term expected: {v:?}")
+        };
+        assert_eq!(
+            a.new.get("process.executable").map(String::as_str),
+            Some("/usr/bin/python3")
+        );
+        assert_eq!(
+            a.entity.get("workload").map(String::as_str),
+            Some("shop/api")
+        );
         assert_eq!(a.baseline.events, 103);
         assert_eq!(a.baseline.distinct, 3);
         assert!(a.score > 0.98, "{}", a.score);
-        assert!(a.explanation.contains("process.executable=/usr/bin/python3 never seen for workload=shop/api in 2d"), "{}", a.explanation);
-        assert!(a.explanation.contains("103 events of 3 distinct values"), "{}", a.explanation);
+        assert!(
+            a.explanation.contains(
+                "process.executable=/usr/bin/python3 never seen for workload=shop/api in 2d"
+            ),
+            "{}",
+            a.explanation
+        );
+        assert!(
+            a.explanation.contains("103 events of 3 distinct values"),
+            "{}",
+            a.explanation
+        );
         // Monitoring mode: learned now, so it alerts once.
         assert_eq!(
-            b.observe(&s, "r", &exec("api-7d9c6b5f4-ccccc", "/usr/bin/python3"), t0 + 2 * DAY + 1),
+            b.observe(
+                &s,
+                "r",
+                &exec("api-7d9c6b5f4-ccccc", "/usr/bin/python3"),
+                t0 + 2 * DAY + 1
+            ),
             Verdict::Known
         );
     }
@@ -952,10 +1094,24 @@ mod tests {
         let t0 = 1_700_000_000;
         b.observe(&s, "r", &exec("api-1", "/bin/a"), t0);
         let late = t0 + 2 * DAY;
-        assert_eq!(b.observe(&s, "r", &exec("web-1", "/bin/a"), late), Verdict::Learning);
-        assert_eq!(b.observe(&s, "r", &exec("web-1", "/bin/b"), late + 60), Verdict::Learning);
-        assert!(is_new(&b.observe(&s, "r", &exec("web-1", "/bin/c"), late + 3_601)));
-        assert_eq!(b.observe(&s, "r", &exec("web-1", "/bin/b"), late + 3_602), Verdict::Known);
+        assert_eq!(
+            b.observe(&s, "r", &exec("web-1", "/bin/a"), late),
+            Verdict::Learning
+        );
+        assert_eq!(
+            b.observe(&s, "r", &exec("web-1", "/bin/b"), late + 60),
+            Verdict::Learning
+        );
+        assert!(is_new(&b.observe(
+            &s,
+            "r",
+            &exec("web-1", "/bin/c"),
+            late + 3_601
+        )));
+        assert_eq!(
+            b.observe(&s, "r", &exec("web-1", "/bin/b"), late + 3_602),
+            Verdict::Known
+        );
     }
 
     #[test]
@@ -965,17 +1121,32 @@ mod tests {
         let t0 = 1_700_000_000;
         b.observe(&s, "r", &exec("api-1", "/bin/a"), t0);
         b.observe(&s, "r", &exec("api-1", "/bin/b"), t0);
-        assert_eq!(b.observe(&s, "r", &exec("api-1", "/bin/a"), t0 + 9 * DAY), Verdict::Known);
+        assert_eq!(
+            b.observe(&s, "r", &exec("api-1", "/bin/a"), t0 + 9 * DAY),
+            Verdict::Known
+        );
         // `/bin/b` was last seen 11 days ago: forgotten.
-        assert!(is_new(&b.observe(&s, "r", &exec("api-1", "/bin/b"), t0 + 11 * DAY)));
+        assert!(is_new(&b.observe(
+            &s,
+            "r",
+            &exec("api-1", "/bin/b"),
+            t0 + 11 * DAY
+        )));
         // The entity itself is forgotten after 10 days of silence, and swept.
         b.observe(&s, "r", &exec("other-1", "/bin/z"), t0 + 40 * DAY);
-        assert!(!b.entities.keys().any(|k| k.contains("api")), "{:?}", b.entities.keys());
+        assert!(
+            !b.entities.keys().any(|k| k.contains("api")),
+            "{:?}",
+            b.entities.keys()
+        );
     }
 
     #[test]
     fn caps_bound_memory_and_never_alert() {
-        let s = spec("new_terms", json!({"entity_learn": "0s", "max_entities": 2, "max_terms": 3}));
+        let s = spec(
+            "new_terms",
+            json!({"entity_learn": "0s", "max_entities": 2, "max_terms": 3}),
+        );
         let mut b = RuleBaseline::default();
         let t0 = 1_700_000_000;
         b.observe(&s, "r", &exec("a-1", "/bin/1"), t0);
@@ -987,7 +1158,12 @@ mod tests {
         assert_eq!(b.entities.len(), 2);
         assert_eq!(b.entities_refused, 1);
         // Past learning, the refused entity stays unjudged: no false "new".
-        assert!(!is_new(&b.observe(&s, "r", &exec("c-1", "/bin/9"), t0 + 2 * DAY)));
+        assert!(!is_new(&b.observe(
+            &s,
+            "r",
+            &exec("c-1", "/bin/9"),
+            t0 + 2 * DAY
+        )));
         b.observe(&s, "r", &exec("a-1", "/bin/2"), t0 + 1);
         b.observe(&s, "r", &exec("a-1", "/bin/3"), t0 + 2);
         assert_eq!(
@@ -996,11 +1172,21 @@ mod tests {
         );
         assert_eq!(b.terms_refused, 1);
         for exe in ["/bin/4", "/bin/5"] {
-            assert!(!is_new(&b.observe(&s, "r", &exec("a-1", exe), t0 + 2 * DAY)));
+            assert!(!is_new(&b.observe(
+                &s,
+                "r",
+                &exec("a-1", exe),
+                t0 + 2 * DAY
+            )));
         }
         assert!(b.entities.values().all(|e| e.terms.len() <= 3));
         // Another entity is still judged.
-        assert!(is_new(&b.observe(&s, "r", &exec("b-1", "/bin/2"), t0 + 2 * DAY)));
+        assert!(is_new(&b.observe(
+            &s,
+            "r",
+            &exec("b-1", "/bin/2"),
+            t0 + 2 * DAY
+        )));
     }
 
     #[test]
@@ -1011,13 +1197,23 @@ mod tests {
         bs.observe("r", &exec("api-1", "/bin/a"), t0);
         assert_eq!(bs.set_locked("r", "shop/api", true), 1);
         for i in 0..2 {
-            let v = bs.observe("r", &exec("api-1", "/bin/x"), t0 + 10 + i).expect("rule");
-            let Verdict::New(a) = v else { panic!("locked: {v:?}") };
+            let v = bs
+                .observe("r", &exec("api-1", "/bin/x"), t0 + 10 + i)
+                .expect("rule");
+            let Verdict::New(a) = v else {
+                panic!("locked: {v:?}")
+            };
             assert_eq!(a.baseline.mode, "locked");
         }
         // Accepting a term puts it into the baseline.
-        assert_eq!(bs.accept("r", "shop/api", &["/bin/x".to_string()], t0 + 20), 1);
-        assert_eq!(bs.observe("r", &exec("api-1", "/bin/x"), t0 + 21), Some(Verdict::Known));
+        assert_eq!(
+            bs.accept("r", "shop/api", &["/bin/x".to_string()], t0 + 20),
+            1
+        );
+        assert_eq!(
+            bs.observe("r", &exec("api-1", "/bin/x"), t0 + 21),
+            Some(Verdict::Known)
+        );
     }
 
     #[test]
@@ -1036,7 +1232,10 @@ mod tests {
         assert_eq!(b.import(back.clone()).expect("import"), 1);
         // The imported baseline judges like the original (rule learning started by an event).
         b.observe("r", &exec("web-1", "/bin/q"), t0);
-        assert_eq!(b.observe("r", &exec("api-1", "/bin/b"), t0 + 2 * DAY), Some(Verdict::Known));
+        assert_eq!(
+            b.observe("r", &exec("api-1", "/bin/b"), t0 + 2 * DAY),
+            Some(Verdict::Known)
+        );
         let mut wrong = back;
         wrong.terms = vec!["process.name".into()];
         assert!(b.import(wrong).is_err());

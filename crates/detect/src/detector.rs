@@ -20,7 +20,9 @@ use rsigma_eval::{
 use rsigma_parser::LogSource;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::{Anomaly, BaselineKind, BaselineStat, Baselines, Profile, RuleBaseline, Verdict};
+use crate::baseline::{
+    Anomaly, BaselineKind, BaselineStat, Baselines, Profile, RuleBaseline, Verdict,
+};
 use crate::error::DetectError;
 use crate::load::RuleSet;
 use crate::pipelines::event_logsource;
@@ -280,6 +282,7 @@ impl Detector {
             self.engine.evict_expired(self.stream_secs);
             self.last_evict = self.stream_secs;
         }
+        self.baselines.start(secs);
         let view = EventView::new(event);
         let matches = match cached_logsource(&mut self.logsources, event) {
             Some(ls) => self.engine.engine().evaluate_pruned(&view, ls),
@@ -395,6 +398,7 @@ impl Detector {
             .timestamp()
             .map(|t| t.timestamp())
             .unwrap_or(self.stream_secs);
+        self.baselines.start(secs);
         let view = EventView::new(event);
         let matches = match cached_logsource(&mut self.logsources, event) {
             Some(ls) => self.engine.engine().evaluate_pruned(&view, ls),
