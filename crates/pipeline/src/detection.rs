@@ -401,6 +401,8 @@ impl Worker {
         let now = event_time(event);
         for detection in detections {
             self.metrics.detections.inc();
+            // A baseline detection explains itself: kept on every record of its alert.
+            let anomaly = detection.anomaly.as_ref().map(|a| a.to_value());
             match self.alerts.offer(detection, now) {
                 AlertDecision::New(alert) => {
                     // Replayed events were acknowledged before the restart: no latency to measure.
@@ -416,11 +418,16 @@ impl Worker {
                             .observe(latency.max(0) as f64 / 1e6);
                     }
                     let stable = stable_id(&alert);
-                    self.unsent.push(alert_record(&alert, &stable, false));
+                    let mut record = alert_record(&alert, &stable, false);
+                    if let Some(anomaly) = &anomaly {
+                        record.set("alert.anomaly", anomaly.clone());
+                    }
+                    self.unsent.push(record);
                     self.offer_incident(&alert, &stable);
                     let open = OpenAlert {
                         fold_key: alert.fold_key.clone(),
                         stable,
+                        anomaly,
                     };
                     self.open.insert(alert.id.clone(), open);
                 }
@@ -507,7 +514,11 @@ impl Worker {
                 continue;
             };
             if let Some(alert) = self.alerts.open_alert(&open.fold_key) {
-                self.unsent.push(alert_record(alert, &open.stable, true));
+                let mut record = alert_record(alert, &open.stable, true);
+                if let Some(anomaly) = &open.anomaly {
+                    record.set("alert.anomaly", anomaly.clone());
+                }
+                self.unsent.push(record);
                 let alert = alert.clone();
                 let stable = open.stable.clone();
                 self.offer_incident(&alert, &stable);
@@ -686,6 +697,8 @@ struct OpenAlert {
     fold_key: String,
     /// `alert.id`: the same for every record of the alert and after a replay.
     stable: String,
+    /// The first detection's baseline explanation (`alert.anomaly`), if any.
+    anomaly: Option<Value>,
 }
 
 /// The alert's id, derived from its rule, entity and first event: a replay after a crash
