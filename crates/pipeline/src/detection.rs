@@ -599,6 +599,16 @@ impl Worker {
             state,
             incidents: Some(self.status.lock_incidents().clone()),
         };
+        let stats = self.detector.baseline_stats();
+        let held: usize = stats.iter().map(|s| s.terms).sum();
+        let refused: u64 = stats
+            .iter()
+            .map(|s| s.entities_refused + s.terms_refused)
+            .sum();
+        self.metrics.baseline_terms.set(held as i64);
+        self.metrics
+            .baseline_refused
+            .set(i64::try_from(refused).unwrap_or(i64::MAX));
         match write_atomically(&self.checkpoint_path, &checkpoint) {
             Ok(()) => {
                 self.checkpointed = self.processed;
