@@ -27,10 +27,11 @@
 //! Two kinds:
 //! * `new_terms`: the rule alerts only on a combination of terms that is new for its entity,
 //!   after the learning windows; while learning it only learns.
-//! * `rare`: the rule is an ordinary (static) rule that is *gated*: once learned, it fires only
-//!   when the terms are new for the entity. While the rule or the entity is still learning, and
-//!   for entities the caps keep it from tracking, it fires as a static rule (fail open: a gate
-//!   never hides an attack it cannot judge).
+//! * `rare`: the rule is an ordinary (static) rule that is *gated*: it never fires on terms
+//!   already in the entity's baseline. Once learned, what is new fires with its explanation;
+//!   while the rule or the entity is still learning, each term's first sighting fires as the
+//!   static rule would (without an explanation), and for entities the caps keep it from
+//!   tracking every match fires (fail open: a gate never hides what it cannot judge).
 //!
 //! The per-entity sets are exact (a `HashMap` of every term seen), so "new" is never a
 //! false positive of a sketch. Memory is bounded by `max_entities × max_terms` per rule; what
@@ -86,7 +87,8 @@ pub enum BaselineKind {
     /// Alerts only on terms new for the entity (silent while learning).
     #[default]
     NewTerms,
-    /// A static rule gated by rarity: fires while learning, then only on new terms.
+    /// A static rule gated by rarity: never fires on known terms; fires on first sightings
+    /// while learning (plainly) and after (explained), and on everything it cannot judge.
     Rare,
 }
 
