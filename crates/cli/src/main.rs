@@ -49,6 +49,8 @@ enum Command {
     Search(commands::search::Args),
     /// Incidents of a running server: list, show, ack, investigate, resolve, assign, comment.
     Incidents(commands::incidents::Args),
+    /// Baselines of a running server: list, show, reset, accept, lock, unlock.
+    Baselines(commands::baselines::Args),
     /// Send NDJSON or Kubernetes audit files to a running server.
     Ingest(commands::ingest::Args),
     /// Start a server and feed it a generated cluster's activity, attacks included.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Server(args) => commands::server::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Incidents(args) => commands::incidents::run(args),
+        Command::Baselines(args) => commands::baselines::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => crowsnest_bench::run(args),

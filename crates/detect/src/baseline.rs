@@ -27,11 +27,10 @@
 //! Two kinds:
 //! * `new_terms`: the rule alerts only on a combination of terms that is new for its entity,
 //!   after the learning windows; while learning it only learns.
-//! * `rare`: the rule is an ordinary (static) rule that is *gated*: it never fires on terms
-//!   already in the entity's baseline. Once learned, what is new fires with its explanation;
-//!   while the rule or the entity is still learning, each term's first sighting fires as the
-//!   static rule would (without an explanation), and for entities the caps keep it from
-//!   tracking every match fires (fail open: a gate never hides what it cannot judge).
+//! * `rare`: the rule is an ordinary (static) rule that is *gated*: while the rule or the entity
+//!   is still learning, and for entities the caps keep it from tracking, it fires on every
+//!   match as the static rule would (fail open: a gate never hides what it cannot judge yet);
+//!   once learned, it fires only on terms new for the entity, with the explanation.
 //!
 //! The per-entity sets are exact (a `HashMap` of every term seen), so "new" is never a
 //! false positive of a sketch. Memory is bounded by `max_entities × max_terms` per rule; what
@@ -87,8 +86,8 @@ pub enum BaselineKind {
     /// Alerts only on terms new for the entity (silent while learning).
     #[default]
     NewTerms,
-    /// A static rule gated by rarity: never fires on known terms; fires on first sightings
-    /// while learning (plainly) and after (explained), and on everything it cannot judge.
+    /// A static rule gated by rarity: fires as a static rule while learning (and on what it
+    /// cannot judge), then only on new terms.
     Rare,
 }
 
@@ -418,8 +417,10 @@ impl Anomaly {
 /// What a baseline made of one event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// The terms are in the entity's baseline.
+    /// The terms are in the entity's baseline (learned).
     Known,
+    /// The terms were seen before, and the rule or the entity is still learning.
+    KnownLearning,
     /// Learned; the rule or the entity is still learning.
     Learning,
     /// Not judged: an entity field is missing, or a cap keeps the entity from being tracked.
@@ -506,6 +507,9 @@ impl RuleBaseline {
             return Verdict::Unknown("the entity cap is reached");
         };
         entity.last_seen = entity.last_seen.max(now);
+        let learning = !entity.locked
+            && (now < started + spec.learn_secs
+                || now < entity.first_seen + spec.entity_learn_secs);
         let term_key = term_values.join(&SEP.to_string());
         if let Some(term) = entity.terms.get_mut(&term_key) {
             if now - term.last_seen <= spec.forget_secs {
@@ -515,7 +519,11 @@ impl RuleBaseline {
                 term.count += 1;
                 term.last_seen = term.last_seen.max(now);
                 entity.events += 1;
-                return Verdict::Known;
+                return if learning {
+                    Verdict::KnownLearning
+                } else {
+                    Verdict::Known
+                };
             }
             // Forgotten: it counts as new again.
             let count = term.count;
@@ -532,9 +540,7 @@ impl RuleBaseline {
             entity.forget_terms(now, spec.forget_secs);
         }
         let room = entity.terms.len() < spec.max_terms;
-        let learning =
-            now < started + spec.learn_secs || now < entity.first_seen + spec.entity_learn_secs;
-        if learning && !entity.locked {
+        if learning {
             entity.events += 1;
             if room {
                 entity.insert_term(term_key, now);
@@ -1034,7 +1040,7 @@ mod tests {
             let want = if i < 3 {
                 Verdict::Learning
             } else {
-                Verdict::Known
+                Verdict::KnownLearning
             };
             assert_eq!(v, want, "event {i}");
         }

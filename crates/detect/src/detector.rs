@@ -321,7 +321,10 @@ impl Detector {
                         .map_or(BaselineKind::NewTerms, |s| s.kind);
                     match (verdict, kind) {
                         (Verdict::New(a), _) => anomaly = Some(a),
-                        (Verdict::Learning | Verdict::Unknown(_), BaselineKind::Rare) => {}
+                        (
+                            Verdict::Learning | Verdict::KnownLearning | Verdict::Unknown(_),
+                            BaselineKind::Rare,
+                        ) => {}
                         _ => continue,
                     }
                 }

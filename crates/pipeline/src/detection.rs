@@ -102,6 +102,8 @@ pub struct DetectionStatus {
     reload_requested: std::sync::atomic::AtomicBool,
     /// The incidents, kept by the detector thread (the API reads them here).
     incidents: Mutex<Incidents>,
+    /// Questions about the baselines, answered by the detector thread.
+    pub baselines: crate::baselines::BaselineQueries,
 }
 
 /// The dataset of incident actions (acknowledge, resolve, comment, ...): events in the WAL that
@@ -360,6 +362,7 @@ impl Worker {
             self.flush_folds();
             self.send(submitter);
             self.settle();
+            self.status.baselines.answer(&self.detector);
             if closed || last_checkpoint.elapsed() >= checkpoint_every {
                 if self.try_checkpoint() {
                     published.store(self.checkpointed, Ordering::SeqCst);
@@ -391,6 +394,11 @@ impl Worker {
         }
         if let Some(action) = IncidentAction::of(event) {
             self.apply(&action, event_time(event));
+            return;
+        }
+        if let Some(action) = crate::baselines::BaselineAction::of(event) {
+            let changed = action.apply(&mut self.detector, event_time(event));
+            tracing::info!(rule = %action.rule, action = %action.action, changed, "baseline action applied");
             return;
         }
         let detections = self.detector.process(event);

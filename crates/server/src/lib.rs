@@ -26,7 +26,7 @@ pub mod listeners;
 pub mod serve;
 
 // The pipeline crate's modules, under the names the server's code and users have known.
-pub use crowsnest_pipeline::{dedup, detection, disk, metrics, outputs, pipeline};
+pub use crowsnest_pipeline::{baselines, dedup, detection, disk, metrics, outputs, pipeline};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod compat;
+mod baselines;
 mod incidents;
 mod ingest;
 mod openapi;
@@ -42,6 +43,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/actions", post(incidents::act))
+        .route("/api/v1/baselines", get(baselines::list))
+        .route("/api/v1/baselines/{rule}", get(baselines::show))
+        .route("/api/v1/baselines/{rule}/actions", post(baselines::act))
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
         .route("/api/v1/outputs", get(outputs))

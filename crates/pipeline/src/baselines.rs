@@ -1,0 +1,158 @@
+//! Baselines through the API: what the baseline rules learned is read from the detector thread
+//! (a query answered between two batches), and changes to it (reset, accept a term, lock,
+//! unlock) are events in the WAL (`event.dataset: crowsnest.baseline_action`) that the
+//! detector applies in WAL order, so a replay after a crash rebuilds the same baselines.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use crowsnest_detect::Detector;
+use crowsnest_model::{ecs, Event};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The dataset of baseline actions.
+pub const BASELINE_ACTION_DATASET: &str = "crowsnest.baseline_action";
+
+/// Most entities a `show` answer lists (the count says how many there are).
+pub const MAX_SHOWN_ENTITIES: usize = 500;
+
+/// The actions on a baseline.
+pub const ACTIONS: [&str; 4] = ["reset", "accept", "lock", "unlock"];
+
+/// A change to a rule's baseline, as the API submits it (the event's `baseline.*` fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineAction {
+    /// The rule id.
+    pub rule: String,
+    /// `reset` (forget; the whole rule without `entity`), `accept` (add `term` to the entity's
+    /// baseline), `lock` (new terms alert every time, nothing is learned) or `unlock`.
+    pub action: String,
+    /// An entity value (entities whose values include it); required but for `reset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// For `accept`: the term fields' values, in the rule's `terms` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub term: Vec<String>,
+    /// Who did it (the token's name).
+    pub by: String,
+}
+
+impl BaselineAction {
+    /// The event the API submits for this action.
+    pub fn to_event(&self) -> Event {
+        let mut event = Event::default();
+        event.set(ecs::EVENT_KIND, json!("event"));
+        event.set(ecs::EVENT_DATASET, json!(BASELINE_ACTION_DATASET));
+        event.set(ecs::EVENT_MODULE, json!("crowsnest"));
+        event.set(ecs::EVENT_ACTION, json!(format!("baseline-{}", self.action)));
+        event.set("user.name", json!(self.by));
+        event.set(
+            ecs::MESSAGE,
+            json!(format!(
+                "{} {} baseline of rule {}{}",
+                self.by,
+                self.action,
+                self.rule,
+                self.entity
+                    .as_deref()
+                    .map(|e| format!(" for {e}"))
+                    .unwrap_or_default()
+            )),
+        );
+        if let Ok(value) = serde_json::to_value(self) {
+            event.set("baseline", value);
+        }
+        event
+    }
+
+    /// The action an event carries, if it is one.
+    pub fn of(event: &Event) -> Option<Self> {
+        if event.get_str(ecs::EVENT_DATASET) != Some(BASELINE_ACTION_DATASET) {
+            return None;
+        }
+        serde_json::from_value(event.get("baseline")?.clone()).ok()
+    }
+
+    /// Applies the action at stream time `at`; returns how many entities it changed.
+    pub fn apply(&self, detector: &mut Detector, at: DateTime<Utc>) -> usize {
+        let baselines = detector.baselines_mut();
+        let entity = self.entity.as_deref();
+        match (self.action.as_str(), entity) {
+            ("reset", entity) => baselines.reset(&self.rule, entity),
+            ("accept", Some(entity)) => {
+                baselines.accept(&self.rule, entity, &self.term, at.timestamp())
+            }
+            ("lock", Some(entity)) => baselines.set_locked(&self.rule, entity, true),
+            ("unlock", Some(entity)) => baselines.set_locked(&self.rule, entity, false),
+            (other, _) => {
+                tracing::warn!(action = other, rule = %self.rule, "baseline action not applied (unknown, or no entity)");
+                0
+            }
+        }
+    }
+}
+
+/// A question for the detector thread: every rule's figures (`rule: None`), or one rule's
+/// profile (entities whose values include `entity`, or all).
+pub struct BaselineQuery {
+    /// The rule, for a profile.
+    pub rule: Option<String>,
+    /// The entity filter.
+    pub entity: Option<String>,
+    /// Where the answer goes (`None`: no such rule).
+    pub reply: tokio::sync::oneshot::Sender<Option<Value>>,
+}
+
+/// Queries waiting for the detector thread.
+#[derive(Default)]
+pub struct BaselineQueries(Mutex<Vec<BaselineQuery>>);
+
+impl BaselineQueries {
+    /// Asks; the answer comes after the detector's current batch (within ~200 ms when idle).
+    pub fn ask(
+        &self,
+        rule: Option<String>,
+        entity: Option<String>,
+    ) -> tokio::sync::oneshot::Receiver<Option<Value>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(BaselineQuery {
+                rule,
+                entity,
+                reply,
+            });
+        answer
+    }
+
+    /// Answers every waiting query from `detector` (on the detector thread).
+    pub fn answer(&self, detector: &Detector) {
+        let queries = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for query in queries {
+            let answer = match &query.rule {
+                None => Some(json!({"baselines": detector.baseline_stats()})),
+                Some(rule) => detector
+                    .export_profile(rule, query.entity.as_deref())
+                    .map(|mut profile| {
+                        let total = profile.entities.len();
+                        profile
+                            .entities
+                            .sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+                        profile.entities.truncate(MAX_SHOWN_ENTITIES);
+                        let mut value = serde_json::to_value(&profile).unwrap_or(Value::Null);
+                        value["entity_count"] = json!(total);
+                        value
+                    }),
+            };
+            let _ = query.reply.send(answer);
+        }
+    }
+}
