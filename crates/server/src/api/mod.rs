@@ -338,6 +338,8 @@ pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
 #[cfg(test)]
 mod alert_tests;
 #[cfg(test)]
+mod baseline_tests;
+#[cfg(test)]
 mod guard_tests;
 #[cfg(test)]
 mod incident_tests;
