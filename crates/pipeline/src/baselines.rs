@@ -18,7 +18,7 @@ pub const BASELINE_ACTION_DATASET: &str = "crowsnest.baseline_action";
 pub const MAX_SHOWN_ENTITIES: usize = 500;
 
 /// The actions on a baseline.
-pub const ACTIONS: [&str; 4] = ["reset", "accept", "lock", "unlock"];
+pub const ACTIONS: [&str; 5] = ["reset", "accept", "lock", "unlock", "import"];
 
 /// A change to a rule's baseline, as the API submits it (the event's `baseline.*` fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,7 +27,8 @@ pub struct BaselineAction {
     /// The rule id.
     pub rule: String,
     /// `reset` (forget; the whole rule without `entity`), `accept` (add `term` to the entity's
-    /// baseline), `lock` (new terms alert every time, nothing is learned) or `unlock`.
+    /// baseline), `lock` (new terms alert every time, nothing is learned), `unlock` or
+    /// `import` (`profile`).
     pub action: String,
     /// An entity value (entities whose values include it); required but for `reset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,6 +36,10 @@ pub struct BaselineAction {
     /// For `accept`: the term fields' values, in the rule's `terms` order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub term: Vec<String>,
+    /// For `import`: a profile (as `GET /api/v1/baselines/{rule}` or `hunt --export-baselines`
+    /// give it); its entities replace the rule's entities of the same values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crowsnest_detect::Profile>,
     /// Who did it (the token's name).
     pub by: String,
 }
@@ -46,7 +51,10 @@ impl BaselineAction {
         event.set(ecs::EVENT_KIND, json!("event"));
         event.set(ecs::EVENT_DATASET, json!(BASELINE_ACTION_DATASET));
         event.set(ecs::EVENT_MODULE, json!("crowsnest"));
-        event.set(ecs::EVENT_ACTION, json!(format!("baseline-{}", self.action)));
+        event.set(
+            ecs::EVENT_ACTION,
+            json!(format!("baseline-{}", self.action)),
+        );
         event.set("user.name", json!(self.by));
         event.set(
             ecs::MESSAGE,
@@ -86,6 +94,13 @@ impl BaselineAction {
             }
             ("lock", Some(entity)) => baselines.set_locked(&self.rule, entity, true),
             ("unlock", Some(entity)) => baselines.set_locked(&self.rule, entity, false),
+            ("import", _) => match self.profile.clone() {
+                Some(profile) => baselines.import(profile).unwrap_or_else(|error| {
+                    tracing::warn!(%error, rule = %self.rule, "baseline profile not imported");
+                    0
+                }),
+                None => 0,
+            },
             (other, _) => {
                 tracing::warn!(action = other, rule = %self.rule, "baseline action not applied (unknown, or no entity)");
                 0
@@ -139,18 +154,20 @@ impl BaselineQueries {
         for query in queries {
             let answer = match &query.rule {
                 None => Some(json!({"baselines": detector.baseline_stats()})),
-                Some(rule) => detector
-                    .export_profile(rule, query.entity.as_deref())
-                    .map(|mut profile| {
-                        let total = profile.entities.len();
-                        profile
-                            .entities
-                            .sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
-                        profile.entities.truncate(MAX_SHOWN_ENTITIES);
-                        let mut value = serde_json::to_value(&profile).unwrap_or(Value::Null);
-                        value["entity_count"] = json!(total);
-                        value
-                    }),
+                Some(rule) => {
+                    detector
+                        .export_profile(rule, query.entity.as_deref())
+                        .map(|mut profile| {
+                            let total = profile.entities.len();
+                            profile
+                                .entities
+                                .sort_by_key(|e| std::cmp::Reverse(e.last_seen));
+                            profile.entities.truncate(MAX_SHOWN_ENTITIES);
+                            let mut value = serde_json::to_value(&profile).unwrap_or(Value::Null);
+                            value["entity_count"] = json!(total);
+                            value
+                        })
+                }
             };
             let _ = query.reply.send(answer);
         }

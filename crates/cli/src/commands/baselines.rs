@@ -1,8 +1,9 @@
-//! `crowsnest baselines list|show|reset|accept|lock|unlock`: what the baseline rules of a
-//! running server learned (`/api/v1/baselines`), and changes to it.
+//! `crowsnest baselines list|show|reset|accept|lock|unlock|import`: what the baseline rules of
+//! a running server learned (`/api/v1/baselines`), and changes to it.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::client::ServerArgs;
@@ -70,6 +71,12 @@ pub enum Action {
         #[arg(long)]
         entity: String,
     },
+    /// Import profiles from a file: one profile or a list (what `show` prints, or what
+    /// `hunt --export-baselines` writes); each replaces the entities it names.
+    Import {
+        /// The JSON file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// Runs the subcommand.
@@ -101,12 +108,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         Action::Lock { rule, entity } => (rule, json!({"action": "lock", "entity": entity})),
         Action::Unlock { rule, entity } => (rule, json!({"action": "unlock", "entity": entity})),
+        Action::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let value: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let profiles = match value {
+                Value::Array(items) => items,
+                one => vec![one],
+            };
+            for mut profile in profiles {
+                let rule = profile["rule"]
+                    .as_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("a profile in {} has no `rule`", file.display()))?;
+                if let Some(map) = profile.as_object_mut() {
+                    map.remove("entity_count");
+                }
+                let entities = profile["entities"].as_array().map_or(0, Vec::len);
+                client.post_json(
+                    &format!("/api/v1/baselines/{}/actions", encode(&rule)),
+                    &json!({"action": "import", "profile": profile}),
+                )?;
+                eprintln!("import of {entities} entities recorded for rule {rule}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let mut body = body;
     if let Some(map) = body.as_object_mut() {
         map.retain(|_, v| !v.is_null());
     }
-    client.post_json(&format!("/api/v1/baselines/{}/actions", encode(&rule)), &body)?;
+    client.post_json(
+        &format!("/api/v1/baselines/{}/actions", encode(&rule)),
+        &body,
+    )?;
     eprintln!(
         "{} recorded for rule {rule}",
         body["action"].as_str().unwrap_or("action")

@@ -145,7 +145,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect();
         let bytes = serde_json::to_vec_pretty(&profiles)?;
         std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("hunt: {} baseline profiles written to {}", profiles.len(), path.display());
+        eprintln!(
+            "hunt: {} baseline profiles written to {}",
+            profiles.len(),
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

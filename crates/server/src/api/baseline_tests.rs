@@ -52,7 +52,9 @@ async fn baselines_are_listed_shown_and_changed_in_wal_order() {
     assert_eq!(status, StatusCode::OK, "{listed}");
     let rules = listed["baselines"].as_array().expect("baselines");
     assert!(rules.len() >= 9, "{listed}");
-    assert!(rules.iter().any(|r| r["rule"] == EXEC_RULE && r["kind"] == "rare"));
+    assert!(rules
+        .iter()
+        .any(|r| r["rule"] == EXEC_RULE && r["kind"] == "rare"));
     let (status, _) = get(&h, "/api/v1/baselines/no-such-rule").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -65,10 +67,17 @@ async fn baselines_are_listed_shown_and_changed_in_wal_order() {
     assert_eq!(h.call(request).await.0, StatusCode::OK);
     let show = format!("/api/v1/baselines/{EXEC_RULE}?entity=alice@corp.example");
     let profile = until(&h, &show, |b| b["entity_count"] == 1).await;
-    assert_eq!(profile["terms"], json!(["kubernetes.namespace", "workload"]));
+    assert_eq!(
+        profile["terms"],
+        json!(["kubernetes.namespace", "workload"])
+    );
     let entity = &profile["entities"][0];
     assert_eq!(entity["values"], json!(["alice@corp.example"]));
-    assert_eq!(entity["terms"].as_object().map(|t| t.len()), Some(1), "{entity}");
+    assert_eq!(
+        entity["terms"].as_object().map(|t| t.len()),
+        Some(1),
+        "{entity}"
+    );
     assert_eq!(entity["locked"], false);
 
     // Wrong actions are refused with the reason.
@@ -115,8 +124,26 @@ async fn baselines_are_listed_shown_and_changed_in_wal_order() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     until(&h, &show, |b| b["entity_count"] == 0).await;
+    // The profile read before comes back by import (the file `baselines import` sends).
+    let mut exported = profile.clone();
+    if let Some(map) = exported.as_object_mut() {
+        map.remove("entity_count");
+    }
+    let (status, body) = act(
+        &h,
+        EXEC_RULE,
+        json!({"action": "import", "profile": exported}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let back = until(&h, &show, |b| b["entity_count"] == 1).await;
+    assert_eq!(back["entities"], profile["entities"]);
+    let mut wrong = exported.clone();
+    wrong["terms"] = json!(["process.executable"]);
+    let (status, body) = act(&h, EXEC_RULE, json!({"action": "import", "profile": wrong})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // The actions are events too: searchable, with who did what.
     h.settle().await;
     let found = h.search("event.dataset:crowsnest.baseline_action").await;
-    assert_eq!(found["total"], 3, "{found}");
+    assert_eq!(found["total"], 4, "{found}");
 }

@@ -79,6 +79,8 @@ pub(super) struct ActionBody {
     entity: Option<String>,
     #[serde(default)]
     term: Vec<String>,
+    #[serde(default)]
+    profile: Option<crowsnest_detect::Profile>,
 }
 
 pub(super) async fn act(
@@ -90,7 +92,7 @@ pub(super) async fn act(
     let token = authorize(&state, &headers, Scope::Admin)?;
     let body: ActionBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
-            "invalid baseline action: {e}; expected {{\"action\": \"reset|accept|lock|unlock\", \"entity\": \"...\", \"term\": [\"...\"]}}"
+            "invalid baseline action: {e}; expected {{\"action\": \"reset|accept|lock|unlock|import\", \"entity\": \"...\", \"term\": [\"...\"], \"profile\": {{...}}}}"
         ))
     })?;
     if !ACTIONS.contains(&body.action.as_str()) {
@@ -101,7 +103,17 @@ pub(super) async fn act(
         )));
     }
     let entity = body.entity.filter(|e| !e.is_empty());
-    if body.action != "reset" && entity.is_none() {
+    if body.action == "import" {
+        let Some(profile) = &body.profile else {
+            return Err(ApiError::bad_request("`import` needs a `profile`"));
+        };
+        if profile.rule != rule {
+            return Err(ApiError::bad_request(format!(
+                "the profile is rule `{}`'s, not `{rule}`'s",
+                profile.rule
+            )));
+        }
+    } else if body.action != "reset" && entity.is_none() {
         return Err(ApiError::bad_request(format!(
             "`{}` needs an `entity` (a value of the rule's entity fields)",
             body.action
@@ -112,6 +124,16 @@ pub(super) async fn act(
         return Err(ApiError::NotFound(format!("no baseline rule `{rule}`")));
     };
     let terms = profile["terms"].as_array().map_or(0, Vec::len);
+    if let Some(p) = &body.profile {
+        if serde_json::to_value(&p.entity).ok().as_ref() != Some(&profile["entity"])
+            || serde_json::to_value(&p.terms).ok().as_ref() != Some(&profile["terms"])
+        {
+            return Err(ApiError::bad_request(format!(
+                "the profile's fields ({:?} × {:?}) are not the rule's ({} × {})",
+                p.entity, p.terms, profile["entity"], profile["terms"]
+            )));
+        }
+    }
     if body.action == "accept" && body.term.len() != terms {
         return Err(ApiError::bad_request(format!(
             "`accept` needs `term` with {terms} values, one per term field {}",
@@ -123,6 +145,7 @@ pub(super) async fn act(
         action: body.action,
         entity,
         term: body.term,
+        profile: body.profile,
         by: token,
     };
     let decoded = Decoded {
@@ -136,6 +159,8 @@ pub(super) async fn act(
         .map_err(|error| super::ingest::submit_error(&state, error))?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "rule": action.rule, "action": action.action, "entity": action.entity})),
+        Json(
+            json!({"accepted": true, "rule": action.rule, "action": action.action, "entity": action.entity}),
+        ),
     ))
 }

@@ -8,8 +8,8 @@
 //! address's limit ([`crate::auth::FailureThrottle`]).
 
 mod alerts;
-mod compat;
 mod baselines;
+mod compat;
 mod incidents;
 mod ingest;
 mod openapi;

@@ -233,12 +233,13 @@ fn base_spec() -> Value {
                 "responses": with_errors(json!({"200": {"description": "The profile", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
             }},
             "/api/v1/baselines/{rule}/actions": {"post": {
-                "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity",
+                "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity, import a profile",
                 "description": "Scope `admin`. The action is written to the WAL and applied in order (202 once durable); a replay rebuilds the same baselines.",
                 "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action"], "properties": {
-                    "action": {"enum": ["reset", "accept", "lock", "unlock"]},
-                    "entity": {"type": "string"}, "term": {"type": "array", "items": {"type": "string"}}}}}}},
+                    "action": {"enum": ["reset", "accept", "lock", "unlock", "import"]},
+                    "entity": {"type": "string"}, "term": {"type": "array", "items": {"type": "string"}},
+                    "profile": {"type": "object", "description": "For import: a profile as GET /api/v1/baselines/{rule} gives it"}}}}}},
                 "responses": with_errors(json!({"202": {"description": "Accepted and durable", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
             }},
             "/api/v1/rules": {"get": {
