@@ -17,6 +17,9 @@ pub const BASELINE_ACTION_DATASET: &str = "crowsnest.baseline_action";
 /// Most entities a `show` answer lists (the count says how many there are).
 pub const MAX_SHOWN_ENTITIES: usize = 500;
 
+/// Most questions waiting for the detector thread.
+pub const MAX_WAITING_QUERIES: usize = 256;
+
 /// The actions on a baseline.
 pub const ACTIONS: [&str; 5] = ["reset", "accept", "lock", "unlock", "import"];
 
@@ -126,21 +129,28 @@ pub struct BaselineQueries(Mutex<Vec<BaselineQuery>>);
 
 impl BaselineQueries {
     /// Asks; the answer comes after the detector's current batch (within ~200 ms when idle).
+    /// `None` when [`MAX_WAITING_QUERIES`] are already waiting (the detector is not answering).
     pub fn ask(
         &self,
         rule: Option<String>,
         entity: Option<String>,
-    ) -> tokio::sync::oneshot::Receiver<Option<Value>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.0
+    ) -> Option<tokio::sync::oneshot::Receiver<Option<Value>>> {
+        let mut waiting = self
+            .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(BaselineQuery {
-                rule,
-                entity,
-                reply,
-            });
-        answer
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Questions whose asker gave up are dropped first.
+        waiting.retain(|q| !q.reply.is_closed());
+        if waiting.len() >= MAX_WAITING_QUERIES {
+            return None;
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        waiting.push(BaselineQuery {
+            rule,
+            entity,
+            reply,
+        });
+        Some(answer)
     }
 
     /// Answers every waiting query from `detector` (on the detector thread).

@@ -34,7 +34,14 @@ async fn ask(
     rule: Option<String>,
     entity: Option<String>,
 ) -> Result<Option<Value>, ApiError> {
-    let answer = state.detection.baselines.ask(rule, entity);
+    if !state.config.detect.enabled {
+        return Err(ApiError::bad_request(
+            "detection is disabled (`detect.enabled = false`): no baselines",
+        ));
+    }
+    let Some(answer) = state.detection.baselines.ask(rule, entity) else {
+        return Err(ApiError::Busy(1));
+    };
     match tokio::time::timeout(ANSWER_WAIT, answer).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(_)) => Err(ApiError::Internal(anyhow::anyhow!(
