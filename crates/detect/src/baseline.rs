@@ -16,6 +16,8 @@
 //!   forget: 30d                # a term (and an entity) unseen this long is forgotten
 //!   max_entities: 10000        # per rule; beyond it new entities are not tracked (no alerts)
 //!   max_terms: 1000            # per entity; beyond it the entity is `saturated` (no alerts)
+//!   max_keys: 100000           # terms across the rule's entities; beyond it no new term is
+//!                              # learned or judged (no alerts) until some are forgotten
 //! ```
 //!
 //! Field names are crowsnest event fields (dotted paths after normalization, not Sigma taxonomy
@@ -33,7 +35,8 @@
 //!   once learned, it fires only on terms new for the entity, with the explanation.
 //!
 //! The per-entity sets are exact (a `HashMap` of every term seen), so "new" is never a
-//! false positive of a sketch. Memory is bounded by `max_entities × max_terms` per rule; what
+//! false positive of a sketch. Memory is bounded by `max_keys` terms per rule (and
+//! `max_entities` entities, `max_terms` terms each); what
 //! happens at a cap is counted ([`BaselineStat`]), logged once per rule, and never produces an
 //! alert: an entity that cannot be tracked, or whose term set is full, is judged "unknown".
 //! Entities and terms unseen for `forget` are dropped (periodically, and at a cap before
@@ -66,6 +69,9 @@ use serde_json::Value;
 pub const DEFAULT_MAX_ENTITIES: usize = 10_000;
 /// Default cap on terms per entity.
 pub const DEFAULT_MAX_TERMS: usize = 1_000;
+/// Default cap on terms across one rule's entities: about 18 MB (`crowsnest bench anomaly`
+/// measures 178 bytes per key), so the nine baseline rules of the pack stay under 160 MB.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
 /// Default learning window of a rule.
 pub const DEFAULT_LEARN_SECS: i64 = 7 * 86_400;
 /// Default forget window.
@@ -120,6 +126,7 @@ struct RawSpec {
     forget: Option<String>,
     max_entities: Option<usize>,
     max_terms: Option<usize>,
+    max_keys: Option<usize>,
 }
 
 /// A rule's `baseline:` section, validated.
@@ -141,6 +148,8 @@ pub struct BaselineSpec {
     pub max_entities: usize,
     /// Cap on terms per entity.
     pub max_terms: usize,
+    /// Cap on terms across the rule's entities (what bounds its memory).
+    pub max_keys: usize,
 }
 
 fn secs(text: Option<&str>, name: &str, default: i64) -> Result<i64, String> {
@@ -174,7 +183,7 @@ impl BaselineSpec {
     /// Parses and validates a `baseline:` section (as JSON).
     pub fn from_value(value: &Value) -> Result<Self, String> {
         let raw: RawSpec = serde_json::from_value(value.clone()).map_err(|e| {
-            format!("expected {{kind, entity, terms, learn, entity_learn, forget, max_entities, max_terms}}: {e}")
+            format!("expected {{kind, entity, terms, learn, entity_learn, forget, max_entities, max_terms, max_keys}}: {e}")
         })?;
         let entity = raw.entity.into_vec();
         let terms = raw.terms.into_vec();
@@ -206,6 +215,10 @@ impl BaselineSpec {
         if !(1..=100_000).contains(&max_terms) {
             return Err(format!("`max_terms` must be 1..=100000, not {max_terms}"));
         }
+        let max_keys = raw.max_keys.unwrap_or(DEFAULT_MAX_KEYS);
+        if !(1..=10_000_000).contains(&max_keys) {
+            return Err(format!("`max_keys` must be 1..=10000000, not {max_keys}"));
+        }
         Ok(Self {
             kind: raw.kind,
             entity,
@@ -215,6 +228,7 @@ impl BaselineSpec {
             forget_secs,
             max_entities,
             max_terms,
+            max_keys,
         })
     }
 
@@ -261,6 +275,66 @@ fn value_text(value: &Value) -> Option<String> {
             (!parts.is_empty()).then(|| parts.join(","))
         }
         _ => None,
+    }
+}
+
+fn push_value(value: &Value, out: &mut String) -> bool {
+    use std::fmt::Write as _;
+    match value {
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Array(items) => {
+            let start = out.len();
+            for item in items {
+                let before = out.len();
+                if before > start {
+                    out.push(',');
+                }
+                if !push_value(item, out) {
+                    out.truncate(before);
+                }
+            }
+            return out.len() > start;
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Appends a field's text (as [`field_text`] gives it) to `out`; false (and nothing appended)
+/// when the event has no such value. The hot path: no allocation of its own.
+fn push_field(event: &Event, field: &str, out: &mut String) -> bool {
+    if field == "workload" {
+        let ns = event
+            .get_str("kubernetes.namespace")
+            .or_else(|| event.get_str("orchestrator.namespace"));
+        if let (Some(ns), Some(pod)) = (ns, event.get_str("kubernetes.pod.name")) {
+            out.push_str(ns);
+            out.push('/');
+            out.push_str(workload_of_pod(pod));
+            return true;
+        }
+        return match event
+            .get_str("container.image.name")
+            .or_else(|| event.get_str("container.name"))
+        {
+            Some(name) => {
+                out.push_str(name);
+                true
+            }
+            None => false,
+        };
+    }
+    let start = out.len();
+    match event.get(field) {
+        Some(value) if push_value(value, out) => true,
+        _ => {
+            out.truncate(start);
+            false
+        }
     }
 }
 
@@ -365,6 +439,10 @@ pub struct RuleBaseline {
     pub entities_refused: u64,
     /// New terms not learned because of the term cap.
     pub terms_refused: u64,
+    /// Terms held across entities (exact after a sweep or at the cap; never under-counted by
+    /// what `observe` learns).
+    #[serde(default)]
+    keys: usize,
     /// Last sweep of forgotten entries.
     #[serde(default)]
     last_sweep: i64,
@@ -458,25 +536,30 @@ fn show(fields: &[String], values: &[String]) -> String {
 impl RuleBaseline {
     /// Learns `event` (matched by the rule) at stream time `now` and judges it.
     pub fn observe(&mut self, spec: &BaselineSpec, rule: &str, event: &Event, now: i64) -> Verdict {
-        let mut entity_values = Vec::with_capacity(spec.entity.len());
-        for field in &spec.entity {
-            match field_text(event, field) {
-                Some(v) => entity_values.push(v),
-                None => return Verdict::Unknown("an entity field is missing"),
+        let mut entity_key = String::with_capacity(64);
+        for (i, field) in spec.entity.iter().enumerate() {
+            if i > 0 {
+                entity_key.push(SEP);
+            }
+            if !push_field(event, field, &mut entity_key) {
+                return Verdict::Unknown("an entity field is missing");
             }
         }
-        let term_values: Vec<String> = spec
-            .terms
-            .iter()
-            .map(|f| field_text(event, f).unwrap_or_else(|| ABSENT.to_string()))
-            .collect();
+        let mut term_key = String::with_capacity(64);
+        for (i, field) in spec.terms.iter().enumerate() {
+            if i > 0 {
+                term_key.push(SEP);
+            }
+            if !push_field(event, field, &mut term_key) {
+                term_key.push_str(ABSENT);
+            }
+        }
         // Normally set by [`Baselines::start`] at the first event the detector processed with
         // the rule loaded; a rule observed on its own starts with its first event.
         let started = *self.started.get_or_insert(now);
         if now - self.last_sweep >= SWEEP_EVERY_SECS {
             self.sweep(spec, now);
         }
-        let entity_key = entity_values.join(&SEP.to_string());
         let mut context = None;
         if !self.entities.contains_key(&entity_key) {
             if self.entities.len() >= spec.max_entities {
@@ -497,12 +580,18 @@ impl RuleBaseline {
             if now >= started + spec.learn_secs {
                 context = Some(self.context(spec, started, now));
             }
-            self.entities.insert(
-                entity_key.clone(),
-                EntityBaseline::new(entity_values.clone(), now),
-            );
+            let values = entity_key.split(SEP).map(str::to_string).collect();
+            self.entities
+                .insert(entity_key.clone(), EntityBaseline::new(values, now));
         }
         self.events += 1;
+        if self.keys >= spec.max_keys {
+            self.keys = self.term_count();
+            if self.keys >= spec.max_keys {
+                self.sweep(spec, now);
+            }
+        }
+        let key_room = self.keys < spec.max_keys;
         let Some(entity) = self.entities.get_mut(&entity_key) else {
             return Verdict::Unknown("the entity cap is reached");
         };
@@ -510,7 +599,6 @@ impl RuleBaseline {
         let learning = !entity.locked
             && (now < started + spec.learn_secs
                 || now < entity.first_seen + spec.entity_learn_secs);
-        let term_key = term_values.join(&SEP.to_string());
         if let Some(term) = entity.terms.get_mut(&term_key) {
             if now - term.last_seen <= spec.forget_secs {
                 if term.count == 1 {
@@ -528,6 +616,7 @@ impl RuleBaseline {
             // Forgotten: it counts as new again.
             let count = term.count;
             entity.terms.remove(&term_key);
+            self.keys = self.keys.saturating_sub(1);
             if count == 1 {
                 entity.singletons = entity.singletons.saturating_sub(1);
             }
@@ -535,6 +624,19 @@ impl RuleBaseline {
         if entity.saturated {
             entity.events += 1;
             return Verdict::Unknown("the entity's term cap is reached");
+        }
+        if !key_room && !entity.locked {
+            entity.events += 1;
+            self.terms_refused += 1;
+            if !self.warned {
+                self.warned = true;
+                tracing::warn!(
+                    rule,
+                    max_keys = spec.max_keys,
+                    "baseline key cap reached: new terms are not learned or judged (no alerts) until some are forgotten"
+                );
+            }
+            return Verdict::Unknown("the rule's key cap is reached");
         }
         if entity.terms.len() >= spec.max_terms {
             entity.forget_terms(now, spec.forget_secs);
@@ -544,6 +646,7 @@ impl RuleBaseline {
             entity.events += 1;
             if room {
                 entity.insert_term(term_key, now);
+                self.keys += 1;
                 return Verdict::Learning;
             }
             entity.saturated = true;
@@ -558,10 +661,12 @@ impl RuleBaseline {
             warn_terms(rule, spec, &mut self.warned);
             return Verdict::Unknown("the entity's term cap is reached");
         }
+        let term_values: Vec<String> = term_key.split(SEP).map(str::to_string).collect();
         let anomaly = explain(spec, entity, &term_values, now, context);
         entity.events += 1;
         if !entity.locked {
             entity.insert_term(term_key, now);
+            self.keys += 1;
         }
         Verdict::New(Box::new(anomaly))
     }
@@ -591,6 +696,7 @@ impl RuleBaseline {
         for entity in self.entities.values_mut() {
             entity.forget_terms(now, spec.forget_secs);
         }
+        self.keys = self.term_count();
     }
 
     /// Terms held across entities.
@@ -784,7 +890,10 @@ impl Baselines {
     /// Learns and judges an event the rule matched.
     pub fn observe(&mut self, rule: &str, event: &Event, now: i64) -> Option<Verdict> {
         let spec = self.specs.get(rule)?;
-        let state = self.state.entry(rule.to_string()).or_default();
+        if !self.state.contains_key(rule) {
+            self.state.insert(rule.to_string(), RuleBaseline::default());
+        }
+        let state = self.state.get_mut(rule)?;
         Some(state.observe(spec, rule, event, now))
     }
 
@@ -902,6 +1011,7 @@ impl Baselines {
             state.entities.insert(key, entity);
             added += 1;
         }
+        state.keys = state.term_count();
         Ok(added)
     }
 
@@ -941,14 +1051,19 @@ impl Baselines {
         }
         let key = term.join(&SEP.to_string());
         let max_terms = spec.max_terms;
-        self.entities_mut(rule, entity)
+        let accepted = self
+            .entities_mut(rule, entity)
             .filter(|e| e.terms.contains_key(&key) || e.terms.len() < max_terms)
             .map(|e| {
                 if !e.terms.contains_key(&key) {
                     e.insert_term(key.clone(), now);
                 }
             })
-            .count()
+            .count();
+        if let Some(state) = self.state.get_mut(rule) {
+            state.keys = state.term_count();
+        }
+        accepted
     }
 
     fn entities_mut<'a>(
@@ -1009,6 +1124,27 @@ mod tests {
         let rare = BaselineSpec::from_value(&json!({"kind": "rare", "entity": "a", "terms": "b"}))
             .expect("ok");
         assert_eq!(rare.entity_learn_secs, 0);
+    }
+
+    #[test]
+    fn keys_are_built_from_the_same_text_as_field_text() {
+        let event: Event = serde_json::from_value(json!({
+            "a": ["x", 1, true, {"o": 1}, null, "y"], "n": 7, "b": false, "o": {"k": 1}, "e": []
+        }))
+        .expect("event");
+        for field in ["a", "n", "b", "o", "e", "missing", "workload"] {
+            let mut out = String::from("p");
+            let pushed = push_field(&event, field, &mut out);
+            assert_eq!(
+                pushed.then(|| out[1..].to_string()),
+                field_text(&event, field),
+                "{field}"
+            );
+            if !pushed {
+                assert_eq!(out, "p");
+            }
+        }
+        assert_eq!(field_text(&event, "a").as_deref(), Some("x,1,true,y"));
     }
 
     #[test]
@@ -1195,6 +1331,37 @@ mod tests {
             &exec("b-1", "/bin/2"),
             t0 + 2 * DAY
         )));
+    }
+
+    #[test]
+    fn the_rule_key_cap_bounds_every_entity_together_and_never_alerts() {
+        let s = spec("new_terms", json!({"entity_learn": "0s", "max_keys": 4}));
+        let mut b = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        for (pod, exe) in [("a-1", "/1"), ("a-1", "/2"), ("b-1", "/1"), ("b-1", "/2")] {
+            assert_eq!(b.observe(&s, "r", &exec(pod, exe), t0), Verdict::Learning);
+        }
+        assert_eq!(
+            b.observe(&s, "r", &exec("c-1", "/1"), t0),
+            Verdict::Unknown("the rule's key cap is reached")
+        );
+        assert_eq!(b.term_count(), 4);
+        // Past learning: known terms are known, new ones are not judged while the cap holds.
+        assert_eq!(
+            b.observe(&s, "r", &exec("a-1", "/1"), t0 + 2 * DAY),
+            Verdict::Known
+        );
+        assert!(!is_new(&b.observe(
+            &s,
+            "r",
+            &exec("a-1", "/9"),
+            t0 + 2 * DAY
+        )));
+        // Once terms are forgotten (30 days unseen), there is room again.
+        let later = t0 + 2 * DAY + 31 * DAY;
+        b.observe(&s, "r", &exec("a-1", "/1"), later);
+        assert!(b.term_count() <= 4);
+        assert!(is_new(&b.observe(&s, "r", &exec("a-1", "/7"), later + 1)));
     }
 
     #[test]
