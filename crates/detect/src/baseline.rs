@@ -897,6 +897,19 @@ impl Baselines {
         Some(state.observe(spec, rule, event, now))
     }
 
+    /// Rules whose learning has not started (new rules, or reset ones), with their learning
+    /// window in seconds: what a warm start back-fills.
+    pub fn unstarted(&self) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = self
+            .specs
+            .iter()
+            .filter(|(rule, _)| self.state.get(*rule).is_none_or(|s| s.started.is_none()))
+            .map(|(rule, spec)| (rule.clone(), spec.learn_secs))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The state, for the checkpoint.
     pub fn state(&self) -> &HashMap<String, RuleBaseline> {
         &self.state

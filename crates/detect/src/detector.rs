@@ -394,6 +394,15 @@ impl Detector {
     /// Learns an event into the baseline rules without alerting or touching correlation
     /// state: the warm start that back-fills baselines from stored events (oldest first).
     pub fn learn(&mut self, event: &Event) {
+        self.learn_into(event, None);
+    }
+
+    /// [`Detector::learn`] for some baseline rules only (those a warm start back-fills).
+    pub fn learn_rules(&mut self, event: &Event, rules: &HashSet<String>) {
+        self.learn_into(event, Some(rules));
+    }
+
+    fn learn_into(&mut self, event: &Event, only: Option<&HashSet<String>>) {
         if self.baselines.is_empty() {
             return;
         }
@@ -413,8 +422,16 @@ impl Detector {
                 .rule_id
                 .clone()
                 .unwrap_or_else(|| m.header.rule_title.clone());
+            if only.is_some_and(|rules| !rules.contains(&rule_id)) {
+                continue;
+            }
             let _ = self.baselines.observe(&rule_id, event, secs);
         }
+    }
+
+    /// Baseline rules whose learning has not started, with their learning windows (seconds).
+    pub fn unstarted_baselines(&self) -> Vec<(String, i64)> {
+        self.baselines.unstarted()
     }
 
     /// Figures of every baseline rule.

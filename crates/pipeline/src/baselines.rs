@@ -183,3 +183,69 @@ impl BaselineQueries {
         }
     }
 }
+
+/// Back-fills the baseline rules that have not started learning (new rules, reset ones) from
+/// the store: the newest `max_events` stored events of their longest learning window, fed
+/// oldest first through [`Detector::learn_rules`] (no alerts, no correlation state). A new
+/// baseline rule is then judging at once when the store holds its window. Returns the events
+/// learned.
+pub fn warm_start(
+    detector: &mut Detector,
+    store: &crowsnest_store::Store,
+    max_events: usize,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    const PAGE: usize = 5_000;
+    let pending = detector.unstarted_baselines();
+    if pending.is_empty() || max_events == 0 {
+        return Ok(0);
+    }
+    let window = pending.iter().map(|(_, secs)| *secs).max().unwrap_or(0);
+    let start = now - chrono::Duration::seconds(window.max(1));
+    let query = crowsnest_query::parse("NOT event.kind:alert").context("the warm-start query")?;
+    let request = |offset: usize, limit: usize| crowsnest_store::SearchRequest {
+        query: query.clone(),
+        start: Some(start),
+        end: Some(now),
+        limit,
+        offset,
+    };
+    let total = store
+        .search(&request(0, 0))
+        .context("counting stored events for the baseline warm start")?
+        .total;
+    let wanted = usize::try_from(total).unwrap_or(usize::MAX).min(max_events);
+    let rules: std::collections::HashSet<String> =
+        pending.into_iter().map(|(rule, _)| rule).collect();
+    let mut learned = 0;
+    // Hits come newest first: read the pages from the oldest one back to the newest.
+    let mut offset = wanted.div_ceil(PAGE).saturating_sub(1) * PAGE;
+    loop {
+        let limit = PAGE.min(wanted - offset);
+        let page = store
+            .search(&request(offset, limit))
+            .context("reading stored events for the baseline warm start")?;
+        for hit in page.hits.into_iter().rev() {
+            if let Value::Object(map) = hit {
+                let event = Event::from_map(map);
+                if event.get_str(ecs::EVENT_DATASET) == Some(BASELINE_ACTION_DATASET) {
+                    continue;
+                }
+                detector.learn_rules(&event, &rules);
+                learned += 1;
+            }
+        }
+        if offset == 0 {
+            break;
+        }
+        offset -= PAGE;
+    }
+    tracing::info!(
+        rules = rules.len(),
+        events = learned,
+        window_secs = window,
+        "baselines warm-started from the store"
+    );
+    Ok(learned)
+}

@@ -66,6 +66,10 @@ pub struct DetectionConfig {
     pub kubernetes: K8sPrincipals,
     /// How alerts group into incidents (`[detect.incidents]`).
     pub incidents: crowsnest_respond::IncidentConfig,
+    /// Most stored events a baseline rule that has not started learning (new, or reset) is
+    /// back-filled from at start and at rule reload (the newest of its learning window;
+    /// 0: no warm start, the rule learns from the live stream only).
+    pub baseline_warm_start_events: usize,
 }
 
 impl Default for DetectionConfig {
@@ -80,6 +84,7 @@ impl Default for DetectionConfig {
             reload_interval_secs: 5,
             kubernetes: K8sPrincipals::default(),
             incidents: crowsnest_respond::IncidentConfig::default(),
+            baseline_warm_start_events: 50_000,
         }
     }
 }
@@ -242,6 +247,8 @@ pub struct Worker {
     lost_alerts: bool,
     status: Arc<DetectionStatus>,
     metrics: Arc<Metrics>,
+    /// The store, for the baselines' warm start.
+    store: Option<Arc<crowsnest_store::Store>>,
 }
 
 impl Worker {
@@ -308,7 +315,29 @@ impl Worker {
             lost_alerts: false,
             status,
             metrics,
+            store: None,
         })
+    }
+
+    /// Gives the worker the store, and back-fills from it the baseline rules that have not
+    /// started learning (`detect.baseline_warm_start_events`).
+    pub fn attach_store(&mut self, store: Arc<crowsnest_store::Store>) {
+        self.store = Some(store);
+        self.warm_start();
+    }
+
+    fn warm_start(&mut self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let max = self.config.baseline_warm_start_events;
+        if let Err(error) = crate::baselines::warm_start(&mut self.detector, store, max, Utc::now())
+        {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "baselines not warm-started; they learn from the live stream"
+            );
+        }
     }
 
     /// One past the last WAL position the checkpoint covers: the WAL must keep everything after.
@@ -641,6 +670,7 @@ impl Worker {
         let rules = load_rules(&self.config, &self.status);
         tracing::info!(rules = rules.len(), "detection rules reloaded");
         self.detector.replace_rules(rules);
+        self.warm_start();
     }
 }
 

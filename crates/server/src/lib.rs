@@ -144,12 +144,10 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     let pipeline = tokio::task::spawn_blocking(move || {
         let worker = if detect_config.enabled {
             let metrics = pipeline_metrics.clone();
-            Some(detection::Worker::open(
-                detect_config,
-                &detect_dir,
-                detect_status,
-                metrics,
-            )?)
+            let mut worker =
+                detection::Worker::open(detect_config, &detect_dir, detect_status, metrics)?;
+            worker.attach_store(pipeline_store.clone());
+            Some(worker)
         } else {
             None
         };

@@ -147,3 +147,49 @@ async fn baselines_are_listed_shown_and_changed_in_wal_order() {
     let found = h.search("event.dataset:crowsnest.baseline_action").await;
     assert_eq!(found["total"], 4, "{found}");
 }
+
+/// A baseline rule added to a running server is back-filled from the store at once.
+#[tokio::test]
+async fn a_new_baseline_rule_is_warm_started_from_the_store() {
+    let rules = tempfile::tempdir().expect("rules dir");
+    let rule_dirs = vec![rules.path().to_path_buf()];
+    let h = super::tests::harness_with(|config| {
+        config.detect.rule_dirs = rule_dirs;
+        config.detect.reload_interval_secs = 0;
+    })
+    .await;
+    // An hour ago, alice exec'd into prod/web: stored before the rule exists.
+    let mut event = exec_event();
+    let at = crowsnest_model::format_timestamp(chrono::Utc::now() - chrono::Duration::hours(1));
+    event["requestReceivedTimestamp"] = json!(at);
+    event["stageTimestamp"] = json!(at);
+    let request = h.post(
+        "/api/v1/ingest/k8s-audit",
+        "application/json",
+        event.to_string(),
+    );
+    assert_eq!(h.call(request).await.0, StatusCode::OK);
+    h.settle().await;
+    std::fs::write(
+        rules.path().join("exec_new.yml"),
+        "title: Exec new for principal\nid: warm-1\nlogsource: {product: kubernetes, service: audit}\ndetection:\n  sel: {objectRef.subresource: exec}\n  condition: sel\nbaseline:\n  entity: user.name\n  terms: kubernetes.namespace\n  learn: 7d\n  entity_learn: 0s\nlevel: low\n",
+    )
+    .expect("write rule");
+    let request = h.post("/api/v1/rules/reload", "application/json", "{}");
+    assert_eq!(h.call(request).await.0, StatusCode::ACCEPTED);
+    let profile = until(
+        &h,
+        "/api/v1/baselines/warm-1?entity=alice@corp.example",
+        |b| b["entity_count"] == 1,
+    )
+    .await;
+    let terms = profile["entities"][0]["terms"].as_object().expect("terms");
+    assert_eq!(terms.len(), 1, "{profile}");
+    let (_, listed) = get(&h, "/api/v1/baselines").await;
+    let rule = listed["baselines"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["rule"] == "warm-1").cloned())
+        .expect("listed");
+    // Its learning window started at the oldest stored event, an hour ago.
+    assert!(rule["learning_until"].as_str().is_some(), "{rule}");
+}
