@@ -826,7 +826,7 @@ pub struct BaselineStat {
     pub entities_refused: u64,
     /// New terms refused at the term cap.
     pub terms_refused: u64,
-    /// Whether the rule is still in its learning window at its latest stream time.
+    /// When the rule's learning window ends (stream time; absent before its first event).
     pub learning_until: Option<DateTime<Utc>>,
 }
 
