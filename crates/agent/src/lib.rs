@@ -18,11 +18,16 @@
 //!   `X-Crowsnest-Batch: <agent-id>:spool:<seq>`, until acknowledged; the server drops a batch
 //!   id it already stored, so delivery is exactly-once across kills of either side.
 //! * [`rules`] installs the audit rules the agent reads (`auditctl`), on request.
+//! * [`channel`] long-polls the server for containment commands of this node
+//!   (`GET /api/v1/agent/commands`) and [`contain`] carries them out on the Docker engine
+//!   (evidence, pause, network quarantine and release, stop, start, kill), then posts the result.
 //!
 //! [`Agent::start`] runs it all on threads; [`Agent::stop`] flushes what was read and stops.
 
 pub mod audit;
+pub mod channel;
 pub mod collect;
+pub mod contain;
 pub mod docker;
 pub mod meta;
 pub mod rules;
@@ -60,6 +65,20 @@ pub struct AgentConfig {
     pub spool: spool::SpoolConfig,
     /// `host.name` on every event.
     pub host_name: String,
+    /// Containment: the node name commands are addressed to and the Docker socket they are
+    /// carried out on; `None` disables the command channel.
+    pub containment: Option<Containment>,
+}
+
+/// The command channel's settings.
+#[derive(Debug, Clone)]
+pub struct Containment {
+    /// The node name (default: the host name).
+    pub node: String,
+    /// The Docker API socket the commands act on.
+    pub docker_socket: String,
+    /// How long one poll of the server waits for a command.
+    pub poll_wait: Duration,
 }
 
 impl AgentConfig {
@@ -94,6 +113,11 @@ impl AgentConfig {
             docker_socket: Some("/var/run/docker.sock".into()),
             spool: spool::SpoolConfig::default(),
             host_name: hostname(),
+            containment: Some(Containment {
+                node: hostname(),
+                docker_socket: "/var/run/docker.sock".into(),
+                poll_wait: Duration::from_secs(25),
+            }),
         }
     }
 }
@@ -114,6 +138,8 @@ pub struct Agent {
     collectors: Vec<JoinHandle<()>>,
     batcher: Option<JoinHandle<std::io::Result<()>>>,
     sender: Option<JoinHandle<()>>,
+    /// The command channel (not joined on stop: a poll in flight ends by itself).
+    commands: Option<JoinHandle<()>>,
     /// Delivery counters.
     pub stats: Arc<ship::ShipStats>,
     /// This agent's id.
@@ -201,12 +227,37 @@ impl Agent {
                     ship::run_sender(&dir, &ship_config, spool_bytes, &bell, &stop, &stats)
                 })?
         };
-        tracing::info!(agent_id, server = %config.server, "agent started");
+        let commands = match &config.containment {
+            Some(containment) => {
+                let executor = contain::Executor::new(
+                    &containment.docker_socket,
+                    &containment.node,
+                    &config.state_dir,
+                    contain::SelfIdentity::detect(),
+                );
+                let channel = channel::ChannelConfig {
+                    server: config.server.clone(),
+                    token: config.token.clone(),
+                    node: containment.node.clone(),
+                    poll_wait: containment.poll_wait,
+                    state_dir: config.state_dir.clone(),
+                };
+                let stop = stop.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("agent-commands".into())
+                        .spawn(move || channel::run(&channel, &executor, &stop))?,
+                )
+            }
+            None => None,
+        };
+        tracing::info!(agent_id, server = %config.server, node = config.containment.as_ref().map(|c| c.node.as_str()), "agent started");
         Ok(Self {
             stop,
             collectors,
             batcher: Some(batcher),
             sender: Some(sender),
+            commands,
             stats,
             agent_id,
         })
@@ -232,6 +283,11 @@ impl Agent {
         }
         if let Some(sender) = self.sender.take() {
             let _ = sender.join();
+        }
+        if let Some(commands) = self.commands.take() {
+            if commands.is_finished() {
+                let _ = commands.join();
+            }
         }
         Ok(())
     }

@@ -51,6 +51,8 @@ enum Command {
     Incidents(commands::incidents::Args),
     /// Baselines of a running server: list, show, reset, accept, lock, unlock.
     Baselines(commands::baselines::Args),
+    /// Containment: plan, simulate over stored alerts, verify the action log, approve.
+    Respond(commands::respond::Args),
     /// Send NDJSON or Kubernetes audit files to a running server.
     Ingest(commands::ingest::Args),
     /// Start a server and feed it a generated cluster's activity, attacks included.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Search(args) => commands::search::run(args),
         Command::Incidents(args) => commands::incidents::run(args),
         Command::Baselines(args) => commands::baselines::run(args),
+        Command::Respond(args) => commands::respond::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => crowsnest_bench::run(args),

@@ -11,7 +11,8 @@
 //!
 //! The model also owns the vocabulary every stage shares: [`Severity`] (the five Sigma levels),
 //! the [`Alert`] and the alert record it is stored as ([`alert`]), and the one duration grammar
-//! ([`duration`]) of `--since`, `since=` and `timechart span=`.
+//! ([`duration`]) of `--since`, `since=` and `timechart span=`. [`command`] holds the containment
+//! commands the server sends to node agents and the results they answer.
 //!
 //! ```
 //! use crowsnest_model::{ecs, Event};
@@ -21,6 +22,7 @@
 //! ```
 
 pub mod alert;
+pub mod command;
 pub mod duration;
 pub mod ecs;
 mod event;

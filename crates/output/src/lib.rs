@@ -65,6 +65,8 @@ pub use config::{
 };
 pub use error::{ConfigError, SinkError};
 pub use http::{GZIP_THRESHOLD, MAX_RESPONSE_BYTES};
+/// The rustls client config of a [`TlsConfig`] (also used by the notification channels).
+pub use tls::client_config as tls_client_config;
 
 /// A destination that takes batches of events.
 pub trait Sink: Send {

@@ -249,6 +249,8 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     /// The store, for the baselines' warm start.
     store: Option<Arc<crowsnest_store::Store>>,
+    /// Where incident changes are notified (replays included: the outbox knows its keys).
+    notify: Option<Arc<crowsnest_notify::Outbox>>,
 }
 
 impl Worker {
@@ -316,6 +318,7 @@ impl Worker {
             status,
             metrics,
             store: None,
+            notify: None,
         })
     }
 
@@ -338,6 +341,11 @@ impl Worker {
                 "baselines not warm-started; they learn from the live stream"
             );
         }
+    }
+
+    /// Notifies incident changes through `outbox` from now on (the replay included).
+    pub fn notify_to(&mut self, outbox: Arc<crowsnest_notify::Outbox>) {
+        self.notify = Some(outbox);
     }
 
     /// One past the last WAL position the checkpoint covers: the WAL must keep everything after.
@@ -484,6 +492,10 @@ impl Worker {
         let mut alert = alert.clone();
         alert.id = stable.to_string();
         let changes = self.status.lock_incidents().offer(&alert);
+        if let Some(outbox) = &self.notify {
+            let notices = crowsnest_notify::notices(&changes, &self.status.lock_incidents());
+            notices.iter().for_each(|notice| outbox.offer(notice));
+        }
         for change in changes {
             if let crowsnest_respond::Change::Paged(id) = change {
                 self.metrics.incidents_paged.inc();
@@ -540,6 +552,19 @@ impl Worker {
         };
         if let Err(error) = result {
             tracing::warn!(%error, "incident action not applied");
+            return;
+        }
+        let notice = self.notify.as_ref().and_then(|_| {
+            let incident = incidents.get(&action.id)?;
+            let status = matches!(
+                action.action.as_str(),
+                "acknowledge" | "investigate" | "resolve"
+            );
+            status.then(|| crowsnest_notify::Notice::of_status(incident, at, &action.by))?
+        });
+        drop(incidents);
+        if let (Some(outbox), Some(notice)) = (&self.notify, notice) {
+            outbox.offer(&notice);
         }
     }
 

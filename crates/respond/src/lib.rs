@@ -33,6 +33,12 @@
 //! 60; an alert folded N times counts `1 + ln N` times), 10 points per ATT&CK tactic beyond the
 //! first (an attack moving through the kill chain), 3 per distinct technique beyond the first,
 //! all multiplied by the asset's criticality ([`Criticality`], by namespace; 1 by default).
+//!
+//! # Containment
+//! [`contain`]: playbooks that turn alerts and incidents into Docker and Kubernetes actions,
+//! the guards, approvals, the hash-chained action log and the Kubernetes requests.
+
+pub mod contain;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -288,6 +294,9 @@ pub struct Incident {
     pub techniques: BTreeSet<String>,
     /// Namespace, when the entity has one (for criticality and routing).
     pub namespace: Option<String>,
+    /// Cluster (`orchestrator.cluster.name` of its first alert), for routing notifications.
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// The risk and its factors.
     pub risk: Risk,
     /// True once it should page someone: a high or critical alert, or risk ≥ `page_risk`.
@@ -421,6 +430,7 @@ impl Incidents {
             None => {
                 let id = incident_id(&entity, &alert.id);
                 let namespace = alert.entity.get("kubernetes.namespace").cloned();
+                let cluster = alert.entity.get("orchestrator.cluster.name").cloned();
                 self.incidents.insert(
                     id.clone(),
                     Incident {
@@ -439,6 +449,7 @@ impl Incidents {
                         tactics: BTreeSet::new(),
                         techniques: BTreeSet::new(),
                         namespace,
+                        cluster,
                         risk: Risk::default(),
                         page: false,
                         weights: BTreeMap::new(),

@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub detect: crate::detection::DetectionConfig,
     /// Forwarding outputs (`[[outputs]]`): where events and alerts are sent on.
     pub outputs: Vec<crowsnest_output::OutputConfig>,
+    /// Notifications of incident changes (`[notify]`, `[[notify.channels]]`,
+    /// `[[notify.routes]]`); none by default.
+    pub notify: crowsnest_notify::NotifyConfig,
+    /// Containment (`[respond]`): playbooks, guards, approvals. See
+    /// `crowsnest_respond::contain::RespondConfig`.
+    pub respond: crowsnest_respond::contain::RespondConfig,
 }
 
 /// Bounds of each search: a query is refused before it runs when it is too long or has too many
@@ -191,6 +197,8 @@ impl Default for ServerConfig {
             input_limits: crate::listeners::InputLimits::default(),
             detect: crate::detection::DetectionConfig::default(),
             outputs: Vec::new(),
+            notify: crowsnest_notify::NotifyConfig::default(),
+            respond: crowsnest_respond::contain::RespondConfig::default(),
         }
     }
 }
@@ -227,6 +235,22 @@ mod tests {
     fn unknown_keys_are_rejected() {
         let error = toml::from_str::<ServerConfig>("listn = \"x\"").expect_err("unknown");
         assert!(error.to_string().contains("listn"), "{error}");
+    }
+
+    #[test]
+    fn the_readme_respond_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[respond]")
+            .expect("README has a [respond] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        config
+            .respond
+            .validate()
+            .expect("the README playbooks are valid");
+        assert!(!config.respond.playbooks.is_empty());
     }
 
     #[test]
@@ -280,6 +304,46 @@ mod tests {
         let config: ServerConfig = toml::from_str(block).expect("the README example parses");
         assert_eq!(config.detect.incidents.criticality.len(), 2);
         assert_eq!(config.detect.incidents.page_risk, 60.0);
+    }
+
+    #[test]
+    fn the_readme_notify_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[notify]")
+            .expect("README has a [notify] example");
+        let block = &readme[start + "```toml\n".len()..];
+        let block = &block[..block.find("```").expect("end of the example")];
+        let config: ServerConfig = toml::from_str(block).expect("the README example parses");
+        let kinds: Vec<_> = config
+            .notify
+            .channels
+            .iter()
+            .filter_map(|c| c.kind.map(|k| k.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "slack",
+                "teams",
+                "pagerduty",
+                "alertmanager",
+                "opsgenie",
+                "webhook",
+                "email"
+            ]
+        );
+        assert_eq!(config.notify.routes.len(), 3);
+        // Its channels' secrets come from the environment and files; the rest is valid.
+        let error = config
+            .notify
+            .validate()
+            .expect_err("SLACK_WEBHOOK_URL is not set");
+        let error = error.to_string();
+        assert!(
+            error.contains("SLACK_WEBHOOK_URL") || error.contains("url_file"),
+            "{error}"
+        );
     }
 
     #[test]

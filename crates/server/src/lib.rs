@@ -15,11 +15,14 @@
 //!   written to `<data-dir>/admin.token` (mode 0600) on first start.
 //! * [`pipeline::Pipeline`]: group-committing WAL writer and the indexer; replays the WAL into the
 //!   store on start, so `kill -9` loses no acknowledged event and duplicates none.
+//! * [`commands::CommandQueue`]: the durable queue of containment commands for node agents
+//!   (`<data-dir>/commands/`), long-polled by the agents (`/api/v1/agent/commands`).
 //! * [`app`] builds the axum `Router` (socket-free tests drive it with `oneshot`); [`run`]
 //!   serves it until shutdown.
 
 pub mod api;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod listeners;
@@ -61,6 +64,10 @@ pub struct AppState {
     /// Memory for the requests being read, inflated and decoded at once
     /// (`decode.memory_budget_bytes`), shared by the HTTP inputs and the stream listeners.
     pub decode_budget: crowsnest_ingest::limits::DecodeBudget,
+    /// Containment commands for node agents, and their results.
+    pub commands: Arc<commands::CommandQueue>,
+    /// The notification outbox, when `[notify]` has channels.
+    pub notify: Option<Arc<crowsnest_notify::Outbox>>,
 }
 
 /// A started server: its state and where it listens.
@@ -84,6 +91,8 @@ impl Running {
         for listener in self.listeners {
             listener.stop();
         }
+        // Agents' long polls end now instead of holding the graceful shutdown.
+        self.state.commands.close();
         let _ = self.shutdown.send(true);
         self.server
             .await
@@ -107,10 +116,13 @@ impl Running {
 /// Opens the data directory, replays the WAL, binds the listener and starts serving.
 pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
+    // Settings mistakes first, before anything is opened.
+    config.notify.validate()?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
     let (tokens, new_admin_token) = auth::Tokens::open(&data_dir)?;
+    let commands = Arc::new(commands::CommandQueue::open(&data_dir.join("commands"))?);
     let metrics = Arc::new(metrics::Metrics::new());
     let store_dir = data_dir.join("store");
     let store_config = config.store.clone();
@@ -136,6 +148,16 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         );
         outputs.push(outputs::OutputWorker::open(output.clone(), &data_dir)?);
     }
+    // Opened before the detector replays the WAL: replayed incident changes reach the outbox,
+    // which recognises those it already holds or delivered.
+    let notify_config = config.notify.clone();
+    let notify_dir = data_dir.join("notify");
+    let notify = tokio::task::spawn_blocking(move || {
+        crowsnest_notify::Outbox::open(notify_config, &notify_dir)
+    })
+    .await
+    .context("notify open task")??;
+    let worker_notify = notify.clone();
     let (detect_config, detect_status, detect_dir) = (
         config.detect.clone(),
         detection.clone(),
@@ -147,6 +169,9 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
             let mut worker =
                 detection::Worker::open(detect_config, &detect_dir, detect_status, metrics)?;
             worker.attach_store(pipeline_store.clone());
+            if let Some(outbox) = worker_notify {
+                worker.notify_to(outbox);
+            }
             Some(worker)
         } else {
             None
@@ -179,6 +204,8 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         metrics,
         detection,
         dedup,
+        commands,
+        notify,
         started: Instant::now(),
     });
     spawn_retention(state.clone());

@@ -5,6 +5,9 @@
 //! crowsnest agent --server http://crowsnest:8470 --token-file /etc/crowsnest/ingest.token
 //! ```
 //!
+//! The agent also carries out the containment commands the server queues for its node
+//! (`--node`, default the host name) on the Docker socket, unless `--no-containment`.
+//!
 //! Every path has the node default (`/var/lib/docker`, `/var/log/pods`, `/var/log/audit/audit.log`,
 //! syslog and auth logs, `/var/run/docker.sock`); `--disable` turns a source off.
 
@@ -97,6 +100,12 @@ pub struct Args {
     /// Install the execve and sensitive-file audit rules with auditctl before starting.
     #[arg(long)]
     pub install_audit_rules: bool,
+    /// The node name containment commands are addressed to [default: the host name].
+    #[arg(long, env = "CROWSNEST_NODE")]
+    pub node: Option<String>,
+    /// Do not fetch or carry out containment commands (pause, quarantine, stop, kill, ...).
+    #[arg(long)]
+    pub no_containment: bool,
 }
 
 impl Args {
@@ -129,6 +138,15 @@ impl Args {
         }
         sources.proc_root = self.proc_root.clone();
         config.docker_socket = on(Source::DockerEvents).then(|| self.docker_socket.clone());
+        config.containment = if self.no_containment {
+            None
+        } else {
+            Some(crowsnest_agent::Containment {
+                node: self.node.clone().unwrap_or_else(crowsnest_agent::hostname),
+                docker_socket: self.docker_socket.clone(),
+                poll_wait: std::time::Duration::from_secs(25),
+            })
+        };
         config.agent_id = self.agent_id.clone();
         config.spool.max_bytes = self.spool_max_bytes;
         config.spool.flush_interval = std::time::Duration::from_millis(self.flush_interval_ms);
@@ -241,6 +259,10 @@ mod tests {
         assert_eq!(config.token, "tok");
         assert!(config.sources.audit_log.is_none());
         assert!(config.docker_socket.is_none());
+        let containment = config.containment.expect("containment is on by default");
+        assert_eq!(containment.docker_socket, "/var/run/docker.sock");
+        let off = Wrapper::parse_from(["x", "--token", "t", "--no-containment", "--node", "n1"]);
+        assert!(off.args.resolve().expect("config").containment.is_none());
         assert!(config.sources.pods_dir.is_some());
         assert_eq!(config.sources.host_logs, [PathBuf::from("/tmp/app.log")]);
         let missing = Wrapper::parse_from(["x"]).args.resolve();

@@ -7,6 +7,7 @@
 //! counted, logged (rate-limited per address) and, for unknown tokens, counted toward the
 //! address's limit ([`crate::auth::FailureThrottle`]).
 
+mod actions;
 mod alerts;
 mod baselines;
 mod compat;
@@ -46,9 +47,17 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/baselines", get(baselines::list))
         .route("/api/v1/baselines/{rule}", get(baselines::show))
         .route("/api/v1/baselines/{rule}/actions", post(baselines::act))
+        .route("/api/v1/actions", get(actions::list).post(actions::create))
+        .route("/api/v1/actions/{id}", get(actions::show))
+        .route("/api/v1/agent/commands", get(actions::agent_commands))
+        .route(
+            "/api/v1/agent/commands/{id}/result",
+            post(actions::agent_result),
+        )
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
         .route("/api/v1/outputs", get(outputs))
+        .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/health", get(health))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/openapi.json", get(openapi::document))
@@ -218,8 +227,23 @@ async fn snapshot(state: &Arc<AppState>) -> Result<Snapshot, ApiError> {
         acked_next,
         index_lag,
         disk: state.pipeline.disk(),
-        problems: state.pipeline.problems(),
+        problems: problems(state),
     })
+}
+
+/// The pipeline's problems and the notification channels that keep failing.
+fn problems(state: &AppState) -> Vec<crate::pipeline::Problem> {
+    let mut problems = state.pipeline.problems();
+    if let Some(outbox) = &state.notify {
+        for (channel, message, since) in outbox.problems() {
+            problems.push(crate::pipeline::Problem {
+                component: format!("notify:{channel}"),
+                message,
+                since,
+            });
+        }
+    }
+    problems
 }
 
 fn gauge(value: u64) -> i64 {
@@ -252,6 +276,24 @@ async fn outputs(
     Ok(Json(json!({ "outputs": state.pipeline.outputs() })))
 }
 
+async fn notifications(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let channels = state
+        .notify
+        .as_ref()
+        .map(|outbox| outbox.status())
+        .unwrap_or_default();
+    let deduplicated = state.notify.as_ref().map_or(0, |o| o.deduplicated());
+    Ok(Json(json!({
+        "enabled": state.notify.is_some(),
+        "channels": channels,
+        "deduplicated": deduplicated,
+    })))
+}
+
 async fn metrics(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -269,12 +311,18 @@ async fn metrics(
     m.disk_free_bytes.set(gauge(now.disk.free_bytes));
     m.disk_watermark_bytes.set(gauge(now.disk.watermark_bytes));
     m.health_problems.set(gauge(now.problems.len() as u64));
+    let mut text = m.render();
+    if let Some(outbox) = &state.notify {
+        // Before the closing `# EOF` of the registry's text.
+        let at = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(at, &outbox.metrics_text());
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        m.render(),
+        text,
     ))
 }
 
@@ -335,6 +383,8 @@ pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
         .map(axum::http::HeaderValue::as_bytes)
 }
 
+#[cfg(test)]
+mod action_tests;
 #[cfg(test)]
 mod alert_tests;
 #[cfg(test)]

@@ -20,9 +20,14 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/baselines",
     "/api/v1/baselines/{rule}",
     "/api/v1/baselines/{rule}/actions",
+    "/api/v1/actions",
+    "/api/v1/actions/{id}",
+    "/api/v1/agent/commands",
+    "/api/v1/agent/commands/{id}/result",
     "/api/v1/rules",
     "/api/v1/rules/reload",
     "/api/v1/outputs",
+    "/api/v1/notifications",
     "/api/v1/health",
     "/api/v1/tokens",
     "/api/v1/openapi.json",
@@ -50,6 +55,18 @@ fn output_schema() -> Value {
                        "lag_events": {"type": "integer"}, "delivered": {"type": "integer"}, "rejected": {"type": "integer"},
                        "dropped": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
                        "last_delivery": {"type": ["string", "null"]}}})
+}
+
+/// One notification channel in `GET /api/v1/notifications`.
+fn channel_schema() -> Value {
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    json!({"type": "object", "required": ["name", "kind", "pending", "delivered", "failed", "retries", "consecutive_failures"],
+        "properties": {"name": {"type": "string"},
+                       "kind": {"enum": ["slack", "teams", "pagerduty", "alertmanager", "opsgenie", "webhook", "email"]},
+                       "pending": {"type": "integer"}, "delivered": {"type": "integer"}, "failed": {"type": "integer"},
+                       "retries": {"type": "integer"}, "consecutive_failures": {"type": "integer"},
+                       "last_error": {"type": ["string", "null"]}, "last_error_at": time,
+                       "last_delivery_at": time, "oldest_pending": time}})
 }
 
 fn error_responses() -> Value {
@@ -123,12 +140,108 @@ fn compat_paths() -> Value {
 /// The document.
 pub(crate) fn spec() -> Value {
     let mut document = base_spec();
-    if let (Some(paths), Value::Object(compat)) =
-        (document["paths"].as_object_mut(), compat_paths())
-    {
+    if let (Some(paths), Value::Object(compat), Value::Object(actions)) = (
+        document["paths"].as_object_mut(),
+        compat_paths(),
+        action_paths(),
+    ) {
         paths.extend(compat);
+        paths.extend(actions);
+    }
+    if let (Some(paths), Value::Object(baselines)) =
+        (document["paths"].as_object_mut(), baseline_paths())
+    {
+        paths.extend(baselines);
+    }
+    if let (Some(schemas), Value::Object(actions)) = (
+        document["components"]["schemas"].as_object_mut(),
+        action_schemas(),
+    ) {
+        schemas.extend(actions);
     }
     document
+}
+
+/// The containment endpoints (`api/actions`): the operators' actions and the agents' channel.
+fn action_paths() -> Value {
+    json!({
+            "/api/v1/actions": {
+                "get": {"summary": "Containment commands sent to node agents, newest first, with their status and results",
+                        "description": "Scope `admin`.",
+                        "parameters": [
+                            {"name": "node", "in": "query", "schema": {"type": "string"}},
+                            {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/CommandStatus"}},
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                        "responses": with_errors(json!({"200": {"description": "Commands", "content": {"application/json": {"schema": {"type": "object",
+                            "properties": {"actions": {"type": "array", "items": {"$ref": "#/components/schemas/CommandRecord"}}}}}}}}), &[])},
+                "post": {"summary": "Queue a containment command for the agent of a node (pause, unpause, quarantine, release, stop, start, kill, evidence)",
+                         "description": "Scope `admin`. The command is durable when answered (202); the node's agent fetches it at once if it is polling, carries it out (evidence first when `evidence` is true) and posts the result. Not carried out after `ttl` (default 5m, at most 24h).",
+                         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                            "required": ["node", "op", "container"], "properties": {
+                                "node": {"type": "string"}, "op": {"$ref": "#/components/schemas/ContainerOp"},
+                                "container": {"type": "string", "description": "Container id, id prefix or name"},
+                                "networks": {"type": "array", "items": {"$ref": "#/components/schemas/NetworkAttachment"}, "description": "For `release`: the attachments to restore (default: what the agent remembers)"},
+                                "evidence": {"type": "boolean"}, "export": {"type": "boolean", "description": "With evidence: also export the filesystem as a tar"},
+                                "reason": {"type": "string"}, "ttl": {"type": "string", "description": "A duration, e.g. 30s, 5m"}}}}}},
+                         "responses": with_errors(json!({"202": {"description": "Queued", "content": {"application/json": {"schema": {"type": "object",
+                            "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "command": {"$ref": "#/components/schemas/AgentCommand"},
+                                           "node_last_seen": {"type": ["string", "null"]}, "warning": {"type": ["string", "null"]}}}}}}}), &[])}
+            },
+            "/api/v1/actions/{id}": {"get": {
+                "summary": "One containment command: status, deliveries, the agent's result (evidence files with SHA-256, networks disconnected) and the latency",
+                "description": "Scope `admin`. With `wait` (e.g. 10s, at most 60s) the answer waits until the result arrives.",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "wait", "in": "query", "schema": {"type": "string"}}],
+                "responses": with_errors(json!({"200": {"description": "The command", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandRecord"}}}}}), &[])
+            }},
+            "/api/v1/agent/commands": {"get": {
+                "summary": "For node agents: the containment commands of a node (long poll)",
+                "description": "Scope `ingest` (the agent's token). Answers as soon as a command is queued for `node`, or with none after `wait` (at most 60s). A command is handed out until its result arrives or it expires.",
+                "parameters": [{"name": "node", "in": "query", "required": true, "schema": {"type": "string"}},
+                               {"name": "wait", "in": "query", "schema": {"type": "string"}, "description": "A duration, e.g. 25s"}],
+                "responses": with_errors(json!({"200": {"description": "Commands", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"node": {"type": "string"}, "commands": {"type": "array", "items": {"$ref": "#/components/schemas/AgentCommand"}}}}}}}}), &[])
+            }},
+            "/api/v1/agent/commands/{id}/result": {"post": {
+                "summary": "For node agents: the result of a command",
+                "description": "Scope `ingest`. Stored durably and written to the event store (`event.dataset: crowsnest.response`); a second result of the same command is acknowledged and ignored.",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandResult"}}}},
+                "responses": with_errors(json!({"200": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"id": {"type": "string"}, "recorded": {"type": "boolean"}, "duplicate": {"type": "boolean"}}}}}},
+                    "404": {"description": "Unknown command", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}), &[("503", "Busy")])
+            }}
+    })
+}
+
+/// The schemas of containment commands and results.
+fn action_schemas() -> Value {
+    json!({
+                "ContainerOp": {"enum": ["pause", "unpause", "quarantine", "release", "stop", "start", "kill", "evidence"]},
+                "CommandStatus": {"enum": ["pending", "delivered", "done", "failed", "expired"]},
+                "NetworkAttachment": {"type": "object", "required": ["network"], "properties": {
+                    "network": {"type": "string"}, "network_id": {"type": "string"}, "aliases": {"type": "array", "items": {"type": "string"}},
+                    "ipv4_address": {"type": "string"}, "ipv6_address": {"type": "string"}, "links": {"type": "array", "items": {"type": "string"}}}},
+                "AgentCommand": {"type": "object", "required": ["id", "node", "op", "container", "issued_at", "expires_at"], "properties": {
+                    "id": {"type": "string"}, "node": {"type": "string"}, "op": {"$ref": "#/components/schemas/ContainerOp"},
+                    "container": {"type": "string"}, "networks": {"type": "array", "items": {"$ref": "#/components/schemas/NetworkAttachment"}},
+                    "evidence": {"type": "boolean"}, "export": {"type": "boolean"}, "reason": {"type": "string"}, "issued_by": {"type": "string"},
+                    "issued_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"}}},
+                "CommandResult": {"type": "object", "required": ["id", "node", "ok", "started_at", "finished_at"], "properties": {
+                    "id": {"type": "string"}, "node": {"type": "string"}, "ok": {"type": "boolean"}, "error": {"type": "string"},
+                    "notes": {"type": "array", "items": {"type": "string"}}, "container_id": {"type": "string"}, "container_name": {"type": "string"},
+                    "networks_disconnected": {"type": "array", "items": {"$ref": "#/components/schemas/NetworkAttachment"}},
+                    "networks_connected": {"type": "array", "items": {"$ref": "#/components/schemas/NetworkAttachment"}},
+                    "evidence": {"type": "array", "items": {"type": "object", "required": ["name", "sha256", "bytes", "path"], "properties": {
+                        "name": {"type": "string"}, "sha256": {"type": "string"}, "bytes": {"type": "integer"}, "path": {"type": "string"}}}},
+                    "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}},
+                "CommandRecord": {"type": "object", "required": ["id", "status", "command"], "properties": {
+                    "id": {"type": "string"}, "status": {"$ref": "#/components/schemas/CommandStatus"},
+                    "command": {"$ref": "#/components/schemas/AgentCommand"}, "delivered_at": {"type": ["string", "null"]},
+                    "deliveries": {"type": "integer"}, "result": {"oneOf": [{"$ref": "#/components/schemas/CommandResult"}, {"type": "null"}]},
+                    "received_at": {"type": ["string", "null"]}, "event_recorded": {"type": "boolean"},
+                    "latency_ms": {"type": "integer", "description": "From issue to the agent's finish"}}}
+    })
 }
 
 fn base_spec() -> Value {
@@ -219,29 +332,6 @@ fn base_spec() -> Value {
                     "assignee": {"type": "string"}, "text": {"type": "string"}}}}}},
                 "responses": with_errors(json!({"202": {"description": "Accepted and durable", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
             }},
-            "/api/v1/baselines": {"get": {
-                "summary": "Baseline rules (`baseline:`): per rule its kind, entities, terms held, events refused at a cap, end of its learning window",
-                "description": "Scope `read`. Answered by the detector thread between two batches.",
-                "responses": with_errors(json!({"200": {"description": "Baselines", "content": {"application/json": {"schema": {"type": "object",
-                    "properties": {"baselines": {"type": "array", "items": {"type": "object"}}}}}}}}), &[])
-            }},
-            "/api/v1/baselines/{rule}": {"get": {
-                "summary": "One baseline rule's profile: its entity and term fields and, per entity (most recently seen first, at most 500), the terms learned with first/last seen and counts, and the mode",
-                "description": "Scope `read`. The same JSON `hunt --export-baselines` writes per rule.",
-                "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}},
-                               {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "Only entities with this value"}],
-                "responses": with_errors(json!({"200": {"description": "The profile", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
-            }},
-            "/api/v1/baselines/{rule}/actions": {"post": {
-                "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity, import a profile",
-                "description": "Scope `admin`. The action is written to the WAL and applied in order (202 once durable); a replay rebuilds the same baselines.",
-                "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action"], "properties": {
-                    "action": {"enum": ["reset", "accept", "lock", "unlock", "import"]},
-                    "entity": {"type": "string"}, "term": {"type": "array", "items": {"type": "string"}},
-                    "profile": {"type": "object", "description": "For import: a profile as GET /api/v1/baselines/{rule} gives it"}}}}}},
-                "responses": with_errors(json!({"202": {"description": "Accepted and durable", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
-            }},
             "/api/v1/rules": {"get": {
                 "summary": "Detection rules running, and the files that could not be used", "description": "Scope `read`.",
                 "responses": with_errors(json!({"200": {"description": "Rules", "content": {"application/json": {"schema": {"type": "object",
@@ -255,6 +345,13 @@ fn base_spec() -> Value {
                 "summary": "Forwarding outputs: position, lag, delivered/rejected/dropped counts, last error", "description": "Scope `read`.",
                 "responses": with_errors(json!({"200": {"description": "Outputs", "content": {"application/json": {"schema": {"type": "object",
                     "properties": {"outputs": {"type": "array", "items": output_schema()}}}}}}}), &[])
+            }},
+            "/api/v1/notifications": {"get": {
+                "summary": "Notification channels: waiting, delivered, given-up counts, last error", "description": "Scope `read`. `deduplicated` counts incident changes recognised as already notified (a WAL replay after a restart).",
+                "responses": with_errors(json!({"200": {"description": "Channels", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["enabled", "channels", "deduplicated"],
+                    "properties": {"enabled": {"type": "boolean"}, "deduplicated": {"type": "integer"},
+                                   "channels": {"type": "array", "items": channel_schema()}}}}}}}), &[])
             }},
             "/api/v1/health": {"get": {
                 "summary": "Server health: WAL, index lag, store partitions", "description": "Scope `read`.",
@@ -311,5 +408,35 @@ fn base_spec() -> Value {
                 "SearchTimeout": {"description": "The search ran past search.timeout_ms and was stopped", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         }
+    })
+}
+
+/// The baselines endpoints (kept apart: one `json!` of every path passes the macro's recursion
+/// limit).
+fn baseline_paths() -> Value {
+    json!({
+            "/api/v1/baselines": {"get": {
+                "summary": "Baseline rules (`baseline:`): per rule its kind, entities, terms held, events refused at a cap, end of its learning window",
+                "description": "Scope `read`. Answered by the detector thread between two batches.",
+                "responses": with_errors(json!({"200": {"description": "Baselines", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"baselines": {"type": "array", "items": {"type": "object"}}}}}}}}), &[])
+            }},
+            "/api/v1/baselines/{rule}": {"get": {
+                "summary": "One baseline rule's profile: its entity and term fields and, per entity (most recently seen first, at most 500), the terms learned with first/last seen and counts, and the mode",
+                "description": "Scope `read`. The same JSON `hunt --export-baselines` writes per rule.",
+                "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "Only entities with this value"}],
+                "responses": with_errors(json!({"200": {"description": "The profile", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }},
+            "/api/v1/baselines/{rule}/actions": {"post": {
+                "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity, import a profile",
+                "description": "Scope `admin`. The action is written to the WAL and applied in order (202 once durable); a replay rebuilds the same baselines.",
+                "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action"], "properties": {
+                    "action": {"enum": ["reset", "accept", "lock", "unlock", "import"]},
+                    "entity": {"type": "string"}, "term": {"type": "array", "items": {"type": "string"}},
+                    "profile": {"type": "object", "description": "For import: a profile as GET /api/v1/baselines/{rule} gives it"}}}}}},
+                "responses": with_errors(json!({"202": {"description": "Accepted and durable", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }}
     })
 }

@@ -1,0 +1,596 @@
+//! [`Responder`]: what the server drives. It plans (through the [`Planner`]), logs every step
+//! in the [`ActionLog`], keeps actions waiting for approval, checks approvals, records what
+//! executing did and undoes actions when their TTL runs out. It executes nothing itself
+//! unless asked with an [`Executor`] ([`Responder::execute`], [`Responder::undo`]); every
+//! method returns the log records it wrote, to be submitted as events
+//! ([`LogRecord::to_event`]).
+//!
+//! Files in its directory (`<data dir>/respond`): `actions.jsonl` (the log), `breaker` (the
+//! circuit breaker's times), `approval.key` and `approval-nonces`, `evidence/<action id>/`
+//! (the answers of the Docker evidence calls, each named with its SHA-256 prefix; the log
+//! holds the full hash). After a restart the state
+//! of every action is rebuilt from the log.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, Utc};
+use crowsnest_model::Alert;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Digest;
+
+use super::approval::{ApprovalError, Approvals};
+use super::guard::CircuitBreaker;
+use super::log::{ActionLog, LogError, LogRecord, RecordKind};
+use super::playbook::{Planner, RespondConfig};
+use super::target::Inventory;
+use super::{
+    run_operations, run_operations_with, DockerCall, ExecError, Executor, Failure, Memory,
+    Operation, Outcome, PlannedAction, Verdict,
+};
+use crate::Incident;
+
+/// Most actions tracked; past it the oldest finished ones are forgotten (the log keeps them).
+const MAX_TRACKED: usize = 10_000;
+
+/// Where an action is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Dry-run: shown, never run.
+    DryRun,
+    /// Refused by a guard.
+    Refused,
+    /// Waiting for an approval.
+    Pending,
+    /// Approved or automatic, not executed yet.
+    Ready,
+    /// Executed.
+    Executed,
+    /// An operation failed.
+    Failed,
+    /// Undone.
+    Undone,
+}
+
+/// An action and where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracked {
+    /// The plan.
+    pub action: PlannedAction,
+    /// Where it is.
+    pub state: State,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// What the execution remembered for the undo.
+    pub memory: Memory,
+    /// When the TTL undoes it.
+    pub undo_at: Option<DateTime<Utc>>,
+}
+
+/// Why the responder refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponderError {
+    /// The log.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The approval (its reason is logged as `approval_refused`).
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    /// No such action.
+    #[error("no action `{0}`")]
+    Unknown(String),
+    /// The action is not where the request needs it.
+    #[error("action `{id}` is {state:?}: {reason}")]
+    State {
+        /// The action.
+        id: String,
+        /// Its state.
+        state: State,
+        /// What was asked.
+        reason: String,
+    },
+    /// Its undo cannot be built.
+    #[error(transparent)]
+    Undo(#[from] super::UndoError),
+    /// Files of the responder's directory.
+    #[error("respond state `{path}`: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What [`Responder::offer`] did.
+#[derive(Debug, Default)]
+pub struct Offered {
+    /// The new actions (one alert offered again plans nothing new).
+    pub planned: Vec<PlannedAction>,
+    /// Of those, the ones to execute now (verdict `run`).
+    pub run: Vec<String>,
+    /// Approval links of the ones waiting for approval (action id, link).
+    pub links: Vec<(String, String)>,
+    /// The records written.
+    pub records: Vec<LogRecord>,
+}
+
+/// Plans, logs, approves and undoes; see the module doc.
+#[derive(Debug)]
+pub struct Responder {
+    planner: Planner,
+    breaker: CircuitBreaker,
+    approvals: Approvals,
+    log: ActionLog,
+    actions: BTreeMap<String, Tracked>,
+    /// Where evidence goes (`<dir>/evidence/<action id>/`); none in memory.
+    dir: Option<PathBuf>,
+}
+
+/// Stores one evidence answer (a Docker evidence call's body) as
+/// `<dir>/<step>-<op>-<sha256 prefix>`, readable by its owner only; other answers are not
+/// kept.
+fn keep_evidence(
+    dir: Option<&Path>,
+    step: usize,
+    operation: &Operation,
+    body: &[u8],
+) -> Result<Option<String>, ExecError> {
+    let (Some(dir), Operation::Docker(DockerCall { op, .. })) = (dir, operation) else {
+        return Ok(None);
+    };
+    if !op.is_evidence() {
+        return Ok(None);
+    }
+    let name = serde_json::to_value(op)
+        .ok()
+        .and_then(|v| v.get("op").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| "evidence".into());
+    let digest = hex::encode(sha2::Sha256::digest(body));
+    let path = dir.join(format!("{step:02}-{name}-{}", &digest[..16]));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| crowsnest_util::AtomicWrite::default().write(&path, body))
+        .map_err(|e| {
+            ExecError::Other(format!(
+                "keeping evidence in `{}`: {e}; nothing was changed",
+                path.display()
+            ))
+        })?;
+    Ok(Some(path.display().to_string()))
+}
+
+impl Responder {
+    /// Opens the responder's files in `dir`, rebuilding every action's state from the log.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when a file cannot be read or the log does not verify.
+    pub fn open(dir: &Path, config: RespondConfig) -> Result<Self, ResponderError> {
+        let log_path = dir.join("actions.jsonl");
+        let log = ActionLog::open(&log_path)?;
+        let breaker = CircuitBreaker::open(dir.join("breaker"), &config.guards).map_err(|e| {
+            ResponderError::Io {
+                path: dir.join("breaker"),
+                message: e.to_string(),
+            }
+        })?;
+        let approvals = Approvals::open(dir)?;
+        let mut responder = Self {
+            planner: Planner::new(config),
+            breaker,
+            approvals,
+            log,
+            actions: BTreeMap::new(),
+            dir: Some(dir.to_path_buf()),
+        };
+        for record in ActionLog::read_all(&log_path)? {
+            responder.apply(&record);
+        }
+        Ok(responder)
+    }
+
+    /// A responder that writes nothing (`crowsnest respond simulate`, tests); approvals are
+    /// signed with `key`.
+    pub fn in_memory(config: RespondConfig, key: &[u8]) -> Self {
+        Self {
+            breaker: CircuitBreaker::in_memory(&config.guards),
+            planner: Planner::new(config),
+            approvals: Approvals::in_memory(key),
+            log: ActionLog::in_memory(),
+            actions: BTreeMap::new(),
+            dir: None,
+        }
+    }
+
+    /// The planner (and its config).
+    pub fn planner(&self) -> &Planner {
+        &self.planner
+    }
+
+    /// An action by id.
+    pub fn get(&self, id: &str) -> Option<&Tracked> {
+        self.actions.get(id)
+    }
+
+    /// Every tracked action, by id.
+    pub fn actions(&self) -> impl Iterator<Item = &Tracked> {
+        self.actions.values()
+    }
+
+    /// Updates the state from one log record (at open, and as each record is written).
+    fn apply(&mut self, record: &LogRecord) {
+        let id = &record.action_id;
+        match record.kind {
+            RecordKind::Planned | RecordKind::Refused => {
+                if let Ok(action) = serde_json::from_value::<PlannedAction>(record.detail.clone()) {
+                    let state = match action.decision.verdict {
+                        Verdict::Run => State::Ready,
+                        Verdict::AwaitApproval => State::Pending,
+                        Verdict::DryRun => State::DryRun,
+                        Verdict::Refused => State::Refused,
+                    };
+                    self.actions.insert(
+                        id.clone(),
+                        Tracked {
+                            action,
+                            state,
+                            approved_by: None,
+                            memory: Memory::new(),
+                            undo_at: None,
+                        },
+                    );
+                    self.bound();
+                }
+            }
+            RecordKind::Approved => {
+                if let Some(t) = self.actions.get_mut(id) {
+                    t.state = State::Ready;
+                    t.approved_by.clone_from(&record.actor);
+                }
+            }
+            RecordKind::Executed => {
+                if let Some(t) = self.actions.get_mut(id) {
+                    t.state = State::Executed;
+                    if let Some(memory) = record
+                        .detail
+                        .get("memory")
+                        .and_then(|m| serde_json::from_value(m.clone()).ok())
+                    {
+                        t.memory = memory;
+                    }
+                    t.undo_at = record
+                        .detail
+                        .get("undo_at")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok());
+                }
+            }
+            RecordKind::Failed => {
+                if let Some(t) = self.actions.get_mut(id) {
+                    t.state = State::Failed;
+                }
+            }
+            RecordKind::Undone => {
+                if let Some(t) = self.actions.get_mut(id) {
+                    t.state = State::Undone;
+                    t.undo_at = None;
+                }
+            }
+            RecordKind::ApprovalRefused | RecordKind::UndoFailed => {}
+        }
+    }
+
+    /// Forgets the oldest finished actions past [`MAX_TRACKED`].
+    fn bound(&mut self) {
+        if self.actions.len() <= MAX_TRACKED {
+            return;
+        }
+        let mut finished: Vec<(DateTime<Utc>, String)> = self
+            .actions
+            .values()
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    State::DryRun | State::Refused | State::Failed | State::Undone
+                ) || (t.state == State::Executed && t.undo_at.is_none())
+            })
+            .map(|t| (t.action.planned_at, t.action.id.clone()))
+            .collect();
+        finished.sort();
+        let over = self.actions.len() - MAX_TRACKED;
+        for (_, id) in finished.into_iter().take(over) {
+            self.actions.remove(&id);
+        }
+    }
+
+    fn write(
+        &mut self,
+        now: DateTime<Utc>,
+        kind: RecordKind,
+        id: &str,
+        actor: Option<&str>,
+        detail: Value,
+    ) -> Result<LogRecord, ResponderError> {
+        let record = self.log.append(now, kind, id, actor, detail)?;
+        self.apply(&record);
+        Ok(record)
+    }
+
+    /// Plans for `alert` (and its incident), logs each new action (`planned`, or `refused`)
+    /// and says which to run now and which wait for approval (with their links).
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError::Log`] when the log cannot be written: nothing is then to be run.
+    pub fn offer(
+        &mut self,
+        alert: &Alert,
+        incident: Option<&Incident>,
+        inventory: &dyn Inventory,
+        now: DateTime<Utc>,
+    ) -> Result<Offered, ResponderError> {
+        let mut offered = Offered::default();
+        let actions = &self.actions;
+        let planned =
+            self.planner
+                .plan_new(alert, incident, inventory, &mut self.breaker, now, &|id| {
+                    actions.contains_key(id)
+                });
+        for action in planned {
+            let kind = if action.decision.verdict == Verdict::Refused {
+                RecordKind::Refused
+            } else {
+                RecordKind::Planned
+            };
+            let detail = serde_json::to_value(&action).unwrap_or(Value::Null);
+            offered
+                .records
+                .push(self.write(now, kind, &action.id, None, detail)?);
+            match action.decision.verdict {
+                Verdict::Run => offered.run.push(action.id.clone()),
+                Verdict::AwaitApproval => {
+                    offered
+                        .links
+                        .push((action.id.clone(), self.approval_link(&action.id, now)));
+                }
+                _ => {}
+            }
+            offered.planned.push(action);
+        }
+        Ok(offered)
+    }
+
+    /// A signed one-click approval link for `id`, valid `approval_link_ttl_secs` from `now`:
+    /// `<public_url>/api/v1/respond/approve?token=<token>`.
+    pub fn approval_link(&self, id: &str, now: DateTime<Utc>) -> String {
+        let ttl = i64::try_from(self.planner.config().approval_link_ttl_secs).unwrap_or(3600);
+        let token = self.approvals.sign(id, now + Duration::seconds(ttl));
+        let base = self
+            .planner
+            .config()
+            .public_url
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        format!("{base}/api/v1/respond/approve?token={token}")
+    }
+
+    /// A signed token for `id` (what [`Responder::approval_link`] carries).
+    pub fn approval_token(&self, id: &str, expires: DateTime<Utc>) -> String {
+        self.approvals.sign(id, expires)
+    }
+
+    /// Approves with a signed token (one-click link). A refused token is logged
+    /// (`approval_refused`, with the reason) and returned as the error.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError::Approval`] (forged, expired, replayed, malformed), or the action is
+    /// unknown or not waiting for approval.
+    pub fn approve_token(
+        &mut self,
+        token: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(PlannedAction, Vec<LogRecord>), ResponderError> {
+        match self.approvals.verify(token, now) {
+            Ok(approved) => self.approve(&approved.action_id, actor, "signed link", now),
+            Err(error) => {
+                let id = token.split('.').nth(1).unwrap_or("unknown").to_string();
+                let id = if self.actions.contains_key(&id) {
+                    id
+                } else {
+                    "unknown".into()
+                };
+                self.write(
+                    now,
+                    RecordKind::ApprovalRefused,
+                    &id,
+                    Some(actor),
+                    json!({"reason": error.to_string()}),
+                )?;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Approves action `id` as `actor` (a user or token with the right to respond: the
+    /// caller checks it). Returns the action, now ready to execute.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError::Unknown`], or [`ResponderError::State`] when it does not wait for
+    /// approval.
+    pub fn approve(
+        &mut self,
+        id: &str,
+        actor: &str,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(PlannedAction, Vec<LogRecord>), ResponderError> {
+        let tracked = self
+            .actions
+            .get(id)
+            .ok_or_else(|| ResponderError::Unknown(id.into()))?;
+        if tracked.state != State::Pending {
+            return Err(ResponderError::State {
+                id: id.into(),
+                state: tracked.state,
+                reason: "only an action waiting for approval can be approved".into(),
+            });
+        }
+        let action = tracked.action.clone();
+        let record = self.write(
+            now,
+            RecordKind::Approved,
+            id,
+            Some(actor),
+            json!({"action": action.action, "via": how}),
+        )?;
+        Ok((action, vec![record]))
+    }
+
+    /// Records what executing a ready action did (`executed` with the steps, their answers'
+    /// SHA-256 and the undo's memory, or `failed`).
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when the action is unknown or not ready, or the log fails.
+    pub fn record_outcome(
+        &mut self,
+        id: &str,
+        result: &Result<Outcome, Box<Failure>>,
+        now: DateTime<Utc>,
+    ) -> Result<LogRecord, ResponderError> {
+        let tracked = self
+            .actions
+            .get(id)
+            .ok_or_else(|| ResponderError::Unknown(id.into()))?;
+        if tracked.state != State::Ready {
+            return Err(ResponderError::State {
+                id: id.into(),
+                state: tracked.state,
+                reason: "only an automatic or approved action is executed".into(),
+            });
+        }
+        let action = tracked.action.action;
+        let actor = tracked.approved_by.clone().unwrap_or_else(|| "auto".into());
+        match result {
+            Ok(outcome) => {
+                let undo_at = tracked
+                    .action
+                    .ttl_secs
+                    .and_then(|s| i64::try_from(s).ok())
+                    .map(|s| now + Duration::seconds(s));
+                self.write(
+                    now,
+                    RecordKind::Executed,
+                    id,
+                    Some(&actor),
+                    json!({"action": action, "steps": outcome.steps, "memory": outcome.memory, "undo_at": undo_at}),
+                )
+            }
+            Err(failure) => self.write(
+                now,
+                RecordKind::Failed,
+                id,
+                Some(&actor),
+                json!({"action": action, "steps": failure.outcome.steps, "error": failure.error.to_string()}),
+            ),
+        }
+    }
+
+    /// Runs a ready action through `executor` and records the outcome.
+    ///
+    /// # Errors
+    ///
+    /// As [`Responder::record_outcome`]; a failed operation is an `Ok` `failed` record.
+    pub fn execute(
+        &mut self,
+        id: &str,
+        executor: &dyn Executor,
+        now: DateTime<Utc>,
+    ) -> Result<LogRecord, ResponderError> {
+        let tracked = self
+            .actions
+            .get(id)
+            .ok_or_else(|| ResponderError::Unknown(id.into()))?;
+        if tracked.state != State::Ready {
+            return Err(ResponderError::State {
+                id: id.into(),
+                state: tracked.state,
+                reason: "only an automatic or approved action is executed".into(),
+            });
+        }
+        let operations = tracked.action.operations.clone();
+        let evidence_dir = self.dir.as_ref().map(|d| d.join("evidence").join(id));
+        let mut keep = |step: usize, op: &Operation, body: &[u8]| {
+            keep_evidence(evidence_dir.as_deref(), step, op, body)
+        };
+        let result = run_operations_with(executor, &operations, &mut keep);
+        self.record_outcome(id, &result, now)
+    }
+
+    /// Executed actions whose TTL has run out at `now`.
+    pub fn due_undos(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.actions
+            .values()
+            .filter(|t| t.state == State::Executed && t.undo_at.is_some_and(|at| at <= now))
+            .map(|t| t.action.id.clone())
+            .collect()
+    }
+
+    /// The undo operations of an executed action.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when it is unknown, not executed, or cannot be undone.
+    pub fn undo_operations(&self, id: &str) -> Result<Vec<Operation>, ResponderError> {
+        let tracked = self
+            .actions
+            .get(id)
+            .ok_or_else(|| ResponderError::Unknown(id.into()))?;
+        if tracked.state != State::Executed {
+            return Err(ResponderError::State {
+                id: id.into(),
+                state: tracked.state,
+                reason: "only an executed action can be undone".into(),
+            });
+        }
+        Ok(tracked.action.undo_operations(&tracked.memory)?)
+    }
+
+    /// Undoes an executed action through `executor` (`actor`: a user, or `ttl`) and records
+    /// it (`undone` or `undo_failed`).
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when it cannot be undone or the log fails.
+    pub fn undo(
+        &mut self,
+        id: &str,
+        executor: &dyn Executor,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LogRecord, ResponderError> {
+        let operations = self.undo_operations(id)?;
+        let action = self.actions.get(id).map(|t| t.action.action);
+        match run_operations(executor, &operations) {
+            Ok(outcome) => self.write(
+                now,
+                RecordKind::Undone,
+                id,
+                Some(actor),
+                json!({"action": action, "steps": outcome.steps}),
+            ),
+            Err(failure) => self.write(
+                now,
+                RecordKind::UndoFailed,
+                id,
+                Some(actor),
+                json!({"action": action, "steps": failure.outcome.steps, "error": failure.error.to_string()}),
+            ),
+        }
+    }
+}
