@@ -15,6 +15,7 @@
 //! Every corpus is the generated cluster activity of `crowsnest-gen`, as [`corpus`] lines.
 //! Each prints a Markdown report, the source of BENCHMARKS.md.
 
+pub mod anomaly;
 pub mod corpus;
 pub mod detect;
 pub mod ingest;
@@ -44,6 +45,9 @@ pub enum What {
     /// Ingest per input protocol (NDJSON, audit EventList, `_bulk`, HEC, OTLP, syslog,
     /// forward, Falco) into a child server: events/s, MB/s, server CPU and memory.
     Protocols(protocols::Args),
+    /// Baseline rules: cost per event with and without them, memory per million keys, the
+    /// time a restart takes to restore them.
+    Anomaly(anomaly::Args),
 }
 
 /// Runs the benchmark `args` names and prints its report.
@@ -55,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         Some(What::Detect(detect)) => detect::run(detect),
         Some(What::Protocols(protocols)) => protocols::run(protocols),
+        Some(What::Anomaly(anomaly)) => anomaly::run(anomaly),
         None => ingest::run(args.ingest),
     }
 }

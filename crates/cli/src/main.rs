@@ -49,6 +49,8 @@ enum Command {
     Search(commands::search::Args),
     /// Incidents of a running server: list, show, ack, investigate, resolve, assign, comment.
     Incidents(commands::incidents::Args),
+    /// Baselines of a running server: list, show, reset, accept, lock, unlock.
+    Baselines(commands::baselines::Args),
     /// Containment: plan, simulate over stored alerts, verify the action log, approve.
     Respond(commands::respond::Args),
     /// Send NDJSON or Kubernetes audit files to a running server.
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Server(args) => commands::server::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Incidents(args) => commands::incidents::run(args),
+        Command::Baselines(args) => commands::baselines::run(args),
         Command::Respond(args) => commands::respond::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Demo(args) => commands::demo::run(args),

@@ -20,6 +20,9 @@ use rsigma_eval::{
 use rsigma_parser::LogSource;
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::{
+    Anomaly, BaselineKind, BaselineStat, Baselines, Profile, RuleBaseline, Verdict,
+};
 use crate::error::DetectError;
 use crate::load::RuleSet;
 use crate::pipelines::event_logsource;
@@ -63,6 +66,9 @@ pub struct Detection {
     pub correlation: Option<CorrelationInfo>,
     /// Stream time of the detection (the triggering event's timestamp).
     pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// For a baseline rule's detection of something new: what, against which baseline, and a
+    /// score (see [`crate::baseline`]).
+    pub anomaly: Option<Box<Anomaly>>,
 }
 
 /// The severity of a Sigma level.
@@ -94,6 +100,9 @@ pub fn techniques_from_tags(tags: &[String]) -> Vec<String> {
 struct Checkpoint {
     stream_secs: i64,
     snapshot: CorrelationSnapshot,
+    /// Baseline state per rule (absent in checkpoints of earlier versions).
+    #[serde(default)]
+    baselines: HashMap<String, RuleBaseline>,
 }
 
 /// Rules + pipelines + correlation state. `Send`, so it can live on a pipeline task.
@@ -108,6 +117,8 @@ pub struct Detector {
     last_evict: i64,
     /// (rule id, audit id) pairs already reported, with the stream time they were first seen.
     requests: RequestDedup,
+    /// What the `baseline:` rules learned.
+    baselines: Baselines,
 }
 
 /// Remembers which rules already fired on which Kubernetes request (`k8s.audit.auditID`):
@@ -209,6 +220,7 @@ impl Detector {
     /// Compiles `rules` into a detector with empty correlation state.
     pub fn new(rules: RuleSet) -> Self {
         Self {
+            baselines: Baselines::new(rules.baselines.clone()),
             engine: build_engine(&rules),
             hidden: hidden_rules(&rules),
             rules,
@@ -270,6 +282,7 @@ impl Detector {
             self.engine.evict_expired(self.stream_secs);
             self.last_evict = self.stream_secs;
         }
+        self.baselines.start(secs);
         let view = EventView::new(event);
         let matches = match cached_logsource(&mut self.logsources, event) {
             Some(ls) => self.engine.engine().evaluate_pruned(&view, ls),
@@ -294,6 +307,25 @@ impl Detector {
                 if let Some(audit_id) = event.get_str("k8s.audit.auditID") {
                     if !self.requests.first(&rule_id, audit_id, secs) {
                         continue;
+                    }
+                }
+            }
+            // Baseline rules: learn, then keep only what is new (or, for `rare` rules, what
+            // cannot be judged yet).
+            let mut anomaly = None;
+            if result.is_detection() {
+                if let Some(verdict) = self.baselines.observe(&rule_id, event, secs) {
+                    let kind = self
+                        .baselines
+                        .spec(&rule_id)
+                        .map_or(BaselineKind::NewTerms, |s| s.kind);
+                    match (verdict, kind) {
+                        (Verdict::New(a), _) => anomaly = Some(a),
+                        (
+                            Verdict::Learning | Verdict::KnownLearning | Verdict::Unknown(_),
+                            BaselineKind::Rare,
+                        ) => {}
+                        _ => continue,
                     }
                 }
             }
@@ -331,6 +363,7 @@ impl Detector {
                 techniques: techniques_from_tags(&header.tags),
                 tags: header.tags.clone(),
                 timestamp: ts,
+                anomaly,
             });
         }
         out
@@ -341,6 +374,7 @@ impl Detector {
         let cp = Checkpoint {
             stream_secs: self.stream_secs,
             snapshot: self.engine.export_state(),
+            baselines: self.baselines.state().clone(),
         };
         serde_json::to_vec(&cp).map_err(DetectError::Checkpoint)
     }
@@ -353,7 +387,66 @@ impl Detector {
             return Err(DetectError::CheckpointVersion);
         }
         self.stream_secs = self.stream_secs.max(cp.stream_secs);
+        self.baselines.restore(cp.baselines);
         Ok(())
+    }
+
+    /// Learns an event into the baseline rules without alerting or touching correlation
+    /// state: the warm start that back-fills baselines from stored events (oldest first).
+    pub fn learn(&mut self, event: &Event) {
+        self.learn_into(event, None);
+    }
+
+    /// [`Detector::learn`] for some baseline rules only (those a warm start back-fills).
+    pub fn learn_rules(&mut self, event: &Event, rules: &HashSet<String>) {
+        self.learn_into(event, Some(rules));
+    }
+
+    fn learn_into(&mut self, event: &Event, only: Option<&HashSet<String>>) {
+        if self.baselines.is_empty() {
+            return;
+        }
+        let secs = event
+            .timestamp()
+            .map(|t| t.timestamp())
+            .unwrap_or(self.stream_secs);
+        self.baselines.start(secs);
+        let view = EventView::new(event);
+        let matches = match cached_logsource(&mut self.logsources, event) {
+            Some(ls) => self.engine.engine().evaluate_pruned(&view, ls),
+            None => self.engine.evaluate(&view),
+        };
+        for m in matches {
+            let rule_id = m
+                .header
+                .rule_id
+                .clone()
+                .unwrap_or_else(|| m.header.rule_title.clone());
+            if only.is_some_and(|rules| !rules.contains(&rule_id)) {
+                continue;
+            }
+            let _ = self.baselines.observe(&rule_id, event, secs);
+        }
+    }
+
+    /// Baseline rules whose learning has not started, with their learning windows (seconds).
+    pub fn unstarted_baselines(&self) -> Vec<(String, i64)> {
+        self.baselines.unstarted()
+    }
+
+    /// Figures of every baseline rule.
+    pub fn baseline_stats(&self) -> Vec<BaselineStat> {
+        self.baselines.stats()
+    }
+
+    /// The baselines, to export, import, lock, reset or accept into (see [`Baselines`]).
+    pub fn baselines_mut(&mut self) -> &mut Baselines {
+        &mut self.baselines
+    }
+
+    /// One rule's profile (entities whose values include `entity`, or all).
+    pub fn export_profile(&self, rule: &str, entity: Option<&str>) -> Option<Profile> {
+        self.baselines.export(rule, entity)
     }
 
     /// Swaps in new rules. Correlation windows of correlations whose id (or name, or title)
@@ -364,6 +457,7 @@ impl Detector {
         engine.import_state(snapshot);
         self.engine = engine;
         self.hidden = hidden_rules(&rules);
+        self.baselines.replace_specs(rules.baselines.clone());
         self.rules = rules;
     }
 }

@@ -58,6 +58,7 @@
 //! ```
 
 pub mod alert;
+pub mod baseline;
 pub mod detector;
 pub mod error;
 pub mod load;
@@ -69,6 +70,7 @@ pub mod view;
 use std::path::PathBuf;
 
 pub use alert::{Alert, AlertDecision, AlertManager, Suppression};
+pub use baseline::{Anomaly, BaselineSpec, BaselineStat, Baselines, Profile};
 pub use detector::{CorrelationInfo, Detection, Detector};
 pub use error::DetectError;
 pub use load::{FileReport, FileStatus, LoadReport, Problem, RuleSet};

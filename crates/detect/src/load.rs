@@ -9,12 +9,13 @@
 //! rsigma reports parse errors as strings without positions; we recover a line by locating the
 //! offending construct (a modifier, the rule's title) in the file text.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rsigma_eval::{EvalError, Pipeline};
 use rsigma_parser::SigmaCollection;
 
+use crate::baseline::BaselineSpec;
 use crate::pipelines::builtin_pipelines;
 
 mod embedded {
@@ -33,6 +34,8 @@ pub struct RuleSet {
     pub(crate) pipelines: Vec<Pipeline>,
     /// The file each correlation came from (parallel to `collection.correlations`).
     corr_origin: Vec<PathBuf>,
+    /// `baseline:` sections of rules, by rule id (see [`crate::baseline`]).
+    pub(crate) baselines: HashMap<String, BaselineSpec>,
 }
 
 pub use crate::report::{FileReport, FileStatus, LoadReport, Problem};
@@ -43,6 +46,7 @@ impl Default for RuleSet {
             collection: SigmaCollection::new(),
             pipelines: builtin_pipelines().to_vec(),
             corr_origin: Vec::new(),
+            baselines: HashMap::new(),
         }
     }
 }
@@ -147,6 +151,11 @@ impl RuleSet {
         self.collection.len() == 0
     }
 
+    /// The rules with a `baseline:` section (rule id -> spec).
+    pub fn baselines(&self) -> &HashMap<String, BaselineSpec> {
+        &self.baselines
+    }
+
     /// Number of correlation rules.
     pub fn correlation_count(&self) -> usize {
         self.collection.correlations.len()
@@ -194,11 +203,31 @@ impl RuleSet {
             if rule.id.is_none() {
                 rule.id = rule.name.clone();
             }
+            let baseline = match rule.custom_attributes.get("baseline") {
+                None => None,
+                Some(section) => match serde_json::to_value(section)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| BaselineSpec::from_value(&v))
+                {
+                    Ok(spec) => Some(spec),
+                    Err(reason) => {
+                        report.problems.push(Problem::Invalid {
+                            reason: format!("rule `{}`: baseline: {reason}", rule.title),
+                            line: line_of(text, "baseline:"),
+                        });
+                        continue;
+                    }
+                },
+            };
             let mut transformed = rule.clone();
             let compiled = rsigma_eval::apply_pipelines(&self.pipelines, &mut transformed)
                 .and_then(|()| rsigma_eval::compile_rule(&transformed));
             match compiled {
                 Ok(_) => {
+                    if let Some(spec) = baseline {
+                        let key = rule.id.clone().unwrap_or_else(|| rule.title.clone());
+                        self.baselines.insert(key, spec);
+                    }
                     self.collection.rules.push(rule);
                     report.loaded += 1;
                 }

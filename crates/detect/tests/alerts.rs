@@ -35,6 +35,7 @@ fn detection(rule: &str, pod: &str, event_id: &str) -> Detection {
         events: vec![event],
         correlation: None,
         timestamp: None,
+        anomaly: None,
     }
 }
 

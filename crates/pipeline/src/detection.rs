@@ -66,6 +66,10 @@ pub struct DetectionConfig {
     pub kubernetes: K8sPrincipals,
     /// How alerts group into incidents (`[detect.incidents]`).
     pub incidents: crowsnest_respond::IncidentConfig,
+    /// Most stored events a baseline rule that has not started learning (new, or reset) is
+    /// back-filled from at start and at rule reload (the newest of its learning window;
+    /// 0: no warm start, the rule learns from the live stream only).
+    pub baseline_warm_start_events: usize,
 }
 
 impl Default for DetectionConfig {
@@ -80,6 +84,7 @@ impl Default for DetectionConfig {
             reload_interval_secs: 5,
             kubernetes: K8sPrincipals::default(),
             incidents: crowsnest_respond::IncidentConfig::default(),
+            baseline_warm_start_events: 50_000,
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct DetectionStatus {
     reload_requested: std::sync::atomic::AtomicBool,
     /// The incidents, kept by the detector thread (the API reads them here).
     incidents: Mutex<Incidents>,
+    /// Questions about the baselines, answered by the detector thread.
+    pub baselines: crate::baselines::BaselineQueries,
 }
 
 /// The dataset of incident actions (acknowledge, resolve, comment, ...): events in the WAL that
@@ -240,6 +247,8 @@ pub struct Worker {
     lost_alerts: bool,
     status: Arc<DetectionStatus>,
     metrics: Arc<Metrics>,
+    /// The store, for the baselines' warm start.
+    store: Option<Arc<crowsnest_store::Store>>,
     /// Where incident changes are notified (replays included: the outbox knows its keys).
     notify: Option<Arc<crowsnest_notify::Outbox>>,
 }
@@ -308,8 +317,30 @@ impl Worker {
             lost_alerts: false,
             status,
             metrics,
+            store: None,
             notify: None,
         })
+    }
+
+    /// Gives the worker the store, and back-fills from it the baseline rules that have not
+    /// started learning (`detect.baseline_warm_start_events`).
+    pub fn attach_store(&mut self, store: Arc<crowsnest_store::Store>) {
+        self.store = Some(store);
+        self.warm_start();
+    }
+
+    fn warm_start(&mut self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let max = self.config.baseline_warm_start_events;
+        if let Err(error) = crate::baselines::warm_start(&mut self.detector, store, max, Utc::now())
+        {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "baselines not warm-started; they learn from the live stream"
+            );
+        }
     }
 
     /// Notifies incident changes through `outbox` from now on (the replay included).
@@ -368,6 +399,7 @@ impl Worker {
             self.flush_folds();
             self.send(submitter);
             self.settle();
+            self.status.baselines.answer(&self.detector);
             if closed || last_checkpoint.elapsed() >= checkpoint_every {
                 if self.try_checkpoint() {
                     published.store(self.checkpointed, Ordering::SeqCst);
@@ -401,6 +433,11 @@ impl Worker {
             self.apply(&action, event_time(event));
             return;
         }
+        if let Some(action) = crate::baselines::BaselineAction::of(event) {
+            let changed = action.apply(&mut self.detector, event_time(event));
+            tracing::info!(rule = %action.rule, action = %action.action, changed, "baseline action applied");
+            return;
+        }
         let detections = self.detector.process(event);
         if detections.is_empty() {
             return;
@@ -409,6 +446,8 @@ impl Worker {
         let now = event_time(event);
         for detection in detections {
             self.metrics.detections.inc();
+            // A baseline detection explains itself: kept on every record of its alert.
+            let anomaly = detection.anomaly.as_ref().map(|a| a.to_value());
             match self.alerts.offer(detection, now) {
                 AlertDecision::New(alert) => {
                     // Replayed events were acknowledged before the restart: no latency to measure.
@@ -424,11 +463,16 @@ impl Worker {
                             .observe(latency.max(0) as f64 / 1e6);
                     }
                     let stable = stable_id(&alert);
-                    self.unsent.push(alert_record(&alert, &stable, false));
+                    let mut record = alert_record(&alert, &stable, false);
+                    if let Some(anomaly) = &anomaly {
+                        record.set("alert.anomaly", anomaly.clone());
+                    }
+                    self.unsent.push(record);
                     self.offer_incident(&alert, &stable);
                     let open = OpenAlert {
                         fold_key: alert.fold_key.clone(),
                         stable,
+                        anomaly,
                     };
                     self.open.insert(alert.id.clone(), open);
                 }
@@ -532,7 +576,11 @@ impl Worker {
                 continue;
             };
             if let Some(alert) = self.alerts.open_alert(&open.fold_key) {
-                self.unsent.push(alert_record(alert, &open.stable, true));
+                let mut record = alert_record(alert, &open.stable, true);
+                if let Some(anomaly) = &open.anomaly {
+                    record.set("alert.anomaly", anomaly.clone());
+                }
+                self.unsent.push(record);
                 let alert = alert.clone();
                 let stable = open.stable.clone();
                 self.offer_incident(&alert, &stable);
@@ -613,6 +661,16 @@ impl Worker {
             state,
             incidents: Some(self.status.lock_incidents().clone()),
         };
+        let stats = self.detector.baseline_stats();
+        let held: usize = stats.iter().map(|s| s.terms).sum();
+        let refused: u64 = stats
+            .iter()
+            .map(|s| s.entities_refused + s.terms_refused)
+            .sum();
+        self.metrics.baseline_terms.set(held as i64);
+        self.metrics
+            .baseline_refused
+            .set(i64::try_from(refused).unwrap_or(i64::MAX));
         match write_atomically(&self.checkpoint_path, &checkpoint) {
             Ok(()) => {
                 self.checkpointed = self.processed;
@@ -637,6 +695,7 @@ impl Worker {
         let rules = load_rules(&self.config, &self.status);
         tracing::info!(rules = rules.len(), "detection rules reloaded");
         self.detector.replace_rules(rules);
+        self.warm_start();
     }
 }
 
@@ -711,6 +770,8 @@ struct OpenAlert {
     fold_key: String,
     /// `alert.id`: the same for every record of the alert and after a replay.
     stable: String,
+    /// The first detection's baseline explanation (`alert.anomaly`), if any.
+    anomaly: Option<Value>,
 }
 
 /// The alert's id, derived from its rule, entity and first event: a replay after a crash

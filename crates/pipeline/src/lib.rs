@@ -23,6 +23,7 @@
 //! * [`disk`]: free space of the data directory and the ingest watermark.
 //! * [`metrics`]: the Prometheus metrics of the process.
 
+pub mod baselines;
 pub mod dedup;
 pub mod detection;
 pub mod disk;

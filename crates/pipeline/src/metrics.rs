@@ -91,6 +91,11 @@ pub struct Metrics {
     pub alerts_suppressed: Counter,
     /// Incidents that started paging.
     pub incidents_paged: Counter,
+    /// Terms held by the baseline rules (all rules and entities).
+    pub baseline_terms: Gauge,
+    /// Events the baseline rules could not judge because a cap (entities per rule, terms per
+    /// entity) was reached: never alerts, counted here and logged once per rule.
+    pub baseline_refused: Gauge,
     /// Seconds from an event's acknowledgement to the alert it raised.
     pub alert_latency: Histogram,
     output_events: Family<OutputResultLabel, Counter>,
@@ -182,6 +187,17 @@ impl Metrics {
             "alerts_suppressed",
             "Rule matches silenced by a suppression",
             alerts_suppressed.clone(),
+        );
+        let (baseline_terms, baseline_refused) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "baseline_terms",
+            "Terms held by the baseline rules (as of the last detector checkpoint)",
+            baseline_terms.clone(),
+        );
+        registry.register(
+            "baseline_refused",
+            "Events the baseline rules did not judge because a cap was reached (no alert)",
+            baseline_refused.clone(),
         );
         registry.register(
             "alert_latency_seconds",
@@ -303,6 +319,8 @@ impl Metrics {
             alerts_folded,
             alerts_suppressed,
             incidents_paged,
+            baseline_terms,
+            baseline_refused,
             alert_latency,
             output_events,
             output_lag,

@@ -29,7 +29,7 @@ pub mod listeners;
 pub mod serve;
 
 // The pipeline crate's modules, under the names the server's code and users have known.
-pub use crowsnest_pipeline::{dedup, detection, disk, metrics, outputs, pipeline};
+pub use crowsnest_pipeline::{baselines, dedup, detection, disk, metrics, outputs, pipeline};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -186,6 +186,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
             let metrics = pipeline_metrics.clone();
             let mut worker =
                 detection::Worker::open(detect_config, &detect_dir, detect_status, metrics)?;
+            worker.attach_store(pipeline_store.clone());
             if let Some(outbox) = worker_notify {
                 worker.notify_to(outbox);
             }

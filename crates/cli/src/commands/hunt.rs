@@ -4,8 +4,10 @@
 //! (Docker json-file and CRI container logs, Falco alerts, syslog; auto-detected or
 //! `--format <parser>`), through the same parsers the server and the agent use; feeds every event through the same [`Detector`] the server runs (correlations included,
 //! at the events' own timestamps) and prints one alert per line as NDJSON: the rule, level,
-//! tags, ATT&CK techniques and the matched event(s) in full. Without `--rules` it uses the
-//! built-in pack.
+//! tags, ATT&CK techniques and the matched event(s) in full, and for baseline rules the
+//! `anomaly` (what was new, the baseline it broke, a score). `--learn FILE` teaches the baseline
+//! rules from an archive first (no alerts); `--export-baselines FILE` writes what they learned.
+//! Without `--rules` it uses the built-in pack.
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,13 @@ pub struct Args {
     /// `kubernetes.audit`, `eks`, `aks`, `gke`, `generic`; `docker-json` is `docker`).
     #[arg(long, default_value = "auto", value_parser = parse_format)]
     pub format: HuntFormat,
+    /// Files whose events only teach the baseline rules (`baseline:`), read before the hunted
+    /// files and never alerting: the archive of the learning window (repeatable).
+    #[arg(long = "learn")]
+    pub learn: Vec<PathBuf>,
+    /// Write what the baseline rules learned (one profile per rule, JSON) to this file.
+    #[arg(long = "export-baselines")]
+    pub export_baselines: Option<PathBuf>,
     /// User-defined mappings to run on every event before detection, as the server does: a
     /// VRL program (`*.vrl`, every event) or a TOML file with `[[mappings]]` entries (a server
     /// configuration file works).
@@ -113,6 +122,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mappings = args.mapping.as_deref().map(load_mappings).transpose()?;
     let mut mapping_failures = 0usize;
     let mut detector = Detector::new(rules);
+    let mut learned = 0usize;
+    for path in &args.learn {
+        read_file(path, args.format, |decoded| {
+            for error in &decoded.errors {
+                eprintln!("{}: {error}", path.display());
+            }
+            for mut event in decoded.events {
+                // Learned as they would be hunted: through the same mappings.
+                if let Some(mappings) = &mappings {
+                    mappings.apply(&mut event);
+                }
+                detector.learn(&event);
+                learned += 1;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("reading {}", path.display()))?;
+    }
+    if !args.learn.is_empty() {
+        eprintln!("hunt: baselines learned {learned} events");
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut events, mut alerts) = (0usize, 0usize);
@@ -152,6 +182,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if mapping_failures > 0 {
         eprintln!(
             "hunt: a mapping failed {mapping_failures} times (those events were kept as read)"
+        );
+    }
+    if let Some(path) = &args.export_baselines {
+        let profiles: Vec<_> = detector
+            .baseline_stats()
+            .iter()
+            .filter_map(|s| detector.export_profile(&s.rule, None))
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&profiles)?;
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "hunt: {} baseline profiles written to {}",
+            profiles.len(),
+            path.display()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -274,6 +318,7 @@ pub fn alert_line(d: &Detection, file: &Path) -> Value {
         "techniques": d.techniques,
         "timestamp": d.timestamp.map(crowsnest_model::format_timestamp),
         "correlation": d.correlation,
+        "anomaly": d.anomaly,
         "event_ids": d.event_ids,
         "events": events,
         "file": file.display().to_string(),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod agent;
+pub mod baselines;
 pub mod demo;
 pub mod hunt;
 pub mod incidents;

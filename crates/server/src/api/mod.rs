@@ -9,6 +9,7 @@
 
 mod actions;
 mod alerts;
+mod baselines;
 mod compat;
 mod incidents;
 mod ingest;
@@ -49,6 +50,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/actions", post(incidents::act))
+        .route("/api/v1/baselines", get(baselines::list))
+        .route("/api/v1/baselines/{rule}", get(baselines::show))
+        .route("/api/v1/baselines/{rule}/actions", post(baselines::act))
         .route("/api/v1/actions", get(actions::list).post(actions::create))
         .route("/api/v1/actions/{id}", get(actions::show))
         .route("/api/v1/agent/commands", get(actions::agent_commands))
@@ -427,6 +431,8 @@ pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
 mod action_tests;
 #[cfg(test)]
 mod alert_tests;
+#[cfg(test)]
+mod baseline_tests;
 #[cfg(test)]
 mod guard_tests;
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/incidents",
     "/api/v1/incidents/{id}",
     "/api/v1/incidents/{id}/actions",
+    "/api/v1/baselines",
+    "/api/v1/baselines/{rule}",
+    "/api/v1/baselines/{rule}/actions",
     "/api/v1/actions",
     "/api/v1/actions/{id}",
     "/api/v1/agent/commands",
@@ -144,6 +147,11 @@ pub(crate) fn spec() -> Value {
     ) {
         paths.extend(compat);
         paths.extend(actions);
+    }
+    if let (Some(paths), Value::Object(baselines)) =
+        (document["paths"].as_object_mut(), baseline_paths())
+    {
+        paths.extend(baselines);
     }
     if let (Some(schemas), Value::Object(actions)) = (
         document["components"]["schemas"].as_object_mut(),
@@ -400,5 +408,35 @@ fn base_spec() -> Value {
                 "SearchTimeout": {"description": "The search ran past search.timeout_ms and was stopped", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         }
+    })
+}
+
+/// The baselines endpoints (kept apart: one `json!` of every path passes the macro's recursion
+/// limit).
+fn baseline_paths() -> Value {
+    json!({
+            "/api/v1/baselines": {"get": {
+                "summary": "Baseline rules (`baseline:`): per rule its kind, entities, terms held, events refused at a cap, end of its learning window",
+                "description": "Scope `read`. Answered by the detector thread between two batches.",
+                "responses": with_errors(json!({"200": {"description": "Baselines", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"baselines": {"type": "array", "items": {"type": "object"}}}}}}}}), &[])
+            }},
+            "/api/v1/baselines/{rule}": {"get": {
+                "summary": "One baseline rule's profile: its entity and term fields and, per entity (most recently seen first, at most 500), the terms learned with first/last seen and counts, and the mode",
+                "description": "Scope `read`. The same JSON `hunt --export-baselines` writes per rule.",
+                "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "Only entities with this value"}],
+                "responses": with_errors(json!({"200": {"description": "The profile", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }},
+            "/api/v1/baselines/{rule}/actions": {"post": {
+                "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity, import a profile",
+                "description": "Scope `admin`. The action is written to the WAL and applied in order (202 once durable); a replay rebuilds the same baselines.",
+                "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action"], "properties": {
+                    "action": {"enum": ["reset", "accept", "lock", "unlock", "import"]},
+                    "entity": {"type": "string"}, "term": {"type": "array", "items": {"type": "string"}},
+                    "profile": {"type": "object", "description": "For import: a profile as GET /api/v1/baselines/{rule} gives it"}}}}}},
+                "responses": with_errors(json!({"202": {"description": "Accepted and durable", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }}
     })
 }

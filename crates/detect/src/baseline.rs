@@ -1,0 +1,1433 @@
+//! Baselines: "alert when this is new for this entity", learned from the stream.
+//!
+//! A baseline is a Sigma rule with one extra top-level key, `baseline:` (a Sigma custom
+//! attribute, so other Sigma tools load the rule and ignore it). The rule's `detection` is the
+//! filter: only events it matches are learned and judged. The `baseline` section says what is
+//! learned per entity:
+//!
+//! ```yaml
+//! baseline:
+//!   kind: new_terms            # or `rare` (see below)
+//!   entity: [user.name]        # event fields naming the entity (all must be present)
+//!   terms: [orchestrator.resource.type, event.action]   # the combination learned per entity
+//!   learn: 7d                  # the rule learns this long (stream time) before it alerts
+//!   entity_learn: 1d           # an entity first seen learns this long too (default: `learn`
+//!                              # for new_terms, 0 for rare)
+//!   forget: 30d                # a term (and an entity) unseen this long is forgotten
+//!   max_entities: 10000        # per rule; beyond it new entities are not tracked (no alerts)
+//!   max_terms: 1000            # per entity; beyond it the entity is `saturated` (no alerts)
+//!   max_keys: 100000           # terms across the rule's entities; beyond it no new term is
+//!                              # learned or judged (no alerts) until some are forgotten
+//! ```
+//!
+//! Field names are crowsnest event fields (dotted paths after normalization, not Sigma taxonomy
+//! names). One virtual field exists: `workload` is `<namespace>/<workload>` where the workload
+//! is derived from `kubernetes.pod.name` the way Kubernetes names pods (Deployment pods
+//! `api-7d9c6b5f4-x2x9q` and StatefulSet pods `db-0` share `api` and `db`), falling back to
+//! `container.image.name`, then `container.name`: the pods of one Deployment share one profile.
+//!
+//! Two kinds:
+//! * `new_terms`: the rule alerts only on a combination of terms that is new for its entity,
+//!   after the learning windows; while learning it only learns.
+//! * `rare`: the rule is an ordinary (static) rule that is *gated*: while the rule or the entity
+//!   is still learning, and for entities the caps keep it from tracking, it fires on every
+//!   match as the static rule would (fail open: a gate never hides what it cannot judge yet);
+//!   once learned, it fires only on terms new for the entity, with the explanation.
+//!
+//! The per-entity sets are exact (a `HashMap` of every term seen), so "new" is never a
+//! false positive of a sketch. Memory is bounded by `max_keys` terms per rule (and
+//! `max_entities` entities, `max_terms` terms each); what
+//! happens at a cap is counted ([`BaselineStat`]), logged once per rule, and never produces an
+//! alert: an entity that cannot be tracked, or whose term set is full, is judged "unknown".
+//! Entities and terms unseen for `forget` are dropped (periodically, and at a cap before
+//! refusing).
+//!
+//! All times are stream time (the events' `@timestamp`), so a WAL replay from the detector's
+//! checkpoint rebuilds the same state, and `hunt` over an archive gives the live results.
+//!
+//! Every new-term detection carries an [`Anomaly`]: what was new, the baseline it broke (since
+//! when, how many events, how many distinct values, the most frequent ones) and a score. The
+//! score is `1 − p_new`, with `p_new = (singletons + 1) / (events + 2)` the Good–Turing estimate
+//! (smoothed) of the chance that the entity's next event shows a term never seen before: an
+//! entity that showed 9 programs in 212 executions, none of them once only, scores 0.995; a
+//! brand-new entity scores 0.5.
+//!
+//! Each entity has a mode: `learning` (inside its windows), `monitoring` (alerts on new terms
+//! and adds them to the baseline, so each new term alerts once), or `locked` (set through
+//! [`Baselines::set_locked`] or an imported profile: new terms alert every time and are never
+//! added). Profiles export to and import from JSON ([`Baselines::export`],
+//! [`Baselines::import`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use crowsnest_model::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Default cap on entities per baseline rule.
+pub const DEFAULT_MAX_ENTITIES: usize = 10_000;
+/// Default cap on terms per entity.
+pub const DEFAULT_MAX_TERMS: usize = 1_000;
+/// Default cap on terms across one rule's entities: about 18 MB (`crowsnest bench anomaly`
+/// measures 178 bytes per key), so the nine baseline rules of the pack stay under 160 MB.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+/// Default learning window of a rule.
+pub const DEFAULT_LEARN_SECS: i64 = 7 * 86_400;
+/// Default forget window.
+pub const DEFAULT_FORGET_SECS: i64 = 30 * 86_400;
+/// Most fields in `entity` or `terms`.
+pub const MAX_FIELDS: usize = 8;
+/// Stream seconds between sweeps of forgotten entities and terms.
+const SWEEP_EVERY_SECS: i64 = 3_600;
+/// Separator of field values inside a key (a control character no field value is split on).
+const SEP: char = '\u{1f}';
+/// What an absent term field is shown as.
+const ABSENT: &str = "(absent)";
+
+/// What a baseline rule does with what it learned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineKind {
+    /// Alerts only on terms new for the entity (silent while learning).
+    #[default]
+    NewTerms,
+    /// A static rule gated by rarity: fires as a static rule while learning (and on what it
+    /// cannot judge), then only on new terms.
+    Rare,
+}
+
+/// A field list: one name or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Fields {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Fields {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Fields::One(f) => vec![f],
+            Fields::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    #[serde(default)]
+    kind: BaselineKind,
+    entity: Fields,
+    terms: Fields,
+    learn: Option<String>,
+    entity_learn: Option<String>,
+    forget: Option<String>,
+    max_entities: Option<usize>,
+    max_terms: Option<usize>,
+    max_keys: Option<usize>,
+}
+
+/// A rule's `baseline:` section, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaselineSpec {
+    /// New terms or rarity gate.
+    pub kind: BaselineKind,
+    /// Fields naming the entity.
+    pub entity: Vec<String>,
+    /// Fields whose combination is learned per entity.
+    pub terms: Vec<String>,
+    /// Rule learning window (seconds of stream time from the first event it saw).
+    pub learn_secs: i64,
+    /// Entity learning window (from the entity's first event).
+    pub entity_learn_secs: i64,
+    /// Terms and entities unseen this long are forgotten.
+    pub forget_secs: i64,
+    /// Cap on entities.
+    pub max_entities: usize,
+    /// Cap on terms per entity.
+    pub max_terms: usize,
+    /// Cap on terms across the rule's entities (what bounds its memory).
+    pub max_keys: usize,
+}
+
+fn secs(text: Option<&str>, name: &str, default: i64) -> Result<i64, String> {
+    match text {
+        None => Ok(default),
+        Some(t) => crowsnest_model::parse_duration(t)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .map_err(|e| format!("`{name}`: {e}")),
+    }
+}
+
+fn check_fields(list: &[String], name: &str) -> Result<(), String> {
+    if list.is_empty() {
+        return Err(format!("`{name}` needs at least one field"));
+    }
+    if list.len() > MAX_FIELDS {
+        return Err(format!(
+            "`{name}` has {} fields; at most {MAX_FIELDS}",
+            list.len()
+        ));
+    }
+    if let Some(bad) = list.iter().find(|f| f.trim().is_empty() || f.contains(SEP)) {
+        return Err(format!(
+            "`{name}` has an empty or invalid field name {bad:?}"
+        ));
+    }
+    Ok(())
+}
+
+impl BaselineSpec {
+    /// Parses and validates a `baseline:` section (as JSON).
+    pub fn from_value(value: &Value) -> Result<Self, String> {
+        let raw: RawSpec = serde_json::from_value(value.clone()).map_err(|e| {
+            format!("expected {{kind, entity, terms, learn, entity_learn, forget, max_entities, max_terms, max_keys}}: {e}")
+        })?;
+        let entity = raw.entity.into_vec();
+        let terms = raw.terms.into_vec();
+        check_fields(&entity, "entity")?;
+        check_fields(&terms, "terms")?;
+        let learn_secs = secs(raw.learn.as_deref(), "learn", DEFAULT_LEARN_SECS)?;
+        let default_entity_learn = match raw.kind {
+            BaselineKind::NewTerms => learn_secs,
+            BaselineKind::Rare => 0,
+        };
+        let entity_learn_secs = secs(
+            raw.entity_learn.as_deref(),
+            "entity_learn",
+            default_entity_learn,
+        )?;
+        let forget_secs = secs(raw.forget.as_deref(), "forget", DEFAULT_FORGET_SECS)?;
+        if forget_secs <= learn_secs.max(entity_learn_secs) {
+            return Err(format!(
+                "`forget` ({forget_secs}s) must be longer than `learn` and `entity_learn`, or what was learned is forgotten before alerting starts"
+            ));
+        }
+        let max_entities = raw.max_entities.unwrap_or(DEFAULT_MAX_ENTITIES);
+        let max_terms = raw.max_terms.unwrap_or(DEFAULT_MAX_TERMS);
+        if !(1..=1_000_000).contains(&max_entities) {
+            return Err(format!(
+                "`max_entities` must be 1..=1000000, not {max_entities}"
+            ));
+        }
+        if !(1..=100_000).contains(&max_terms) {
+            return Err(format!("`max_terms` must be 1..=100000, not {max_terms}"));
+        }
+        let max_keys = raw.max_keys.unwrap_or(DEFAULT_MAX_KEYS);
+        if !(1..=10_000_000).contains(&max_keys) {
+            return Err(format!("`max_keys` must be 1..=10000000, not {max_keys}"));
+        }
+        Ok(Self {
+            kind: raw.kind,
+            entity,
+            terms,
+            learn_secs,
+            entity_learn_secs,
+            forget_secs,
+            max_entities,
+            max_terms,
+            max_keys,
+        })
+    }
+
+    /// Whether state learned under `other` means the same under `self`.
+    fn same_keys(&self, other: &Self) -> bool {
+        self.entity == other.entity && self.terms == other.terms
+    }
+}
+
+/// The workload a pod belongs to, from its name: `api-7d9c6b5f4-x2x9q` (Deployment) -> `api`,
+/// `db-0` (StatefulSet) -> `db`, `agent-x2x9q` (DaemonSet/Job) -> `agent`; other names are
+/// their own workload.
+pub fn workload_of_pod(pod: &str) -> &str {
+    let is_suffix = |s: &str, len: std::ops::RangeInclusive<usize>| {
+        len.contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    let Some((rest, last)) = pod.rsplit_once('-') else {
+        return pod;
+    };
+    if rest.is_empty() {
+        return pod;
+    }
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        return rest;
+    }
+    if !is_suffix(last, 5..=5) {
+        return pod;
+    }
+    match rest.rsplit_once('-') {
+        Some((name, hash)) if is_suffix(hash, 6..=10) && !name.is_empty() => name,
+        _ => rest,
+    }
+}
+
+fn value_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(value_text).collect();
+            (!parts.is_empty()).then(|| parts.join(","))
+        }
+        _ => None,
+    }
+}
+
+fn push_value(value: &Value, out: &mut String) -> bool {
+    use std::fmt::Write as _;
+    match value {
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Array(items) => {
+            let start = out.len();
+            for item in items {
+                let before = out.len();
+                if before > start {
+                    out.push(',');
+                }
+                if !push_value(item, out) {
+                    out.truncate(before);
+                }
+            }
+            return out.len() > start;
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Appends a field's text (as [`field_text`] gives it) to `out`; false (and nothing appended)
+/// when the event has no such value. The hot path: no allocation of its own.
+fn push_field(event: &Event, field: &str, out: &mut String) -> bool {
+    if field == "workload" {
+        let ns = event
+            .get_str("kubernetes.namespace")
+            .or_else(|| event.get_str("orchestrator.namespace"));
+        if let (Some(ns), Some(pod)) = (ns, event.get_str("kubernetes.pod.name")) {
+            out.push_str(ns);
+            out.push('/');
+            out.push_str(workload_of_pod(pod));
+            return true;
+        }
+        return match event
+            .get_str("container.image.name")
+            .or_else(|| event.get_str("container.name"))
+        {
+            Some(name) => {
+                out.push_str(name);
+                true
+            }
+            None => false,
+        };
+    }
+    let start = out.len();
+    match event.get(field) {
+        Some(value) if push_value(value, out) => true,
+        _ => {
+            out.truncate(start);
+            false
+        }
+    }
+}
+
+/// A field's text on an event (arrays joined with `,`), with the virtual `workload` field.
+pub fn field_text(event: &Event, field: &str) -> Option<String> {
+    if field == "workload" {
+        let ns = event
+            .get_str("kubernetes.namespace")
+            .or_else(|| event.get_str("orchestrator.namespace"));
+        if let (Some(ns), Some(pod)) = (ns, event.get_str("kubernetes.pod.name")) {
+            return Some(format!("{ns}/{}", workload_of_pod(pod)));
+        }
+        return event
+            .get_str("container.image.name")
+            .or_else(|| event.get_str("container.name"))
+            .map(str::to_string);
+    }
+    event.get(field).and_then(value_text)
+}
+
+/// One term of an entity's baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermStat {
+    /// First seen (unix seconds, stream time).
+    pub first_seen: i64,
+    /// Last seen.
+    pub last_seen: i64,
+    /// Events with this term.
+    pub count: u64,
+}
+
+/// What one entity did, per rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityBaseline {
+    /// The entity's field values (in `entity` order).
+    pub values: Vec<String>,
+    /// First event (unix seconds, stream time).
+    pub first_seen: i64,
+    /// Latest event.
+    pub last_seen: i64,
+    /// Events learned.
+    pub events: u64,
+    /// Terms seen exactly once.
+    pub singletons: u64,
+    /// Term key (values joined by U+001F) -> its figures.
+    pub terms: HashMap<String, TermStat>,
+    /// New terms alert every time and are never learned.
+    #[serde(default)]
+    pub locked: bool,
+    /// The term cap was reached: the entity is no longer judged.
+    #[serde(default)]
+    pub saturated: bool,
+}
+
+impl EntityBaseline {
+    fn new(values: Vec<String>, now: i64) -> Self {
+        Self {
+            values,
+            first_seen: now,
+            last_seen: now,
+            events: 0,
+            singletons: 0,
+            terms: HashMap::new(),
+            locked: false,
+            saturated: false,
+        }
+    }
+
+    fn forget_terms(&mut self, now: i64, forget: i64) {
+        let before = self.terms.len();
+        self.terms.retain(|_, t| now - t.last_seen <= forget);
+        if self.terms.len() != before {
+            self.singletons = self.terms.values().filter(|t| t.count == 1).count() as u64;
+            self.saturated = false;
+        }
+    }
+
+    fn insert_term(&mut self, key: String, now: i64) {
+        self.terms.insert(
+            key,
+            TermStat {
+                first_seen: now,
+                last_seen: now,
+                count: 1,
+            },
+        );
+        self.singletons += 1;
+    }
+}
+
+/// One rule's learned state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleBaseline {
+    /// Stream time of the first event the rule learned (its learning window starts here).
+    pub started: Option<i64>,
+    /// Entity key (values joined by U+001F) -> its baseline.
+    pub entities: HashMap<String, EntityBaseline>,
+    /// Events learned across entities.
+    #[serde(default)]
+    pub events: u64,
+    /// Events of entities not tracked because of the entity cap.
+    pub entities_refused: u64,
+    /// New terms not learned because of the term cap.
+    pub terms_refused: u64,
+    /// Terms held across entities (exact after a sweep or at the cap; never under-counted by
+    /// what `observe` learns).
+    #[serde(default)]
+    keys: usize,
+    /// Last sweep of forgotten entries.
+    #[serde(default)]
+    last_sweep: i64,
+    /// A cap was logged already.
+    #[serde(skip)]
+    warned: bool,
+}
+
+/// Summary of the baseline a new term broke.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineSummary {
+    /// The entity's first event.
+    pub since: DateTime<Utc>,
+    /// Seconds from `since` to the new term.
+    pub window_secs: i64,
+    /// Events learned for the entity.
+    pub events: u64,
+    /// Distinct terms learned for the entity.
+    pub distinct: usize,
+    /// Most frequent learned terms with their counts (at most 5).
+    pub top: Vec<(String, u64)>,
+    /// `monitoring` or `locked`.
+    pub mode: String,
+}
+
+/// Why a baseline detection fired: what was new, the baseline it broke, and a score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// The baseline's kind.
+    pub kind: BaselineKind,
+    /// Entity field -> value.
+    pub entity: BTreeMap<String, String>,
+    /// Term field -> the new value.
+    pub new: BTreeMap<String, String>,
+    /// The baseline before this event.
+    pub baseline: BaselineSummary,
+    /// 0..1: how unexpected a new term was for this entity (see the module docs).
+    pub score: f64,
+    /// One sentence for people.
+    pub explanation: String,
+}
+
+impl Anomaly {
+    /// The anomaly as alert fields (`alert.anomaly.*`).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// What a baseline made of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The terms are in the entity's baseline (learned).
+    Known,
+    /// The terms were seen before, and the rule or the entity is still learning.
+    KnownLearning,
+    /// Learned; the rule or the entity is still learning.
+    Learning,
+    /// Not judged: an entity field is missing, or a cap keeps the entity from being tracked.
+    Unknown(&'static str),
+    /// New for the entity, after learning.
+    New(Box<Anomaly>),
+}
+
+fn human_secs(secs: i64) -> String {
+    match secs {
+        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 2 * 3_600 => format!("{}h", s / 3_600),
+        s if s >= 120 => format!("{}m", s / 60),
+        s => format!("{}s", s.max(0)),
+    }
+}
+
+fn time_of(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn pairs(fields: &[String], values: &[String]) -> BTreeMap<String, String> {
+    fields.iter().cloned().zip(values.iter().cloned()).collect()
+}
+
+fn show(fields: &[String], values: &[String]) -> String {
+    fields
+        .iter()
+        .zip(values)
+        .map(|(f, v)| format!("{f}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl RuleBaseline {
+    /// Learns `event` (matched by the rule) at stream time `now` and judges it.
+    pub fn observe(&mut self, spec: &BaselineSpec, rule: &str, event: &Event, now: i64) -> Verdict {
+        let mut entity_key = String::with_capacity(64);
+        for (i, field) in spec.entity.iter().enumerate() {
+            if i > 0 {
+                entity_key.push(SEP);
+            }
+            if !push_field(event, field, &mut entity_key) {
+                return Verdict::Unknown("an entity field is missing");
+            }
+        }
+        let mut term_key = String::with_capacity(64);
+        for (i, field) in spec.terms.iter().enumerate() {
+            if i > 0 {
+                term_key.push(SEP);
+            }
+            if !push_field(event, field, &mut term_key) {
+                term_key.push_str(ABSENT);
+            }
+        }
+        // Normally set by [`Baselines::start`] at the first event the detector processed with
+        // the rule loaded; a rule observed on its own starts with its first event.
+        let started = *self.started.get_or_insert(now);
+        if now - self.last_sweep >= SWEEP_EVERY_SECS {
+            self.sweep(spec, now);
+        }
+        let mut context = None;
+        if !self.entities.contains_key(&entity_key) {
+            if self.entities.len() >= spec.max_entities {
+                self.sweep(spec, now);
+            }
+            if self.entities.len() >= spec.max_entities {
+                self.entities_refused += 1;
+                if !self.warned {
+                    self.warned = true;
+                    tracing::warn!(
+                        rule,
+                        max_entities = spec.max_entities,
+                        "baseline entity cap reached: new entities are not tracked and raise no baseline alerts"
+                    );
+                }
+                return Verdict::Unknown("the entity cap is reached");
+            }
+            if now >= started + spec.learn_secs {
+                context = Some(self.context(spec, started, now));
+            }
+            let values = entity_key.split(SEP).map(str::to_string).collect();
+            self.entities
+                .insert(entity_key.clone(), EntityBaseline::new(values, now));
+        }
+        self.events += 1;
+        if self.keys >= spec.max_keys {
+            self.keys = self.term_count();
+            if self.keys >= spec.max_keys {
+                self.sweep(spec, now);
+            }
+        }
+        let key_room = self.keys < spec.max_keys;
+        let Some(entity) = self.entities.get_mut(&entity_key) else {
+            return Verdict::Unknown("the entity cap is reached");
+        };
+        entity.last_seen = entity.last_seen.max(now);
+        let learning = !entity.locked
+            && (now < started + spec.learn_secs
+                || now < entity.first_seen + spec.entity_learn_secs);
+        if let Some(term) = entity.terms.get_mut(&term_key) {
+            if now - term.last_seen <= spec.forget_secs {
+                if term.count == 1 {
+                    entity.singletons = entity.singletons.saturating_sub(1);
+                }
+                term.count += 1;
+                term.last_seen = term.last_seen.max(now);
+                entity.events += 1;
+                return if learning {
+                    Verdict::KnownLearning
+                } else {
+                    Verdict::Known
+                };
+            }
+            // Forgotten: it counts as new again.
+            let count = term.count;
+            entity.terms.remove(&term_key);
+            self.keys = self.keys.saturating_sub(1);
+            if count == 1 {
+                entity.singletons = entity.singletons.saturating_sub(1);
+            }
+        }
+        if entity.saturated {
+            entity.events += 1;
+            return Verdict::Unknown("the entity's term cap is reached");
+        }
+        if !key_room && !entity.locked {
+            entity.events += 1;
+            self.terms_refused += 1;
+            if !self.warned {
+                self.warned = true;
+                tracing::warn!(
+                    rule,
+                    max_keys = spec.max_keys,
+                    "baseline key cap reached: new terms are not learned or judged (no alerts) until some are forgotten"
+                );
+            }
+            return Verdict::Unknown("the rule's key cap is reached");
+        }
+        if entity.terms.len() >= spec.max_terms {
+            entity.forget_terms(now, spec.forget_secs);
+        }
+        let room = entity.terms.len() < spec.max_terms;
+        if learning {
+            entity.events += 1;
+            if room {
+                entity.insert_term(term_key, now);
+                self.keys += 1;
+                return Verdict::Learning;
+            }
+            entity.saturated = true;
+            self.terms_refused += 1;
+            warn_terms(rule, spec, &mut self.warned);
+            return Verdict::Unknown("the entity's term cap is reached");
+        }
+        if !room && !entity.locked {
+            entity.events += 1;
+            entity.saturated = true;
+            self.terms_refused += 1;
+            warn_terms(rule, spec, &mut self.warned);
+            return Verdict::Unknown("the entity's term cap is reached");
+        }
+        let term_values: Vec<String> = term_key.split(SEP).map(str::to_string).collect();
+        let anomaly = explain(spec, entity, &term_values, now, context);
+        entity.events += 1;
+        if !entity.locked {
+            entity.insert_term(term_key, now);
+            self.keys += 1;
+        }
+        Verdict::New(Box::new(anomaly))
+    }
+
+    /// What the rule learned across entities (for a new entity's explanation).
+    fn context(&self, spec: &BaselineSpec, started: i64, now: i64) -> RuleContext {
+        let mut top: Vec<(String, u64)> = self
+            .entities
+            .values()
+            .map(|e| (show(&spec.entity, &e.values), e.events))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(3);
+        RuleContext {
+            events: self.events,
+            entities: self.entities.len(),
+            window: now - started,
+            top,
+        }
+    }
+
+    /// Drops entities and terms unseen for the forget window.
+    fn sweep(&mut self, spec: &BaselineSpec, now: i64) {
+        self.last_sweep = now;
+        self.entities
+            .retain(|_, e| e.locked || now - e.last_seen <= spec.forget_secs);
+        for entity in self.entities.values_mut() {
+            entity.forget_terms(now, spec.forget_secs);
+        }
+        self.keys = self.term_count();
+    }
+
+    /// Terms held across entities.
+    pub fn term_count(&self) -> usize {
+        self.entities.values().map(|e| e.terms.len()).sum()
+    }
+}
+
+fn warn_terms(rule: &str, spec: &BaselineSpec, warned: &mut bool) {
+    if !*warned {
+        *warned = true;
+        tracing::warn!(
+            rule,
+            max_terms = spec.max_terms,
+            "baseline term cap reached: the entity is saturated and raises no baseline alerts"
+        );
+    }
+}
+
+/// A rule's figures across entities, for a new entity.
+struct RuleContext {
+    events: u64,
+    entities: usize,
+    window: i64,
+    top: Vec<(String, u64)>,
+}
+
+fn explain(
+    spec: &BaselineSpec,
+    entity: &EntityBaseline,
+    new: &[String],
+    now: i64,
+    context: Option<RuleContext>,
+) -> Anomaly {
+    let mut top: Vec<(String, u64)> = entity
+        .terms
+        .iter()
+        .map(|(k, t)| (k.replace(SEP, " × "), t.count))
+        .collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(5);
+    let window = now - entity.first_seen;
+    let mode = if entity.locked {
+        "locked"
+    } else {
+        "monitoring"
+    };
+    let (p_new, seen, subject) = if let Some(ctx) = context.filter(|_| entity.events == 0) {
+        // A new entity: how often did the rule see one it had not seen before?
+        let p = (ctx.entities as f64 + 1.0) / (ctx.events as f64 + 2.0);
+        let shown: Vec<String> = ctx.top.iter().map(|(t, c)| format!("{t} ×{c}")).collect();
+        let seen = if ctx.events == 0 {
+            format!(
+                "the rule matched nothing in {} of learning",
+                human_secs(ctx.window)
+            )
+        } else {
+            format!(
+                "in {} the rule learned {} events of {} entities (most active: {})",
+                human_secs(ctx.window),
+                ctx.events,
+                ctx.entities,
+                shown.join(", ")
+            )
+        };
+        let subject = format!(
+            "{} is a new entity: {}",
+            show(&spec.entity, &entity.values),
+            show(&spec.terms, new)
+        );
+        (p, seen, subject)
+    } else if entity.events == 0 {
+        let subject = format!(
+            "{} is a new entity: {}",
+            show(&spec.entity, &entity.values),
+            show(&spec.terms, new)
+        );
+        (0.5, "first event of this entity".to_string(), subject)
+    } else {
+        let shown: Vec<String> = top.iter().map(|(t, c)| format!("{t} ×{c}")).collect();
+        let seen = format!(
+            "{} events of {} distinct values seen (most frequent: {})",
+            entity.events,
+            entity.terms.len(),
+            shown.join(", ")
+        );
+        let subject = format!(
+            "{} never seen for {} in {}",
+            show(&spec.terms, new),
+            show(&spec.entity, &entity.values),
+            human_secs(window)
+        );
+        let p = (entity.singletons as f64 + 1.0) / (entity.events as f64 + 2.0);
+        (p, seen, subject)
+    };
+    let score = ((1.0 - p_new) * 1000.0).round() / 1000.0;
+    let explanation = format!("{subject}; {seen}; score {score}");
+    Anomaly {
+        kind: spec.kind,
+        entity: pairs(&spec.entity, &entity.values),
+        new: pairs(&spec.terms, new),
+        baseline: BaselineSummary {
+            since: time_of(entity.first_seen),
+            window_secs: window,
+            events: entity.events,
+            distinct: entity.terms.len(),
+            top,
+            mode: mode.to_string(),
+        },
+        score,
+        explanation,
+    }
+}
+
+/// Figures of one baseline rule (for metrics, logs and `baselines list`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineStat {
+    /// Rule id.
+    pub rule: String,
+    /// Kind.
+    pub kind: BaselineKind,
+    /// Entities tracked.
+    pub entities: usize,
+    /// Terms held.
+    pub terms: usize,
+    /// Events of entities refused at the entity cap.
+    pub entities_refused: u64,
+    /// New terms refused at the term cap.
+    pub terms_refused: u64,
+    /// When the rule's learning window ends (stream time; absent before its first event).
+    pub learning_until: Option<DateTime<Utc>>,
+}
+
+/// An exported profile: one rule's entities (all, or a selection).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The rule id.
+    pub rule: String,
+    /// Entity fields (checked on import).
+    pub entity: Vec<String>,
+    /// Term fields (checked on import).
+    pub terms: Vec<String>,
+    /// The entities.
+    pub entities: Vec<EntityBaseline>,
+}
+
+/// Every baseline rule's spec and state.
+#[derive(Debug, Clone, Default)]
+pub struct Baselines {
+    specs: HashMap<String, BaselineSpec>,
+    state: HashMap<String, RuleBaseline>,
+    /// Every rule's learning window has started.
+    started_all: bool,
+}
+
+impl Baselines {
+    /// Baselines for these rules (rule id -> spec), empty.
+    pub fn new(specs: HashMap<String, BaselineSpec>) -> Self {
+        Self {
+            specs,
+            state: HashMap::new(),
+            started_all: false,
+        }
+    }
+
+    /// Whether `rule` has a baseline.
+    pub fn spec(&self, rule: &str) -> Option<&BaselineSpec> {
+        self.specs.get(rule)
+    }
+
+    /// Whether any rule has a baseline.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// Starts the learning window of every rule that has not started at stream time `now`:
+    /// a rule learns from when it is loaded (watched), not from its first match, so a rule
+    /// that matched nothing for its whole learning window has learned that nothing happens.
+    /// Cheap when every rule has started.
+    pub fn start(&mut self, now: i64) {
+        if self.started_all {
+            return;
+        }
+        for rule in self.specs.keys() {
+            let state = self.state.entry(rule.clone()).or_default();
+            state.started.get_or_insert(now);
+        }
+        self.started_all = true;
+    }
+
+    /// Learns and judges an event the rule matched.
+    pub fn observe(&mut self, rule: &str, event: &Event, now: i64) -> Option<Verdict> {
+        let spec = self.specs.get(rule)?;
+        if !self.state.contains_key(rule) {
+            self.state.insert(rule.to_string(), RuleBaseline::default());
+        }
+        let state = self.state.get_mut(rule)?;
+        Some(state.observe(spec, rule, event, now))
+    }
+
+    /// Rules whose learning has not started (new rules, or reset ones), with their learning
+    /// window in seconds: what a warm start back-fills.
+    pub fn unstarted(&self) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = self
+            .specs
+            .iter()
+            .filter(|(rule, _)| self.state.get(*rule).is_none_or(|s| s.started.is_none()))
+            .map(|(rule, spec)| (rule.clone(), spec.learn_secs))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The state, for the checkpoint.
+    pub fn state(&self) -> &HashMap<String, RuleBaseline> {
+        &self.state
+    }
+
+    /// Restores checkpointed state of the rules that still have a baseline.
+    pub fn restore(&mut self, state: HashMap<String, RuleBaseline>) {
+        for (rule, s) in state {
+            if self.specs.contains_key(&rule) {
+                self.state.insert(rule, s);
+            }
+        }
+        self.started_all = false;
+    }
+
+    /// New specs (rule reload): state is kept where entity and term fields are unchanged.
+    pub fn replace_specs(&mut self, specs: HashMap<String, BaselineSpec>) {
+        let old = std::mem::take(&mut self.specs);
+        self.state
+            .retain(|rule, _| match (old.get(rule), specs.get(rule)) {
+                (Some(a), Some(b)) => a.same_keys(b),
+                _ => false,
+            });
+        self.specs = specs;
+        self.started_all = false;
+    }
+
+    /// Figures per rule, sorted by rule id.
+    pub fn stats(&self) -> Vec<BaselineStat> {
+        let mut out: Vec<BaselineStat> = self
+            .specs
+            .iter()
+            .map(|(rule, spec)| {
+                let state = self.state.get(rule);
+                BaselineStat {
+                    rule: rule.clone(),
+                    kind: spec.kind,
+                    entities: state.map_or(0, |s| s.entities.len()),
+                    terms: state.map_or(0, RuleBaseline::term_count),
+                    entities_refused: state.map_or(0, |s| s.entities_refused),
+                    terms_refused: state.map_or(0, |s| s.terms_refused),
+                    learning_until: state
+                        .and_then(|s| s.started)
+                        .map(|t| time_of(t.saturating_add(spec.learn_secs))),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.rule.cmp(&b.rule));
+        out
+    }
+
+    /// One rule's entities whose values contain `entity` (all when `None`), as a profile.
+    pub fn export(&self, rule: &str, entity: Option<&str>) -> Option<Profile> {
+        let spec = self.specs.get(rule)?;
+        let mut entities: Vec<EntityBaseline> = self
+            .state
+            .get(rule)
+            .map(|s| {
+                s.entities
+                    .values()
+                    .filter(|e| entity.is_none_or(|want| e.values.iter().any(|v| v == want)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        entities.sort_by(|a, b| a.values.cmp(&b.values));
+        Some(Profile {
+            rule: rule.to_string(),
+            entity: spec.entity.clone(),
+            terms: spec.terms.clone(),
+            entities,
+        })
+    }
+
+    /// Imports a profile (replacing the entities it names). Fails when the rule has no
+    /// baseline or its fields differ, or when the import would pass a cap.
+    pub fn import(&mut self, profile: Profile) -> Result<usize, String> {
+        let spec = self
+            .specs
+            .get(&profile.rule)
+            .ok_or_else(|| format!("rule `{}` has no baseline", profile.rule))?;
+        if spec.entity != profile.entity || spec.terms != profile.terms {
+            return Err(format!(
+                "the profile's fields ({:?} × {:?}) are not rule `{}`'s ({:?} × {:?})",
+                profile.entity, profile.terms, profile.rule, spec.entity, spec.terms
+            ));
+        }
+        let state = self.state.entry(profile.rule.clone()).or_default();
+        let mut added = 0;
+        for mut entity in profile.entities {
+            if entity.values.len() != spec.entity.len() {
+                return Err(format!(
+                    "entity {:?} has {} values, expected {}",
+                    entity.values,
+                    entity.values.len(),
+                    spec.entity.len()
+                ));
+            }
+            if entity.terms.len() > spec.max_terms {
+                return Err(format!(
+                    "entity {:?} has {} terms, over the cap of {}",
+                    entity.values,
+                    entity.terms.len(),
+                    spec.max_terms
+                ));
+            }
+            let key = entity.values.join(&SEP.to_string());
+            if !state.entities.contains_key(&key) && state.entities.len() >= spec.max_entities {
+                return Err(format!("the entity cap ({}) is reached", spec.max_entities));
+            }
+            entity.singletons = entity.terms.values().filter(|t| t.count == 1).count() as u64;
+            state.entities.insert(key, entity);
+            added += 1;
+        }
+        state.keys = state.term_count();
+        Ok(added)
+    }
+
+    /// Locks (or unlocks, to monitoring) the entities of `rule` whose values contain `entity`;
+    /// returns how many changed.
+    pub fn set_locked(&mut self, rule: &str, entity: &str, locked: bool) -> usize {
+        self.entities_mut(rule, entity)
+            .map(|e| e.locked = locked)
+            .count()
+    }
+
+    /// Forgets what `rule` learned about the entities whose values contain `entity` (all with
+    /// `None`); returns how many were dropped.
+    pub fn reset(&mut self, rule: &str, entity: Option<&str>) -> usize {
+        let Some(state) = self.state.get_mut(rule) else {
+            return 0;
+        };
+        let before = state.entities.len();
+        state
+            .entities
+            .retain(|_, e| entity.is_some_and(|want| !e.values.iter().any(|v| v == want)));
+        if entity.is_none() {
+            state.started = None;
+            self.started_all = false;
+        }
+        before - state.entities.len()
+    }
+
+    /// Accepts a term into the baseline of the entities whose values contain `entity`
+    /// (`term` gives the term fields' values in order); returns how many entities took it.
+    pub fn accept(&mut self, rule: &str, entity: &str, term: &[String], now: i64) -> usize {
+        let Some(spec) = self.specs.get(rule) else {
+            return 0;
+        };
+        if term.len() != spec.terms.len() {
+            return 0;
+        }
+        let key = term.join(&SEP.to_string());
+        let max_terms = spec.max_terms;
+        let accepted = self
+            .entities_mut(rule, entity)
+            .filter(|e| e.terms.contains_key(&key) || e.terms.len() < max_terms)
+            .map(|e| {
+                if !e.terms.contains_key(&key) {
+                    e.insert_term(key.clone(), now);
+                }
+            })
+            .count();
+        if let Some(state) = self.state.get_mut(rule) {
+            state.keys = state.term_count();
+        }
+        accepted
+    }
+
+    fn entities_mut<'a>(
+        &'a mut self,
+        rule: &str,
+        entity: &'a str,
+    ) -> impl Iterator<Item = &'a mut EntityBaseline> + 'a {
+        self.state
+            .get_mut(rule)
+            .into_iter()
+            .flat_map(|s| s.entities.values_mut())
+            .filter(move |e| e.values.iter().any(|v| v == entity))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DAY: i64 = 86_400;
+
+    fn spec(kind: &str, extra: Value) -> BaselineSpec {
+        let mut v = json!({"kind": kind, "entity": "workload", "terms": ["process.executable"],
+            "learn": "1d", "forget": "30d"});
+        if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+            m.extend(e);
+        }
+        BaselineSpec::from_value(&v).expect("spec")
+    }
+
+    fn exec(pod: &str, exe: &str) -> Event {
+        serde_json::from_value(json!({
+            "kubernetes": {"namespace": "shop", "pod": {"name": pod}},
+            "process": {"executable": exe}
+        }))
+        .expect("event")
+    }
+
+    fn is_new(v: &Verdict) -> bool {
+        matches!(v, Verdict::New(_))
+    }
+
+    #[test]
+    fn spec_validation_says_what_is_wrong() {
+        let err = |v: Value| BaselineSpec::from_value(&v).expect_err("invalid");
+        assert!(err(json!({"entity": [], "terms": "a"})).contains("`entity` needs"));
+        assert!(err(json!({"entity": "a", "terms": "b", "learn": "soon"})).contains("`learn`"));
+        assert!(
+            err(json!({"entity": "a", "terms": "b", "learn": "7d", "forget": "1d"}))
+                .contains("`forget`")
+        );
+        assert!(err(json!({"entity": "a", "terms": "b", "colour": 1})).contains("colour"));
+        assert!(err(json!({"entity": "a", "terms": "b", "max_terms": 0})).contains("max_terms"));
+        let ok = BaselineSpec::from_value(&json!({"entity": "a", "terms": "b"})).expect("ok");
+        assert_eq!(ok.learn_secs, DEFAULT_LEARN_SECS);
+        assert_eq!(ok.entity_learn_secs, DEFAULT_LEARN_SECS);
+        let rare = BaselineSpec::from_value(&json!({"kind": "rare", "entity": "a", "terms": "b"}))
+            .expect("ok");
+        assert_eq!(rare.entity_learn_secs, 0);
+    }
+
+    #[test]
+    fn keys_are_built_from_the_same_text_as_field_text() {
+        let event: Event = serde_json::from_value(json!({
+            "a": ["x", 1, true, {"o": 1}, null, "y"], "n": 7, "b": false, "o": {"k": 1}, "e": []
+        }))
+        .expect("event");
+        for field in ["a", "n", "b", "o", "e", "missing", "workload"] {
+            let mut out = String::from("p");
+            let pushed = push_field(&event, field, &mut out);
+            assert_eq!(
+                pushed.then(|| out[1..].to_string()),
+                field_text(&event, field),
+                "{field}"
+            );
+            if !pushed {
+                assert_eq!(out, "p");
+            }
+        }
+        assert_eq!(field_text(&event, "a").as_deref(), Some("x,1,true,y"));
+    }
+
+    #[test]
+    fn workload_names_follow_kubernetes_pod_naming() {
+        assert_eq!(workload_of_pod("api-7d9c6b5f4-x2x9q"), "api");
+        assert_eq!(workload_of_pod("db-0"), "db");
+        assert_eq!(workload_of_pod("agent-x2x9q"), "agent");
+        assert_eq!(workload_of_pod("standalone"), "standalone");
+        assert_eq!(
+            field_text(&exec("api-7d9c6b5f4-x2x9q", "/x"), "workload").as_deref(),
+            Some("shop/api")
+        );
+    }
+
+    #[test]
+    fn learns_then_alerts_once_per_new_term_exactly() {
+        let s = spec("new_terms", json!({"entity_learn": "0s"}));
+        let mut b = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        // Learning: two replicas of one Deployment share the profile.
+        for i in 0..100 {
+            let pod = if i % 2 == 0 {
+                "api-7d9c6b5f4-aaaaa"
+            } else {
+                "api-7d9c6b5f4-bbbbb"
+            };
+            let exe = ["/usr/sbin/nginx", "/bin/sh", "/usr/bin/curl"][i % 3];
+            let v = b.observe(&s, "r", &exec(pod, exe), t0 + i as i64);
+            let want = if i < 3 {
+                Verdict::Learning
+            } else {
+                Verdict::KnownLearning
+            };
+            assert_eq!(v, want, "event {i}");
+        }
+        // After learning, every learned program is known, on a new replica too.
+        for exe in ["/usr/sbin/nginx", "/bin/sh", "/usr/bin/curl"] {
+            assert_eq!(
+                b.observe(&s, "r", &exec("api-7d9c6b5f4-ccccc", exe), t0 + 2 * DAY),
+                Verdict::Known
+            );
+        }
+        let v = b.observe(
+            &s,
+            "r",
+            &exec("api-7d9c6b5f4-ccccc", "/usr/bin/python3"),
+            t0 + 2 * DAY,
+        );
+        let Verdict::New(a) = v else {
+            panic!("new term expected: {v:?}")
+        };
+        assert_eq!(
+            a.new.get("process.executable").map(String::as_str),
+            Some("/usr/bin/python3")
+        );
+        assert_eq!(
+            a.entity.get("workload").map(String::as_str),
+            Some("shop/api")
+        );
+        assert_eq!(a.baseline.events, 103);
+        assert_eq!(a.baseline.distinct, 3);
+        assert!(a.score > 0.98, "{}", a.score);
+        assert!(
+            a.explanation.contains(
+                "process.executable=/usr/bin/python3 never seen for workload=shop/api in 2d"
+            ),
+            "{}",
+            a.explanation
+        );
+        assert!(
+            a.explanation.contains("103 events of 3 distinct values"),
+            "{}",
+            a.explanation
+        );
+        // Monitoring mode: learned now, so it alerts once.
+        assert_eq!(
+            b.observe(
+                &s,
+                "r",
+                &exec("api-7d9c6b5f4-ccccc", "/usr/bin/python3"),
+                t0 + 2 * DAY + 1
+            ),
+            Verdict::Known
+        );
+    }
+
+    #[test]
+    fn a_new_entity_learns_for_its_own_window() {
+        let s = spec("new_terms", json!({"entity_learn": "1h"}));
+        let mut b = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        b.observe(&s, "r", &exec("api-1", "/bin/a"), t0);
+        let late = t0 + 2 * DAY;
+        assert_eq!(
+            b.observe(&s, "r", &exec("web-1", "/bin/a"), late),
+            Verdict::Learning
+        );
+        assert_eq!(
+            b.observe(&s, "r", &exec("web-1", "/bin/b"), late + 60),
+            Verdict::Learning
+        );
+        assert!(is_new(&b.observe(
+            &s,
+            "r",
+            &exec("web-1", "/bin/c"),
+            late + 3_601
+        )));
+        assert_eq!(
+            b.observe(&s, "r", &exec("web-1", "/bin/b"), late + 3_602),
+            Verdict::Known
+        );
+    }
+
+    #[test]
+    fn forgotten_terms_are_new_again() {
+        let s = spec("new_terms", json!({"entity_learn": "0s", "forget": "10d"}));
+        let mut b = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        b.observe(&s, "r", &exec("api-1", "/bin/a"), t0);
+        b.observe(&s, "r", &exec("api-1", "/bin/b"), t0);
+        assert_eq!(
+            b.observe(&s, "r", &exec("api-1", "/bin/a"), t0 + 9 * DAY),
+            Verdict::Known
+        );
+        // `/bin/b` was last seen 11 days ago: forgotten.
+        assert!(is_new(&b.observe(
+            &s,
+            "r",
+            &exec("api-1", "/bin/b"),
+            t0 + 11 * DAY
+        )));
+        // The entity itself is forgotten after 10 days of silence, and swept.
+        b.observe(&s, "r", &exec("other-1", "/bin/z"), t0 + 40 * DAY);
+        assert!(
+            !b.entities.keys().any(|k| k.contains("api")),
+            "{:?}",
+            b.entities.keys()
+        );
+    }
+
+    #[test]
+    fn caps_bound_memory_and_never_alert() {
+        let s = spec(
+            "new_terms",
+            json!({"entity_learn": "0s", "max_entities": 2, "max_terms": 3}),
+        );
+        let mut b = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        b.observe(&s, "r", &exec("a-1", "/bin/1"), t0);
+        b.observe(&s, "r", &exec("b-1", "/bin/1"), t0);
+        assert_eq!(
+            b.observe(&s, "r", &exec("c-1", "/bin/1"), t0),
+            Verdict::Unknown("the entity cap is reached")
+        );
+        assert_eq!(b.entities.len(), 2);
+        assert_eq!(b.entities_refused, 1);
+        // Past learning, the refused entity stays unjudged: no false "new".
+        assert!(!is_new(&b.observe(
+            &s,
+            "r",
+            &exec("c-1", "/bin/9"),
+            t0 + 2 * DAY
+        )));
+        b.observe(&s, "r", &exec("a-1", "/bin/2"), t0 + 1);
+        b.observe(&s, "r", &exec("a-1", "/bin/3"), t0 + 2);
+        assert_eq!(
+            b.observe(&s, "r", &exec("a-1", "/bin/4"), t0 + 3),
+            Verdict::Unknown("the entity's term cap is reached")
+        );
+        assert_eq!(b.terms_refused, 1);
+        for exe in ["/bin/4", "/bin/5"] {
+            assert!(!is_new(&b.observe(
+                &s,
+                "r",
+                &exec("a-1", exe),
+                t0 + 2 * DAY
+            )));
+        }
+        assert!(b.entities.values().all(|e| e.terms.len() <= 3));
+        // Another entity is still judged.
+        assert!(is_new(&b.observe(
+            &s,
+            "r",
+            &exec("b-1", "/bin/2"),
+            t0 + 2 * DAY
+        )));
+    }
+
+    #[test]
+    fn the_rule_key_cap_bounds_every_entity_together_and_never_alerts() {
+        let s = spec("new_terms", json!({"entity_learn": "0s", "max_keys": 4}));
+        let mut b = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        for (pod, exe) in [("a-1", "/1"), ("a-1", "/2"), ("b-1", "/1"), ("b-1", "/2")] {
+            assert_eq!(b.observe(&s, "r", &exec(pod, exe), t0), Verdict::Learning);
+        }
+        assert_eq!(
+            b.observe(&s, "r", &exec("c-1", "/1"), t0),
+            Verdict::Unknown("the rule's key cap is reached")
+        );
+        assert_eq!(b.term_count(), 4);
+        // Past learning: known terms are known, new ones are not judged while the cap holds.
+        assert_eq!(
+            b.observe(&s, "r", &exec("a-1", "/1"), t0 + 2 * DAY),
+            Verdict::Known
+        );
+        assert!(!is_new(&b.observe(
+            &s,
+            "r",
+            &exec("a-1", "/9"),
+            t0 + 2 * DAY
+        )));
+        // Once terms are forgotten (30 days unseen), there is room again.
+        let later = t0 + 2 * DAY + 31 * DAY;
+        b.observe(&s, "r", &exec("a-1", "/1"), later);
+        assert!(b.term_count() <= 4);
+        assert!(is_new(&b.observe(&s, "r", &exec("a-1", "/7"), later + 1)));
+    }
+
+    #[test]
+    fn locked_entities_alert_every_time_and_learn_nothing() {
+        let s = spec("new_terms", json!({"entity_learn": "0s"}));
+        let mut bs = Baselines::new(HashMap::from([("r".to_string(), s)]));
+        let t0 = 1_700_000_000;
+        bs.observe("r", &exec("api-1", "/bin/a"), t0);
+        assert_eq!(bs.set_locked("r", "shop/api", true), 1);
+        for i in 0..2 {
+            let v = bs
+                .observe("r", &exec("api-1", "/bin/x"), t0 + 10 + i)
+                .expect("rule");
+            let Verdict::New(a) = v else {
+                panic!("locked: {v:?}")
+            };
+            assert_eq!(a.baseline.mode, "locked");
+        }
+        // Accepting a term puts it into the baseline.
+        assert_eq!(
+            bs.accept("r", "shop/api", &["/bin/x".to_string()], t0 + 20),
+            1
+        );
+        assert_eq!(
+            bs.observe("r", &exec("api-1", "/bin/x"), t0 + 21),
+            Some(Verdict::Known)
+        );
+    }
+
+    #[test]
+    fn profiles_export_and_import_and_reset() {
+        let s = spec("new_terms", json!({"entity_learn": "0s"}));
+        let specs = HashMap::from([("r".to_string(), s)]);
+        let mut a = Baselines::new(specs.clone());
+        let t0 = 1_700_000_000;
+        for exe in ["/bin/a", "/bin/b"] {
+            a.observe("r", &exec("api-1", exe), t0);
+        }
+        let profile = a.export("r", Some("shop/api")).expect("profile");
+        let text = serde_json::to_string(&profile).expect("json");
+        let mut b = Baselines::new(specs);
+        let back: Profile = serde_json::from_str(&text).expect("parse");
+        assert_eq!(b.import(back.clone()).expect("import"), 1);
+        // The imported baseline judges like the original (rule learning started by an event).
+        b.observe("r", &exec("web-1", "/bin/q"), t0);
+        assert_eq!(
+            b.observe("r", &exec("api-1", "/bin/b"), t0 + 2 * DAY),
+            Some(Verdict::Known)
+        );
+        let mut wrong = back;
+        wrong.terms = vec!["process.name".into()];
+        assert!(b.import(wrong).is_err());
+        assert_eq!(b.reset("r", Some("shop/api")), 1);
+        assert_eq!(b.stats()[0].entities, 1);
+    }
+}
