@@ -312,7 +312,11 @@ mod tests {
         let event = &decoded.events[0];
         assert_eq!(event.get("_p"), None);
         assert_eq!(event.get("log.partial"), None);
-        let piece = line.replacen(r#""stream":"stdout","#, r#""stream":"stdout","logtag":"P","#, 1);
+        let piece = line.replacen(
+            r#""stream":"stdout","#,
+            r#""stream":"stdout","logtag":"P","#,
+            1,
+        );
         let decoded = parse(&piece);
         let event = &decoded.events[0];
         assert_eq!(event.get("logtag"), None);
