@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod listeners;
+pub mod respond;
 pub mod serve;
 
 // The pipeline crate's modules, under the names the server's code and users have known.
@@ -68,6 +69,8 @@ pub struct AppState {
     pub commands: Arc<commands::CommandQueue>,
     /// The notification outbox, when `[notify]` has channels.
     pub notify: Option<Arc<crowsnest_notify::Outbox>>,
+    /// Containment (`[respond]`): the responder and its executors.
+    pub respond: Arc<respond::Respond>,
 }
 
 /// A started server: its state and where it listens.
@@ -158,6 +161,19 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     .await
     .context("notify open task")??;
     let worker_notify = notify.clone();
+    // Containment: opened (and its log verified) before the detector starts; only live
+    // alerts reach it.
+    let respond_config = config.respond.clone();
+    let respond_dir = data_dir.join("respond");
+    let respond_queue = commands.clone();
+    let respond = tokio::task::spawn_blocking(move || {
+        respond::Respond::open(&respond_dir, respond_config, respond_queue)
+    })
+    .await
+    .context("respond open task")??;
+    let respond = Arc::new(respond);
+    let (respond_tx, respond_rx) = respond::channel();
+    let respond_hook = respond.enabled().then(|| respond::hook(respond_tx));
     let (detect_config, detect_status, detect_dir) = (
         config.detect.clone(),
         detection.clone(),
@@ -170,6 +186,9 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
                 detection::Worker::open(detect_config, &detect_dir, detect_status, metrics)?;
             if let Some(outbox) = worker_notify {
                 worker.notify_to(outbox);
+            }
+            if let Some(hook) = respond_hook {
+                worker.respond_to(hook);
             }
             Some(worker)
         } else {
@@ -205,9 +224,11 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
         dedup,
         commands,
         notify,
+        respond,
         started: Instant::now(),
     });
     spawn_retention(state.clone());
+    respond::spawn(state.clone(), respond_rx);
     let listeners = listeners::start(state.clone()).await?;
     let router = app(state.clone());
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
