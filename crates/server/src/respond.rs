@@ -153,6 +153,15 @@ impl Respond {
         Some(value)
     }
 
+    /// A fresh signed approval link for a pending action (for admins to forward).
+    pub fn approval_link(&self, id: &str) -> Option<String> {
+        let responder = self.lock();
+        let pending = responder
+            .get(id)
+            .is_some_and(|t| t.state == crowsnest_respond::contain::responder::State::Pending);
+        pending.then(|| responder.approval_link(id, Utc::now()))
+    }
+
     /// The problem health reports when executions keep failing.
     pub fn problem(&self) -> Option<Problem> {
         let failures = self

@@ -75,13 +75,23 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
+    // An admin also gets a fresh approval link for a pending action, to forward.
+    let admin = authorize(&state, &headers, Scope::Admin).is_ok();
     let respond = state.respond.clone();
     let lookup = id.clone();
-    tokio::task::spawn_blocking(move || respond.show(&lookup))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no action `{id}`")))
+    tokio::task::spawn_blocking(move || {
+        let mut value = respond.show(&lookup)?;
+        if admin {
+            if let Some(link) = respond.approval_link(&lookup) {
+                value["approval_link"] = json!(link);
+            }
+        }
+        Some(value)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map(Json)
+    .ok_or_else(|| ApiError::NotFound(format!("no action `{id}`")))
 }
 
 pub(super) async fn undo(
