@@ -365,7 +365,7 @@ actions = [
     assert!(pause["memory"]["networks"][&net_a].is_object(), "{pause:#}");
     // Alert made (event.ingested of the alert record) → pause done (the agent's finish).
     let alert = server.search(&format!(
-        "event.dataset:\"crowsnest.alert\" AND container.name:\"{name}\""
+        "event.dataset:\"crowsnest.alert\" AND container.name:\"{name}\" AND rule.name:\"Reverse Shell Started Through Docker Exec\""
     ));
     let alert = &alert["hits"][0];
     let detected = time(&alert["event"]["ingested"]);
