@@ -364,10 +364,20 @@ actions = [
     // Evidence first: the inspect (whose networks the undo would use), logs, top, diff.
     assert!(pause["memory"]["networks"][&net_a].is_object(), "{pause:#}");
     // Alert made (event.ingested of the alert record) → pause done (the agent's finish).
-    let alert = server.search(&format!(
+    let query = format!(
         "event.dataset:\"crowsnest.alert\" AND container.name:\"{name}\" AND rule.name:\"Reverse Shell Started Through Docker Exec\""
-    ));
-    let alert = &alert["hits"][0];
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        // Searchable once the indexer commits.
+        let found = server.search(&query);
+        if found["total"].as_u64() >= Some(1) {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "no alert for {name}: {found}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alert = &found["hits"][0];
     let detected = time(&alert["event"]["ingested"]);
     let exec_at = time(&alert["@timestamp"]);
     let commands = get(&server, &format!("/api/v1/actions?node={node}&limit=1000"));
