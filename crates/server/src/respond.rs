@@ -131,7 +131,9 @@ impl Respond {
             .actions()
             .filter(|t| {
                 state.is_none_or(|s| {
-                    serde_json::to_value(t.state).ok().and_then(|v| v.as_str().map(str::to_string))
+                    serde_json::to_value(t.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
                         == Some(s.to_string())
                 })
             })
@@ -324,36 +326,41 @@ impl Respond {
 /// (`container.labels.*`, `container.network.mode`, `container.networks`) into the alert's
 /// entity and queues it, never blocking the detector.
 pub fn hook(tx: mpsc::Sender<Offer>) -> crate::detection::RespondHook {
-    Box::new(move |alert: &Alert, incident: Option<&Incident>, event: &Event| {
-        let mut alert = alert.clone();
-        let same = match (alert.entity.get("container.id"), event.get_str("container.id")) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        };
-        if same {
-            if let Some(labels) = event.get("container.labels").and_then(Value::as_object) {
-                for (key, value) in labels {
-                    if let Some(text) = value.as_str() {
-                        alert
-                            .entity
-                            .insert(format!("container.labels.{key}"), text.to_string());
+    Box::new(
+        move |alert: &Alert, incident: Option<&Incident>, event: &Event| {
+            let mut alert = alert.clone();
+            let same = match (
+                alert.entity.get("container.id"),
+                event.get_str("container.id"),
+            ) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if same {
+                if let Some(labels) = event.get("container.labels").and_then(Value::as_object) {
+                    for (key, value) in labels {
+                        if let Some(text) = value.as_str() {
+                            alert
+                                .entity
+                                .insert(format!("container.labels.{key}"), text.to_string());
+                        }
+                    }
+                }
+                for field in ["container.network.mode", "container.networks"] {
+                    if let Some(text) = event.get_str(field) {
+                        alert.entity.insert(field.to_string(), text.to_string());
                     }
                 }
             }
-            for field in ["container.network.mode", "container.networks"] {
-                if let Some(text) = event.get_str(field) {
-                    alert.entity.insert(field.to_string(), text.to_string());
-                }
+            let offer = Offer {
+                alert,
+                incident: incident.cloned(),
+            };
+            if let Err(error) = tx.try_send(offer) {
+                tracing::warn!(%error, "containment queue full or closed: an alert is not offered to the playbooks (it is stored; `crowsnest respond simulate` replays it)");
             }
-        }
-        let offer = Offer {
-            alert,
-            incident: incident.cloned(),
-        };
-        if let Err(error) = tx.try_send(offer) {
-            tracing::warn!(%error, "containment queue full or closed: an alert is not offered to the playbooks (it is stored; `crowsnest respond simulate` replays it)");
-        }
-    })
+        },
+    )
 }
 
 /// Submits action-log records as `crowsnest.response` events.
@@ -423,11 +430,7 @@ impl ActionExecutor<'_> {
 
     /// Queues a command for the agent and waits for its result.
     fn run(&self, command: AgentCommand) -> Result<CommandResult, ExecError> {
-        let (node, op, container) = (
-            command.node.clone(),
-            command.op,
-            command.container.clone(),
-        );
+        let (node, op, container) = (command.node.clone(), command.op, command.container.clone());
         let id = self
             .respond
             .queue
@@ -499,7 +502,8 @@ impl ActionExecutor<'_> {
                     ));
                 };
                 let file = result.evidence.iter().find(|f| f.name == name);
-                let notes: Vec<&String> = result.notes.iter().filter(|n| n.contains(name)).collect();
+                let notes: Vec<&String> =
+                    result.notes.iter().filter(|n| n.contains(name)).collect();
                 // The file stays on the node; its SHA-256 is in this answer (and so in the log).
                 Ok(serde_json::to_vec(&json!({
                     "node": result.node, "agent_command": result.id, "file": file, "notes": notes,
@@ -513,7 +517,9 @@ impl ActionExecutor<'_> {
             DockerOp::Kill { .. } => simple(ContainerOp::Kill),
             // The agent disconnects every network (remembering them; refused on the host's
             // network); a second disconnect finds none left and succeeds with a note.
-            DockerOp::DisconnectAll | DockerOp::Disconnect { .. } => simple(ContainerOp::Quarantine),
+            DockerOp::DisconnectAll | DockerOp::Disconnect { .. } => {
+                simple(ContainerOp::Quarantine)
+            }
             DockerOp::Connect { network, endpoint } => {
                 let mut command = self.command(node, ContainerOp::Release, &call.container);
                 command.networks = vec![attachment(network, endpoint)];
@@ -529,7 +535,12 @@ fn attachment(network: &str, endpoint: &Value) -> NetworkAttachment {
     let strings = |value: &Value| -> Vec<String> {
         value
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let text = |value: Option<&Value>| {

@@ -29,9 +29,7 @@ use crate::AppState;
 fn responder_error(error: ResponderError) -> ApiError {
     match error {
         ResponderError::Unknown(_) => ApiError::NotFound(error.to_string()),
-        ResponderError::Approval(_) => {
-            ApiError::Forbidden(format!("approval refused: {error}"))
-        }
+        ResponderError::Approval(_) => ApiError::Forbidden(format!("approval refused: {error}")),
         ResponderError::State { .. } | ResponderError::Undo(_) => {
             ApiError::bad_request(error.to_string())
         }
@@ -51,7 +49,10 @@ pub(super) async fn list(
             .map_err(|_| ApiError::bad_request(format!("`limit` `{text}` is not a count")))?,
         None => 100,
     };
-    let filter = params.get("state").map(String::as_str).filter(|s| !s.is_empty());
+    let filter = params
+        .get("state")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
     const STATES: [&str; 7] = [
         "dry_run", "refused", "pending", "ready", "executed", "failed", "undone",
     ];
@@ -105,7 +106,9 @@ pub(super) async fn undo(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(responder_error)?;
-    let record = records.first().map(|r| json!({"kind": r.kind, "detail": r.detail}));
+    let record = records
+        .first()
+        .map(|r| json!({"kind": r.kind, "detail": r.detail}));
     submit(&state, records).await;
     Ok(Json(json!({ "action": action, "record": record })))
 }
@@ -230,7 +233,10 @@ pub(super) async fn approve(
     let (action, records) = match outcome {
         Ok(done) => done,
         Err(error) if form => {
-            return Ok(page("Not approved", &format!("<p>{}</p>", escape(&error.to_string()))))
+            return Ok(page(
+                "Not approved",
+                &format!("<p>{}</p>", escape(&error.to_string())),
+            ))
         }
         Err(error) => return Err(responder_error(error)),
     };
