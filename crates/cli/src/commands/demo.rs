@@ -105,12 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The `[respond]` section the demo runs with (written to `<data-dir>/demo-respond.toml`).
 const DEMO_PLAYBOOK: &str = r#"# The demo's containment playbook: dry-run only, nothing is touched.
 [[playbooks]]
-name = "demo-high-alerts"
-level_min = "high"
-actions = [
-  { action = "quarantine_pod", mode = "dry-run" },
-  { action = "pause", mode = "dry-run" },
-]
+name = "demo-dry-run"
+level_min = "medium"
+actions = [{ action = "quarantine_pod", mode = "dry-run" }]
 "#;
 
 /// Waits until the responder has planned for the alerts of the loaded history (its count
@@ -140,27 +137,26 @@ fn print_containment(
     url: &str,
     token: &str,
 ) {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     let cmd = command_name();
-    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut targets = BTreeSet::new();
-    let mut refused = 0;
-    for t in planned {
-        *kinds.entry(t.action.action.as_str()).or_default() += 1;
-        targets.insert(t.action.target.describe());
-        if t.action.decision.verdict == crowsnest_respond::contain::Verdict::Refused {
-            refused += 1;
-        }
-    }
-    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let would: BTreeSet<String> = planned
+        .iter()
+        .filter(|t| t.action.decision.verdict == crowsnest_respond::contain::Verdict::DryRun)
+        .map(|t| format!("{} {}", t.action.action.as_str(), t.action.target.describe()))
+        .collect();
+    let refused = planned
+        .iter()
+        .filter(|t| t.action.decision.verdict == crowsnest_respond::contain::Verdict::Refused)
+        .count();
     println!();
     println!(
-        "Containment (dry-run playbook `{}`): would have planned {} actions ({}) on {} targets; {refused} refused by guards; nothing was touched.",
+        "Containment (dry-run playbook {}, nothing was touched): {} planned, {refused} refused by guards; it would have done:",
         playbook.display(),
         planned.len(),
-        if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
-        targets.len()
     );
+    for line in &would {
+        println!("  # {line}");
+    }
     println!("  {cmd} respond simulate --config {} --since 6h   # every alert through the playbook, with the guards' reasons", playbook.display());
     println!("  curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/respond/actions   # the planned actions");
 }
