@@ -142,7 +142,13 @@ fn print_containment(
     let would: BTreeSet<String> = planned
         .iter()
         .filter(|t| t.action.decision.verdict == crowsnest_respond::contain::Verdict::DryRun)
-        .map(|t| format!("{} {}", t.action.action.as_str(), t.action.target.describe()))
+        .map(|t| {
+            format!(
+                "{} {}",
+                t.action.action.as_str(),
+                t.action.target.describe()
+            )
+        })
         .collect();
     let refused = planned
         .iter()

@@ -397,4 +397,6 @@ mod guard_tests;
 #[cfg(test)]
 mod incident_tests;
 #[cfg(test)]
+mod respond_tests;
+#[cfg(test)]
 mod tests;
