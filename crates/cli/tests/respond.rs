@@ -10,7 +10,7 @@
 //! * the playbook's `approve` quarantine does nothing until approved: the signed link's page
 //!   approves nothing, its form does (once; a replay is refused); undo through the API
 //!   restores the pause and the same networks (aliases, static address);
-//! * after a restart of the server, nothing runs again;
+//! * after `kill -9` and a restart of the server (the WAL replayed), nothing runs again;
 //! * five containers firing at once trip the circuit breaker: the first ones within
 //!   `breaker_max_auto` run, the rest wait for approval; one is then approved by id.
 //!
@@ -493,11 +493,12 @@ actions = [
     let records = server.search("event.dataset:\"crowsnest.response\" AND event.action:*");
     assert!(records["total"].as_u64() >= Some(6), "{records:#}");
 
-    // A restart replays the WAL: nothing runs again.
+    // `kill -9` and a start replay the WAL (the detector makes its alerts again): nothing
+    // runs again.
     let count = get(&server, "/api/v1/respond/actions?limit=1000")["actions"]
         .as_array()
         .map(Vec::len);
-    server.terminate();
+    server.kill9();
     server = Server::start_with(&data, port, &flags);
     std::thread::sleep(Duration::from_secs(3));
     assert!(!paused(&name));
