@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh clone: formatting, lints, every test.
 # Installs and starts what the tests need when it is missing: dockerd, auditd and a busybox
 # image (scripts/setup-docker.sh), a Python venv with the official Elasticsearch, OpenTelemetry
-# and Fluent clients, and rsyslog (scripts/setup-ecosystem.sh). cargo-nextest is used when
+# and Fluent clients, and rsyslog (scripts/setup-ecosystem.sh), Debian's chromium and the
+# console e2e test's npm packages (scripts/e2e.sh). cargo-nextest is used when
 # present, else cargo test. Safe to run repeatedly; daemons already running are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "web console end to end (headless Chromium; screenshots in target/e2e-artifacts)"
+bash scripts/e2e.sh
 
 step "doc tests"
 cargo test --workspace --locked --doc

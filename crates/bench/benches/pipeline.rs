@@ -79,6 +79,47 @@ fn detect(c: &mut Criterion) {
     group.finish();
 }
 
+/// The user-defined mapping step (`[[mappings]]`, VRL) on a shape no parser knows: two
+/// nested renames, a `key=value` message parsed, four fields set (BENCHMARKS.md § Mappings).
+fn mapping(c: &mut Criterion) {
+    const PROGRAM: &str = r#"
+.orchestrator.namespace = del(.kube.ns)
+.kubernetes.pod.name = del(.kube.pod)
+del(.kube)
+kv = parse_key_value!(.msg)
+.user.name = kv.user
+.source.ip = kv.src
+.event.action = kv.action
+.event.outcome = if kv.result == "fail" { "failure" } else { "success" }
+.message = del(.msg)
+.event.dataset = "acme.app"
+"#;
+    let mappings = match crowsnest_mapping::Mappings::from_program("bench", PROGRAM) {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    let record = serde_json::json!({"ts": "2026-12-07T08:00:00Z", "lvl": "warn",
+        "msg": "user=alice action=login src=10.1.2.3 result=fail",
+        "kube": {"ns": "payments", "pod": "api-7d9f-abc"}});
+    let event = match record {
+        serde_json::Value::Object(map) => Event::from_map(map),
+        _ => Event::new(),
+    };
+    let mut group = c.benchmark_group("mapping");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("vrl_kv_renames", |b| {
+        b.iter_batched(
+            || event.clone(),
+            |mut event| {
+                let failures = mappings.apply(&mut event);
+                (event, failures)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 fn index(c: &mut Criterion) {
     let batch: Vec<(u64, Event)> = (1..).zip(events(&corpus())).collect();
     let mut group = c.benchmark_group("index");
@@ -102,5 +143,5 @@ fn index(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode_normalize, detect, index);
+criterion_group!(benches, decode_normalize, detect, mapping, index);
 criterion_main!(benches);

@@ -294,12 +294,14 @@ impl Mapping {
                 message, labels, ..
             } => {
                 let primary = labels.iter().find(|l| l.primary).or(labels.first());
-                let detail = primary
-                    .map(|l| l.message.as_str())
-                    .filter(|m| !m.is_empty() && *m != message);
-                let text = match detail {
-                    Some(detail) => format!("{message}: {detail}"),
-                    None => message.clone(),
+                // VRL writes byte offsets into its message (`... at (77:90): ...`); the line and
+                // column replace them.
+                let message = strip_offsets(message);
+                let text = match primary.map(|l| l.message.as_str()) {
+                    Some(detail) if !detail.is_empty() && !message.contains(detail) => {
+                        format!("{message}: {detail}")
+                    }
+                    _ => message,
                 };
                 (text, primary.map(|l| l.span))
             }
@@ -345,6 +347,23 @@ fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[start..].chars().count() + 1)
+}
+
+/// Removes VRL's ` at (start:end)` byte offsets from a runtime error's message.
+fn strip_offsets(message: &str) -> String {
+    if let Some(start) = message.find(" at (") {
+        let rest = &message[start + 5..];
+        if let Some(end) = rest.find(')') {
+            let inside = &rest[..end];
+            if inside
+                .split(':')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return format!("{}{}", &message[..start], &rest[end + 1..]);
+            }
+        }
+    }
+    message.to_string()
 }
 
 /// `*` matches any run of characters; everything else matches itself.

@@ -71,6 +71,10 @@ fn a_failing_program_keeps_the_event_and_names_the_line_and_column() {
     let failure = &failures[0];
     assert_eq!(failure.at.map(|a| a.0), Some(2), "{failure}");
     assert!(failure.message.contains("parse_json"), "{failure}");
+    assert!(
+        !failure.message.contains(" at ("),
+        "no byte offsets: {failure}"
+    );
     // Nothing of the failed run is kept, not even what it did before failing.
     let mut expected = before;
     expected.set(ERROR_FIELD, Json::String(failure.to_string()));
@@ -259,4 +263,13 @@ fn line_columns_count_characters() {
     assert_eq!(line_column("abc", 0), (1, 1));
     assert_eq!(line_column("a\nbé c", 6), (2, 4));
     assert_eq!(line_column("a\n", 99), (2, 1));
+}
+
+#[test]
+fn offsets_are_stripped_from_messages() {
+    assert_eq!(
+        strip_offsets(r#"function call error for "string" at (77:90): expected string, got null"#),
+        r#"function call error for "string": expected string, got null"#
+    );
+    assert_eq!(strip_offsets("look at (this): x"), "look at (this): x");
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub stored: Family<SourceLabel, Counter>,
     /// Lines or items rejected by the decoders, per source.
     pub rejected: Family<SourceLabel, Counter>,
+    /// Events a user-defined mapping failed on (kept as they were), per source.
+    pub mapping_failures: Family<SourceLabel, Counter>,
     /// Batches that met a full pipeline (refused over HTTP, waited for in the listeners).
     pub throttled: Counter,
     /// Batches waiting for the WAL writer.
@@ -106,6 +108,7 @@ impl Metrics {
         let received = Family::default();
         let stored = Family::default();
         let rejected = Family::default();
+        let mapping_failures = Family::default();
         let throttled = Counter::default();
         let (wal_queue_depth, index_queue_depth) = (Gauge::default(), Gauge::default());
         let (wal_bytes, wal_segments) = (Gauge::default(), Gauge::default());
@@ -201,6 +204,11 @@ impl Metrics {
             rejected.clone(),
         );
         registry.register(
+            "mapping_failures",
+            "Events a user-defined mapping ([[mappings]]) failed on; each is kept as it was, with crowsnest.mapping_error",
+            mapping_failures.clone(),
+        );
+        registry.register(
             "requests_throttled",
             "Batches that met a full pipeline: HTTP requests refused (503, or 429 on _bulk), listener batches that waited for room",
             throttled.clone(),
@@ -273,6 +281,7 @@ impl Metrics {
             received,
             stored,
             rejected,
+            mapping_failures,
             throttled,
             wal_queue_depth,
             index_queue_depth,

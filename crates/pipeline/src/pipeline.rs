@@ -168,6 +168,8 @@ pub struct Pipeline {
     disk_thread: Mutex<Option<JoinHandle<()>>>,
     /// The store's settings (the ingest-time window [`crate::submit`] flags events by).
     store_config: crowsnest_store::StoreConfig,
+    /// The user-defined mappings every input's events go through (`[[mappings]]`).
+    mappings: Arc<crowsnest_mapping::Mappings>,
 }
 
 impl Pipeline {
@@ -378,7 +380,21 @@ impl Pipeline {
             stop_disk,
             disk_thread: Mutex::new(Some(disk_thread)),
             store_config,
+            mappings: Arc::default(),
         })
+    }
+
+    /// Sets the user-defined mappings (`[[mappings]]`) every input's events go through before
+    /// they are stamped and written to the WAL.
+    #[must_use]
+    pub fn with_mappings(mut self, mappings: Arc<crowsnest_mapping::Mappings>) -> Self {
+        self.mappings = mappings;
+        self
+    }
+
+    /// The user-defined mappings.
+    pub fn mappings(&self) -> &Arc<crowsnest_mapping::Mappings> {
+        &self.mappings
     }
 
     /// Makes a batch durable. Returns its WAL positions once fsync'd; fails fast with

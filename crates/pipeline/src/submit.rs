@@ -1,5 +1,5 @@
-//! What every input does with a decoded batch: give each event its id, ingest time and (when
-//! missing) timestamp, flag a timestamp far from the ingest time, serialize it as a WAL record,
+//! What every input does with a decoded batch: run the user-defined mappings (`[[mappings]]`,
+//! [`crowsnest_mapping`]), give each event its id, ingest time and (when missing) timestamp, flag a timestamp far from the ingest time, serialize it as a WAL record,
 //! count it, and submit the batch. The HTTP endpoints and the stream listeners all call
 //! [`Pipeline::submit_decoded`], so an event is stamped the same way whatever brought it.
 
@@ -38,10 +38,20 @@ impl Pipeline {
                 .inc_by(errors.len() as u64);
         }
         let window = self.store_config().clone();
-        let (events, payloads, per_source) =
-            tokio::task::spawn_blocking(move || prepare(events, &window))
-                .await
-                .map_err(|e| SubmitError::Wal(format!("preparing the batch: {e}")))??;
+        let mappings = self.mappings().clone();
+        let (events, payloads, per_source, mapping_failures) =
+            tokio::task::spawn_blocking(move || {
+                let (events, failures) = map(events, &mappings);
+                prepare(events, &window).map(|(e, p, s)| (e, p, s, failures))
+            })
+            .await
+            .map_err(|e| SubmitError::Wal(format!("preparing the batch: {e}")))??;
+        for (source, count) in mapping_failures {
+            metrics
+                .mapping_failures
+                .get_or_create(&metrics.source(&source))
+                .inc_by(count);
+        }
         for (source, count) in per_source {
             metrics
                 .received
@@ -54,6 +64,27 @@ impl Pipeline {
         }
         Ok((accepted, errors))
     }
+}
+
+/// Runs the user-defined mappings over the events and counts, per source, the events one
+/// failed on (those are kept as they were before it, with `crowsnest.mapping_error`).
+pub fn map(
+    mut events: Vec<Event>,
+    mappings: &crowsnest_mapping::Mappings,
+) -> (Vec<Event>, HashMap<String, u64>) {
+    let mut failures: HashMap<String, u64> = HashMap::new();
+    if mappings.is_empty() {
+        return (events, failures);
+    }
+    for event in &mut events {
+        let failed = mappings.apply(event);
+        if let Some(first) = failed.first() {
+            let source = event.get_str(ecs::EVENT_DATASET).unwrap_or("unknown");
+            tracing::debug!(%source, failure = %first, "a mapping failed; the event is kept as it was");
+            *failures.entry(source.to_string()).or_default() += 1;
+        }
+    }
+    (events, failures)
 }
 
 /// Gives each event its id, ingest time and (when missing) timestamp, flags a timestamp far

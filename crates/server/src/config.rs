@@ -45,6 +45,43 @@ pub struct ServerConfig {
     /// Containment (`[respond]`): playbooks, guards, approvals. See
     /// `crowsnest_respond::contain::RespondConfig`.
     pub respond: crowsnest_respond::contain::RespondConfig,
+    /// User-defined mappings (`[[mappings]]`): VRL programs run on the events of the datasets
+    /// they name, on every input, before the WAL. See `crowsnest_mapping`.
+    pub mappings: Vec<crowsnest_mapping::MappingConfig>,
+    /// The web console served at `/` (`crowsnest-console`): its sessions and cookies.
+    pub console: ConsoleConfig,
+}
+
+/// The web console's sessions (`[console]`). A session is made by logging in with a token
+/// (checked like an API token, under the same throttle); it lives in the server's memory
+/// (a restart logs everyone out) and ends at logout, after `session_idle_secs` without a
+/// request, after `session_max_secs` in all, or once its token no longer exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console at `/` (true).
+    pub enabled: bool,
+    /// A session ends after this many seconds without a request (8 h).
+    pub session_idle_secs: u64,
+    /// A session ends this many seconds after login, used or not (24 h).
+    pub session_max_secs: u64,
+    /// Most sessions at once (10 000); past it the least recently used ends.
+    pub max_sessions: usize,
+    /// The `Secure` attribute of the session cookie: `auto` (set when the request came
+    /// through a TLS proxy that says `X-Forwarded-Proto: https`), `always` or `never`.
+    pub secure_cookie: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_idle_secs: 8 * 3600,
+            session_max_secs: 24 * 3600,
+            max_sessions: 10_000,
+            secure_cookie: "auto".to_string(),
+        }
+    }
 }
 
 /// Bounds of each search: a query is refused before it runs when it is too long or has too many
@@ -199,6 +236,8 @@ impl Default for ServerConfig {
             outputs: Vec::new(),
             notify: crowsnest_notify::NotifyConfig::default(),
             respond: crowsnest_respond::contain::RespondConfig::default(),
+            mappings: Vec::new(),
+            console: ConsoleConfig::default(),
         }
     }
 }

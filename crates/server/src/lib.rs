@@ -116,11 +116,29 @@ impl Running {
     }
 }
 
+/// Builds routes served beside the API on the same port (the web console's), from the
+/// shared state.
+pub type Mount = fn(Arc<AppState>) -> axum::Router;
+
 /// Opens the data directory, replays the WAL, binds the listener and starts serving.
-pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    start_with(config, None).await
+}
+
+/// [`start`], serving the routes of `mount` beside the API (the API's routes win; the
+/// API's fallback answers what neither has).
+pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyhow::Result<Running> {
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
     // Settings mistakes first, before anything is opened.
     config.notify.validate()?;
+    let mappings = Arc::new(crowsnest_mapping::Mappings::compile(
+        &config.mappings,
+        None,
+    )?);
+    if !mappings.is_empty() {
+        let names: Vec<&str> = mappings.names().collect();
+        tracing::info!(?names, "user-defined mappings loaded");
+    }
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory `{}`", data_dir.display()))?;
@@ -203,6 +221,7 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
             pipeline_dedup,
             outputs,
         )
+        .map(|pipeline| pipeline.with_mappings(mappings))
     })
     .await
     .context("pipeline start task")??;
@@ -230,7 +249,10 @@ pub async fn start(mut config: ServerConfig) -> anyhow::Result<Running> {
     spawn_retention(state.clone());
     respond::spawn(state.clone(), respond_rx);
     let listeners = listeners::start(state.clone()).await?;
-    let router = app(state.clone());
+    let mut router = app(state.clone());
+    if let Some(mount) = mount {
+        router = router.merge(mount(state.clone()));
+    }
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let http = state.config.http.clone();
     let server = tokio::spawn(serve::serve(listener, router, http, shutdown_rx));

@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing `{}`", playbook_path.display()))?;
     config.respond = toml::from_str(DEMO_PLAYBOOK).context("the demo playbook")?;
     runtime()?.block_on(async move {
-        let running = crowsnest_server::start(config).await?;
+        let running = crowsnest_server::start_with(config, Some(crowsnest_console::router)).await?;
         announce(&running);
         let token = std::fs::read_to_string(&running.admin_token_path)
             .with_context(|| format!("reading `{}`", running.admin_token_path.display()))?
@@ -281,6 +281,9 @@ fn print_guide(url: &str, token: &str, token_path: &std::path::Path) {
     println!();
     println!("crowsnest demo is running at {url}");
     println!("token: {token}   (also in {})", token_path.display());
+    println!();
+    println!("Web console: {url}/  (paste the token above into its login page)");
+    println!("  incidents: {url}/incidents   alerts: {url}/alerts   search: {url}/search?range=6h");
     println!();
     println!("Try (in another terminal, from this directory):");
     let general = [

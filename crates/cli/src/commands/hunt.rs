@@ -36,6 +36,36 @@ pub struct Args {
     /// `kubernetes.audit`, `eks`, `aks`, `gke`, `generic`; `docker-json` is `docker`).
     #[arg(long, default_value = "auto", value_parser = parse_format)]
     pub format: HuntFormat,
+    /// User-defined mappings to run on every event before detection, as the server does: a
+    /// VRL program (`*.vrl`, every event) or a TOML file with `[[mappings]]` entries (a server
+    /// configuration file works).
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+}
+
+/// Loads `--mapping`: a TOML file's `[[mappings]]`, or a VRL program for every event.
+fn load_mappings(path: &Path) -> anyhow::Result<crowsnest_mapping::Mappings> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "toml") {
+        let file: toml::Table =
+            toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display()))?;
+        let configs: Vec<crowsnest_mapping::MappingConfig> = match file.get("mappings") {
+            Some(entries) => entries
+                .clone()
+                .try_into()
+                .with_context(|| format!("{}: invalid [[mappings]]", path.display()))?,
+            None => anyhow::bail!("{}: no [[mappings]] entry", path.display()),
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(crowsnest_mapping::Mappings::compile(&configs, Some(base))?)
+    } else {
+        let name = path.file_stem().map_or_else(
+            || "mapping".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        Ok(crowsnest_mapping::Mappings::from_program(&name, &text)?)
+    }
 }
 
 /// File formats `hunt` reads.
@@ -80,6 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!("hunt: {} rules loaded", rules.len());
+    let mappings = args.mapping.as_deref().map(load_mappings).transpose()?;
+    let mut mapping_failures = 0usize;
     let mut detector = Detector::new(rules);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -99,6 +131,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     event.set("event.id", json!(format!("{name}#{n}")));
                 }
                 events += 1;
+                if let Some(mappings) = &mappings {
+                    for failure in mappings.apply(&mut event) {
+                        mapping_failures += 1;
+                        eprintln!("{}: event {n}: mapping {failure}", path.display());
+                    }
+                }
                 for detection in detector.process(&event) {
                     alerts += 1;
                     serde_json::to_writer(&mut out, &alert_line(&detection, path))?;
@@ -111,6 +149,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     eprintln!("hunt: {events} events, {alerts} alerts");
+    if mapping_failures > 0 {
+        eprintln!(
+            "hunt: a mapping failed {mapping_failures} times (those events were kept as read)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -78,8 +78,16 @@ impl Args {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config file `{}`", path.display()))?;
-                toml::from_str::<ServerConfig>(&text)
-                    .with_context(|| format!("invalid config file `{}`", path.display()))?
+                let mut config = toml::from_str::<ServerConfig>(&text)
+                    .with_context(|| format!("invalid config file `{}`", path.display()))?;
+                // A mapping's program file is found next to the configuration file.
+                let dir = path.parent().unwrap_or(std::path::Path::new("."));
+                for mapping in &mut config.mappings {
+                    if let Some(file) = mapping.file.as_mut().filter(|f| f.is_relative()) {
+                        *file = dir.join(&*file);
+                    }
+                }
+                config
             }
             None => ServerConfig::default(),
         };
@@ -165,7 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.resolve()?;
     runtime()?.block_on(async move {
         let data_dir = config.data_dir.clone();
-        let running = crowsnest_server::start(config).await?;
+        let running = crowsnest_server::start_with(config, Some(crowsnest_console::router)).await?;
         announce(&running);
         let agent = match args.collect_local {
             true => Some(super::agent::start_local(
@@ -188,6 +196,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Prints where the server is and where its token lives.
 pub fn announce(running: &crowsnest_server::Running) {
     eprintln!("crowsnest listening on http://{}", running.addr);
+    if running.state.config.console.enabled {
+        eprintln!(
+            "web console: http://{}/ (log in with a token)",
+            running.addr
+        );
+    }
     match &running.new_admin_token {
         Some(_) => eprintln!(
             "created admin token in {} (mode 0600)",

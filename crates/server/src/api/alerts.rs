@@ -32,6 +32,17 @@ pub(super) async fn alerts(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let token = authorize(&state, &headers, Scope::Read)?;
+    Ok(Json(list_alerts(&state, &token, &params).await?))
+}
+
+/// The alerts behind `GET /api/v1/alerts` (and the console's alerts page), for a token
+/// already authorized: `params` are the endpoint's query parameters. Answers
+/// `{"total": distinct alerts, "alerts": [newest record of each, this page]}`.
+pub async fn list_alerts(
+    state: &Arc<AppState>,
+    token: &str,
+    params: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
     const KNOWN: [&str; 15] = [
         "query",
         "rule",
@@ -84,7 +95,7 @@ pub(super) async fn alerts(
         clauses.push(Filter::Or(levels.collect()));
     }
     if let Some(text) = params.get("query").filter(|v| !v.trim().is_empty()) {
-        let extra = super::search::parse_bounded(&state, text, "invalid `query`: ")?;
+        let extra = super::search::parse_bounded(state, text, "invalid `query`: ")?;
         if !extra.pipes.is_empty() {
             return Err(ApiError::bad_request(
                 "invalid `query`: a filter only here, without pipes",
@@ -145,7 +156,7 @@ pub(super) async fn alerts(
         }],
     };
     // Both searches under one slot of the token and one time budget.
-    let (records, distinct) = super::search::run_bounded(&state, &token, move |store, control| {
+    let (records, distinct) = super::search::run_bounded(state, token, move |store, control| {
         let records = store.search_with(
             &SearchRequest {
                 query,
@@ -198,7 +209,7 @@ pub(super) async fn alerts(
             }
         })
         .collect();
-    Ok(Json(json!({"total": total, "alerts": newest})))
+    Ok(json!({"total": total, "alerts": newest}))
 }
 
 fn parse_time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -302,16 +313,34 @@ pub(super) async fn rules(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
+    Ok(Json(rules_status(&state)))
+}
+
+/// What `GET /api/v1/rules` answers (and the console's rules page shows):
+/// `{"enabled", "loaded", "problems", "loaded_at"}`.
+pub fn rules_status(state: &AppState) -> Value {
     if !state.config.detect.enabled {
-        return Ok(Json(json!({"enabled": false})));
+        return json!({"enabled": false});
     }
     let status = state.detection.rules();
-    Ok(Json(json!({
+    json!({
         "enabled": true,
         "loaded": status.loaded,
         "problems": status.problems,
         "loaded_at": status.loaded_at,
-    })))
+    })
+}
+
+/// The reload behind `POST /api/v1/rules/reload` (and the console's button), for a token
+/// already authorized with the `admin` scope.
+pub fn request_rules_reload(state: &AppState) -> Result<(), ApiError> {
+    if !state.config.detect.enabled {
+        return Err(ApiError::bad_request(
+            "detection is disabled (`detect.enabled = false`)",
+        ));
+    }
+    state.detection.request_reload();
+    Ok(())
 }
 
 pub(super) async fn reload_rules(
@@ -319,12 +348,7 @@ pub(super) async fn reload_rules(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Admin)?;
-    if !state.config.detect.enabled {
-        return Err(ApiError::bad_request(
-            "detection is disabled (`detect.enabled = false`)",
-        ));
-    }
-    state.detection.request_reload();
+    request_rules_reload(&state)?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(json!({"reload": "requested"})),

@@ -34,6 +34,17 @@ pub(super) async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
+    Ok(Json(
+        json!({ "incidents": list_incidents(&state, &params)? }),
+    ))
+}
+
+/// The incidents behind `GET /api/v1/incidents` (and the console's incidents page): their
+/// summaries, filtered by the endpoint's query parameters (`status`, `min_risk`, `limit`).
+pub fn list_incidents(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
     let status = match params.get("status").map(String::as_str) {
         None | Some("") | Some("open") => None,
         Some(text) => Some(
@@ -86,7 +97,7 @@ pub(super) async fn list(
             })
             .collect()
     });
-    Ok(Json(json!({ "incidents": incidents })))
+    Ok(incidents)
 }
 
 pub(super) async fn show(
@@ -102,16 +113,21 @@ pub(super) async fn show(
     Ok(Json(incident))
 }
 
-#[derive(Debug, Deserialize)]
+/// An incident action, as `POST /api/v1/incidents/{id}/actions` takes it.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ActionBody {
-    action: String,
+pub struct ActionBody {
+    /// acknowledge, investigate, resolve, assign or comment.
+    pub action: String,
+    /// With resolve: how the incident was classified.
     #[serde(default)]
-    classification: Option<Classification>,
+    pub classification: Option<Classification>,
+    /// With assign: to whom.
     #[serde(default)]
-    assignee: Option<String>,
+    pub assignee: Option<String>,
+    /// With comment: the text.
     #[serde(default)]
-    text: Option<String>,
+    pub text: Option<String>,
 }
 
 pub(super) async fn act(
@@ -126,6 +142,22 @@ pub(super) async fn act(
             "invalid incident action: {e}; expected {{\"action\": \"acknowledge|investigate|resolve|assign|comment\", \"classification\": \"true_positive|benign_true_positive|false_positive\", \"assignee\": \"...\", \"text\": \"...\"}}"
         ))
     })?;
+    let action = submit_action(&state, token, id, body).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "incident": action.id, "action": action.action})),
+    ))
+}
+
+/// The action behind `POST /api/v1/incidents/{id}/actions` (and the console's incident
+/// buttons), for a token already authorized with the `admin` scope: checks it, then writes it
+/// to the WAL (durable when this returns; the detector applies it a moment later).
+pub async fn submit_action(
+    state: &AppState,
+    token: String,
+    id: String,
+    body: ActionBody,
+) -> Result<IncidentAction, ApiError> {
     if !ACTIONS.contains(&body.action.as_str()) {
         return Err(ApiError::bad_request(format!(
             "unknown action `{}`; expected one of {}",
@@ -169,9 +201,6 @@ pub(super) async fn act(
         .pipeline
         .submit_decoded(decoded, "crowsnest", Admission::FailFast)
         .await
-        .map_err(|error| super::ingest::submit_error(&state, error))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "incident": action.id, "action": action.action})),
-    ))
+        .map_err(|error| super::ingest::submit_error(state, error))?;
+    Ok(action)
 }

@@ -34,6 +34,12 @@ use crate::AppState;
 
 pub(crate) use compat::limits as ingest_limits;
 
+// The cores of the handlers, for the web console (`crowsnest-console`): it calls these, so the
+// API stays the one implementation of searching, listing alerts and acting on incidents.
+pub use alerts::{list_alerts, request_rules_reload, rules_status};
+pub use incidents::{list_incidents, submit_action, ActionBody};
+pub use search::{parse_bounded, run_bounded, run_search, SearchInput};
+
 /// Builds the router (no socket: tests drive it with `tower::ServiceExt::oneshot`).
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
@@ -182,6 +188,44 @@ fn record_failure(
             "authentication failed: no credentials"
         ),
     }
+}
+
+/// Checks a token typed into a login form (the web console's) for a scope, under the same
+/// throttle, metrics and log lines as the API's `Authorization` header: an address that sent
+/// too many unknown tokens is refused (429) without the token being checked.
+pub fn check_login(
+    state: &AppState,
+    addr: Option<IpAddr>,
+    path: &str,
+    token: &str,
+    scope: Scope,
+) -> Result<String, ApiError> {
+    if let Some(ip) = addr {
+        if let Some(secs) = state.guards.auth.refused(ip, Instant::now()) {
+            state.metrics.guards.auth_throttled.inc();
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "too many failed authentications from this address; retry in {secs} s"
+                ),
+                retry_after_secs: secs,
+            });
+        }
+    }
+    let header = format!("Bearer {}", token.trim());
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = header.parse() {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let result = authorize(state, &headers, scope);
+    if let Err(error) = &result {
+        let status = match error {
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let claimed = state.tokens.claimed(Some(&header));
+        record_failure(state, addr, path, status, claimed);
+    }
+    result
 }
 
 /// Checks the request's token for a scope.

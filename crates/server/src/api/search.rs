@@ -67,7 +67,45 @@ pub(super) async fn search(
             "invalid search request: {e}; expected {{\"query\": \"...\", \"start\": RFC 3339, \"end\": RFC 3339, \"limit\": n, \"offset\": n}}"
         ))
     })?;
-    let query = parse_bounded(&state, &request.query, "")?;
+    let response = run_search(
+        &state,
+        &token,
+        &SearchInput {
+            query: request.query,
+            start: request.start,
+            end: request.end,
+            limit: request.limit,
+            offset: request.offset,
+        },
+    )
+    .await?;
+    Ok(Json(response))
+}
+
+/// What a search asks for, as `POST /api/v1/search` takes it (times in RFC 3339); the web
+/// console builds the same input from its form.
+#[derive(Debug, Clone, Default)]
+pub struct SearchInput {
+    /// The query text.
+    pub query: String,
+    /// Inclusive start, RFC 3339.
+    pub start: Option<String>,
+    /// Exclusive end, RFC 3339.
+    pub end: Option<String>,
+    /// Most hits or rows (default 100, at most `max_search_limit`).
+    pub limit: Option<usize>,
+    /// Hits or rows to skip.
+    pub offset: usize,
+}
+
+/// The search behind `POST /api/v1/search` (and the console's search page), for a token
+/// already authorized: its input checks, then the store's search under the token's bounds.
+pub async fn run_search(
+    state: &Arc<AppState>,
+    token: &str,
+    request: &SearchInput,
+) -> Result<crowsnest_store::SearchResponse, ApiError> {
+    let query = parse_bounded(state, &request.query, "")?;
     let start = parse_time("start", request.start.as_deref())?;
     let end = parse_time("end", request.end.as_deref())?;
     if let (Some(s), Some(e)) = (start, end) {
@@ -97,16 +135,15 @@ pub(super) async fn search(
         limit,
         offset: request.offset,
     };
-    let response = run_bounded(&state, &token, move |store, control| {
+    run_bounded(state, token, move |store, control| {
         store.search_with(&search, control)
     })
-    .await?;
-    Ok(Json(response))
+    .await
 }
 
 /// Parses a query after checking its size, then checks its number of terms: both before
 /// anything runs. `what` prefixes the messages (`invalid \`query\`: ` for a parameter).
-pub(super) fn parse_bounded(state: &AppState, text: &str, what: &str) -> Result<Query, ApiError> {
+pub fn parse_bounded(state: &AppState, text: &str, what: &str) -> Result<Query, ApiError> {
     let limits = &state.config.search;
     if text.len() > limits.max_query_bytes {
         state.metrics.guards.search_refused("query_bytes").inc();
@@ -181,11 +218,7 @@ impl Drop for CancelOnDrop {
 
 /// Runs `work` on the store on a blocking thread, under the search bounds of `token`: a slot
 /// of its concurrency, the time budget and cancellation when the caller's future is dropped.
-pub(super) async fn run_bounded<T, F>(
-    state: &Arc<AppState>,
-    token: &str,
-    work: F,
-) -> Result<T, ApiError>
+pub async fn run_bounded<T, F>(state: &Arc<AppState>, token: &str, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Store, &SearchControl) -> Result<T, StoreError> + Send + 'static,

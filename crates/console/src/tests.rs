@@ -1,0 +1,740 @@
+//! The console against a real server (temporary data directory, loopback port 0), driven
+//! through its router: login, sessions, CSRF, scopes, escaping of hostile log text, headers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use crowsnest_server::auth::Scope;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+/// Log lines that try every way to run script in a console.
+pub(crate) const XSS_CORPUS: [&str; 8] = [
+    "<script>alert('xss-script')</script>",
+    "<img src=x onerror=alert('xss-img')>",
+    "<svg onload=alert('xss-svg')></svg>",
+    "javascript:alert('xss-link')",
+    "<a href=\"javascript:alert('xss-href')\">click</a>",
+    "<div hx-get=\"/logout\" hx-trigger=\"load\">hx</div>",
+    "<button hx-on:click=\"alert('xss-hxon')\">b</button>",
+    "\"><script>alert('xss-attr')</script><input value=\"",
+];
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    running: crowsnest_server::Running,
+    console: Router,
+    admin: String,
+    reader: String,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = crowsnest_server::ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.pipeline.commit_interval_ms = 20;
+    let running = crowsnest_server::start(config)
+        .await
+        .expect("server starts");
+    let admin = running.new_admin_token.clone().expect("new admin token");
+    let reader = running
+        .state
+        .tokens
+        .create("reader", BTreeSet::from([Scope::Read]))
+        .expect("reader token");
+    // Hostile text in the message, in a field name's value, and in the original line.
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut lines = String::new();
+    for (i, text) in XSS_CORPUS.iter().enumerate() {
+        let event = serde_json::json!({"@timestamp": now, "message": text, "user": {"name": text}, "kubernetes": {"namespace": format!("ns{i}"), "pod": {"name": text}}});
+        lines.push_str(&event.to_string());
+        lines.push('\n');
+    }
+    let big = "A".repeat(20_000);
+    lines.push_str(
+        &serde_json::json!({"@timestamp": now, "message": big, "user": {"name": "big"}})
+            .to_string(),
+    );
+    lines.push('\n');
+    let api = crowsnest_server::app(running.state.clone());
+    let response = api
+        .oneshot(
+            Request::post("/api/v1/ingest/ndjson")
+                .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Body::from(lines))
+                .expect("request"),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), StatusCode::OK);
+    let state = running.state.clone();
+    for _ in 0..500 {
+        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let console = crate::router(running.state.clone());
+    Fixture {
+        _dir: dir,
+        running,
+        console,
+        admin,
+        reader,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn send(router: &Router, request: Request<Body>) -> Answer {
+    let response = router.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn set_cookie(answer: &Answer, name: &str) -> Option<String> {
+    answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body
+        .find(&marker)
+        .map(|i| i + marker.len())
+        .expect("hidden field");
+    body[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Logs in with `token`; returns the session cookie (`cn_session=...`) and the CSRF token.
+async fn login(router: &Router, token: &str) -> (String, String) {
+    let form = send(
+        router,
+        Request::get("/login").body(Body::empty()).expect("req"),
+    )
+    .await;
+    let login_cookie = set_cookie(&form, "cn_login").expect("login cookie");
+    let pair = login_cookie
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let csrf = hidden(&form.body, "csrf");
+    let body =
+        serde_urlencoded::to_string([("token", token), ("csrf", &csrf), ("next", "/search")])
+            .expect("form");
+    let answer = send(
+        router,
+        Request::post("/login")
+            .header(header::COOKIE, pair)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let session = set_cookie(&answer, "cn_session").expect("session cookie");
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Strict")
+            && session.contains("Path=/"),
+        "{session}"
+    );
+    let cookie = session.split(';').next().unwrap_or_default().to_string();
+    let page = send(
+        router,
+        Request::get("/search")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden(&page.body, "csrf");
+    (cookie, csrf)
+}
+
+fn get(path: &str, cookie: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("req")
+}
+
+fn post(path: &str, cookie: &str, form: &[(&str, &str)]) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(header::HOST, "127.0.0.1:8470")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string(form).expect("form")))
+        .expect("req")
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_login_checks_token_and_form() {
+    let f = fixture().await;
+    let answer = send(
+        &f.console,
+        Request::get("/search?q=x")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok()),
+        Some("/login?next=%2Fsearch%3Fq%3Dx")
+    );
+    // htmx (the histogram) is told to load the login page instead of getting it in a fragment.
+    let answer = send(
+        &f.console,
+        Request::get("/search/histogram?q=x")
+            .header("hx-request", "true")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        answer
+            .headers
+            .get("hx-redirect")
+            .and_then(|v| v.to_str().ok()),
+        Some("/login?next=%2Fsearch")
+    );
+    // A forged session cookie is no session.
+    let answer = send(&f.console, get("/alerts", "cn_session=00ff")).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+
+    // The login form's value must match its cookie (login CSRF).
+    let form = send(
+        &f.console,
+        Request::get("/login").body(Body::empty()).expect("req"),
+    )
+    .await;
+    let csrf = hidden(&form.body, "csrf");
+    let body = serde_urlencoded::to_string([("token", f.admin.as_str()), ("csrf", csrf.as_str())])
+        .expect("form");
+    let answer = send(
+        &f.console,
+        Request::post("/login")
+            .header(header::COOKIE, "cn_login=other")
+            .body(Body::from(body))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&answer, "cn_session").is_none());
+    // An unknown token is refused.
+    let pair = set_cookie(&form, "cn_login")
+        .expect("cookie")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let body =
+        serde_urlencoded::to_string([("token", "cn_nope"), ("csrf", csrf.as_str())]).expect("form");
+    let answer = send(
+        &f.console,
+        Request::post("/login")
+            .header(header::COOKIE, &pair)
+            .body(Body::from(body))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(answer.body.contains("Unknown token"));
+    assert!(set_cookie(&answer, "cn_session").is_none());
+
+    let (cookie, csrf) = login(&f.console, &f.reader).await;
+    let page = send(&f.console, get("/alerts", &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // Logout needs the CSRF token; afterwards the cookie is worthless.
+    let answer = send(&f.console, post("/logout", &cookie, &[("csrf", "wrong")])).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(&f.console, post("/logout", &cookie, &[("csrf", &csrf)])).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let answer = send(&f.console, get("/search", &cookie)).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_replaced_token_ends_its_sessions() {
+    let f = fixture().await;
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    f.running
+        .state
+        .tokens
+        .create("reader", BTreeSet::from([Scope::Read]))
+        .expect("replace");
+    let answer = send(&f.console, get("/search", &cookie)).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn hostile_log_text_is_inert_and_headers_are_strict() {
+    let f = fixture().await;
+    let (cookie, _) = login(&f.console, &f.admin).await;
+    let page = send(
+        &f.console,
+        get(
+            "/search?q=&range=1h&cols=@timestamp,message,user.name",
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csp = page
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(csp, crate::CSP);
+    assert!(
+        csp.contains("default-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe")
+    );
+    assert_eq!(
+        page.headers
+            .get(header::X_CONTENT_TYPE_OPTIONS)
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+    assert_eq!(
+        page.headers
+            .get(header::REFERRER_POLICY)
+            .and_then(|v| v.to_str().ok()),
+        Some("same-origin")
+    );
+    assert_eq!(
+        page.headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let body = &page.body;
+    assert!(
+        body.contains("&lt;script&gt;alert('xss-script')&lt;/script&gt;")
+            || body.contains("&lt;script&gt;alert(&#39;xss-script&#39;)"),
+        "the text is shown, escaped"
+    );
+    for tag in [
+        "<img",
+        "<svg",
+        "<script>alert",
+        "<a href=\"javascript",
+        "<button hx-on",
+        "<div hx-get",
+        "<input value",
+    ] {
+        assert!(!body.contains(tag), "`{tag}` came through unescaped");
+    }
+    // The only scripts are ours (by URL), the only hx-get is the histogram's.
+    assert_eq!(body.matches("<script").count(), 3);
+    assert_eq!(body.matches(" hx-get=\"").count(), 1);
+    for (i, _) in body.match_indices(" hx-on") {
+        assert!(
+            body[..i].ends_with("&lt;button"),
+            "hx-on outside escaped text: {}",
+            &body[i.saturating_sub(60)..i]
+        );
+    }
+    assert!(!body.contains("href=\"javascript:"));
+    assert!(
+        !body.contains("href=\"javascript"),
+        "a javascript: value never becomes a link target"
+    );
+    // The 20 000-byte message is cut at 8 KiB, saying how much more there is.
+    assert!(
+        body.contains(&format!(
+            "{} bytes more",
+            20_000 - crate::render::MAX_VALUE_BYTES
+        )),
+        "cut"
+    );
+    assert!(body.contains("matching (exact count)"));
+    // Clicking a value filters on it: the link's query parses back to the value.
+    assert!(body.contains("title=\"Filter on user.name\""));
+    // The dashboard's panels show the same text, escaped too.
+    let dashboard = send(&f.console, get("/dashboard?range=1h", &cookie)).await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    assert!(
+        dashboard.body.contains("Top namespaces") && dashboard.body.contains("<td>ns3</td>"),
+        "{}",
+        dashboard.body
+    );
+    assert!(
+        dashboard.body.contains("&lt;svg onload") && !dashboard.body.contains("<svg"),
+        "top pods show the corpus as text"
+    );
+    assert!(
+        dashboard.body.contains(">sending<"),
+        "a source that just sent is not silent"
+    );
+    // The histogram fragment: data for uPlot in an attribute, escaped.
+    let fragment = send(&f.console, get("/search/histogram?q=&range=1h", &cookie)).await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert!(
+        fragment.body.contains("data-chart=\"{&quot;x&quot;:["),
+        "{}",
+        fragment.body
+    );
+    assert!(fragment.body.contains(" events in "), "{}", fragment.body);
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn query_errors_point_at_the_column_and_exports_stream() {
+    let f = fixture().await;
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let page = send(
+        &f.console,
+        get("/search?q=user.name%3A(alice&range=1h", &cookie),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("query syntax error at column"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<pre class=\"caret\""),
+        "caret under the column"
+    );
+    let histogram = send(
+        &f.console,
+        get("/search/histogram?q=user.name%3A(alice&range=1h", &cookie),
+    )
+    .await;
+    assert!(
+        histogram.body.contains("Histogram unavailable"),
+        "its own error state"
+    );
+    // Pipes render as tables.
+    let stats = send(
+        &f.console,
+        get(
+            "/search?q=*+%7C+stats+count()+by+kubernetes.namespace&range=1h",
+            &cookie,
+        ),
+    )
+    .await;
+    assert!(
+        stats
+            .body
+            .contains("<th scope=\"col\">kubernetes.namespace</th>"),
+        "{}",
+        stats.body
+    );
+    assert!(
+        stats.body.contains("rows from 9 matching events"),
+        "{}",
+        stats.body
+    );
+    let csv = send(
+        &f.console,
+        get(
+            "/search/export?format=csv&q=user.name%3Abig&range=1h&cols=user.name,message",
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    let mut lines = csv.body.lines();
+    assert_eq!(lines.next(), Some("user.name,message"));
+    assert_eq!(
+        lines.next().map(str::len),
+        Some("big,".len() + 20_000),
+        "exports are not cut"
+    );
+    let ndjson = send(
+        &f.console,
+        get("/search/export?format=ndjson&q=&range=1h", &cookie),
+    )
+    .await;
+    assert_eq!(ndjson.body.lines().count(), 9);
+    let bad = send(
+        &f.console,
+        get("/search/export?format=ndjson&q=(&range=1h", &cookie),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn incident_actions_need_admin_and_the_csrf_token() {
+    let f = fixture().await;
+    let (reader_cookie, reader_csrf) = login(&f.console, &f.reader).await;
+    let answer = send(
+        &f.console,
+        post(
+            "/incidents/x/action",
+            &reader_cookie,
+            &[("csrf", &reader_csrf), ("action", "acknowledge")],
+        ),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::FORBIDDEN,
+        "a read token cannot act"
+    );
+    let (cookie, csrf) = login(&f.console, &f.admin).await;
+    let answer = send(
+        &f.console,
+        post("/incidents/x/action", &cookie, &[("action", "acknowledge")]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let answer = send(
+        &f.console,
+        post(
+            "/incidents/x/action",
+            &cookie,
+            &[("csrf", &reader_csrf), ("action", "acknowledge")],
+        ),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::FORBIDDEN,
+        "another session's CSRF token"
+    );
+    let mut cross = post(
+        "/incidents/x/action",
+        &cookie,
+        &[("csrf", &csrf), ("action", "acknowledge")],
+    );
+    cross.headers_mut().insert(
+        header::ORIGIN,
+        "http://evil.example".parse().expect("origin"),
+    );
+    assert_eq!(
+        send(&f.console, cross).await.status,
+        StatusCode::FORBIDDEN,
+        "another origin"
+    );
+    // With everything right, the API's own checks answer (no such incident).
+    let answer = send(
+        &f.console,
+        post(
+            "/incidents/x/action",
+            &cookie,
+            &[("csrf", &csrf), ("action", "acknowledge")],
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.body.contains("no incident `x`"), "{}", answer.body);
+    // The rules page: anyone may look, reloading needs admin and the CSRF token.
+    let rules = send(&f.console, get("/rules", &reader_cookie)).await;
+    assert_eq!(rules.status, StatusCode::OK);
+    assert!(
+        rules.body.contains("Rules that raised alerts") && !rules.body.contains("Reload the rules")
+    );
+    let answer = send(
+        &f.console,
+        post("/rules/reload", &reader_cookie, &[("csrf", &reader_csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        &f.console,
+        post("/rules/reload", &cookie, &[("csrf", "nope")]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        &f.console,
+        post("/rules/reload", &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert!(send(&f.console, get("/rules", &cookie))
+        .await
+        .body
+        .contains("Reload the rules"));
+    let list = send(&f.console, get("/incidents", &cookie)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let missing = send(&f.console, get("/incidents/nope", &cookie)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn assets_are_hashed_and_cached() {
+    let f = fixture().await;
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let page = send(&f.console, get("/search", &cookie)).await;
+    let url = crate::assets::url("htmx.min.js");
+    assert!(page.body.contains(url));
+    let asset = send(
+        &f.console,
+        Request::get(url).body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert_eq!(
+        asset
+            .headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("public, max-age=31536000, immutable")
+    );
+    let etag = asset.headers.get(header::ETAG).cloned().expect("etag");
+    let again = send(
+        &f.console,
+        Request::get(url)
+            .header(header::IF_NONE_MATCH, etag)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    let stale = send(
+        &f.console,
+        Request::get("/assets/htmx.min.0000000000000000.js")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::NOT_FOUND);
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_exec_session_joins_the_processes_until_the_next_exec() {
+    let f = fixture().await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let at = |secs: i64| {
+        (base + chrono::Duration::seconds(secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    let exec = |secs: i64, user: &str| {
+        serde_json::json!({
+            "@timestamp": at(secs), "event": {"dataset": "kubernetes.audit", "action": "create", "outcome": "success"},
+            "user": {"name": user, "roles": ["system:masters"]}, "source": {"ip": "10.0.0.9"},
+            "orchestrator": {"namespace": "payments", "resource": {"type": "pods", "name": "api-1", "subresource": "exec"}},
+            "url": {"original": "/api/v1/namespaces/payments/pods/api-1/exec?command=sh"},
+        })
+    };
+    let process = |secs: i64, command: &str| {
+        serde_json::json!({
+            "@timestamp": at(secs), "event": {"dataset": "auditd", "category": ["process"]},
+            "kubernetes": {"namespace": "payments", "pod": {"name": "api-1"}},
+            "process": {"command_line": command, "pid": 40 + secs, "user": {"name": "root"}, "parent": {"name": "sh"}},
+        })
+    };
+    let events = [
+        exec(0, "mallory"),
+        process(1, "id"),
+        process(2, "cat /etc/shadow <img src=x onerror=alert(1)>"),
+        exec(10, "alice"),
+        process(11, "ls"),
+    ];
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let response = crowsnest_server::app(f.running.state.clone())
+        .oneshot(
+            Request::post("/api/v1/ingest/ndjson")
+                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
+                .body(Body::from(lines))
+                .expect("request"),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), StatusCode::OK);
+    let state = f.running.state.clone();
+    for _ in 0..500 {
+        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let list = send(&f.console, get("/exec?range=1h", &cookie)).await;
+    assert!(
+        list.body.contains("2 of 2 execs into pods"),
+        "{}",
+        list.body
+    );
+    let session_url = crate::render::link(
+        "/exec/session",
+        &[("namespace", "payments"), ("pod", "api-1"), ("at", &at(0))],
+    );
+    let page = send(&f.console, get(&session_url, &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(
+        body.contains("<dd>mallory</dd>")
+            && body.contains("10.0.0.9")
+            && body.contains("system:masters"),
+        "{body}"
+    );
+    assert!(body.contains("2 of 2 process executions"), "{body}");
+    let (id, shadow) = (
+        body.find("<td>id</td>").expect("id ran"),
+        body.find("cat /etc/shadow").expect("cat ran"),
+    );
+    assert!(id < shadow, "oldest first");
+    assert!(
+        !body.contains("<td>ls</td>"),
+        "alice's session is not mallory's"
+    );
+    assert!(body.contains("the next exec into this pod"));
+    assert!(!body.contains("<img"), "escaped");
+    let bad = send(
+        &f.console,
+        get(
+            "/exec/session?namespace=payments&pod=api-1&at=yesterday",
+            &cookie,
+        ),
+    )
+    .await;
+    assert!(bad.body.contains("must be an RFC 3339 time"));
+    f.running.shutdown().await.expect("shutdown");
+}
