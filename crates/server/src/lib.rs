@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod listeners;
+pub mod respond;
 pub mod serve;
 
 // The pipeline crate's modules, under the names the server's code and users have known.
@@ -68,6 +69,8 @@ pub struct AppState {
     pub commands: Arc<commands::CommandQueue>,
     /// The notification outbox, when `[notify]` has channels.
     pub notify: Option<Arc<crowsnest_notify::Outbox>>,
+    /// Containment (`[respond]`): the responder and its executors.
+    pub respond: Arc<respond::Respond>,
 }
 
 /// A started server: its state and where it listens.
@@ -181,6 +184,19 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
     .await
     .context("notify open task")??;
     let worker_notify = notify.clone();
+    // Containment: opened (and its log verified) before the detector starts; only live
+    // alerts reach it.
+    let respond_config = config.respond.clone();
+    let respond_dir = data_dir.join("respond");
+    let respond_queue = commands.clone();
+    let respond = tokio::task::spawn_blocking(move || {
+        respond::Respond::open(&respond_dir, respond_config, respond_queue)
+    })
+    .await
+    .context("respond open task")??;
+    let respond = Arc::new(respond);
+    let (respond_tx, respond_rx) = respond::channel();
+    let respond_hook = respond.enabled().then(|| respond::hook(respond_tx));
     let (detect_config, detect_status, detect_dir) = (
         config.detect.clone(),
         detection.clone(),
@@ -194,6 +210,9 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
             worker.attach_store(pipeline_store.clone());
             if let Some(outbox) = worker_notify {
                 worker.notify_to(outbox);
+            }
+            if let Some(hook) = respond_hook {
+                worker.respond_to(hook);
             }
             Some(worker)
         } else {
@@ -230,9 +249,11 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         dedup,
         commands,
         notify,
+        respond,
         started: Instant::now(),
     });
     spawn_retention(state.clone());
+    respond::spawn(state.clone(), respond_rx);
     let listeners = listeners::start(state.clone()).await?;
     let mut router = app(state.clone());
     if let Some(mount) = mount {

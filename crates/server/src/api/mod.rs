@@ -14,6 +14,7 @@ mod compat;
 mod incidents;
 mod ingest;
 mod openapi;
+mod respond;
 mod search;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,6 +60,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/agent/commands/{id}/result",
             post(actions::agent_result),
+        )
+        .route("/api/v1/respond/actions", get(respond::list))
+        .route("/api/v1/respond/actions/{id}", get(respond::show))
+        .route("/api/v1/respond/actions/{id}/undo", post(respond::undo))
+        .route(
+            "/api/v1/respond/approve",
+            get(respond::confirm).post(respond::approve),
         )
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
@@ -287,6 +295,7 @@ fn problems(state: &AppState) -> Vec<crate::pipeline::Problem> {
             });
         }
     }
+    problems.extend(state.respond.problem());
     problems
 }
 
@@ -437,5 +446,7 @@ mod baseline_tests;
 mod guard_tests;
 #[cfg(test)]
 mod incident_tests;
+#[cfg(test)]
+mod respond_tests;
 #[cfg(test)]
 mod tests;
