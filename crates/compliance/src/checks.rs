@@ -685,11 +685,21 @@ impl<'a> Context<'a> {
             result.figures.insert(incident.id.clone(), figure);
         }
         let slowest = handled_hours.iter().copied().fold(0.0_f64, f64::max);
+        let examined = incidents.len().min(MAX_INCIDENTS);
         if late.is_empty() {
+            let waiting = examined - handled_hours.len();
             result.finding = format!(
-                "{} incidents, every one handled within {} h (slowest {slowest} h)",
+                "{} incidents: {} handled within {} h (slowest {slowest} h){}",
                 incidents.len(),
-                self.inputs.config.incident_ack_hours
+                handled_hours.len(),
+                self.inputs.config.incident_ack_hours,
+                if waiting > 0 {
+                    format!(
+                        ", {waiting} not yet handled and still within the limit at the period end"
+                    )
+                } else {
+                    String::new()
+                }
             );
         } else {
             result.status = Status::Violation;

@@ -108,11 +108,7 @@ fn compliance(args: ComplianceArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{count:>4}  {label}");
     }
     for file in &written.manifest.files {
-        println!(
-            "{}  {}",
-            file.sha256,
-            args.out.join(&file.file).display()
-        );
+        println!("{}  {}", file.sha256, args.out.join(&file.file).display());
     }
     println!(
         "manifest: {}",

@@ -47,11 +47,10 @@ pub(super) async fn evaluate(
     };
     let scope = Scope::parse(params.get("scope").map_or("", String::as_str))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let evaluation = tokio::task::spawn_blocking(move || {
-        run_evaluation(&state, &framework, from, to, scope)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("the evaluation stopped: {e}")))??;
+    let evaluation =
+        tokio::task::spawn_blocking(move || run_evaluation(&state, &framework, from, to, scope))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("the evaluation stopped: {e}")))??;
     Ok(Json(evaluation))
 }
 

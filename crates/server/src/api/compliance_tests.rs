@@ -49,7 +49,10 @@ async fn compliance_status_per_control_from_ingested_audit() {
     let audit = control(&e, "10.2.1.1");
     assert_eq!(audit["status"], "evidence", "{audit}");
     assert_eq!(audit["checks"][0]["queries"][0]["count"], 1);
-    assert_eq!(control(&e, "12.10.1")["status"], "not evaluable by a SIEM (attest)");
+    assert_eq!(
+        control(&e, "12.10.1")["status"],
+        "not evaluable by a SIEM (attest)"
+    );
 
     // Another cluster's scope has no audit: a gap that says so.
     let (status, scoped) = get(
@@ -68,12 +71,11 @@ async fn compliance_status_per_control_from_ingested_audit() {
 
     let (status, body) = get(&h, "/api/v1/compliance/pci-dss-3.2.1", Some(&h.token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body) = get(
-        &h,
-        "/api/v1/compliance/gdpr?from=yesterday",
-        Some(&h.token),
-    )
-    .await;
+    let (status, body) = get(&h, "/api/v1/compliance/gdpr?from=yesterday", Some(&h.token)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.to_string().contains("`from` `yesterday` is not an RFC 3339 time"), "{body}");
+    assert!(
+        body.to_string()
+            .contains("`from` `yesterday` is not an RFC 3339 time"),
+        "{body}"
+    );
 }

@@ -37,8 +37,8 @@ pub(crate) use compat::limits as ingest_limits;
 
 // The cores of the handlers, for the web console (`crowsnest-console`): it calls these, so the
 // API stays the one implementation of searching, listing alerts and acting on incidents.
-pub use compliance::run_evaluation;
 pub use alerts::{list_alerts, request_rules_reload, rules_status};
+pub use compliance::run_evaluation;
 pub use incidents::{list_incidents, submit_action, ActionBody};
 pub use search::{parse_bounded, run_bounded, run_search, SearchInput};
 
