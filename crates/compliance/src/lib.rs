@@ -58,6 +58,9 @@ pub enum Error {
         /// The parser's error.
         source: crowsnest_query::ParseError,
     },
+    /// A `[compliance]` setting is wrong.
+    #[error("{0}")]
+    Config(String),
     /// Writing the report failed.
     #[error("{context}: {source}")]
     Io {
@@ -152,6 +155,33 @@ impl Default for ComplianceConfig {
             personal_data_namespaces: Vec::new(),
             risk_acceptances: Vec::new(),
         }
+    }
+}
+
+impl ComplianceConfig {
+    /// Checks the settings: every risk acceptance names a shipped framework and one of its
+    /// controls, with a reason.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (i, acceptance) in self.risk_acceptances.iter().enumerate() {
+            let at = format!("compliance.risk_acceptances[{i}]");
+            let Some(catalog) = catalog(&acceptance.framework) else {
+                return Err(Error::Config(format!(
+                    "{at}: unknown framework `{}`; known: {}",
+                    acceptance.framework,
+                    CATALOG_IDS.join(", ")
+                )));
+            };
+            if !catalog.controls.iter().any(|c| c.id == acceptance.control) {
+                return Err(Error::Config(format!(
+                    "{at}: {} has no control `{}`",
+                    acceptance.framework, acceptance.control
+                )));
+            }
+            if acceptance.reason.trim().is_empty() {
+                return Err(Error::Config(format!("{at}: `reason` is empty")));
+            }
+        }
+        Ok(())
     }
 }
 

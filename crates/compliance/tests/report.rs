@@ -409,6 +409,19 @@ fn bad_requests_are_refused_with_reasons() {
         Scope::parse("*/payments").expect("scope").label(),
         "*/payments"
     );
+    config().validate().expect("valid acceptances");
+    let mut bad = config();
+    bad.risk_acceptances[0].control = "10.9.9".into();
+    assert_eq!(
+        bad.validate().expect_err("unknown control").to_string(),
+        "compliance.risk_acceptances[0]: pci-dss-4.0.1 has no control `10.9.9`"
+    );
+    bad.risk_acceptances[0].framework = "pci-dss-3.2.1".into();
+    assert!(bad
+        .validate()
+        .expect_err("unknown framework")
+        .to_string()
+        .contains("unknown framework `pci-dss-3.2.1`"));
 }
 
 fn pdftotext(pdf: &Path) -> Option<String> {

@@ -128,6 +128,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
     // Settings mistakes first, before anything is opened.
     config.notify.validate()?;
+    config.compliance.validate()?;
     let mappings = Arc::new(crowsnest_mapping::Mappings::compile(
         &config.mappings,
         None,
