@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub mappings: Vec<crowsnest_mapping::MappingConfig>,
     /// The web console served at `/` (`crowsnest-console`): its sessions and cookies.
     pub console: ConsoleConfig,
+    /// Compliance evaluation (`[compliance]`): retention and silence thresholds, the incident
+    /// handling time, namespaces holding personal data, risk acceptances
+    /// (`[[compliance.risk_acceptances]]`). See `crowsnest_compliance::ComplianceConfig`.
+    pub compliance: crowsnest_compliance::ComplianceConfig,
 }
 
 /// The web console's sessions (`[console]`). A session is made by logging in with a token
@@ -238,6 +242,7 @@ impl Default for ServerConfig {
             respond: crowsnest_respond::contain::RespondConfig::default(),
             mappings: Vec::new(),
             console: ConsoleConfig::default(),
+            compliance: crowsnest_compliance::ComplianceConfig::default(),
         }
     }
 }

@@ -136,6 +136,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         .incidents
         .validate()
         .map_err(anyhow::Error::msg)?;
+    config.compliance.validate()?;
     let mappings = Arc::new(crowsnest_mapping::Mappings::compile(
         &config.mappings,
         None,

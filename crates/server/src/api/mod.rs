@@ -11,6 +11,7 @@ mod actions;
 mod alerts;
 mod baselines;
 mod compat;
+mod compliance;
 mod incidents;
 mod ingest;
 mod openapi;
@@ -38,6 +39,7 @@ pub(crate) use compat::limits as ingest_limits;
 // The cores of the handlers, for the web console (`crowsnest-console`): it calls these, so the
 // API stays the one implementation of searching, listing alerts and acting on incidents.
 pub use alerts::{list_alerts, request_rules_reload, rules_status};
+pub use compliance::run_evaluation;
 pub use incidents::{list_incidents, submit_action, ActionBody};
 pub use search::{parse_bounded, run_bounded, run_search, SearchInput};
 
@@ -51,6 +53,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/actions", post(incidents::act))
+        .route("/api/v1/compliance/{framework}", get(compliance::evaluate))
         .route("/api/v1/baselines", get(baselines::list))
         .route("/api/v1/baselines/{rule}", get(baselines::show))
         .route("/api/v1/baselines/{rule}/actions", post(baselines::act))
@@ -442,6 +445,8 @@ mod action_tests;
 mod alert_tests;
 #[cfg(test)]
 mod baseline_tests;
+#[cfg(test)]
+mod compliance_tests;
 #[cfg(test)]
 mod guard_tests;
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/incidents/{id}/actions",
     "/api/v1/baselines",
     "/api/v1/baselines/{rule}",
+    "/api/v1/compliance/{framework}",
     "/api/v1/baselines/{rule}/actions",
     "/api/v1/actions",
     "/api/v1/actions/{id}",
@@ -472,6 +473,25 @@ fn baseline_paths() -> Value {
                 "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}},
                                {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "Only entities with this value"}],
                 "responses": with_errors(json!({"200": {"description": "The profile", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }},
+            "/api/v1/compliance/{framework}": {"get": {
+                "summary": "The status of every control of a framework over a period: evidence, violation observed, gap: no data source, or not evaluable by a SIEM (attest), with the exact queries, counts, sample event ids and source health behind each",
+                "description": "Scope `read`. Frameworks: pci-dss-4.0.1, soc2-2017, hipaa-security, gdpr, cis-kubernetes-1.10, nist-800-190, nist-800-53r5. Thresholds and risk acceptances come from `[compliance]`. `crowsnest report compliance` renders this JSON as the HTML/PDF report.",
+                "parameters": [{"name": "framework", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Inclusive start (default: 30 days before `to`)"},
+                               {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Exclusive end (default: now)"},
+                               {"name": "scope", "in": "query", "schema": {"type": "string"}, "description": "CLUSTER or CLUSTER/NAMESPACE (`*` for any)"}],
+                "responses": with_errors(json!({"200": {"description": "The evaluation", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["framework", "from", "to", "scope", "summary", "sources", "controls"],
+                    "properties": {"framework": {"type": "object"}, "from": {"type": "string"}, "to": {"type": "string"},
+                                   "scope": {"type": "object"}, "summary": {"type": "object"},
+                                   "sources": {"type": "array", "items": {"type": "object"}},
+                                   "controls": {"type": "array", "items": {"type": "object", "required": ["id", "summary", "status", "checks"],
+                                       "properties": {"id": {"type": "string"}, "summary": {"type": "string"},
+                                                      "status": {"enum": ["evidence", "violation observed", "gap: no data source", "not evaluable by a SIEM (attest)"]},
+                                                      "nist": {"type": "array", "items": {"type": "string"}},
+                                                      "checks": {"type": "array", "items": {"type": "object"}},
+                                                      "accepted": {"type": "object"}}}}}}}}}}), &[])
             }},
             "/api/v1/baselines/{rule}/actions": {"post": {
                 "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity, import a profile",
