@@ -355,6 +355,102 @@ pub struct AlertRef {
     pub first_seen: DateTime<Utc>,
 }
 
+/// A suppression offered when an incident is resolved as a false positive: for one of its
+/// rules, the incident's entity as the fields to match, expiring (30 days) so a silenced rule
+/// comes back. The shape of a `[[detect.suppressions]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuggestedSuppression {
+    /// `fp-<incident id>-<n>`.
+    pub id: String,
+    /// Why: the incident, who resolved it.
+    pub reason: String,
+    /// When it stops applying.
+    pub expires: DateTime<Utc>,
+    /// The rule's id.
+    pub rule: String,
+    /// Event fields and values (globs) of the incident's entity; empty when the entity is the
+    /// rule itself (the suggestion then silences the rule everywhere: say so before adding it).
+    pub fields: BTreeMap<String, String>,
+}
+
+impl SuggestedSuppression {
+    /// The entries as `[[detect.suppressions]]` TOML, ready to paste into the configuration.
+    pub fn to_toml(list: &[Self]) -> String {
+        let quote = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+        let mut out = String::new();
+        for s in list {
+            out.push_str("[[detect.suppressions]]\n");
+            out.push_str(&format!("id = {}\n", quote(&s.id)));
+            out.push_str(&format!("reason = {}\n", quote(&s.reason)));
+            out.push_str(&format!(
+                "expires = {}\n",
+                quote(&s.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            ));
+            out.push_str(&format!("rule = {}\n", quote(&s.rule)));
+            let fields: Vec<String> = s
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                .collect();
+            out.push_str(&format!("fields = {{ {} }}\n\n", fields.join(", ")));
+        }
+        out
+    }
+}
+
+impl Incident {
+    /// The suppressions to offer when this incident is resolved as a false positive: one per
+    /// rule among its alerts, matching its entity (a workload's pods by their name prefix).
+    pub fn suggested_suppressions(
+        &self,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<SuggestedSuppression> {
+        let mut fields = BTreeMap::new();
+        let value = self.entity.value.clone();
+        match self.entity.kind.as_str() {
+            "workload" | "pod" => {
+                let (ns, name) = value.split_once('/').unwrap_or(("", value.as_str()));
+                fields.insert("kubernetes.namespace".to_string(), ns.to_string());
+                let pod = if self.entity.kind == "workload" {
+                    format!("{name}-*")
+                } else {
+                    name.to_string()
+                };
+                fields.insert("kubernetes.pod.name".to_string(), pod);
+            }
+            "container" => {
+                fields.insert("container.id".to_string(), value);
+            }
+            "image" => {
+                fields.insert("container.image.name".to_string(), value);
+            }
+            "node" => {
+                fields.insert("host.name".to_string(), value);
+            }
+            "principal" => {
+                fields.insert("user.name".to_string(), value);
+            }
+            _ => {}
+        }
+        let rules: BTreeSet<&str> = self.alerts.iter().map(|a| a.rule_id.as_str()).collect();
+        rules
+            .into_iter()
+            .enumerate()
+            .map(|(n, rule)| SuggestedSuppression {
+                id: format!("fp-{}-{}", self.id, n + 1),
+                reason: format!(
+                    "false positive: incident {} ({}) resolved by {by}",
+                    self.id, self.title
+                ),
+                expires: now + Duration::days(30),
+                rule: rule.to_string(),
+                fields: fields.clone(),
+            })
+            .collect()
+    }
+}
+
 /// One part of a risk score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Factor {

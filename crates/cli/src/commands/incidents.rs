@@ -116,11 +116,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Comment { id, text } => (id, json!({"action": "comment", "text": text})),
     };
     let body = strip_nulls(body);
-    client.post_json(&format!("/api/v1/incidents/{id}/actions"), &body)?;
+    let answer = client.post_json(&format!("/api/v1/incidents/{id}/actions"), &body)?;
     eprintln!(
         "{} recorded for {id}",
         body["action"].as_str().unwrap_or("action")
     );
+    // A false positive: the suppressions that would silence it next time, to review and paste.
+    if let Some(toml) = answer["suggested_suppressions_toml"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
+        eprintln!("suggested suppressions (review, then add to the [detect] configuration):");
+        print!("{toml}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -154,3 +154,71 @@ async fn alerts_on_one_workload_make_one_incident_whose_actions_survive_a_restar
     let again = h.until(&uri, |b| b["status"] == "resolved").await;
     assert_eq!(again, resolved);
 }
+
+#[tokio::test]
+async fn resolving_as_a_false_positive_offers_a_suppression_that_parses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        ..ServerConfig::default()
+    };
+    config.pipeline.commit_interval_ms = 50;
+    let running = start(config).await.expect("start");
+    let token = running.new_admin_token.clone().expect("token");
+    let h = Harness {
+        running,
+        token,
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let body = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [
+        exec_in("web-7d4b9c6f5-x2kq9", "fp1", 0),
+    ]});
+    let request = h.post(
+        "/api/v1/ingest/k8s-audit",
+        "application/json",
+        body.to_string(),
+    );
+    assert_eq!(h.call(request).await.0, StatusCode::OK);
+    let listed = h
+        .until("/api/v1/incidents", |b| {
+            b["incidents"][0]["alerts"].as_u64() == Some(1)
+        })
+        .await;
+    let id = listed["incidents"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // Another classification offers nothing.
+    let (status, answer) = h
+        .act(&id, json!({"action": "comment", "text": "looking"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(answer.get("suggested_suppressions").is_none());
+
+    let (status, answer) = h
+        .act(
+            &id,
+            json!({"action": "resolve", "classification": "false_positive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let offered = &answer["suggested_suppressions"][0];
+    assert_eq!(
+        offered["fields"]["kubernetes.namespace"], "prod",
+        "{answer}"
+    );
+    assert_eq!(offered["fields"]["kubernetes.pod.name"], "web-*");
+    assert!(offered["rule"].as_str().is_some_and(|r| !r.is_empty()));
+    // The TOML is a `[detect]` section the server accepts as it is.
+    let snippet = answer["suggested_suppressions_toml"]
+        .as_str()
+        .expect("toml");
+    let parsed: ServerConfig = toml::from_str(snippet).expect("the snippet parses as config");
+    assert_eq!(parsed.detect.suppressions.len(), 1, "{snippet}");
+    assert_eq!(
+        parsed.detect.suppressions[0].rule.as_deref(),
+        offered["rule"].as_str()
+    );
+}

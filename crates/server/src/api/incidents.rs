@@ -142,11 +142,20 @@ pub(super) async fn act(
             "invalid incident action: {e}; expected {{\"action\": \"acknowledge|investigate|resolve|assign|comment\", \"classification\": \"true_positive|benign_true_positive|false_positive\", \"assignee\": \"...\", \"text\": \"...\"}}"
         ))
     })?;
+    let false_positive = body.action == "resolve"
+        && matches!(body.classification, Some(Classification::FalsePositive));
     let action = submit_action(&state, token, id, body).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "incident": action.id, "action": action.action})),
-    ))
+    let mut answer = json!({"accepted": true, "incident": action.id, "action": action.action});
+    // Resolving as a false positive offers the suppressions that would silence it next time.
+    if false_positive {
+        if let Some(incident) = state.detection.incident(&action.id) {
+            let offered = incident.suggested_suppressions(&action.by, chrono::Utc::now());
+            answer["suggested_suppressions_toml"] =
+                json!(crowsnest_respond::SuggestedSuppression::to_toml(&offered));
+            answer["suggested_suppressions"] = json!(offered);
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// The action behind `POST /api/v1/incidents/{id}/actions` (and the console's incident
