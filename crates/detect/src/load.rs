@@ -196,7 +196,10 @@ impl RuleSet {
             .map(|(r, origin)| RuleInfo {
                 id: r.id.clone().unwrap_or_else(|| r.title.clone()),
                 title: r.title.clone(),
-                kind: if self.baselines.contains_key(r.id.as_deref().unwrap_or(&r.title)) {
+                kind: if self
+                    .baselines
+                    .contains_key(r.id.as_deref().unwrap_or(&r.title))
+                {
                     "baseline"
                 } else {
                     "rule"

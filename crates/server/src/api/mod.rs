@@ -14,6 +14,7 @@ mod compat;
 mod incidents;
 mod ingest;
 mod openapi;
+mod rules;
 mod search;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +39,9 @@ pub(crate) use compat::limits as ingest_limits;
 // API stays the one implementation of searching, listing alerts and acting on incidents.
 pub use alerts::{list_alerts, request_rules_reload, rules_status};
 pub use incidents::{list_incidents, submit_action, ActionBody};
+pub use rules::{
+    rule_detail, set_rule_enabled, test_rule, RuleTestInput, DEFAULT_TEST_EVENTS, TEST_BUDGET,
+};
 pub use search::{parse_bounded, run_bounded, run_search, SearchInput};
 
 /// Builds the router (no socket: tests drive it with `tower::ServiceExt::oneshot`).
@@ -62,6 +66,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
+        .route("/api/v1/rules/{id}", get(rules::show))
+        .route("/api/v1/rules/{id}/enable", post(rules::enable))
+        .route("/api/v1/rules/{id}/disable", post(rules::disable))
+        .route("/api/v1/rules/{id}/test", post(rules::test))
         .route("/api/v1/outputs", get(outputs))
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/health", get(health))
@@ -437,5 +445,7 @@ mod baseline_tests;
 mod guard_tests;
 #[cfg(test)]
 mod incident_tests;
+#[cfg(test)]
+mod rule_tests;
 #[cfg(test)]
 mod tests;
