@@ -12,10 +12,11 @@
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
 //! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram` and `/search/export`),
-//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`), `/exec` and `/exec/session`, `/assets/{file}`.
+//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/exec` and `/exec/session`, `/assets/{file}`.
 
 mod alerts;
 mod assets;
+mod coverage;
 mod dashboard;
 mod exec;
 mod incidents;
@@ -67,6 +68,9 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/exec/session", get(exec::session))
         .route("/rules", get(rules::page))
         .route("/rules/reload", post(rules::reload))
+        .route("/rules/{id}", get(rules::show))
+        .route("/rules/{id}/{action}", post(rules::switch))
+        .route("/coverage", get(coverage::page))
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/action", post(incidents::act))

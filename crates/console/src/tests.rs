@@ -574,9 +574,7 @@ async fn incident_actions_need_admin_and_the_csrf_token() {
     // The rules page: anyone may look, reloading needs admin and the CSRF token.
     let rules = send(&f.console, get("/rules", &reader_cookie)).await;
     assert_eq!(rules.status, StatusCode::OK);
-    assert!(
-        rules.body.contains("Rules that raised alerts") && !rules.body.contains("Reload the rules")
-    );
+    assert!(rules.body.contains("Loaded rules") && !rules.body.contains("Reload the rule files"));
     let answer = send(
         &f.console,
         post("/rules/reload", &reader_cookie, &[("csrf", &reader_csrf)]),
@@ -598,7 +596,7 @@ async fn incident_actions_need_admin_and_the_csrf_token() {
     assert!(send(&f.console, get("/rules", &cookie))
         .await
         .body
-        .contains("Reload the rules"));
+        .contains("Reload the rule files"));
     let list = send(&f.console, get("/incidents", &cookie)).await;
     assert_eq!(list.status, StatusCode::OK);
     let missing = send(&f.console, get("/incidents/nope", &cookie)).await;
@@ -736,5 +734,116 @@ async fn an_exec_session_joins_the_processes_until_the_next_exec() {
     )
     .await;
     assert!(bad.body.contains("must be an RFC 3339 time"));
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn rules_are_listed_shown_switched_tested_and_mapped_on_the_matrix() {
+    let f = fixture().await;
+    let status = crowsnest_server::api::rules_status(&f.running.state);
+    let rule = status["rules"]
+        .as_array()
+        .and_then(|r| {
+            r.iter().find(|r| {
+                r["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t == "attack.t1609"))
+            })
+        })
+        .cloned()
+        .expect("a built-in rule tagged attack.t1609");
+    let id = rule["id"].as_str().expect("id").to_string();
+    let title = rule["title"].as_str().expect("title").to_string();
+    let page = crate::rules::rule_path(&id);
+    let (reader_cookie, reader_csrf) = login(&f.console, &f.reader).await;
+    let list = send(&f.console, get("/rules", &reader_cookie)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let total = status["rules"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(total > 20, "{total}");
+    assert_eq!(
+        list.body.matches("<tr>").count(),
+        total + 1,
+        "one row per rule"
+    );
+    assert!(list.body.contains(&page), "links to each rule's page");
+    // The rule's page: facts and source, no switch for a reader.
+    let shown = send(&f.console, get(&page, &reader_cookie)).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(
+        shown.body.contains("Sigma") || shown.body.contains("detection:"),
+        "source shown"
+    );
+    assert!(shown.body.contains("/coverage?technique=T1609"));
+    assert!(!shown.body.contains("Disable this rule"));
+    let missing = send(&f.console, get("/rules/no-such-rule", &reader_cookie)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let refused = send(
+        &f.console,
+        post(
+            &format!("{page}/disable"),
+            &reader_cookie,
+            &[("csrf", &reader_csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // An admin disables it (CSRF checked), it is marked disabled, then enables it again.
+    let (cookie, csrf) = login(&f.console, &f.admin).await;
+    let answer = send(
+        &f.console,
+        post(&format!("{page}/disable"), &cookie, &[("csrf", "nope")]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        &f.console,
+        post(&format!("{page}/disable"), &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert!(f.running.state.detection.disabled_rules().contains(&id));
+    let mut marked = false;
+    for _ in 0..200 {
+        let shown = send(&f.console, get(&page, &cookie)).await;
+        if shown.body.contains("Enable this rule") && shown.body.contains("disabled") {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(marked, "the detector applied the switch");
+    let answer = send(
+        &f.console,
+        post(&format!("{page}/enable"), &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert!(f.running.state.detection.disabled_rules().is_empty());
+    // A test over the stored events: counted, bounded, nothing alerted.
+    let tested = send(
+        &f.console,
+        get(&format!("{page}?range=24h&max_events=5"), &cookie),
+    )
+    .await;
+    assert_eq!(tested.status, StatusCode::OK);
+    assert!(tested.body.contains("0 matches"), "{}", tested.body);
+    assert!(tested.body.contains("5 events read of"), "{}", tested.body);
+    assert!(
+        tested.body.contains("Capped: only the newest 5"),
+        "{}",
+        tested.body
+    );
+    // The matrix: the technique's cell is covered and links to its detail, MITRE's notice shown.
+    let matrix = send(&f.console, get("/coverage", &reader_cookie)).await;
+    assert_eq!(matrix.status, StatusCode::OK);
+    assert!(matrix.body.contains("The MITRE Corporation"));
+    assert!(
+        matrix.body.contains("class=\"cell gap\""),
+        "gaps are visible"
+    );
+    assert!(matrix.body.contains("class=\"cell covered\""));
+    let cell = send(&f.console, get("/coverage?technique=T1609", &reader_cookie)).await;
+    assert!(cell.body.contains(&title), "the cell lists its rules");
+    assert!(cell.body.contains("/alerts?technique=T1609"));
     f.running.shutdown().await.expect("shutdown");
 }
