@@ -11,7 +11,7 @@
 //! implementation. Every response carries a strict Content Security Policy
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
-//! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram` and `/search/export`),
+//! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram`, `/search/export` and `/search/suggest`),
 //! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/exec` and `/exec/session`, `/assets/{file}`.
 
 mod alerts;
@@ -62,6 +62,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/search", get(search::page))
         .route("/search/histogram", get(search::histogram))
         .route("/search/export", get(search::export))
+        .route("/search/suggest", get(search::suggest))
         .route("/dashboard", get(dashboard::page))
         .route("/alerts", get(alerts::page))
         .route("/exec", get(exec::list))
