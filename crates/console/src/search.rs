@@ -551,9 +551,8 @@ const SUGGEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 pub(crate) fn typed_token(text: &str) -> (&str, Option<(&str, &str)>) {
     let start = text
         .char_indices()
-        .filter(|(_, c)| c.is_whitespace() || *c == '(')
+        .rfind(|(_, c)| c.is_whitespace() || *c == '(')
         .map(|(i, c)| i + c.len_utf8())
-        .last()
         .unwrap_or(0);
     let token = &text[start..];
     let split = token

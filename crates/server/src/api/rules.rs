@@ -188,7 +188,8 @@ fn run_test(
     let mut out_of_time = false;
     // Hits come newest first: read the pages from the oldest one back to the newest.
     let mut offset = wanted.div_ceil(PAGE).saturating_sub(1) * PAGE;
-    while wanted > 0 {
+    let mut remaining = wanted > 0;
+    while remaining {
         if began.elapsed() >= TEST_BUDGET {
             out_of_time = true;
             break;
@@ -209,10 +210,8 @@ fn run_test(
                 }
             }
         }
-        if offset == 0 {
-            break;
-        }
-        offset -= PAGE;
+        remaining = offset > 0;
+        offset = offset.saturating_sub(PAGE);
     }
     let total_usize = usize::try_from(total).unwrap_or(usize::MAX);
     let capped = if out_of_time {
