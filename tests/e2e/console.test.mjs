@@ -214,6 +214,22 @@ try {
   await shot(page, "03-timechart");
 
   // A syntax error points at its column.
+  // Field and value suggestions, by keyboard.
+  await page.goto(`${url}/search?range=6h`);
+  await page.focus("#q");
+  await page.keyboard.type("kubernetes.names");
+  await page.waitForSelector("#q-suggest li[role=option]");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Enter");
+  check((await page.inputValue("#q")) === "kubernetes.namespace:", `a field suggestion is taken with the keyboard (${await page.inputValue("#q")})`);
+  await page.waitForSelector("#q-suggest li[role=option]");
+  const valueCount = await page.locator("#q-suggest li[role=option]").count();
+  check(valueCount > 0 && valueCount <= 15, `the field's values are suggested next (${valueCount})`);
+  await axeCheck(page, "search-suggest");
+  await shot(page, "04b-search-suggest");
+  await page.keyboard.press("Escape");
+  check(await page.locator("#q-suggest").isHidden(), "Escape closes the suggestions");
+
   await page.goto(`${url}/search?range=6h&q=${encodeURIComponent("user.name:(alice OR")}`);
   const error = await page.textContent("#query-error");
   check(/column \d+/.test(error) && (await page.locator("#query-error pre.caret").count()) === 1, "a syntax error is shown inline at its column");
