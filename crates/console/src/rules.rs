@@ -254,7 +254,9 @@ pub(crate) async fn show(
         h2 #test { "Test on a past range" }
         p.hint { "Runs this rule alone over the stored events of the range, oldest first, without raising alerts: at most "
             (crowsnest_server::api::DEFAULT_TEST_EVENTS) " events (the newest) unless told otherwise, and "
-            (crowsnest_server::api::TEST_BUDGET.as_secs()) " s." }
+            (crowsnest_server::api::TEST_BUDGET.as_secs()) " s."
+            @if rule["kind"] == "baseline" { " A baseline rule starts from an empty baseline here: it learns during its learning window at the start of the range and reports only after it." }
+            @if rule["kind"] == "correlation" { " The rules this correlation needs run with it; only its own matches are counted." } }
         form.filters method="get" action=(rule_path(&id)) {
             label for="test-range" { "Last" }
             select #test-range name="range" {
