@@ -214,6 +214,22 @@ try {
   await shot(page, "03-timechart");
 
   // A syntax error points at its column.
+  // Field and value suggestions, by keyboard.
+  await page.goto(`${url}/search?range=6h`);
+  await page.focus("#q");
+  await page.keyboard.type("kubernetes.names");
+  await page.waitForSelector("#q-suggest li[role=option]");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("Enter");
+  check((await page.inputValue("#q")) === "kubernetes.namespace:", `a field suggestion is taken with the keyboard (${await page.inputValue("#q")})`);
+  await page.waitForSelector("#q-suggest li[role=option]");
+  const valueCount = await page.locator("#q-suggest li[role=option]").count();
+  check(valueCount > 0 && valueCount <= 15, `the field's values are suggested next (${valueCount})`);
+  await axeCheck(page, "search-suggest");
+  await shot(page, "04b-search-suggest");
+  await page.keyboard.press("Escape");
+  check(await page.locator("#q-suggest").isHidden(), "Escape closes the suggestions");
+
   await page.goto(`${url}/search?range=6h&q=${encodeURIComponent("user.name:(alice OR")}`);
   const error = await page.textContent("#query-error");
   check(/column \d+/.test(error) && (await page.locator("#query-error pre.caret").count()) === 1, "a syntax error is shown inline at its column");
@@ -261,9 +277,35 @@ try {
 
   // Rules.
   await page.goto(`${url}/rules?range=7d`);
-  check((await page.locator("table.results tbody tr").count()) > 0, "the rules page lists the rules that raised alerts");
+  const ruleRows = await page.locator("table.results tbody tr").count();
+  check(ruleRows > 20, `the rules page lists every loaded rule (${ruleRows})`);
   await axeCheck(page, "rules");
   await shot(page, "06b-rules");
+  await page.locator("table.results tbody tr td a").first().click();
+  await page.waitForSelector("h2:has-text('Source')");
+  check(((await page.textContent("pre.original code")) || "").includes("detection"), "a rule's page shows its Sigma source");
+  await axeCheck(page, "rule");
+  await shot(page, "06e-rule");
+  await page.selectOption("#test-range", "24h");
+  await page.click("button:has-text('Run the test')");
+  await page.waitForSelector("p.summary[role=status]");
+  check(/\d+ matches in \d+ events read/.test(await page.textContent("p.summary[role=status]")), "a rule test over a past range states what it read and matched");
+  await axeCheck(page, "rule-test");
+  await shot(page, "06f-rule-test");
+
+  // ATT&CK for Containers coverage.
+  await page.goto(`${url}/coverage?range=30d`);
+  const cells = await page.locator(".matrix li.cell").count();
+  check(cells > 30, `the coverage matrix shows the Containers techniques (${cells} cells)`);
+  check((await page.locator(".matrix li.cell.gap").count()) > 0 && (await page.locator(".matrix li.cell.covered, .matrix li.cell.alerted").count()) > 0, "covered cells and gaps are both visible");
+  check(((await page.textContent("footer.notice")) || "").includes("The MITRE Corporation"), "MITRE's notice is shown");
+  await axeCheck(page, "coverage");
+  await shot(page, "06g-coverage");
+  await page.locator(".matrix li.cell.covered a, .matrix li.cell.alerted a").first().click();
+  await page.waitForSelector("#detail");
+  check((await page.locator("#detail li a").count()) > 0, "a cell lists its rules");
+  await axeCheck(page, "coverage-cell");
+  await shot(page, "06h-coverage-cell");
 
   // Incidents, one incident, acknowledge it.
   await page.goto(`${url}/incidents`);
@@ -277,6 +319,8 @@ try {
     check((await page.locator("ol.timeline li").count()) > 0, "the incident page has a timeline");
     check((await page.locator("h2:has-text('Risk factors') + table tbody tr").count()) > 0, "the incident page shows its risk factors");
     check((await page.locator("h2:has-text('Matched events') + p + div table tbody tr").count()) > 0, "the incident page lists the events its alerts matched");
+    check((await page.locator("details.rule pre.original").count()) > 0, "the incident page shows its rules' Sigma source");
+    check((await page.locator("h2:has-text('Events around it')").count()) === 1, "the incident page shows the events around it");
     await axeCheck(page, "incident");
     await shot(page, "08-incident");
     const before = (await page.textContent("#status")).trim();

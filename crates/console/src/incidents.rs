@@ -147,6 +147,29 @@ pub(crate) async fn show(
         &incident.entity.value,
         incident.namespace.as_deref(),
     );
+    // The events around it in the same container (else pod) as its first matched event.
+    let place = matched
+        .as_ref()
+        .ok()
+        .and_then(|events| events.iter().find_map(place_of));
+    let around = match &place {
+        Some((query, _)) => {
+            Some(around_events(&console, &auth.name, query, &around_start, &around_end).await)
+        }
+        None => None,
+    };
+    // The rules of its alerts, each once, with their source.
+    let mut rule_ids: Vec<&str> = incident.alerts.iter().map(|a| a.rule_id.as_str()).collect();
+    rule_ids.sort_unstable();
+    rule_ids.dedup();
+    let rules: Vec<(String, Result<Value, String>)> = rule_ids
+        .iter()
+        .map(|id| {
+            let detail =
+                crowsnest_server::api::rule_detail(&console.app, id).map_err(|e| e.to_string());
+            (id.to_string(), detail)
+        })
+        .collect();
     // Timeline: alerts and comments, in time order.
     let mut timeline: Vec<(String, Markup)> = incident
         .alerts
@@ -251,6 +274,31 @@ pub(crate) async fn show(
                 }
             }
         }
+        h2 { "Events around it" }
+        @match (&place, &around) {
+            (Some((query, label)), Some(Ok(events))) => {
+                p.summary { (events.len()) " events in " (label) " from 5 minutes before its first matched event to 5 minutes after its last"
+                    @if events.len() >= MAX_AROUND { " (the newest " (MAX_AROUND) ")" } ", oldest first. "
+                    a href=(link("/search", &[("q", query), ("start", &around_start), ("end", &around_end)])) { "Open in search" } }
+                (event_table(events))
+            }
+            (_, Some(Err(message))) => p.error role="alert" { (message) },
+            _ => p.muted { "Its matched events name no container or pod." },
+        }
+        h2 { "Rules" }
+        @for (id, rule) in &rules {
+            @match rule {
+                Ok(rule) => details.rule {
+                    summary { (text(&rule["title"])) " (" code { (id) } ")" @if rule["enabled"] == false { " — disabled" } }
+                    p { a href=(crate::rules::rule_path(id)) { "The rule's page" } " · file " code { (text(&rule["file"])) } }
+                    @match rule["source"].as_str() {
+                        Some(source) => pre.original tabindex="0" aria-label=(format!("Sigma source of {id}")) { code { (source) } },
+                        None => p.muted { "Its file cannot be read any more." },
+                    }
+                },
+                Err(message) => p.muted { code { (id) } ": " (message) },
+            }
+        }
         h2 { "Events" }
         ul {
             li { a href=(link("/search", &[("q", &alerts_query), ("range", "30d")])) { "The alert records of this incident" } }
@@ -258,6 +306,95 @@ pub(crate) async fn show(
         }
     };
     frame(&incident.title, Some(&auth), body).into_response()
+}
+
+/// Most events around an incident shown on its page.
+const MAX_AROUND: usize = 50;
+
+/// Where an event happened, as a query and a label: its container, else its pod.
+fn place_of(event: &Value) -> Option<(String, String)> {
+    let term = |field: &str, value: String| Filter::Term {
+        field: Some(field.into()),
+        value,
+    };
+    let query = |filter| {
+        Query {
+            filter,
+            pipes: Vec::new(),
+        }
+        .to_string()
+    };
+    if let Some(id) = field(event, "container.id")
+        .map(text)
+        .filter(|v| !v.is_empty())
+    {
+        let label = format!("container {}", id.chars().take(12).collect::<String>());
+        return Some((query(term("container.id", id)), label));
+    }
+    let ns = field(event, "kubernetes.namespace")
+        .map(text)
+        .filter(|v| !v.is_empty())?;
+    let pod = field(event, "kubernetes.pod.name")
+        .map(text)
+        .filter(|v| !v.is_empty())?;
+    let label = format!("pod {ns}/{pod}");
+    Some((
+        query(Filter::And(vec![
+            term("kubernetes.namespace", ns),
+            term("kubernetes.pod.name", pod),
+        ])),
+        label,
+    ))
+}
+
+/// The newest [`MAX_AROUND`] events of `query` between `start` and `end` (alert records left
+/// out), oldest first.
+async fn around_events(
+    console: &Arc<Console>,
+    token: &str,
+    query: &str,
+    start: &str,
+    end: &str,
+) -> Result<Vec<Value>, String> {
+    let text = format!("({query}) AND NOT event.kind:alert");
+    let response = run_search(
+        &console.app,
+        token,
+        &SearchInput {
+            query: text,
+            start: Some(start.to_string()),
+            end: Some(end.to_string()),
+            limit: Some(MAX_AROUND),
+            offset: 0,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut events = response.hits;
+    events.reverse();
+    Ok(events)
+}
+
+fn event_table(events: &[Value]) -> Markup {
+    html! {
+        div.scroll tabindex="0" role="region" aria-label="Events around, scrolls sideways" {
+            table.results {
+                thead { tr { th scope="col" { "Time" } th scope="col" { "Source" } th scope="col" { "User" } th scope="col" { "Action" } th scope="col" { "Command or message" } th scope="col" { "Event" } } }
+                tbody {
+                    @for e in events {
+                        tr {
+                            td { (field(e, "@timestamp").map(text).unwrap_or_default()) }
+                            td { (field(e, "event.dataset").map(text).unwrap_or_default()) }
+                            td { (field(e, "user.name").map(text).unwrap_or_default()) }
+                            td { (value(&field(e, "event.action").map(text).unwrap_or_default())) }
+                            td.narrow { (value(&field(e, "process.command_line").or_else(|| field(e, "message")).map(text).unwrap_or_default())) }
+                            td { @let id = field(e, "event.id").map(text).unwrap_or_default(); a href=(link("/search", &[("q", &with_filter("", "event.id", &id).unwrap_or_default()), ("range", "30d")])) { "open" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Most matched events shown on an incident's page.

@@ -39,6 +39,7 @@ pub(crate) fn frame(title: &str, auth: Option<&Auth>, body: Markup) -> Markup {
                             a href="/incidents" { "Incidents" }
                             a href="/exec" { "Exec sessions" }
                             a href="/rules" { "Rules" }
+                            a href="/coverage" { "ATT&CK" }
                         }
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(auth.csrf);

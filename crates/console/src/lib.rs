@@ -11,11 +11,12 @@
 //! implementation. Every response carries a strict Content Security Policy
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
-//! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram` and `/search/export`),
-//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`), `/exec` and `/exec/session`, `/assets/{file}`.
+//! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram`, `/search/export` and `/search/suggest`),
+//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/exec` and `/exec/session`, `/assets/{file}`.
 
 mod alerts;
 mod assets;
+mod coverage;
 mod dashboard;
 mod exec;
 mod incidents;
@@ -61,12 +62,16 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/search", get(search::page))
         .route("/search/histogram", get(search::histogram))
         .route("/search/export", get(search::export))
+        .route("/search/suggest", get(search::suggest))
         .route("/dashboard", get(dashboard::page))
         .route("/alerts", get(alerts::page))
         .route("/exec", get(exec::list))
         .route("/exec/session", get(exec::session))
         .route("/rules", get(rules::page))
         .route("/rules/reload", post(rules::reload))
+        .route("/rules/{id}", get(rules::show))
+        .route("/rules/{id}/{action}", post(rules::switch))
+        .route("/coverage", get(coverage::page))
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/action", post(incidents::act))

@@ -216,7 +216,9 @@ fn form(params: &Params, error: Option<Markup>) -> Markup {
             div.qrow {
                 label for="q" { "Query" }
                 input #q type="search" name="q" value=(params.q) placeholder="kubernetes.namespace:prod AND NOT user.name:system\\:* | stats count() by user.name"
-                    spellcheck="false" autocomplete="off" aria-describedby="query-error";
+                    spellcheck="false" autocomplete="off" aria-describedby="query-error"
+                    role="combobox" aria-autocomplete="list" aria-controls="q-suggest" aria-expanded="false";
+                ul #q-suggest .suggest role="listbox" aria-label="Suggestions" hidden {}
                 button type="submit" { "Search" }
             }
             div.trow {
@@ -537,6 +539,110 @@ pub(crate) fn bucket_secs(secs: u64) -> u64 {
         .unwrap_or_else(|| least.div_ceil(86400) * 86400)
 }
 
+/// Most field or value suggestions one answer carries.
+const MAX_SUGGESTIONS: usize = 15;
+/// Newest events of the range whose field names are suggested.
+const FIELD_SAMPLE: usize = 500;
+/// Time a suggestion search may take before it is given up (the answer is then empty).
+const SUGGEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The token being typed at the end of `text` (after the last space or parenthesis), and
+/// whether it is `field:value` (then split).
+pub(crate) fn typed_token(text: &str) -> (&str, Option<(&str, &str)>) {
+    let start = text
+        .char_indices()
+        .rfind(|(_, c)| c.is_whitespace() || *c == '(')
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let token = &text[start..];
+    let split = token
+        .find(':')
+        .filter(|&i| i > 0)
+        .map(|i| (&token[..i], &token[i + 1..]));
+    (token, split)
+}
+
+/// `GET /search/suggest?q=<text before the caret>&range=...`: JSON `{"token": the text
+/// replaced, "items": [{"text", "hint"}]}`: field names of the newest events of the range, or
+/// the most frequent values of a field, at most 15, each search given up after 2 s.
+pub(crate) async fn suggest(
+    State(console): State<Arc<Console>>,
+    Reader(auth): Reader,
+    UrlQuery(params): UrlQuery<Params>,
+) -> Response {
+    let (token, split) = typed_token(&params.q);
+    let Ok(window) = window(&params, Utc::now()) else {
+        return axum::Json(json!({"token": token, "items": []})).into_response();
+    };
+    let input = |query: String, limit: usize| SearchInput {
+        query,
+        start: window.start.map(|t| t.to_rfc3339()),
+        end: window.end.map(|t| t.to_rfc3339()),
+        limit: Some(limit),
+        offset: 0,
+    };
+    let items: Vec<Value> = match split {
+        None => {
+            let request = input("*".into(), FIELD_SAMPLE);
+            let search = run_search(&console.app, &auth.name, &request);
+            let hits = match tokio::time::timeout(SUGGEST_BUDGET, search).await {
+                Ok(Ok(response)) => response.hits,
+                _ => Vec::new(),
+            };
+            let mut counts: std::collections::HashMap<String, usize> = Default::default();
+            for hit in &hits {
+                let mut seen: Vec<String> = flatten(hit).into_iter().map(|(p, _)| p).collect();
+                seen.dedup();
+                for path in seen {
+                    *counts.entry(path).or_default() += 1;
+                }
+            }
+            let lower = token.to_lowercase();
+            let mut fields: Vec<(String, usize)> = counts
+                .into_iter()
+                .filter(|(p, _)| p.to_lowercase().starts_with(&lower) && p.len() < 200)
+                .collect();
+            fields.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            fields
+                .into_iter()
+                .take(MAX_SUGGESTIONS)
+                .map(|(path, n)| {
+                    json!({"text": format!("{}:", quote_name(&path)), "hint": format!("in {n} of {} events", hits.len())})
+                })
+                .collect()
+        }
+        Some((field, prefix)) => {
+            let query = format!(
+                "* | stats count() by {} | sort -count | head 200",
+                quote_name(field)
+            );
+            let request = input(query, 200);
+            let search = run_search(&console.app, &auth.name, &request);
+            let rows = match tokio::time::timeout(SUGGEST_BUDGET, search).await {
+                Ok(Ok(response)) => response.rows.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let prefix = prefix.trim_start_matches('"').to_lowercase();
+            rows.into_iter()
+                .filter_map(|row| {
+                    let value = text(row.first()?);
+                    let count = row.get(1).map(text).unwrap_or_default();
+                    (!value.is_empty()
+                        && value.to_lowercase().starts_with(&prefix)
+                        && value.len() < 500)
+                        .then_some((value, count))
+                })
+                .take(MAX_SUGGESTIONS)
+                .filter_map(|(value, count)| {
+                    let term = with_filter("", field, &value)?;
+                    Some(json!({"text": term, "hint": format!("{count} events")}))
+                })
+                .collect()
+        }
+    };
+    axum::Json(json!({"token": token, "items": items})).into_response()
+}
+
 /// `GET /search/histogram`: the fragment with the events over time of the query's filter.
 pub(crate) async fn histogram(
     State(console): State<Arc<Console>>,
@@ -809,6 +915,19 @@ mod tests {
         assert!(window(&p("", "2024-05-01T11:00", "2024-05-01T10:00"), now).is_err());
         assert!(window(&p("", "yesterday", ""), now).is_err_and(|e| e.contains("`start`")));
         assert!(window(&p("forever", "", ""), now).is_err());
+    }
+
+    #[test]
+    fn the_typed_token_is_the_last_word_split_at_its_colon() {
+        assert_eq!(typed_token("user"), ("user", None));
+        assert_eq!(typed_token("a:b AND (kub"), ("kub", None));
+        assert_eq!(
+            typed_token("NOT user.name:al"),
+            ("user.name:al", Some(("user.name", "al")))
+        );
+        assert_eq!(typed_token("x "), ("", None));
+        assert_eq!(typed_token(":x"), (":x", None));
+        assert_eq!(typed_token("é é"), ("é", None));
     }
 
     #[test]

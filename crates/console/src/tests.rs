@@ -574,9 +574,7 @@ async fn incident_actions_need_admin_and_the_csrf_token() {
     // The rules page: anyone may look, reloading needs admin and the CSRF token.
     let rules = send(&f.console, get("/rules", &reader_cookie)).await;
     assert_eq!(rules.status, StatusCode::OK);
-    assert!(
-        rules.body.contains("Rules that raised alerts") && !rules.body.contains("Reload the rules")
-    );
+    assert!(rules.body.contains("Loaded rules") && !rules.body.contains("Reload the rule files"));
     let answer = send(
         &f.console,
         post("/rules/reload", &reader_cookie, &[("csrf", &reader_csrf)]),
@@ -598,7 +596,7 @@ async fn incident_actions_need_admin_and_the_csrf_token() {
     assert!(send(&f.console, get("/rules", &cookie))
         .await
         .body
-        .contains("Reload the rules"));
+        .contains("Reload the rule files"));
     let list = send(&f.console, get("/incidents", &cookie)).await;
     assert_eq!(list.status, StatusCode::OK);
     let missing = send(&f.console, get("/incidents/nope", &cookie)).await;
@@ -736,5 +734,270 @@ async fn an_exec_session_joins_the_processes_until_the_next_exec() {
     )
     .await;
     assert!(bad.body.contains("must be an RFC 3339 time"));
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn rules_are_listed_shown_switched_tested_and_mapped_on_the_matrix() {
+    let f = fixture().await;
+    let status = crowsnest_server::api::rules_status(&f.running.state);
+    let rule = status["rules"]
+        .as_array()
+        .and_then(|r| {
+            r.iter().find(|r| {
+                r["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t == "attack.t1609"))
+            })
+        })
+        .cloned()
+        .expect("a built-in rule tagged attack.t1609");
+    let id = rule["id"].as_str().expect("id").to_string();
+    let title = rule["title"].as_str().expect("title").to_string();
+    let page = crate::rules::rule_path(&id);
+    let (reader_cookie, reader_csrf) = login(&f.console, &f.reader).await;
+    let list = send(&f.console, get("/rules", &reader_cookie)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let total = status["rules"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(total > 20, "{total}");
+    assert_eq!(
+        list.body.matches("<tr>").count(),
+        total + 1,
+        "one row per rule"
+    );
+    assert!(list.body.contains(&page), "links to each rule's page");
+    // The rule's page: facts and source, no switch for a reader.
+    let shown = send(&f.console, get(&page, &reader_cookie)).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(
+        shown.body.contains("Sigma") || shown.body.contains("detection:"),
+        "source shown"
+    );
+    assert!(shown.body.contains("/coverage?technique=T1609"));
+    assert!(!shown.body.contains("Disable this rule"));
+    let missing = send(&f.console, get("/rules/no-such-rule", &reader_cookie)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let refused = send(
+        &f.console,
+        post(
+            &format!("{page}/disable"),
+            &reader_cookie,
+            &[("csrf", &reader_csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // An admin disables it (CSRF checked), it is marked disabled, then enables it again.
+    let (cookie, csrf) = login(&f.console, &f.admin).await;
+    let answer = send(
+        &f.console,
+        post(&format!("{page}/disable"), &cookie, &[("csrf", "nope")]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        &f.console,
+        post(&format!("{page}/disable"), &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert!(f.running.state.detection.disabled_rules().contains(&id));
+    let mut marked = false;
+    for _ in 0..200 {
+        let shown = send(&f.console, get(&page, &cookie)).await;
+        if shown.body.contains("Enable this rule") && shown.body.contains("disabled") {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(marked, "the detector applied the switch");
+    let answer = send(
+        &f.console,
+        post(&format!("{page}/enable"), &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert!(f.running.state.detection.disabled_rules().is_empty());
+    // A test over the stored events: counted, bounded, nothing alerted.
+    let tested = send(
+        &f.console,
+        get(&format!("{page}?range=24h&max_events=5"), &cookie),
+    )
+    .await;
+    assert_eq!(tested.status, StatusCode::OK);
+    assert!(tested.body.contains("0 matches"), "{}", tested.body);
+    assert!(tested.body.contains("5 events read of"), "{}", tested.body);
+    assert!(
+        tested.body.contains("Capped: only the newest 5"),
+        "{}",
+        tested.body
+    );
+    // The matrix: the technique's cell is covered and links to its detail, MITRE's notice shown.
+    let matrix = send(&f.console, get("/coverage", &reader_cookie)).await;
+    assert_eq!(matrix.status, StatusCode::OK);
+    assert!(matrix.body.contains("The MITRE Corporation"));
+    assert!(
+        matrix.body.contains("class=\"cell gap\""),
+        "gaps are visible"
+    );
+    assert!(matrix.body.contains("class=\"cell covered\""));
+    let cell = send(&f.console, get("/coverage?technique=T1609", &reader_cookie)).await;
+    assert!(cell.body.contains(&title), "the cell lists its rules");
+    assert!(cell.body.contains("/alerts?technique=T1609"));
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_incident_shows_its_rules_source_and_the_events_around_it() {
+    let f = fixture().await;
+    let now = chrono::Utc::now();
+    let at = |secs: i64| {
+        (now - chrono::Duration::seconds(60 - secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    let audit = serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Request",
+        "auditID": "0c4e7d35-0000-4000-8000-000000000001", "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/prod/pods/web-1/exec?command=sh&stdin=true&tty=true",
+        "verb": "create",
+        "user": {"username": "alice@corp.example", "groups": ["devs", "system:authenticated"]},
+        "sourceIPs": ["192.0.2.10"], "userAgent": "kubectl/v1.29.2 (linux/amd64)",
+        "objectRef": {"resource": "pods", "namespace": "prod", "name": "web-1", "apiVersion": "v1", "subresource": "exec"},
+        "responseStatus": {"metadata": {}, "code": 101},
+        "requestReceivedTimestamp": at(0), "stageTimestamp": at(0),
+        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": "RBAC"}
+    });
+    let neighbour = serde_json::json!({
+        "@timestamp": at(5), "event": {"dataset": "auditd", "category": ["process"]},
+        "kubernetes": {"namespace": "prod", "pod": {"name": "web-1"}},
+        "process": {"command_line": "id <svg onload=alert(1)>", "pid": 42},
+    });
+    let api = crowsnest_server::app(f.running.state.clone());
+    for (uri, body) in [
+        ("/api/v1/ingest/k8s-audit", audit.to_string()),
+        ("/api/v1/ingest/ndjson", format!("{neighbour}\n")),
+    ] {
+        let response = api
+            .clone()
+            .oneshot(
+                Request::post(uri)
+                    .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .expect("request"),
+            )
+            .await
+            .expect("ingest");
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    }
+    let state = f.running.state.clone();
+    let mut id = None;
+    for _ in 0..600 {
+        let listed =
+            crowsnest_server::api::list_incidents(&state, &Default::default()).expect("incidents");
+        if let Some(first) = listed.first() {
+            id = first["id"].as_str().map(str::to_string);
+            if state.pipeline.committed_next() >= state.pipeline.acked_next() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the exec opened an incident");
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let mut body = String::new();
+    for _ in 0..200 {
+        let page = send(&f.console, get(&format!("/incidents/{id}"), &cookie)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        body = page.body;
+        if body.contains("events in pod prod/web-1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(body.contains("Events around it"), "{body}");
+    assert!(body.contains("events in pod prod/web-1"), "{body}");
+    assert!(
+        body.contains("id &lt;svg onload=alert(1)&gt;"),
+        "the neighbour, escaped: {body}"
+    );
+    assert!(body.contains("<details class=\"rule\">"), "{body}");
+    assert!(
+        body.contains("detection:"),
+        "the rule's Sigma source: {body}"
+    );
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn the_query_bar_suggests_fields_then_values_of_the_range() {
+    let f = fixture().await;
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let json = |body: &str| serde_json::from_str::<serde_json::Value>(body).expect("json");
+    let texts = |answer: &serde_json::Value| -> Vec<String> {
+        answer["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["text"].as_str().map(str::to_string))
+            .collect()
+    };
+    let fields = send(
+        &f.console,
+        get("/search/suggest?q=NOT%20user.na&range=1h", &cookie),
+    )
+    .await;
+    assert_eq!(fields.status, StatusCode::OK);
+    let fields = json(&fields.body);
+    assert_eq!(fields["token"], "user.na");
+    assert_eq!(texts(&fields), ["user.name:"]);
+    assert!(
+        fields["items"][0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("in 9 of")),
+        "{fields}"
+    );
+    let values = json(
+        &send(
+            &f.console,
+            get("/search/suggest?q=user.name%3Abi&range=1h", &cookie),
+        )
+        .await
+        .body,
+    );
+    assert_eq!(texts(&values), ["user.name:big"]);
+    // Hostile values come back as query text that parses to the same value.
+    let values = json(
+        &send(
+            &f.console,
+            get("/search/suggest?q=user.name%3A%3Cscr&range=1h", &cookie),
+        )
+        .await
+        .body,
+    );
+    let text = texts(&values).into_iter().next().expect("a value");
+    assert!(crowsnest_query::parse(&text).is_ok(), "{text}");
+    // Nothing in a range without events; no session, no answer.
+    let empty = json(
+        &send(
+            &f.console,
+            get(
+                "/search/suggest?q=us&start=2000-01-01T00:00&end=2000-01-02T00:00",
+                &cookie,
+            ),
+        )
+        .await
+        .body,
+    );
+    assert_eq!(texts(&empty), Vec::<String>::new());
+    let anonymous = send(
+        &f.console,
+        Request::get("/search/suggest?q=us")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_ne!(anonymous.status, StatusCode::OK);
     f.running.shutdown().await.expect("shutdown");
 }

@@ -73,7 +73,7 @@ pub use alert::{Alert, AlertDecision, AlertManager, Suppression};
 pub use baseline::{Anomaly, BaselineSpec, BaselineStat, Baselines, Profile};
 pub use detector::{CorrelationInfo, Detection, Detector};
 pub use error::DetectError;
-pub use load::{FileReport, FileStatus, LoadReport, Problem, RuleSet};
+pub use load::{FileReport, FileStatus, LoadReport, Problem, RuleInfo, RuleSet};
 
 /// The principals the Kubernetes rules treat as the cluster working as designed: the control
 /// plane and nodes, and the operators that read secrets, create workloads and change RBAC all

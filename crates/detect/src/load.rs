@@ -34,6 +34,8 @@ pub struct RuleSet {
     pub(crate) pipelines: Vec<Pipeline>,
     /// The file each correlation came from (parallel to `collection.correlations`).
     corr_origin: Vec<PathBuf>,
+    /// The file each detection rule came from (parallel to `collection.rules`).
+    rule_origin: Vec<PathBuf>,
     /// `baseline:` sections of rules, by rule id (see [`crate::baseline`]).
     pub(crate) baselines: HashMap<String, BaselineSpec>,
 }
@@ -46,6 +48,7 @@ impl Default for RuleSet {
             collection: SigmaCollection::new(),
             pipelines: builtin_pipelines().to_vec(),
             corr_origin: Vec::new(),
+            rule_origin: Vec::new(),
             baselines: HashMap::new(),
         }
     }
@@ -176,6 +179,167 @@ impl RuleSet {
         rules.chain(corrs).collect()
     }
 
+    /// What the rules page and `GET /api/v1/rules` show of each detection rule and
+    /// correlation: id, title, level, status, tags and the file it came from.
+    pub fn infos(&self) -> Vec<RuleInfo> {
+        fn name<T: serde::Serialize>(value: &Option<T>) -> Option<String> {
+            value
+                .as_ref()
+                .and_then(|v| serde_json::to_value(v).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+        }
+        let rules = self
+            .collection
+            .rules
+            .iter()
+            .zip(&self.rule_origin)
+            .map(|(r, origin)| RuleInfo {
+                id: r.id.clone().unwrap_or_else(|| r.title.clone()),
+                title: r.title.clone(),
+                kind: if self
+                    .baselines
+                    .contains_key(r.id.as_deref().unwrap_or(&r.title))
+                {
+                    "baseline"
+                } else {
+                    "rule"
+                },
+                level: name(&r.level),
+                status: name(&r.status),
+                tags: r.tags.clone(),
+                description: r.description.clone(),
+                file: origin.display().to_string(),
+            });
+        let corrs = self
+            .collection
+            .correlations
+            .iter()
+            .zip(&self.corr_origin)
+            .map(|(c, origin)| RuleInfo {
+                id: c.id.clone().unwrap_or_else(|| c.title.clone()),
+                title: c.title.clone(),
+                kind: "correlation",
+                level: name(&c.level),
+                status: name(&c.status),
+                tags: c.tags.clone(),
+                description: c.description.clone(),
+                file: origin.display().to_string(),
+            });
+        rules.chain(corrs).collect()
+    }
+
+    /// Removes the detection rules and correlations whose id (or title, for rules without
+    /// one) is in `disabled`, and the correlations left referencing a removed rule. Returns
+    /// the ids removed, the dependent correlations included.
+    pub fn disable(&mut self, disabled: &HashSet<String>) -> Vec<String> {
+        let mut removed = Vec::new();
+        if disabled.is_empty() {
+            return removed;
+        }
+        let key = |id: &Option<String>, title: &String| id.clone().unwrap_or_else(|| title.clone());
+        let rules = std::mem::take(&mut self.collection.rules);
+        let origins = std::mem::take(&mut self.rule_origin);
+        for (rule, origin) in rules.into_iter().zip(origins) {
+            let id = key(&rule.id, &rule.title);
+            if disabled.contains(&id) {
+                self.baselines.remove(&id);
+                removed.push(id);
+            } else {
+                self.collection.rules.push(rule);
+                self.rule_origin.push(origin);
+            }
+        }
+        let corrs = std::mem::take(&mut self.collection.correlations);
+        let origins = std::mem::take(&mut self.corr_origin);
+        for (corr, origin) in corrs.into_iter().zip(origins) {
+            let id = key(&corr.id, &corr.title);
+            if disabled.contains(&id) {
+                removed.push(id);
+            } else {
+                self.collection.correlations.push(corr);
+                self.corr_origin.push(origin);
+            }
+        }
+        let mut report = LoadReport {
+            files: self
+                .corr_origin
+                .iter()
+                .map(|path| FileReport {
+                    path: path.clone(),
+                    loaded: 0,
+                    problems: Vec::new(),
+                })
+                .collect(),
+        };
+        let before: Vec<String> = self
+            .collection
+            .correlations
+            .iter()
+            .map(|c| key(&c.id, &c.title))
+            .collect();
+        self.drop_dangling_correlations(&mut report);
+        let after: HashSet<String> = self
+            .collection
+            .correlations
+            .iter()
+            .map(|c| key(&c.id, &c.title))
+            .collect();
+        removed.extend(before.into_iter().filter(|id| !after.contains(id)));
+        removed
+    }
+
+    /// Keeps only the rule (or correlation) `id` and, for a correlation, the rules it
+    /// references (transitively): what running one rule over past events needs. `false`
+    /// when no rule has that id.
+    pub fn keep_only(&mut self, id: &str) -> bool {
+        let key = |id: &Option<String>, title: &String| id.clone().unwrap_or_else(|| title.clone());
+        let mut wanted: HashSet<String> = HashSet::from([id.to_string()]);
+        loop {
+            let before = wanted.len();
+            for corr in &self.collection.correlations {
+                let matches = wanted.contains(&key(&corr.id, &corr.title))
+                    || corr.name.as_ref().is_some_and(|n| wanted.contains(n));
+                if matches {
+                    wanted.extend(corr.rules.iter().cloned());
+                }
+            }
+            if wanted.len() == before {
+                break;
+            }
+        }
+        let named = |id: &Option<String>, name: &Option<String>, title: &String| {
+            wanted.contains(&key(id, title)) || name.as_ref().is_some_and(|n| wanted.contains(n))
+        };
+        let found = self
+            .collection
+            .rules
+            .iter()
+            .any(|r| key(&r.id, &r.title) == id)
+            || self
+                .collection
+                .correlations
+                .iter()
+                .any(|c| key(&c.id, &c.title) == id);
+        let all: HashSet<String> = self.rule_keys().into_iter().collect();
+        let keep: HashSet<String> = self
+            .collection
+            .rules
+            .iter()
+            .filter(|r| named(&r.id, &r.name, &r.title))
+            .map(|r| key(&r.id, &r.title))
+            .chain(
+                self.collection
+                    .correlations
+                    .iter()
+                    .filter(|c| named(&c.id, &c.name, &c.title))
+                    .map(|c| key(&c.id, &c.title)),
+            )
+            .collect();
+        let drop: HashSet<String> = all.difference(&keep).cloned().collect();
+        self.disable(&drop);
+        found
+    }
+
     fn add_text(&mut self, path: PathBuf, text: &str) -> FileReport {
         let mut report = FileReport {
             path,
@@ -229,6 +393,7 @@ impl RuleSet {
                         self.baselines.insert(key, spec);
                     }
                     self.collection.rules.push(rule);
+                    self.rule_origin.push(report.path.clone());
                     report.loaded += 1;
                 }
                 Err(e) => report
@@ -306,6 +471,27 @@ impl RuleSet {
     }
 }
 
+/// One loaded detection rule or correlation, as listed by [`RuleSet::infos`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RuleInfo {
+    /// The rule id (the title for rules without one): what alerts carry as `rule.id`.
+    pub id: String,
+    /// The title.
+    pub title: String,
+    /// `rule`, `baseline` or `correlation`.
+    pub kind: &'static str,
+    /// The Sigma level, as written (`high`), if any.
+    pub level: Option<String>,
+    /// The Sigma status (`stable`, `test`, `experimental`, ...), if any.
+    pub status: Option<String>,
+    /// The tags, as written (`attack.t1609`).
+    pub tags: Vec<String>,
+    /// The description, if any.
+    pub description: Option<String>,
+    /// The file it was loaded from (`builtin:<path>` for the built-in pack).
+    pub file: String,
+}
+
 /// rsigma 0.23 parses a `temporal` correlation without `condition` as "at least one of the
 /// rules" (`gte: 1`), so it fires on any single rule; the specification says all referenced
 /// rules must match within the timespan. Rewrites that default to `gte: <number of rules>`.
@@ -326,6 +512,37 @@ fn require_all_temporal_rules(corr: &mut rsigma_parser::CorrelationRule) {
             predicates[0].1 = corr.rules.len() as u64;
         }
     }
+}
+
+/// The text of the rule file a [`RuleInfo::file`] names: the built-in pack's embedded copy for
+/// `builtin:<path>`, else the file on disk, read up to `max_bytes` (the `bool` says it was cut).
+/// `None` when it cannot be read.
+pub fn rule_file_text(file: &str, max_bytes: usize) -> Option<(String, bool)> {
+    if let Some(name) = file.strip_prefix("builtin:") {
+        let text = builtin_files().iter().find(|(n, _)| *n == name)?.1;
+        return Some(cut(text, max_bytes));
+    }
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .ok()?
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (text, was_cut) = cut(&text, max_bytes);
+    Some((text, was_cut))
+}
+
+fn cut(text: &str, max: usize) -> (String, bool) {
+    if text.len() <= max {
+        return (text.to_string(), false);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text[..end].to_string(), true)
 }
 
 /// Whether a path names a Sigma rule file (not a test-event file).
@@ -467,5 +684,58 @@ mod tests {
         let (set, report) = RuleSet::from_yaml("c.yml", yaml);
         assert_eq!(set.correlation_count(), 0);
         assert!(report.any_invalid() || report.files[0].loaded == 0);
+    }
+
+    const THREE: &str = "title: A\nid: a\nstatus: test\nlevel: high\ntags: [attack.execution, attack.t1609]\nlogsource: {product: linux, category: process_creation}\ndetection:\n  sel:\n    Image|endswith: /nc\n  condition: sel\n---\ntitle: B\nid: b\nlogsource: {product: linux, category: process_creation}\ndetection:\n  sel:\n    Image|endswith: /sh\n  condition: sel\n---\ntitle: C\nid: c\nlevel: critical\ncorrelation:\n  type: event_count\n  rules: [a]\n  group-by: [host.name]\n  timespan: 5m\n  condition: {gte: 2}\n";
+
+    #[test]
+    fn infos_list_every_rule_with_its_metadata_and_file() {
+        let (set, _) = RuleSet::from_yaml("r.yml", THREE);
+        let infos = set.infos();
+        let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(infos[0].level.as_deref(), Some("high"));
+        assert_eq!(infos[0].status.as_deref(), Some("test"));
+        assert_eq!(infos[0].tags, ["attack.execution", "attack.t1609"]);
+        assert_eq!(infos[0].file, "r.yml");
+        assert_eq!(infos[1].level, None);
+        assert_eq!(infos[2].kind, "correlation");
+    }
+
+    #[test]
+    fn disabling_a_rule_drops_it_and_the_correlations_over_it() {
+        let (mut set, _) = RuleSet::from_yaml("r.yml", THREE);
+        let removed = set.disable(&HashSet::from(["a".to_string()]));
+        assert_eq!(removed, ["a", "c"]);
+        assert_eq!(set.rule_keys(), ["b"]);
+        let (mut set, _) = RuleSet::from_yaml("r.yml", THREE);
+        assert_eq!(set.disable(&HashSet::from(["c".to_string()])), ["c"]);
+        assert_eq!(set.rule_keys(), ["a", "b"]);
+        assert!(set.disable(&HashSet::new()).is_empty());
+    }
+
+    #[test]
+    fn keeping_one_correlation_keeps_the_rules_it_needs() {
+        let (mut set, _) = RuleSet::from_yaml("r.yml", THREE);
+        assert!(set.keep_only("c"));
+        assert_eq!(set.rule_keys(), ["a", "c"]);
+        let (mut set, _) = RuleSet::from_yaml("r.yml", THREE);
+        assert!(set.keep_only("b"));
+        assert_eq!(set.rule_keys(), ["b"]);
+        let (mut set, _) = RuleSet::from_yaml("r.yml", THREE);
+        assert!(!set.keep_only("nope"));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn builtin_rule_files_are_readable_by_their_listed_name() {
+        let (set, _) = RuleSet::builtin();
+        let info = set.infos().into_iter().next().expect("a built-in rule");
+        let (text, cut) = rule_file_text(&info.file, 1 << 20).expect("embedded");
+        assert!(!cut);
+        assert!(text.contains(&info.title), "{}", info.file);
+        let (short, cut) = rule_file_text(&info.file, 10).expect("embedded");
+        assert!(cut && short.len() <= 10);
+        assert!(rule_file_text("/nonexistent/x.yml", 100).is_none());
     }
 }

@@ -98,7 +98,23 @@ pub struct RulesStatus {
     pub problems: Vec<String>,
     /// When the rules were last (re)loaded.
     pub loaded_at: Option<String>,
+    /// Every loaded rule and correlation (the disabled ones included, marked).
+    pub rules: Vec<RuleState>,
 }
+
+/// One rule of [`RulesStatus`]: what it is, and whether it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleState {
+    /// Id, title, kind, level, status, tags, file.
+    #[serde(flatten)]
+    pub info: crowsnest_detect::RuleInfo,
+    /// `false` when disabled by an operator (`POST /api/v1/rules/{id}/disable`), or because a
+    /// rule it correlates is.
+    pub enabled: bool,
+}
+
+/// The file, under the detector's directory, of the rules disabled by operators.
+pub const DISABLED_RULES_FILE: &str = "disabled_rules.json";
 
 /// Shared view of the detector for the API.
 #[derive(Default)]
@@ -109,6 +125,9 @@ pub struct DetectionStatus {
     incidents: Mutex<Incidents>,
     /// Questions about the baselines, answered by the detector thread.
     pub baselines: crate::baselines::BaselineQueries,
+    /// The rules disabled by operators, and the file that keeps them (set when the detector
+    /// opens its directory).
+    disabled: Mutex<(Option<PathBuf>, std::collections::BTreeSet<String>)>,
 }
 
 /// The dataset of incident actions (acknowledge, resolve, comment, ...): events in the WAL that
@@ -195,6 +214,62 @@ impl DetectionStatus {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The rules disabled by operators.
+    pub fn disabled_rules(&self) -> std::collections::BTreeSet<String> {
+        self.lock_disabled().1.clone()
+    }
+
+    /// Disables (or enables again) the rule `id`: kept in `disabled_rules.json` in the
+    /// detector's directory (written atomically before this returns), applied by the detector
+    /// at the reload this requests. `Ok(false)` when it was already so.
+    pub fn set_rule_enabled(&self, id: &str, enabled: bool) -> anyhow::Result<bool> {
+        let mut guard = self.lock_disabled();
+        let path = guard
+            .0
+            .clone()
+            .context("detection is not running: no rule can be disabled")?;
+        let mut next = guard.1.clone();
+        let changed = if enabled {
+            next.remove(id)
+        } else {
+            next.insert(id.to_string())
+        };
+        if changed {
+            let tmp = path.with_extension("json.tmp");
+            let bytes = serde_json::to_vec_pretty(&next)?;
+            std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .with_context(|| format!("writing `{}`", path.display()))?;
+            guard.1 = next;
+            drop(guard);
+            self.request_reload();
+        }
+        Ok(changed)
+    }
+
+    fn open_disabled(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(DISABLED_RULES_FILE);
+        let set = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!("reading `{}` (a JSON list of rule ids)", path.display())
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(error) => {
+                return Err(error).with_context(|| format!("reading `{}`", path.display()))
+            }
+        };
+        *self.lock_disabled() = (Some(path), set);
+        Ok(())
+    }
+
+    fn lock_disabled(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (Option<PathBuf>, std::collections::BTreeSet<String>)> {
+        self.disabled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Asks the detector to reload its rules now.
     pub fn request_reload(&self) {
         self.reload_requested.store(true, Ordering::SeqCst);
@@ -269,6 +344,7 @@ impl Worker {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+        status.open_disabled(dir)?;
         let rules = load_rules(&config, &status);
         let rules_stamp = stamp(&config.rule_dirs);
         let mut detector = Detector::new(rules);
@@ -739,10 +815,22 @@ fn load_rules(config: &DetectionConfig, status: &DetectionStatus) -> RuleSet {
     for problem in &problems {
         tracing::warn!(%problem, "rule skipped");
     }
+    let infos = rules.infos();
+    let off: HashSet<String> = rules
+        .disable(&status.disabled_rules().into_iter().collect())
+        .into_iter()
+        .collect();
     status.set(RulesStatus {
         loaded: rules.len(),
         problems,
         loaded_at: Some(format_timestamp(Utc::now())),
+        rules: infos
+            .into_iter()
+            .map(|info| RuleState {
+                enabled: !off.contains(&info.id),
+                info,
+            })
+            .collect(),
     });
     rules
 }

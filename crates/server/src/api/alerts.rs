@@ -328,6 +328,8 @@ pub fn rules_status(state: &AppState) -> Value {
         "loaded": status.loaded,
         "problems": status.problems,
         "loaded_at": status.loaded_at,
+        "rules": status.rules,
+        "disabled": state.detection.disabled_rules(),
     })
 }
 

@@ -16,6 +16,7 @@ mod incidents;
 mod ingest;
 mod openapi;
 mod respond;
+mod rules;
 mod search;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -41,6 +42,9 @@ pub(crate) use compat::limits as ingest_limits;
 pub use alerts::{list_alerts, request_rules_reload, rules_status};
 pub use compliance::run_evaluation;
 pub use incidents::{list_incidents, submit_action, ActionBody};
+pub use rules::{
+    rule_detail, set_rule_enabled, test_rule, RuleTestInput, DEFAULT_TEST_EVENTS, TEST_BUDGET,
+};
 pub use search::{parse_bounded, run_bounded, run_search, SearchInput};
 
 /// Builds the router (no socket: tests drive it with `tower::ServiceExt::oneshot`).
@@ -73,6 +77,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
+        .route("/api/v1/rules/{id}", get(rules::show))
+        .route("/api/v1/rules/{id}/enable", post(rules::enable))
+        .route("/api/v1/rules/{id}/disable", post(rules::disable))
+        .route("/api/v1/rules/{id}/test", post(rules::test))
         .route("/api/v1/outputs", get(outputs))
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/health", get(health))
@@ -453,5 +461,7 @@ mod guard_tests;
 mod incident_tests;
 #[cfg(test)]
 mod respond_tests;
+#[cfg(test)]
+mod rule_tests;
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,10 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/respond/approve",
     "/api/v1/rules",
     "/api/v1/rules/reload",
+    "/api/v1/rules/{id}",
+    "/api/v1/rules/{id}/enable",
+    "/api/v1/rules/{id}/disable",
+    "/api/v1/rules/{id}/test",
     "/api/v1/outputs",
     "/api/v1/notifications",
     "/api/v1/health",
@@ -158,6 +162,15 @@ pub(crate) fn spec() -> Value {
     {
         paths.extend(baselines);
     }
+    if let (Some(paths), Value::Object(rules)) = (document["paths"].as_object_mut(), rule_paths()) {
+        paths.extend(rules);
+    }
+    if let Some(responses) = document["components"]["responses"].as_object_mut() {
+        responses.insert(
+            "NotFound".into(),
+            json!({"description": "No such object", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
     if let (Some(schemas), Value::Object(actions)) = (
         document["components"]["schemas"].as_object_mut(),
         action_schemas(),
@@ -165,6 +178,44 @@ pub(crate) fn spec() -> Value {
         schemas.extend(actions);
     }
     document
+}
+
+/// The endpoints of one rule (`api/rules`): its detail, switching it, testing it.
+fn rule_paths() -> Value {
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The rule id (`rule.id` of its alerts)"}]);
+    let switched = json!({"200": {"description": "Switched (`changed: false` when it already was); the detector applies it within a second", "content": {"application/json": {"schema": {"type": "object",
+        "properties": {"id": {"type": "string"}, "enabled": {"type": "boolean"}, "changed": {"type": "boolean"}}}}}}});
+    json!({
+        "/api/v1/rules/{id}": {"get": {
+            "summary": "One loaded rule: id, title, kind, level, status, tags, file, enabled, and the text of its file",
+            "description": "Scope `read`. `source` is cut at 256 KB (`source_truncated`).",
+            "parameters": id,
+            "responses": with_errors(json!({"200": {"description": "The rule", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[("404", "NotFound")])
+        }},
+        "/api/v1/rules/{id}/enable": {"post": {
+            "summary": "Enable a disabled rule again", "description": "Scope `admin`. Kept in `<data-dir>/detect/disabled_rules.json`.",
+            "parameters": id,
+            "responses": with_errors(switched.clone(), &[("404", "NotFound")])
+        }},
+        "/api/v1/rules/{id}/disable": {"post": {
+            "summary": "Disable a rule: it stops matching the live stream (with the correlations over it), stays listed, and stays disabled across restarts",
+            "description": "Scope `admin`. Kept in `<data-dir>/detect/disabled_rules.json`.",
+            "parameters": id,
+            "responses": with_errors(switched, &[("404", "NotFound")])
+        }},
+        "/api/v1/rules/{id}/test": {"post": {
+            "summary": "Run one rule over stored events of a time range, without alerting",
+            "description": "Scope `read`. Reads the newest `max_events` events of the range (default 100000, at most 1000000), oldest first, for at most 20 s; `capped` says when a bound cut the run short. Lists the first 200 matches and counts all.",
+            "parameters": id,
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "start": {"type": "string", "description": "RFC 3339, or a duration back from now (default `24h`)"},
+                "end": {"type": "string", "description": "RFC 3339, or a duration back from now (default now)"},
+                "max_events": {"type": "integer", "minimum": 1, "maximum": 1000000}}}}}},
+            "responses": with_errors(json!({"200": {"description": "The test", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "events_in_range": {"type": "integer"}, "events_read": {"type": "integer"}, "capped": {"type": ["string", "null"]},
+                "matches": {"type": "integer"}, "shown": {"type": "integer"}, "results": {"type": "array", "items": {"type": "object"}}}}}}}}), &[("404", "NotFound")])
+        }}
+    })
 }
 
 /// The containment endpoints (`api/actions`): the operators' actions and the agents' channel.
