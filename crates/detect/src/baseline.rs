@@ -80,8 +80,69 @@ pub const DEFAULT_FORGET_SECS: i64 = 30 * 86_400;
 pub const MAX_FIELDS: usize = 8;
 /// Stream seconds between sweeps of forgotten entities and terms.
 const SWEEP_EVERY_SECS: i64 = 3_600;
-/// Separator of field values inside a key (a control character no field value is split on).
+/// Separator of field values inside a key (U+001F). A value's own U+001F and U+001B are
+/// escaped ([`ESC`]), so values containing them never collide and keys split back exactly.
 const SEP: char = '\u{1f}';
+/// Escape character inside a key: a value's `ESC` is `ESC ESC`, its `SEP` is `ESC _`.
+const ESC: char = '\u{1b}';
+
+/// Escapes `out[start..]` (one value just pushed) in place when it holds `SEP` or `ESC`.
+fn escape_from(out: &mut String, start: usize) {
+    if !out[start..].contains([SEP, ESC]) {
+        return;
+    }
+    let raw = out.split_off(start);
+    for c in raw.chars() {
+        match c {
+            SEP => {
+                out.push(ESC);
+                out.push('_');
+            }
+            ESC => {
+                out.push(ESC);
+                out.push(ESC);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Joins values into a key, escaping each.
+fn join_key(values: &[String]) -> String {
+    let mut key = String::new();
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        let start = key.len();
+        key.push_str(value);
+        escape_from(&mut key, start);
+    }
+    key
+}
+
+/// Splits a key back into its values (the inverse of [`join_key`]).
+fn split_key(key: &str) -> Vec<String> {
+    if !key.contains(ESC) {
+        return key.split(SEP).map(str::to_string).collect();
+    }
+    let mut values = Vec::new();
+    let mut current = String::new();
+    let mut chars = key.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            SEP => values.push(std::mem::take(&mut current)),
+            ESC => match chars.next() {
+                Some('_') => current.push(SEP),
+                Some(other) => current.push(other),
+                None => current.push(ESC),
+            },
+            c => current.push(c),
+        }
+    }
+    values.push(current);
+    values
+}
 /// What an absent term field is shown as.
 const ABSENT: &str = "(absent)";
 
@@ -379,7 +440,8 @@ pub struct EntityBaseline {
     pub events: u64,
     /// Terms seen exactly once.
     pub singletons: u64,
-    /// Term key (values joined by U+001F) -> its figures.
+    /// Term key (values joined by U+001F, each value's U+001F and U+001B escaped) -> its
+    /// figures.
     pub terms: HashMap<String, TermStat>,
     /// New terms alert every time and are never learned.
     #[serde(default)]
@@ -430,7 +492,7 @@ impl EntityBaseline {
 pub struct RuleBaseline {
     /// Stream time of the first event the rule learned (its learning window starts here).
     pub started: Option<i64>,
-    /// Entity key (values joined by U+001F) -> its baseline.
+    /// Entity key (values joined by U+001F, escaped as term keys are) -> its baseline.
     pub entities: HashMap<String, EntityBaseline>,
     /// Events learned across entities.
     #[serde(default)]
@@ -541,16 +603,21 @@ impl RuleBaseline {
             if i > 0 {
                 entity_key.push(SEP);
             }
+            let start = entity_key.len();
             if !push_field(event, field, &mut entity_key) {
                 return Verdict::Unknown("an entity field is missing");
             }
+            escape_from(&mut entity_key, start);
         }
         let mut term_key = String::with_capacity(64);
         for (i, field) in spec.terms.iter().enumerate() {
             if i > 0 {
                 term_key.push(SEP);
             }
-            if !push_field(event, field, &mut term_key) {
+            let start = term_key.len();
+            if push_field(event, field, &mut term_key) {
+                escape_from(&mut term_key, start);
+            } else {
                 term_key.push_str(ABSENT);
             }
         }
@@ -580,7 +647,7 @@ impl RuleBaseline {
             if now >= started + spec.learn_secs {
                 context = Some(self.context(spec, started, now));
             }
-            let values = entity_key.split(SEP).map(str::to_string).collect();
+            let values = split_key(&entity_key);
             self.entities
                 .insert(entity_key.clone(), EntityBaseline::new(values, now));
         }
@@ -661,7 +728,7 @@ impl RuleBaseline {
             warn_terms(rule, spec, &mut self.warned);
             return Verdict::Unknown("the entity's term cap is reached");
         }
-        let term_values: Vec<String> = term_key.split(SEP).map(str::to_string).collect();
+        let term_values = split_key(&term_key);
         let anomaly = explain(spec, entity, &term_values, now, context);
         entity.events += 1;
         if !entity.locked {
@@ -734,7 +801,7 @@ fn explain(
     let mut top: Vec<(String, u64)> = entity
         .terms
         .iter()
-        .map(|(k, t)| (k.replace(SEP, " × "), t.count))
+        .map(|(k, t)| (split_key(k).join(" × "), t.count))
         .collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(5);
@@ -1016,7 +1083,7 @@ impl Baselines {
                     spec.max_terms
                 ));
             }
-            let key = entity.values.join(&SEP.to_string());
+            let key = join_key(&entity.values);
             if !state.entities.contains_key(&key) && state.entities.len() >= spec.max_entities {
                 return Err(format!("the entity cap ({}) is reached", spec.max_entities));
             }
@@ -1062,7 +1129,7 @@ impl Baselines {
         if term.len() != spec.terms.len() {
             return 0;
         }
-        let key = term.join(&SEP.to_string());
+        let key = join_key(term);
         let max_terms = spec.max_terms;
         let accepted = self
             .entities_mut(rule, entity)
@@ -1158,6 +1225,46 @@ mod tests {
             }
         }
         assert_eq!(field_text(&event, "a").as_deref(), Some("x,1,true,y"));
+    }
+
+    #[test]
+    fn values_holding_the_separator_never_collide() {
+        let s = BaselineSpec::from_value(&json!({"entity": ["a", "b"], "terms": ["t", "u"],
+            "learn": "0s", "entity_learn": "0s", "forget": "30d"}))
+        .expect("spec");
+        let ev = |a: &str, b: &str, t: &str, u: &str| -> Event {
+            serde_json::from_value(json!({"a": a, "b": b, "t": t, "u": u})).expect("event")
+        };
+        let mut r = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        assert!(is_new(&r.observe(
+            &s,
+            "r",
+            &ev("x\u{1f}y", "z", "1", "2"),
+            t0
+        )));
+        // Same joined text, other split: another entity, and another term.
+        let v = r.observe(&s, "r", &ev("x", "y\u{1f}z", "1\u{1f}2", ""), t0 + 1);
+        let Verdict::New(a) = v else {
+            panic!("a different entity: {v:?}")
+        };
+        assert_eq!(a.entity.get("b").map(String::as_str), Some("y\u{1f}z"));
+        assert_eq!(a.new.get("t").map(String::as_str), Some("1\u{1f}2"));
+        assert!(is_new(&r.observe(
+            &s,
+            "r",
+            &ev("x", "y\u{1f}z", "1", "\u{1f}2"),
+            t0 + 2
+        )));
+        assert_eq!(r.entities.len(), 2);
+        assert_eq!(r.term_count(), 3);
+        // Escapes themselves round-trip.
+        for values in [
+            vec!["\u{1b}_".to_string(), "\u{1b}".into()],
+            vec!["".into(), "\u{1f}\u{1b}\u{1f}".into()],
+        ] {
+            assert_eq!(split_key(&join_key(&values)), values);
+        }
     }
 
     #[test]
