@@ -94,6 +94,7 @@ fn baseline_detection(program: &str, event_id: &str) -> Detection {
         },
         score: 0.9,
         explanation: format!("process.name={program} never seen"),
+        rate: None,
     }));
     d
 }
