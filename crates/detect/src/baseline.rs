@@ -1023,6 +1023,16 @@ fn key_of_or_absent(event: &Event, fields: &[String]) -> String {
     key
 }
 
+/// A bucket width for people: `1h`, `15m`, `1d`.
+fn width(secs: i64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 fn explain_rate(
     spec: &BaselineSpec,
     rate: &RateSpec,
@@ -1039,13 +1049,13 @@ fn explain_rate(
     let span = match rate.seasonality {
         Seasonality::HourOfWeek => format!(
             "the same {} of the week in the last {} weeks",
-            human_secs(rate.bucket_secs),
+            width(rate.bucket_secs),
             history.len()
         ),
         Seasonality::None => format!(
             "the last {} buckets of {}",
             history.len(),
-            human_secs(rate.bucket_secs)
+            width(rate.bucket_secs)
         ),
     };
     let shown: Vec<String> = history.iter().map(u32::to_string).collect();
@@ -1053,7 +1063,7 @@ fn explain_rate(
     let explanation = format!(
         "{}: {bound}{value} {measure} in the {} from {}; {span} saw median {} (MAD {}: {}); threshold {:.1}; score {score}",
         show(&spec.entity, &entity.values),
-        human_secs(rate.bucket_secs),
+        width(rate.bucket_secs),
         bucket_label(entity.bucket),
         r.median,
         r.mad,
@@ -1599,6 +1609,61 @@ mod tests {
         ] {
             assert_eq!(split_key(&join_key(&values)), values);
         }
+    }
+
+    #[test]
+    fn a_rate_alerts_once_per_bucket_with_its_figures_and_caps_say_at_least() {
+        let s = BaselineSpec::from_value(&json!({"kind": "rate", "entity": "user.name",
+            "distinct": "orchestrator.resource.name", "seasonality": "none", "history": 4,
+            "min_history": 3, "threshold": 3, "min_count": 5, "max_distinct": 12}))
+        .expect("spec");
+        let read = |user: &str, secret: String| -> Event {
+            serde_json::from_value(json!({"user": {"name": user},
+                "orchestrator": {"resource": {"name": secret}}}))
+            .expect("event")
+        };
+        let mut r = RuleBaseline::default();
+        let t0 = 1_711_929_600; // Monday 00:00 UTC
+        for (hour, n) in [1, 3, 5, 3].into_iter().enumerate() {
+            for i in 0..n {
+                let v = r.observe(
+                    &s,
+                    "r",
+                    &read("bob", format!("s{i}")),
+                    t0 + hour as i64 * 3_600,
+                );
+                assert!(!is_new(&v), "hour {hour}: {v:?}");
+            }
+        }
+        // Hour 4: history 1, 3, 5, 3 (median 3, MAD 1, threshold 3 + 3 × 1.4826 = 7.45).
+        let now = t0 + 4 * 3_600 + 60;
+        let mut alerts = Vec::new();
+        for i in 0..20 {
+            if let Verdict::New(a) = r.observe(&s, "r", &read("bob", format!("x{i}")), now + i) {
+                alerts.push((i, a));
+            }
+        }
+        assert_eq!(alerts.len(), 1, "once per bucket");
+        let (i, a) = &alerts[0];
+        assert_eq!(*i, 7, "alerts as the 8th distinct secret crosses 7.45");
+        let figures = a.rate.as_ref().expect("rate");
+        assert_eq!((figures.median, figures.mad, figures.value), (3.0, 1.0, 8));
+        assert_eq!(figures.history, vec![1, 3, 5, 3]);
+        assert!(
+            a.explanation.starts_with(
+                "user.name=bob: 8 distinct orchestrator.resource.name in the 1h from Mon 04:00 UTC; the last 4 buckets of 1h saw median 3 (MAD 1: 1, 3, 5, 3); threshold 7.4"
+            ),
+            "{}",
+            a.explanation
+        );
+        // The distinct set stopped at its cap (12): the count is a lower bound.
+        let bob = r.rates.values().next().expect("bob");
+        assert_eq!(bob.distinct.len(), 12);
+        assert!(bob.capped);
+        // The state survives a checkpoint round trip.
+        let back: RuleBaseline =
+            serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("parse");
+        assert_eq!(back.rates, r.rates);
     }
 
     #[test]
