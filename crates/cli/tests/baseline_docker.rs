@@ -160,27 +160,36 @@ fn new_name(alert: &Value) -> Option<&str> {
     anomaly(alert)["new"]["process.argv0"].as_str()
 }
 
+/// A command running beside the test, waited for when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `docker <args>` and polls the alerts every 20 ms until one says `name` was new;
 /// returns it and the time from the start of the command until the alert was readable through
 /// the API (the command runs on meanwhile, and is waited for).
 fn alert_for(server: &Server, name: &str, args: &[&str]) -> (Value, Duration) {
     let start = Instant::now();
-    let mut child = Command::new("docker")
-        .args(args)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("docker");
+    let mut child = Running(
+        Command::new("docker")
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("docker"),
+    );
     loop {
         if let Some(alert) = alerts(server)
             .into_iter()
             .find(|a| new_name(a) == Some(name))
         {
-            let latency = start.elapsed();
-            let _ = child.wait();
-            return (alert, latency);
+            return (alert, start.elapsed());
         }
         if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
+            let _ = child.0.kill();
             let seen = server.search("event.dataset:\"auditd.process\" AND NOT process.args:sleep AND NOT process.args:cat");
             panic!(
                 "no alert for `{name}` in 30 s; alerts: {:#}; audit process events: {:#}",
