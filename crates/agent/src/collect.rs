@@ -172,7 +172,7 @@ pub fn run(
 ) {
     let mut followed: HashMap<PathBuf, Followed> = HashMap::new();
     let mut last_scan: Option<Instant> = None;
-    let mut metadata: HashMap<String, ContainerMeta> = HashMap::new();
+    let mut metadata = Known::default();
     while !stop.load(Ordering::SeqCst) {
         if last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
             last_scan = Some(Instant::now());
@@ -247,7 +247,7 @@ pub fn run(
 fn poll_one(
     f: &mut Followed,
     sources: &Sources,
-    metadata: &mut HashMap<String, ContainerMeta>,
+    metadata: &mut Known,
     tx: &SyncSender<Record>,
     decorate: &(dyn Fn(&mut Map<String, Value>) + Sync),
 ) -> std::io::Result<bool> {
@@ -414,10 +414,54 @@ fn falco_events(text: &str) -> Vec<Map<String, Value>> {
     events
 }
 
+/// What the collector remembers across audit events.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Container id -> its metadata.
+    metadata: HashMap<String, ContainerMeta>,
+    /// pid of a `runc exec` -> the container it runs a process in (its last argument). `docker
+    /// exec`'s process is a child of `runc`, outside the container, and a one-shot command is
+    /// gone from /proc before the agent reads it: its parent's exec names the container.
+    runc_exec: HashMap<i64, String>,
+}
+
+/// Most `runc exec` pids remembered (the map is cleared past it: they are needed for
+/// milliseconds).
+const MAX_RUNC_EXEC: usize = 4_096;
+
+/// Whether the event's program is `runc`.
+fn is_runc(event: &Map<String, Value>) -> bool {
+    event
+        .get("process")
+        .and_then(|p| p.get("executable"))
+        .and_then(Value::as_str)
+        .and_then(|exe| exe.rsplit('/').next())
+        .is_some_and(|name| name == "runc")
+}
+
+/// The container a `runc … exec … <id>` command line execs into.
+fn runc_exec_target(event: &Map<String, Value>) -> Option<String> {
+    let process = event.get("process")?;
+    if !is_runc(event) {
+        return None;
+    }
+    let args: Vec<&str> = process
+        .get("args")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if !args.contains(&"exec") {
+        return None;
+    }
+    let last = args.last()?;
+    (last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit())).then(|| last.to_string())
+}
+
 fn audit_event(
     records: &[audit::AuditRecord],
     sources: &Sources,
-    metadata: &mut HashMap<String, ContainerMeta>,
+    known: &mut Known,
 ) -> Map<String, Value> {
     let mut event = audit::to_event(records);
     audit::add_parent(&mut event, &sources.proc_root);
@@ -429,8 +473,23 @@ fn audit_event(
         .get("process")
         .and_then(|p| p.pointer("/parent/pid"))
         .and_then(Value::as_i64);
+    // `runc exec <id>` starts `runc init` (runc again), whose child execs the command: both
+    // runc processes remember the container, and neither is the container's program.
+    let runc = is_runc(&event);
+    let via_parent = ppid.and_then(|p| known.runc_exec.get(&p).cloned());
+    if let (true, Some(pid)) = (runc, pid) {
+        if let Some(target) = runc_exec_target(&event).or_else(|| via_parent.clone()) {
+            if known.runc_exec.len() >= MAX_RUNC_EXEC {
+                known.runc_exec.clear();
+            }
+            known.runc_exec.insert(pid, target);
+        }
+    }
     let pids: Vec<i64> = [pid, ppid].into_iter().flatten().collect();
-    if let Some(id) = audit::container_of_pid(&sources.proc_root, &pids) {
+    let container =
+        audit::container_of_pid(&sources.proc_root, &pids).or_else(|| via_parent.filter(|_| !runc));
+    if let Some(id) = container {
+        let metadata = &mut known.metadata;
         let known = metadata.get(&id).cloned();
         let meta = known
             .or_else(|| {
@@ -456,6 +515,39 @@ fn audit_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_one_shot_docker_exec_is_attributed_through_its_runc_parent() {
+        let id = "3f2a9c1be47d".repeat(6)[..64].to_string();
+        let proc_root = tempfile::tempdir().expect("tempdir");
+        let sources = Sources {
+            proc_root: proc_root.path().to_path_buf(),
+            ..Sources::default()
+        };
+        let records = |text: &str| -> Vec<audit::AuditRecord> {
+            text.lines().filter_map(audit::parse_line).collect()
+        };
+        let runc = format!(
+            "type=SYSCALL msg=audit(1700000000.100:10): arch=c000003e syscall=59 success=yes exit=0 ppid=50 pid=60 uid=0 comm=\"runc\" exe=\"/usr/sbin/runc\"\ntype=EXECVE msg=audit(1700000000.100:10): argc=5 a0=\"runc\" a1=\"exec\" a2=\"--detach\" a3=\"--pid-file\" a4=\"{id}\""
+        );
+        let child = "type=SYSCALL msg=audit(1700000000.110:11): arch=c000003e syscall=59 success=yes exit=0 ppid=60 pid=61 uid=0 comm=\"sh\" exe=\"/bin/busybox\"\ntype=EXECVE msg=audit(1700000000.110:11): argc=1 a0=\"sh\"";
+        let other = "type=SYSCALL msg=audit(1700000000.120:12): arch=c000003e syscall=59 success=yes exit=0 ppid=70 pid=71 uid=0 comm=\"ls\" exe=\"/bin/ls\"\ntype=EXECVE msg=audit(1700000000.120:12): argc=1 a0=\"ls\"";
+        let init = "type=SYSCALL msg=audit(1700000000.105:13): arch=c000003e syscall=59 success=yes exit=0 ppid=60 pid=65 uid=0 comm=\"runc\" exe=\"/usr/sbin/runc\"\ntype=EXECVE msg=audit(1700000000.105:13): argc=2 a0=\"runc\" a1=\"init\"";
+        let mut known = Known::default();
+        // Every process is gone from /proc (an empty proc root here).
+        let first = Value::Object(audit_event(&records(&runc), &sources, &mut known));
+        assert!(first.get("container").is_none(), "runc runs on the host");
+        let second = Value::Object(audit_event(&records(init), &sources, &mut known));
+        assert!(
+            second.get("container").is_none(),
+            "runc init is the runtime: {second}"
+        );
+        let child = child.replace("ppid=60", "ppid=65");
+        let exec = Value::Object(audit_event(&records(&child), &sources, &mut known));
+        assert_eq!(exec["container"]["id"], id.as_str(), "{exec}");
+        let host = Value::Object(audit_event(&records(other), &sources, &mut known));
+        assert!(host.get("container").is_none(), "{host}");
+    }
 
     #[test]
     fn container_lines_map_through_the_registry_and_gain_node_fields() {

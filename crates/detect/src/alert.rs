@@ -166,11 +166,24 @@ fn entity_of(d: &Detection) -> BTreeMap<String, String> {
     entity
 }
 
-fn fold_key(rule_id: &str, entity: &BTreeMap<String, String>) -> String {
+/// The fold key: the rule and the entity, and for a baseline detection what was new (each new
+/// term is its own alert with its own explanation; repeats of one new term, as a locked
+/// profile gives, still fold).
+fn fold_key(
+    rule_id: &str,
+    entity: &BTreeMap<String, String>,
+    new: Option<&BTreeMap<String, String>>,
+) -> String {
     let mut h = Sha256::new();
     h.update(rule_id.as_bytes());
     for (k, v) in entity {
         h.update([0]);
+        h.update(k.as_bytes());
+        h.update([1]);
+        h.update(v.as_bytes());
+    }
+    for (k, v) in new.into_iter().flatten() {
+        h.update([2]);
         h.update(k.as_bytes());
         h.update([1]);
         h.update(v.as_bytes());
@@ -213,7 +226,7 @@ impl AlertManager {
         }
         let window = chrono::Duration::from_std(self.fold_window).unwrap_or(chrono::Duration::MAX);
         let entity = entity_of(&d);
-        let key = fold_key(&d.rule_id, &entity);
+        let key = fold_key(&d.rule_id, &entity, d.anomaly.as_ref().map(|a| &a.new));
         if let Some(open) = self.open.get_mut(&key) {
             if now.signed_duration_since(open.last_seen) <= window {
                 open.count += 1;

@@ -21,10 +21,13 @@
 //! ```
 //!
 //! Field names are crowsnest event fields (dotted paths after normalization, not Sigma taxonomy
-//! names). One virtual field exists: `workload` is `<namespace>/<workload>` where the workload
+//! names). Two virtual fields exist: `workload` is `<namespace>/<workload>` where the workload
 //! is derived from `kubernetes.pod.name` the way Kubernetes names pods (Deployment pods
 //! `api-7d9c6b5f4-x2x9q` and StatefulSet pods `db-0` share `api` and `db`), falling back to
 //! `container.image.name`, then `container.name`: the pods of one Deployment share one profile.
+//! Another is `process.argv0`: the base name of `process.args[0]` (else `process.name`), what
+//! tells the tools of a multi-call binary apart (busybox: `/bin/busybox` runs as `sh`, `nc`,
+//! `sleep`, and its shell starts them through `/proc/self/exe`, so their `comm` is `exe`).
 //!
 //! Two kinds:
 //! * `new_terms`: the rule alerts only on a combination of terms that is new for its entity,
@@ -62,6 +65,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use crowsnest_model::Event;
+
+use crate::rate::{bucket_label, robust, RateEntity, RateSpec, Seasonality};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,8 +85,69 @@ pub const DEFAULT_FORGET_SECS: i64 = 30 * 86_400;
 pub const MAX_FIELDS: usize = 8;
 /// Stream seconds between sweeps of forgotten entities and terms.
 const SWEEP_EVERY_SECS: i64 = 3_600;
-/// Separator of field values inside a key (a control character no field value is split on).
+/// Separator of field values inside a key (U+001F). A value's own U+001F and U+001B are
+/// escaped ([`ESC`]), so values containing them never collide and keys split back exactly.
 const SEP: char = '\u{1f}';
+/// Escape character inside a key: a value's `ESC` is `ESC ESC`, its `SEP` is `ESC _`.
+const ESC: char = '\u{1b}';
+
+/// Escapes `out[start..]` (one value just pushed) in place when it holds `SEP` or `ESC`.
+fn escape_from(out: &mut String, start: usize) {
+    if !out[start..].contains([SEP, ESC]) {
+        return;
+    }
+    let raw = out.split_off(start);
+    for c in raw.chars() {
+        match c {
+            SEP => {
+                out.push(ESC);
+                out.push('_');
+            }
+            ESC => {
+                out.push(ESC);
+                out.push(ESC);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Joins values into a key, escaping each.
+fn join_key(values: &[String]) -> String {
+    let mut key = String::new();
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        let start = key.len();
+        key.push_str(value);
+        escape_from(&mut key, start);
+    }
+    key
+}
+
+/// Splits a key back into its values (the inverse of [`join_key`]).
+fn split_key(key: &str) -> Vec<String> {
+    if !key.contains(ESC) {
+        return key.split(SEP).map(str::to_string).collect();
+    }
+    let mut values = Vec::new();
+    let mut current = String::new();
+    let mut chars = key.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            SEP => values.push(std::mem::take(&mut current)),
+            ESC => match chars.next() {
+                Some('_') => current.push(SEP),
+                Some(other) => current.push(other),
+                None => current.push(ESC),
+            },
+            c => current.push(c),
+        }
+    }
+    values.push(current);
+    values
+}
 /// What an absent term field is shown as.
 const ABSENT: &str = "(absent)";
 
@@ -95,6 +161,9 @@ pub enum BaselineKind {
     /// A static rule gated by rarity: fires as a static rule while learning (and on what it
     /// cannot judge), then only on new terms.
     Rare,
+    /// Event rates or distinct counts per entity against a robust, seasonal baseline
+    /// ([`crate::rate`]).
+    Rate,
 }
 
 /// A field list: one name or a list.
@@ -120,7 +189,15 @@ struct RawSpec {
     #[serde(default)]
     kind: BaselineKind,
     entity: Fields,
-    terms: Fields,
+    terms: Option<Fields>,
+    distinct: Option<Fields>,
+    bucket: Option<String>,
+    seasonality: Option<Seasonality>,
+    history: Option<usize>,
+    min_history: Option<usize>,
+    threshold: Option<f64>,
+    min_count: Option<u64>,
+    max_distinct: Option<usize>,
     learn: Option<String>,
     entity_learn: Option<String>,
     forget: Option<String>,
@@ -130,7 +207,7 @@ struct RawSpec {
 }
 
 /// A rule's `baseline:` section, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BaselineSpec {
     /// New terms or rarity gate.
     pub kind: BaselineKind,
@@ -148,8 +225,11 @@ pub struct BaselineSpec {
     pub max_entities: usize,
     /// Cap on terms per entity.
     pub max_terms: usize,
-    /// Cap on terms across the rule's entities (what bounds its memory).
+    /// Cap on terms across the rule's entities (what bounds its memory); for `rate`, on the
+    /// distinct values held across entities.
     pub max_keys: usize,
+    /// The `rate` settings (`kind: rate` only).
+    pub rate: Option<RateSpec>,
 }
 
 fn secs(text: Option<&str>, name: &str, default: i64) -> Result<i64, String> {
@@ -183,16 +263,61 @@ impl BaselineSpec {
     /// Parses and validates a `baseline:` section (as JSON).
     pub fn from_value(value: &Value) -> Result<Self, String> {
         let raw: RawSpec = serde_json::from_value(value.clone()).map_err(|e| {
-            format!("expected {{kind, entity, terms, learn, entity_learn, forget, max_entities, max_terms, max_keys}}: {e}")
+            format!("expected {{kind, entity, terms, learn, entity_learn, forget, max_entities, max_terms, max_keys}} (and for `kind: rate` distinct, bucket, seasonality, history, min_history, threshold, min_count, max_distinct): {e}")
         })?;
         let entity = raw.entity.into_vec();
-        let terms = raw.terms.into_vec();
         check_fields(&entity, "entity")?;
-        check_fields(&terms, "terms")?;
-        let learn_secs = secs(raw.learn.as_deref(), "learn", DEFAULT_LEARN_SECS)?;
+        let is_rate = raw.kind == BaselineKind::Rate;
+        let rate_keys = [
+            ("distinct", raw.distinct.is_some()),
+            ("bucket", raw.bucket.is_some()),
+            ("seasonality", raw.seasonality.is_some()),
+            ("history", raw.history.is_some()),
+            ("min_history", raw.min_history.is_some()),
+            ("threshold", raw.threshold.is_some()),
+            ("min_count", raw.min_count.is_some()),
+            ("max_distinct", raw.max_distinct.is_some()),
+        ];
+        let (terms, rate) = if is_rate {
+            if raw.terms.is_some() {
+                return Err(
+                    "`terms` is for new_terms and rare; a rate counts events, or `distinct` values"
+                        .into(),
+                );
+            }
+            let distinct = raw.distinct.map(Fields::into_vec).unwrap_or_default();
+            if !distinct.is_empty() {
+                check_fields(&distinct, "distinct")?;
+            }
+            let rate = RateSpec {
+                distinct,
+                bucket_secs: secs(raw.bucket.as_deref(), "bucket", 3_600)?,
+                seasonality: raw.seasonality.unwrap_or(Seasonality::HourOfWeek),
+                history: raw.history.unwrap_or(4),
+                min_history: raw.min_history.unwrap_or(3),
+                threshold: raw.threshold.unwrap_or(6.0),
+                min_count: raw.min_count.unwrap_or(10),
+                max_distinct: raw.max_distinct.unwrap_or(10_000),
+            };
+            rate.check()?;
+            (Vec::new(), Some(rate))
+        } else {
+            if let Some((key, _)) = rate_keys.iter().find(|(_, set)| *set) {
+                return Err(format!("`{key}` is for `kind: rate` only"));
+            }
+            let terms = raw
+                .terms
+                .ok_or_else(|| "`terms` is missing".to_string())?
+                .into_vec();
+            check_fields(&terms, "terms")?;
+            (terms, None)
+        };
+        // A rate learns per slot (`min_history`); its windows default to none.
+        let default_learn = if is_rate { 0 } else { DEFAULT_LEARN_SECS };
+        let learn_secs = secs(raw.learn.as_deref(), "learn", default_learn)?;
         let default_entity_learn = match raw.kind {
             BaselineKind::NewTerms => learn_secs,
-            BaselineKind::Rare => 0,
+            BaselineKind::Rare | BaselineKind::Rate => 0,
         };
         let entity_learn_secs = secs(
             raw.entity_learn.as_deref(),
@@ -229,12 +354,18 @@ impl BaselineSpec {
             max_entities,
             max_terms,
             max_keys,
+            rate,
         })
     }
 
     /// Whether state learned under `other` means the same under `self`.
     fn same_keys(&self, other: &Self) -> bool {
-        self.entity == other.entity && self.terms == other.terms
+        let layout = |s: &Self| {
+            s.rate
+                .as_ref()
+                .map(|r| (r.distinct.clone(), r.bucket_secs, r.slots(), r.history))
+        };
+        self.entity == other.entity && self.terms == other.terms && layout(self) == layout(other)
     }
 }
 
@@ -304,9 +435,40 @@ fn push_value(value: &Value, out: &mut String) -> bool {
     true
 }
 
+/// The virtual `process.argv0`: the base name of the first argument the program was started
+/// with (`process.args[0]`), else `process.name`. Multi-call binaries (busybox, so Alpine) are
+/// one executable for every tool, and busybox's shell runs its applets through
+/// `/proc/self/exe`, so the kernel's `comm` (`process.name`) is `exe` for all of them: only
+/// `argv[0]` tells `sleep` from `nc`.
+fn argv0(event: &Event) -> Option<&str> {
+    let first = match event.get("process.args") {
+        Some(Value::Array(items)) => items.first().and_then(Value::as_str),
+        Some(Value::String(s)) => s.split_whitespace().next(),
+        _ => None,
+    };
+    match first {
+        Some(arg) => Some(
+            arg.rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(arg),
+        ),
+        None => event.get_str("process.name"),
+    }
+}
+
 /// Appends a field's text (as [`field_text`] gives it) to `out`; false (and nothing appended)
 /// when the event has no such value. The hot path: no allocation of its own.
 fn push_field(event: &Event, field: &str, out: &mut String) -> bool {
+    if field == "process.argv0" {
+        return match argv0(event) {
+            Some(name) => {
+                out.push_str(name);
+                true
+            }
+            None => false,
+        };
+    }
     if field == "workload" {
         let ns = event
             .get_str("kubernetes.namespace")
@@ -338,8 +500,12 @@ fn push_field(event: &Event, field: &str, out: &mut String) -> bool {
     }
 }
 
-/// A field's text on an event (arrays joined with `,`), with the virtual `workload` field.
+/// A field's text on an event (arrays joined with `,`), with the virtual fields `workload` and
+/// `process.argv0`.
 pub fn field_text(event: &Event, field: &str) -> Option<String> {
+    if field == "process.argv0" {
+        return argv0(event).map(str::to_string);
+    }
     if field == "workload" {
         let ns = event
             .get_str("kubernetes.namespace")
@@ -379,7 +545,8 @@ pub struct EntityBaseline {
     pub events: u64,
     /// Terms seen exactly once.
     pub singletons: u64,
-    /// Term key (values joined by U+001F) -> its figures.
+    /// Term key (values joined by U+001F, each value's U+001F and U+001B escaped) -> its
+    /// figures.
     pub terms: HashMap<String, TermStat>,
     /// New terms alert every time and are never learned.
     #[serde(default)]
@@ -430,7 +597,7 @@ impl EntityBaseline {
 pub struct RuleBaseline {
     /// Stream time of the first event the rule learned (its learning window starts here).
     pub started: Option<i64>,
-    /// Entity key (values joined by U+001F) -> its baseline.
+    /// Entity key (values joined by U+001F, escaped as term keys are) -> its baseline.
     pub entities: HashMap<String, EntityBaseline>,
     /// Events learned across entities.
     #[serde(default)]
@@ -446,6 +613,9 @@ pub struct RuleBaseline {
     /// Last sweep of forgotten entries.
     #[serde(default)]
     last_sweep: i64,
+    /// `rate` rules: entity key -> its buckets.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub rates: HashMap<String, RateEntity>,
     /// A cap was logged already.
     #[serde(skip)]
     warned: bool,
@@ -479,10 +649,37 @@ pub struct Anomaly {
     pub new: BTreeMap<String, String>,
     /// The baseline before this event.
     pub baseline: BaselineSummary,
-    /// 0..1: how unexpected a new term was for this entity (see the module docs).
+    /// 0..1: how unexpected a new term was for this entity (see the module docs); for a rate,
+    /// `z / (z + k)` with `z` the robust deviation: 0.5 at the threshold.
     pub score: f64,
     /// One sentence for people.
     pub explanation: String,
+    /// A rate anomaly's figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateAnomaly>,
+}
+
+/// What a rate baseline saw: the bucket's value against its slot's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateAnomaly {
+    /// `events` or `distinct <fields>`.
+    pub measure: String,
+    /// The bucket's start.
+    pub bucket_start: DateTime<Utc>,
+    /// Bucket width in seconds.
+    pub bucket_secs: i64,
+    /// The value when it crossed the threshold.
+    pub value: u64,
+    /// The distinct set was capped: `value` is a lower bound.
+    pub capped: bool,
+    /// The slot's past values, oldest first.
+    pub history: Vec<u32>,
+    /// Their median.
+    pub median: f64,
+    /// Their median absolute deviation.
+    pub mad: f64,
+    /// `median + k × max(1.4826 × MAD, 1)`.
+    pub threshold: f64,
 }
 
 impl Anomaly {
@@ -536,21 +733,29 @@ fn show(fields: &[String], values: &[String]) -> String {
 impl RuleBaseline {
     /// Learns `event` (matched by the rule) at stream time `now` and judges it.
     pub fn observe(&mut self, spec: &BaselineSpec, rule: &str, event: &Event, now: i64) -> Verdict {
+        if let Some(rate) = &spec.rate {
+            return self.observe_rate(spec, rate, rule, event, now);
+        }
         let mut entity_key = String::with_capacity(64);
         for (i, field) in spec.entity.iter().enumerate() {
             if i > 0 {
                 entity_key.push(SEP);
             }
+            let start = entity_key.len();
             if !push_field(event, field, &mut entity_key) {
                 return Verdict::Unknown("an entity field is missing");
             }
+            escape_from(&mut entity_key, start);
         }
         let mut term_key = String::with_capacity(64);
         for (i, field) in spec.terms.iter().enumerate() {
             if i > 0 {
                 term_key.push(SEP);
             }
-            if !push_field(event, field, &mut term_key) {
+            let start = term_key.len();
+            if push_field(event, field, &mut term_key) {
+                escape_from(&mut term_key, start);
+            } else {
                 term_key.push_str(ABSENT);
             }
         }
@@ -580,7 +785,7 @@ impl RuleBaseline {
             if now >= started + spec.learn_secs {
                 context = Some(self.context(spec, started, now));
             }
-            let values = entity_key.split(SEP).map(str::to_string).collect();
+            let values = split_key(&entity_key);
             self.entities
                 .insert(entity_key.clone(), EntityBaseline::new(values, now));
         }
@@ -661,7 +866,7 @@ impl RuleBaseline {
             warn_terms(rule, spec, &mut self.warned);
             return Verdict::Unknown("the entity's term cap is reached");
         }
-        let term_values: Vec<String> = term_key.split(SEP).map(str::to_string).collect();
+        let term_values = split_key(&term_key);
         let anomaly = explain(spec, entity, &term_values, now, context);
         entity.events += 1;
         if !entity.locked {
@@ -699,9 +904,201 @@ impl RuleBaseline {
         self.keys = self.term_count();
     }
 
-    /// Terms held across entities.
+    /// Terms held across entities (for a rate: distinct values held in current buckets).
     pub fn term_count(&self) -> usize {
-        self.entities.values().map(|e| e.terms.len()).sum()
+        self.entities.values().map(|e| e.terms.len()).sum::<usize>()
+            + self.rates.values().map(|e| e.distinct.len()).sum::<usize>()
+    }
+
+    /// Counts `event` into its entity's bucket and judges the bucket (see [`crate::rate`]).
+    fn observe_rate(
+        &mut self,
+        spec: &BaselineSpec,
+        rate: &RateSpec,
+        rule: &str,
+        event: &Event,
+        now: i64,
+    ) -> Verdict {
+        let Some(entity_key) = key_of(event, &spec.entity) else {
+            return Verdict::Unknown("an entity field is missing");
+        };
+        let started = *self.started.get_or_insert(now);
+        if now - self.last_sweep >= SWEEP_EVERY_SECS {
+            self.last_sweep = now;
+            self.rates
+                .retain(|_, e| now - e.last_seen <= spec.forget_secs);
+            self.keys = self.term_count();
+        }
+        let bucket = now - now.rem_euclid(rate.bucket_secs);
+        if !self.rates.contains_key(&entity_key) {
+            if self.rates.len() >= spec.max_entities {
+                self.entities_refused += 1;
+                if !self.warned {
+                    self.warned = true;
+                    tracing::warn!(
+                        rule,
+                        max_entities = spec.max_entities,
+                        "rate baseline entity cap reached: new entities are not tracked and raise no alerts"
+                    );
+                }
+                return Verdict::Unknown("the entity cap is reached");
+            }
+            let values = split_key(&entity_key);
+            self.rates.insert(
+                entity_key.clone(),
+                RateEntity::new(values, rate, now, bucket),
+            );
+        }
+        self.events += 1;
+        let key_room = self.keys < spec.max_keys;
+        let Some(entity) = self.rates.get_mut(&entity_key) else {
+            return Verdict::Unknown("the entity cap is reached");
+        };
+        entity.events += 1;
+        entity.last_seen = entity.last_seen.max(now);
+        if bucket < entity.bucket {
+            return Verdict::Unknown("a late event: its bucket is closed");
+        }
+        let released = entity.roll(rate, bucket);
+        self.keys = self.keys.saturating_sub(released);
+        entity.count += 1;
+        if !rate.distinct.is_empty() {
+            let value = key_of_or_absent(event, &rate.distinct);
+            if !entity.distinct.contains(&value) {
+                if entity.distinct.len() < rate.max_distinct && key_room {
+                    entity.distinct.insert(value);
+                    self.keys += 1;
+                } else {
+                    entity.capped = true;
+                    self.terms_refused += 1;
+                }
+            }
+        }
+        let learning =
+            now < started + spec.learn_secs || now < entity.first_seen + spec.entity_learn_secs;
+        let history = entity.slot_history(rate);
+        if learning || history.len() < rate.min_history {
+            return Verdict::Learning;
+        }
+        let value = entity.value(rate);
+        let r = robust(&history, rate.threshold);
+        if entity.alerted || value < rate.min_count || value as f64 <= r.threshold {
+            return Verdict::Known;
+        }
+        entity.alerted = true;
+        Verdict::New(Box::new(explain_rate(spec, rate, entity, &history, r, now)))
+    }
+}
+
+/// The entity key of an event (values escaped and joined), `None` when a field is missing.
+fn key_of(event: &Event, fields: &[String]) -> Option<String> {
+    let mut key = String::with_capacity(64);
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        let start = key.len();
+        if !push_field(event, field, &mut key) {
+            return None;
+        }
+        escape_from(&mut key, start);
+    }
+    Some(key)
+}
+
+/// Like [`key_of`], with absent fields shown as absent.
+fn key_of_or_absent(event: &Event, fields: &[String]) -> String {
+    let mut key = String::with_capacity(64);
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        let start = key.len();
+        if push_field(event, field, &mut key) {
+            escape_from(&mut key, start);
+        } else {
+            key.push_str(ABSENT);
+        }
+    }
+    key
+}
+
+/// A bucket width for people: `1h`, `15m`, `1d`.
+fn width(secs: i64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn explain_rate(
+    spec: &BaselineSpec,
+    rate: &RateSpec,
+    entity: &RateEntity,
+    history: &[u32],
+    r: crate::rate::Robust,
+    now: i64,
+) -> Anomaly {
+    let value = entity.value(rate);
+    let scale = (1.4826 * r.mad).max(1.0);
+    let z = (value as f64 - r.median) / scale;
+    let score = ((z / (z + rate.threshold)) * 1000.0).round() / 1000.0;
+    let measure = rate.measure();
+    let span = match rate.seasonality {
+        Seasonality::HourOfWeek => format!(
+            "the same {} of the week in the last {} weeks",
+            width(rate.bucket_secs),
+            history.len()
+        ),
+        Seasonality::None => format!(
+            "the last {} buckets of {}",
+            history.len(),
+            width(rate.bucket_secs)
+        ),
+    };
+    let shown: Vec<String> = history.iter().map(u32::to_string).collect();
+    let bound = if entity.capped { "at least " } else { "" };
+    let explanation = format!(
+        "{}: {bound}{value} {measure} in the {} from {}; {span} saw median {} (MAD {}: {}); threshold {:.1}; score {score}",
+        show(&spec.entity, &entity.values),
+        width(rate.bucket_secs),
+        bucket_label(entity.bucket),
+        r.median,
+        r.mad,
+        shown.join(", "),
+        r.threshold,
+    );
+    let top = vec![
+        ("median".to_string(), r.median.round() as u64),
+        ("mad".to_string(), r.mad.round() as u64),
+    ];
+    Anomaly {
+        kind: BaselineKind::Rate,
+        entity: pairs(&spec.entity, &entity.values),
+        new: BTreeMap::from([(measure.clone(), value.to_string())]),
+        baseline: BaselineSummary {
+            since: time_of(entity.first_seen),
+            window_secs: now - entity.first_seen,
+            events: entity.events,
+            distinct: history.len(),
+            top,
+            mode: "monitoring".to_string(),
+        },
+        score,
+        explanation,
+        rate: Some(RateAnomaly {
+            measure,
+            bucket_start: time_of(entity.bucket),
+            bucket_secs: rate.bucket_secs,
+            value,
+            capped: entity.capped,
+            history: history.to_vec(),
+            median: r.median,
+            mad: r.mad,
+            threshold: r.threshold,
+        }),
     }
 }
 
@@ -734,7 +1131,7 @@ fn explain(
     let mut top: Vec<(String, u64)> = entity
         .terms
         .iter()
-        .map(|(k, t)| (k.replace(SEP, " × "), t.count))
+        .map(|(k, t)| (split_key(k).join(" × "), t.count))
         .collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     top.truncate(5);
@@ -808,6 +1205,7 @@ fn explain(
         },
         score,
         explanation,
+        rate: None,
     }
 }
 
@@ -947,7 +1345,7 @@ impl Baselines {
                 BaselineStat {
                     rule: rule.clone(),
                     kind: spec.kind,
-                    entities: state.map_or(0, |s| s.entities.len()),
+                    entities: state.map_or(0, |s| s.entities.len() + s.rates.len()),
                     terms: state.map_or(0, RuleBaseline::term_count),
                     entities_refused: state.map_or(0, |s| s.entities_refused),
                     terms_refused: state.map_or(0, |s| s.terms_refused),
@@ -1016,7 +1414,7 @@ impl Baselines {
                     spec.max_terms
                 ));
             }
-            let key = entity.values.join(&SEP.to_string());
+            let key = join_key(&entity.values);
             if !state.entities.contains_key(&key) && state.entities.len() >= spec.max_entities {
                 return Err(format!("the entity cap ({}) is reached", spec.max_entities));
             }
@@ -1042,15 +1440,19 @@ impl Baselines {
         let Some(state) = self.state.get_mut(rule) else {
             return 0;
         };
-        let before = state.entities.len();
+        let before = state.entities.len() + state.rates.len();
         state
             .entities
             .retain(|_, e| entity.is_some_and(|want| !e.values.iter().any(|v| v == want)));
+        state
+            .rates
+            .retain(|_, e| entity.is_some_and(|want| !e.values.iter().any(|v| v == want)));
+        state.keys = state.term_count();
         if entity.is_none() {
             state.started = None;
             self.started_all = false;
         }
-        before - state.entities.len()
+        before - state.entities.len() - state.rates.len()
     }
 
     /// Accepts a term into the baseline of the entities whose values contain `entity`
@@ -1062,7 +1464,7 @@ impl Baselines {
         if term.len() != spec.terms.len() {
             return 0;
         }
-        let key = term.join(&SEP.to_string());
+        let key = join_key(term);
         let max_terms = spec.max_terms;
         let accepted = self
             .entities_mut(rule, entity)
@@ -1145,7 +1547,16 @@ mod tests {
             "a": ["x", 1, true, {"o": 1}, null, "y"], "n": 7, "b": false, "o": {"k": 1}, "e": []
         }))
         .expect("event");
-        for field in ["a", "n", "b", "o", "e", "missing", "workload"] {
+        for field in [
+            "a",
+            "n",
+            "b",
+            "o",
+            "e",
+            "missing",
+            "workload",
+            "process.argv0",
+        ] {
             let mut out = String::from("p");
             let pushed = push_field(&event, field, &mut out);
             assert_eq!(
@@ -1158,6 +1569,125 @@ mod tests {
             }
         }
         assert_eq!(field_text(&event, "a").as_deref(), Some("x,1,true,y"));
+    }
+
+    #[test]
+    fn values_holding_the_separator_never_collide() {
+        let s = BaselineSpec::from_value(&json!({"entity": ["a", "b"], "terms": ["t", "u"],
+            "learn": "0s", "entity_learn": "0s", "forget": "30d"}))
+        .expect("spec");
+        let ev = |a: &str, b: &str, t: &str, u: &str| -> Event {
+            serde_json::from_value(json!({"a": a, "b": b, "t": t, "u": u})).expect("event")
+        };
+        let mut r = RuleBaseline::default();
+        let t0 = 1_700_000_000;
+        assert!(is_new(&r.observe(
+            &s,
+            "r",
+            &ev("x\u{1f}y", "z", "1", "2"),
+            t0
+        )));
+        // Same joined text, other split: another entity, and another term.
+        let v = r.observe(&s, "r", &ev("x", "y\u{1f}z", "1\u{1f}2", ""), t0 + 1);
+        let Verdict::New(a) = v else {
+            panic!("a different entity: {v:?}")
+        };
+        assert_eq!(a.entity.get("b").map(String::as_str), Some("y\u{1f}z"));
+        assert_eq!(a.new.get("t").map(String::as_str), Some("1\u{1f}2"));
+        assert!(is_new(&r.observe(
+            &s,
+            "r",
+            &ev("x", "y\u{1f}z", "1", "\u{1f}2"),
+            t0 + 2
+        )));
+        assert_eq!(r.entities.len(), 2);
+        assert_eq!(r.term_count(), 3);
+        // Escapes themselves round-trip.
+        for values in [
+            vec!["\u{1b}_".to_string(), "\u{1b}".into()],
+            vec!["".into(), "\u{1f}\u{1b}\u{1f}".into()],
+        ] {
+            assert_eq!(split_key(&join_key(&values)), values);
+        }
+    }
+
+    #[test]
+    fn a_rate_alerts_once_per_bucket_with_its_figures_and_caps_say_at_least() {
+        let s = BaselineSpec::from_value(&json!({"kind": "rate", "entity": "user.name",
+            "distinct": "orchestrator.resource.name", "seasonality": "none", "history": 4,
+            "min_history": 3, "threshold": 3, "min_count": 5, "max_distinct": 12}))
+        .expect("spec");
+        let read = |user: &str, secret: String| -> Event {
+            serde_json::from_value(json!({"user": {"name": user},
+                "orchestrator": {"resource": {"name": secret}}}))
+            .expect("event")
+        };
+        let mut r = RuleBaseline::default();
+        let t0 = 1_711_929_600; // Monday 00:00 UTC
+        for (hour, n) in [1, 3, 5, 3].into_iter().enumerate() {
+            for i in 0..n {
+                let v = r.observe(
+                    &s,
+                    "r",
+                    &read("bob", format!("s{i}")),
+                    t0 + hour as i64 * 3_600,
+                );
+                assert!(!is_new(&v), "hour {hour}: {v:?}");
+            }
+        }
+        // Hour 4: history 1, 3, 5, 3 (median 3, MAD 1, threshold 3 + 3 × 1.4826 = 7.45).
+        let now = t0 + 4 * 3_600 + 60;
+        let mut alerts = Vec::new();
+        for i in 0..20 {
+            if let Verdict::New(a) = r.observe(&s, "r", &read("bob", format!("x{i}")), now + i) {
+                alerts.push((i, a));
+            }
+        }
+        assert_eq!(alerts.len(), 1, "once per bucket");
+        let (i, a) = &alerts[0];
+        assert_eq!(*i, 7, "alerts as the 8th distinct secret crosses 7.45");
+        let figures = a.rate.as_ref().expect("rate");
+        assert_eq!((figures.median, figures.mad, figures.value), (3.0, 1.0, 8));
+        assert_eq!(figures.history, vec![1, 3, 5, 3]);
+        assert!(
+            a.explanation.starts_with(
+                "user.name=bob: 8 distinct orchestrator.resource.name in the 1h from Mon 04:00 UTC; the last 4 buckets of 1h saw median 3 (MAD 1: 1, 3, 5, 3); threshold 7.4"
+            ),
+            "{}",
+            a.explanation
+        );
+        // The distinct set stopped at its cap (12): the count is a lower bound.
+        let bob = r.rates.values().next().expect("bob");
+        assert_eq!(bob.distinct.len(), 12);
+        assert!(bob.capped);
+        // The state survives a checkpoint round trip.
+        let back: RuleBaseline =
+            serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("parse");
+        assert_eq!(back.rates, r.rates);
+    }
+
+    #[test]
+    fn argv0_tells_the_tools_of_a_multi_call_binary_apart() {
+        let ev = |v: Value| -> Event { serde_json::from_value(v).expect("event") };
+        let sleep = ev(
+            json!({"process": {"executable": "/bin/busybox", "name": "exe",
+            "args": ["sleep", "0.2"]}}),
+        );
+        assert_eq!(
+            field_text(&sleep, "process.argv0").as_deref(),
+            Some("sleep")
+        );
+        let dropped = ev(json!({"process": {"args": ["/tmp/wget", "-q"], "name": "wget"}}));
+        assert_eq!(
+            field_text(&dropped, "process.argv0").as_deref(),
+            Some("wget")
+        );
+        let named = ev(json!({"process": {"name": "nginx"}}));
+        assert_eq!(
+            field_text(&named, "process.argv0").as_deref(),
+            Some("nginx")
+        );
+        assert_eq!(field_text(&ev(json!({})), "process.argv0"), None);
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub mod detector;
 pub mod error;
 pub mod load;
 pub mod pipelines;
+pub mod rate;
 pub mod report;
 pub mod testrun;
 pub mod view;

@@ -77,6 +77,50 @@ fn repeats_fold_per_rule_and_entity_within_the_window() {
     assert_eq!(later.fold_key, first.fold_key);
 }
 
+fn baseline_detection(program: &str, event_id: &str) -> Detection {
+    use crowsnest_detect::baseline::{Anomaly, BaselineKind, BaselineSummary};
+    let mut d = detection("profile", "web-1", event_id);
+    d.anomaly = Some(Box::new(Anomaly {
+        kind: BaselineKind::NewTerms,
+        entity: BTreeMap::from([("workload".to_string(), "prod/web".to_string())]),
+        new: BTreeMap::from([("process.name".to_string(), program.to_string())]),
+        baseline: BaselineSummary {
+            since: at(0),
+            window_secs: 60,
+            events: 10,
+            distinct: 1,
+            top: vec![("sleep".into(), 10)],
+            mode: "monitoring".into(),
+        },
+        score: 0.9,
+        explanation: format!("process.name={program} never seen"),
+        rate: None,
+    }));
+    d
+}
+
+#[test]
+fn each_new_term_of_a_baseline_is_its_own_alert_and_repeats_of_one_fold() {
+    let mut m = AlertManager::new(Duration::from_secs(300), Vec::new());
+    let AlertDecision::New(sh) = m.offer(baseline_detection("sh", "e1"), at(1)) else {
+        panic!("first new term opens an alert");
+    };
+    // Another new program on the same entity within the window: its own alert (its own
+    // explanation), not a fold into the shell's.
+    assert!(matches!(
+        m.offer(baseline_detection("nc", "e2"), at(2)),
+        AlertDecision::New(_)
+    ));
+    // The same new program again (a locked profile alerts every time): folds.
+    assert_eq!(
+        m.offer(baseline_detection("sh", "e3"), at(3)),
+        AlertDecision::Folded {
+            alert_id: sh.id,
+            count: 2
+        }
+    );
+}
+
 #[test]
 fn suppressions_match_rule_and_field_globs_until_they_expire() {
     let suppression = Suppression {

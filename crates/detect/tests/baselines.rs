@@ -84,7 +84,7 @@ fn rules(learn_secs: i64, gate: bool) -> RuleSet {
     }
     let (set, report) = RuleSet::load(&[dir.path().to_path_buf()], false);
     assert!(!report.any_invalid(), "{report:?}");
-    assert_eq!(set.len(), 6 + GATED.len());
+    assert_eq!(set.len(), 7 + GATED.len());
     set
 }
 

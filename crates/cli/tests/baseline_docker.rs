@@ -1,0 +1,403 @@
+//! Baselines on a real Docker engine (issue 22's proof): a container running a benign loop is
+//! learned through the node agent (kernel audit of every `execve`, and docker's container
+//! attribution); then `docker exec` of a shell, `nc` run inside the container, and a binary copied in
+//! with `docker cp` and run each raise an alert carrying what was new and the baseline it broke,
+//! within a second; the learned programs keep running and raise none.
+//!
+//! What the agent really produces for a container's processes, and so what the profile keys on:
+//! * kernel audit: `process.executable` is the file the kernel ran (`exe=`), `process.name` its
+//!   `comm`, `process.args` the arguments. In a busybox (or Alpine) image every tool is
+//!   `/bin/busybox`, and busybox's shell runs its applets through `/proc/self/exe`, so `comm` is
+//!   `exe` for `sleep`, `cat` and `nc` alike: only `argv[0]` tells them apart. The profile is
+//!   `workload` (the image outside Kubernetes) × `process.executable` × `process.argv0` (the
+//!   base name of `process.args[0]`, a virtual field of the baselines);
+//! * the engine's `exec_start` events (`event.dataset: docker.events`) carry the exec'd command,
+//!   but their Sigma logsource is `product: docker`, so a `product: linux` process profile
+//!   judges kernel audit only: every program, including those a shell started inside the
+//!   container, which the engine never sees.
+//!
+//! The rule set is the test's own: one baseline rule learning for 4 s (`learn: 4s`,
+//! `entity_learn: 4s`) so the test runs in seconds; the pack's rule is the same with 7 days.
+//!
+//! Needs root, `dockerd`, auditd and the `crowsnest-busybox` image (`scripts/setup-docker.sh`).
+//! Without them the test is skipped locally and FAILS under `CI=true`. The test installs its own
+//! exec audit rule (key `crowsnest-baseline-test`, removed at the end) rather than the agent's
+//! `crowsnest-exec` rules, which `agent.rs` removes when its own test ends.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, free_port, Server};
+use serde_json::Value;
+
+const IMAGE: &str = "crowsnest-busybox:latest";
+const RULE_ID: &str = "6f1d0c52-1f7e-4c1e-9a57-b2a1c0de0022";
+const AUDIT_KEY: &str = "crowsnest-baseline-test";
+
+const RULE: &str = r#"title: Test Process Outside Image Profile
+id: 6f1d0c52-1f7e-4c1e-9a57-b2a1c0de0022
+status: experimental
+description: The pack's workload profile rule with a 4 s learning window.
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    in_container:
+        container.id|exists: true
+    condition: in_container
+baseline:
+    kind: new_terms
+    entity: workload
+    terms: [process.executable, process.argv0]
+    learn: 4s
+    entity_learn: 4s
+    forget: 1d
+level: high
+"#;
+
+fn ready() -> bool {
+    let docker = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let audit = Path::new("/var/log/audit/audit.log").exists()
+        && Command::new("auditctl")
+            .arg("-s")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("enabled 1"));
+    if !(docker && audit) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true but no docker engine with {IMAGE} or no auditd: run scripts/setup-docker.sh"
+        );
+        eprintln!(
+            "skipped: needs a docker engine with {IMAGE} and auditd (scripts/setup-docker.sh)"
+        );
+    }
+    docker && audit
+}
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Removes the container when the test ends, however it ends.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The test's exec audit rules, removed by their key when the test ends.
+struct AuditRule;
+
+impl AuditRule {
+    fn install() -> Self {
+        for arch in ["b64", "b32"] {
+            let status = Command::new("auditctl")
+                .args(["-a", "always,exit", "-F", &format!("arch={arch}")])
+                .args(["-S", "execve", "-k", AUDIT_KEY])
+                .stdout(Stdio::null())
+                .status()
+                .expect("auditctl");
+            assert!(status.success() || arch == "b32", "auditctl -a ({arch})");
+        }
+        Self
+    }
+}
+
+impl Drop for AuditRule {
+    fn drop(&mut self) {
+        let _ = Command::new("auditctl")
+            .args(["-D", "-k", AUDIT_KEY])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The rule's alerts, newest record of each.
+fn alerts(server: &Server) -> Vec<Value> {
+    server
+        .get(&format!("/api/v1/alerts?rule={RULE_ID}&limit=500"))
+        .expect("alerts")["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn anomaly(alert: &Value) -> &Value {
+    &alert["alert"]["anomaly"]
+}
+
+fn new_name(alert: &Value) -> Option<&str> {
+    anomaly(alert)["new"]["process.argv0"].as_str()
+}
+
+/// A command running beside the test, waited for when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `docker <args>` and polls the alerts every 20 ms until one says `name` was new;
+/// returns it and the time from the start of the command until the alert was readable through
+/// the API (the command runs on meanwhile, and is waited for).
+fn alert_for(server: &Server, name: &str, args: &[&str]) -> (Value, Duration) {
+    let start = Instant::now();
+    let mut child = Running(
+        Command::new("docker")
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("docker"),
+    );
+    loop {
+        if let Some(alert) = alerts(server)
+            .into_iter()
+            .find(|a| new_name(a) == Some(name))
+        {
+            return (alert, start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.0.kill();
+            let seen = server.search("event.dataset:\"auditd.process\" AND NOT process.args:sleep AND NOT process.args:cat");
+            panic!(
+                "no alert for `{name}` in 30 s; alerts: {:#}; audit process events: {:#}",
+                Value::Array(alerts(server)),
+                seen["hits"]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_learned_container_alerts_on_exec_nc_and_a_copied_binary_with_the_baseline() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(rules.join("profile.yml"), RULE).expect("rule");
+    let config = dir.path().join("crowsnest.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\nbuiltin_rules = false\nrule_dirs = [{:?}]\n",
+            rules.display().to_string()
+        ),
+    )
+    .expect("config");
+    let server = Server::start_with(
+        &dir.path().join("server"),
+        free_port(),
+        &["--config".to_string(), config.display().to_string()],
+    );
+    let _audit = AuditRule::install();
+    let agent = Command::new(bin())
+        .arg("agent")
+        .args(["--server", &server.url, "--token", &server.token])
+        .arg("--state-dir")
+        .arg(dir.path().join("agent"))
+        .args(["--flush-interval-ms", "50"])
+        .args([
+            "--disable",
+            "cri",
+            "--disable",
+            "host",
+            "--disable",
+            "falco",
+        ])
+        .args(["--disable", "docker-logs"])
+        .env("CROWSNEST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn agent");
+    let _agent = Agent(agent);
+    // A new agent ships the audit log from its start: wait until it has caught up (a marker
+    // process run on the host is searchable), so learning starts with the container.
+    let marker = format!("cn-baseline-marker-{}", std::process::id());
+    let caught_up = Instant::now();
+    loop {
+        let _ = Command::new("/bin/echo")
+            .arg(&marker)
+            .stdout(Stdio::null())
+            .status();
+        let seen = server.search(&format!(
+            "event.dataset:\"auditd.process\" AND process.args:\"{marker}\""
+        ));
+        if seen["total"].as_u64().is_some_and(|n| n >= 1) {
+            break;
+        }
+        assert!(
+            caught_up.elapsed() < Duration::from_secs(180),
+            "the agent did not catch up with the audit log in 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "agent caught up with the audit log in {:?}",
+        caught_up.elapsed()
+    );
+
+    // The workload: an `ash` loop running `sleep` and `cat` (its interpreter is `ash`; `sh`
+    // is the same busybox binary under another name, and never runs in it).
+    let name = format!("cn-baseline-{}", std::process::id());
+    let _container = Container(name.clone());
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "ash",
+        "-c",
+        "while true; do sleep 0.2; cat /etc/hostname >/dev/null; done",
+    ]);
+    // Learning (4 s from the rule's start and from the image's first process), then some
+    // monitoring of the loop alone: it must stay quiet.
+    std::thread::sleep(Duration::from_secs(7));
+    let quiet = alerts(&server);
+    assert!(
+        quiet.is_empty(),
+        "the learned loop raised alerts: {:#}",
+        Value::Array(quiet)
+    );
+    let learned = server.search(&format!(
+        "event.dataset:\"auditd.process\" AND container.name:\"{name}\" AND process.args:sleep"
+    ));
+    assert!(
+        learned["total"].as_u64().is_some_and(|n| n >= 10),
+        "the agent saw the loop's processes: {}",
+        learned["total"]
+    );
+
+    // 1. `docker exec` of a shell that lives a second, as an interactive one does. (A one-shot
+    //    command exits within milliseconds, before the agent reads its /proc; the agent then
+    //    attributes it through its `runc exec` parent, which names the container: see
+    //    `collect.rs`; that path is not yet reliable enough to be asserted here.)
+    let (shell, shell_latency) = alert_for(
+        &server,
+        "sh",
+        &["exec", &name, "sh", "-c", "echo probe; sleep 1; true"],
+    );
+    // 2. `nc` listening inside the container, started by the now-known shell: only kernel
+    //    audit sees it (the engine sees the shell).
+    let (nc, nc_latency) = alert_for(
+        &server,
+        "nc",
+        &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "nc -l -p 4444 & sleep 1; kill $!; true",
+        ],
+    );
+    // 3. A binary copied in with `docker cp` and run: a static busybox dropped as /tmp/httpd,
+    //    serving for a second.
+    let target = format!("{name}:/tmp/httpd");
+    docker(&["cp", "/bin/busybox", &target]);
+    let (dropped, dropped_latency) = alert_for(
+        &server,
+        "httpd",
+        &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "/tmp/httpd -f -p 8081 & sleep 1; kill $!; true",
+        ],
+    );
+    eprintln!(
+        "alert latency (command start → alert readable through the API): \
+         docker exec sh {shell_latency:?}, nc {nc_latency:?}, copied binary {dropped_latency:?}"
+    );
+
+    for (alert, program) in [(&shell, "sh"), (&nc, "nc"), (&dropped, "httpd")] {
+        let a = anomaly(alert);
+        eprintln!("{program}: {}", a["explanation"]);
+        assert_eq!(a["entity"]["workload"], "crowsnest-busybox", "{alert:#}");
+        assert_eq!(a["baseline"]["mode"], "monitoring", "{alert:#}");
+        // The baseline it broke: the loop's programs, with their counts.
+        let top = a["baseline"]["top"].to_string();
+        assert!(top.contains("sleep"), "{top}");
+        assert!(
+            a["baseline"]["events"].as_u64().is_some_and(|n| n >= 10),
+            "{alert:#}"
+        );
+        assert!(a["score"].as_f64().is_some_and(|s| s > 0.5), "{alert:#}");
+        let text = a["explanation"].as_str().expect("explanation");
+        assert!(
+            text.contains(&format!(
+                "process.argv0={program} never seen for workload=crowsnest-busybox"
+            )),
+            "{text}"
+        );
+    }
+    // The dropped binary is its own executable, not busybox.
+    assert_eq!(
+        anomaly(&dropped)["new"]["process.executable"],
+        "/tmp/httpd",
+        "{dropped:#}"
+    );
+    assert_eq!(anomaly(&nc)["new"]["process.executable"], "/bin/busybox");
+    for latency in [shell_latency, nc_latency, dropped_latency] {
+        assert!(
+            latency < Duration::from_secs(1),
+            "within a second: {latency:?}"
+        );
+    }
+
+    // The learned programs keep running and raise nothing; what alerted is now in the
+    // baseline (monitoring mode): running it again raises nothing new either.
+    docker(&["exec", &name, "sh", "-c", "sleep 1; true"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = alerts(&server);
+    let names: Vec<Option<&str>> = after.iter().map(new_name).collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| matches!(n, Some("sh" | "nc" | "httpd"))),
+        "only the three intrusions alert: {names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| matches!(n, Some("sleep" | "cat" | "ash"))),
+        "{names:?}"
+    );
+}

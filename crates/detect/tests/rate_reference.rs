@@ -1,0 +1,221 @@
+//! Rate and distinct-count baselines cross-checked against an independent reference: numpy's
+//! median and median absolute deviation over the same raw events, bucketed by Python.
+//!
+//! Six weeks of a principal reading secrets with an office-hours pattern and noise, with spikes
+//! injected in weeks 5 and 6 (many reads, and reads of many distinct secrets). The Rust baseline
+//! runs in the stream; the reference (in `.venv-test`, which `scripts/setup-ecosystem.sh`
+//! makes, with numpy) buckets the raw events by hour, takes each hour's last four same hours of
+//! the week (empty hours count 0), and flags `value > median + k·max(1.4826·MAD, 1)` and
+//! `value >= min_count`. Both must flag exactly the same hours with the same figures. Without
+//! the venv the test is skipped locally and FAILS under `CI=true`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use crowsnest_detect::baseline::{BaselineSpec, Baselines, Verdict};
+use crowsnest_model::Event;
+use serde_json::{json, Value};
+
+const REFERENCE: &str = r#"
+import json, sys
+import numpy as np
+data = json.load(open(sys.argv[1]))
+events, rules = data["events"], data["rules"]
+out = []
+for rule in rules:
+    bucket, k, min_count, hist, min_hist = 3600, rule["threshold"], rule["min_count"], 4, 3
+    week = 7 * 24
+    per = {}
+    for ts, user, secret in events:
+        b = ts // bucket
+        per.setdefault(user, {}).setdefault(b, []).append(secret)
+    for user, buckets in per.items():
+        first, last = min(buckets), max(buckets)
+        def value(b):
+            xs = buckets.get(b, [])
+            return len(set(xs)) if rule["distinct"] else len(xs)
+        for b in range(first, last + 1):
+            past = [value(b - week * j) for j in range(hist, 0, -1) if b - week * j >= first]
+            if len(past) < min_hist:
+                continue
+            h = np.array(past, dtype=float)
+            med = float(np.median(h))
+            mad = float(np.median(np.abs(h - med)))
+            thr = med + k * max(1.4826 * mad, 1.0)
+            v = value(b)
+            if v > thr and v >= min_count:
+                out.append({"rule": rule["id"], "user": user, "bucket": b * bucket,
+                            "median": med, "mad": mad, "threshold": thr})
+print(json.dumps(out))
+"#;
+
+fn python() -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python");
+    let ok = path.exists()
+        && Command::new(&path)
+            .args(["-c", "import numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true but no .venv-test with numpy: run scripts/setup-ecosystem.sh"
+        );
+        eprintln!("skipped: no .venv-test with numpy (scripts/setup-ecosystem.sh)");
+    }
+    ok.then_some(path)
+}
+
+/// A small deterministic generator (the same series every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
+    let Some(python) = python() else {
+        return;
+    };
+    // Monday 2024-04-01 00:00 UTC; six weeks of hours.
+    let t0: i64 = 1_711_929_600;
+    let mut rng = Lcg(22);
+    let mut events: Vec<(i64, String, String)> = Vec::new();
+    let spikes_reads = [(4 * 168 + 10) as i64, (5 * 168 + 3 * 24 + 2) as i64];
+    let spikes_secrets = [(4 * 168 + 2 * 24 + 14) as i64, (5 * 168 + 20) as i64];
+    for user in ["alice", "ci-bot"] {
+        for hour in 0..6 * 168i64 {
+            let hour_of_day = hour % 24;
+            let office = (9..17).contains(&hour_of_day) && (hour / 24) % 7 < 5;
+            let base = if user == "ci-bot" {
+                4 + rng.next(3)
+            } else if office {
+                20 + rng.next(8)
+            } else {
+                rng.next(3)
+            };
+            let mut reads: Vec<String> = (0..base)
+                .map(|_| format!("secret-{}", rng.next(6)))
+                .collect();
+            if user == "alice" && spikes_reads.contains(&hour) {
+                reads.extend((0..150).map(|_| format!("secret-{}", rng.next(6))));
+            }
+            if user == "alice" && spikes_secrets.contains(&hour) {
+                reads.extend((0..40).map(|i| format!("other-{i}")));
+            }
+            let n = reads.len() as i64;
+            for (i, secret) in reads.into_iter().enumerate() {
+                events.push((
+                    t0 + hour * 3_600 + i as i64 * 3_600 / n.max(1),
+                    user.to_string(),
+                    secret,
+                ));
+            }
+        }
+    }
+    events.sort();
+    let rules = [
+        (
+            "reads",
+            json!({"kind": "rate", "entity": "user.name", "threshold": 6, "min_count": 10}),
+        ),
+        (
+            "secrets",
+            json!({"kind": "rate", "entity": "user.name", "distinct": "orchestrator.resource.name",
+                   "threshold": 6, "min_count": 5}),
+        ),
+    ];
+    let specs: HashMap<String, BaselineSpec> = rules
+        .iter()
+        .map(|(id, v)| (id.to_string(), BaselineSpec::from_value(v).expect("spec")))
+        .collect();
+    let mut baselines = Baselines::new(specs);
+    let mut ours: Vec<Value> = Vec::new();
+    for (ts, user, secret) in &events {
+        let event: Event = serde_json::from_value(
+            json!({"user": {"name": user}, "orchestrator": {"resource": {"name": secret}}}),
+        )
+        .expect("event");
+        for (rule, _) in &rules {
+            if let Some(Verdict::New(a)) = baselines.observe(rule, &event, *ts) {
+                let r = a.rate.as_ref().expect("rate figures");
+                ours.push(json!({"rule": rule, "user": user,
+                    "bucket": r.bucket_start.timestamp(), "median": r.median, "mad": r.mad,
+                    "threshold": r.threshold}));
+                assert!(
+                    a.explanation.contains(&format!("user.name={user}")),
+                    "{}",
+                    a.explanation
+                );
+            }
+        }
+    }
+    let input = tempfile::NamedTempFile::new().expect("tempfile");
+    let rule_list: Vec<Value> = rules
+        .iter()
+        .map(|(id, v)| {
+            json!({"id": id, "distinct": v.get("distinct").is_some(),
+            "threshold": v["threshold"], "min_count": v["min_count"]})
+        })
+        .collect();
+    std::fs::write(
+        input.path(),
+        json!({"events": events, "rules": rule_list}).to_string(),
+    )
+    .expect("write");
+    let output = Command::new(python)
+        .args(["-c", REFERENCE])
+        .arg(input.path())
+        .output()
+        .expect("python");
+    assert!(
+        output.status.success(),
+        "reference: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut reference: Vec<Value> = serde_json::from_slice(&output.stdout).expect("json");
+    let key = |v: &Value| {
+        (
+            v["rule"].to_string(),
+            v["user"].to_string(),
+            v["bucket"].as_i64(),
+        )
+    };
+    ours.sort_by_key(key);
+    reference.sort_by_key(key);
+    let brief = |v: &[Value]| v.iter().map(key).collect::<Vec<_>>();
+    assert_eq!(brief(&ours), brief(&reference), "the same hours flagged");
+    for (a, b) in ours.iter().zip(&reference) {
+        for field in ["median", "mad", "threshold"] {
+            let (x, y) = (a[field].as_f64(), b[field].as_f64());
+            assert!(
+                matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < 1e-9),
+                "{field}: {a} vs {b}"
+            );
+        }
+    }
+    // The injected spikes are among them, for the right rule.
+    for (rule, hours) in [("reads", spikes_reads), ("secrets", spikes_secrets)] {
+        for hour in hours {
+            let bucket = t0 + hour * 3_600;
+            assert!(
+                ours.iter()
+                    .any(|a| a["rule"] == rule && a["user"] == "alice" && a["bucket"] == bucket),
+                "{rule} spike at hour {hour} not flagged: {ours:?}"
+            );
+        }
+    }
+    eprintln!(
+        "{} hours flagged by both ({} events, 2 principals, 6 weeks)",
+        ours.len(),
+        events.len()
+    );
+}
