@@ -243,6 +243,8 @@ pub struct Store {
     write: Mutex<WriteState>,
     /// Threads that collect the segments of a partition in parallel (aggregations).
     executor: tantivy::Executor,
+    /// The integrity chain partitions are sealed in ([`Store::set_chain`]).
+    chain: std::sync::OnceLock<Arc<crowsnest_integrity::Chain>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -343,7 +345,20 @@ impl Store {
                 durable,
             }),
             executor,
+            chain: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Seals partitions in `chain` when their writer closes (their files stop changing),
+    /// records reopenings (late events) and retention's deletions. Set once, before events
+    /// are added; a second call is ignored. The WAL of the pipeline uses the same chain.
+    pub fn set_chain(&self, chain: Arc<crowsnest_integrity::Chain>) {
+        let _ = self.chain.set(chain);
+    }
+
+    /// The integrity chain, when one is set.
+    pub fn chain(&self) -> Option<&Arc<crowsnest_integrity::Chain>> {
+        self.chain.get()
     }
 
     /// Buffers events with their WAL positions for indexing; events whose position is already
