@@ -21,6 +21,7 @@
 //!   serves it until shutdown.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod config;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub commands: Arc<commands::CommandQueue>,
     /// The notification outbox, when `[notify]` has channels.
     pub notify: Option<Arc<crowsnest_notify::Outbox>>,
+    /// The self-audit stream (`[audit]`): searches, token changes, logins, reloads, actions.
+    pub audit: audit::Audit,
 }
 
 /// A started server: its state and where it listens.
@@ -222,6 +225,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
     let state = Arc::new(AppState {
         decode_budget,
         guards: api::Guards::new(&config),
+        audit: audit::Audit::new(&config.audit),
         config,
         tokens,
         pipeline,
@@ -234,6 +238,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         started: Instant::now(),
     });
     spawn_retention(state.clone());
+    audit::Audit::spawn(&state);
     let listeners = listeners::start(state.clone()).await?;
     let mut router = app(state.clone());
     if let Some(mount) = mount {
