@@ -469,6 +469,8 @@ mod action_tests;
 #[cfg(test)]
 mod alert_tests;
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod baseline_tests;
 #[cfg(test)]
 mod guard_tests;
