@@ -293,7 +293,7 @@ pub fn verify(
                     continue;
                 }
                 let found = if *wal {
-                    file_digest(&full).map(|(d, b)| (d, b))
+                    file_digest(&full)
                 } else {
                     dir_digest(&full).map(|(d, b, _)| (d, b))
                 };
