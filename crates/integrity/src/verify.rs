@@ -97,11 +97,7 @@ enum State {
     Reopened {
         time: String,
     },
-    Deleted {
-        digest: Option<String>,
-        time: String,
-        reason: String,
-    },
+    Deleted,
 }
 
 fn in_range(time: &str, options: &VerifyOptions) -> bool {
@@ -266,14 +262,20 @@ pub fn verify(
                 sha256,
                 reason,
             } => {
-                states.insert(
-                    path.clone(),
-                    State::Deleted {
-                        digest: sha256.clone(),
-                        time: record.time.clone(),
-                        reason: reason.clone(),
-                    },
-                );
+                // Every deletion is a gap of its own (a path can be deleted, recreated and
+                // deleted again), listed in chain order.
+                if in_range(&record.time, options) {
+                    let last = sha256.as_deref().unwrap_or("never sealed");
+                    report.findings.push(Finding {
+                        severity: Severity::Gap,
+                        path: path.clone(),
+                        message: format!(
+                            "deleted at {} ({reason}); last sha256 {last}",
+                            record.time
+                        ),
+                    });
+                }
+                states.insert(path.clone(), State::Deleted);
             }
         }
         prev = record.hash.clone();
@@ -312,26 +314,13 @@ pub fn verify(
                 path: path.clone(),
                 message: format!("taking late events since {time}; checked at its next seal"),
             }),
-            State::Deleted {
-                digest,
-                time,
-                reason,
-            } => {
-                if !in_range(time, options) {
-                    continue;
-                }
-                let last = digest.as_deref().unwrap_or("never sealed");
-                report.findings.push(Finding {
-                    severity: Severity::Gap,
-                    path: path.clone(),
-                    message: format!("deleted at {time} ({reason}); last sha256 {last}"),
-                });
+            State::Deleted => {
                 if full.exists() {
-                    fail(
-                        &mut report,
-                        path,
-                        "recorded as deleted but present again".into(),
-                    );
+                    report.findings.push(Finding {
+                        severity: Severity::Note,
+                        path: path.clone(),
+                        message: "created again after its recorded deletion (new events for its hours); not sealed since".into(),
+                    });
                 }
             }
         }

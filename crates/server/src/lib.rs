@@ -102,9 +102,21 @@ impl Running {
             .context("server task")?
             .context("http server")?;
         let state = self.state;
-        tokio::task::spawn_blocking(move || state.pipeline.shutdown())
-            .await
-            .context("pipeline shutdown task")?
+        tokio::task::spawn_blocking(move || {
+            state.pipeline.shutdown()?;
+            // Close the writers so the partitions are sealed in the integrity chain (their
+            // files stop changing here), then checkpoint it.
+            state
+                .store
+                .close_writers()
+                .context("closing the store's writers")?;
+            if let Some(chain) = state.store.chain() {
+                chain.checkpoint();
+            }
+            Ok(())
+        })
+        .await
+        .context("pipeline shutdown task")?
     }
 
     /// Waits until the HTTP server stops by itself (it does not, unless it fails).

@@ -449,6 +449,13 @@ impl Store {
         self.close_all()
     }
 
+    /// Like [`Store::close`] through a shared reference: commits, then closes every writer
+    /// (each partition is then sealed in the integrity chain, when one is set). The store
+    /// stays usable: the next `add` opens writers again.
+    pub fn close_writers(&self) -> Result<Option<u64>, StoreError> {
+        self.close_all()
+    }
+
     pub(crate) fn read_partitions(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, BTreeMap<DateTime<Utc>, Arc<Partition>>> {
