@@ -22,6 +22,7 @@ fn from(addr: &str, mut request: Request<Body>) -> Request<Body> {
 async fn audited_actions_are_searchable_events_and_the_wal_is_sealed() {
     let h = harness_with(|config| {
         config.pipeline.wal_segment_bytes = 2048;
+        config.audit.enabled = true;
     })
     .await;
     let state = h.running.state.clone();
