@@ -243,6 +243,7 @@ impl Engine<'_> {
         if command.evidence || command.op == ContainerOp::Evidence {
             let (files, notes) = self.evidence(command, &id, &inspect).await;
             result.evidence = files;
+            result.inspect = Some(inspect.clone());
             outcome.notes.extend(notes);
         }
         let state = inspect.get("State").cloned().unwrap_or(Value::Null);

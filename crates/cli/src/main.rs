@@ -53,6 +53,8 @@ enum Command {
     Baselines(commands::baselines::Args),
     /// Containment: plan, simulate over stored alerts, verify the action log, approve.
     Respond(commands::respond::Args),
+    /// Reports from a running server: `report compliance` (status per control, HTML/PDF).
+    Report(commands::report::Args),
     /// Send NDJSON or Kubernetes audit files to a running server.
     Ingest(commands::ingest::Args),
     /// Start a server and feed it a generated cluster's activity, attacks included.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Incidents(args) => commands::incidents::run(args),
         Command::Baselines(args) => commands::baselines::run(args),
         Command::Respond(args) => commands::respond::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => crowsnest_bench::run(args),

@@ -279,6 +279,11 @@ pub struct CommandResult {
     /// Evidence files written before acting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<EvidenceFile>,
+    /// The container's `docker inspect` output as the agent saw it before acting (with
+    /// `evidence`, or for the `evidence` operation): the server's responder reads the networks
+    /// and the network mode from it for the undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect: Option<serde_json::Value>,
     /// When the agent began.
     pub started_at: DateTime<Utc>,
     /// When it finished.
@@ -300,6 +305,7 @@ impl CommandResult {
             networks_disconnected: Vec::new(),
             networks_connected: Vec::new(),
             evidence: Vec::new(),
+            inspect: None,
             started_at: now,
             finished_at: now,
         }

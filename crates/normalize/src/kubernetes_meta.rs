@@ -161,8 +161,30 @@ fn build_event(mut obj: Map<String, Value>) -> crowsnest_model::Event {
     if obj.contains_key("MESSAGE") {
         journald_fields(&mut obj, &mut meta);
     }
+    cri_tag(&mut obj, &mut meta);
     move_message(&mut obj, "log", &mut meta);
     build(obj, meta, "kubernetes", crate::container::DATASET)
+}
+
+/// The CRI tag a shipper's CRI parser leaves on the record: Fluent Bit's `cri` multiline parser
+/// writes `_p`, the classic regex parser `logtag` (`F` a full line, `P` a piece of a longer one,
+/// optionally `:`-separated tags after it). A full line's tag says nothing and is dropped; a
+/// piece the shipper did not join is flagged `log.partial: true`.
+fn cri_tag(obj: &mut Map<String, Value>, meta: &mut Meta) {
+    for key in ["_p", "logtag"] {
+        let flag = obj
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(|tag| tag.split(':').next())
+            .filter(|flag| matches!(*flag, "F" | "P"))
+            .map(str::to_string);
+        if let Some(flag) = flag {
+            obj.remove(key);
+            if flag == "P" {
+                meta.set("log.partial", json!(true));
+            }
+        }
+    }
 }
 
 /// Maps the snake_case `kubernetes` object, removing the keys it maps.
@@ -284,6 +306,21 @@ mod tests {
         assert_eq!(event.get_str("event.module"), Some("kubernetes"));
         assert_eq!(event.get("kubernetes.pod_name"), None);
         assert_eq!(event.get("stream"), None);
+        // Fluent Bit's cri multiline parser leaves `_p`; a full line's tag is not kept.
+        let cri = line.replacen(r#""stream":"stdout","#, r#""stream":"stdout","_p":"F","#, 1);
+        let decoded = parse(&cri);
+        let event = &decoded.events[0];
+        assert_eq!(event.get("_p"), None);
+        assert_eq!(event.get("log.partial"), None);
+        let piece = line.replacen(
+            r#""stream":"stdout","#,
+            r#""stream":"stdout","logtag":"P","#,
+            1,
+        );
+        let decoded = parse(&piece);
+        let event = &decoded.events[0];
+        assert_eq!(event.get("logtag"), None);
+        assert_eq!(event.get("log.partial"), Some(&json!(true)));
     }
 
     #[test]

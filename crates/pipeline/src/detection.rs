@@ -251,7 +251,14 @@ pub struct Worker {
     store: Option<Arc<crowsnest_store::Store>>,
     /// Where incident changes are notified (replays included: the outbox knows its keys).
     notify: Option<Arc<crowsnest_notify::Outbox>>,
+    /// Where live new alerts go for containment (never replayed ones).
+    respond: Option<RespondHook>,
 }
+
+/// Called for every new live alert with its incident and the event that made it (the
+/// server's responder: it must return at once, never run containment on this thread).
+pub type RespondHook =
+    Box<dyn Fn(&crowsnest_model::Alert, Option<&crowsnest_respond::Incident>, &Event) + Send>;
 
 impl Worker {
     /// Loads the rules and the checkpoint in `dir` (`<data-dir>/detect`).
@@ -319,6 +326,7 @@ impl Worker {
             metrics,
             store: None,
             notify: None,
+            respond: None,
         })
     }
 
@@ -341,6 +349,12 @@ impl Worker {
                 "baselines not warm-started; they learn from the live stream"
             );
         }
+    }
+
+    /// Hands every new alert made live (not during the replay of a restart) to `hook`, with
+    /// its incident and the event that made it.
+    pub fn respond_to(&mut self, hook: RespondHook) {
+        self.respond = Some(hook);
     }
 
     /// Notifies incident changes through `outbox` from now on (the replay included).
@@ -468,7 +482,14 @@ impl Worker {
                         record.set("alert.anomaly", anomaly.clone());
                     }
                     self.unsent.push(record);
-                    self.offer_incident(&alert, &stable);
+                    let incident = self.offer_incident(&alert, &stable);
+                    if let (true, Some(hook)) = (self.live, &self.respond) {
+                        let mut alert = alert.clone();
+                        alert.id.clone_from(&stable);
+                        let incident =
+                            incident.and_then(|id| self.status.lock_incidents().get(&id).cloned());
+                        hook(&alert, incident.as_ref(), event);
+                    }
                     let open = OpenAlert {
                         fold_key: alert.fold_key.clone(),
                         stable,
@@ -488,7 +509,7 @@ impl Worker {
     }
 
     /// Offers an alert (under its stable id, which replays share) to the incidents.
-    fn offer_incident(&mut self, alert: &Alert, stable: &str) {
+    fn offer_incident(&mut self, alert: &Alert, stable: &str) -> Option<String> {
         let mut alert = alert.clone();
         alert.id = stable.to_string();
         let changes = self.status.lock_incidents().offer(&alert);
@@ -496,12 +517,19 @@ impl Worker {
             let notices = crowsnest_notify::notices(&changes, &self.status.lock_incidents());
             notices.iter().for_each(|notice| outbox.offer(notice));
         }
+        let mut incident = None;
         for change in changes {
-            if let crowsnest_respond::Change::Paged(id) = change {
-                self.metrics.incidents_paged.inc();
-                tracing::info!(incident = %id, "incident pages");
+            match change {
+                crowsnest_respond::Change::Paged(id) => {
+                    self.metrics.incidents_paged.inc();
+                    tracing::info!(incident = %id, "incident pages");
+                }
+                crowsnest_respond::Change::Opened(id) | crowsnest_respond::Change::Updated(id) => {
+                    incident = Some(id);
+                }
             }
         }
+        incident
     }
 
     /// Applies an incident action taken through the API (in WAL order).

@@ -69,7 +69,44 @@ pub struct IncidentConfig {
     /// Most incidents kept; past it the ones with the oldest last alert are forgotten first
     /// (default 10,000).
     pub max_incidents: usize,
+    /// Grouping of particular rules (`[[detect.incidents.rules]]`), the first that matches an
+    /// alert's rule wins; the others group by entity with `window_secs`.
+    pub rules: Vec<RuleGrouping>,
 }
+
+/// How the alerts of some rules group into incidents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleGrouping {
+    /// Rule ids or titles, `*` matching any run of characters, any case.
+    pub rules: Vec<String>,
+    /// `entity` (the default order: workload, pod, container, image, node, principal), one of
+    /// those kinds (that entity when the alert names it, else the default order), `rule` (one
+    /// incident per rule whatever the entity: a scanner hitting every pod), or `alone` (every
+    /// alert its own incident).
+    #[serde(default = "entity_grouping")]
+    pub group_by: String,
+    /// This rule's window (seconds), instead of `window_secs`; capped at 24 h like it.
+    #[serde(default)]
+    pub window_secs: Option<u64>,
+}
+
+fn entity_grouping() -> String {
+    "entity".to_string()
+}
+
+/// The `group_by` values of [`RuleGrouping`].
+pub const GROUP_BY: &[&str] = &[
+    "entity",
+    "workload",
+    "pod",
+    "container",
+    "image",
+    "node",
+    "principal",
+    "rule",
+    "alone",
+];
 
 impl Default for IncidentConfig {
     fn default() -> Self {
@@ -81,6 +118,7 @@ impl Default for IncidentConfig {
             criticality: Vec::new(),
             keep_days: 30,
             max_incidents: 10_000,
+            rules: Vec::new(),
         }
     }
 }
@@ -97,9 +135,68 @@ pub struct Criticality {
 }
 
 impl IncidentConfig {
+    /// Checks the per-rule groupings.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the entry and the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, grouping) in self.rules.iter().enumerate() {
+            let at = format!("detect.incidents.rules[{i}]");
+            if grouping.rules.is_empty() || grouping.rules.iter().any(|r| r.trim().is_empty()) {
+                return Err(format!(
+                    "{at}: `rules` needs at least one rule id or title, none empty"
+                ));
+            }
+            if !GROUP_BY.contains(&grouping.group_by.as_str()) {
+                return Err(format!(
+                    "{at}: group_by `{}` is not one of {}",
+                    grouping.group_by,
+                    GROUP_BY.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The window, capped at 24 hours.
     fn window(&self) -> Duration {
         Duration::seconds(i64::try_from(self.window_secs.min(86_400)).unwrap_or(86_400))
+    }
+
+    /// The grouping of an alert's rule, if one is configured.
+    fn grouping_of(&self, alert: &Alert) -> Option<&RuleGrouping> {
+        self.rules.iter().find(|g| {
+            g.rules.iter().any(|pattern| {
+                let pattern = pattern.to_lowercase();
+                contain::glob(&pattern, &alert.rule_id.to_lowercase())
+                    || contain::glob(&pattern, &alert.title.to_lowercase())
+            })
+        })
+    }
+
+    /// The entity an alert groups under and the window it joins within.
+    fn group_of(&self, alert: &Alert) -> (Entity, Duration) {
+        let Some(grouping) = self.grouping_of(alert) else {
+            return (Entity::of(alert), self.window());
+        };
+        let window = grouping.window_secs.map_or_else(
+            || self.window(),
+            |s| Duration::seconds(i64::try_from(s.min(86_400)).unwrap_or(86_400)),
+        );
+        let entity = match grouping.group_by.as_str() {
+            "rule" => Entity {
+                kind: "rule".into(),
+                value: alert.rule_id.clone(),
+            },
+            "alone" => Entity {
+                kind: "alert".into(),
+                value: alert.id.clone(),
+            },
+            "entity" => Entity::of(alert),
+            kind => Entity::of_kind(alert, kind).unwrap_or_else(|| Entity::of(alert)),
+        };
+        (entity, window)
     }
 
     fn max_span(&self) -> Duration {
@@ -133,6 +230,34 @@ impl Entity {
     /// `kind:value`, unique per entity.
     pub fn key(&self) -> String {
         format!("{}:{}", self.kind, self.value)
+    }
+
+    /// The entity of one kind (`workload`, `pod`, `container`, `image`, `node`, `principal`)
+    /// when the alert names it.
+    pub fn of_kind(alert: &Alert, kind: &str) -> Option<Self> {
+        let get = |field: &str| alert.entity.get(field).filter(|v| !v.is_empty());
+        let value = match kind {
+            "workload" | "pod" => {
+                let (ns, pod) = (get("kubernetes.namespace")?, get("kubernetes.pod.name")?);
+                let name = if kind == "workload" {
+                    workload_of(pod).unwrap_or(pod)
+                } else {
+                    pod
+                };
+                format!("{ns}/{name}")
+            }
+            "container" => get("container.id")?.clone(),
+            "image" => get("container.image.name")?.clone(),
+            "node" => get("kubernetes.node.name")
+                .or_else(|| get("host.name"))?
+                .clone(),
+            "principal" => get("user.name")?.clone(),
+            _ => return None,
+        };
+        Some(Self {
+            kind: kind.into(),
+            value,
+        })
     }
 
     /// The entity an alert is about; see the crate doc for the order.
@@ -409,7 +534,7 @@ impl Incidents {
                 return changes;
             }
         }
-        let entity = Entity::of(alert);
+        let (entity, window) = self.config.group_of(alert);
         let at = alert.first_seen;
         let joinable = self
             .open
@@ -418,7 +543,7 @@ impl Incidents {
             .filter(|i| {
                 i.status != Status::Resolved
                     && at >= i.opened
-                    && at - i.last_alert <= self.config.window()
+                    && at - i.last_alert <= window
                     && at - i.opened <= self.config.max_span()
             });
         let mut changes = Vec::new();

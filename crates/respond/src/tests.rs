@@ -322,3 +322,92 @@ fn old_and_surplus_incidents_are_forgotten() {
     ));
     assert!(matches!(&again[0], Change::Opened(_)));
 }
+
+fn rule_alert(id: &str, rule: &str, at: i64, entity: &[(&str, &str)]) -> Alert {
+    let mut a = alert(id, Severity::Medium, at, entity, &[]);
+    a.rule_id = rule.to_string();
+    a.title = format!("Title of {rule}");
+    a
+}
+
+fn grouped(rules: &[&str], group_by: &str, window_secs: Option<u64>) -> IncidentConfig {
+    IncidentConfig {
+        rules: vec![RuleGrouping {
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+            group_by: group_by.to_string(),
+            window_secs,
+        }],
+        ..IncidentConfig::default()
+    }
+}
+
+const OTHER_NS: [(&str, &str); 2] = [
+    ("kubernetes.namespace", "shop"),
+    ("kubernetes.pod.name", "cart-5f6d7c8b9-q1w2e"),
+];
+
+#[test]
+fn per_rule_grouping_by_rule_alone_and_kind() {
+    // A scanner rule: one incident whatever the pod it hits.
+    let mut by_rule = Incidents::new(grouped(&["scanner-*"], "rule", None));
+    by_rule.offer(&rule_alert("a1", "scanner-probe", 0, &WEB));
+    by_rule.offer(&rule_alert("a2", "scanner-probe", 1, &OTHER_NS));
+    // A rule no grouping names still groups by entity.
+    by_rule.offer(&rule_alert("a3", "other", 2, &OTHER_NS));
+    let entities: Vec<String> = by_rule.list().iter().map(|i| i.entity.key()).collect();
+    assert_eq!(by_rule.list().len(), 2, "{entities:?}");
+    assert!(entities.contains(&"rule:scanner-probe".to_string()));
+    assert!(entities.contains(&"workload:shop/cart".to_string()));
+
+    // `alone`: every alert its own incident, even on one workload; titles match any case.
+    let mut alone = Incidents::new(grouped(&["TITLE OF noisy"], "alone", None));
+    alone.offer(&rule_alert("b1", "noisy", 0, &WEB));
+    alone.offer(&rule_alert("b2", "noisy", 1, &WEB));
+    assert_eq!(alone.list().len(), 2);
+
+    // `pod`: one incident per pod, where the default would merge the workload's pods.
+    let mut per_pod = Incidents::new(grouped(&["r"], "pod", None));
+    per_pod.offer(&rule_alert("c1", "r", 0, &WEB));
+    per_pod.offer(&rule_alert("c2", "r", 1, &WEB_OTHER_POD));
+    assert_eq!(per_pod.list().len(), 2);
+    let mut default = Incidents::new(IncidentConfig::default());
+    default.offer(&rule_alert("c1", "r", 0, &WEB));
+    default.offer(&rule_alert("c2", "r", 1, &WEB_OTHER_POD));
+    assert_eq!(default.list().len(), 1);
+
+    // `principal` on an alert that names no user falls back to the default order.
+    let mut principal = Incidents::new(grouped(&["r"], "principal", None));
+    principal.offer(&rule_alert("d1", "r", 0, &WEB));
+    assert_eq!(principal.list()[0].entity.kind, "workload");
+}
+
+#[test]
+fn a_rule_can_have_its_own_window() {
+    // 60 minutes apart: past the default 15-minute window, inside this rule's two hours.
+    let mut long = Incidents::new(grouped(&["slow-burn"], "entity", Some(7200)));
+    long.offer(&rule_alert("e1", "slow-burn", 0, &WEB));
+    long.offer(&rule_alert("e2", "slow-burn", 60, &WEB));
+    assert_eq!(long.list().len(), 1);
+    let mut short = Incidents::new(IncidentConfig::default());
+    short.offer(&rule_alert("e1", "slow-burn", 0, &WEB));
+    short.offer(&rule_alert("e2", "slow-burn", 60, &WEB));
+    assert_eq!(short.list().len(), 2);
+}
+
+#[test]
+fn per_rule_groupings_are_validated() {
+    assert!(grouped(&["x"], "rule", None).validate().is_ok());
+    let err = grouped(&["x"], "namespace", None)
+        .validate()
+        .err()
+        .unwrap_or_default();
+    assert!(
+        err.contains("detect.incidents.rules[0]") && err.contains("group_by `namespace`"),
+        "{err}"
+    );
+    let err = grouped(&[], "rule", None)
+        .validate()
+        .err()
+        .unwrap_or_default();
+    assert!(err.contains("`rules` needs"), "{err}");
+}

@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub mappings: Vec<crowsnest_mapping::MappingConfig>,
     /// The web console served at `/` (`crowsnest-console`): its sessions and cookies.
     pub console: ConsoleConfig,
+    /// Compliance evaluation (`[compliance]`): retention and silence thresholds, the incident
+    /// handling time, namespaces holding personal data, risk acceptances
+    /// (`[[compliance.risk_acceptances]]`). See `crowsnest_compliance::ComplianceConfig`.
+    pub compliance: crowsnest_compliance::ComplianceConfig,
     /// Tamper evidence (`[integrity]`): the hash chain over sealed WAL segments and partitions
     /// that `crowsnest verify` checks.
     pub integrity: IntegrityConfig,
@@ -291,6 +295,7 @@ impl Default for ServerConfig {
             console: ConsoleConfig::default(),
             integrity: IntegrityConfig::default(),
             audit: AuditConfig::default(),
+            compliance: crowsnest_compliance::ComplianceConfig::default(),
         }
     }
 }

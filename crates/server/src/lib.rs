@@ -27,6 +27,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod listeners;
+pub mod respond;
 pub mod serve;
 
 // The pipeline crate's modules, under the names the server's code and users have known.
@@ -71,6 +72,8 @@ pub struct AppState {
     pub notify: Option<Arc<crowsnest_notify::Outbox>>,
     /// The self-audit stream (`[audit]`): searches, token changes, logins, reloads, actions.
     pub audit: audit::Audit,
+    /// Containment (`[respond]`): the responder and its executors.
+    pub respond: Arc<respond::Respond>,
 }
 
 /// A started server: its state and where it listens.
@@ -143,6 +146,12 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
     fit_connection_caps(&mut config, crowsnest_ingest::listen::open_files_limit());
     // Settings mistakes first, before anything is opened.
     config.notify.validate()?;
+    config
+        .detect
+        .incidents
+        .validate()
+        .map_err(anyhow::Error::msg)?;
+    config.compliance.validate()?;
     let mappings = Arc::new(crowsnest_mapping::Mappings::compile(
         &config.mappings,
         None,
@@ -197,6 +206,19 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
     .await
     .context("notify open task")??;
     let worker_notify = notify.clone();
+    // Containment: opened (and its log verified) before the detector starts; only live
+    // alerts reach it.
+    let respond_config = config.respond.clone();
+    let respond_dir = data_dir.join("respond");
+    let respond_queue = commands.clone();
+    let respond = tokio::task::spawn_blocking(move || {
+        respond::Respond::open(&respond_dir, respond_config, respond_queue)
+    })
+    .await
+    .context("respond open task")??;
+    let respond = Arc::new(respond);
+    let (respond_tx, respond_rx) = respond::channel();
+    let respond_hook = respond.enabled().then(|| respond::hook(respond_tx));
     let (detect_config, detect_status, detect_dir) = (
         config.detect.clone(),
         detection.clone(),
@@ -210,6 +232,9 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
             worker.attach_store(pipeline_store.clone());
             if let Some(outbox) = worker_notify {
                 worker.notify_to(outbox);
+            }
+            if let Some(hook) = respond_hook {
+                worker.respond_to(hook);
             }
             Some(worker)
         } else {
@@ -247,10 +272,12 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         dedup,
         commands,
         notify,
+        respond,
         started: Instant::now(),
     });
     spawn_retention(state.clone());
     audit::Audit::spawn(&state);
+    respond::spawn(state.clone(), respond_rx);
     let listeners = listeners::start(state.clone()).await?;
     let mut router = app(state.clone());
     if let Some(mount) = mount {

@@ -100,7 +100,8 @@ pub struct Args {
     /// Install the execve and sensitive-file audit rules with auditctl before starting.
     #[arg(long)]
     pub install_audit_rules: bool,
-    /// The node name containment commands are addressed to [default: the host name].
+    /// The node name containment commands are addressed to, also `host.name` on its events
+    /// [default: the host name].
     #[arg(long, env = "CROWSNEST_NODE")]
     pub node: Option<String>,
     /// Do not fetch or carry out containment commands (pause, quarantine, stop, kill, ...).
@@ -147,6 +148,11 @@ impl Args {
                 poll_wait: std::time::Duration::from_secs(25),
             })
         };
+        // Alerts on this agent's events address their containment to `host.name`: with
+        // `--node`, the events carry the node name so that the commands come back here.
+        if let Some(node) = self.node.as_deref().filter(|n| !n.trim().is_empty()) {
+            config.host_name = node.trim().to_string();
+        }
         config.agent_id = self.agent_id.clone();
         config.spool.max_bytes = self.spool_max_bytes;
         config.spool.flush_interval = std::time::Duration::from_millis(self.flush_interval_ms);

@@ -47,6 +47,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     config.pipeline.commit_interval_ms = 500;
+    // A dry-run playbook: the demo shows what it would have contained, and touches nothing.
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating `{}`", args.data_dir.display()))?;
+    let playbook_path = args.data_dir.join("demo-respond.toml");
+    std::fs::write(&playbook_path, DEMO_PLAYBOOK)
+        .with_context(|| format!("writing `{}`", playbook_path.display()))?;
+    config.respond = toml::from_str(DEMO_PLAYBOOK).context("the demo playbook")?;
     runtime()?.block_on(async move {
         let running = crowsnest_server::start_with(config, Some(crowsnest_console::router)).await?;
         announce(&running);
@@ -78,7 +85,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             eprintln!("the store already holds {existing} events; not loading history again");
         }
+        let planned = settle_responder(&running).await;
         print_guide(&url, &token, &running.admin_token_path);
+        print_containment(&planned, &playbook_path, &url, &token);
         if args.once {
             running.shutdown().await?;
             return Ok(ExitCode::SUCCESS);
@@ -91,6 +100,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         running.shutdown().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The `[respond]` section the demo runs with (written to `<data-dir>/demo-respond.toml`).
+const DEMO_PLAYBOOK: &str = r#"# The demo's containment playbook: dry-run only, nothing is touched.
+[[playbooks]]
+name = "demo-dry-run"
+level_min = "medium"
+actions = [{ action = "quarantine_pod", mode = "dry-run" }]
+"#;
+
+/// Waits until the responder has planned for the alerts of the loaded history (its count
+/// stops growing), and returns the actions planned.
+async fn settle_responder(
+    running: &crowsnest_server::Running,
+) -> Vec<crowsnest_respond::contain::responder::Tracked> {
+    let mut last = usize::MAX;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let respond = running.state.respond.clone();
+        let actions = tokio::task::spawn_blocking(move || respond.list(None, usize::MAX))
+            .await
+            .unwrap_or_default();
+        if actions.len() == last || Instant::now() > deadline {
+            return actions;
+        }
+        last = actions.len();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+}
+
+/// One line on what the dry-run playbook would have contained, and the commands to see more.
+fn print_containment(
+    planned: &[crowsnest_respond::contain::responder::Tracked],
+    playbook: &std::path::Path,
+    url: &str,
+    token: &str,
+) {
+    use std::collections::BTreeSet;
+    let cmd = command_name();
+    let would: BTreeSet<String> = planned
+        .iter()
+        .filter(|t| t.action.decision.verdict == crowsnest_respond::contain::Verdict::DryRun)
+        .map(|t| {
+            format!(
+                "{} {}",
+                t.action.action.as_str(),
+                t.action.target.describe()
+            )
+        })
+        .collect();
+    let refused = planned
+        .iter()
+        .filter(|t| t.action.decision.verdict == crowsnest_respond::contain::Verdict::Refused)
+        .count();
+    println!();
+    println!(
+        "Containment (dry-run playbook {}, nothing was touched): {} planned, {refused} refused by guards; it would have done:",
+        playbook.display(),
+        planned.len(),
+    );
+    for line in &would {
+        println!("  # {line}");
+    }
+    println!("  {cmd} respond simulate --config {} --since 6h   # every alert through the playbook, with the guards' reasons", playbook.display());
+    println!("  curl -s -H 'Authorization: Bearer {token}' {url}/api/v1/respond/actions   # the planned actions");
 }
 
 /// Batches records per endpoint and posts each batch once it is large enough.

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod hunt;
 pub mod incidents;
 pub mod ingest;
+pub mod report;
 pub mod respond;
 pub mod rules;
 pub mod search;

@@ -89,7 +89,12 @@ fn label_matches(patterns: &[String], target: &Target) -> Option<String> {
             Some((k, v)) => (k, Some(v)),
             None => (pattern.as_str(), None),
         };
-        let have = target.labels.get(key)?;
+        // Events keep label keys flat with their dots as `_` (ECS `labels`, the agent's
+        // `container.labels.crowsnest_io/protected`): either spelling matches.
+        let have = target
+            .labels
+            .get(key)
+            .or_else(|| target.labels.get(&key.replace('.', "_")))?;
         value
             .is_none_or(|v| glob(v, have))
             .then(|| format!("{key}={have} (matches `{pattern}`)"))

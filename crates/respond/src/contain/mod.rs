@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 pub use approval::{ApprovalError, Approvals, Approved};
 pub use guard::{CircuitBreaker, GuardConfig, Refusal};
 pub use log::{ActionLog, LogError, LogRecord, RecordKind, VerifyError};
-pub use playbook::{ActionSpec, Match, Mode, Planner, Playbook, RespondConfig};
+pub use playbook::{ActionSpec, KubernetesConfig, Match, Mode, Planner, Playbook, RespondConfig};
 pub use responder::Responder;
 pub use target::{
     alert_from_record, Inventory, NoInventory, Owner, Replicas, StaticInventory, Target,

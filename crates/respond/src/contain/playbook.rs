@@ -47,6 +47,45 @@ pub struct RespondConfig {
     pub evidence_log_lines: u32,
     /// Also export the container's filesystem as evidence (default false: it can be large).
     pub evidence_export: bool,
+    /// How long the server waits for a node agent to carry out one Docker step of an action
+    /// (default 30 s); a step not done by then fails, and its command expires unexecuted.
+    pub agent_timeout_secs: u64,
+    /// The Kubernetes API server the pod actions are sent to (`[respond.kubernetes]`);
+    /// without it Kubernetes actions are planned and logged but fail when run.
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+/// `[respond.kubernetes]`: where the Kubernetes actions go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The API server's URL (`https://10.0.0.1:6443`).
+    pub url: String,
+    /// A bearer token (a ServiceAccount's) allowed to patch pods and nodes, create and delete
+    /// NetworkPolicies, scale workloads and evict pods.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A file holding the token instead (read at start; e.g.
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/token`).
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl KubernetesConfig {
+    /// The token, from `token` or `token_file`.
+    ///
+    /// # Errors
+    ///
+    /// When neither is set or the file cannot be read.
+    pub fn resolve_token(&self) -> Result<String, String> {
+        match (&self.token, &self.token_file) {
+            (Some(token), _) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+            (_, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| format!("respond.kubernetes.token_file `{}`: {e}", path.display())),
+            _ => Err("respond.kubernetes: set `token` or `token_file`".into()),
+        }
+    }
 }
 
 impl Default for RespondConfig {
@@ -58,6 +97,8 @@ impl Default for RespondConfig {
             public_url: None,
             evidence_log_lines: 1000,
             evidence_export: false,
+            agent_timeout_secs: 30,
+            kubernetes: None,
         }
     }
 }

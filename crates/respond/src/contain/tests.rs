@@ -330,6 +330,15 @@ fn guards_refuse_and_name_themselves() {
         refused(ActionKind::Pause, &protected).guard.as_deref(),
         Some("protected_label")
     );
+    // As the agent's events carry it: the label key's dots as `_`.
+    let flat = [
+        ("container.id", "cccd"),
+        ("container.labels.crowsnest_io/protected", "true"),
+    ];
+    assert_eq!(
+        refused(ActionKind::Pause, &flat).guard.as_deref(),
+        Some("protected_label")
+    );
 
     let host = [("container.id", "bbbb"), ("container.network.mode", "host")];
     let d = refused(ActionKind::Quarantine, &host);

@@ -11,9 +11,11 @@ mod actions;
 mod alerts;
 mod baselines;
 mod compat;
+mod compliance;
 mod incidents;
 mod ingest;
 mod openapi;
+mod respond;
 mod search;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -37,6 +39,7 @@ pub(crate) use compat::limits as ingest_limits;
 // The cores of the handlers, for the web console (`crowsnest-console`): it calls these, so the
 // API stays the one implementation of searching, listing alerts and acting on incidents.
 pub use alerts::{list_alerts, request_rules_reload, rules_status};
+pub use compliance::run_evaluation;
 pub use incidents::{list_incidents, submit_action, ActionBody};
 pub use search::{parse_bounded, run_bounded, run_search, run_search_from, SearchInput};
 
@@ -50,6 +53,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/incidents", get(incidents::list))
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/actions", post(incidents::act))
+        .route("/api/v1/compliance/{framework}", get(compliance::evaluate))
         .route("/api/v1/baselines", get(baselines::list))
         .route("/api/v1/baselines/{rule}", get(baselines::show))
         .route("/api/v1/baselines/{rule}/actions", post(baselines::act))
@@ -59,6 +63,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/agent/commands/{id}/result",
             post(actions::agent_result),
+        )
+        .route("/api/v1/respond/actions", get(respond::list))
+        .route("/api/v1/respond/actions/{id}", get(respond::show))
+        .route("/api/v1/respond/actions/{id}/undo", post(respond::undo))
+        .route(
+            "/api/v1/respond/approve",
+            get(respond::confirm).post(respond::approve),
         )
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
@@ -303,6 +314,7 @@ fn problems(state: &AppState) -> Vec<crate::pipeline::Problem> {
             });
         }
     }
+    problems.extend(state.respond.problem());
     problems
 }
 
@@ -473,8 +485,12 @@ mod audit_tests;
 #[cfg(test)]
 mod baseline_tests;
 #[cfg(test)]
+mod compliance_tests;
+#[cfg(test)]
 mod guard_tests;
 #[cfg(test)]
 mod incident_tests;
+#[cfg(test)]
+mod respond_tests;
 #[cfg(test)]
 mod tests;

@@ -19,11 +19,16 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/incidents/{id}/actions",
     "/api/v1/baselines",
     "/api/v1/baselines/{rule}",
+    "/api/v1/compliance/{framework}",
     "/api/v1/baselines/{rule}/actions",
     "/api/v1/actions",
     "/api/v1/actions/{id}",
     "/api/v1/agent/commands",
     "/api/v1/agent/commands/{id}/result",
+    "/api/v1/respond/actions",
+    "/api/v1/respond/actions/{id}",
+    "/api/v1/respond/actions/{id}/undo",
+    "/api/v1/respond/approve",
     "/api/v1/rules",
     "/api/v1/rules/reload",
     "/api/v1/outputs",
@@ -194,6 +199,41 @@ fn action_paths() -> Value {
                                {"name": "wait", "in": "query", "schema": {"type": "string"}}],
                 "responses": with_errors(json!({"200": {"description": "The command", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandRecord"}}}}}), &[])
             }},
+            "/api/v1/respond/actions": {"get": {
+                "summary": "Containment actions planned by the `[respond]` playbooks, newest first: target, operations, guard decision, state",
+                "description": "Scope `read`. States: `dry_run`, `refused` (a guard), `pending` (waits for approval), `ready`, `executed`, `failed`, `undone`.",
+                "parameters": [{"name": "state", "in": "query", "schema": {"type": "string", "enum": ["dry_run", "refused", "pending", "ready", "executed", "failed", "undone"]}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                "responses": with_errors(json!({"200": {"description": "Actions", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"actions": {"type": "array", "items": {"$ref": "#/components/schemas/ResponseAction"}}}}}}}}), &[])
+            }},
+            "/api/v1/respond/actions/{id}": {"get": {
+                "summary": "One containment action, with its undo as it would run now",
+                "description": "Scope `read`. An `admin` token also gets `approval_link`, a fresh signed link, for a pending action.",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": with_errors(json!({"200": {"description": "The action", "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/ResponseAction"},
+                    {"type": "object", "properties": {"undo_now": {"type": "array", "items": {"type": "string"}}, "approval_link": {"type": "string"}}}]}}}}}), &[])
+            }},
+            "/api/v1/respond/actions/{id}/undo": {"post": {
+                "summary": "Undo an executed containment action (unpause, reconnect the remembered networks, start, remove the NetworkPolicy, ...)",
+                "description": "Scope `admin`. Logged (`undone` or `undo_failed`) and stored as a `crowsnest.response` event.",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": with_errors(json!({"200": {"description": "Undone (or the undo failed: see `record`)", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"action": {"$ref": "#/components/schemas/ResponseAction"}, "record": {"type": ["object", "null"]}}}}}}}), &[])
+            }},
+            "/api/v1/respond/approve": {
+                "get": {"summary": "The page of a signed approval link: what would be approved, and a button that POSTs the token",
+                        "description": "No token needed. Approves nothing (a chat's link preview must not use up the single-use token).",
+                        "parameters": [{"name": "token", "in": "query", "required": true, "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}},
+                "post": {"summary": "Approve a waiting containment action, which then runs at once",
+                         "description": "`{\"id\": ...}` needs an `admin` token. `{\"token\": ...}` (JSON, or the form field `token` from the link's page) needs none: the signed, expiring, single-use token is the credential. Forged, expired and replayed tokens are refused (403) and logged.",
+                         "requestBody": {"required": true, "content": {
+                            "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}, "token": {"type": "string"}}}},
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"token": {"type": "string"}}}}}},
+                         "responses": with_errors(json!({"200": {"description": "Approved and run (HTML for a form post)", "content": {"application/json": {"schema": {"type": "object",
+                            "properties": {"action": {"$ref": "#/components/schemas/ResponseAction"}}}}}}}), &[])}
+            },
             "/api/v1/agent/commands": {"get": {
                 "summary": "For node agents: the containment commands of a node (long poll)",
                 "description": "Scope `ingest` (the agent's token). Answers as soon as a command is queued for `node`, or with none after `wait` (at most 60s). A command is handed out until its result arrives or it expires.",
@@ -235,6 +275,12 @@ fn action_schemas() -> Value {
                     "evidence": {"type": "array", "items": {"type": "object", "required": ["name", "sha256", "bytes", "path"], "properties": {
                         "name": {"type": "string"}, "sha256": {"type": "string"}, "bytes": {"type": "integer"}, "path": {"type": "string"}}}},
                     "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}},
+                "ResponseAction": {"type": "object", "required": ["action", "state"], "properties": {
+                    "action": {"type": "object", "description": "The plan: id, playbook, action, mode, target, alert_id, incident_id, planned_at, ttl_secs, operations, undo, decision {verdict, guard, reason}"},
+                    "state": {"type": "string", "enum": ["dry_run", "refused", "pending", "ready", "executed", "failed", "undone"]},
+                    "approved_by": {"type": ["string", "null"]},
+                    "memory": {"type": "object", "description": "What the execution remembered for the undo (networks, network_mode, previous_replicas)"},
+                    "undo_at": {"type": ["string", "null"], "format": "date-time"}}},
                 "CommandRecord": {"type": "object", "required": ["id", "status", "command"], "properties": {
                     "id": {"type": "string"}, "status": {"$ref": "#/components/schemas/CommandStatus"},
                     "command": {"$ref": "#/components/schemas/AgentCommand"}, "delivered_at": {"type": ["string", "null"]},
@@ -427,6 +473,25 @@ fn baseline_paths() -> Value {
                 "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}},
                                {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "Only entities with this value"}],
                 "responses": with_errors(json!({"200": {"description": "The profile", "content": {"application/json": {"schema": {"type": "object"}}}}}), &[])
+            }},
+            "/api/v1/compliance/{framework}": {"get": {
+                "summary": "The status of every control of a framework over a period: evidence, violation observed, gap: no data source, or not evaluable by a SIEM (attest), with the exact queries, counts, sample event ids and source health behind each",
+                "description": "Scope `read`. Frameworks: pci-dss-4.0.1, soc2-2017, hipaa-security, gdpr, cis-kubernetes-1.10, nist-800-190, nist-800-53r5. Thresholds and risk acceptances come from `[compliance]`. `crowsnest report compliance` renders this JSON as the HTML/PDF report.",
+                "parameters": [{"name": "framework", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Inclusive start (default: 30 days before `to`)"},
+                               {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Exclusive end (default: now)"},
+                               {"name": "scope", "in": "query", "schema": {"type": "string"}, "description": "CLUSTER or CLUSTER/NAMESPACE (`*` for any)"}],
+                "responses": with_errors(json!({"200": {"description": "The evaluation", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["framework", "from", "to", "scope", "summary", "sources", "controls"],
+                    "properties": {"framework": {"type": "object"}, "from": {"type": "string"}, "to": {"type": "string"},
+                                   "scope": {"type": "object"}, "summary": {"type": "object"},
+                                   "sources": {"type": "array", "items": {"type": "object"}},
+                                   "controls": {"type": "array", "items": {"type": "object", "required": ["id", "summary", "status", "checks"],
+                                       "properties": {"id": {"type": "string"}, "summary": {"type": "string"},
+                                                      "status": {"enum": ["evidence", "violation observed", "gap: no data source", "not evaluable by a SIEM (attest)"]},
+                                                      "nist": {"type": "array", "items": {"type": "string"}},
+                                                      "checks": {"type": "array", "items": {"type": "object"}},
+                                                      "accepted": {"type": "object"}}}}}}}}}}), &[])
             }},
             "/api/v1/baselines/{rule}/actions": {"post": {
                 "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity, import a profile",
