@@ -65,6 +65,8 @@ enum Command {
     Rules(commands::rules::Args),
     /// Run detection offline over files (NDJSON, audit EventLists, Docker json-file logs).
     Hunt(commands::hunt::Args),
+    /// Check the integrity chain: recompute sealed WAL segments' and partitions' hashes.
+    Verify(commands::verify::Args),
     /// Measure ingest throughput, index size, WAL fsync cost and search latency.
     Bench(crowsnest_bench::Args),
 }
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Rules(args) => commands::rules::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::Verify(args) => commands::verify::run(args),
     };
     match result {
         Ok(code) => code,

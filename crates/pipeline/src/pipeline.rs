@@ -189,8 +189,12 @@ impl Pipeline {
             segment_bytes: config.wal_segment_bytes,
             fsync: config.fsync,
         };
-        let (wal, report) = Wal::open(wal_dir, wal_config, min_next)
+        let (mut wal, report) = Wal::open(wal_dir, wal_config, min_next)
             .with_context(|| format!("opening the wal in `{}`", wal_dir.display()))?;
+        if let Some(chain) = store.chain() {
+            wal.set_chain(chain.clone())
+                .context("hashing the active wal segment for the integrity chain")?;
+        }
         if report.torn_bytes_dropped > 0 {
             tracing::warn!(
                 bytes = report.torn_bytes_dropped,
@@ -229,7 +233,6 @@ impl Pipeline {
         progress
             .detected_next
             .store(detected_next, Ordering::SeqCst);
-        let mut wal = wal;
         let next = wal.next_position();
         let committed_next = match committed {
             Ok(committed) => {

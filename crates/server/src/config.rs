@@ -54,6 +54,57 @@ pub struct ServerConfig {
     /// handling time, namespaces holding personal data, risk acceptances
     /// (`[[compliance.risk_acceptances]]`). See `crowsnest_compliance::ComplianceConfig`.
     pub compliance: crowsnest_compliance::ComplianceConfig,
+    /// Tamper evidence (`[integrity]`): the hash chain over sealed WAL segments and partitions
+    /// that `crowsnest verify` checks.
+    pub integrity: IntegrityConfig,
+    /// The self-audit stream (`[audit]`): searches, exports, token changes, logins, reloads and
+    /// response actions as events of dataset `crowsnest.audit`.
+    pub audit: AuditConfig,
+}
+
+/// Tamper evidence (`[integrity]`). Closed WAL segments and store partitions whose writer
+/// closed are hashed once (SHA-256) into `<data_dir>/integrity/chain.jsonl`, each record
+/// linked to the one before; retention and WAL truncation are recorded there too.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrityConfig {
+    /// Keep the chain (true).
+    pub enabled: bool,
+    /// A PKCS#8 Ed25519 key (`crowsnest verify --generate-key PATH` makes one) that signs the
+    /// chain's checkpoints; none by default (checkpoints unsigned). Auditors check with the
+    /// public key alone: `crowsnest verify --public-key HEX`.
+    pub signing_key: Option<PathBuf>,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            signing_key: None,
+        }
+    }
+}
+
+/// The self-audit stream (`[audit]`): each audited action becomes an event submitted through
+/// the pipeline (so it is in the WAL, the store and the chain) by a background task; a full
+/// queue drops the event and counts it in `crowsnest_audit_dropped_total`, never slowing the
+/// action audited.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Record audit events (true).
+    pub enabled: bool,
+    /// Audit events waiting to be submitted (4096); past it they are dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue: 4096,
+        }
+    }
 }
 
 /// The web console's sessions (`[console]`). A session is made by logging in with a token
@@ -242,6 +293,8 @@ impl Default for ServerConfig {
             respond: crowsnest_respond::contain::RespondConfig::default(),
             mappings: Vec::new(),
             console: ConsoleConfig::default(),
+            integrity: IntegrityConfig::default(),
+            audit: AuditConfig::default(),
             compliance: crowsnest_compliance::ComplianceConfig::default(),
         }
     }

@@ -21,6 +21,7 @@
 //!   serves it until shutdown.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod config;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub commands: Arc<commands::CommandQueue>,
     /// The notification outbox, when `[notify]` has channels.
     pub notify: Option<Arc<crowsnest_notify::Outbox>>,
+    /// The self-audit stream (`[audit]`): searches, token changes, logins, reloads, actions.
+    pub audit: audit::Audit,
     /// Containment (`[respond]`): the responder and its executors.
     pub respond: Arc<respond::Respond>,
 }
@@ -102,9 +105,21 @@ impl Running {
             .context("server task")?
             .context("http server")?;
         let state = self.state;
-        tokio::task::spawn_blocking(move || state.pipeline.shutdown())
-            .await
-            .context("pipeline shutdown task")?
+        tokio::task::spawn_blocking(move || {
+            state.pipeline.shutdown()?;
+            // Close the writers so the partitions are sealed in the integrity chain (their
+            // files stop changing here), then checkpoint it.
+            state
+                .store
+                .close_writers()
+                .context("closing the store's writers")?;
+            if let Some(chain) = state.store.chain() {
+                chain.checkpoint();
+            }
+            Ok(())
+        })
+        .await
+        .context("pipeline shutdown task")?
     }
 
     /// Waits until the HTTP server stops by itself (it does not, unless it fails).
@@ -158,6 +173,12 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         .context("store open task")?
         .context("opening the store")?;
     let store = Arc::new(store);
+    if config.integrity.enabled {
+        let chain =
+            crowsnest_integrity::Chain::open(&data_dir, config.integrity.signing_key.as_deref())
+                .context("opening the integrity chain ([integrity])")?;
+        store.set_chain(chain);
+    }
     let pipeline_config = config.pipeline.clone();
     let dedup = Arc::new(dedup::Dedup::open(&data_dir)?);
     let pipeline_dedup = dedup.clone();
@@ -241,6 +262,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
     let state = Arc::new(AppState {
         decode_budget,
         guards: api::Guards::new(&config),
+        audit: audit::Audit::new(&config.audit),
         config,
         tokens,
         pipeline,
@@ -254,6 +276,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         started: Instant::now(),
     });
     spawn_retention(state.clone());
+    audit::Audit::spawn(&state);
     respond::spawn(state.clone(), respond_rx);
     let listeners = listeners::start(state.clone()).await?;
     let mut router = app(state.clone());
@@ -331,6 +354,11 @@ fn spawn_retention(state: Arc<AppState>) {
             let result =
                 tokio::task::spawn_blocking(move || store.apply_retention(chrono::Utc::now()))
                     .await;
+            if let Some(chain) = state.store.chain() {
+                // A periodic checkpoint (a no-op when nothing was sealed since the last).
+                let chain = chain.clone();
+                let _ = tokio::task::spawn_blocking(move || chain.checkpoint()).await;
+            }
             match result {
                 Ok(Ok(report)) => tracing::debug!(?report, "retention pass"),
                 Ok(Err(error)) => tracing::warn!(%error, "retention pass failed"),

@@ -243,6 +243,8 @@ pub struct Store {
     write: Mutex<WriteState>,
     /// Threads that collect the segments of a partition in parallel (aggregations).
     executor: tantivy::Executor,
+    /// The integrity chain partitions are sealed in ([`Store::set_chain`]).
+    chain: std::sync::OnceLock<Arc<crowsnest_integrity::Chain>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -343,7 +345,20 @@ impl Store {
                 durable,
             }),
             executor,
+            chain: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Seals partitions in `chain` when their writer closes (their files stop changing),
+    /// records reopenings (late events) and retention's deletions. Set once, before events
+    /// are added; a second call is ignored. The WAL of the pipeline uses the same chain.
+    pub fn set_chain(&self, chain: Arc<crowsnest_integrity::Chain>) {
+        let _ = self.chain.set(chain);
+    }
+
+    /// The integrity chain, when one is set.
+    pub fn chain(&self) -> Option<&Arc<crowsnest_integrity::Chain>> {
+        self.chain.get()
     }
 
     /// Buffers events with their WAL positions for indexing; events whose position is already
@@ -431,6 +446,13 @@ impl Store {
     /// Returns the committed position. (Dropping the store without `close` also waits for
     /// merges but discards uncommitted events, which a WAL replay restores.)
     pub fn close(self) -> Result<Option<u64>, StoreError> {
+        self.close_all()
+    }
+
+    /// Like [`Store::close`] through a shared reference: commits, then closes every writer
+    /// (each partition is then sealed in the integrity chain, when one is set). The store
+    /// stays usable: the next `add` opens writers again.
+    pub fn close_writers(&self) -> Result<Option<u64>, StoreError> {
         self.close_all()
     }
 

@@ -131,6 +131,17 @@ pub(crate) fn apply(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport
                 e,
             )
         })?;
+        if let Some(chain) = store.chain() {
+            chain.delete_partition(
+                &partition.dir,
+                &format!(
+                    "retention: {} events, {} bytes, ending {}",
+                    victim.docs,
+                    victim.bytes,
+                    victim.end.to_rfc3339()
+                ),
+            );
+        }
         tracing::info!(partition = %partition.name, docs = victim.docs, bytes = victim.bytes, "retention dropped partition");
         report.dropped.push(victim.name.clone());
         report.dropped_docs += victim.docs;

@@ -121,8 +121,17 @@ fn reload_reader(partition: &Partition) -> Result<(), StoreError> {
     }
 }
 
-fn close_writer(open: OpenWriter) -> Result<(), StoreError> {
+/// Closes a writer, waiting for its merges; the partition's files then stop changing, so it is
+/// sealed in the integrity chain when one is set (hashed once here, not per event).
+fn close_writer(
+    open: OpenWriter,
+    chain: Option<&Arc<crowsnest_integrity::Chain>>,
+) -> Result<(), StoreError> {
+    let partition = Arc::clone(&open.partition);
     open.writer.wait_merging_threads()?;
+    if let Some(chain) = chain {
+        chain.seal_partition(&partition.dir);
+    }
     Ok(())
 }
 
@@ -195,7 +204,7 @@ impl Store {
             open.touched = false;
         }
         for open in idle {
-            close_writer(open)?;
+            close_writer(open, self.chain())?;
         }
         if state.durable != Some(position) {
             write_committed(&self.root, position)?;
@@ -252,7 +261,7 @@ impl Store {
         let position = self.commit_all()?;
         let mut state = self.lock_write();
         for open in std::mem::take(&mut state.writers) {
-            close_writer(open)?;
+            close_writer(open, self.chain())?;
         }
         Ok(position)
     }
@@ -280,7 +289,12 @@ impl Store {
                     commit_writer(&mut evicted, position)?;
                 }
             }
-            close_writer(evicted)?;
+            close_writer(evicted, self.chain())?;
+        }
+        if let Some(chain) = self.chain() {
+            // A sealed partition takes (late) events again: its seal is superseded until the
+            // writer closes and it is sealed anew.
+            chain.open_partition(&partition.dir);
         }
         let writer = partition.index.writer_with_num_threads(1, per_writer)?;
         state.writers.push(OpenWriter {

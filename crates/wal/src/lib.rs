@@ -39,6 +39,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crowsnest_integrity::Chain;
+use sha2::{Digest, Sha256};
 
 mod tail;
 pub use tail::{TailRead, WalTail};
@@ -134,6 +138,11 @@ pub struct Wal {
     next: u64,
     closed_bytes: u64,
     buffer: Vec<u8>,
+    /// The integrity chain closed segments are sealed in ([`Wal::set_chain`]).
+    chain: Option<Arc<Chain>>,
+    /// SHA-256 of the active segment's bytes so far, kept while a chain is set: sealing a
+    /// segment then costs no second read.
+    hasher: Option<Sha256>,
 }
 
 impl Wal {
@@ -209,6 +218,8 @@ impl Wal {
             next,
             closed_bytes,
             buffer: Vec::new(),
+            chain: None,
+            hasher: None,
         };
         Ok((wal, report))
     }
@@ -258,6 +269,9 @@ impl Wal {
                 return Err(io_err("fsync", path)(error));
             }
         }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&self.buffer);
+        }
         self.active_bytes += self.buffer.len() as u64;
         self.next = position;
         Ok(start..position)
@@ -304,6 +318,14 @@ impl Wal {
             let segment = self.segments.remove(0);
             let len = file_len(&segment.path)?;
             fs::remove_file(&segment.path).map_err(io_err("remove", &segment.path))?;
+            if let Some(chain) = &self.chain {
+                chain.delete_wal_segment(
+                    &segment.path,
+                    &format!(
+                        "wal truncated: records through position {position} are durable downstream"
+                    ),
+                );
+            }
             self.closed_bytes = self.closed_bytes.saturating_sub(len);
             deleted += 1;
         }
@@ -320,10 +342,43 @@ impl Wal {
             return Ok(());
         }
         let (segment, file) = create_segment(&self.dir, self.next)?;
+        if let (Some(chain), Some(hasher)) = (&self.chain, self.hasher.take()) {
+            let closed = &self.segments[self.segments.len() - 1];
+            chain.seal_wal_segment(
+                &closed.path,
+                hasher.finalize().into(),
+                self.active_bytes,
+                closed.first,
+                self.next,
+            );
+            let mut fresh = Sha256::new();
+            fresh.update(MAGIC);
+            self.hasher = Some(fresh);
+        }
         self.closed_bytes += self.active_bytes;
         self.segments.push(segment);
         self.active = file;
         self.active_bytes = MAGIC.len() as u64;
+        Ok(())
+    }
+
+    /// Seals every segment closed from now on in `chain` (its SHA-256, once, as it is written)
+    /// and records truncations there. Reads the active segment once to hash what it holds.
+    pub fn set_chain(&mut self, chain: Arc<Chain>) -> Result<(), WalError> {
+        let path = &self.segments[self.segments.len() - 1].path;
+        let file = File::open(path).map_err(io_err("open", path))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file.take(self.active_bytes));
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf).map_err(io_err("read", path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        self.hasher = Some(hasher);
+        self.chain = Some(chain);
         Ok(())
     }
 

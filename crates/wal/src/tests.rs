@@ -262,3 +262,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sealed_segments_are_in_the_chain_and_a_flipped_byte_is_named() {
+    use crowsnest_integrity::{verify, Severity, VerifyOptions};
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("wal");
+    {
+        // Written before the chain is attached: the active segment's bytes are hashed then.
+        let (mut wal, _) = Wal::open(&dir, small(), 0).expect("open");
+        wal.append(&[vec![1u8; 50]]).expect("append");
+    }
+    let chain = Chain::open(data.path(), None).expect("chain");
+    let (mut wal, _) = Wal::open(&dir, small(), 0).expect("reopen");
+    wal.set_chain(chain.clone()).expect("set chain");
+    for i in 0..12u8 {
+        wal.append(&[vec![i; 60]]).expect("append");
+    }
+    assert!(wal.segment_count() >= 3, "{}", wal.segment_count());
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report.passed(), "{:?}", report.findings);
+    assert_eq!(report.files_ok as usize, wal.segment_count() - 1);
+
+    // Truncation is recorded: the gap is explained.
+    let deleted = wal.truncate_through(2).expect("truncate");
+    assert!(deleted >= 1);
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report.passed(), "{:?}", report.findings);
+    let gaps = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Gap)
+        .count();
+    assert_eq!(gaps, deleted);
+
+    // One flipped byte in a sealed segment is named.
+    let victim = &wal.segments[1].path;
+    let mut bytes = fs::read(victim).expect("read");
+    bytes[20] ^= 0x01;
+    fs::write(victim, bytes).expect("write");
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    let failure = report.first_failure().expect("failure");
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(failure.path, format!("wal/{name}"));
+}

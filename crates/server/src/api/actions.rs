@@ -176,10 +176,12 @@ pub(super) struct ActionRequest {
 
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let token = authorize(&state, &headers, Scope::Admin)?;
+    let source_ip = crate::audit::peer_ip(&extensions);
     let request: ActionRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "invalid action: {e}; expected {{\"node\": \"...\", \"op\": \"pause|unpause|quarantine|release|stop|start|kill|evidence\", \"container\": \"id or name\", \"evidence\": true, \"reason\": \"...\", \"ttl\": \"5m\"}}"
@@ -218,10 +220,28 @@ pub(super) async fn create(
     command.issued_by = Some(token);
     let queue = state.commands.clone();
     let queued = command.clone();
-    let id = tokio::task::spawn_blocking(move || queue.enqueue(queued))
+    let enqueued = tokio::task::spawn_blocking(move || queue.enqueue(queued))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(queue_error)?;
+        .map_err(queue_error);
+    let mut entry = crate::audit::AuditEntry::new(
+        "response.action",
+        command.issued_by.as_deref(),
+        enqueued.is_ok(),
+    );
+    entry.source_ip = source_ip;
+    entry.target = Some(format!(
+        "{} {} on node {}",
+        command.op.as_str(),
+        command.container,
+        command.node
+    ));
+    match &enqueued {
+        Ok(id) => entry.message = Some(format!("command {id} queued")),
+        Err(error) => entry.message = Some(error.to_string()),
+    }
+    state.audit.record(entry);
+    let id = enqueued?;
     let last_seen = state.commands.last_seen(&command.node);
     Ok((
         StatusCode::ACCEPTED,

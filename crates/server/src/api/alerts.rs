@@ -347,10 +347,19 @@ pub fn request_rules_reload(state: &AppState) -> Result<(), ApiError> {
 
 pub(super) async fn reload_rules(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
-    request_rules_reload(&state)?;
+    let token = authorize(&state, &headers, Scope::Admin)?;
+    let requested = request_rules_reload(&state);
+    let mut entry = crate::audit::AuditEntry::new("config.reload", Some(&token), requested.is_ok());
+    entry.source_ip = crate::audit::peer_ip(&extensions);
+    entry.target = Some("detection rules".into());
+    if let Err(error) = &requested {
+        entry.message = Some(error.to_string());
+    }
+    state.audit.record(entry);
+    requested?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(json!({"reload": "requested"})),

@@ -45,7 +45,7 @@ pub use incidents::{list_incidents, submit_action, ActionBody};
 pub use rules::{
     rule_detail, set_rule_enabled, test_rule, RuleTestInput, DEFAULT_TEST_EVENTS, TEST_BUDGET,
 };
-pub use search::{parse_bounded, run_bounded, run_search, SearchInput};
+pub use search::{parse_bounded, run_bounded, run_search, run_search_from, SearchInput};
 
 /// Builds the router (no socket: tests drive it with `tower::ServiceExt::oneshot`).
 pub fn app(state: Arc<AppState>) -> Router {
@@ -218,6 +218,10 @@ pub fn check_login(
     if let Some(ip) = addr {
         if let Some(secs) = state.guards.auth.refused(ip, Instant::now()) {
             state.metrics.guards.auth_throttled.inc();
+            let mut entry = crate::audit::AuditEntry::new("login", None, false);
+            entry.source_ip = addr;
+            entry.message = Some("refused: too many failed authentications".into());
+            state.audit.record(entry);
             return Err(ApiError::TooManyRequests {
                 message: format!(
                     "too many failed authentications from this address; retry in {secs} s"
@@ -238,7 +242,19 @@ pub fn check_login(
             _ => StatusCode::UNAUTHORIZED,
         };
         let claimed = state.tokens.claimed(Some(&header));
+        let user = match &claimed {
+            Claimed::Known { name } => Some(name.clone()),
+            _ => None,
+        };
         record_failure(state, addr, path, status, claimed);
+        let mut entry = crate::audit::AuditEntry::new("login", user.as_deref(), false);
+        entry.source_ip = addr;
+        entry.message = Some(error.to_string());
+        state.audit.record(entry);
+    } else if let Ok(name) = &result {
+        let mut entry = crate::audit::AuditEntry::new("login", Some(name), true);
+        entry.source_ip = addr;
+        state.audit.record(entry);
     }
     result
 }
@@ -376,6 +392,18 @@ async fn metrics(
     m.disk_watermark_bytes.set(gauge(now.disk.watermark_bytes));
     m.health_problems.set(gauge(now.problems.len() as u64));
     let mut text = m.render();
+    {
+        // Before the closing `# EOF` of the registry's text.
+        let mut extra = state.audit.metrics_text();
+        if let Some(chain) = state.store.chain() {
+            extra.push_str(&format!(
+                "# HELP crowsnest_integrity_failures_total Integrity chain records that could not be written.\n# TYPE crowsnest_integrity_failures_total counter\ncrowsnest_integrity_failures_total {}\n",
+                chain.failures()
+            ));
+        }
+        let at = text.rfind("# EOF").unwrap_or(text.len());
+        text.insert_str(at, &extra);
+    }
     if let Some(outbox) = &state.notify {
         // Before the closing `# EOF` of the registry's text.
         let at = text.rfind("# EOF").unwrap_or(text.len());
@@ -413,10 +441,11 @@ struct CreateToken {
 
 async fn create_token(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
+    let admin = authorize(&state, &headers, Scope::Admin)?;
     let request: CreateToken = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid token request: {e}; expected {{\"name\": \"...\", \"scopes\": [\"ingest\"|\"read\"|\"admin\"]}}")))?;
     let mut scopes = std::collections::BTreeSet::new();
@@ -433,7 +462,15 @@ async fn create_token(
             "a token needs a name other than `admin` and at least one scope",
         ));
     }
-    let token = state.tokens.create(&request.name, scopes)?;
+    let created = state.tokens.create(&request.name, scopes);
+    let mut entry = crate::audit::AuditEntry::new("token.create", Some(&admin), created.is_ok());
+    entry.source_ip = crate::audit::peer_ip(&extensions);
+    entry.target = Some(format!("{} ({})", request.name, request.scopes.join(",")));
+    if let Err(error) = &created {
+        entry.message = Some(format!("{error:#}"));
+    }
+    state.audit.record(entry);
+    let token = created?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({"name": request.name, "token": token})),
@@ -451,6 +488,8 @@ pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
 mod action_tests;
 #[cfg(test)]
 mod alert_tests;
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod baseline_tests;
 #[cfg(test)]

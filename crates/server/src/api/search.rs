@@ -58,16 +58,18 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, 
 
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let token = authorize(&state, &headers, Scope::Read)?;
+    let source_ip = crate::audit::peer_ip(&extensions);
     let request: SearchBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "invalid search request: {e}; expected {{\"query\": \"...\", \"start\": RFC 3339, \"end\": RFC 3339, \"limit\": n, \"offset\": n}}"
         ))
     })?;
-    let response = run_search(
+    let response = run_search_from(
         &state,
         &token,
         &SearchInput {
@@ -77,6 +79,7 @@ pub(super) async fn search(
             limit: request.limit,
             offset: request.offset,
         },
+        source_ip,
     )
     .await?;
     Ok(Json(response))
@@ -100,7 +103,37 @@ pub struct SearchInput {
 
 /// The search behind `POST /api/v1/search` (and the console's search page), for a token
 /// already authorized: its input checks, then the store's search under the token's bounds.
+///
+/// Each search is written to the self-audit stream ([`crate::audit`]) without the client's
+/// address; [`run_search_from`] takes it.
 pub async fn run_search(
+    state: &Arc<AppState>,
+    token: &str,
+    request: &SearchInput,
+) -> Result<crowsnest_store::SearchResponse, ApiError> {
+    run_search_from(state, token, request, None).await
+}
+
+/// [`run_search`] for a client at `source_ip` (recorded in its audit event).
+pub async fn run_search_from(
+    state: &Arc<AppState>,
+    token: &str,
+    request: &SearchInput,
+    source_ip: Option<std::net::IpAddr>,
+) -> Result<crowsnest_store::SearchResponse, ApiError> {
+    let result = run_search_unaudited(state, token, request).await;
+    let mut entry = crate::audit::AuditEntry::new("search", Some(token), result.is_ok());
+    entry.source_ip = source_ip;
+    entry.query = Some(request.query.clone());
+    match &result {
+        Ok(response) => entry.result_count = Some(response.total),
+        Err(error) => entry.message = Some(error.to_string()),
+    }
+    state.audit.record(entry);
+    result
+}
+
+async fn run_search_unaudited(
     state: &Arc<AppState>,
     token: &str,
     request: &SearchInput,
