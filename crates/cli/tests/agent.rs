@@ -13,102 +13,31 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{bin, free_port, Server};
 use serde_json::{json, Value};
 
-const IMAGE: &str = "crowsnest-busybox:latest";
+use common::docker::{docker, docker_ready, unique, Container, IMAGE};
 
-/// Whether the engine and the image are there; panics under CI when they are not.
-fn docker_ready() -> bool {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI=true but no docker engine with {IMAGE}: run scripts/setup-docker.sh"
-        );
-        eprintln!("skipped: no docker engine with {IMAGE} (run scripts/setup-docker.sh)");
-    }
-    ok
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        ulid::Ulid::new().to_string().to_lowercase()
-    )
-}
-
-/// Removes the container when the test ends, however it ends.
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-struct AgentProcess(Option<Child>);
+/// The agent of these tests, with its flags and the test's own.
+struct AgentProcess;
 
 impl AgentProcess {
-    fn start(server: &Server, state: &Path, extra: &[&str]) -> Self {
-        let child = Command::new(bin())
-            .arg("agent")
-            .args(["--server", &server.url, "--token", &server.token])
-            .arg("--state-dir")
-            .arg(state)
-            .args([
-                "--flush-interval-ms",
-                "200",
-                "--disable",
-                "cri",
-                "--disable",
-                "host",
-            ])
-            .args(["--disable", "falco"])
-            .args(extra)
-            .env("CROWSNEST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn agent");
-        Self(Some(child))
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        self.kill9();
+    fn start(server: &Server, state: &Path, extra: &[&str]) -> common::docker::AgentProcess {
+        let mut flags = vec![
+            "--flush-interval-ms",
+            "200",
+            "--disable",
+            "cri",
+            "--disable",
+            "host",
+            "--disable",
+            "falco",
+        ];
+        flags.extend_from_slice(extra);
+        common::docker::AgentProcess::start(&server.url, &server.token, state, &flags)
     }
 }
 

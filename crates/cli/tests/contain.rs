@@ -18,148 +18,46 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, Server};
+use common::{free_port, Server};
 use serde_json::{json, Value};
 
-const IMAGE: &str = "crowsnest-busybox:latest";
+use common::docker::{docker, docker_ready, inspect, networks, unique, Container, Network, IMAGE};
 
-fn docker_ready() -> bool {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI=true but no docker engine with {IMAGE}: run scripts/setup-docker.sh"
-        );
-        eprintln!("skipped: no docker engine with {IMAGE} (run scripts/setup-docker.sh)");
-    }
-    ok
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn inspect(name: &str) -> Value {
-    let text = docker(&["inspect", name]);
-    let value: Value = serde_json::from_str(&text).expect("inspect json");
-    value[0].clone()
-}
-
-/// Network name → (sorted aliases, static IPv4) of a container.
-fn networks(name: &str) -> BTreeMap<String, (Vec<String>, Option<String>)> {
-    let found = inspect(name);
-    let id = found["Id"].as_str().unwrap_or_default().to_string();
-    found["NetworkSettings"]["Networks"]
-        .as_object()
-        .map(|networks| {
-            networks
-                .iter()
-                .map(|(name, endpoint)| {
-                    let mut aliases: Vec<String> = endpoint["Aliases"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .filter(|s| !id.starts_with(s))
-                                .map(str::to_string)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    aliases.sort();
-                    let ip = endpoint["IPAMConfig"]["IPv4Address"]
-                        .as_str()
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string);
-                    (name.clone(), (aliases, ip))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        ulid::Ulid::new().to_string().to_lowercase()
-    )
-}
-
-/// Removes the container when the test ends, however it ends.
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Removes the network when the test ends (after the containers: declared before them).
-struct Network(String);
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-struct AgentProcess(Option<Child>);
+/// The agent of these tests: containment only.
+struct AgentProcess;
 
 impl AgentProcess {
-    fn start(server: &Server, token: &str, state: &Path, node: &str) -> Self {
-        let child = Command::new(bin())
-            .arg("agent")
-            .args(["--server", &server.url, "--token", token])
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--node", node])
-            .args(["--disable", "docker-logs", "--disable", "cri"])
-            .args(["--disable", "docker-events", "--disable", "audit"])
-            .args(["--disable", "host", "--disable", "falco"])
-            .env("CROWSNEST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn agent");
-        Self(Some(child))
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        self.kill9();
+    fn start(
+        server: &Server,
+        token: &str,
+        state: &Path,
+        node: &str,
+    ) -> common::docker::AgentProcess {
+        common::docker::AgentProcess::start(
+            &server.url,
+            token,
+            state,
+            &[
+                "--node",
+                node,
+                "--disable",
+                "docker-logs",
+                "--disable",
+                "cri",
+                "--disable",
+                "docker-events",
+                "--disable",
+                "audit",
+                "--disable",
+                "host",
+                "--disable",
+                "falco",
+            ],
+        )
     }
 }
 
@@ -415,8 +313,14 @@ fn pause_quarantine_release_stop_kill_through_the_agent_with_evidence_and_refusa
     let expired = api.act("kill", &host, json!({"ttl": "1ms"}));
     std::thread::sleep(Duration::from_millis(500));
     let expired = api.wait(&expired);
-    assert_eq!(expired["status"], "expired", "{expired:#}");
-    assert_eq!(expired["deliveries"], 0);
+    // Expired in the queue (never handed out), or handed to a poll that came within the
+    // millisecond and refused by the agent: either way the container is never killed.
+    let never_delivered = expired["status"] == "expired" && expired["deliveries"] == 0;
+    let refused_late = expired["status"] == "failed"
+        && expired["result"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("expired"));
+    assert!(never_delivered || refused_late, "{expired:#}");
     assert_eq!(inspect(&host)["State"]["Running"], true);
 
     // A command queued while the agent is down survives a kill -9 of the server.

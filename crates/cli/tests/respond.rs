@@ -19,156 +19,46 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, Server};
+use common::{free_port, Server};
 use serde_json::{json, Value};
 
-const IMAGE: &str = "crowsnest-busybox:latest";
+use common::docker::{docker, docker_ready, networks, paused, unique, Container, Network, IMAGE};
 
-fn docker_ready() -> bool {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI=true but no docker engine with {IMAGE}: run scripts/setup-docker.sh"
-        );
-        eprintln!("skipped: no docker engine with {IMAGE} (run scripts/setup-docker.sh)");
-    }
-    ok
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn inspect(name: &str) -> Value {
-    let text = docker(&["inspect", name]);
-    let value: Value = serde_json::from_str(&text).expect("inspect json");
-    value[0].clone()
-}
-
-fn paused(name: &str) -> bool {
-    inspect(name)["State"]["Paused"].as_bool() == Some(true)
-}
-
-/// Network name → (sorted aliases, static IPv4) of a container.
-fn networks(name: &str) -> BTreeMap<String, (Vec<String>, Option<String>)> {
-    let found = inspect(name);
-    let id = found["Id"].as_str().unwrap_or_default().to_string();
-    found["NetworkSettings"]["Networks"]
-        .as_object()
-        .map(|networks| {
-            networks
-                .iter()
-                .map(|(name, endpoint)| {
-                    let mut aliases: Vec<String> = endpoint["Aliases"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .filter(|s| !id.starts_with(s))
-                                .map(str::to_string)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    aliases.sort();
-                    let ip = endpoint["IPAMConfig"]["IPv4Address"]
-                        .as_str()
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string);
-                    (name.clone(), (aliases, ip))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        ulid::Ulid::new().to_string().to_lowercase()
-    )
-}
-
-/// Removes the container when the test ends, however it ends (unpaused first).
-struct Container(String);
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        for args in [vec!["unpause", &self.0], vec!["rm", "-f", &self.0]] {
-            let _ = Command::new("docker")
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// Removes the network when the test ends (after the containers: declared before them).
-struct Network(String);
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-struct AgentProcess(Option<Child>);
+/// The agent of these tests: Docker events (the exec that fires the rule) and containment.
+struct AgentProcess;
 
 impl AgentProcess {
-    fn start(server: &Server, token: &str, state: &Path, node: &str) -> Self {
-        let child = Command::new(bin())
-            .arg("agent")
-            .args(["--server", &server.url, "--token", token])
-            .arg("--state-dir")
-            .arg(state)
-            .args(["--node", node, "--flush-interval-ms", "50"])
-            .args(["--disable", "docker-logs", "--disable", "cri"])
-            .args([
+    fn start(
+        server: &Server,
+        token: &str,
+        state: &Path,
+        node: &str,
+    ) -> common::docker::AgentProcess {
+        common::docker::AgentProcess::start(
+            &server.url,
+            token,
+            state,
+            &[
+                "--node",
+                node,
+                "--flush-interval-ms",
+                "50",
+                "--disable",
+                "docker-logs",
+                "--disable",
+                "cri",
                 "--disable",
                 "audit",
                 "--disable",
                 "host",
                 "--disable",
                 "falco",
-            ])
-            .env("CROWSNEST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn agent");
-        Self(Some(child))
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+            ],
+        )
     }
 }
 

@@ -731,6 +731,20 @@ fn show(fields: &[String], values: &[String]) -> String {
 }
 
 impl RuleBaseline {
+    /// A new entity past `max_entities`: counted, warned about once per rule, never alerted on.
+    fn refuse_entity(&mut self, spec: &BaselineSpec, rule: &str) -> Verdict {
+        self.entities_refused += 1;
+        if !self.warned {
+            self.warned = true;
+            tracing::warn!(
+                rule,
+                max_entities = spec.max_entities,
+                "baseline entity cap reached: new entities are not tracked and raise no baseline alerts"
+            );
+        }
+        Verdict::Unknown("the entity cap is reached")
+    }
+
     /// Learns `event` (matched by the rule) at stream time `now` and judges it.
     pub fn observe(&mut self, spec: &BaselineSpec, rule: &str, event: &Event, now: i64) -> Verdict {
         if let Some(rate) = &spec.rate {
@@ -771,16 +785,7 @@ impl RuleBaseline {
                 self.sweep(spec, now);
             }
             if self.entities.len() >= spec.max_entities {
-                self.entities_refused += 1;
-                if !self.warned {
-                    self.warned = true;
-                    tracing::warn!(
-                        rule,
-                        max_entities = spec.max_entities,
-                        "baseline entity cap reached: new entities are not tracked and raise no baseline alerts"
-                    );
-                }
-                return Verdict::Unknown("the entity cap is reached");
+                return self.refuse_entity(spec, rule);
             }
             if now >= started + spec.learn_secs {
                 context = Some(self.context(spec, started, now));
@@ -932,16 +937,7 @@ impl RuleBaseline {
         let bucket = now - now.rem_euclid(rate.bucket_secs);
         if !self.rates.contains_key(&entity_key) {
             if self.rates.len() >= spec.max_entities {
-                self.entities_refused += 1;
-                if !self.warned {
-                    self.warned = true;
-                    tracing::warn!(
-                        rule,
-                        max_entities = spec.max_entities,
-                        "rate baseline entity cap reached: new entities are not tracked and raise no alerts"
-                    );
-                }
-                return Verdict::Unknown("the entity cap is reached");
+                return self.refuse_entity(spec, rule);
             }
             let values = split_key(&entity_key);
             self.rates.insert(

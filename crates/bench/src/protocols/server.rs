@@ -15,8 +15,10 @@ use crowsnest_client::Client;
 
 use crate::procfs::{process_cpu_seconds, process_status_mb, Cpu};
 
-/// The events counted as searchable: everything but the alerts of the server's detection.
-const SEARCHABLE: &str = "NOT event.dataset:\"crowsnest.alert\"";
+/// The events counted as searchable: the input's, not the alerts of the server's detection
+/// nor the self-audit records of the bench's own searches.
+const SEARCHABLE: &str =
+    "NOT event.dataset:\"crowsnest.alert\" AND NOT event.dataset:\"crowsnest.audit\"";
 
 /// A running child server and where to reach each of its inputs.
 pub struct ChildServer {

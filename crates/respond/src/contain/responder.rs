@@ -463,17 +463,7 @@ impl Responder {
         result: &Result<Outcome, Box<Failure>>,
         now: DateTime<Utc>,
     ) -> Result<LogRecord, ResponderError> {
-        let tracked = self
-            .actions
-            .get(id)
-            .ok_or_else(|| ResponderError::Unknown(id.into()))?;
-        if tracked.state != State::Ready {
-            return Err(ResponderError::State {
-                id: id.into(),
-                state: tracked.state,
-                reason: "only an automatic or approved action is executed".into(),
-            });
-        }
+        let tracked = self.ready(id)?;
         let action = tracked.action.action;
         let actor = tracked.approved_by.clone().unwrap_or_else(|| "auto".into());
         match result {
@@ -501,17 +491,8 @@ impl Responder {
         }
     }
 
-    /// Runs a ready action through `executor` and records the outcome.
-    ///
-    /// # Errors
-    ///
-    /// As [`Responder::record_outcome`]; a failed operation is an `Ok` `failed` record.
-    pub fn execute(
-        &mut self,
-        id: &str,
-        executor: &dyn Executor,
-        now: DateTime<Utc>,
-    ) -> Result<LogRecord, ResponderError> {
+    /// The action `id`, when it is ready to execute (automatic, or approved).
+    fn ready(&self, id: &str) -> Result<&Tracked, ResponderError> {
         let tracked = self
             .actions
             .get(id)
@@ -523,6 +504,21 @@ impl Responder {
                 reason: "only an automatic or approved action is executed".into(),
             });
         }
+        Ok(tracked)
+    }
+
+    /// Runs a ready action through `executor` and records the outcome.
+    ///
+    /// # Errors
+    ///
+    /// As [`Responder::record_outcome`]; a failed operation is an `Ok` `failed` record.
+    pub fn execute(
+        &mut self,
+        id: &str,
+        executor: &dyn Executor,
+        now: DateTime<Utc>,
+    ) -> Result<LogRecord, ResponderError> {
+        let tracked = self.ready(id)?;
         let operations = tracked.action.operations.clone();
         let evidence_dir = self.dir.as_ref().map(|d| d.join("evidence").join(id));
         let mut keep = |step: usize, op: &Operation, body: &[u8]| {
