@@ -85,29 +85,9 @@ pub struct AlertManager {
     offers: u64,
 }
 
-/// `*` (any run) and `?` (one char) glob match; without wildcards, exact.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
+/// `*` (any run) and `?` (one char) glob match; without wildcards, exact (the workspace's one
+/// glob, [`crowsnest_util::glob`]).
+pub use crowsnest_util::glob as glob_match;
 
 fn value_text(v: &Value) -> Option<String> {
     match v {

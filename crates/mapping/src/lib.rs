@@ -45,8 +45,8 @@ const ORIGINAL_FIELD: &str = "event.original";
 pub struct MappingConfig {
     /// The mapping's name, in errors and in `crowsnest.mapping_error`.
     pub name: String,
-    /// The `event.dataset` values it applies to (`*` matches any run of characters, e.g.
-    /// `acme.*`); empty: every event.
+    /// The `event.dataset` values it applies to (`*` matches any run of characters, `?` one,
+    /// e.g. `acme.*`); empty: every event.
     #[serde(default)]
     pub datasets: Vec<String>,
     /// The VRL program, inline.
@@ -251,7 +251,7 @@ impl Mapping {
             .unwrap_or("");
         self.datasets
             .iter()
-            .any(|pattern| wildcard(pattern, dataset))
+            .any(|pattern| crowsnest_util::glob(pattern, dataset))
     }
 
     /// Runs the program on a copy of the event and takes its result only when it succeeded.
@@ -364,26 +364,6 @@ fn strip_offsets(message: &str) -> String {
         }
     }
     message.to_string()
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 fn kind(value: &Json) -> &'static str {

@@ -248,17 +248,6 @@ if err == null {
 }
 
 #[test]
-fn wildcards() {
-    assert!(wildcard("acme.*", "acme.auth"));
-    assert!(wildcard("*", ""));
-    assert!(wildcard("*.auth", "x.auth"));
-    assert!(wildcard("a*b*c", "aXbYc"));
-    assert!(!wildcard("a*b*c", "aXcYb"));
-    assert!(!wildcard("acme", "acme.auth"));
-    assert!(!wildcard("ab*ba", "aba"));
-}
-
-#[test]
 fn line_columns_count_characters() {
     assert_eq!(line_column("abc", 0), (1, 1));
     assert_eq!(line_column("a\nbé c", 6), (2, 4));
