@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 
-use super::tests::{exec_event, Harness};
+use super::tests::{exec_event, harness, Harness};
 use crate::{start, ServerConfig};
 
 impl Harness {
@@ -157,20 +157,7 @@ async fn alerts_on_one_workload_make_one_incident_whose_actions_survive_a_restar
 
 #[tokio::test]
 async fn resolving_as_a_false_positive_offers_a_suppression_that_parses() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().to_path_buf(),
-        ..ServerConfig::default()
-    };
-    config.pipeline.commit_interval_ms = 50;
-    let running = start(config).await.expect("start");
-    let token = running.new_admin_token.clone().expect("token");
-    let h = Harness {
-        running,
-        token,
-        _dir: tempfile::tempdir().expect("tempdir"),
-    };
+    let h = harness().await;
     let body = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [
         exec_in("web-7d4b9c6f5-x2kq9", "fp1", 0),
     ]});
