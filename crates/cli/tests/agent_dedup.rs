@@ -91,3 +91,40 @@ fn a_retried_batch_is_stored_once_even_after_kill_9() {
     assert_eq!(post(&server, None, two).expect("stored")["accepted"], 1);
     assert_eq!(total(&server, "dedup-probe"), 6);
 }
+
+#[test]
+fn a_retried_audit_document_is_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), free_port());
+    let document = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/testdata/k8s-audit/falco-traces/exec_pod.json"),
+    )
+    .expect("read the recorded audit");
+    let list = format!(
+        "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{}]}}",
+        document
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let send = || {
+        server
+            .agent()
+            .post(&format!("{}/api/v1/ingest/k8s-audit", server.url))
+            .set("Authorization", &format!("Bearer {}", server.token))
+            .set("Content-Type", "application/json")
+            .set("X-Crowsnest-Batch", "ingest-1:f0:1")
+            .send_string(&list)
+            .expect("answered")
+            .into_json::<Value>()
+            .expect("json")
+    };
+    let first = send();
+    let accepted = first["accepted"].as_u64().expect("accepted");
+    assert!(accepted >= 1, "{first}");
+    let again = send();
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(total(&server, "event.dataset:kubernetes.audit"), accepted);
+}

@@ -2,6 +2,11 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use common::{free_port, Server};
 use serde_json::Value;
 
@@ -99,4 +104,102 @@ fn search_reads_the_token_from_the_data_directory() {
         .output()
         .expect("run search");
     assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+}
+
+/// A loopback HTTP proxy, one request per connection, that forwards everything to `upstream`
+/// but drops the connection instead of relaying the answer of the ingest POSTs numbered in
+/// `lose` (1-based): the server stored the batch, the client never hears so.
+fn lossy_proxy(upstream: String, lose: &'static [usize]) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let posts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&posts);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let (upstream, counter) = (upstream.clone(), Arc::clone(&counter));
+            std::thread::spawn(move || relay(client, &upstream, &counter, lose));
+        }
+    });
+    (url, posts)
+}
+
+fn relay(mut client: TcpStream, upstream: &str, posts: &AtomicUsize, lose: &[usize]) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 65536];
+    let header_end = loop {
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..header_end]).to_string();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    while request.len() < header_end + length {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    // One request per upstream connection: ask the server to close after answering.
+    let mut forwarded = head.trim_end_matches("\r\n").to_string().into_bytes();
+    forwarded.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    forwarded.extend_from_slice(&request[header_end..]);
+    let mut server = TcpStream::connect(upstream.trim_start_matches("http://")).expect("upstream");
+    server.write_all(&forwarded).expect("forward");
+    let mut answer = Vec::new();
+    let _ = server.read_to_end(&mut answer);
+    if head.starts_with("POST /api/v1/ingest/") {
+        let n = posts.fetch_add(1, Ordering::SeqCst) + 1;
+        if lose.contains(&n) {
+            return; // the answer is lost: the connection closes without it
+        }
+    }
+    let _ = client.write_all(&answer);
+}
+
+#[test]
+fn ingest_keeps_requests_in_flight_and_stores_a_retried_batch_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), free_port());
+    let file = dir.path().join("lines.ndjson");
+    let text: String = (0..3000)
+        .map(|n| format!("{{\"message\":\"line number {n} of the file\",\"n\":{n}}}\n"))
+        .collect();
+    std::fs::write(&file, text).expect("write");
+    // The answers of the 2nd and 5th ingest requests are lost after the server stored them.
+    let (proxy, posts) = lossy_proxy(server.url.clone(), &[2, 5]);
+    let output = server
+        .cli()
+        .env("CROWSNEST_SERVER", &proxy)
+        .args(["ingest", "--source", "inflight", "--batch-bytes", "8000"])
+        .args(["--in-flight", "4"])
+        .arg(&file)
+        .output()
+        .expect("run ingest");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("3000 accepted, 0 rejected"), "{stderr}");
+    assert_eq!(
+        stderr.matches("stored by an earlier attempt").count(),
+        2,
+        "both retried batches were recognised: {stderr}"
+    );
+    // 16 batches of ~8 kB, two of them sent twice.
+    assert!(posts.load(Ordering::SeqCst) >= 18, "{stderr}");
+    server.settle();
+    let answer = server.search("event.dataset:inflight");
+    assert_eq!(answer["total"], 3000, "each line stored exactly once");
+    let answer = server.search("event.dataset:inflight | stats dc(n)");
+    assert_eq!(answer["rows"][0][0], 3000, "{answer}");
 }

@@ -69,6 +69,21 @@ impl Client {
         body: &[u8],
         attempts: u32,
     ) -> anyhow::Result<Value> {
+        self.post_bytes_with(path, content_type, gzip, body, attempts, &[])
+    }
+
+    /// [`post_bytes`](Self::post_bytes) with extra request headers, sent with every attempt
+    /// (e.g. `X-Crowsnest-Batch`, which makes a retry after a lost answer a recognised
+    /// duplicate instead of a second copy).
+    pub fn post_bytes_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        gzip: bool,
+        body: &[u8],
+        attempts: u32,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -79,6 +94,9 @@ impl Client {
                 .set("Content-Type", content_type);
             if gzip {
                 request = request.set("Content-Encoding", "gzip");
+            }
+            for (name, value) in headers {
+                request = request.set(name, value);
             }
             let wait = match request.send_bytes(body) {
                 Err(ureq::Error::Status(code @ (429 | 503), response)) if attempt < attempts => {

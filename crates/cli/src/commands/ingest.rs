@@ -1,13 +1,19 @@
 //! `crowsnest ingest FILE...`: sends NDJSON files (any shape) or Kubernetes audit
-//! `EventList`/`Event` JSON files to a running server, in gzip'd batches, retrying while the
-//! server pushes back. `-` reads standard input. Then, unless `--no-wait`, it waits until what
+//! `EventList`/`Event` JSON files to a running server, in gzip'd batches, several requests in
+//! flight (`--in-flight`, default 3, so the server's cores all work on a first load), retrying
+//! while the server pushes back. Every batch carries a batch id (`X-Crowsnest-Batch`, one
+//! stream per lane, as the node agent does), so a retry whose first attempt was stored but
+//! whose answer was lost is recognised by the server and not stored twice. `-` reads standard input. Then, unless `--no-wait`, it waits until what
 //! it sent is searchable: the server acknowledges events once they are in its write-ahead log,
 //! and after a large file search may trail that by some seconds.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -30,6 +36,11 @@ pub struct Args {
     /// Uncompressed bytes per request.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub batch_bytes: usize,
+    /// Requests kept in flight at once (1-8): the server decodes, normalizes and detects
+    /// them in parallel. Each carries a batch id, so a retry after a lost answer is not
+    /// stored twice.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub in_flight: u8,
     /// Return once every event is acknowledged (durable), without waiting until the server
     /// has indexed them (searchable).
     #[arg(long)]
@@ -62,9 +73,9 @@ pub struct Totals {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.server.client()?;
     let mut all = Totals::default();
-    let stderr = std::io::stderr();
-    for path in &args.files {
-        let totals = send_file(&client, path, &args, &mut stderr.lock())?;
+    for (index, path) in args.files.iter().enumerate() {
+        // Not a held lock: the lanes' retry warnings write to standard error too.
+        let totals = send_file(&client, path, index, &args, &mut std::io::stderr())?;
         eprintln!(
             "{}: {} accepted, {} rejected",
             path.display(),
@@ -133,7 +144,7 @@ fn wait_searchable(client: &Client, limit: Duration) {
     }
 }
 
-fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
+fn open(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
     if path == Path::new("-") {
         return Ok(Box::new(std::io::stdin()));
     }
@@ -147,6 +158,7 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn Read>> {
 fn send_file(
     client: &Client,
     path: &Path,
+    file_index: usize,
     args: &Args,
     report: &mut impl Write,
 ) -> anyhow::Result<Totals> {
@@ -157,60 +169,247 @@ fn send_file(
         }
         other => other,
     };
+    let run = run_id();
     if format == InputFormat::K8sAudit {
         let mut body = Vec::new();
         reader
             .read_to_end(&mut body)
             .with_context(|| format!("reading `{}`", path.display()))?;
+        let batch = format!("{run}:f{file_index}:1");
         let answer = post(
             client,
             "/api/v1/ingest/k8s-audit",
             "application/json",
             &body,
+            &batch,
         )?;
+        if answer["duplicate"] == true {
+            let _ = writeln!(
+                report,
+                "{}: stored by an earlier attempt whose answer was lost",
+                path.display()
+            );
+        }
         return Ok(account(&answer, path, 0, report));
     }
     let endpoint = match &args.source {
         Some(source) => format!("/api/v1/ingest/ndjson?source={source}"),
         None => "/api/v1/ingest/ndjson".to_string(),
     };
-    let mut totals = Totals::default();
-    let mut chunk = Vec::with_capacity(args.batch_bytes + 4096);
-    let mut chunk_first_line = 0usize;
-    let mut line_no = 0usize;
+    let lanes = usize::from(args.in_flight).clamp(1, MAX_IN_FLIGHT);
+    let stop = AtomicBool::new(false);
+    let (work_tx, work_rx) = mpsc::sync_channel::<Batch>(lanes);
+    // Shared by the lanes only: when the last lane stops, the reader's next send fails
+    // instead of waiting for a taker.
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    std::thread::scope(|scope| {
+        // The reader owns the sending side: when it returns, the lanes see the end of work.
+        let (batch_bytes, stop_ref) = (args.batch_bytes, &stop);
+        let reading = scope.spawn(move || read_batches(reader, batch_bytes, &work_tx, stop_ref));
+        for lane in 0..lanes {
+            let done_tx = done_tx.clone();
+            let work_rx = Arc::clone(&work_rx);
+            let (stop, endpoint) = (&stop, &endpoint);
+            let stream = format!("{run}:f{file_index}l{lane}");
+            scope.spawn(move || send_lane(client, endpoint, &stream, &work_rx, &done_tx, stop));
+        }
+        drop((done_tx, work_rx));
+        // Answers are reported in file order (at most `lanes` batches are ahead of the first
+        // one still in flight), so error lines read top to bottom.
+        let mut totals = Totals::default();
+        let mut failure: Option<anyhow::Error> = None;
+        let mut waiting = BTreeMap::new();
+        let mut next = 0u64;
+        let mut settle = |done: Done, totals: &mut Totals, failure: &mut Option<anyhow::Error>| {
+            match done.answer {
+                Ok(answer) => {
+                    if answer["duplicate"] == true {
+                        // The same batch id was stored before: the answer to an earlier attempt
+                        // was lost (a dropped connection). Its lines count as accepted; any
+                        // rejected line was refused in that attempt.
+                        let _ = writeln!(
+                            report,
+                            "{}:{}: batch of {} lines stored by an earlier attempt whose answer was lost",
+                            path.display(),
+                            done.first_line + 1,
+                            done.lines
+                        );
+                        totals.accepted += done.lines as u64;
+                    } else {
+                        let batch = account(&answer, path, done.first_line, report);
+                        totals.accepted += batch.accepted;
+                        totals.rejected += batch.rejected;
+                    }
+                }
+                Err(error) => {
+                    if failure.is_none() {
+                        *failure = Some(error.context(format!(
+                            "sending lines {}-{} of `{}`",
+                            done.first_line + 1,
+                            done.first_line + done.lines,
+                            path.display()
+                        )));
+                    }
+                }
+            }
+        };
+        for done in done_rx {
+            if done.answer.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            waiting.insert(done.index, done);
+            while let Some(done) = waiting.remove(&next) {
+                settle(done, &mut totals, &mut failure);
+                next += 1;
+            }
+        }
+        for (_, done) in std::mem::take(&mut waiting) {
+            settle(done, &mut totals, &mut failure);
+        }
+        let read = reading
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
+        read.with_context(|| format!("reading `{}`", path.display()))?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(totals),
+        }
+    })
+}
+
+/// Most requests `crowsnest ingest` keeps in flight.
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// One request body of NDJSON lines.
+struct Batch {
+    /// Position in the file (0, 1, ...).
+    index: u64,
+    /// Line number (0-based) of its first line in the file.
+    first_line: usize,
+    /// Lines in it.
+    lines: usize,
+    body: Vec<u8>,
+}
+
+/// A batch's answer.
+struct Done {
+    index: u64,
+    first_line: usize,
+    lines: usize,
+    answer: anyhow::Result<Value>,
+}
+
+/// Cuts the input into bodies of about `batch_bytes` (whole lines) and hands them to the lanes;
+/// blocks while every lane is busy, so memory stays at a few bodies whatever the file's size.
+fn read_batches(
+    mut reader: BufReader<Box<dyn Read + Send>>,
+    batch_bytes: usize,
+    work: &mpsc::SyncSender<Batch>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut chunk = Vec::with_capacity(batch_bytes + 4096);
+    let (mut index, mut first_line, mut lines, mut line_no) = (0u64, 0usize, 0usize, 0usize);
     let mut line = Vec::new();
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("reading `{}`", path.display()))?;
+        let read = reader.read_until(b'\n', &mut line)?;
         if read > 0 {
             if chunk.is_empty() {
-                chunk_first_line = line_no;
+                first_line = line_no;
             }
             line_no += 1;
+            lines += 1;
             chunk.extend_from_slice(&line);
             if !line.ends_with(b"\n") {
                 chunk.push(b'\n');
             }
         }
-        if (read == 0 && !chunk.is_empty()) || chunk.len() >= args.batch_bytes {
-            let answer = post(client, &endpoint, "application/x-ndjson", &chunk)?;
-            let batch = account(&answer, path, chunk_first_line, report);
-            totals.accepted += batch.accepted;
-            totals.rejected += batch.rejected;
-            chunk.clear();
+        if (read == 0 && !chunk.is_empty()) || chunk.len() >= batch_bytes {
+            let body = std::mem::replace(&mut chunk, Vec::with_capacity(batch_bytes + 4096));
+            let batch = Batch {
+                index,
+                first_line,
+                lines,
+                body,
+            };
+            if work.send(batch).is_err() {
+                return Ok(());
+            }
+            index += 1;
+            lines = 0;
         }
         if read == 0 {
-            return Ok(totals);
+            return Ok(());
         }
     }
 }
 
+/// One lane: posts the batches it takes, one at a time, each with the lane's next batch id
+/// (`<run>:<lane>:<seq>`, `seq` increasing), so a retry whose first attempt was stored is
+/// answered as a duplicate instead of being stored twice.
+fn send_lane(
+    client: &Client,
+    endpoint: &str,
+    stream: &str,
+    work: &Mutex<mpsc::Receiver<Batch>>,
+    done: &mpsc::Sender<Done>,
+    stop: &AtomicBool,
+) {
+    let mut seq = 0u64;
+    loop {
+        let next = match work.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(batch) = next else { return };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        seq += 1;
+        let answer = post(
+            client,
+            endpoint,
+            "application/x-ndjson",
+            &batch.body,
+            &format!("{stream}:{seq}"),
+        );
+        let failed = answer.is_err();
+        let sent = done.send(Done {
+            index: batch.index,
+            first_line: batch.first_line,
+            lines: batch.lines,
+            answer,
+        });
+        if sent.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// A name for this run's batch streams, unique enough that two runs never share one (the
+/// server remembers each stream's highest acknowledged batch).
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("ingest-{}-{nanos:x}", std::process::id())
+}
+
 /// Gzips and posts one body; a 400 with a per-line report is an answer, not a failure.
-fn post(client: &Client, endpoint: &str, content_type: &str, body: &[u8]) -> anyhow::Result<Value> {
+fn post(
+    client: &Client,
+    endpoint: &str,
+    content_type: &str,
+    body: &[u8],
+    batch: &str,
+) -> anyhow::Result<Value> {
     let gz = gzip(body)?;
-    match client.post_bytes(endpoint, content_type, true, &gz, 30) {
+    let headers = [("X-Crowsnest-Batch", batch)];
+    match client.post_bytes_with(endpoint, content_type, true, &gz, 30, &headers) {
         Ok(answer) => Ok(answer),
         Err(error) => match error.downcast_ref::<ServerError>() {
             Some(server)
@@ -259,7 +458,7 @@ fn account(answer: &Value, path: &Path, first_line: usize, report: &mut impl Wri
 
 /// Looks at the start of the input: a JSON document (possibly pretty-printed) whose `kind` is
 /// `EventList` or an audit `Event` is sent to the audit endpoint; everything else is NDJSON.
-fn detect(reader: &mut BufReader<Box<dyn Read>>) -> std::io::Result<InputFormat> {
+fn detect(reader: &mut BufReader<Box<dyn Read + Send>>) -> std::io::Result<InputFormat> {
     let head = reader.fill_buf()?;
     let text = String::from_utf8_lossy(&head[..head.len().min(64 * 1024)]);
     let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
@@ -288,7 +487,7 @@ mod tests {
     use super::*;
 
     fn detect_text(text: &str) -> InputFormat {
-        let boxed: Box<dyn Read> = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+        let boxed: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
         detect(&mut BufReader::new(boxed)).expect("detect")
     }
 

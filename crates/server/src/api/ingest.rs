@@ -44,7 +44,7 @@ pub(super) async fn k8s_audit(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     authorize(&state, &headers, Scope::Ingest)?;
     check_content_type(&headers, &["application/json"])?;
     let mut body = read_body(&state, &headers, body).await?;
@@ -58,9 +58,27 @@ pub(super) async fn k8s_audit(
             .map_err(|e| {
                 ApiError::bad_request(format!("not a Kubernetes audit EventList or Event: {e}"))
             })?;
-    let response = store(&state, decoded, "kubernetes.audit").await;
+    // A retried document (`crowsnest ingest` names each one) is stored once.
+    let mut decoded = decoded;
+    let admitted = match crate::dedup::gate(&state.dedup, super::batch_header(&headers))? {
+        crate::dedup::Gate::Duplicate => {
+            return Ok(
+                Json(json!({"accepted": 0, "rejected": 0, "errors": [], "duplicate": true}))
+                    .into_response(),
+            )
+        }
+        crate::dedup::Gate::New(admitted) => Some(admitted),
+        crate::dedup::Gate::Plain => None,
+    };
+    if let Some(admitted) = &admitted {
+        admitted.stamp(&mut decoded.events);
+    }
+    let response = store(&state, decoded, "kubernetes.audit").await?;
+    if let Some(admitted) = admitted {
+        admitted.stored();
+    }
     drop(body);
-    response
+    Ok(response)
 }
 
 pub(super) async fn ndjson(
