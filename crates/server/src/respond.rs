@@ -304,10 +304,41 @@ impl Respond {
         Ok((state, vec![record]))
     }
 
-    /// Undoes every action whose TTL ran out. Blocking.
+    /// Runs what a stop left undone: actions ready (automatic or approved) but never
+    /// executed, when they became ready within `resume_within_secs`; older ones are recorded
+    /// as failed with the reason. Blocking.
+    fn resume_stranded(&self, responder: &mut Responder, records: &mut Vec<LogRecord>) {
+        let now = Utc::now();
+        let within = chrono::Duration::seconds(
+            i64::try_from(responder.planner().config().resume_within_secs).unwrap_or(i64::MAX),
+        );
+        for (id, since) in responder.stranded() {
+            if now - since <= within {
+                tracing::warn!(action = %id, ready_since = %since, "containment action was ready when the server stopped; running it now");
+                if let Err(error) = self.execute_locked(responder, &id, records) {
+                    tracing::error!(%error, action = %id, "containment action not executed");
+                }
+                continue;
+            }
+            let reason = format!(
+                "not run: ready since {since} when the server stopped, longer ago than respond.resume_within_secs ({} s); the situation may have changed, so plan it again or act by hand",
+                within.num_seconds()
+            );
+            match responder.abandon(&id, &reason, now) {
+                Ok(record) => {
+                    tracing::warn!(action = %id, "{reason}");
+                    records.push(record);
+                }
+                Err(error) => tracing::error!(%error, action = %id, "stranded action not recorded"),
+            }
+        }
+    }
+
+    /// Undoes every action whose TTL ran out, and resumes stranded ones. Blocking.
     fn undo_due(&self) -> Vec<LogRecord> {
         let mut responder = self.lock();
         let mut records = Vec::new();
+        self.resume_stranded(&mut responder, &mut records);
         for id in responder.due_undos(Utc::now()) {
             let executor = self.executor(format!("TTL of {id}"));
             match responder.undo(&id, &executor, "ttl", Utc::now()) {

@@ -50,6 +50,11 @@ pub struct RespondConfig {
     /// How long the server waits for a node agent to carry out one Docker step of an action
     /// (default 30 s); a step not done by then fails, and its command expires unexecuted.
     pub agent_timeout_secs: u64,
+    /// An action that was ready to run (automatic, or approved) when the server stopped is
+    /// run at the next start if it became ready at most this many seconds before (default
+    /// 900); an older one is recorded as failed ("not run: waited too long"), because the
+    /// situation it answered may have changed. 0 never resumes.
+    pub resume_within_secs: u64,
     /// The Kubernetes API server the pod actions are sent to (`[respond.kubernetes]`);
     /// without it Kubernetes actions are planned and logged but fail when run.
     pub kubernetes: Option<KubernetesConfig>,
@@ -98,6 +103,7 @@ impl Default for RespondConfig {
             evidence_log_lines: 1000,
             evidence_export: false,
             agent_timeout_secs: 30,
+            resume_within_secs: 900,
             kubernetes: None,
         }
     }

@@ -67,6 +67,9 @@ pub struct Tracked {
     pub memory: Memory,
     /// When the TTL undoes it.
     pub undo_at: Option<DateTime<Utc>>,
+    /// When it became ready to run (planned automatic, or approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<DateTime<Utc>>,
 }
 
 /// Why the responder refused.
@@ -239,6 +242,7 @@ impl Responder {
                             approved_by: None,
                             memory: Memory::new(),
                             undo_at: None,
+                            ready_at: (state == State::Ready).then_some(record.at),
                         },
                     );
                     self.bound();
@@ -248,6 +252,7 @@ impl Responder {
                 if let Some(t) = self.actions.get_mut(id) {
                     t.state = State::Ready;
                     t.approved_by.clone_from(&record.actor);
+                    t.ready_at = Some(record.at);
                 }
             }
             RecordKind::Executed => {
@@ -526,6 +531,48 @@ impl Responder {
         };
         let result = run_operations_with(executor, &operations, &mut keep);
         self.record_outcome(id, &result, now)
+    }
+
+    /// Actions left `ready` (automatic or approved) and never executed, oldest first: the
+    /// server stopped between the decision and the execution's record (execution happens
+    /// under the responder's lock right after the decision, so a ready action seen from
+    /// outside is one of these).
+    pub fn stranded(&self) -> Vec<(String, DateTime<Utc>)> {
+        let mut ids: Vec<(String, DateTime<Utc>)> = self
+            .actions
+            .values()
+            .filter(|t| t.state == State::Ready)
+            .map(|t| {
+                let since = t.ready_at.unwrap_or(t.action.planned_at);
+                (t.action.id.clone(), since)
+            })
+            .collect();
+        ids.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        ids
+    }
+
+    /// Records that a stranded ready action is not run after all (`failed`, with `reason`):
+    /// e.g. it waited longer than the server is allowed to resume.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when it is unknown or not ready, or the log fails.
+    pub fn abandon(
+        &mut self,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LogRecord, ResponderError> {
+        let tracked = self.ready(id)?;
+        let action = tracked.action.action;
+        let actor = tracked.approved_by.clone().unwrap_or_else(|| "auto".into());
+        self.write(
+            now,
+            RecordKind::Failed,
+            id,
+            Some(&actor),
+            json!({"action": action, "steps": [], "error": reason, "abandoned": true}),
+        )
     }
 
     /// Executed actions whose TTL has run out at `now`.

@@ -839,3 +839,50 @@ fn config_parses_from_toml_and_is_validated() {
     let e = ttl_on_delete.validate().expect_err("irreversible with ttl");
     assert!(e.to_string().contains("evict_pod` cannot be undone"), "{e}");
 }
+
+#[test]
+fn an_action_ready_when_the_server_stopped_is_found_again_and_can_be_abandoned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(&[
+        (ActionKind::Quarantine, Mode::Auto),
+        (ActionKind::Stop, Mode::Approve),
+    ]);
+    let mut responder = Responder::open(dir.path(), cfg.clone()).expect("open");
+    let a = alert("a1", "reverse-shell", Severity::High, &CONTAINER);
+    let offered = responder
+        .offer(&a, None, &NoInventory, t(0))
+        .expect("offer");
+    let quarantine_id = offered.run[0].clone();
+    let stop_id = offered.links[0].0.clone();
+    responder
+        .approve(&stop_id, "alice", "api", t(30))
+        .expect("approved");
+    // The process dies here: neither the automatic quarantine nor the approved stop ran.
+    drop(responder);
+    let mut responder = Responder::open(dir.path(), cfg.clone()).expect("reopen");
+    assert_eq!(
+        responder.stranded(),
+        vec![(quarantine_id.clone(), t(0)), (stop_id.clone(), t(30))],
+        "ready since the plan (automatic) and since the approval"
+    );
+    // Resumed: the quarantine runs as it would have.
+    let record = responder
+        .execute(&quarantine_id, &scripted(vec![]), t(40))
+        .expect("resumed");
+    assert_eq!(record.kind, RecordKind::Executed);
+    // Too old to run: recorded as failed with the reason, and no longer stranded.
+    let record = responder
+        .abandon(&stop_id, "waited too long", t(5000))
+        .expect("abandoned");
+    assert_eq!(record.kind, RecordKind::Failed);
+    assert_eq!(record.actor.as_deref(), Some("alice"));
+    assert_eq!(record.detail["error"], "waited too long");
+    assert!(responder.stranded().is_empty());
+    assert!(matches!(
+        responder.abandon(&quarantine_id, "x", t(5001)),
+        Err(responder::ResponderError::State { .. })
+    ));
+    drop(responder);
+    let responder = Responder::open(dir.path(), cfg).expect("reopen");
+    assert!(responder.stranded().is_empty(), "the log remembers both");
+}
