@@ -26,7 +26,7 @@ use crowsnest_model::{Alert, Event};
 use crowsnest_normalize::Decoded;
 use crowsnest_respond::contain::k8s::K8sExecutor;
 use crowsnest_respond::contain::log::RecordKind;
-use crowsnest_respond::contain::responder::{ResponderError, Tracked};
+use crowsnest_respond::contain::responder::{ResponderError, Run, Tracked};
 use crowsnest_respond::contain::{
     DockerCall, DockerOp, ExecError, Executor, LogRecord, NoInventory, Operation, RespondConfig,
     Responder,
@@ -212,26 +212,50 @@ impl Respond {
         }
     }
 
-    fn execute_locked(
-        &self,
-        responder: &mut Responder,
-        id: &str,
-        records: &mut Vec<LogRecord>,
-    ) -> Result<(), ResponderError> {
+    /// Takes the ready action `id` for execution (under the lock); runs in
+    /// [`run_unlocked`](Self::run_unlocked).
+    fn take(responder: &mut Responder, id: &str) -> Result<(Run, String), ResponderError> {
         let reason = responder
             .get(id)
             .map(|t| format!("playbook {} action {id}", t.action.playbook))
             .unwrap_or_default();
-        let executor = self.executor(reason);
-        let record = responder.execute(id, &executor, Utc::now())?;
-        self.note(&record);
-        if record.kind == RecordKind::Failed {
-            tracing::warn!(action = %id, detail = %record.detail, "containment action failed");
-        } else {
-            tracing::info!(action = %id, "containment action executed");
+        Ok((responder.begin(id)?, reason))
+    }
+
+    /// Runs taken actions and undos without holding the responder (a Docker step may wait
+    /// for a node agent up to `agent_timeout_secs`; lists, approvals and other actions go on
+    /// meanwhile), then records each outcome. The first error writing the log is returned
+    /// after every run was recorded or tried.
+    fn run_unlocked(
+        &self,
+        runs: Vec<(Run, String)>,
+        records: &mut Vec<LogRecord>,
+    ) -> Result<(), ResponderError> {
+        let mut first_error = None;
+        for (run, reason) in runs {
+            let executor = self.executor(reason);
+            let result = run.run(&executor);
+            let finished = self.lock().finish(&run, &result, Utc::now());
+            match finished {
+                Ok(record) => {
+                    self.note(&record);
+                    match record.kind {
+                        RecordKind::Failed | RecordKind::UndoFailed => {
+                            tracing::warn!(action = %run.id, detail = %record.detail, "containment step failed");
+                        }
+                        _ => {
+                            tracing::info!(action = %run.id, kind = ?record.kind, "containment step done")
+                        }
+                    }
+                    records.push(record);
+                }
+                Err(error) => {
+                    tracing::error!(%error, action = %run.id, "containment outcome not recorded");
+                    first_error.get_or_insert(error);
+                }
+            }
         }
-        records.push(record);
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Offers an alert; runs what may run now. Blocking: call from a blocking thread inside
@@ -254,11 +278,17 @@ impl Respond {
         for (id, link) in &offered.links {
             tracing::warn!(action = %id, %link, "containment action waits for approval");
         }
+        let mut runs = Vec::new();
         for id in &offered.run {
-            if let Err(error) = self.execute_locked(&mut responder, id, &mut records) {
-                tracing::error!(%error, action = %id, "containment action not executed");
+            match Self::take(&mut responder, id) {
+                Ok(run) => runs.push(run),
+                Err(error) => {
+                    tracing::error!(%error, action = %id, "containment action not executed")
+                }
             }
         }
+        drop(responder);
+        let _ = self.run_unlocked(runs, &mut records);
         records
     }
 
@@ -273,15 +303,20 @@ impl Respond {
         approval: &Approval,
         actor: &str,
     ) -> Result<(Value, Vec<LogRecord>), ResponderError> {
-        let mut responder = self.lock();
-        let now = Utc::now();
-        let (action, mut records) = match approval {
-            Approval::Token(token) => responder.approve_token(token, actor, now)?,
-            Approval::Id(id) => responder.approve(id, actor, "api", now)?,
+        let (id, mut records, run) = {
+            let mut responder = self.lock();
+            let now = Utc::now();
+            let (action, records) = match approval {
+                Approval::Token(token) => responder.approve_token(token, actor, now)?,
+                Approval::Id(id) => responder.approve(id, actor, "api", now)?,
+            };
+            let run = Self::take(&mut responder, &action.id)?;
+            (action.id, records, run)
         };
-        self.execute_locked(&mut responder, &action.id, &mut records)?;
-        let state = responder
-            .get(&action.id)
+        self.run_unlocked(vec![run], &mut records)?;
+        let state = self
+            .lock()
+            .get(&id)
             .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
             .unwrap_or(Value::Null);
         Ok((state, records))
@@ -291,23 +326,30 @@ impl Respond {
     ///
     /// # Errors
     ///
-    /// The responder's refusal (unknown, not executed, irreversible).
+    /// The responder's refusal (unknown, not executed, irreversible, running now).
     pub fn undo(&self, id: &str, actor: &str) -> Result<(Value, Vec<LogRecord>), ResponderError> {
-        let mut responder = self.lock();
-        let executor = self.executor(format!("undo of {id} by {actor}"));
-        let record = responder.undo(id, &executor, actor, Utc::now())?;
-        self.note(&record);
-        let state = responder
+        let run = self.lock().begin_undo(id, actor)?;
+        let mut records = Vec::new();
+        self.run_unlocked(
+            vec![(run, format!("undo of {id} by {actor}"))],
+            &mut records,
+        )?;
+        let state = self
+            .lock()
             .get(id)
             .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
             .unwrap_or(Value::Null);
-        Ok((state, vec![record]))
+        Ok((state, records))
     }
 
-    /// Runs what a stop left undone: actions ready (automatic or approved) but never
+    /// Takes what a stop left undone: actions ready (automatic or approved) but never
     /// executed, when they became ready within `resume_within_secs`; older ones are recorded
-    /// as failed with the reason. Blocking.
-    fn resume_stranded(&self, responder: &mut Responder, records: &mut Vec<LogRecord>) {
+    /// as failed with the reason.
+    fn take_stranded(
+        responder: &mut Responder,
+        runs: &mut Vec<(Run, String)>,
+        records: &mut Vec<LogRecord>,
+    ) {
         let now = Utc::now();
         let within = chrono::Duration::seconds(
             i64::try_from(responder.planner().config().resume_within_secs).unwrap_or(i64::MAX),
@@ -315,8 +357,11 @@ impl Respond {
         for (id, since) in responder.stranded() {
             if now - since <= within {
                 tracing::warn!(action = %id, ready_since = %since, "containment action was ready when the server stopped; running it now");
-                if let Err(error) = self.execute_locked(responder, &id, records) {
-                    tracing::error!(%error, action = %id, "containment action not executed");
+                match Self::take(responder, &id) {
+                    Ok(run) => runs.push(run),
+                    Err(error) => {
+                        tracing::error!(%error, action = %id, "containment action not executed")
+                    }
                 }
                 continue;
             }
@@ -336,19 +381,19 @@ impl Respond {
 
     /// Undoes every action whose TTL ran out, and resumes stranded ones. Blocking.
     fn undo_due(&self) -> Vec<LogRecord> {
-        let mut responder = self.lock();
         let mut records = Vec::new();
-        self.resume_stranded(&mut responder, &mut records);
-        for id in responder.due_undos(Utc::now()) {
-            let executor = self.executor(format!("TTL of {id}"));
-            match responder.undo(&id, &executor, "ttl", Utc::now()) {
-                Ok(record) => {
-                    self.note(&record);
-                    records.push(record);
+        let mut runs = Vec::new();
+        {
+            let mut responder = self.lock();
+            Self::take_stranded(&mut responder, &mut runs, &mut records);
+            for id in responder.due_undos(Utc::now()) {
+                match responder.begin_undo(&id, "ttl") {
+                    Ok(run) => runs.push((run, format!("TTL of {id}"))),
+                    Err(error) => tracing::warn!(%error, action = %id, "TTL undo not possible"),
                 }
-                Err(error) => tracing::warn!(%error, action = %id, "TTL undo not possible"),
             }
         }
+        let _ = self.run_unlocked(runs, &mut records);
         records
     }
 }

@@ -11,7 +11,7 @@
 //! holds the full hash). After a restart the state
 //! of every action is rebuilt from the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
@@ -128,6 +128,8 @@ pub struct Responder {
     approvals: Approvals,
     log: ActionLog,
     actions: BTreeMap<String, Tracked>,
+    /// Actions (or undos) whose operations run now, outside the caller's lock.
+    running: BTreeSet<String>,
     /// Where evidence goes (`<dir>/evidence/<action id>/`); none in memory.
     dir: Option<PathBuf>,
 }
@@ -186,6 +188,7 @@ impl Responder {
             approvals,
             log,
             actions: BTreeMap::new(),
+            running: BTreeSet::new(),
             dir: Some(dir.to_path_buf()),
         };
         for record in ActionLog::read_all(&log_path)? {
@@ -203,6 +206,7 @@ impl Responder {
             approvals: Approvals::in_memory(key),
             log: ActionLog::in_memory(),
             actions: BTreeMap::new(),
+            running: BTreeSet::new(),
             dir: None,
         }
     }
@@ -502,6 +506,13 @@ impl Responder {
             .actions
             .get(id)
             .ok_or_else(|| ResponderError::Unknown(id.into()))?;
+        if self.running.contains(id) {
+            return Err(ResponderError::State {
+                id: id.into(),
+                state: tracked.state,
+                reason: "it is running now".into(),
+            });
+        }
         if tracked.state != State::Ready {
             return Err(ResponderError::State {
                 id: id.into(),
@@ -523,14 +534,64 @@ impl Responder {
         executor: &dyn Executor,
         now: DateTime<Utc>,
     ) -> Result<LogRecord, ResponderError> {
+        let run = self.begin(id)?;
+        let result = run.run(executor);
+        self.finish(&run, &result, now)
+    }
+
+    /// Takes a ready action for execution without running it, so the caller can run its
+    /// operations ([`Run::run`]) after releasing its lock on the responder (a Docker step
+    /// may wait for a node agent for `agent_timeout_secs`) and then [`finish`](Self::finish)
+    /// it. Until then the action is neither ready nor stranded: it cannot run twice.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when it is unknown, not ready, or already running.
+    pub fn begin(&mut self, id: &str) -> Result<Run, ResponderError> {
         let tracked = self.ready(id)?;
-        let operations = tracked.action.operations.clone();
-        let evidence_dir = self.dir.as_ref().map(|d| d.join("evidence").join(id));
-        let mut keep = |step: usize, op: &Operation, body: &[u8]| {
-            keep_evidence(evidence_dir.as_deref(), step, op, body)
+        let run = Run {
+            id: id.to_string(),
+            operations: tracked.action.operations.clone(),
+            evidence_dir: self.dir.as_ref().map(|d| d.join("evidence").join(id)),
+            undo: None,
         };
-        let result = run_operations_with(executor, &operations, &mut keep);
-        self.record_outcome(id, &result, now)
+        self.running.insert(id.to_string());
+        Ok(run)
+    }
+
+    /// Records the outcome of a [`begin`](Self::begin)/[`begin_undo`](Self::begin_undo)
+    /// run (`executed`/`failed`, or `undone`/`undo_failed`).
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when the log fails.
+    pub fn finish(
+        &mut self,
+        run: &Run,
+        result: &Result<Outcome, Box<Failure>>,
+        now: DateTime<Utc>,
+    ) -> Result<LogRecord, ResponderError> {
+        self.running.remove(&run.id);
+        let Some(actor) = &run.undo else {
+            return self.record_outcome(&run.id, result, now);
+        };
+        let action = self.actions.get(&run.id).map(|t| t.action.action);
+        match result {
+            Ok(outcome) => self.write(
+                now,
+                RecordKind::Undone,
+                &run.id,
+                Some(actor),
+                json!({"action": action, "steps": outcome.steps}),
+            ),
+            Err(failure) => self.write(
+                now,
+                RecordKind::UndoFailed,
+                &run.id,
+                Some(actor),
+                json!({"action": action, "steps": failure.outcome.steps, "error": failure.error.to_string()}),
+            ),
+        }
     }
 
     /// Actions left `ready` (automatic or approved) and never executed, oldest first: the
@@ -541,7 +602,7 @@ impl Responder {
         let mut ids: Vec<(String, DateTime<Utc>)> = self
             .actions
             .values()
-            .filter(|t| t.state == State::Ready)
+            .filter(|t| t.state == State::Ready && !self.running.contains(&t.action.id))
             .map(|t| {
                 let since = t.ready_at.unwrap_or(t.action.planned_at);
                 (t.action.id.clone(), since)
@@ -580,6 +641,7 @@ impl Responder {
         self.actions
             .values()
             .filter(|t| t.state == State::Executed && t.undo_at.is_some_and(|at| at <= now))
+            .filter(|t| !self.running.contains(&t.action.id))
             .map(|t| t.action.id.clone())
             .collect()
     }
@@ -604,6 +666,30 @@ impl Responder {
         Ok(tracked.action.undo_operations(&tracked.memory)?)
     }
 
+    /// Takes an executed action for its undo (by `actor`: a user, or `ttl`), to run outside
+    /// the caller's lock like [`begin`](Self::begin); [`finish`](Self::finish) records it.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError`] when it is unknown, not executed, cannot be undone, or runs now.
+    pub fn begin_undo(&mut self, id: &str, actor: &str) -> Result<Run, ResponderError> {
+        let operations = self.undo_operations(id)?;
+        if self.running.contains(id) {
+            return Err(ResponderError::State {
+                id: id.into(),
+                state: State::Executed,
+                reason: "its undo is running now".into(),
+            });
+        }
+        self.running.insert(id.to_string());
+        Ok(Run {
+            id: id.to_string(),
+            operations,
+            evidence_dir: None,
+            undo: Some(actor.to_string()),
+        })
+    }
+
     /// Undoes an executed action through `executor` (`actor`: a user, or `ttl`) and records
     /// it (`undone` or `undo_failed`).
     ///
@@ -617,23 +703,33 @@ impl Responder {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<LogRecord, ResponderError> {
-        let operations = self.undo_operations(id)?;
-        let action = self.actions.get(id).map(|t| t.action.action);
-        match run_operations(executor, &operations) {
-            Ok(outcome) => self.write(
-                now,
-                RecordKind::Undone,
-                id,
-                Some(actor),
-                json!({"action": action, "steps": outcome.steps}),
-            ),
-            Err(failure) => self.write(
-                now,
-                RecordKind::UndoFailed,
-                id,
-                Some(actor),
-                json!({"action": action, "steps": failure.outcome.steps, "error": failure.error.to_string()}),
-            ),
+        let run = self.begin_undo(id, actor)?;
+        let result = run.run(executor);
+        self.finish(&run, &result, now)
+    }
+}
+
+/// An action's operations (or its undo's) taken by [`Responder::begin`] or
+/// [`Responder::begin_undo`], to run without holding the responder.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The action.
+    pub id: String,
+    operations: Vec<Operation>,
+    evidence_dir: Option<PathBuf>,
+    /// For an undo: who asked.
+    undo: Option<String>,
+}
+
+impl Run {
+    /// Runs the operations through `executor`, keeping an action's evidence files.
+    pub fn run(&self, executor: &dyn Executor) -> Result<Outcome, Box<Failure>> {
+        if self.undo.is_some() {
+            return run_operations(executor, &self.operations);
         }
+        let mut keep = |step: usize, op: &Operation, body: &[u8]| {
+            keep_evidence(self.evidence_dir.as_deref(), step, op, body)
+        };
+        run_operations_with(executor, &self.operations, &mut keep)
     }
 }
