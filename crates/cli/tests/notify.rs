@@ -35,6 +35,8 @@ struct Log {
     attempts: BTreeMap<String, u32>,
     /// Keys answered with 2xx, in order (a key twice = a duplicate).
     accepted: Vec<String>,
+    /// The bodies answered with 2xx, in the same order.
+    bodies: Vec<Value>,
 }
 
 /// An HTTP receiver on 127.0.0.1 that can go away and come back on the same port.
@@ -149,7 +151,10 @@ fn serve(stream: TcpStream, first: First, log: &Mutex<Log>) {
             return;
         }
         _ => {
-            log.lock().expect("lock").accepted.push(key);
+            let mut log = log.lock().expect("lock");
+            log.accepted.push(key);
+            log.bodies.push(body);
+            drop(log);
             "HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_string()
         }
     };
@@ -544,4 +549,68 @@ changes = ["opened"]
         })
         .count();
     assert_eq!(count, 1, "one incident change, one email");
+}
+
+#[test]
+fn an_action_awaiting_approval_is_announced_once_with_a_link_that_opens_a_confirmation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = Receiver::start(First::Accept);
+    let port = free_port();
+    let config = format!(
+        r#"
+[notify]
+public_url = "http://127.0.0.1:{port}"
+
+[[notify.channels]]
+name = "chat"
+kind = "webhook"
+url = "{hook}"
+rate_per_minute = 600
+
+[[notify.routes]]
+channels = ["chat"]
+changes = ["approval_needed"]
+
+[[respond.playbooks]]
+name = "exec-into-pod"
+rules = ["*"]
+actions = [{{ action = "quarantine_pod", mode = "approve" }}]
+"#,
+        hook = hook.url("/hook"),
+    );
+    let server = start_with_config(dir.path(), port, &config);
+    ingest(&server, &exec_into("shop", 1));
+    wait_for("the approval notice", Duration::from_secs(30), || {
+        !hook.accepted().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let log = hook.log.lock().expect("lock");
+    assert_eq!(
+        log.accepted.len(),
+        1,
+        "one notice per action: {:?}",
+        log.accepted
+    );
+    let event = &log.bodies[0];
+    assert_eq!(event["type"], "io.crowsnest.incident.approval_needed");
+    let approval = &event["data"]["approval"];
+    assert_eq!(approval["action"], "quarantine_pod");
+    assert_eq!(approval["playbook"], "exec-into-pod");
+    let link = approval["link"].as_str().expect("link").to_string();
+    drop(log);
+    assert!(
+        link.starts_with(&format!(
+            "http://127.0.0.1:{port}/api/v1/respond/approve?token="
+        )),
+        "an absolute link from notify.public_url: {link}"
+    );
+    // Opening the link (a chat preview does the same) shows a form and approves nothing.
+    let page = ureq::get(&link)
+        .call()
+        .expect("the link opens")
+        .into_string()
+        .expect("page");
+    assert!(page.contains("<form"), "{page}");
+    let actions = server.get("/api/v1/respond/actions").expect("actions");
+    assert_eq!(actions["actions"][0]["state"], "pending", "{actions}");
 }

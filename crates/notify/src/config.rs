@@ -183,7 +183,7 @@ pub struct RouteConfig {
     #[serde(default)]
     pub clusters: Vec<String>,
     /// The changes: `opened`, `updated`, `paged`, `acknowledged`, `investigating`,
-    /// `resolved` (default: all but `updated`).
+    /// `resolved`, `approval_needed` (default: all but `updated`).
     pub changes: Option<Vec<ChangeKind>>,
 }
 

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! * One notification per incident **change** (opened, updated, paged, acknowledged,
-//!   investigating, resolved), never per alert; `updated` changes of an incident coalesce while
+//!   investigating, resolved, and a containment action awaiting approval, with its signed
+//!   one-click link), never per alert; `updated` changes of an incident coalesce while
 //!   one waits, and at most one is sent per `update_interval_secs`.
 //! * Every change has a dedup key, `<incident id>:<change>[:<revision>]`, derived from the
 //!   incident alone: the detector re-derives the same changes when it replays the WAL after a
@@ -53,6 +54,9 @@ pub enum ChangeKind {
     Investigating,
     /// It was resolved.
     Resolved,
+    /// A containment action for it waits for a person's approval (the notice carries a
+    /// signed, single-use, expiring approval link).
+    ApprovalNeeded,
 }
 
 impl ChangeKind {
@@ -65,10 +69,11 @@ impl ChangeKind {
             ChangeKind::Acknowledged => "acknowledged",
             ChangeKind::Investigating => "investigating",
             ChangeKind::Resolved => "resolved",
+            ChangeKind::ApprovalNeeded => "approval_needed",
         }
     }
 
-    /// The changes a route gets when it names none: all but `updated`.
+    /// The changes a route gets when it names none: all but `updated`, approvals included.
     pub fn default_set() -> Vec<ChangeKind> {
         vec![
             ChangeKind::Opened,
@@ -76,6 +81,7 @@ impl ChangeKind {
             ChangeKind::Acknowledged,
             ChangeKind::Investigating,
             ChangeKind::Resolved,
+            ChangeKind::ApprovalNeeded,
         ]
     }
 }
@@ -204,6 +210,27 @@ pub struct Notice {
     pub incident: Snapshot,
     /// Who made the change (status changes).
     pub by: Option<String>,
+    /// The action waiting for approval (`approval_needed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRequest>,
+}
+
+/// A containment action waiting for a person, as an `approval_needed` notice shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    /// The action's id.
+    pub action_id: String,
+    /// What it does (`pause`, `quarantine`, `isolate_pod`, ...).
+    pub action: String,
+    /// What it acts on, in words.
+    pub target: String,
+    /// The playbook that planned it.
+    pub playbook: String,
+    /// The signed, single-use approval link (opening it shows a confirmation form; nothing
+    /// runs until that form is submitted, so chat link previews cannot approve).
+    pub link: String,
+    /// When the link stops working.
+    pub expires: DateTime<Utc>,
 }
 
 impl Notice {
@@ -225,6 +252,19 @@ impl Notice {
             key,
             incident: snapshot,
             by: None,
+            approval: None,
+        }
+    }
+
+    /// The notice that `request` waits for approval; its key names the action, so each
+    /// action is announced once (a restart re-plans nothing, and the ledger knows the key).
+    pub fn of_approval(incident: &Incident, request: ApprovalRequest) -> Self {
+        Self {
+            change: ChangeKind::ApprovalNeeded,
+            key: format!("{}:approval_needed:{}", incident.id, request.action_id),
+            incident: Snapshot::of(incident),
+            by: None,
+            approval: Some(request),
         }
     }
 
@@ -247,6 +287,7 @@ impl Notice {
             ),
             incident: Snapshot::of(incident),
             by: Some(by.to_string()),
+            approval: None,
         })
     }
 

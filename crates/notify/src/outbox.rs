@@ -308,6 +308,16 @@ impl Outbox {
                 }
             }
         }
+        if notice.change == ChangeKind::ApprovalNeeded {
+            // A paging system gets the approval on the alert it already holds for the
+            // incident (a note, a folded trigger), never as a new alert of its own.
+            for channel in inner.channels.iter().filter(|c| c.kind.is_stateful()) {
+                let pair = (channel.name.clone(), notice.incident.id.clone());
+                if !state.notified.contains(&pair) {
+                    targets.remove(channel.name.as_str());
+                }
+            }
+        }
         if targets.is_empty() {
             return;
         }

@@ -52,6 +52,7 @@ fn verb(change: ChangeKind) -> &'static str {
         ChangeKind::Acknowledged => "Incident acknowledged",
         ChangeKind::Investigating => "Incident under investigation",
         ChangeKind::Resolved => "Incident resolved",
+        ChangeKind::ApprovalNeeded => "Containment awaits approval",
     }
 }
 
@@ -69,11 +70,11 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-/// The link to the incident, when a public URL is configured.
+/// The link to the incident's page in the console, when a public URL is configured.
 fn link(public_url: Option<&str>, notice: &Notice) -> Option<String> {
     public_url.map(|base| {
         format!(
-            "{}/api/v1/incidents/{}",
+            "{}/incidents/{}",
             base.trim_end_matches('/'),
             notice.incident.id
         )
@@ -114,12 +115,31 @@ pub fn facts(notice: &Notice) -> Vec<(&'static str, String)> {
     if let Some(c) = &i.classification {
         facts.push(("Classification", c.clone()));
     }
+    if let Some(a) = &notice.approval {
+        facts.insert(0, ("Action", format!("{} {}", a.action, a.target)));
+        facts.insert(1, ("Playbook", a.playbook.clone()));
+        facts.insert(2, ("Link expires", rfc3339(a.expires)));
+    }
     facts
+}
+
+/// The approval line of an `approval_needed` notice.
+fn approval_line(notice: &Notice) -> Option<String> {
+    notice.approval.as_ref().map(|a| {
+        format!(
+            "Review and approve (single use, expires {}): {}",
+            rfc3339(a.expires),
+            a.link
+        )
+    })
 }
 
 /// The plain-text description (email body, PagerDuty/Opsgenie details, annotations).
 pub fn description(notice: &Notice, public_url: Option<&str>) -> String {
     let mut text = format!("{}\n\n", headline(notice));
+    if let Some(line) = approval_line(notice) {
+        text.push_str(&format!("{line}\n\n"));
+    }
     for (name, value) in facts(notice) {
         text.push_str(&format!("{name}: {value}\n"));
     }
@@ -182,6 +202,9 @@ pub fn slack(notice: &Notice, public_url: Option<&str>) -> Value {
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&headline(notice), 150), "emoji": false}}),
         json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*{}*", slack_escape(&i.title)), 3000)}, "fields": fields}),
     ];
+    if let Some(a) = &notice.approval {
+        blocks.insert(1, json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*{} {}* waits for approval · <{}|Review and approve> (single use, expires {})", slack_escape(&a.action), slack_escape(&a.target), a.link, rfc3339(a.expires)), 3000)}}));
+    }
     if !alerts.is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Latest alerts*\n{alerts}"), 3000)}}));
     }
@@ -222,9 +245,16 @@ pub fn teams(notice: &Notice, public_url: Option<&str>) -> Value {
         "version": "1.4",
         "body": body,
     });
+    let mut actions = Vec::new();
+    if let Some(a) = &notice.approval {
+        actions
+            .push(json!({"type": "Action.OpenUrl", "title": "Review and approve", "url": a.link}));
+    }
     if let Some(link) = link(public_url, notice) {
-        card["actions"] =
-            json!([{"type": "Action.OpenUrl", "title": "Open incident", "url": link}]);
+        actions.push(json!({"type": "Action.OpenUrl", "title": "Open incident", "url": link}));
+    }
+    if !actions.is_empty() {
+        card["actions"] = json!(actions);
     }
     json!({
         "type": "message",
@@ -252,6 +282,8 @@ pub fn pagerduty(notice: &Notice, routing_key: &str, public_url: Option<&str>) -
     let i = &notice.incident;
     let action = match notice.change {
         ChangeKind::Opened | ChangeKind::Updated | ChangeKind::Paged => "trigger",
+        // Folded into the open alert of the same dedup key, with the approval link.
+        ChangeKind::ApprovalNeeded => "trigger",
         ChangeKind::Acknowledged | ChangeKind::Investigating => "acknowledge",
         ChangeKind::Resolved => "resolve",
     };
@@ -285,9 +317,19 @@ pub fn pagerduty(notice: &Notice, routing_key: &str, public_url: Option<&str>) -
             event["payload"]["class"] = json!(rule);
         }
         event["client"] = json!("crowsnest");
+        let mut links = Vec::new();
+        if let Some(a) = &notice.approval {
+            links.push(
+                json!({"href": a.link, "text": format!("Approve {} {}", a.action, a.target)}),
+            );
+            event["payload"]["custom_details"]["approval"] = json!(a);
+        }
         if let Some(link) = link(public_url, notice) {
             event["client_url"] = json!(link);
-            event["links"] = json!([{"href": link, "text": "crowsnest incident"}]);
+            links.push(json!({"href": link, "text": "crowsnest incident"}));
+        }
+        if !links.is_empty() {
+            event["links"] = json!(links);
         }
     }
     event
@@ -364,6 +406,11 @@ pub fn opsgenie(notice: &Notice, public_url: Option<&str>) -> (String, Value) {
             format!("/v2/alerts/{alias}/close?identifierType=alias"),
             json!({"source": "crowsnest", "user": notice.by.as_deref().unwrap_or("crowsnest"), "note": note}),
         ),
+        // A note on the open alert (an alert create with its alias would only count up).
+        ChangeKind::ApprovalNeeded => (
+            format!("/v2/alerts/{alias}/notes?identifierType=alias"),
+            json!({"source": "crowsnest", "user": "crowsnest", "note": truncate(&format!("{note}: {}", approval_line(notice).unwrap_or_default()), 25_000)}),
+        ),
         ChangeKind::Opened | ChangeKind::Updated | ChangeKind::Paged => {
             let mut details = serde_json::Map::new();
             details.insert("risk".into(), json!(format!("{}", i.risk)));
@@ -408,6 +455,7 @@ pub fn cloudevent(notice: &Notice, source: &str, now: DateTime<Utc>) -> Value {
             "change": notice.change.as_str(),
             "by": notice.by,
             "incident": notice.incident,
+            "approval": notice.approval,
         },
     })
 }
@@ -467,9 +515,11 @@ pub fn build(
             &pagerduty(notice, &channel.key, public_url),
         ),
         ChannelKind::Alertmanager => {
+            // Alertmanager holds alert state, not messages: status changes between
+            // opened and resolved, and approval requests, are not sent to it.
             if matches!(
                 notice.change,
-                ChangeKind::Acknowledged | ChangeKind::Investigating
+                ChangeKind::Acknowledged | ChangeKind::Investigating | ChangeKind::ApprovalNeeded
             ) {
                 return Ok(Payload::Skip);
             }

@@ -253,7 +253,7 @@ fn slack_payload_is_block_kit_with_a_fallback_text() {
     assert!(context["elements"][0]["text"]
         .as_str()
         .expect("context text")
-        .contains("<https://cn.example/api/v1/incidents/"));
+        .contains("<https://cn.example/incidents/"));
 }
 
 #[test]
@@ -871,5 +871,110 @@ fn a_channel_that_is_down_holds_at_most_max_pending() {
     }
     let status = &outbox.status()[0];
     assert_eq!((status.pending, status.failed), (2, 3), "{status:?}");
+    outbox.shutdown();
+}
+
+fn approval_needed() -> Notice {
+    let (incidents, notices) = incident(1, Severity::High);
+    let incident = incidents.get(&notices[0].incident.id).expect("incident");
+    Notice::of_approval(
+        incident,
+        ApprovalRequest {
+            action_id: "act-1".into(),
+            action: "pause".into(),
+            target: "container abc123 on node-1".into(),
+            playbook: "contain-shells".into(),
+            link: "https://cn.example/api/v1/respond/approve?token=v1.abc".into(),
+            expires: t(60),
+        },
+    )
+}
+
+#[test]
+fn an_action_awaiting_approval_is_announced_with_its_link_where_a_person_can_click_it() {
+    let notice = approval_needed();
+    assert_eq!(notice.change, ChangeKind::ApprovalNeeded);
+    assert!(
+        notice.key.ends_with(":approval_needed:act-1"),
+        "{}",
+        notice.key
+    );
+    let link = "https://cn.example/api/v1/respond/approve?token=v1.abc";
+    let base = Some("https://cn.example");
+    let build = |kind: &str| {
+        let channel = resolve(&channel("c", kind, "https://receiver.example/x"));
+        payload::build(&channel, &notice, "k", t(1), base).expect("payload")
+    };
+    let (_, slack) = body(build("slack"));
+    assert!(slack["text"]
+        .as_str()
+        .expect("text")
+        .starts_with("Containment awaits approval: "));
+    assert!(
+        slack["blocks"][1]["text"]["text"]
+            .as_str()
+            .expect("approval block")
+            .contains(&format!("<{link}|Review and approve>")),
+        "{slack}"
+    );
+    let (_, teams) = body(build("teams"));
+    let actions = &teams["attachments"][0]["content"]["actions"];
+    assert_eq!(actions[0]["title"], "Review and approve");
+    assert_eq!(actions[0]["url"], link);
+    assert_eq!(
+        actions[1]["url"],
+        format!("https://cn.example/incidents/{}", notice.incident.id)
+    );
+    let (_, pd) = body(build("pagerduty"));
+    assert_eq!(pd["event_action"], "trigger");
+    assert_eq!(pd["dedup_key"], notice.incident.id.as_str());
+    assert_eq!(pd["links"][0]["href"], link);
+    assert_eq!(
+        pd["payload"]["custom_details"]["approval"]["action"],
+        "pause"
+    );
+    let (request, og) = body(build("opsgenie"));
+    assert!(
+        request.url.contains("/notes?identifierType=alias"),
+        "{}",
+        request.url
+    );
+    assert!(og["note"].as_str().expect("note").contains(link));
+    let (_, hook) = body(build("webhook"));
+    assert_eq!(hook["type"], "io.crowsnest.incident.approval_needed");
+    assert_eq!(hook["data"]["approval"]["link"], link);
+    assert!(matches!(build("alertmanager"), payload::Payload::Skip));
+    let text = payload::description(&notice, base);
+    assert!(
+        text.contains(&format!(
+            "Review and approve (single use, expires 2025-12-06T06:46:40.000Z): {link}"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_paging_system_gets_an_approval_only_on_an_incident_it_already_holds() {
+    let pd_receiver = Receiver::start(|_| Reply::Ok);
+    let hook_receiver = Receiver::start(|_| Reply::Ok);
+    let dir = tempfile::tempdir().expect("dir");
+    let mut pd = channel("pd", "pagerduty", &pd_receiver.url);
+    pd.rate_per_minute = Some(600);
+    let config = outbox_config(
+        vec![pd, webhook("w", &hook_receiver.url)],
+        &["approval_needed"],
+    );
+    let outbox = open(config, dir.path());
+    // The route takes approvals only: the webhook gets it, PagerDuty holds no alert of the
+    // incident and gets nothing.
+    let notice = approval_needed();
+    outbox.offer(&notice);
+    outbox.offer(&notice);
+    wait_until("the webhook's approval", Duration::from_secs(5), || {
+        hook_receiver.got().len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(pd_receiver.got().is_empty());
+    assert_eq!(hook_receiver.got().len(), 1, "one notice per action");
     outbox.shutdown();
 }

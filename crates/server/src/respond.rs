@@ -258,9 +258,15 @@ impl Respond {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Offers an alert; runs what may run now. Blocking: call from a blocking thread inside
-    /// the runtime.
-    fn offer(&self, offer: &Offer) -> Vec<LogRecord> {
+    /// Offers an alert; runs what may run now; returns the records and, for the actions
+    /// that wait for approval, `approval_needed` notices (with the signed link, made
+    /// absolute with `public_url` when the responder's own links are relative). Blocking:
+    /// call from a blocking thread inside the runtime.
+    fn offer(
+        &self,
+        offer: &Offer,
+        public_url: Option<&str>,
+    ) -> (Vec<LogRecord>, Vec<crowsnest_notify::Notice>) {
         let mut responder = self.lock();
         let offered = match responder.offer(
             &offer.alert,
@@ -271,12 +277,39 @@ impl Respond {
             Ok(offered) => offered,
             Err(error) => {
                 tracing::error!(%error, alert = %offer.alert.id, "containment: the action log cannot be written; nothing is run");
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
         let mut records = offered.records;
+        let mut notices = Vec::new();
+        let ttl =
+            i64::try_from(responder.planner().config().approval_link_ttl_secs).unwrap_or(i64::MAX);
         for (id, link) in &offered.links {
             tracing::warn!(action = %id, %link, "containment action waits for approval");
+            let (Some(incident), Some(tracked)) = (&offer.incident, responder.get(id)) else {
+                continue;
+            };
+            let link = match public_url {
+                Some(base) if link.starts_with('/') => {
+                    format!("{}{link}", base.trim_end_matches('/'))
+                }
+                _ => link.clone(),
+            };
+            let action = serde_json::to_value(tracked.action.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            notices.push(crowsnest_notify::Notice::of_approval(
+                incident,
+                crowsnest_notify::ApprovalRequest {
+                    action_id: id.clone(),
+                    action,
+                    target: tracked.action.target.describe(),
+                    playbook: tracked.action.playbook.clone(),
+                    link,
+                    expires: Utc::now() + chrono::Duration::seconds(ttl),
+                },
+            ));
         }
         let mut runs = Vec::new();
         for id in &offered.run {
@@ -289,7 +322,7 @@ impl Respond {
         }
         drop(responder);
         let _ = self.run_unlocked(runs, &mut records);
-        records
+        (records, notices)
     }
 
     /// Approves (and runs) an action. Blocking.
@@ -466,7 +499,18 @@ pub fn spawn(state: Arc<AppState>, mut rx: mpsc::Receiver<Offer>) {
             let records = tokio::select! {
                 offer = rx.recv() => {
                     let Some(offer) = offer else { break };
-                    tokio::task::spawn_blocking(move || respond.offer(&offer)).await
+                    let notify = state.notify.clone();
+                    let public_url = state.config.notify.public_url.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let (records, notices) = respond.offer(&offer, public_url.as_deref());
+                        // Announced before the records are stored: the outbox journal is
+                        // durable, and its ledger sends each action's notice once.
+                        if let Some(outbox) = notify {
+                            notices.iter().for_each(|notice| outbox.offer(notice));
+                        }
+                        records
+                    })
+                    .await
                 }
                 _ = ticker.tick() => {
                     tokio::task::spawn_blocking(move || respond.undo_due()).await
