@@ -59,26 +59,9 @@ pub(super) async fn k8s_audit(
                 ApiError::bad_request(format!("not a Kubernetes audit EventList or Event: {e}"))
             })?;
     // A retried document (`crowsnest ingest` names each one) is stored once.
-    let mut decoded = decoded;
-    let admitted = match crate::dedup::gate(&state.dedup, super::batch_header(&headers))? {
-        crate::dedup::Gate::Duplicate => {
-            return Ok(
-                Json(json!({"accepted": 0, "rejected": 0, "errors": [], "duplicate": true}))
-                    .into_response(),
-            )
-        }
-        crate::dedup::Gate::New(admitted) => Some(admitted),
-        crate::dedup::Gate::Plain => None,
-    };
-    if let Some(admitted) = &admitted {
-        admitted.stamp(&mut decoded.events);
-    }
-    let response = store(&state, decoded, "kubernetes.audit").await?;
-    if let Some(admitted) = admitted {
-        admitted.stored();
-    }
+    let response = store_batch(&state, &headers, decoded, "kubernetes.audit").await;
     drop(body);
-    Ok(response)
+    response
 }
 
 pub(super) async fn ndjson(
@@ -112,9 +95,22 @@ pub(super) async fn ndjson(
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    // Batches retried by the agent: stored once (crate::dedup).
-    let mut decoded = decoded;
-    let admitted = match crate::dedup::gate(&state.dedup, super::batch_header(&headers))? {
+    // Batches retried by the agent or `crowsnest ingest`: stored once (crate::dedup).
+    let response = store_batch(&state, &headers, decoded, &label).await;
+    drop(body);
+    response
+}
+
+/// [`store`] for a request that may carry a batch id (`X-Crowsnest-Batch`): a batch already
+/// stored is answered `duplicate: true` and stored again nowhere; a new one is stamped with
+/// its id in the same WAL append as its events.
+async fn store_batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    mut decoded: Decoded,
+    label: &str,
+) -> Result<axum::response::Response, ApiError> {
+    let admitted = match crate::dedup::gate(&state.dedup, super::batch_header(headers))? {
         crate::dedup::Gate::Duplicate => {
             return Ok(
                 Json(json!({"accepted": 0, "rejected": 0, "errors": [], "duplicate": true}))
@@ -127,11 +123,10 @@ pub(super) async fn ndjson(
     if let Some(admitted) = &admitted {
         admitted.stamp(&mut decoded.events);
     }
-    let response = store(&state, decoded, &label).await?;
+    let response = store(state, decoded, label).await?;
     if let Some(admitted) = admitted {
         admitted.stored();
     }
-    drop(body);
     Ok(response)
 }
 
