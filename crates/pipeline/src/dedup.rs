@@ -20,7 +20,9 @@
 //!
 //! Memory is bounded: at most [`MAX_STREAMS`] streams are remembered (the least recently
 //! acknowledged are forgotten first, which can only let an ancient retry through, never drop
-//! data).
+//! data). The streams of one-off senders (agent id starting with [`ONE_OFF_PREFIX`]: each
+//! `crowsnest ingest` run names its own) are forgotten [`ONE_OFF_TTL`] after their last batch,
+//! so a cron job of ingest runs does not fill the map or the snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,12 @@ pub const BATCH_FIELD: &str = "crowsnest.batch";
 pub const BATCH_HEADER: &str = "x-crowsnest-batch";
 /// Most streams remembered.
 pub const MAX_STREAMS: usize = 100_000;
+/// Agent ids of one-off senders (`crowsnest ingest` runs): their streams are forgotten
+/// [`ONE_OFF_TTL`] after their last batch.
+pub const ONE_OFF_PREFIX: &str = "crowsnest-ingest-";
+/// How long a one-off sender's stream is remembered after its last batch (its retries end
+/// within minutes).
+pub const ONE_OFF_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 const STATE_FILE: &str = "dedup.json";
 
 /// A parsed batch id.
@@ -95,10 +103,16 @@ struct State {
     in_flight: HashSet<(String, u64)>,
     clock: u64,
     dirty: bool,
+    /// One-off streams and when each last moved.
+    one_off: HashMap<String, std::time::Instant>,
 }
 
 impl State {
     fn raise(&mut self, stream: &str, seq: u64) {
+        if stream.starts_with(ONE_OFF_PREFIX) {
+            self.one_off
+                .insert(stream.to_string(), std::time::Instant::now());
+        }
         self.clock += 1;
         let clock = self.clock;
         match self.acked.get_mut(stream) {
@@ -118,6 +132,22 @@ impl State {
         }
     }
 
+    /// Forgets one-off streams idle for `ttl`.
+    fn expire(&mut self, ttl: std::time::Duration) {
+        let before = self.acked.len();
+        let acked = &mut self.acked;
+        self.one_off.retain(|stream, seen| {
+            let keep = seen.elapsed() < ttl;
+            if !keep {
+                acked.remove(stream);
+            }
+            keep
+        });
+        if self.acked.len() != before {
+            self.dirty = true;
+        }
+    }
+
     fn evict(&mut self) {
         let mut by_age: Vec<(u64, String)> =
             self.acked.iter().map(|(k, v)| (v.1, k.clone())).collect();
@@ -125,6 +155,7 @@ impl State {
         let excess = self.acked.len().saturating_sub(MAX_STREAMS * 9 / 10);
         for (_, stream) in by_age.into_iter().take(excess) {
             self.acked.remove(&stream);
+            self.one_off.remove(&stream);
         }
     }
 }
@@ -222,8 +253,13 @@ impl Dedup {
     /// Writes the state durably (temp file, fsync, rename, directory fsync) when it changed.
     /// Call before the WAL is truncated.
     pub fn persist(&self) -> std::io::Result<()> {
+        self.persist_expiring(ONE_OFF_TTL)
+    }
+
+    fn persist_expiring(&self, ttl: std::time::Duration) -> std::io::Result<()> {
         let snapshot: HashMap<String, u64> = {
             let mut state = self.lock();
+            state.expire(ttl);
             if !state.dirty {
                 return Ok(());
             }
@@ -335,6 +371,50 @@ mod tests {
 
     fn id(text: &str) -> BatchId {
         BatchId::parse(text).expect("valid id")
+    }
+
+    #[test]
+    fn one_off_streams_are_forgotten_after_their_ttl_and_agents_are_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dedup = Dedup::open(dir.path()).expect("open");
+        for text in [
+            "crowsnest-ingest-7-1f:f0l0:1",
+            "crowsnest-ingest-7-1f:f0l0:2",
+            "node-a:spool:5",
+        ] {
+            let id = id(text);
+            assert_eq!(dedup.begin(&id), Admission::Accept);
+            dedup.finish(&id, true);
+        }
+        dedup
+            .persist_expiring(std::time::Duration::from_secs(3600))
+            .expect("persist");
+        assert_eq!(
+            dedup.acked("crowsnest-ingest-7-1f:f0l0"),
+            Some(2),
+            "kept within its TTL"
+        );
+        assert_eq!(
+            dedup.begin(&id("crowsnest-ingest-7-1f:f0l0:2")),
+            Admission::Duplicate
+        );
+        dedup
+            .persist_expiring(std::time::Duration::ZERO)
+            .expect("persist");
+        assert_eq!(
+            dedup.acked("crowsnest-ingest-7-1f:f0l0"),
+            None,
+            "forgotten past its TTL"
+        );
+        assert_eq!(
+            dedup.acked("node-a:spool"),
+            Some(5),
+            "an agent's stream stays"
+        );
+        let snapshot: HashMap<String, u64> =
+            serde_json::from_slice(&std::fs::read(dir.path().join(STATE_FILE)).expect("read"))
+                .expect("json");
+        assert_eq!(snapshot.len(), 1, "{snapshot:?}");
     }
 
     #[test]

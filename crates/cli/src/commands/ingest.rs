@@ -391,12 +391,14 @@ fn send_lane(
 }
 
 /// A name for this run's batch streams, unique enough that two runs never share one (the
-/// server remembers each stream's highest acknowledged batch).
+/// server remembers each stream's highest acknowledged batch; streams of agent ids starting
+/// with `crowsnest-ingest-` only for an hour after their last batch, see
+/// `crowsnest_pipeline::dedup::ONE_OFF_PREFIX`).
 fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("ingest-{}-{nanos:x}", std::process::id())
+    format!("crowsnest-ingest-{}-{nanos:x}", std::process::id())
 }
 
 /// Gzips and posts one body; a 400 with a per-line report is an answer, not a failure.
