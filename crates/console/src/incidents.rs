@@ -613,7 +613,7 @@ fn containment(actions: &Result<Vec<Tracked>, String>, auth: &Auth, incident: &s
                         thead { tr {
                             th scope="col" { "Planned" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Playbook, mode" }
                             th scope="col" { "State" } th scope="col" { "Why" } th scope="col" { "Approved by" } th scope="col" { "Undo" }
-                            @if auth.admin { th scope="col" { "Do" } }
+                            @if auth.admin { th scope="col" { "Decide" } }
                         } }
                         tbody {
                             @for t in list {
@@ -625,7 +625,7 @@ fn containment(actions: &Result<Vec<Tracked>, String>, auth: &Auth, incident: &s
                                     td { (t.action.target.describe()) }
                                     td { (t.action.playbook) ", " (serde_json::to_value(t.action.mode).ok().map(|v| text(&v)).unwrap_or_default()) }
                                     td { span class={ "state " (state) } { (state) } }
-                                    td.narrow { (t.action.decision.reason) @if let Some(g) = &t.action.decision.guard { " (guard " code { (g) } ")" } }
+                                    td.why { (t.action.decision.reason) @if let Some(g) = &t.action.decision.guard { " (guard " code { (g) } ")" } }
                                     td { (t.approved_by.clone().unwrap_or_default()) }
                                     td {
                                         @match (t.state, &undo, t.undo_at) {
