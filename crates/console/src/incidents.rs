@@ -1,6 +1,9 @@
-//! The incidents list and an incident's page, with its status actions. The list is
-//! `crowsnest_server::api::list_incidents`, actions go through `submit_action` (the cores of
-//! `GET /api/v1/incidents` and `POST /api/v1/incidents/{id}/actions`).
+//! The incidents list and an incident's page, with its status actions and its containment
+//! actions. The list is `crowsnest_server::api::list_incidents`, status actions go through
+//! `submit_action` (the cores of `GET /api/v1/incidents` and
+//! `POST /api/v1/incidents/{id}/actions`), containment through `list_actions`,
+//! `approve_action` and `undo_action` (the cores of `GET /api/v1/respond/actions`,
+//! `POST /api/v1/respond/approve` and `POST /api/v1/respond/actions/{id}/undo`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

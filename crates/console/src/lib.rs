@@ -7,8 +7,8 @@
 //! charts appear.
 //!
 //! The console is a client of the API's own functions (`crowsnest_server::api::run_search`,
-//! `list_alerts`, `list_incidents`, `submit_action`): same bounds, same answers, no second
-//! implementation. Every response carries a strict Content Security Policy
+//! `list_alerts`, `list_incidents`, `submit_action`, `list_actions`, `approve_action`,
+//! `undo_action`): same bounds, same answers, no second implementation. Every response carries a strict Content Security Policy
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
 //! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram`, `/search/export` and `/search/suggest`),
