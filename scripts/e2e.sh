@@ -3,6 +3,11 @@
 # installs Debian's chromium and the pinned npm packages (playwright-core, axe-core) when they
 # are missing, builds the binary, runs the test. Screenshots: target/e2e-artifacts/.
 # Fails loudly when anything is missing or fails; never skips. Needs no stdin (CI).
+#
+# `scripts/e2e.sh bench [EVENTS]`: instead, the console's first-results benchmark
+# (tests/e2e/first-results.bench.mjs) on a release build: EVENTS (default 1,000,000) generated
+# events loaded with `crowsnest bench`, then the search page timed in Chromium. Not part of CI
+# (the load takes minutes); its figures are in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +26,17 @@ if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modu
   (cd tests/e2e && npm ci --no-audit --no-fund </dev/null)
 fi
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --locked -p crowsnest
-export CROWSNEST_BIN="$PWD/$target/debug/crowsnest"
-case "$target" in /*) export CROWSNEST_BIN="$target/debug/crowsnest";; esac
-export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$PWD/target/e2e-artifacts}"
+case "$target" in /*) ;; *) target="$PWD/$target";; esac
 export CHROMIUM
+if [ "${1:-}" = "bench" ]; then
+  if [ -z "${CROWSNEST_BIN:-}" ]; then
+    cargo build --locked --release -p crowsnest
+    export CROWSNEST_BIN="$target/release/crowsnest"
+  fi
+  EVENTS="${2:-1000000}" node tests/e2e/first-results.bench.mjs
+  exit
+fi
+cargo build --locked -p crowsnest
+export CROWSNEST_BIN="$target/debug/crowsnest"
+export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$PWD/target/e2e-artifacts}"
 node tests/e2e/console.test.mjs

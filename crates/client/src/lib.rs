@@ -46,6 +46,22 @@ impl Client {
         answer(request.call(), &self.base)
     }
 
+    /// Enables or disables the loaded rule `id` (`POST /api/v1/rules/{id}/enable|disable`,
+    /// `admin` scope): the server's answer (`id`, `enabled`, `changed`).
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal (unknown rule 404, a token without `admin` 403, detection off
+    /// 400) or an unreachable server.
+    pub fn set_rule_enabled(&self, id: &str, enabled: bool) -> anyhow::Result<Value> {
+        let id_path = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        let verb = if enabled { "enable" } else { "disable" };
+        self.post_json(
+            &format!("/api/v1/rules/{id_path}/{verb}"),
+            &Value::Object(serde_json::Map::new()),
+        )
+    }
+
     /// GETs a text answer (e.g. `/metrics`).
     pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let response = self
@@ -164,3 +180,80 @@ impl std::fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use super::*;
+
+    /// A server of one request on loopback: answers `status` with `body` and hands back the
+    /// request line and the `Authorization` header.
+    fn one_answer(
+        status: &str,
+        body: &'static str,
+    ) -> (String, std::thread::JoinHandle<(String, String)>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let status = status.to_string();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("request line");
+            let mut auth = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).expect("header");
+                if header.trim().is_empty() {
+                    break;
+                }
+                let lower = header.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = header.trim().to_string();
+                }
+            }
+            let mut rest = vec![0u8; length];
+            std::io::Read::read_exact(&mut reader, &mut rest).expect("body");
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("answer");
+            (line.trim().to_string(), auth)
+        });
+        (base, handle)
+    }
+
+    #[test]
+    fn rules_are_switched_by_their_encoded_id_and_refusals_carry_the_message() {
+        let (base, server) =
+            one_answer("200 OK", r#"{"id":"a b/c","enabled":false,"changed":true}"#);
+        let answer = Client::new(&base, "t0k")
+            .set_rule_enabled("a b/c", false)
+            .expect("switched");
+        assert_eq!(answer["changed"], true);
+        let (line, auth) = server.join().expect("server");
+        assert_eq!(line, "POST /api/v1/rules/a%20b%2Fc/disable HTTP/1.1");
+        assert_eq!(auth, "Authorization: Bearer t0k");
+
+        let (base, server) = one_answer(
+            "404 Not Found",
+            r#"{"error":{"status":404,"message":"no rule `x`"}}"#,
+        );
+        let error = Client::new(&base, "t0k")
+            .set_rule_enabled("x", true)
+            .expect_err("refused");
+        let (line, _) = server.join().expect("server");
+        assert_eq!(line, "POST /api/v1/rules/x/enable HTTP/1.1");
+        let server_error = error.downcast_ref::<ServerError>().expect("a server error");
+        assert_eq!(server_error.status, 404);
+        assert_eq!(server_error.message, "no rule `x`");
+    }
+}

@@ -76,6 +76,8 @@ pub(crate) async fn page(
         .acked_next()
         .saturating_sub(pipeline.committed_next());
     let problems = pipeline.problems();
+    let rejected = console.app.metrics.rejected_by_source();
+    let silent = silent_sources(&console, &auth, now).await;
     let body = html! {
         h1 { "Overview" }
         form.filters method="get" action="/dashboard" {
@@ -91,6 +93,18 @@ pub(crate) async fn page(
             } @else {
                 ul.problems { @for p in &problems { li.error { code { (p.component) } ": " (p.message) " (since " (p.since.to_rfc3339()) ")" } } }
             }
+            h3 #rejects { "Rejected lines per input" }
+            @if rejected.is_empty() {
+                p { "No line or item was rejected since the server started." }
+            } @else {
+                p.muted { "Lines or items the decoders refused since the server started (" code { "crowsnest_events_rejected_total" } " in " code { "/metrics" } "; the reasons are in each request's answer and the server log)." }
+                table.results aria-labelledby="rejects" {
+                    thead { tr { th scope="col" { "Input" } th scope="col" { "Rejected" } } }
+                    tbody { @for (source, count) in &rejected { tr { td { code { (source) } } td.num { (count) } } } }
+                }
+            }
+            h3 #silent { "Silent sources" }
+            (silent)
         }
         div.panels { @for p in panels { (p) } }
     };
@@ -152,6 +166,70 @@ async fn panel(
                 }
             }
         }
+    }
+}
+
+/// How far back a source that stopped sending is still looked for.
+const SILENT_LOOKBACK: &str = "7d";
+const SILENT_LOOKBACK_DAYS: i64 = 7;
+
+/// The sources (`event.dataset`) that sent in the last [`SILENT_LOOKBACK`] but nothing for
+/// [`SILENT_SECS`], through the API's search.
+async fn silent_sources(console: &Arc<Console>, auth: &Auth, now: DateTime<Utc>) -> Markup {
+    let query = "NOT event.kind:alert | stats max(@timestamp) as newest, count() by event.dataset | sort newest";
+    let input = SearchInput {
+        query: query.to_string(),
+        start: Some(
+            (now - chrono::Duration::days(SILENT_LOOKBACK_DAYS))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        end: None,
+        limit: Some(1000),
+        offset: 0,
+    };
+    let result = run_search(&console.app, &auth.name, &input).await;
+    html! {
+        @match result {
+            Err(error) => p.error role="alert" { "Sources could not be read: " (error.to_string()) },
+            Ok(response) => {
+                @let columns = response.columns.clone().unwrap_or_default();
+                @let rows = response.rows.clone().unwrap_or_default();
+                @let (source, newest) = (columns.iter().position(|c| c == "event.dataset"), columns.iter().position(|c| c == "newest"));
+                @let silent: Vec<(String, String, i64)> = rows.iter().filter_map(|row| {
+                    let name = text(row.get(source?)?);
+                    let newest_text = row.get(newest?).and_then(Value::as_str)?.to_string();
+                    let at = DateTime::parse_from_rfc3339(&newest_text).ok()?.with_timezone(&Utc);
+                    let age = (now - at).num_seconds();
+                    (age > SILENT_SECS).then_some((name, newest_text, age))
+                }).collect();
+                @if silent.is_empty() {
+                    p { "Every source that sent in the last " (SILENT_LOOKBACK) " sent in the last " (SILENT_SECS / 60) " minutes (" (rows.len()) " sources)." }
+                } @else {
+                    p.error role="status" { (silent.len()) " of " (rows.len()) " sources that sent in the last " (SILENT_LOOKBACK) " sent nothing for " (SILENT_SECS / 60) " minutes or more." }
+                    table.results aria-labelledby="silent" {
+                        thead { tr { th scope="col" { "Source" } th scope="col" { "Newest event" } th scope="col" { "Silent for" } } }
+                        tbody {
+                            @for (name, at, age) in &silent {
+                                tr {
+                                    td { a href=(link("/search", &[("q", &crate::render::with_filter("", "event.dataset", name).unwrap_or_default()), ("range", SILENT_LOOKBACK)])) { (name) } }
+                                    td { (at) }
+                                    td { (human_age(*age)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `95 min`, `26 h`, `3 d`.
+fn human_age(secs: i64) -> String {
+    match secs {
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
     }
 }
 

@@ -1,6 +1,9 @@
-//! The incidents list and an incident's page, with its status actions. The list is
-//! `crowsnest_server::api::list_incidents`, actions go through `submit_action` (the cores of
-//! `GET /api/v1/incidents` and `POST /api/v1/incidents/{id}/actions`).
+//! The incidents list and an incident's page, with its status actions and its containment
+//! actions. The list is `crowsnest_server::api::list_incidents`, status actions go through
+//! `submit_action` (the cores of `GET /api/v1/incidents` and
+//! `POST /api/v1/incidents/{id}/actions`), containment through `list_actions`,
+//! `approve_action` and `undo_action` (the cores of `GET /api/v1/respond/actions`,
+//! `POST /api/v1/respond/approve` and `POST /api/v1/respond/actions/{id}/undo`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,15 +13,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::SecondsFormat;
 use crowsnest_query::{Filter, Query};
+use crowsnest_respond::contain::responder::{State as ActionState, Tracked};
+use crowsnest_respond::contain::{PlannedAction, UndoError};
 use crowsnest_respond::{Classification, Status};
 use crowsnest_server::api::{run_search, submit_action, ActionBody, SearchInput};
+use crowsnest_server::respond::Approval;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::layout::frame;
 use crate::render::{field, link, text, value, with_filter};
-use crate::session::Reader;
+use crate::session::{Auth, Reader};
 use crate::Console;
 
 /// The page of an incident (its id percent-encoded).
@@ -170,6 +176,19 @@ pub(crate) async fn show(
             (id.to_string(), detail)
         })
         .collect();
+    // Its containment actions (planned for it, or for one of its alerts), through the API's
+    // own listing.
+    let alert_ids: std::collections::HashSet<&str> =
+        incident.alerts.iter().map(|a| a.id.as_str()).collect();
+    let actions: Result<Vec<Tracked>, String> =
+        crowsnest_server::api::list_actions(&console.app, None, MAX_TRACKED_SCAN)
+            .await
+            .map(|all| {
+                all.into_iter()
+                    .filter(|t| belongs(&t.action, &id, &alert_ids))
+                    .collect()
+            })
+            .map_err(|e| e.to_string());
     // Timeline: alerts and comments, in time order.
     let mut timeline: Vec<(String, Markup)> = incident
         .alerts
@@ -226,6 +245,8 @@ pub(crate) async fn show(
                 }
             }
         }
+        h2 #containment { "Containment actions" }
+        (containment(&actions, &auth, &id))
         h2 { "Risk factors" }
         table.results {
             thead { tr { th scope="col" { "Factor" } th scope="col" { "Detail" } th scope="col" { "Value" } } }
@@ -556,6 +577,182 @@ pub(crate) async fn act(
             frame("Action refused", Some(&auth), html! { p.error role="alert" { (error.to_string()) } a href=(path) { "Back to the incident" } }),
         )
             .into_response(),
+    }
+}
+
+/// Most containment actions looked through for an incident's (the responder tracks at most
+/// 10 000).
+const MAX_TRACKED_SCAN: usize = 10_000;
+
+/// Whether a planned action is the incident's: planned for it, or for one of its alerts.
+fn belongs(
+    action: &PlannedAction,
+    incident: &str,
+    alert_ids: &std::collections::HashSet<&str>,
+) -> bool {
+    action.incident_id.as_deref() == Some(incident) || alert_ids.contains(action.alert_id.as_str())
+}
+
+fn state_name(state: ActionState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .map(|v| text(&v))
+        .unwrap_or_default()
+}
+
+/// The incident's containment actions, with Approve (waiting for approval) and Undo
+/// (executed, reversible) for admins: plain POST forms with the CSRF token.
+fn containment(actions: &Result<Vec<Tracked>, String>, auth: &Auth, incident: &str) -> Markup {
+    let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let form_action = format!("{}/respond", incident_path(incident));
+    html! {
+        @match actions {
+            Err(message) => p.error role="alert" { (message) },
+            Ok(list) if list.is_empty() => p.muted { "None: no playbook planned an action for this incident." },
+            Ok(list) => {
+                p.summary { (list.len()) " actions, newest first." @if !auth.admin { " Approving and undoing need a token with the " code { "admin" } " scope." } }
+                div.scroll tabindex="0" role="region" aria-label="Containment actions, scrolls sideways" {
+                    table.results {
+                        thead { tr {
+                            th scope="col" { "Planned" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Playbook, mode" }
+                            th scope="col" { "State" } th scope="col" { "Why" } th scope="col" { "Approved by" } th scope="col" { "Undo" }
+                            @if auth.admin { th scope="col" { "Decide" } }
+                        } }
+                        tbody {
+                            @for t in list {
+                                @let undo = t.action.undo_operations(&t.memory);
+                                @let state = state_name(t.state);
+                                tr data-action=(t.action.id) {
+                                    td { (ts(t.action.planned_at)) }
+                                    td { strong { (t.action.action.as_str()) } br; code.muted { (t.action.id) } }
+                                    td { (t.action.target.describe()) }
+                                    td { (t.action.playbook) ", " (serde_json::to_value(t.action.mode).ok().map(|v| text(&v)).unwrap_or_default()) }
+                                    td { span class={ "state " (state) } { (state) } }
+                                    td.why { (t.action.decision.reason) @if let Some(g) = &t.action.decision.guard { " (guard " code { (g) } ")" } }
+                                    td { (t.approved_by.clone().unwrap_or_default()) }
+                                    td {
+                                        @match (t.state, &undo, t.undo_at) {
+                                            (ActionState::Executed, Err(why), _) | (_, Err(why @ UndoError::Irreversible(_)), _) => span.muted { (why.to_string()) },
+                                            (ActionState::Executed, Ok(_), Some(at)) => { "automatically at " (ts(at)) ", or by hand" }
+                                            (ActionState::Executed, Ok(_), None) => { "by hand" }
+                                            _ => {}
+                                        }
+                                    }
+                                    @if auth.admin {
+                                        td {
+                                            @if t.state == ActionState::Pending {
+                                                form.inline method="post" action=(form_action) {
+                                                    input type="hidden" name="csrf" value=(auth.csrf);
+                                                    input type="hidden" name="action_id" value=(t.action.id);
+                                                    input type="hidden" name="decision" value="approve";
+                                                    button type="submit" aria-label=(format!("Approve {} on {}", t.action.action.as_str(), t.action.target.describe())) { "Approve" }
+                                                }
+                                            }
+                                            @if t.state == ActionState::Executed && undo.is_ok() {
+                                                form.inline method="post" action=(form_action) {
+                                                    input type="hidden" name="csrf" value=(auth.csrf);
+                                                    input type="hidden" name="action_id" value=(t.action.id);
+                                                    input type="hidden" name="decision" value="undo";
+                                                    button type="submit" aria-label=(format!("Undo {} on {}", t.action.action.as_str(), t.action.target.describe())) { "Undo" }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RespondForm {
+    #[serde(default)]
+    csrf: String,
+    action_id: String,
+    decision: String,
+}
+
+/// `POST /incidents/{id}/respond` (admin scope, CSRF token): `decision=approve` or `undo` of
+/// one of the incident's containment actions (`action_id`), through the API's own
+/// `approve_action` and `undo_action` (the cores of `POST /api/v1/respond/approve` and
+/// `POST /api/v1/respond/actions/{id}/undo`).
+pub(crate) async fn respond(
+    State(console): State<Arc<Console>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let path = incident_path(&id);
+    let Ok(form) = serde_urlencoded::from_bytes::<RespondForm>(&body) else {
+        return (StatusCode::BAD_REQUEST, "malformed containment form").into_response();
+    };
+    let auth = match console.authorize_change(&headers, &path, Some(&form.csrf)) {
+        Ok(auth) => auth,
+        Err(response) => return *response,
+    };
+    let refused = |status: StatusCode, message: String| {
+        (
+            status,
+            frame("Containment action refused", Some(&auth), html! { p.error role="alert" { (message) } a href=(format!("{path}#containment")) { "Back to the incident" } }),
+        )
+            .into_response()
+    };
+    // Only this incident's actions are acted on from its page.
+    let Some(incident) = console.app.detection.incident(&id) else {
+        return refused(StatusCode::NOT_FOUND, format!("no incident `{id}`"));
+    };
+    let alert_ids: std::collections::HashSet<&str> =
+        incident.alerts.iter().map(|a| a.id.as_str()).collect();
+    let own = crowsnest_server::api::list_actions(&console.app, None, MAX_TRACKED_SCAN)
+        .await
+        .map(|all| {
+            all.iter()
+                .any(|t| t.action.id == form.action_id && belongs(&t.action, &id, &alert_ids))
+        })
+        .unwrap_or(false);
+    if !own {
+        return refused(
+            StatusCode::NOT_FOUND,
+            format!(
+                "incident `{id}` has no containment action `{}`",
+                form.action_id
+            ),
+        );
+    }
+    let done = match form.decision.as_str() {
+        "approve" => {
+            crowsnest_server::api::approve_action(
+                &console.app,
+                Approval::Id(form.action_id.clone()),
+                auth.name.clone(),
+            )
+            .await
+        }
+        "undo" => crowsnest_server::api::undo_action(
+            &console.app,
+            form.action_id.clone(),
+            auth.name.clone(),
+        )
+        .await
+        .map(|(action, _)| action),
+        other => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                format!("unknown decision `{other}`; expected approve or undo"),
+            )
+        }
+    };
+    match done {
+        Ok(_) => Redirect::to(&format!("{path}#containment")).into_response(),
+        Err(error) => {
+            let message = error.to_string();
+            let status = error.into_response().status();
+            refused(status, message)
+        }
     }
 }
 

@@ -7,12 +7,12 @@
 //! charts appear.
 //!
 //! The console is a client of the API's own functions (`crowsnest_server::api::run_search`,
-//! `list_alerts`, `list_incidents`, `submit_action`): same bounds, same answers, no second
-//! implementation. Every response carries a strict Content Security Policy
+//! `list_alerts`, `list_incidents`, `submit_action`, `list_actions`, `approve_action`,
+//! `undo_action`): same bounds, same answers, no second implementation. Every response carries a strict Content Security Policy
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
 //! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram`, `/search/export` and `/search/suggest`),
-//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/exec` and `/exec/session`, `/assets/{file}`.
+//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action` and `/respond`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/exec`, `/exec/session` and `/exec/docker`, `/assets/{file}`.
 
 mod alerts;
 mod assets;
@@ -67,6 +67,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/alerts", get(alerts::page))
         .route("/exec", get(exec::list))
         .route("/exec/session", get(exec::session))
+        .route("/exec/docker", get(exec::docker_session))
         .route("/rules", get(rules::page))
         .route("/rules/reload", post(rules::reload))
         .route("/rules/{id}", get(rules::show))
@@ -75,6 +76,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/action", post(incidents::act))
+        .route("/incidents/{id}/respond", post(incidents::respond))
         .route("/assets/{file}", get(assets::serve))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)

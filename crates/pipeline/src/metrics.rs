@@ -41,6 +41,8 @@ pub struct OutputLabel {
 pub struct Metrics {
     registry: Registry,
     seen_sources: Mutex<HashSet<String>>,
+    /// The totals of [`Metrics::rejected`], readable ([`Metrics::rejected_by_source`]).
+    rejected_totals: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Events decoded from requests, per source.
     pub received: Family<SourceLabel, Counter>,
     /// Events committed to the store, per source.
@@ -294,6 +296,7 @@ impl Metrics {
             registry,
             guards,
             seen_sources: Mutex::new(HashSet::new()),
+            rejected_totals: Mutex::new(std::collections::BTreeMap::new()),
             received,
             stored,
             rejected,
@@ -371,6 +374,33 @@ impl Metrics {
                 source: "other".to_string(),
             }
         }
+    }
+
+    /// Counts `count` lines or items of `source` rejected by the decoders (the
+    /// `events_rejected` counter, and the totals [`Metrics::rejected_by_source`] reads).
+    pub fn count_rejected(&self, source: &str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let label = self.source(source);
+        self.rejected.get_or_create(&label).inc_by(count);
+        *self
+            .rejected_totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(label.source)
+            .or_default() += count;
+    }
+
+    /// Lines or items rejected by the decoders since the process started, per source (the
+    /// sources past the first [`MAX_SOURCES`] as `other`), by source name.
+    pub fn rejected_by_source(&self) -> Vec<(String, u64)> {
+        self.rejected_totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(source, count)| (source.clone(), *count))
+            .collect()
     }
 
     /// Renders the text exposition format.
@@ -488,5 +518,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE crowsnest_wal_bytes gauge"), "{text}");
+    }
+
+    #[test]
+    fn rejects_are_counted_per_source_and_readable() {
+        let metrics = Metrics::new();
+        metrics.count_rejected("syslog", 2);
+        metrics.count_rejected("syslog", 3);
+        metrics.count_rejected("ndjson", 0);
+        metrics.count_rejected("k8s_audit", 1);
+        assert_eq!(
+            metrics.rejected_by_source(),
+            [("k8s_audit".to_string(), 1), ("syslog".to_string(), 5)]
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains("crowsnest_events_rejected_total{source=\"syslog\"} 5"),
+            "{text}"
+        );
+        assert!(!text.contains("source=\"ndjson\""), "{text}");
     }
 }

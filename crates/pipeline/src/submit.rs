@@ -31,12 +31,7 @@ impl Pipeline {
     ) -> Result<(usize, Vec<LineError>), SubmitError> {
         let Decoded { events, errors } = decoded;
         let metrics = self.metrics();
-        if !errors.is_empty() {
-            metrics
-                .rejected
-                .get_or_create(&metrics.source(label))
-                .inc_by(errors.len() as u64);
-        }
+        metrics.count_rejected(label, errors.len() as u64);
         let window = self.store_config().clone();
         let mappings = self.mappings().clone();
         let (events, payloads, per_source, mapping_failures) =

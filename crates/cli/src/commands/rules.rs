@@ -1,4 +1,5 @@
-//! `crowsnest rules validate PATH...` and `crowsnest rules test [PATH...]`.
+//! `crowsnest rules validate PATH...`, `crowsnest rules test [PATH...]` and
+//! `crowsnest rules enable|disable ID` (a running server's `POST /api/v1/rules/{id}/enable|disable`).
 //!
 //! `validate` loads Sigma files the way the server does and reports per file: loaded (with the
 //! count), unsupported (the construct and line) or invalid (the reason and line); it exits 1 when
@@ -12,6 +13,8 @@ use std::process::ExitCode;
 use crowsnest_detect::load::{builtin_files, is_rule_file};
 use crowsnest_detect::testrun::{run_file_tests, run_tests, RuleTestReport};
 use crowsnest_detect::{FileStatus, Problem, RuleSet};
+
+use crate::client::ServerArgs;
 
 /// Flags of `crowsnest rules`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,6 +40,21 @@ pub enum RulesCommand {
         /// Rule files or directories (recursive).
         paths: Vec<PathBuf>,
     },
+    /// Enable a loaded rule of a running server again (`admin` token).
+    Enable {
+        /// The rule's id (as `GET /api/v1/rules` lists it).
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Disable a loaded rule of a running server: it stops matching within a second, stays
+    /// listed, and stays disabled across restarts (`admin` token).
+    Disable {
+        /// The rule's id (as `GET /api/v1/rules` lists it).
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// Runs `rules validate` or `rules test`.
@@ -44,7 +62,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         RulesCommand::Validate { paths, json } => validate(&paths, json),
         RulesCommand::Test { paths } => test(&paths),
+        RulesCommand::Enable { id, server } => switch(&server, &id, true),
+        RulesCommand::Disable { id, server } => switch(&server, &id, false),
     }
+}
+
+fn switch(server: &ServerArgs, id: &str, enabled: bool) -> anyhow::Result<ExitCode> {
+    let answer = server.client()?.set_rule_enabled(id, enabled)?;
+    let state = if enabled { "enabled" } else { "disabled" };
+    if answer["changed"] == false {
+        println!("rule {id} was already {state}");
+    } else {
+        println!("rule {id} {state}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
@@ -179,4 +210,83 @@ fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod switch_tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crowsnest_server::auth::Scope;
+
+    fn server_args(base: &str, token: &str) -> ServerArgs {
+        ServerArgs {
+            server: base.to_string(),
+            token: Some(token.to_string()),
+            token_file: None,
+            data_dir: PathBuf::from("unused"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn enable_and_disable_switch_a_rule_of_a_running_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crowsnest_server::ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let running = crowsnest_server::start(config).await.expect("server");
+        let base = format!("http://{}", running.addr);
+        let admin = running.new_admin_token.clone().expect("admin token");
+        let reader = running
+            .state
+            .tokens
+            .create("reader", BTreeSet::from([Scope::Read]))
+            .expect("reader");
+        // A rule of the built-in pack: `docker exec` into a container.
+        let id = "0bdf76bd-52a2-47ac-a2a7-121595143ae2";
+        let cli = |token: String, command: fn(String, ServerArgs) -> RulesCommand| {
+            let args = Args {
+                command: command(id.to_string(), server_args(&base, &token)),
+            };
+            tokio::task::spawn_blocking(move || run(args))
+        };
+        let disable = |id, server| RulesCommand::Disable { id, server };
+        let enable = |id, server| RulesCommand::Enable { id, server };
+        let refused = cli(reader.clone(), disable).await.expect("join");
+        let message = format!("{:#}", refused.expect_err("a read token may not"));
+        assert!(message.contains("403"), "{message}");
+        assert!(!running.state.detection.disabled_rules().contains(id));
+
+        cli(admin.clone(), disable)
+            .await
+            .expect("join")
+            .expect("disabled");
+        assert!(running.state.detection.disabled_rules().contains(id));
+        cli(admin.clone(), enable)
+            .await
+            .expect("join")
+            .expect("enabled");
+        assert!(!running.state.detection.disabled_rules().contains(id));
+
+        let unknown = Args {
+            command: RulesCommand::Enable {
+                id: "no-such-rule".into(),
+                server: server_args(&base, &admin),
+            },
+        };
+        let message = format!(
+            "{:#}",
+            tokio::task::spawn_blocking(move || run(unknown))
+                .await
+                .expect("join")
+                .expect_err("unknown rule")
+        );
+        assert!(
+            message.contains("404") && message.contains("no-such-rule"),
+            "{message}"
+        );
+        running.shutdown().await.expect("shutdown");
+    }
 }

@@ -42,6 +42,7 @@ pub(crate) use compat::limits as ingest_limits;
 pub use alerts::{list_alerts, request_rules_reload, rules_status};
 pub use compliance::run_evaluation;
 pub use incidents::{list_incidents, submit_action, ActionBody};
+pub use respond::{approve_action, list_actions, undo_action};
 pub use rules::{
     rule_detail, set_rule_enabled, test_rule, RuleTestInput, DEFAULT_TEST_EVENTS, TEST_BUDGET,
 };

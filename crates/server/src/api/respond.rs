@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use crowsnest_respond::contain::responder::ResponderError;
+use crowsnest_respond::contain::responder::{ResponderError, Tracked};
 use serde_json::{json, Value};
 
 use super::authorize;
@@ -62,12 +62,25 @@ pub(super) async fn list(
             STATES.join(", ")
         )));
     }
-    let respond = state.respond.clone();
-    let filter = filter.map(str::to_string);
-    let actions = tokio::task::spawn_blocking(move || respond.list(filter.as_deref(), limit))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let actions = list_actions(&state, filter.map(str::to_string), limit).await?;
     Ok(Json(json!({ "actions": actions })))
+}
+
+/// The containment actions behind `GET /api/v1/respond/actions` (and the console's incident
+/// page): newest first, optionally of one state, at most `limit`.
+///
+/// # Errors
+///
+/// Only an internal one (the blocking task failed).
+pub async fn list_actions(
+    state: &AppState,
+    filter: Option<String>,
+    limit: usize,
+) -> Result<Vec<Tracked>, ApiError> {
+    let respond = state.respond.clone();
+    tokio::task::spawn_blocking(move || respond.list(filter.as_deref(), limit))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 pub(super) async fn show(
@@ -101,6 +114,23 @@ pub(super) async fn undo(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let actor = authorize(&state, &headers, Scope::Admin)?;
+    let (action, record) = undo_action(&state, id, actor).await?;
+    Ok(Json(json!({ "action": action, "record": record })))
+}
+
+/// Undoes an executed containment action as `actor` (the core of
+/// `POST /api/v1/respond/actions/{id}/undo`, and of the console's Undo button; the caller
+/// checked the `admin` scope): the action's new state and its log record, which is stored as
+/// a `crowsnest.response` event.
+///
+/// # Errors
+///
+/// The responder's refusal: unknown action (404), not executed or irreversible (400).
+pub async fn undo_action(
+    state: &AppState,
+    id: String,
+    actor: String,
+) -> Result<(Value, Option<Value>), ApiError> {
     let respond = state.respond.clone();
     let (action, records) = tokio::task::spawn_blocking(move || respond.undo(&id, &actor))
         .await
@@ -109,8 +139,30 @@ pub(super) async fn undo(
     let record = records
         .first()
         .map(|r| json!({"kind": r.kind, "detail": r.detail}));
-    submit(&state, records).await;
-    Ok(Json(json!({ "action": action, "record": record })))
+    submit(state, records).await;
+    Ok((action, record))
+}
+
+/// Approves a containment action and runs it (the core of `POST /api/v1/respond/approve`,
+/// and of the console's Approve button; with [`Approval::Id`] the caller checked the `admin`
+/// scope): the action's new state. The log records are stored as `crowsnest.response` events.
+///
+/// # Errors
+///
+/// The responder's refusal: unknown action (404), a forged, expired or used token (403), not
+/// waiting for approval (400).
+pub async fn approve_action(
+    state: &AppState,
+    approval: Approval,
+    actor: String,
+) -> Result<Value, ApiError> {
+    let respond = state.respond.clone();
+    let (action, records) = tokio::task::spawn_blocking(move || respond.approve(&approval, &actor))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(responder_error)?;
+    submit(state, records).await;
+    Ok(action)
 }
 
 fn escape(text: &str) -> String {
@@ -226,21 +278,16 @@ pub(super) async fn approve(
             ))
         }
     };
-    let respond = state.respond.clone();
-    let outcome = tokio::task::spawn_blocking(move || respond.approve(&approval, &actor))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let (action, records) = match outcome {
-        Ok(done) => done,
+    let action = match approve_action(&state, approval, actor).await {
+        Ok(action) => action,
         Err(error) if form => {
             return Ok(page(
                 "Not approved",
                 &format!("<p>{}</p>", escape(&error.to_string())),
             ))
         }
-        Err(error) => return Err(responder_error(error)),
+        Err(error) => return Err(error),
     };
-    submit(&state, records).await;
     if form {
         return Ok(page(
             "Approved",

@@ -183,13 +183,9 @@ async fn bulk_response(
     };
     // One fixed label: index names are client-chosen and would make metric labels unbounded.
     let (stored, _) = submit_decoded(state, decoded, "elasticsearch").await?;
-    if rejected > 0 {
-        state
-            .metrics
-            .rejected
-            .get_or_create(&state.metrics.source("elasticsearch"))
-            .inc_by(rejected as u64);
-    }
+    state
+        .metrics
+        .count_rejected("elasticsearch", rejected as u64);
     let mut generator = ulid::Generator::new();
     let mut sequence = 0u64;
     let items: Vec<Value> = items
