@@ -613,4 +613,18 @@ actions = [{{ action = "quarantine_pod", mode = "approve" }}]
     assert!(page.contains("<form"), "{page}");
     let actions = server.get("/api/v1/respond/actions").expect("actions");
     assert_eq!(actions["actions"][0]["state"], "pending", "{actions}");
+    assert!(page.contains("action=\"/api/v1/respond/reject\""), "{page}");
+    // The link's holder rejects it from the page's second form: it never runs.
+    let token = link.split("token=").nth(1).expect("token");
+    let rejected = ureq::post(&format!("{}/api/v1/respond/reject", server.url))
+        .send_form(&[("token", token), ("reason", "expected maintenance")])
+        .expect("rejected")
+        .into_string()
+        .expect("page");
+    assert!(rejected.contains("was rejected"), "{rejected}");
+    let actions = server.get("/api/v1/respond/actions").expect("actions");
+    assert_eq!(actions["actions"][0]["state"], "rejected", "{actions}");
+    let again = ureq::post(&format!("{}/api/v1/respond/approve", server.url))
+        .send_json(serde_json::json!({"token": token}));
+    assert!(again.is_err(), "a rejected action's link approves nothing");
 }

@@ -647,6 +647,12 @@ fn containment(actions: &Result<Vec<Tracked>, String>, auth: &Auth, incident: &s
                                                     input type="hidden" name="decision" value="approve";
                                                     button type="submit" aria-label=(format!("Approve {} on {}", t.action.action.as_str(), t.action.target.describe())) { "Approve" }
                                                 }
+                                                form.inline method="post" action=(form_action) {
+                                                    input type="hidden" name="csrf" value=(auth.csrf);
+                                                    input type="hidden" name="action_id" value=(t.action.id);
+                                                    input type="hidden" name="decision" value="reject";
+                                                    button type="submit" aria-label=(format!("Reject {} on {}", t.action.action.as_str(), t.action.target.describe())) { "Reject" }
+                                                }
                                             }
                                             @if t.state == ActionState::Executed && undo.is_ok() {
                                                 form.inline method="post" action=(form_action) {
@@ -676,7 +682,7 @@ struct RespondForm {
     decision: String,
 }
 
-/// `POST /incidents/{id}/respond` (admin scope, CSRF token): `decision=approve` or `undo` of
+/// `POST /incidents/{id}/respond` (admin scope, CSRF token): `decision=approve`, `reject` or `undo` of
 /// one of the incident's containment actions (`action_id`), through the API's own
 /// `approve_action` and `undo_action` (the cores of `POST /api/v1/respond/approve` and
 /// `POST /api/v1/respond/actions/{id}/undo`).
@@ -732,6 +738,15 @@ pub(crate) async fn respond(
             )
             .await
         }
+        "reject" => {
+            crowsnest_server::api::reject_action(
+                &console.app,
+                Approval::Id(form.action_id.clone()),
+                auth.name.clone(),
+                "rejected in the console".into(),
+            )
+            .await
+        }
         "undo" => crowsnest_server::api::undo_action(
             &console.app,
             form.action_id.clone(),
@@ -742,7 +757,7 @@ pub(crate) async fn respond(
         other => {
             return refused(
                 StatusCode::BAD_REQUEST,
-                format!("unknown decision `{other}`; expected approve or undo"),
+                format!("unknown decision `{other}`; expected approve, reject or undo"),
             )
         }
     };

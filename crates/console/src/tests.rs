@@ -1148,6 +1148,7 @@ async fn an_incident_shows_its_containment_actions_with_approve_and_undo_for_adm
     let (cookie, csrf) = login(&f.console, &f.admin).await;
     let shown = send(&f.console, get(&page, &cookie)).await;
     assert!(shown.body.contains(">Approve</button>") && shown.body.contains(">Undo</button>"));
+    assert!(shown.body.contains(">Reject</button>"));
     // Without the CSRF token, and for an action that is not the incident's: refused.
     let answer = send(
         &f.console,

@@ -355,6 +355,31 @@ impl Respond {
         Ok((state, records))
     }
 
+    /// Rejects a waiting action (it never runs; its link stops working). Blocking.
+    ///
+    /// # Errors
+    ///
+    /// The responder's refusal (forged, expired or replayed token; unknown action; not
+    /// waiting for approval).
+    pub fn reject(
+        &self,
+        approval: &Approval,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(Value, Vec<LogRecord>), ResponderError> {
+        let mut responder = self.lock();
+        let now = Utc::now();
+        let (action, records) = match approval {
+            Approval::Token(token) => responder.reject_token(token, actor, reason, now)?,
+            Approval::Id(id) => responder.reject(id, actor, "api", reason, now)?,
+        };
+        let state = responder
+            .get(&action.id)
+            .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
+        Ok((state, records))
+    }
+
     /// Undoes an executed action as `actor`. Blocking.
     ///
     /// # Errors

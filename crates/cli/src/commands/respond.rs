@@ -1,4 +1,4 @@
-//! `crowsnest respond plan|simulate|verify-log|approve`: containment playbooks, offline and
+//! `crowsnest respond plan|simulate|verify-log|approve|reject`: containment playbooks, offline and
 //! against a running server.
 //!
 //! - `plan --config FILE (--alert FILE.json | --incident ID)`: what the playbooks would do
@@ -12,6 +12,7 @@
 //! - `verify-log [PATH]`: verifies the hash-chained action log; names the first broken record.
 //! - `approve TOKEN|ID`: approves a waiting action on the server (a signed link's token, or an
 //!   action id with an admin token).
+//! - `reject TOKEN|ID [--reason TEXT]`: rejects a waiting action (it never runs).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -100,6 +101,17 @@ pub enum Action {
     Approve {
         /// The token of an approval link, or an action id.
         token_or_id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Reject a waiting action (it never runs): a signed link's token, or an action id
+    /// (needs an admin token).
+    Reject {
+        /// The token of an approval link, or an action id.
+        token_or_id: String,
+        /// Why (kept in the action log).
+        #[arg(long, default_value = "")]
+        reason: String,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -212,6 +224,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let answer = client
                 .post_json("/api/v1/respond/approve", &body)
                 .context("approving")?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Reject {
+            token_or_id,
+            reason,
+            server,
+        } => {
+            let client = server.client()?;
+            let key = if token_or_id.starts_with("v1.") {
+                "token"
+            } else {
+                "id"
+            };
+            let answer = client
+                .post_json(
+                    "/api/v1/respond/reject",
+                    &json!({key: token_or_id, "reason": reason}),
+                )
+                .context("rejecting")?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -39,6 +39,8 @@ pub enum RecordKind {
     Undone,
     /// The undo failed.
     UndoFailed,
+    /// Someone rejected it while it waited for approval.
+    Rejected,
 }
 
 impl RecordKind {
@@ -53,6 +55,7 @@ impl RecordKind {
             Self::Failed => "failed",
             Self::Undone => "undone",
             Self::UndoFailed => "undo_failed",
+            Self::Rejected => "rejected",
         }
     }
 }
@@ -102,7 +105,10 @@ impl LogRecord {
         e.set("event.category", json!(["process"]));
         e.set("event.action", json!(self.kind.as_str()));
         let outcome = match self.kind {
-            RecordKind::Executed | RecordKind::Undone | RecordKind::Approved => "success",
+            RecordKind::Executed
+            | RecordKind::Undone
+            | RecordKind::Approved
+            | RecordKind::Rejected => "success",
             RecordKind::Failed
             | RecordKind::UndoFailed
             | RecordKind::Refused

@@ -52,6 +52,8 @@ pub enum State {
     Failed,
     /// Undone.
     Undone,
+    /// Someone rejected it while it waited for approval: it never runs.
+    Rejected,
 }
 
 /// An action and where it is.
@@ -280,6 +282,11 @@ impl Responder {
                     t.state = State::Failed;
                 }
             }
+            RecordKind::Rejected => {
+                if let Some(t) = self.actions.get_mut(id) {
+                    t.state = State::Rejected;
+                }
+            }
             RecordKind::Undone => {
                 if let Some(t) = self.actions.get_mut(id) {
                     t.state = State::Undone;
@@ -301,7 +308,11 @@ impl Responder {
             .filter(|t| {
                 matches!(
                     t.state,
-                    State::DryRun | State::Refused | State::Failed | State::Undone
+                    State::DryRun
+                        | State::Refused
+                        | State::Failed
+                        | State::Undone
+                        | State::Rejected
                 ) || (t.state == State::Executed && t.undo_at.is_none())
             })
             .map(|t| (t.action.planned_at, t.action.id.clone()))
@@ -403,8 +414,35 @@ impl Responder {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(PlannedAction, Vec<LogRecord>), ResponderError> {
+        let id = self.verify_token(token, actor, now)?;
+        self.approve(&id, actor, "signed link", now)
+    }
+
+    /// Rejects with a signed token (the link's holder may approve or reject, once).
+    ///
+    /// # Errors
+    ///
+    /// As [`Responder::approve_token`].
+    pub fn reject_token(
+        &mut self,
+        token: &str,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(PlannedAction, Vec<LogRecord>), ResponderError> {
+        let id = self.verify_token(token, actor, now)?;
+        self.reject(&id, actor, "signed link", reason, now)
+    }
+
+    /// The action a signed token names; a refused token is logged (`approval_refused`).
+    fn verify_token(
+        &mut self,
+        token: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, ResponderError> {
         match self.approvals.verify(token, now) {
-            Ok(approved) => self.approve(&approved.action_id, actor, "signed link", now),
+            Ok(approved) => Ok(approved.action_id),
             Err(error) => {
                 let id = token.split('.').nth(1).unwrap_or("unknown").to_string();
                 let id = if self.actions.contains_key(&id) {
@@ -424,6 +462,48 @@ impl Responder {
         }
     }
 
+    /// Rejects action `id` as `actor` (the caller checks the right to respond): it never
+    /// runs, and its approval link stops working. `reason` is kept in the log.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponderError::Unknown`], or [`ResponderError::State`] when it does not wait for
+    /// approval.
+    pub fn reject(
+        &mut self,
+        id: &str,
+        actor: &str,
+        how: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(PlannedAction, Vec<LogRecord>), ResponderError> {
+        let action = self.pending(id, "rejected")?.action.clone();
+        let record = self.write(
+            now,
+            RecordKind::Rejected,
+            id,
+            Some(actor),
+            json!({"action": action.action, "via": how, "reason": reason}),
+        )?;
+        Ok((action, vec![record]))
+    }
+
+    /// The action `id` when it waits for approval (else why not, for `verb`).
+    fn pending(&self, id: &str, verb: &str) -> Result<&Tracked, ResponderError> {
+        let tracked = self
+            .actions
+            .get(id)
+            .ok_or_else(|| ResponderError::Unknown(id.into()))?;
+        if tracked.state != State::Pending {
+            return Err(ResponderError::State {
+                id: id.into(),
+                state: tracked.state,
+                reason: format!("only an action waiting for approval can be {verb}"),
+            });
+        }
+        Ok(tracked)
+    }
+
     /// Approves action `id` as `actor` (a user or token with the right to respond: the
     /// caller checks it). Returns the action, now ready to execute.
     ///
@@ -438,18 +518,7 @@ impl Responder {
         how: &str,
         now: DateTime<Utc>,
     ) -> Result<(PlannedAction, Vec<LogRecord>), ResponderError> {
-        let tracked = self
-            .actions
-            .get(id)
-            .ok_or_else(|| ResponderError::Unknown(id.into()))?;
-        if tracked.state != State::Pending {
-            return Err(ResponderError::State {
-                id: id.into(),
-                state: tracked.state,
-                reason: "only an action waiting for approval can be approved".into(),
-            });
-        }
-        let action = tracked.action.clone();
+        let action = self.pending(id, "approved")?.action.clone();
         let record = self.write(
             now,
             RecordKind::Approved,

@@ -886,3 +886,60 @@ fn an_action_ready_when_the_server_stopped_is_found_again_and_can_be_abandoned()
     let responder = Responder::open(dir.path(), cfg).expect("reopen");
     assert!(responder.stranded().is_empty(), "the log remembers both");
 }
+
+#[test]
+fn a_rejected_action_never_runs_and_its_link_stops_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(&[
+        (ActionKind::Stop, Mode::Approve),
+        (ActionKind::Pause, Mode::Approve),
+    ]);
+    let mut responder = Responder::open(dir.path(), cfg.clone()).expect("open");
+    let a = alert("a1", "reverse-shell", Severity::High, &CONTAINER);
+    let offered = responder
+        .offer(&a, None, &NoInventory, t(0))
+        .expect("offer");
+    assert_eq!(offered.links.len(), 2);
+    let (stop_id, stop_link) = offered.links[0].clone();
+    let (pause_id, pause_link) = offered.links[1].clone();
+    // By id (an admin), with a reason.
+    let (_, records) = responder
+        .reject(&stop_id, "alice", "api", "a planned load test", t(1))
+        .expect("rejected");
+    assert_eq!(records[0].kind, RecordKind::Rejected);
+    assert_eq!(records[0].detail["reason"], "a planned load test");
+    assert_eq!(
+        records[0].to_event().get_str("event.action"),
+        Some("rejected")
+    );
+    // Its link no longer approves, and it cannot run.
+    let token = stop_link.split("token=").nth(1).expect("token");
+    assert!(matches!(
+        responder.approve_token(token, "bob", t(2)),
+        Err(responder::ResponderError::State { .. })
+    ));
+    assert!(responder
+        .execute(&stop_id, &scripted(vec![]), t(3))
+        .is_err());
+    // By the signed link: once.
+    let token = pause_link.split("token=").nth(1).expect("token");
+    responder
+        .reject_token(token, "link holder", "", t(4))
+        .expect("rejected by link");
+    let replay = responder
+        .approve_token(token, "link holder", t(5))
+        .expect_err("used");
+    assert!(
+        replay.to_string().contains("replayed") || replay.to_string().contains("rejected"),
+        "{replay}"
+    );
+    drop(responder);
+    let responder = Responder::open(dir.path(), cfg).expect("reopen");
+    for id in [&stop_id, &pause_id] {
+        assert_eq!(
+            responder.get(id).map(|t| t.state),
+            Some(responder::State::Rejected)
+        );
+    }
+    assert!(responder.stranded().is_empty());
+}

@@ -42,7 +42,7 @@ pub(crate) use compat::limits as ingest_limits;
 pub use alerts::{list_alerts, request_rules_reload, rules_status};
 pub use compliance::run_evaluation;
 pub use incidents::{list_incidents, submit_action, ActionBody};
-pub use respond::{approve_action, list_actions, undo_action};
+pub use respond::{approve_action, list_actions, reject_action, undo_action};
 pub use rules::{
     rule_detail, set_rule_enabled, test_rule, RuleTestInput, DEFAULT_TEST_EVENTS, TEST_BUDGET,
 };
@@ -76,6 +76,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/api/v1/respond/approve",
             get(respond::confirm).post(respond::approve),
         )
+        .route("/api/v1/respond/reject", post(respond::reject))
         .route("/api/v1/rules", get(alerts::rules))
         .route("/api/v1/rules/reload", post(alerts::reload_rules))
         .route("/api/v1/rules/{id}", get(rules::show))

@@ -29,6 +29,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/respond/actions/{id}",
     "/api/v1/respond/actions/{id}/undo",
     "/api/v1/respond/approve",
+    "/api/v1/respond/reject",
     "/api/v1/rules",
     "/api/v1/rules/reload",
     "/api/v1/rules/{id}",
@@ -253,7 +254,7 @@ fn action_paths() -> Value {
             "/api/v1/respond/actions": {"get": {
                 "summary": "Containment actions planned by the `[respond]` playbooks, newest first: target, operations, guard decision, state",
                 "description": "Scope `read`. States: `dry_run`, `refused` (a guard), `pending` (waits for approval), `ready`, `executed`, `failed`, `undone`.",
-                "parameters": [{"name": "state", "in": "query", "schema": {"type": "string", "enum": ["dry_run", "refused", "pending", "ready", "executed", "failed", "undone"]}},
+                "parameters": [{"name": "state", "in": "query", "schema": {"type": "string", "enum": ["dry_run", "refused", "pending", "ready", "executed", "failed", "undone", "rejected"]}},
                                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
                 "responses": with_errors(json!({"200": {"description": "Actions", "content": {"application/json": {"schema": {"type": "object",
                     "properties": {"actions": {"type": "array", "items": {"$ref": "#/components/schemas/ResponseAction"}}}}}}}}), &[])
@@ -283,6 +284,15 @@ fn action_paths() -> Value {
                             "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}, "token": {"type": "string"}}}},
                             "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"token": {"type": "string"}}}}}},
                          "responses": with_errors(json!({"200": {"description": "Approved and run (HTML for a form post)", "content": {"application/json": {"schema": {"type": "object",
+                            "properties": {"action": {"$ref": "#/components/schemas/ResponseAction"}}}}}}}), &[])}
+            },
+            "/api/v1/respond/reject": {
+                "post": {"summary": "Reject a waiting containment action: it never runs, and its approval link stops working",
+                         "description": "`{\"id\": ...}` needs an `admin` token; `{\"token\": ...}` (JSON, or the form of the link's page) needs none, as for approving. `reason` (at most 500 characters) is kept in the action log (`rejected`).",
+                         "requestBody": {"required": true, "content": {
+                            "application/json": {"schema": {"type": "object", "properties": {"id": {"type": "string"}, "token": {"type": "string"}, "reason": {"type": "string"}}}},
+                            "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "reason": {"type": "string"}}}}}},
+                         "responses": with_errors(json!({"200": {"description": "Rejected (HTML for a form post)", "content": {"application/json": {"schema": {"type": "object",
                             "properties": {"action": {"$ref": "#/components/schemas/ResponseAction"}}}}}}}), &[])}
             },
             "/api/v1/agent/commands": {"get": {
@@ -328,7 +338,7 @@ fn action_schemas() -> Value {
                     "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"}}},
                 "ResponseAction": {"type": "object", "required": ["action", "state"], "properties": {
                     "action": {"type": "object", "description": "The plan: id, playbook, action, mode, target, alert_id, incident_id, planned_at, ttl_secs, operations, undo, decision {verdict, guard, reason}"},
-                    "state": {"type": "string", "enum": ["dry_run", "refused", "pending", "ready", "executed", "failed", "undone"]},
+                    "state": {"type": "string", "enum": ["dry_run", "refused", "pending", "ready", "executed", "failed", "undone", "rejected"]},
                     "approved_by": {"type": ["string", "null"]},
                     "memory": {"type": "object", "description": "What the execution remembered for the undo (networks, network_mode, previous_replicas)"},
                     "undo_at": {"type": ["string", "null"], "format": "date-time"}}},

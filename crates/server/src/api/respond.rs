@@ -165,6 +165,29 @@ pub async fn approve_action(
     Ok(action)
 }
 
+/// Rejects a containment action waiting for approval (the core of
+/// `POST /api/v1/respond/reject`, and of the console's Reject button; with [`Approval::Id`]
+/// the caller checked the `admin` scope): the action's new state (`rejected`). It never runs.
+///
+/// # Errors
+///
+/// As [`approve_action`].
+pub async fn reject_action(
+    state: &AppState,
+    approval: Approval,
+    actor: String,
+    reason: String,
+) -> Result<Value, ApiError> {
+    let respond = state.respond.clone();
+    let (action, records) =
+        tokio::task::spawn_blocking(move || respond.reject(&approval, &actor, &reason))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(responder_error)?;
+    submit(state, records).await;
+    Ok(action)
+}
+
 fn escape(text: &str) -> String {
     text.chars()
         .map(|c| match c {
@@ -230,8 +253,8 @@ pub(super) async fn confirm(
     page(
         "Approve a containment action?",
         &format!(
-            "{what}<form method=\"post\" action=\"/api/v1/respond/approve\"><input type=\"hidden\" name=\"token\" value=\"{}\"><button type=\"submit\">Approve and run it</button></form><p>Opening this page approves nothing; the button does, once.</p>",
-            escape(token)
+            "{what}<form method=\"post\" action=\"/api/v1/respond/approve\"><input type=\"hidden\" name=\"token\" value=\"{t}\"><button type=\"submit\">Approve and run it</button></form><form method=\"post\" action=\"/api/v1/respond/reject\" style=\"margin-top:1em\"><input type=\"hidden\" name=\"token\" value=\"{t}\"><label>Reason <input type=\"text\" name=\"reason\" maxlength=\"500\"></label> <button type=\"submit\">Reject</button></form><p>Opening this page approves nothing; a button does, once.</p>",
+            t = escape(token)
         ),
     )
 }
@@ -243,14 +266,34 @@ pub(super) async fn approve(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    decide(&state, &headers, &body, false).await
+}
+
+/// Rejects an action by id (admin) or by a signed token, with an optional `reason`.
+pub(super) async fn reject(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    decide(&state, &headers, &body, true).await
+}
+
+/// Approve (`reject` false) or reject, from a JSON body or the confirmation page's form.
+async fn decide(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: &[u8],
+    reject: bool,
+) -> Result<Response, ApiError> {
+    let state = Arc::clone(state);
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let fields: HashMap<String, String> = if form {
-        form_urlencoded::parse(&body).into_owned().collect()
+        form_urlencoded::parse(body).into_owned().collect()
     } else {
-        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "invalid body: {e}; expected {{\"token\": \"v1....\"}} or {{\"id\": \"act-...\"}}"
             ))
@@ -269,7 +312,7 @@ pub(super) async fn approve(
             (Approval::Token(token.clone()), "approval link".to_string())
         }
         (_, Some(id)) if !id.is_empty() => {
-            let actor = authorize(&state, &headers, Scope::Admin)?;
+            let actor = authorize(&state, headers, Scope::Admin)?;
             (Approval::Id(id.clone()), actor)
         }
         _ => {
@@ -278,11 +321,25 @@ pub(super) async fn approve(
             ))
         }
     };
-    let action = match approve_action(&state, approval, actor).await {
+    let decided = if reject {
+        let reason: String = fields
+            .get("reason")
+            .map(|r| r.trim().chars().take(500).collect())
+            .unwrap_or_default();
+        reject_action(&state, approval, actor, reason).await
+    } else {
+        approve_action(&state, approval, actor).await
+    };
+    let (refused, done) = if reject {
+        ("Not rejected", "rejected")
+    } else {
+        ("Not approved", "approved")
+    };
+    let action = match decided {
         Ok(action) => action,
         Err(error) if form => {
             return Ok(page(
-                "Not approved",
+                refused,
                 &format!("<p>{}</p>", escape(&error.to_string())),
             ))
         }
@@ -290,9 +347,9 @@ pub(super) async fn approve(
     };
     if form {
         return Ok(page(
-            "Approved",
+            if reject { "Rejected" } else { "Approved" },
             &format!(
-                "<p>Action <code>{}</code> was approved and is now <b>{}</b>.</p>",
+                "<p>Action <code>{}</code> was {done} and is now <b>{}</b>.</p>",
                 escape(action["action"]["id"].as_str().unwrap_or("?")),
                 escape(action["state"].as_str().unwrap_or("?"))
             ),
