@@ -423,6 +423,14 @@ pub struct Known {
     /// exec`'s process is a child of `runc`, outside the container, and a one-shot command is
     /// gone from /proc before the agent reads it: its parent's exec names the container.
     runc_exec: HashMap<i64, String>,
+    /// pid of a container shim (`containerd-shim*`) -> the container its latest `runc exec` /
+    /// `create` / `run` named. `runc exec --detach` returns as soon as the process is set up, so
+    /// the exec'd program often calls `execve` after its runc parents have exited: the kernel
+    /// has reparented it to the shim (a subreaper), and the shim's last runc command names the
+    /// container. (One shim per container under Docker; one per pod under containerd's CRI,
+    /// where two execs into two containers of one pod in the same millisecond could be
+    /// confused.)
+    shim_exec: HashMap<i64, String>,
 }
 
 /// Most `runc exec` pids remembered (the map is cleared past it: they are needed for
@@ -439,7 +447,7 @@ fn is_runc(event: &Map<String, Value>) -> bool {
         .is_some_and(|name| name == "runc")
 }
 
-/// The container a `runc … exec … <id>` command line execs into.
+/// The container a `runc … exec|create|run … <id>` command line starts a process in.
 fn runc_exec_target(event: &Map<String, Value>) -> Option<String> {
     let process = event.get("process")?;
     if !is_runc(event) {
@@ -451,7 +459,7 @@ fn runc_exec_target(event: &Map<String, Value>) -> Option<String> {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    if !args.contains(&"exec") {
+    if !args.iter().any(|a| matches!(*a, "exec" | "create" | "run")) {
         return None;
     }
     let last = args.last()?;
@@ -485,9 +493,28 @@ fn audit_event(
             known.runc_exec.insert(pid, target);
         }
     }
+    // A runc started by a shim: the shim's next orphaned child runs in that container.
+    let parent_is_shim = event
+        .get("process")
+        .and_then(|p| p.pointer("/parent/name"))
+        .and_then(Value::as_str)
+        .is_some_and(|name| name.starts_with("containerd-shim"));
+    let via_shim = match (parent_is_shim, ppid) {
+        (true, Some(ppid)) if runc => {
+            if let Some(target) = runc_exec_target(&event) {
+                if known.shim_exec.len() >= MAX_RUNC_EXEC {
+                    known.shim_exec.clear();
+                }
+                known.shim_exec.insert(ppid, target);
+            }
+            None
+        }
+        (true, Some(ppid)) => known.shim_exec.get(&ppid).cloned(),
+        _ => None,
+    };
     let pids: Vec<i64> = [pid, ppid].into_iter().flatten().collect();
-    let container =
-        audit::container_of_pid(&sources.proc_root, &pids).or_else(|| via_parent.filter(|_| !runc));
+    let container = audit::container_of_pid(&sources.proc_root, &pids)
+        .or_else(|| via_parent.or(via_shim).filter(|_| !runc));
     if let Some(id) = container {
         let metadata = &mut known.metadata;
         let known = metadata.get(&id).cloned();
@@ -547,6 +574,69 @@ mod tests {
         assert_eq!(exec["container"]["id"], id.as_str(), "{exec}");
         let host = Value::Object(audit_event(&records(other), &sources, &mut known));
         assert!(host.get("container").is_none(), "{host}");
+    }
+
+    #[test]
+    fn a_one_shot_docker_exec_reparented_to_the_shim_is_attributed_to_the_shims_last_runc() {
+        // What runc 1.1 under Docker 20.10 does about 1 exec in 5: `runc exec --detach` has
+        // exited when its child calls execve, so the child's parent is the shim (pid 1037).
+        let id = "86da512671dabf1ae8de855cce8f02b5".repeat(2);
+        let other = "0123456789abcdef".repeat(4);
+        let proc_root = tempfile::tempdir().expect("tempdir");
+        let shim = proc_root.path().join("1037");
+        std::fs::create_dir_all(&shim).expect("shim dir");
+        std::os::unix::fs::symlink("/usr/bin/containerd-shim-runc-v2", shim.join("exe"))
+            .expect("exe link");
+        let shell = proc_root.path().join("900");
+        std::fs::create_dir_all(&shell).expect("shell dir");
+        std::os::unix::fs::symlink("/usr/bin/bash", shell.join("exe")).expect("exe link");
+        let sources = Sources {
+            proc_root: proc_root.path().to_path_buf(),
+            ..Sources::default()
+        };
+        let records = |text: &str| -> Vec<audit::AuditRecord> {
+            text.lines().filter_map(audit::parse_line).collect()
+        };
+        let runc = |serial: u32, ppid: u32, pid: u32, target: &str| {
+            format!(
+                "type=SYSCALL msg=audit(1796643659.241:{serial}): arch=c000003e syscall=59 success=yes exit=0 ppid={ppid} pid={pid} uid=0 comm=\"runc\" exe=\"/usr/sbin/runc\"\ntype=EXECVE msg=audit(1796643659.241:{serial}): argc=7 a0=\"runc\" a1=\"--root\" a2=\"/var/run/docker/runtime-runc/moby\" a3=\"exec\" a4=\"--detach\" a5=\"--pid-file\" a6=\"{target}\""
+            )
+        };
+        let child = |serial: u32, ppid: u32, pid: u32, name: &str| {
+            format!(
+                "type=SYSCALL msg=audit(1796643659.281:{serial}): arch=c000003e syscall=59 success=yes exit=0 ppid={ppid} pid={pid} uid=0 comm=\"{name}\" exe=\"/bin/busybox\"\ntype=EXECVE msg=audit(1796643659.281:{serial}): argc=1 a0=\"{name}\""
+            )
+        };
+        let mut known = Known::default();
+        let first = Value::Object(audit_event(
+            &records(&runc(1, 1037, 1172, &id)),
+            &sources,
+            &mut known,
+        ));
+        assert!(first.get("container").is_none(), "runc runs on the host");
+        // runc init (1179) has exited too; the exec'd `uname` is the shim's child.
+        let exec = Value::Object(audit_event(
+            &records(&child(2, 1037, 1181, "uname")),
+            &sources,
+            &mut known,
+        ));
+        assert_eq!(exec["container"]["id"], id.as_str(), "{exec}");
+        // A runc run by hand from a shell registers nothing for the shell's other children.
+        let _ = audit_event(&records(&runc(3, 900, 1200, &other)), &sources, &mut known);
+        let host = Value::Object(audit_event(
+            &records(&child(4, 900, 1201, "ls")),
+            &sources,
+            &mut known,
+        ));
+        assert!(host.get("container").is_none(), "{host}");
+        // The shim's next exec names the container again (no stale attribution).
+        let _ = audit_event(&records(&runc(5, 1037, 1300, &other)), &sources, &mut known);
+        let next = Value::Object(audit_event(
+            &records(&child(6, 1037, 1301, "id")),
+            &sources,
+            &mut known,
+        ));
+        assert_eq!(next["container"]["id"], other.as_str(), "{next}");
     }
 
     #[test]
