@@ -447,8 +447,9 @@ fn is_runc(event: &Map<String, Value>) -> bool {
         .is_some_and(|name| name == "runc")
 }
 
-/// The container a `runc … exec|create|run … <id>` command line starts a process in.
-fn runc_exec_target(event: &Map<String, Value>) -> Option<String> {
+/// The container a `runc … <subcommand> … <id>` command line starts a process in, for one of
+/// `subcommands`.
+fn runc_target(event: &Map<String, Value>, subcommands: &[&str]) -> Option<String> {
     let process = event.get("process")?;
     if !is_runc(event) {
         return None;
@@ -459,7 +460,7 @@ fn runc_exec_target(event: &Map<String, Value>) -> Option<String> {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    if !args.iter().any(|a| matches!(*a, "exec" | "create" | "run")) {
+    if !args.iter().any(|a| subcommands.contains(a)) {
         return None;
     }
     let last = args.last()?;
@@ -486,7 +487,9 @@ fn audit_event(
     let runc = is_runc(&event);
     let via_parent = ppid.and_then(|p| known.runc_exec.get(&p).cloned());
     if let (true, Some(pid)) = (runc, pid) {
-        if let Some(target) = runc_exec_target(&event).or_else(|| via_parent.clone()) {
+        // Only `exec`: the children of `runc create` include the runtime's hooks
+        // (`dockerd libnetwork-setkey`), which run on the host.
+        if let Some(target) = runc_target(&event, &["exec"]).or_else(|| via_parent.clone()) {
             if known.runc_exec.len() >= MAX_RUNC_EXEC {
                 known.runc_exec.clear();
             }
@@ -501,7 +504,7 @@ fn audit_event(
         .is_some_and(|name| name.starts_with("containerd-shim"));
     let via_shim = match (parent_is_shim, ppid) {
         (true, Some(ppid)) if runc => {
-            if let Some(target) = runc_exec_target(&event) {
+            if let Some(target) = runc_target(&event, &["exec", "create", "run"]) {
                 if known.shim_exec.len() >= MAX_RUNC_EXEC {
                     known.shim_exec.clear();
                 }
@@ -629,6 +632,12 @@ mod tests {
             &mut known,
         ));
         assert!(host.get("container").is_none(), "{host}");
+        // `runc create`'s hooks (children of runc, on the host) are not the container's.
+        let create = runc(7, 1037, 1400, &id).replace("a3=\"exec\"", "a3=\"create\"");
+        let _ = audit_event(&records(&create), &sources, &mut known);
+        let hook = child(8, 1400, 1401, "libnetwork-setkey");
+        let hook = Value::Object(audit_event(&records(&hook), &sources, &mut known));
+        assert!(hook.get("container").is_none(), "{hook}");
         // The shim's next exec names the container again (no stale attribution).
         let _ = audit_event(&records(&runc(5, 1037, 1300, &other)), &sources, &mut known);
         let next = Value::Object(audit_event(

@@ -283,10 +283,8 @@ fn a_learned_container_alerts_on_exec_nc_and_a_copied_binary_with_the_baseline()
         learned["total"]
     );
 
-    // 1. `docker exec` of a shell that lives a second, as an interactive one does. (A one-shot
-    //    command exits within milliseconds, before the agent reads its /proc; the agent then
-    //    attributes it through its `runc exec` parent, which names the container: see
-    //    `collect.rs`; that path is not yet reliable enough to be asserted here.)
+    // 1. `docker exec` of a shell that lives a second, as an interactive one does. (One-shot
+    //    commands, gone before the agent reads their /proc, are step 4.)
     let (shell, shell_latency) = alert_for(
         &server,
         "sh",
@@ -360,18 +358,65 @@ fn a_learned_container_alerts_on_exec_nc_and_a_copied_binary_with_the_baseline()
         );
     }
 
+    // 4. Ten one-shot `docker exec`s, each a program new to the profile that exits within
+    //    milliseconds, before the agent can read its /proc; its runc parents are outside the
+    //    container and have often exited too (the kernel then reparents it to the container's
+    //    shim). Every one must alert, within a second.
+    let one_shots: [&[&str]; 10] = [
+        &["true"],
+        &["id"],
+        &["hostname"],
+        &["uname", "-a"],
+        &["date"],
+        &["pwd"],
+        &["whoami"],
+        &["nproc"],
+        &["env"],
+        &["sh", "-c", "exec wget --help"],
+    ];
+    let mut one_shot_latencies = Vec::new();
+    for command in one_shots {
+        // `sh` is known since step 1; what it execs in its place is not (`wget`: busybox's
+        // shell runs most small applets in-process, without an execve, but not this one).
+        let program = match command[0] {
+            "sh" => "wget",
+            first => first,
+        };
+        let mut args = vec!["exec", name.as_str()];
+        args.extend_from_slice(command);
+        let (alert, latency) = alert_for(&server, program, &args);
+        assert_eq!(
+            anomaly(&alert)["entity"]["workload"],
+            "crowsnest-busybox",
+            "{alert:#}"
+        );
+        one_shot_latencies.push((program, latency));
+    }
+    eprintln!("one-shot docker exec alert latencies: {one_shot_latencies:?}");
+    for (program, latency) in &one_shot_latencies {
+        assert!(
+            *latency < Duration::from_secs(1),
+            "one-shot `{program}` within a second: {latency:?}"
+        );
+    }
+
     // The learned programs keep running and raise nothing; what alerted is now in the
     // baseline (monitoring mode): running it again raises nothing new either.
     docker(&["exec", &name, "sh", "-c", "sleep 1; true"]);
     std::thread::sleep(Duration::from_secs(2));
     let after = alerts(&server);
     let names: Vec<Option<&str>> = after.iter().map(new_name).collect();
+    let expected: Vec<&str> = ["sh", "nc", "httpd"]
+        .into_iter()
+        .chain(one_shot_latencies.iter().map(|(p, _)| *p))
+        .collect();
     assert!(
         names
             .iter()
-            .all(|n| matches!(n, Some("sh" | "nc" | "httpd"))),
-        "only the three intrusions alert: {names:?}"
+            .all(|n| n.is_some_and(|n| expected.contains(&n))),
+        "only the intrusions alert: {names:?}"
     );
+    assert_eq!(names.len(), expected.len(), "one alert each: {names:?}");
     assert!(
         !names
             .iter()
