@@ -9,7 +9,7 @@
 //! 3. Rates: an event-rate and a distinct-count rule (`kind: rate`, hourly buckets, hour-of-week
 //!    seasonality) per (namespace, source, principal), `--rate-entities` entities over four
 //!    weeks of stream time: nanoseconds per event, resident memory per thousand entities,
-//!    checkpoint size and restore time.
+//!    checkpoint size and restore time; `--rate-method ewma` measures the EWMA threshold.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -38,6 +38,9 @@ pub struct Args {
     /// Entities of the rate rules' measurement.
     #[arg(long, default_value_t = 2_000)]
     pub rate_entities: u64,
+    /// The rate rules' threshold `method` (`median_mad` or `ewma`).
+    #[arg(long, default_value = "median_mad")]
+    pub rate_method: String,
 }
 
 /// The built-in pack as shipped, or without baselines: the baseline rules (`baseline/`) left
@@ -77,7 +80,7 @@ fn pack(with_baselines: bool) -> anyhow::Result<(RuleSet, usize)> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Measured first, so the resident-memory growth is not hidden by memory the corpus freed.
     // The rate state is kept until the end, so the key measurement's memory growth is its own.
-    let (per_rate, _rate_state) = rates(args.rate_entities)?;
+    let (per_rate, _rate_state) = rates(args.rate_entities, &args.rate_method)?;
     let per_key = keys(args.keys)?;
     let corpus = Corpus::generate(11, args.events)?;
     let bodies = corpus.bodies(4 << 20, u64::MAX);
@@ -178,14 +181,14 @@ fn keys(n: u64) -> anyhow::Result<String> {
 /// Two rate rules (events, distinct secrets) per (namespace, source, principal): `n` entities,
 /// each with 24 events a day over four weeks (the first three fill the history), reading one of
 /// 8 secrets each.
-fn rates(n: u64) -> anyhow::Result<(String, HashMap<String, RuleBaseline>)> {
+fn rates(n: u64, method: &str) -> anyhow::Result<(String, HashMap<String, RuleBaseline>)> {
     let entity = json!(["kubernetes.namespace", "source.ip", "user.name"]);
     let count = BaselineSpec::from_value(&json!({"kind": "rate", "entity": entity,
-        "max_entities": n.clamp(1, 1_000_000)}))
+        "max_entities": n.clamp(1, 1_000_000), "method": method}))
     .map_err(anyhow::Error::msg)?;
     let distinct = BaselineSpec::from_value(&json!({"kind": "rate", "entity": entity,
         "distinct": "orchestrator.resource.name", "max_entities": n.clamp(1, 1_000_000),
-        "max_keys": (n * 8).clamp(1, 10_000_000)}))
+        "max_keys": (n * 8).clamp(1, 10_000_000), "method": method}))
     .map_err(anyhow::Error::msg)?;
     let before_mb = process_status_mb("self", "VmRSS:");
     let (mut a, mut b) = (RuleBaseline::default(), RuleBaseline::default());
@@ -229,7 +232,7 @@ fn rates(n: u64) -> anyhow::Result<(String, HashMap<String, RuleBaseline>)> {
     let restore_secs = started.elapsed().as_secs_f64();
     let held: usize = restored.values().map(|r| r.rates.len()).sum();
     let report = format!(
-        "### Rates: two rules (events, distinct secrets), {n} entities, {hours} hourly buckets\n\n| ns/event, both rules (incl. building the event) | resident MB per thousand entities (both rules) | checkpoint MB | restore s | entities restored | alerts on the flat load |\n|---|---|---|---|---|---|\n| {:.0} | {:.1} | {:.1} | {:.2} | {held} | {alerts} |\n\n",
+        "### Rates: two rules (events, distinct secrets; `method: {method}`), {n} entities, {hours} hourly buckets\n\n| ns/event, both rules (incl. building the event) | resident MB per thousand entities (both rules) | checkpoint MB | restore s | entities restored | alerts on the flat load |\n|---|---|---|---|---|---|\n| {:.0} | {:.1} | {:.1} | {:.2} | {held} | {alerts} |\n\n",
         secs * 1e9 / events.max(1) as f64,
         (after_mb - before_mb) * 1e3 / n.max(1) as f64,
         checkpoint.len() as f64 / 1e6,
