@@ -2,7 +2,11 @@
 //! learned through the node agent (kernel audit of every `execve`, and docker's container
 //! attribution); then `docker exec` of a shell, `nc` run inside the container, and a binary copied in
 //! with `docker cp` and run each raise an alert carrying what was new and the baseline it broke,
-//! within a second; the learned programs keep running and raise none.
+//! within a second; then ten one-shot `docker exec`s of new programs, each gone within
+//! milliseconds, must all alert within a second (their runc parents are outside the container
+//! and often exited before the program's `execve`: the agent attributes them through `runc
+//! exec` or the container's shim, see `crates/agent/src/collect.rs`); the learned programs keep
+//! running and raise none.
 //!
 //! What the agent really produces for a container's processes, and so what the profile keys on:
 //! * kernel audit: `process.executable` is the file the kernel ran (`exe=`), `process.name` its
