@@ -32,6 +32,7 @@ use crowsnest_normalize::registry::{parse_record, Source};
 use crowsnest_normalize::{Decoded, Limits};
 
 use crate::audit;
+use crate::exec::{self, ExecSeen};
 use crate::meta::{self, ContainerMeta};
 use crate::spool::Record;
 use crate::tail::{Cursor, Tail};
@@ -162,17 +163,22 @@ pub fn cursor_key(path: &Path) -> String {
     format!("file:{}", path.display())
 }
 
-/// Runs the file collectors until `stop`; `cursors` are the committed resume points.
+/// Runs the file collectors until `stop`; `cursors` are the committed resume points. Process
+/// starts the audit log attributes to a container are told to `exec_seen` (see [`exec`]).
 pub fn run(
     sources: &Sources,
     cursors: &std::collections::BTreeMap<String, Value>,
     tx: &SyncSender<Record>,
     stop: &AtomicBool,
     decorate: &(dyn Fn(&mut Map<String, Value>) + Sync),
+    exec_seen: Option<std::sync::Arc<ExecSeen>>,
 ) {
     let mut followed: HashMap<PathBuf, Followed> = HashMap::new();
     let mut last_scan: Option<Instant> = None;
-    let mut metadata = Known::default();
+    let mut metadata = Known {
+        exec_seen,
+        ..Known::default()
+    };
     while !stop.load(Ordering::SeqCst) {
         if last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
             last_scan = Some(Instant::now());
@@ -431,6 +437,9 @@ pub struct Known {
     /// where two execs into two containers of one pod in the same millisecond could be
     /// confused.)
     shim_exec: HashMap<i64, String>,
+    /// Where container process starts are told, so the engine's `exec_start` does not stand in
+    /// for one the audit path saw.
+    exec_seen: Option<std::sync::Arc<ExecSeen>>,
 }
 
 /// Most `runc exec` pids remembered (the map is cleared past it: they are needed for
@@ -519,6 +528,7 @@ fn audit_event(
     let container = audit::container_of_pid(&sources.proc_root, &pids)
         .or_else(|| via_parent.or(via_shim).filter(|_| !runc));
     if let Some(id) = container {
+        let exec_seen = known.exec_seen.clone();
         let metadata = &mut known.metadata;
         let known = metadata.get(&id).cloned();
         let meta = known
@@ -537,6 +547,11 @@ fn audit_event(
                 id: Some(id),
                 ..ContainerMeta::default()
             });
+        if let (Some(seen), Some(id), Some(line)) =
+            (&exec_seen, meta.id.as_deref(), exec::command_line(&event))
+        {
+            seen.saw(id, &line);
+        }
         meta.apply(&mut event);
     }
     event

@@ -183,16 +183,16 @@ fn alert_for(server: &Server, name: &str, args: &[&str]) -> (Value, Duration) {
     }
 }
 
-#[test]
-fn a_learned_container_alerts_on_exec_nc_and_a_copied_binary_with_the_baseline() {
-    if !ready() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rules = dir.path().join("rules");
+/// The two tests share the image (one profile entity) and every agent sees every container:
+/// they run one at a time, also under plain `cargo test`.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A server with the test's rule, in `dir`.
+fn server_with_rule(dir: &Path) -> Server {
+    let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).expect("rules dir");
     std::fs::write(rules.join("profile.yml"), RULE).expect("rule");
-    let config = dir.path().join("crowsnest.toml");
+    let config = dir.join("crowsnest.toml");
     std::fs::write(
         &config,
         format!(
@@ -201,11 +201,101 @@ fn a_learned_container_alerts_on_exec_nc_and_a_copied_binary_with_the_baseline()
         ),
     )
     .expect("config");
-    let server = Server::start_with(
-        &dir.path().join("server"),
+    Server::start_with(
+        &dir.join("server"),
         free_port(),
         &["--config".to_string(), config.display().to_string()],
+    )
+}
+
+#[test]
+fn without_kernel_audit_a_docker_exec_reaches_the_profile_from_the_engine_event() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server_with_rule(dir.path());
+    // The engine's events only: no audit log.
+    let agent = Command::new(bin())
+        .arg("agent")
+        .args(["--server", &server.url, "--token", &server.token])
+        .arg("--state-dir")
+        .arg(dir.path().join("agent"))
+        .args(["--flush-interval-ms", "50"])
+        .args([
+            "--disable",
+            "audit",
+            "--disable",
+            "cri",
+            "--disable",
+            "host",
+        ])
+        .args(["--disable", "falco", "--disable", "docker-logs"])
+        .env("CROWSNEST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn agent");
+    let _agent = Agent(agent);
+    let name = format!("cn-baseline-engine-{}", std::process::id());
+    let _container = Container(name.clone());
+    docker(&["run", "-d", "--name", &name, IMAGE, "sleep", "3600"]);
+    // The agent follows the engine from its start: wait for the container's start event.
+    let waited = Instant::now();
+    while server.search(&format!(
+        "event.dataset:\"docker.events\" AND container.name:\"{name}\""
+    ))["total"]
+        .as_u64()
+        .is_none_or(|n| n == 0)
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no engine event in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Learning: one exec starts the workload's profile; then the windows (4 s) pass.
+    docker(&["exec", &name, "sleep", "0"]);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        alerts(&server).is_empty(),
+        "{:#}",
+        Value::Array(alerts(&server))
     );
+    let mut latencies = Vec::new();
+    for program in ["id", "uname", "hostname", "whoami", "date"] {
+        let (alert, latency) = alert_for(&server, program, &["exec", &name, program]);
+        let a = anomaly(&alert);
+        // The executable is resolved in the container's file system as the kernel would:
+        // `id` is a link to busybox.
+        assert_eq!(a["new"]["process.executable"], "/bin/busybox", "{alert:#}");
+        assert_eq!(a["entity"]["workload"], "crowsnest-busybox", "{alert:#}");
+        latencies.push((program, latency));
+    }
+    eprintln!("engine-event exec alert latencies (kernel audit off): {latencies:?}");
+    let found = server.search("event.dataset:\"container.exec\" AND tags:\"exec-fallback\"");
+    assert!(
+        found["total"].as_u64().is_some_and(|n| n >= 6),
+        "the process starts came from the engine events: {found}"
+    );
+    for (program, latency) in &latencies {
+        assert!(
+            *latency < Duration::from_secs(2),
+            "`{program}` within 2 s: {latency:?}"
+        );
+    }
+}
+
+#[test]
+fn a_learned_container_alerts_on_exec_nc_and_a_copied_binary_with_the_baseline() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server_with_rule(dir.path());
     let _audit = AuditRule::install();
     let agent = Command::new(bin())
         .arg("agent")
