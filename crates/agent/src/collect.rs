@@ -1,7 +1,8 @@
 //! The file collectors: which files are followed, and what each line becomes.
 //!
-//! One thread polls every followed file (every 250 ms when idle; the directories are listed
-//! again every 250 ms for new containers) and hands [`Record`]s to the batcher through a
+//! One thread polls every followed file (every 250 ms when idle, every 50 ms when the kernel
+//! audit log is followed: a process start is judged against the profiles as soon as it is
+//! read; the directories are listed again every 250 ms for new containers) and hands [`Record`]s to the batcher through a
 //! bounded channel, so a full spool stops the reading (backpressure) instead of growing memory.
 //!
 //! | source | files | dataset |
@@ -40,6 +41,10 @@ use crate::tail::{Cursor, Tail};
 /// How often the directories are listed for new files: a fast-logging container with a small
 /// `max-size`/`max-file` rotates its first lines away within seconds.
 const SCAN_EVERY: Duration = Duration::from_millis(250);
+
+/// The idle poll interval, and the shorter one while the audit log is followed.
+const IDLE: Duration = Duration::from_millis(250);
+const IDLE_AUDIT: Duration = Duration::from_millis(50);
 
 /// What to follow.
 #[derive(Debug, Clone, Default)]
@@ -244,7 +249,8 @@ pub fn run(
             }
         }
         if idle {
-            std::thread::sleep(Duration::from_millis(250));
+            let audit = followed.values().any(|f| matches!(f.kind, Kind::Audit));
+            std::thread::sleep(if audit { IDLE_AUDIT } else { IDLE });
         }
     }
 }
