@@ -59,7 +59,9 @@
 //! and adds them to the baseline, so each new term alerts once), or `locked` (set through
 //! [`Baselines::set_locked`] or an imported profile: new terms alert every time and are never
 //! added). Profiles export to and import from JSON ([`Baselines::export`],
-//! [`Baselines::import`]).
+//! [`Baselines::import`]); a `rate` rule's profile carries its entities in `rates` with the
+//! history layout, and its entities lock (the history is frozen) and accept (the current bucket
+//! joins the history) too.
 
 use std::collections::{BTreeMap, HashMap};
 
