@@ -1,7 +1,8 @@
 //! The file collectors: which files are followed, and what each line becomes.
 //!
-//! One thread polls every followed file (every 250 ms when idle; the directories are listed
-//! again every 250 ms for new containers) and hands [`Record`]s to the batcher through a
+//! One thread polls every followed file (every 250 ms when idle, every 50 ms when the kernel
+//! audit log is followed: a process start is judged against the profiles as soon as it is
+//! read; the directories are listed again every 250 ms for new containers) and hands [`Record`]s to the batcher through a
 //! bounded channel, so a full spool stops the reading (backpressure) instead of growing memory.
 //!
 //! | source | files | dataset |
@@ -32,6 +33,7 @@ use crowsnest_normalize::registry::{parse_record, Source};
 use crowsnest_normalize::{Decoded, Limits};
 
 use crate::audit;
+use crate::exec::{self, ExecSeen};
 use crate::meta::{self, ContainerMeta};
 use crate::spool::Record;
 use crate::tail::{Cursor, Tail};
@@ -39,6 +41,10 @@ use crate::tail::{Cursor, Tail};
 /// How often the directories are listed for new files: a fast-logging container with a small
 /// `max-size`/`max-file` rotates its first lines away within seconds.
 const SCAN_EVERY: Duration = Duration::from_millis(250);
+
+/// The idle poll interval, and the shorter one while the audit log is followed.
+const IDLE: Duration = Duration::from_millis(250);
+const IDLE_AUDIT: Duration = Duration::from_millis(50);
 
 /// What to follow.
 #[derive(Debug, Clone, Default)]
@@ -162,17 +168,22 @@ pub fn cursor_key(path: &Path) -> String {
     format!("file:{}", path.display())
 }
 
-/// Runs the file collectors until `stop`; `cursors` are the committed resume points.
+/// Runs the file collectors until `stop`; `cursors` are the committed resume points. Process
+/// starts the audit log attributes to a container are told to `exec_seen` (see [`exec`]).
 pub fn run(
     sources: &Sources,
     cursors: &std::collections::BTreeMap<String, Value>,
     tx: &SyncSender<Record>,
     stop: &AtomicBool,
     decorate: &(dyn Fn(&mut Map<String, Value>) + Sync),
+    exec_seen: Option<std::sync::Arc<ExecSeen>>,
 ) {
     let mut followed: HashMap<PathBuf, Followed> = HashMap::new();
     let mut last_scan: Option<Instant> = None;
-    let mut metadata = Known::default();
+    let mut metadata = Known {
+        exec_seen,
+        ..Known::default()
+    };
     while !stop.load(Ordering::SeqCst) {
         if last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
             last_scan = Some(Instant::now());
@@ -238,7 +249,8 @@ pub fn run(
             }
         }
         if idle {
-            std::thread::sleep(Duration::from_millis(250));
+            let audit = followed.values().any(|f| matches!(f.kind, Kind::Audit));
+            std::thread::sleep(if audit { IDLE_AUDIT } else { IDLE });
         }
     }
 }
@@ -423,6 +435,17 @@ pub struct Known {
     /// exec`'s process is a child of `runc`, outside the container, and a one-shot command is
     /// gone from /proc before the agent reads it: its parent's exec names the container.
     runc_exec: HashMap<i64, String>,
+    /// pid of a container shim (`containerd-shim*`) -> the container its latest `runc exec` /
+    /// `create` / `run` named. `runc exec --detach` returns as soon as the process is set up, so
+    /// the exec'd program often calls `execve` after its runc parents have exited: the kernel
+    /// has reparented it to the shim (a subreaper), and the shim's last runc command names the
+    /// container. (One shim per container under Docker; one per pod under containerd's CRI,
+    /// where two execs into two containers of one pod in the same millisecond could be
+    /// confused.)
+    shim_exec: HashMap<i64, String>,
+    /// Where container process starts are told, so the engine's `exec_start` does not stand in
+    /// for one the audit path saw.
+    exec_seen: Option<std::sync::Arc<ExecSeen>>,
 }
 
 /// Most `runc exec` pids remembered (the map is cleared past it: they are needed for
@@ -439,8 +462,9 @@ fn is_runc(event: &Map<String, Value>) -> bool {
         .is_some_and(|name| name == "runc")
 }
 
-/// The container a `runc … exec … <id>` command line execs into.
-fn runc_exec_target(event: &Map<String, Value>) -> Option<String> {
+/// The container a `runc … <subcommand> … <id>` command line starts a process in, for one of
+/// `subcommands`.
+fn runc_target(event: &Map<String, Value>, subcommands: &[&str]) -> Option<String> {
     let process = event.get("process")?;
     if !is_runc(event) {
         return None;
@@ -451,7 +475,7 @@ fn runc_exec_target(event: &Map<String, Value>) -> Option<String> {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    if !args.contains(&"exec") {
+    if !args.iter().any(|a| subcommands.contains(a)) {
         return None;
     }
     let last = args.last()?;
@@ -478,17 +502,39 @@ fn audit_event(
     let runc = is_runc(&event);
     let via_parent = ppid.and_then(|p| known.runc_exec.get(&p).cloned());
     if let (true, Some(pid)) = (runc, pid) {
-        if let Some(target) = runc_exec_target(&event).or_else(|| via_parent.clone()) {
+        // Only `exec`: the children of `runc create` include the runtime's hooks
+        // (`dockerd libnetwork-setkey`), which run on the host.
+        if let Some(target) = runc_target(&event, &["exec"]).or_else(|| via_parent.clone()) {
             if known.runc_exec.len() >= MAX_RUNC_EXEC {
                 known.runc_exec.clear();
             }
             known.runc_exec.insert(pid, target);
         }
     }
+    // A runc started by a shim: the shim's next orphaned child runs in that container.
+    let parent_is_shim = event
+        .get("process")
+        .and_then(|p| p.pointer("/parent/name"))
+        .and_then(Value::as_str)
+        .is_some_and(|name| name.starts_with("containerd-shim"));
+    let via_shim = match (parent_is_shim, ppid) {
+        (true, Some(ppid)) if runc => {
+            if let Some(target) = runc_target(&event, &["exec", "create", "run"]) {
+                if known.shim_exec.len() >= MAX_RUNC_EXEC {
+                    known.shim_exec.clear();
+                }
+                known.shim_exec.insert(ppid, target);
+            }
+            None
+        }
+        (true, Some(ppid)) => known.shim_exec.get(&ppid).cloned(),
+        _ => None,
+    };
     let pids: Vec<i64> = [pid, ppid].into_iter().flatten().collect();
-    let container =
-        audit::container_of_pid(&sources.proc_root, &pids).or_else(|| via_parent.filter(|_| !runc));
+    let container = audit::container_of_pid(&sources.proc_root, &pids)
+        .or_else(|| via_parent.or(via_shim).filter(|_| !runc));
     if let Some(id) = container {
+        let exec_seen = known.exec_seen.clone();
         let metadata = &mut known.metadata;
         let known = metadata.get(&id).cloned();
         let meta = known
@@ -507,6 +553,11 @@ fn audit_event(
                 id: Some(id),
                 ..ContainerMeta::default()
             });
+        if let (Some(seen), Some(id), Some(line)) =
+            (&exec_seen, meta.id.as_deref(), exec::command_line(&event))
+        {
+            seen.saw(id, &line);
+        }
         meta.apply(&mut event);
     }
     event
@@ -547,6 +598,75 @@ mod tests {
         assert_eq!(exec["container"]["id"], id.as_str(), "{exec}");
         let host = Value::Object(audit_event(&records(other), &sources, &mut known));
         assert!(host.get("container").is_none(), "{host}");
+    }
+
+    #[test]
+    fn a_one_shot_docker_exec_reparented_to_the_shim_is_attributed_to_the_shims_last_runc() {
+        // What runc 1.1 under Docker 20.10 does about 1 exec in 5: `runc exec --detach` has
+        // exited when its child calls execve, so the child's parent is the shim (pid 1037).
+        let id = "86da512671dabf1ae8de855cce8f02b5".repeat(2);
+        let other = "0123456789abcdef".repeat(4);
+        let proc_root = tempfile::tempdir().expect("tempdir");
+        let shim = proc_root.path().join("1037");
+        std::fs::create_dir_all(&shim).expect("shim dir");
+        std::os::unix::fs::symlink("/usr/bin/containerd-shim-runc-v2", shim.join("exe"))
+            .expect("exe link");
+        let shell = proc_root.path().join("900");
+        std::fs::create_dir_all(&shell).expect("shell dir");
+        std::os::unix::fs::symlink("/usr/bin/bash", shell.join("exe")).expect("exe link");
+        let sources = Sources {
+            proc_root: proc_root.path().to_path_buf(),
+            ..Sources::default()
+        };
+        let records = |text: &str| -> Vec<audit::AuditRecord> {
+            text.lines().filter_map(audit::parse_line).collect()
+        };
+        let runc = |serial: u32, ppid: u32, pid: u32, target: &str| {
+            format!(
+                "type=SYSCALL msg=audit(1796643659.241:{serial}): arch=c000003e syscall=59 success=yes exit=0 ppid={ppid} pid={pid} uid=0 comm=\"runc\" exe=\"/usr/sbin/runc\"\ntype=EXECVE msg=audit(1796643659.241:{serial}): argc=7 a0=\"runc\" a1=\"--root\" a2=\"/var/run/docker/runtime-runc/moby\" a3=\"exec\" a4=\"--detach\" a5=\"--pid-file\" a6=\"{target}\""
+            )
+        };
+        let child = |serial: u32, ppid: u32, pid: u32, name: &str| {
+            format!(
+                "type=SYSCALL msg=audit(1796643659.281:{serial}): arch=c000003e syscall=59 success=yes exit=0 ppid={ppid} pid={pid} uid=0 comm=\"{name}\" exe=\"/bin/busybox\"\ntype=EXECVE msg=audit(1796643659.281:{serial}): argc=1 a0=\"{name}\""
+            )
+        };
+        let mut known = Known::default();
+        let first = Value::Object(audit_event(
+            &records(&runc(1, 1037, 1172, &id)),
+            &sources,
+            &mut known,
+        ));
+        assert!(first.get("container").is_none(), "runc runs on the host");
+        // runc init (1179) has exited too; the exec'd `uname` is the shim's child.
+        let exec = Value::Object(audit_event(
+            &records(&child(2, 1037, 1181, "uname")),
+            &sources,
+            &mut known,
+        ));
+        assert_eq!(exec["container"]["id"], id.as_str(), "{exec}");
+        // A runc run by hand from a shell registers nothing for the shell's other children.
+        let _ = audit_event(&records(&runc(3, 900, 1200, &other)), &sources, &mut known);
+        let host = Value::Object(audit_event(
+            &records(&child(4, 900, 1201, "ls")),
+            &sources,
+            &mut known,
+        ));
+        assert!(host.get("container").is_none(), "{host}");
+        // `runc create`'s hooks (children of runc, on the host) are not the container's.
+        let create = runc(7, 1037, 1400, &id).replace("a3=\"exec\"", "a3=\"create\"");
+        let _ = audit_event(&records(&create), &sources, &mut known);
+        let hook = child(8, 1400, 1401, "libnetwork-setkey");
+        let hook = Value::Object(audit_event(&records(&hook), &sources, &mut known));
+        assert!(hook.get("container").is_none(), "{hook}");
+        // The shim's next exec names the container again (no stale attribution).
+        let _ = audit_event(&records(&runc(5, 1037, 1300, &other)), &sources, &mut known);
+        let next = Value::Object(audit_event(
+            &records(&child(6, 1037, 1301, "id")),
+            &sources,
+            &mut known,
+        ));
+        assert_eq!(next["container"]["id"], other.as_str(), "{next}");
     }
 
     #[test]

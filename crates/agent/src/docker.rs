@@ -214,14 +214,30 @@ pub fn to_event(message: &Value, inspect: Option<&Value>) -> Map<String, Value> 
     event
 }
 
-/// Follows the engine's events until `stop`, reconnecting with backoff.
+/// A process start waiting for its grace to end ([`crate::exec`]).
+struct PendingExec {
+    due: std::time::Instant,
+    since: std::time::Instant,
+    container: String,
+    command_line: String,
+    event: Map<String, Value>,
+}
+
+/// Most process starts waiting (beyond it they are sent at once).
+const MAX_PENDING_EXECS: usize = 1_024;
+
+/// Follows the engine's events until `stop`, reconnecting with backoff. Each `exec_start` is
+/// also a process start for the profiles when the audit path (`exec_seen`) did not report it
+/// within [`crate::exec::GRACE`].
 pub fn run(
     socket: &str,
     cursor: Option<i64>,
     tx: &SyncSender<Record>,
     stop: &AtomicBool,
     decorate: &(dyn Fn(&mut Map<String, Value>) + Sync),
+    exec_seen: &crate::exec::ExecSeen,
 ) -> anyhow::Result<()> {
+    let mut pending: std::collections::VecDeque<PendingExec> = std::collections::VecDeque::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -253,9 +269,33 @@ pub fn run(
             let options = EventsOptionsBuilder::default().since(&since).build();
             let mut stream = docker.events(Some(options));
             loop {
-                let next = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
+                let wait = pending
+                    .front()
+                    .map(|p| p.due.saturating_duration_since(std::time::Instant::now()))
+                    .unwrap_or(Duration::from_millis(500))
+                    .min(Duration::from_millis(500));
+                let next = tokio::time::timeout(wait, stream.next()).await;
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
+                }
+                let now = std::time::Instant::now();
+                while pending
+                    .front()
+                    .is_some_and(|p| p.due <= now || pending.len() > MAX_PENDING_EXECS)
+                {
+                    let Some(p) = pending.pop_front() else { break };
+                    if exec_seen.take(&p.container, &p.command_line, p.since) {
+                        continue;
+                    }
+                    let mut event = p.event;
+                    decorate(&mut event);
+                    let record = Record {
+                        event: Some(event),
+                        cursor: None,
+                    };
+                    if tx.send(record).is_err() {
+                        return Ok(());
+                    }
                 }
                 let item = match next {
                     Err(_) => continue,
@@ -268,6 +308,30 @@ pub fn run(
                 }
                 let event = handle(&docker, &item, &mut inspected).await;
                 last_nanos = nanos;
+                let is_exec_start = item
+                    .action
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("exec_start"));
+                if is_exec_start {
+                    let id = event
+                        .get("container")
+                        .and_then(|c| c.get("id"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let start = crate::exec::process_start(&event, inspected.get(id));
+                    if let (Some(start), Some(line)) = (start, crate::exec::command_line(&event)) {
+                        pending.push_back(PendingExec {
+                            due: std::time::Instant::now() + crate::exec::GRACE,
+                            // The audit path may have reported it before the engine did.
+                            since: std::time::Instant::now()
+                                .checked_sub(Duration::from_secs(5))
+                                .unwrap_or_else(std::time::Instant::now),
+                            container: id.to_string(),
+                            command_line: line,
+                            event: start,
+                        });
+                    }
+                }
                 let mut event = event;
                 decorate(&mut event);
                 let record = Record {

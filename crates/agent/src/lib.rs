@@ -11,7 +11,8 @@
 //!   ECS events with the parsers of `crowsnest-normalize`'s registry (container log formats,
 //!   Falco alerts; the same ones the server and `crowsnest hunt` use), [`audit`] for kernel
 //!   audit records and [`meta`] for container and pod identity.
-//! * [`docker`] follows the engine's events through its API.
+//! * [`docker`] follows the engine's events through its API; [`exec`] turns an `exec_start`
+//!   the audit path did not report into a process start for the profiles.
 //! * [`spool`] batches events to disk together with the cursors (the commit point), bounded in
 //!   bytes; when full, collectors stop reading.
 //! * [`ship`] sends batches, gzip'd, to `POST /api/v1/ingest/ndjson` with the ingest token and
@@ -29,6 +30,7 @@ pub mod channel;
 pub mod collect;
 pub mod contain;
 pub mod docker;
+pub mod exec;
 pub mod meta;
 pub mod rules;
 pub mod ship;
@@ -169,18 +171,24 @@ impl Agent {
             })
         };
         let mut collectors = Vec::new();
+        // An exec the audit path did not report is sent from the engine's `exec_start`
+        // ([`exec`]).
+        let exec_seen = Arc::new(exec::ExecSeen::default());
         {
-            let (sources, cursors, tx, stop, decorate) = (
+            let (sources, cursors, tx, stop, decorate, seen) = (
                 config.sources.clone(),
                 state.cursors.clone(),
                 tx.clone(),
                 stop.clone(),
                 decorate.clone(),
+                exec_seen.clone(),
             );
             collectors.push(
                 std::thread::Builder::new()
                     .name("agent-files".into())
-                    .spawn(move || collect::run(&sources, &cursors, &tx, &stop, &*decorate))?,
+                    .spawn(move || {
+                        collect::run(&sources, &cursors, &tx, &stop, &*decorate, Some(seen))
+                    })?,
             );
         }
         if let Some(socket) = config.docker_socket.clone() {
@@ -190,11 +198,14 @@ impl Agent {
                 .and_then(|c| c.get("time_nano"))
                 .and_then(Value::as_i64);
             let (tx, stop, decorate) = (tx.clone(), stop.clone(), decorate.clone());
+            let exec_seen = exec_seen.clone();
             collectors.push(
                 std::thread::Builder::new()
                     .name("agent-docker".into())
                     .spawn(move || {
-                        if let Err(error) = docker::run(&socket, cursor, &tx, &stop, &*decorate) {
+                        if let Err(error) =
+                            docker::run(&socket, cursor, &tx, &stop, &*decorate, &exec_seen)
+                        {
                             tracing::error!(%error, "docker events stopped");
                         }
                     })?,

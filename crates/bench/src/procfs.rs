@@ -45,6 +45,16 @@ pub fn process_cpu_seconds(pid: &str, which: Cpu) -> f64 {
     cpu_seconds(&stat, which)
 }
 
+/// Seconds the calling thread has run on a CPU (`/proc/thread-self/schedstat`, nanoseconds):
+/// what a measurement costs on a machine shared with other work, where wall time also counts
+/// the time others had the cores. 0 where the kernel does not keep it.
+pub fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
 /// A `kB` line of `/proc/<pid>/status` (`"self"` for this process), in MB.
 pub fn process_status_mb(pid: &str, key: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

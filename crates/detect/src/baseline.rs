@@ -59,14 +59,16 @@
 //! and adds them to the baseline, so each new term alerts once), or `locked` (set through
 //! [`Baselines::set_locked`] or an imported profile: new terms alert every time and are never
 //! added). Profiles export to and import from JSON ([`Baselines::export`],
-//! [`Baselines::import`]).
+//! [`Baselines::import`]); a `rate` rule's profile carries its entities in `rates` with the
+//! history layout, and its entities lock (the history is frozen) and accept (the current bucket
+//! joins the history) too.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use crowsnest_model::Event;
 
-use crate::rate::{bucket_label, robust, RateEntity, RateSpec, Seasonality};
+use crate::rate::{bucket_label, ewma, robust, Method, RateEntity, RateSpec, Seasonality};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -198,6 +200,8 @@ struct RawSpec {
     threshold: Option<f64>,
     min_count: Option<u64>,
     max_distinct: Option<usize>,
+    method: Option<Method>,
+    alpha: Option<f64>,
     learn: Option<String>,
     entity_learn: Option<String>,
     forget: Option<String>,
@@ -263,7 +267,7 @@ impl BaselineSpec {
     /// Parses and validates a `baseline:` section (as JSON).
     pub fn from_value(value: &Value) -> Result<Self, String> {
         let raw: RawSpec = serde_json::from_value(value.clone()).map_err(|e| {
-            format!("expected {{kind, entity, terms, learn, entity_learn, forget, max_entities, max_terms, max_keys}} (and for `kind: rate` distinct, bucket, seasonality, history, min_history, threshold, min_count, max_distinct): {e}")
+            format!("expected {{kind, entity, terms, learn, entity_learn, forget, max_entities, max_terms, max_keys}} (and for `kind: rate` distinct, bucket, seasonality, history, min_history, threshold, min_count, max_distinct, method, alpha): {e}")
         })?;
         let entity = raw.entity.into_vec();
         check_fields(&entity, "entity")?;
@@ -277,6 +281,8 @@ impl BaselineSpec {
             ("threshold", raw.threshold.is_some()),
             ("min_count", raw.min_count.is_some()),
             ("max_distinct", raw.max_distinct.is_some()),
+            ("method", raw.method.is_some()),
+            ("alpha", raw.alpha.is_some()),
         ];
         let (terms, rate) = if is_rate {
             if raw.terms.is_some() {
@@ -298,7 +304,12 @@ impl BaselineSpec {
                 threshold: raw.threshold.unwrap_or(6.0),
                 min_count: raw.min_count.unwrap_or(10),
                 max_distinct: raw.max_distinct.unwrap_or(10_000),
+                method: raw.method.unwrap_or_default(),
+                alpha: raw.alpha.unwrap_or(0.3),
             };
+            if raw.alpha.is_some() && rate.method != Method::Ewma {
+                return Err("`alpha` is for `method: ewma` only".into());
+            }
             rate.check()?;
             (Vec::new(), Some(rate))
         } else {
@@ -678,8 +689,18 @@ pub struct RateAnomaly {
     pub median: f64,
     /// Their median absolute deviation.
     pub mad: f64,
-    /// `median + k × max(1.4826 × MAD, 1)`.
+    /// `median + k × max(1.4826 × MAD, 1)`, or with `method: ewma`
+    /// `mean + k × max(std, 1)`.
     pub threshold: f64,
+    /// How the threshold was computed.
+    #[serde(default)]
+    pub method: Method,
+    /// `ewma`: the weighted mean of the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// `ewma`: the weighted standard deviation of the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
 }
 
 impl Anomaly {
@@ -977,12 +998,14 @@ impl RuleBaseline {
             return Verdict::Learning;
         }
         let value = entity.value(rate);
-        let r = robust(&history, rate.threshold);
-        if entity.alerted || value < rate.min_count || value as f64 <= r.threshold {
+        if entity.alerted
+            || value < rate.min_count
+            || value as f64 <= crate::rate::threshold(rate, &history)
+        {
             return Verdict::Known;
         }
         entity.alerted = true;
-        Verdict::New(Box::new(explain_rate(spec, rate, entity, &history, r, now)))
+        Verdict::New(Box::new(explain_rate(spec, rate, entity, &history, now)))
     }
 }
 
@@ -1034,12 +1057,16 @@ fn explain_rate(
     rate: &RateSpec,
     entity: &RateEntity,
     history: &[u32],
-    r: crate::rate::Robust,
     now: i64,
 ) -> Anomaly {
     let value = entity.value(rate);
-    let scale = (1.4826 * r.mad).max(1.0);
-    let z = (value as f64 - r.median) / scale;
+    let r = robust(history, rate.threshold);
+    let e = (rate.method == Method::Ewma).then(|| ewma(history, rate.alpha, rate.threshold));
+    let (center, scale, threshold) = match e {
+        Some(e) => (e.mean, e.std.max(1.0), e.threshold),
+        None => (r.median, (1.4826 * r.mad).max(1.0), r.threshold),
+    };
+    let z = (value as f64 - center) / scale;
     let score = ((z / (z + rate.threshold)) * 1000.0).round() / 1000.0;
     let measure = rate.measure();
     let span = match rate.seasonality {
@@ -1056,15 +1083,21 @@ fn explain_rate(
     };
     let shown: Vec<String> = history.iter().map(u32::to_string).collect();
     let bound = if entity.capped { "at least " } else { "" };
+    let figures = match e {
+        Some(e) => format!(
+            "EWMA {:.1} (alpha {}, standard deviation {:.1}: {})",
+            e.mean,
+            rate.alpha,
+            e.std,
+            shown.join(", ")
+        ),
+        None => format!("median {} (MAD {}: {})", r.median, r.mad, shown.join(", ")),
+    };
     let explanation = format!(
-        "{}: {bound}{value} {measure} in the {} from {}; {span} saw median {} (MAD {}: {}); threshold {:.1}; score {score}",
+        "{}: {bound}{value} {measure} in the {} from {}; {span} saw {figures}; threshold {threshold:.1}; score {score}",
         show(&spec.entity, &entity.values),
         width(rate.bucket_secs),
         bucket_label(entity.bucket),
-        r.median,
-        r.mad,
-        shown.join(", "),
-        r.threshold,
     );
     let top = vec![
         ("median".to_string(), r.median.round() as u64),
@@ -1080,7 +1113,12 @@ fn explain_rate(
             events: entity.events,
             distinct: history.len(),
             top,
-            mode: "monitoring".to_string(),
+            mode: if entity.locked {
+                "locked"
+            } else {
+                "monitoring"
+            }
+            .to_string(),
         },
         score,
         explanation,
@@ -1093,7 +1131,10 @@ fn explain_rate(
             history: history.to_vec(),
             median: r.median,
             mad: r.mad,
-            threshold: r.threshold,
+            threshold,
+            method: rate.method,
+            mean: e.map(|e| e.mean),
+            std: e.map(|e| e.std),
         }),
     }
 }
@@ -1235,6 +1276,36 @@ pub struct Profile {
     pub terms: Vec<String>,
     /// The entities.
     pub entities: Vec<EntityBaseline>,
+    /// A `rate` rule's layout (checked on import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateLayout>,
+    /// A `rate` rule's entities: their current bucket and per-slot history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<RateEntity>,
+}
+
+/// What a rate entity's state means: what is counted, and how its history is laid out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLayout {
+    /// Fields whose distinct values are counted (empty: events).
+    pub distinct: Vec<String>,
+    /// Bucket width in seconds.
+    pub bucket_secs: i64,
+    /// Slots of the history.
+    pub slots: usize,
+    /// Values per slot.
+    pub history: usize,
+}
+
+impl RateLayout {
+    fn of(rate: &RateSpec) -> Self {
+        Self {
+            distinct: rate.distinct.clone(),
+            bucket_secs: rate.bucket_secs,
+            slots: rate.slots(),
+            history: rate.history,
+        }
+    }
 }
 
 /// Every baseline rule's spec and state.
@@ -1370,11 +1441,25 @@ impl Baselines {
             })
             .unwrap_or_default();
         entities.sort_by(|a, b| a.values.cmp(&b.values));
+        let mut rates: Vec<RateEntity> = self
+            .state
+            .get(rule)
+            .map(|s| {
+                s.rates
+                    .values()
+                    .filter(|e| entity.is_none_or(|want| e.values.iter().any(|v| v == want)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        rates.sort_by(|a, b| a.values.cmp(&b.values));
         Some(Profile {
             rule: rule.to_string(),
             entity: spec.entity.clone(),
             terms: spec.terms.clone(),
             entities,
+            rate: spec.rate.as_ref().map(RateLayout::of),
+            rates,
         })
     }
 
@@ -1391,8 +1476,70 @@ impl Baselines {
                 profile.entity, profile.terms, profile.rule, spec.entity, spec.terms
             ));
         }
+        let layout = spec.rate.as_ref().map(RateLayout::of);
+        if !profile.rates.is_empty() && profile.rate != layout {
+            return Err(format!(
+                "the profile's rate layout ({:?}) is not rule `{}`'s ({:?})",
+                profile.rate, profile.rule, layout
+            ));
+        }
+        if spec.rate.is_some() && !profile.entities.is_empty() {
+            return Err(format!(
+                "rule `{}` is a rate: its profile's entities are `rates`, not term sets",
+                profile.rule
+            ));
+        }
+        // Everything is checked before anything is replaced: a bad profile changes nothing.
+        for entity in &profile.rates {
+            let Some(rate) = &spec.rate else { break };
+            if entity.values.len() != spec.entity.len() {
+                return Err(format!(
+                    "rate entity {:?} has {} values, expected {}",
+                    entity.values,
+                    entity.values.len(),
+                    spec.entity.len()
+                ));
+            }
+            if entity.history.len() != rate.slots() * rate.history {
+                return Err(format!(
+                    "rate entity {:?} has {} history values, expected {} ({} slots × {})",
+                    entity.values,
+                    entity.history.len(),
+                    rate.slots() * rate.history,
+                    rate.slots(),
+                    rate.history
+                ));
+            }
+            if entity.distinct.len() > rate.max_distinct {
+                return Err(format!(
+                    "rate entity {:?} holds {} distinct values, over `max_distinct` ({})",
+                    entity.values,
+                    entity.distinct.len(),
+                    rate.max_distinct
+                ));
+            }
+            if entity.bucket.rem_euclid(rate.bucket_secs) != 0 {
+                return Err(format!(
+                    "rate entity {:?}: bucket {} is not a multiple of {}s",
+                    entity.values, entity.bucket, rate.bucket_secs
+                ));
+            }
+        }
+        let max_entities = spec.max_entities;
         let state = self.state.entry(profile.rule.clone()).or_default();
+        let new_rates = profile
+            .rates
+            .iter()
+            .filter(|e| !state.rates.contains_key(&join_key(&e.values)))
+            .count();
+        if state.rates.len() + new_rates > max_entities {
+            return Err(format!("the entity cap ({max_entities}) is reached"));
+        }
         let mut added = 0;
+        for entity in profile.rates {
+            state.rates.insert(join_key(&entity.values), entity);
+            added += 1;
+        }
         for mut entity in profile.entities {
             if entity.values.len() != spec.entity.len() {
                 return Err(format!(
@@ -1424,10 +1571,17 @@ impl Baselines {
 
     /// Locks (or unlocks, to monitoring) the entities of `rule` whose values contain `entity`;
     /// returns how many changed.
+    /// A rate entity's closed buckets are then not learned (its history is frozen).
     pub fn set_locked(&mut self, rule: &str, entity: &str, locked: bool) -> usize {
-        self.entities_mut(rule, entity)
+        let rates = self
+            .rates_mut(rule, entity)
             .map(|e| e.locked = locked)
-            .count()
+            .count();
+        rates
+            + self
+                .entities_mut(rule, entity)
+                .map(|e| e.locked = locked)
+                .count()
     }
 
     /// Forgets what `rule` learned about the entities whose values contain `entity` (all with
@@ -1453,10 +1607,24 @@ impl Baselines {
 
     /// Accepts a term into the baseline of the entities whose values contain `entity`
     /// (`term` gives the term fields' values in order); returns how many entities took it.
+    ///
+    /// For a `rate` rule (`term` empty): the current bucket of each such entity is accepted as
+    /// normal ([`RateEntity::accept`]): its value joins its slot's history now and it raises
+    /// no more alerts.
     pub fn accept(&mut self, rule: &str, entity: &str, term: &[String], now: i64) -> usize {
         let Some(spec) = self.specs.get(rule) else {
             return 0;
         };
+        if let Some(rate) = spec.rate.clone() {
+            if !term.is_empty() {
+                return 0;
+            }
+            return self
+                .rates_mut(rule, entity)
+                .map(|e| e.accept(&rate))
+                .filter(|accepted| *accepted)
+                .count();
+        }
         if term.len() != spec.terms.len() {
             return 0;
         }
@@ -1475,6 +1643,18 @@ impl Baselines {
             state.keys = state.term_count();
         }
         accepted
+    }
+
+    fn rates_mut<'a>(
+        &'a mut self,
+        rule: &str,
+        entity: &'a str,
+    ) -> impl Iterator<Item = &'a mut RateEntity> + 'a {
+        self.state
+            .get_mut(rule)
+            .into_iter()
+            .flat_map(|s| s.rates.values_mut())
+            .filter(move |e| e.values.iter().any(|v| v == entity))
     }
 
     fn entities_mut<'a>(
@@ -1660,6 +1840,176 @@ mod tests {
         let back: RuleBaseline =
             serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("parse");
         assert_eq!(back.rates, r.rates);
+    }
+
+    #[test]
+    fn rate_entities_export_import_lock_and_accept() {
+        let spec_of = |extra: Value| {
+            let mut v = json!({"kind": "rate", "entity": "user.name", "seasonality": "none",
+                "history": 4, "min_history": 3, "threshold": 3, "min_count": 5});
+            if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+                m.extend(e);
+            }
+            BaselineSpec::from_value(&v).expect("spec")
+        };
+        let read = |user: &str| -> Event {
+            serde_json::from_value(json!({"user": {"name": user}})).expect("event")
+        };
+        let mut b = Baselines::new(HashMap::from([("r".to_string(), spec_of(json!({})))]));
+        let t0 = 1_711_929_600;
+        // Four quiet hours of 3 reads for alice and bob.
+        for hour in 0..4i64 {
+            for i in 0..3 {
+                for user in ["alice", "bob"] {
+                    b.observe("r", &read(user), t0 + hour * 3_600 + i);
+                }
+            }
+        }
+        let exported = b.export("r", Some("alice")).expect("profile");
+        assert!(exported.entities.is_empty());
+        assert_eq!(exported.rates.len(), 1);
+        assert_eq!(exported.rates[0].values, vec!["alice".to_string()]);
+        assert_eq!(
+            exported.rate.as_ref().map(|l| (l.slots, l.history)),
+            Some((1, 4))
+        );
+        // The profile round-trips as JSON (the file `baselines import` reads).
+        let text = serde_json::to_string(&exported).expect("json");
+        let back: Profile = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, exported);
+
+        // Hour 4: a spike of 10 against 3, 3, 3, 3; accepting it silences the bucket and
+        // records it at once (the oldest value makes room).
+        let now = t0 + 4 * 3_600;
+        let alerts = |b: &mut Baselines, user: &str, n: i64, at: i64| -> usize {
+            (0..n)
+                .filter(|i| matches!(b.observe("r", &read(user), at + i), Some(Verdict::New(_))))
+                .count()
+        };
+        assert_eq!(alerts(&mut b, "alice", 10, now), 1);
+        assert_eq!(b.accept("r", "alice", &[], now + 20), 1);
+        assert_eq!(b.accept("r", "alice", &["x".to_string()], now + 20), 0);
+        let alice = b
+            .export("r", Some("alice"))
+            .expect("profile")
+            .rates
+            .remove(0);
+        assert_eq!(
+            alice.slot_history(b.spec("r").and_then(|s| s.rate.as_ref()).expect("rate")),
+            vec![3, 3, 3, 10]
+        );
+
+        // Locked: bob's history is frozen (his open hour 3 is not recorded either), and a
+        // locked entity still alerts, saying so.
+        assert_eq!(b.set_locked("r", "bob", true), 1);
+        for hour in 4..8i64 {
+            assert_eq!(alerts(&mut b, "bob", 3, t0 + hour * 3_600), 0);
+        }
+        let mut found = None;
+        for i in 0..10 {
+            if let Some(Verdict::New(a)) = b.observe("r", &read("bob"), t0 + 8 * 3_600 + i) {
+                found = Some(a);
+            }
+        }
+        let a = found.expect("a locked entity alerts");
+        assert_eq!(a.baseline.mode, "locked");
+        assert_eq!(
+            a.rate.as_ref().map(|r| r.history.clone()),
+            Some(vec![3, 3, 3])
+        );
+
+        // Import into a fresh baseline restores alice's figures; a mismatched layout or a
+        // term-set entity is refused, and nothing is changed.
+        let mut fresh = Baselines::new(HashMap::from([("r".to_string(), spec_of(json!({})))]));
+        let profile = b.export("r", Some("alice")).expect("profile");
+        assert_eq!(fresh.import(profile.clone()), Ok(1));
+        assert_eq!(
+            fresh.export("r", None).expect("profile").rates,
+            profile.rates
+        );
+        let mut wider = Baselines::new(HashMap::from([(
+            "r".to_string(),
+            spec_of(json!({"history": 8, "min_history": 3})),
+        )]));
+        let error = wider.import(profile.clone()).expect_err("layout");
+        assert!(error.contains("layout"), "{error}");
+        assert!(wider.export("r", None).expect("profile").rates.is_empty());
+        let mut bad = profile.clone();
+        bad.rates[0].history.pop();
+        let mut again = Baselines::new(HashMap::from([("r".to_string(), spec_of(json!({})))]));
+        bad.rate = profile.rate.clone();
+        let error = again.import(bad).expect_err("history length");
+        assert!(error.contains("history values"), "{error}");
+    }
+
+    #[test]
+    fn an_ewma_rate_alerts_above_the_weighted_mean_and_says_so() {
+        let s = BaselineSpec::from_value(&json!({"kind": "rate", "entity": "user.name",
+            "seasonality": "none", "history": 4, "min_history": 4, "threshold": 2,
+            "min_count": 1, "method": "ewma", "alpha": 0.5}))
+        .expect("spec");
+        let read = |user: &str| -> Event {
+            serde_json::from_value(json!({"user": {"name": user}})).expect("event")
+        };
+        let mut r = RuleBaseline::default();
+        let t0 = 1_711_929_600;
+        for (hour, n) in [2, 4, 4, 10].into_iter().enumerate() {
+            for i in 0..n {
+                assert!(!is_new(&r.observe(
+                    &s,
+                    "r",
+                    &read("bob"),
+                    t0 + hour as i64 * 3_600 + i
+                )));
+            }
+        }
+        // History 2, 4, 4, 10 with alpha 0.5: mean 6.75, variance 10.9375 (see rate.rs),
+        // threshold 6.75 + 2 × 3.307 = 13.36: the 14th event alerts. (The median, 4, with
+        // MAD 0 would have alerted at the 7th.)
+        let now = t0 + 4 * 3_600;
+        let first = (0..30)
+            .find(|i| is_new(&r.observe(&s, "r", &read("bob"), now + i)))
+            .expect("an alert");
+        assert_eq!(first, 13);
+        let mut again = RuleBaseline::default();
+        for (hour, n) in [2, 4, 4, 10].into_iter().enumerate() {
+            for i in 0..n {
+                again.observe(&s, "r", &read("bob"), t0 + hour as i64 * 3_600 + i);
+            }
+        }
+        let a = (0..30)
+            .find_map(|i| match again.observe(&s, "r", &read("bob"), now + i) {
+                Verdict::New(a) => Some(a),
+                _ => None,
+            })
+            .expect("an alert");
+        let figures = a.rate.as_ref().expect("rate");
+        assert_eq!(figures.method, Method::Ewma);
+        assert_eq!(figures.mean, Some(6.75));
+        assert!((figures.threshold - (6.75 + 2.0 * 10.9375f64.sqrt())).abs() < 1e-9);
+        assert!(
+            a.explanation.contains(
+                "saw EWMA 6.8 (alpha 0.5, standard deviation 3.3: 2, 4, 4, 10); threshold 13.4"
+            ),
+            "{}",
+            a.explanation
+        );
+        // `alpha` needs `method: ewma`, and both need `kind: rate`.
+        let error = BaselineSpec::from_value(&json!({"kind": "rate", "entity": "user.name",
+            "alpha": 0.5}))
+        .expect_err("alpha without ewma");
+        assert!(error.contains("`alpha` is for `method: ewma`"), "{error}");
+        let error = BaselineSpec::from_value(&json!({"kind": "new_terms", "entity": "user.name",
+            "terms": "event.action", "method": "ewma"}))
+        .expect_err("method on new_terms");
+        assert!(
+            error.contains("`method` is for `kind: rate` only"),
+            "{error}"
+        );
+        let error = BaselineSpec::from_value(&json!({"kind": "rate", "entity": "user.name",
+            "method": "ewma", "alpha": 1.5}))
+        .expect_err("alpha 1.5");
+        assert!(error.contains("(0, 1]"), "{error}");
     }
 
     #[test]

@@ -32,7 +32,22 @@
 //!   threshold: 6               # k, in robust standard deviations
 //!   min_count: 10              # never alert below this value
 //!   max_distinct: 10000        # exact distinct set per entity and bucket
+//!   method: median_mad         # or `ewma` (below)
+//!   alpha: 0.3                 # `ewma` only: weight of the newest value, 0 < alpha <= 1
 //! ```
+//!
+//! With `method: ewma` the threshold follows recent values instead of the median: an
+//! exponentially weighted mean and variance over the slot's kept values, oldest first
+//! (`m₁ = x₁`, `v₁ = 0`; `mᵢ = mᵢ₋₁ + α(xᵢ − mᵢ₋₁)`, `vᵢ = (1 − α)(vᵢ₋₁ + α(xᵢ − mᵢ₋₁)²)`):
+//!
+//! ```text
+//! threshold = m + k × max(√v, 1)                       alert when value > threshold
+//! ```
+//!
+//! It adapts to a level that moves (a service that grows), where the median waits for half
+//! the history to move; it is also dragged by past spikes, which the median is not. It uses
+//! the same fixed history (`history` values per slot), so with `seasonality: none` choose
+//! `history` of at least `3 / alpha` buckets (the weights of older values are below 5%).
 
 use std::collections::HashSet;
 
@@ -54,6 +69,17 @@ pub enum Seasonality {
     None,
 }
 
+/// How a rate's threshold is computed from a slot's history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// `median + k × max(1.4826 × MAD, 1)`.
+    #[default]
+    MedianMad,
+    /// `EWMA + k × max(EW standard deviation, 1)`.
+    Ewma,
+}
+
 /// A rate rule's settings (validated).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RateSpec {
@@ -73,6 +99,10 @@ pub struct RateSpec {
     pub min_count: u64,
     /// Cap of the exact distinct set per entity and bucket.
     pub max_distinct: usize,
+    /// How the threshold is computed.
+    pub method: Method,
+    /// `ewma`: the weight of the newest value (0 < alpha <= 1).
+    pub alpha: f64,
 }
 
 impl RateSpec {
@@ -121,6 +151,12 @@ impl RateSpec {
                 self.max_distinct
             ));
         }
+        if !(self.alpha.is_finite() && self.alpha > 0.0 && self.alpha <= 1.0) {
+            return Err(format!(
+                "`alpha` must be a number in (0, 1], not {}",
+                self.alpha
+            ));
+        }
         if self.slots() * self.history > 100_000 {
             return Err(format!(
                 "{} slots × `history` {} is over 100000 values per entity: use a wider `bucket`",
@@ -165,6 +201,13 @@ pub struct RateEntity {
     /// Alerted in the current bucket.
     #[serde(default)]
     pub alerted: bool,
+    /// Locked: closed buckets are not learned (the history is frozen); it still alerts.
+    #[serde(default)]
+    pub locked: bool,
+    /// The current bucket was accepted into the history (it is recorded in its slot already,
+    /// and raises no alert).
+    #[serde(default)]
+    pub accepted: bool,
     /// Closed buckets' values per slot (`slots × history`, oldest first in a slot;
     /// `u32::MAX`: none).
     pub history: Vec<u32>,
@@ -209,6 +252,44 @@ pub fn robust(values: &[u32], k: f64) -> Robust {
     }
 }
 
+/// Exponentially weighted figures of a slot's history.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ewma {
+    /// The weighted mean.
+    pub mean: f64,
+    /// The weighted standard deviation.
+    pub std: f64,
+    /// `mean + k × max(std, 1)`.
+    pub threshold: f64,
+}
+
+/// EWMA, EW standard deviation and threshold of `values` (oldest first) with `alpha` and `k`
+/// (see the module docs); all 0 for no values.
+pub fn ewma(values: &[u32], alpha: f64, k: f64) -> Ewma {
+    let mut it = values.iter().map(|&x| f64::from(x));
+    let mut mean = it.next().unwrap_or(0.0);
+    let mut var = 0.0;
+    for x in it {
+        let diff = x - mean;
+        mean += alpha * diff;
+        var = (1.0 - alpha) * (var + alpha * diff * diff);
+    }
+    let std = var.max(0.0).sqrt();
+    Ewma {
+        mean,
+        std,
+        threshold: mean + k * std.max(1.0),
+    }
+}
+
+/// A slot's threshold by the spec's method.
+pub fn threshold(spec: &RateSpec, history: &[u32]) -> f64 {
+    match spec.method {
+        Method::MedianMad => robust(history, spec.threshold).threshold,
+        Method::Ewma => ewma(history, spec.alpha, spec.threshold).threshold,
+    }
+}
+
 impl RateEntity {
     /// A new entity whose first bucket starts at `bucket`.
     pub fn new(values: Vec<String>, spec: &RateSpec, now: i64, bucket: i64) -> Self {
@@ -222,6 +303,8 @@ impl RateEntity {
             distinct: HashSet::new(),
             capped: false,
             alerted: false,
+            locked: false,
+            accepted: false,
             history: vec![NONE; spec.slots() * spec.history],
         }
     }
@@ -262,7 +345,15 @@ impl RateEntity {
             return 0;
         }
         let value = self.value(spec);
-        self.record(spec, self.bucket, value);
+        if self.accepted {
+            // Recorded when accepted: its cell takes the bucket's final value.
+            let slot = Self::slot(spec, self.bucket);
+            if let Some(last) = self.history.get_mut((slot + 1) * spec.history - 1) {
+                *last = u32::try_from(value).unwrap_or(u32::MAX - 1);
+            }
+        } else if !self.locked {
+            self.record(spec, self.bucket, value);
+        }
         let skipped = (start - self.bucket) / spec.bucket_secs - 1;
         let cells = (spec.slots() * spec.history) as i64;
         let mut b = if skipped > cells {
@@ -270,7 +361,7 @@ impl RateEntity {
         } else {
             self.bucket + spec.bucket_secs
         };
-        while b < start {
+        while b < start && !self.locked {
             self.record(spec, b, 0);
             b += spec.bucket_secs;
         }
@@ -278,9 +369,24 @@ impl RateEntity {
         self.count = 0;
         self.capped = false;
         self.alerted = false;
+        self.accepted = false;
         let released = self.distinct.len();
         self.distinct = HashSet::new();
         released
+    }
+
+    /// Accepts the current bucket as normal: its value joins its slot's history now (and
+    /// takes the bucket's final value when it closes), and it raises no more alerts.
+    /// Returns false when it was accepted already.
+    pub fn accept(&mut self, spec: &RateSpec) -> bool {
+        if self.accepted {
+            return false;
+        }
+        let value = self.value(spec);
+        self.record(spec, self.bucket, value);
+        self.accepted = true;
+        self.alerted = true;
+        true
     }
 
     /// The recorded history of the current bucket's slot, oldest first.
@@ -313,7 +419,56 @@ mod tests {
             threshold: 3.0,
             min_count: 1,
             max_distinct: 10,
+            method: Method::MedianMad,
+            alpha: 0.3,
         }
+    }
+
+    #[test]
+    fn ewma_matches_a_hand_computed_sequence() {
+        // alpha 0.5 over 2, 4, 4, 10 (worked by hand):
+        //   m = 2                         v = 0
+        //   x = 4:  d = 2,  m = 3,        v = 0.5 × (0 + 0.5 × 4)      = 1
+        //   x = 4:  d = 1,  m = 3.5,      v = 0.5 × (1 + 0.5 × 1)      = 0.75
+        //   x = 10: d = 6.5, m = 6.75,    v = 0.5 × (0.75 + 0.5 × 42.25) = 10.9375
+        let e = ewma(&[2, 4, 4, 10], 0.5, 2.0);
+        assert_eq!(e.mean, 6.75);
+        assert!((e.std - 10.9375f64.sqrt()).abs() < 1e-12);
+        assert!((e.threshold - (6.75 + 2.0 * 10.9375f64.sqrt())).abs() < 1e-12);
+        // A flat history: the floor of 1 standard deviation.
+        assert_eq!(ewma(&[5, 5, 5], 0.3, 3.0).threshold, 8.0);
+        // alpha 1: only the newest value counts.
+        assert_eq!(ewma(&[100, 1], 1.0, 1.0).mean, 1.0);
+        let mut s = spec(Seasonality::None, 4);
+        s.method = Method::Ewma;
+        s.alpha = 0.5;
+        s.threshold = 2.0;
+        assert_eq!(threshold(&s, &[2, 4, 4, 10]), e.threshold);
+        s.alpha = 0.0;
+        assert!(s.check().expect_err("alpha 0").contains("alpha"));
+    }
+
+    #[test]
+    fn a_locked_entity_keeps_its_history_and_an_accepted_bucket_is_recorded_once() {
+        let s = spec(Seasonality::None, 3);
+        let mut e = RateEntity::new(vec!["a".into()], &s, 0, 0);
+        e.count = 4;
+        e.roll(&s, 3_600);
+        e.count = 50;
+        assert!(e.accept(&s));
+        assert!(!e.accept(&s), "once per bucket");
+        assert_eq!(e.slot_history(&s), vec![4, 50]);
+        e.count = 60;
+        e.roll(&s, 7_200);
+        assert_eq!(e.slot_history(&s), vec![4, 60], "the final value, one cell");
+        e.locked = true;
+        e.count = 500;
+        e.roll(&s, 5 * 3_600);
+        assert_eq!(e.slot_history(&s), vec![4, 60], "frozen while locked");
+        e.locked = false;
+        e.count = 7;
+        e.roll(&s, 6 * 3_600);
+        assert_eq!(e.slot_history(&s), vec![4, 60, 7]);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Rate and distinct-count baselines cross-checked against an independent reference: numpy's
-//! median and median absolute deviation over the same raw events, bucketed by Python.
+//! median and median absolute deviation over the same raw events, bucketed by Python; and the
+//! `method: ewma` threshold against numpy's weighted average and variance with the closed-form
+//! weights of an exponentially weighted mean (`α(1 − α)^age`, the oldest value
+//! `(1 − α)^(n − 1)`), where the Rust code runs the recursive form.
 //!
 //! Six weeks of a principal reading secrets with an office-hours pattern and noise, with spikes
 //! injected in weeks 5 and 6 (many reads, and reads of many distinct secrets). The Rust baseline
@@ -24,8 +27,10 @@ data = json.load(open(sys.argv[1]))
 events, rules = data["events"], data["rules"]
 out = []
 for rule in rules:
-    bucket, k, min_count, hist, min_hist = 3600, rule["threshold"], rule["min_count"], 4, 3
-    week = 7 * 24
+    bucket, k, min_count = 3600, rule["threshold"], rule["min_count"]
+    hist, min_hist = rule.get("history", 4), rule.get("min_history", 3)
+    step = 7 * 24 if rule.get("seasonality", "hour_of_week") == "hour_of_week" else 1
+    ewma, alpha = rule.get("method") == "ewma", rule.get("alpha", 0.3)
     per = {}
     for ts, user, secret in events:
         b = ts // bucket
@@ -36,17 +41,28 @@ for rule in rules:
             xs = buckets.get(b, [])
             return len(set(xs)) if rule["distinct"] else len(xs)
         for b in range(first, last + 1):
-            past = [value(b - week * j) for j in range(hist, 0, -1) if b - week * j >= first]
+            past = [value(b - step * j) for j in range(hist, 0, -1) if b - step * j >= first]
             if len(past) < min_hist:
                 continue
             h = np.array(past, dtype=float)
             med = float(np.median(h))
             mad = float(np.median(np.abs(h - med)))
-            thr = med + k * max(1.4826 * mad, 1.0)
+            found = {"median": med, "mad": mad}
+            if ewma:
+                n = len(h)
+                w = alpha * (1 - alpha) ** np.arange(n - 1, -1, -1, dtype=float)
+                w[0] = (1 - alpha) ** (n - 1)
+                mean = float(np.average(h, weights=w))
+                std = float(np.sqrt(np.average((h - mean) ** 2, weights=w)))
+                thr = mean + k * max(std, 1.0)
+                found.update({"mean": mean, "std": std})
+            else:
+                thr = med + k * max(1.4826 * mad, 1.0)
             v = value(b)
             if v > thr and v >= min_count:
-                out.append({"rule": rule["id"], "user": user, "bucket": b * bucket,
-                            "median": med, "mad": mad, "threshold": thr})
+                found.update({"rule": rule["id"], "user": user, "bucket": b * bucket,
+                              "threshold": thr})
+                out.append(found)
 print(json.dumps(out))
 "#;
 
@@ -81,7 +97,7 @@ impl Lcg {
 }
 
 #[test]
-fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
+fn rate_and_distinct_alerts_match_a_numpy_median_mad_and_ewma_reference() {
     let Some(python) = python() else {
         return;
     };
@@ -132,6 +148,17 @@ fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
             json!({"kind": "rate", "entity": "user.name", "distinct": "orchestrator.resource.name",
                    "threshold": 6, "min_count": 5}),
         ),
+        (
+            "reads_ewma",
+            json!({"kind": "rate", "entity": "user.name", "threshold": 6, "min_count": 10,
+                   "method": "ewma", "alpha": 0.5}),
+        ),
+        (
+            "reads_ewma_hourly",
+            json!({"kind": "rate", "entity": "user.name", "threshold": 4, "min_count": 10,
+                   "method": "ewma", "alpha": 0.2, "seasonality": "none", "history": 24,
+                   "min_history": 12}),
+        ),
     ];
     let specs: HashMap<String, BaselineSpec> = rules
         .iter()
@@ -147,9 +174,14 @@ fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
         for (rule, _) in &rules {
             if let Some(Verdict::New(a)) = baselines.observe(rule, &event, *ts) {
                 let r = a.rate.as_ref().expect("rate figures");
-                ours.push(json!({"rule": rule, "user": user,
+                let mut found = json!({"rule": rule, "user": user,
                     "bucket": r.bucket_start.timestamp(), "median": r.median, "mad": r.mad,
-                    "threshold": r.threshold}));
+                    "threshold": r.threshold});
+                if let (Some(mean), Some(std)) = (r.mean, r.std) {
+                    found["mean"] = json!(mean);
+                    found["std"] = json!(std);
+                }
+                ours.push(found);
                 assert!(
                     a.explanation.contains(&format!("user.name={user}")),
                     "{}",
@@ -162,8 +194,14 @@ fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
     let rule_list: Vec<Value> = rules
         .iter()
         .map(|(id, v)| {
-            json!({"id": id, "distinct": v.get("distinct").is_some(),
-            "threshold": v["threshold"], "min_count": v["min_count"]})
+            let mut rule = json!({"id": id, "distinct": v.get("distinct").is_some(),
+                "threshold": v["threshold"], "min_count": v["min_count"]});
+            for key in ["method", "alpha", "seasonality", "history", "min_history"] {
+                if let Some(value) = v.get(key) {
+                    rule[key] = value.clone();
+                }
+            }
+            rule
         })
         .collect();
     std::fs::write(
@@ -194,7 +232,13 @@ fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
     let brief = |v: &[Value]| v.iter().map(key).collect::<Vec<_>>();
     assert_eq!(brief(&ours), brief(&reference), "the same hours flagged");
     for (a, b) in ours.iter().zip(&reference) {
-        for field in ["median", "mad", "threshold"] {
+        let ewma = a.get("mean").is_some() || b.get("mean").is_some();
+        let fields: &[&str] = if ewma {
+            &["median", "mad", "threshold", "mean", "std"]
+        } else {
+            &["median", "mad", "threshold"]
+        };
+        for field in fields {
             let (x, y) = (a[field].as_f64(), b[field].as_f64());
             assert!(
                 matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < 1e-9),
@@ -203,7 +247,12 @@ fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
         }
     }
     // The injected spikes are among them, for the right rule.
-    for (rule, hours) in [("reads", spikes_reads), ("secrets", spikes_secrets)] {
+    for (rule, hours) in [
+        ("reads", spikes_reads),
+        ("secrets", spikes_secrets),
+        ("reads_ewma", spikes_reads),
+        ("reads_ewma_hourly", spikes_reads),
+    ] {
         for hour in hours {
             let bucket = t0 + hour * 3_600;
             assert!(
@@ -213,9 +262,15 @@ fn rate_and_distinct_alerts_match_a_numpy_median_mad_reference() {
             );
         }
     }
+    let per_rule = |rule: &str| ours.iter().filter(|a| a["rule"] == rule).count();
+    assert!(per_rule("reads_ewma") > 0 && per_rule("reads_ewma_hourly") > 0);
     eprintln!(
-        "{} hours flagged by both ({} events, 2 principals, 6 weeks)",
+        "{} hours flagged by both ({} events, 2 principals, 6 weeks); per rule: reads {}, secrets {}, reads_ewma {}, reads_ewma_hourly {}",
         ours.len(),
-        events.len()
+        events.len(),
+        per_rule("reads"),
+        per_rule("secrets"),
+        per_rule("reads_ewma"),
+        per_rule("reads_ewma_hourly"),
     );
 }

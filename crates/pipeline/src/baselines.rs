@@ -30,8 +30,9 @@ pub struct BaselineAction {
     /// The rule id.
     pub rule: String,
     /// `reset` (forget; the whole rule without `entity`), `accept` (add `term` to the entity's
-    /// baseline), `lock` (new terms alert every time, nothing is learned), `unlock` or
-    /// `import` (`profile`).
+    /// baseline; for a rate rule, no `term`: the entity's current bucket joins its history),
+    /// `lock` (new terms alert every time, nothing is learned; a rate's history is frozen),
+    /// `unlock` or `import` (`profile`).
     pub action: String,
     /// An entity value (entities whose values include it); required but for `reset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,11 +169,15 @@ impl BaselineQueries {
                     detector
                         .export_profile(rule, query.entity.as_deref())
                         .map(|mut profile| {
-                            let total = profile.entities.len();
+                            let total = profile.entities.len() + profile.rates.len();
                             profile
                                 .entities
                                 .sort_by_key(|e| std::cmp::Reverse(e.last_seen));
                             profile.entities.truncate(MAX_SHOWN_ENTITIES);
+                            profile
+                                .rates
+                                .sort_by_key(|e| std::cmp::Reverse(e.last_seen));
+                            profile.rates.truncate(MAX_SHOWN_ENTITIES);
                             let mut value = serde_json::to_value(&profile).unwrap_or(Value::Null);
                             value["entity_count"] = json!(total);
                             value

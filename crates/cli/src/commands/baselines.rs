@@ -26,7 +26,8 @@ pub enum Action {
         #[arg(long)]
         json: bool,
     },
-    /// One rule's profile (JSON): per entity the terms learned, first/last seen, counts, mode.
+    /// One rule's profile (JSON): per entity the terms learned, first/last seen, counts, mode
+    /// (for a rate rule, `rates`: per entity the current bucket and the per-slot history).
     /// The output is the profile format `hunt --export-baselines` writes.
     Show {
         /// The rule id.
@@ -44,18 +45,20 @@ pub enum Action {
         #[arg(long)]
         entity: Option<String>,
     },
-    /// Accept a term into an entity's baseline (it no longer alerts).
+    /// Accept a term into an entity's baseline (it no longer alerts). For a `kind: rate` rule,
+    /// give no term: the entity's current bucket is accepted as normal (its value joins the
+    /// history at once and the bucket raises no more alerts).
     Accept {
         /// The rule id.
         rule: String,
         /// An entity value.
         #[arg(long)]
         entity: String,
-        /// The term fields' values, in the rule's `terms` order.
-        #[arg(required = true)]
+        /// The term fields' values, in the rule's `terms` order (none for a rate rule).
         term: Vec<String>,
     },
-    /// Lock an entity: new terms alert every time and are never learned.
+    /// Lock an entity: new terms alert every time and are never learned (a rate entity's
+    /// history is frozen: closed buckets are not learned; it still alerts).
     Lock {
         /// The rule id.
         rule: String,
@@ -125,7 +128,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if let Some(map) = profile.as_object_mut() {
                     map.remove("entity_count");
                 }
-                let entities = profile["entities"].as_array().map_or(0, Vec::len);
+                let entities = profile["entities"].as_array().map_or(0, Vec::len)
+                    + profile["rates"].as_array().map_or(0, Vec::len);
                 client.post_json(
                     &format!("/api/v1/baselines/{}/actions", encode(&rule)),
                     &json!({"action": "import", "profile": profile}),

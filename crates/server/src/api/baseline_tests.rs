@@ -193,3 +193,96 @@ async fn a_new_baseline_rule_is_warm_started_from_the_store() {
     // Its learning window started at the oldest stored event, an hour ago.
     assert!(rule["learning_until"].as_str().is_some(), "{rule}");
 }
+
+/// The pack's rate rule (distinct secrets read per principal and hour of the week).
+const RATE_RULE: &str = "ce4cb214-c0b0-4d66-8ac3-39a8021f4a07";
+
+/// A rate rule's entities are shown, locked, accepted, reset and imported like term sets.
+#[tokio::test]
+async fn rate_entities_are_shown_locked_accepted_and_imported() {
+    let h = harness().await;
+    let mut read = exec_event();
+    read["user"]["username"] = json!("bob@corp.example");
+    read["verb"] = json!("get");
+    read["requestURI"] = json!("/api/v1/namespaces/prod/secrets/db-pass");
+    read["objectRef"] =
+        json!({"resource": "secrets", "namespace": "prod", "name": "db-pass", "apiVersion": "v1"});
+    read["responseStatus"] = json!({"metadata": {}, "code": 200});
+    let request = h.post(
+        "/api/v1/ingest/k8s-audit",
+        "application/json",
+        read.to_string(),
+    );
+    assert_eq!(h.call(request).await.0, StatusCode::OK);
+    let show = format!("/api/v1/baselines/{RATE_RULE}?entity=bob@corp.example");
+    let profile = until(&h, &show, |b| b["entity_count"] == 1).await;
+    assert_eq!(profile["entities"], json!([]), "{profile}");
+    assert_eq!(
+        profile["rate"],
+        json!({"distinct": ["kubernetes.namespace", "orchestrator.resource.name"],
+               "bucket_secs": 3600, "slots": 168, "history": 4})
+    );
+    let bob = &profile["rates"][0];
+    assert_eq!(bob["values"], json!(["bob@corp.example"]));
+    assert_eq!(bob["count"], 1);
+    assert_eq!(bob["locked"], false);
+
+    // A term is refused for a rate's accept; lock and accept apply in order.
+    let (status, body) = act(
+        &h,
+        RATE_RULE,
+        json!({"action": "accept", "entity": "bob@corp.example", "term": ["x"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("takes no `term`"), "{body}");
+    for action in ["lock", "accept"] {
+        let (status, body) = act(
+            &h,
+            RATE_RULE,
+            json!({"action": action, "entity": "bob@corp.example"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{action}: {body}");
+    }
+    let accepted = until(&h, &show, |b| {
+        b["rates"][0]["locked"] == true && b["rates"][0]["accepted"] == true
+    })
+    .await;
+    // The accepted bucket's value (1 distinct secret) is in its slot's history already.
+    let history = accepted["rates"][0]["history"].as_array().expect("history");
+    assert_eq!(history.len(), 168 * 4);
+    assert_eq!(
+        history.iter().filter(|v| v.as_u64() == Some(1)).count(),
+        1,
+        "{accepted}"
+    );
+
+    // Reset, then the profile comes back by import; a term-set profile is refused.
+    let (status, _) = act(
+        &h,
+        RATE_RULE,
+        json!({"action": "reset", "entity": "bob@corp.example"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    until(&h, &show, |b| b["entity_count"] == 0).await;
+    let mut exported = accepted.clone();
+    if let Some(map) = exported.as_object_mut() {
+        map.remove("entity_count");
+    }
+    let mut wrong = exported.clone();
+    wrong["rate"]["bucket_secs"] = json!(1800);
+    let (status, body) = act(&h, RATE_RULE, json!({"action": "import", "profile": wrong})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("rate layout"), "{body}");
+    let (status, body) = act(
+        &h,
+        RATE_RULE,
+        json!({"action": "import", "profile": exported}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let back = until(&h, &show, |b| b["entity_count"] == 1).await;
+    assert_eq!(back["rates"], accepted["rates"]);
+}

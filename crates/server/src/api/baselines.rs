@@ -140,6 +140,30 @@ pub(super) async fn act(
                 p.entity, p.terms, profile["entity"], profile["terms"]
             )));
         }
+        // A rate rule's entities carry a history laid out by its bucket and slots.
+        let layout = serde_json::to_value(&p.rate).unwrap_or(Value::Null);
+        let is_rate = !profile["rate"].is_null();
+        if !p.rates.is_empty() && layout != profile["rate"] {
+            return Err(ApiError::bad_request(format!(
+                "the profile's rate layout ({layout}) is not the rule's ({})",
+                profile["rate"]
+            )));
+        }
+        if is_rate && !p.entities.is_empty() {
+            return Err(ApiError::bad_request(
+                "the rule is a rate: a profile's entities go in `rates`, not `entities`",
+            ));
+        }
+        if !is_rate && !p.rates.is_empty() {
+            return Err(ApiError::bad_request(
+                "the rule is not a rate: the profile's `rates` cannot be imported",
+            ));
+        }
+    }
+    if body.action == "accept" && !profile["rate"].is_null() && !body.term.is_empty() {
+        return Err(ApiError::bad_request(
+            "the rule is a rate: `accept` takes no `term` (it accepts the entity's current bucket)",
+        ));
     }
     if body.action == "accept" && body.term.len() != terms {
         return Err(ApiError::bad_request(format!(

@@ -529,7 +529,7 @@ fn baseline_paths() -> Value {
                     "properties": {"baselines": {"type": "array", "items": {"type": "object"}}}}}}}}), &[])
             }},
             "/api/v1/baselines/{rule}": {"get": {
-                "summary": "One baseline rule's profile: its entity and term fields and, per entity (most recently seen first, at most 500), the terms learned with first/last seen and counts, and the mode",
+                "summary": "One baseline rule's profile: its entity and term fields and, per entity (most recently seen first, at most 500), the terms learned with first/last seen and counts, and the mode; for a `kind: rate` rule, `rate` (its layout) and `rates` (per entity the current bucket, the per-slot history, `locked`, `accepted`)",
                 "description": "Scope `read`. The same JSON `hunt --export-baselines` writes per rule.",
                 "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}},
                                {"name": "entity", "in": "query", "schema": {"type": "string"}, "description": "Only entities with this value"}],
@@ -555,7 +555,7 @@ fn baseline_paths() -> Value {
                                                       "accepted": {"type": "object"}}}}}}}}}}), &[])
             }},
             "/api/v1/baselines/{rule}/actions": {"post": {
-                "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline, lock or unlock an entity, import a profile",
+                "summary": "Reset (forget an entity, or the whole rule), accept a term into an entity's baseline (a rate rule: no term, the entity's current bucket joins its history), lock (a rate entity: its history is frozen) or unlock an entity, import a profile",
                 "description": "Scope `admin`. The action is written to the WAL and applied in order (202 once durable); a replay rebuilds the same baselines.",
                 "parameters": [{"name": "rule", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["action"], "properties": {
