@@ -370,7 +370,7 @@ fn spawn_retention(state: Arc<AppState>) {
 }
 
 /// The cold tier in the background (`[store.cold] after_days`; off by default): every
-/// `retention_interval_secs` (at least 10 minutes) the partitions past the age are rewritten
+/// `retention_interval_secs` (at least 10 minutes; the first a minute after start) the partitions past the age are rewritten
 /// for size, one at a time, on a blocking thread (see `crowsnest_store`'s `cold.rs`).
 fn spawn_cold(state: Arc<AppState>) {
     if state.store.config().cold.after_days.is_none() {
@@ -378,7 +378,9 @@ fn spawn_cold(state: Arc<AppState>) {
     }
     let every = std::time::Duration::from_secs(state.config.retention_interval_secs.max(600));
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
+        // The first pass a minute after start, not during the WAL replay of a restart.
+        let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut ticker = tokio::time::interval_at(first, every);
         loop {
             ticker.tick().await;
             let store = state.store.clone();
