@@ -97,5 +97,11 @@ mod tests {
             protocols.what,
             Some(super::What::Protocols(p)) if p.protocols.len() == 2
         ));
+        let peers =
+            Cli::parse_from(["bench", "peers", "--corpus", "c.ndjson", "--engines", ""]).bench;
+        assert!(matches!(
+            peers.what,
+            Some(super::What::Peers(p)) if p.engines.is_empty() && p.needle == "xmrig" && p.corpus.is_some()
+        ));
     }
 }

@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let raw = std::fs::metadata(&corpus)
         .with_context(|| format!("reading `{}`", corpus.display()))?
         .len();
-    let mut rows = crowsnest_rows(&args, &corpus)?;
+    let (mut rows, latency) = crowsnest_rows(&args, &corpus)?;
     if !args.engines.trim().is_empty() {
         rows.extend(peer_rows(&args, &corpus, temp.path()));
     }
@@ -131,7 +131,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             row.note.as_deref().unwrap_or_default()
         ));
     }
-    println!("{out}\n");
+    out.push_str("\n\n### crowsnest search latency, hot vs cold\n\n");
+    out.push_str(&latency);
+    println!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -175,7 +177,7 @@ fn search(client: &Client, query: &str) -> anyhow::Result<Value> {
 }
 
 /// crowsnest hot (as loaded) and cold (every partition rewritten).
-fn crowsnest_rows(args: &Args, corpus: &Path) -> anyhow::Result<Vec<Row>> {
+fn crowsnest_rows(args: &Args, corpus: &Path) -> anyhow::Result<(Vec<Row>, String)> {
     let mut config = crowsnest_server::ServerConfig::default();
     config.pipeline.commit_interval_ms = 1_000;
     let server = LocalServer::start(config, None)?;
@@ -271,6 +273,7 @@ fn crowsnest_rows(args: &Args, corpus: &Path) -> anyhow::Result<Vec<Row>> {
         ..Row::default()
     };
     measure(&mut hot)?;
+    let hot_latency = crate::ingest::searches(&server.client, args.runs, stats.total_docs)?;
     // Every partition into the cold tier (their ends are at most a day ahead).
     let began = Instant::now();
     let report = store.compact_cold(Utc::now() + chrono::TimeDelta::days(2))?;
@@ -287,8 +290,14 @@ fn crowsnest_rows(args: &Args, corpus: &Path) -> anyhow::Result<Vec<Row>> {
         ..Row::default()
     };
     measure(&mut cold)?;
+    let cold_latency = crate::ingest::searches(&server.client, args.runs, after.total_docs)?;
     server.shutdown()?;
-    Ok(vec![hot, cold])
+    Ok((
+        vec![hot, cold],
+        format!(
+            "Hot (as loaded):\n\n{hot_latency}Cold (every partition rewritten):\n\n{cold_latency}"
+        ),
+    ))
 }
 
 /// DuckDB and chDB through `scripts/peers.py`.
