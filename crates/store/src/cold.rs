@@ -303,7 +303,8 @@ fn build_copy(
     let plain = work.join(format!("{}.plain", partition.name));
     let tmp = work.join(format!("{}.tmp", partition.name));
     let ready = work.join(format!("{}.ready", partition.name));
-    for dir in [&plain, &tmp, &ready] {
+    remove_dir(&ready)?;
+    for dir in [&plain, &tmp] {
         remove_dir(dir)?;
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create `{}`", dir.display())))?;
     }
