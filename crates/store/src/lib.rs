@@ -7,6 +7,7 @@
 //! <dir>/partitions/20240301T00/   one tantivy index per time partition (by `@timestamp`)
 //! <dir>/partitions/20240302T00/
 //! <dir>/other-format/20230101T00/ a partition of another on-disk format, set aside on open
+//! <dir>/cold-work/                 cold-tier rewrites in progress (cleaned up on open)
 //! ```
 //!
 //! * [`Store::add`] routes each event to the partition of its `@timestamp` and buffers it in
@@ -21,6 +22,9 @@
 //!   (`sort`, `head`, `fields`) of [`crowsnest_query::rows::apply`].
 //! * [`Store::apply_retention`] drops whole partitions by age and by total size;
 //!   [`Store::stats`] describes them.
+//! * [`Store::compact_cold`] / [`Store::apply_cold`] rewrite old partitions into the cold tier
+//!   ([`ColdConfig`], `cold.rs`): one segment, the docstore recompressed, every index kept, so
+//!   every query answers the same; verified, recorded in the integrity chain, swapped atomically.
 //!
 //! Memory is bounded by [`StoreConfig::writer_memory_bytes`]: at most four writers are open
 //! (least recently used ones are committed and closed), each with one indexing thread.
