@@ -297,7 +297,7 @@ fn produce(events: u64, batch_bytes: usize, tx: &mpsc::SyncSender<Body>) -> anyh
     Ok(())
 }
 
-fn searches(client: &Client, runs: usize, docs: u64) -> anyhow::Result<String> {
+pub(crate) fn searches(client: &Client, runs: usize, docs: u64) -> anyhow::Result<String> {
     let queries = [
         ("free text", "\"connection refused\""),
         ("keyword field", "kubernetes.namespace:payments"),

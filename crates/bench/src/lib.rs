@@ -9,6 +9,8 @@
 //! * [`protocols`] (`crowsnest bench protocols`): ingest per input protocol into a child
 //!   server, the loads encoded by `crowsnest-output`'s encoders where a sink speaks the
 //!   protocol.
+//! * [`peers`] (`crowsnest bench peers`): the same NDJSON corpus into crowsnest (hot and
+//!   cold), DuckDB and chDB (`scripts/peers.py`), side by side.
 //! * `benches/pipeline.rs` (`cargo bench -p crowsnest-bench`): criterion micro-benchmarks of
 //!   decode + normalize, detection with the built-in pack, and indexing.
 //!
@@ -20,6 +22,7 @@ pub mod corpus;
 pub mod detect;
 pub mod ingest;
 pub mod local;
+pub mod peers;
 pub mod procfs;
 pub mod protocols;
 
@@ -48,6 +51,9 @@ pub enum What {
     /// Baseline rules: cost per event with and without them, memory per million keys, the
     /// time a restart takes to restore them.
     Anomaly(anomaly::Args),
+    /// The same NDJSON corpus into crowsnest (hot, then cold), DuckDB and chDB: load time,
+    /// size against raw, count by namespace, a free-text needle, side by side.
+    Peers(peers::Args),
 }
 
 /// Runs the benchmark `args` names and prints its report.
@@ -60,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(What::Detect(detect)) => detect::run(detect),
         Some(What::Protocols(protocols)) => protocols::run(protocols),
         Some(What::Anomaly(anomaly)) => anomaly::run(anomaly),
+        Some(What::Peers(peers)) => peers::run(peers),
         None => ingest::run(args.ingest),
     }
 }
@@ -89,6 +96,12 @@ mod tests {
         assert!(matches!(
             protocols.what,
             Some(super::What::Protocols(p)) if p.protocols.len() == 2
+        ));
+        let peers =
+            Cli::parse_from(["bench", "peers", "--corpus", "c.ndjson", "--engines", ""]).bench;
+        assert!(matches!(
+            peers.what,
+            Some(super::What::Peers(p)) if p.engines.is_empty() && p.needle == "xmrig" && p.corpus.is_some()
         ));
     }
 }

@@ -65,6 +65,8 @@ enum Command {
     Rules(commands::rules::Args),
     /// Run detection offline over files (NDJSON, audit EventLists, Docker json-file logs).
     Hunt(commands::hunt::Args),
+    /// The store of a stopped server's data directory: `stats`, `compact-cold` (the cold tier now).
+    Store(commands::store::Args),
     /// Check the integrity chain: recompute sealed WAL segments' and partitions' hashes.
     Verify(commands::verify::Args),
     /// Measure ingest throughput, index size, WAL fsync cost and search latency.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
     init_tracing(&cli.log, cli.log_format);
     let result = match cli.command {
         Command::Server(args) => commands::server::run(args),
+        Command::Store(args) => commands::store::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Incidents(args) => commands::incidents::run(args),
         Command::Baselines(args) => commands::baselines::run(args),

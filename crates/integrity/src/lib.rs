@@ -16,6 +16,11 @@
 //! * `partition_open`: a sealed partition takes events again (late events): its last seal no
 //!   longer describes it until the next `partition_seal`, which names the seal it replaces.
 //! * `partition_delete`: retention dropped a partition, with its last hash.
+//! * `partition_rewrite`: the cold tier rewrote a sealed partition for size (same events, same
+//!   indexes, files re-compressed and merged): the new digest, with the digest and the seal
+//!   record it replaces. Recorded before the rewritten copy is swapped in, so a crash between
+//!   the two leaves either digest on disk, and `verify` accepts the one it finds (noting an
+//!   unfinished swap).
 //! * `checkpoint`: every [`CHECKPOINT_EVERY`] records and when the chain is opened or closed;
 //!   signed with the operator's Ed25519 key when one is configured.
 //!
@@ -150,6 +155,23 @@ pub enum Entry {
         /// Its last sealed digest (absent when it was never sealed).
         sha256: Option<String>,
         /// Why it was deleted.
+        reason: String,
+    },
+    /// The cold tier rewrote a partition for size (the same events and indexes).
+    PartitionRewrite {
+        /// Path relative to the data directory.
+        path: String,
+        /// Digest of the rewritten files, hex.
+        sha256: String,
+        /// Total bytes after the rewrite.
+        bytes: u64,
+        /// Number of files after the rewrite.
+        files: u64,
+        /// Digest before the rewrite (absent when the partition was never sealed).
+        previous: Option<String>,
+        /// Hash of the record of the seal this one replaces, if any.
+        replaces: Option<String>,
+        /// Why (what the rewrite did).
         reason: String,
     },
     /// A checkpoint over every record before it.
@@ -407,7 +429,9 @@ impl Chain {
         for record in &records {
             since_checkpoint += 1;
             match &record.entry {
-                Entry::WalSeal { path, sha256, .. } | Entry::PartitionSeal { path, sha256, .. } => {
+                Entry::WalSeal { path, sha256, .. }
+                | Entry::PartitionSeal { path, sha256, .. }
+                | Entry::PartitionRewrite { path, sha256, .. } => {
                     seals.insert(path.clone(), (record.hash.clone(), sha256.clone()));
                     reopened.remove(path);
                 }
@@ -644,6 +668,43 @@ impl Chain {
         {
             inner.reopened.insert(rel);
         }
+    }
+
+    /// Records that the partition at `dir` is about to be replaced by the rewritten copy in
+    /// `copy` (the cold tier): hashes `copy` (its files, relative to it, are what `dir` will
+    /// hold) and records it with the seal it replaces. Returns false when nothing could be
+    /// recorded (the error is logged and counted; the caller should not swap then).
+    pub fn rewrite_partition(&self, dir: &Path, copy: &Path, reason: &str) -> bool {
+        let rel = self.relative(dir);
+        let (sha256, bytes, files) = match dir_digest(copy) {
+            Ok(digest) => digest,
+            Err(error) => {
+                self.fail(&format!("hashing `{}`: {error}", copy.display()));
+                return false;
+            }
+        };
+        let mut inner = self.lock();
+        let previous = inner.seals.get(&rel).cloned();
+        let Some(hash) = self.append(
+            &mut inner,
+            Entry::PartitionRewrite {
+                path: rel.clone(),
+                sha256: sha256.clone(),
+                bytes,
+                files,
+                previous: previous.as_ref().map(|(_, digest)| digest.clone()),
+                replaces: previous.map(|(hash, _)| hash),
+                reason: reason.to_string(),
+            },
+        ) else {
+            return false;
+        };
+        inner.seals.insert(rel.clone(), (hash, sha256));
+        inner.reopened.remove(&rel);
+        if inner.since_checkpoint >= CHECKPOINT_EVERY {
+            self.checkpoint_locked(&mut inner);
+        }
+        true
     }
 
     /// Records that retention deleted a partition.

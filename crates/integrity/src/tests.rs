@@ -183,3 +183,64 @@ fn a_torn_last_record_is_cut_on_open() {
     let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
     assert!(report.passed(), "{:?}", report.findings);
 }
+
+/// A cold rewrite is recorded with the digest it replaces: the rewritten files verify (noted),
+/// an interrupted swap (old files still in place) verifies too, other bytes fail, and a
+/// reopened chain knows the new digest.
+#[test]
+fn cold_rewrites_replace_the_seal_and_either_copy_verifies() {
+    let (data, chain, _, part) = setup();
+    let copy = data.path().join("store/cold-work/20260101T00.ready");
+    fs::create_dir_all(&copy).expect("copy dir");
+    fs::write(copy.join("merged.store"), b"docs, smaller").expect("file");
+    fs::write(copy.join("meta.json"), b"{}").expect("file");
+    assert!(chain.rewrite_partition(&part, &copy, "cold: zstd 19"));
+    // Recorded, not yet swapped: the old files still verify.
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report.passed(), "{:?}", report.findings);
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.message.contains("not swapped in")));
+    // Swapped.
+    fs::remove_dir_all(&part).expect("rm");
+    fs::rename(&copy, &part).expect("swap");
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report.passed(), "{:?}", report.findings);
+    assert_eq!(report.files_ok, 2);
+    let note = report
+        .findings
+        .iter()
+        .find(|f| f.path == "store/partitions/20260101T00")
+        .expect("note");
+    assert!(note.message.contains("cold: zstd 19"), "{note}");
+    let (records, _) = read_records(chain.path()).expect("records");
+    let seal = records
+        .iter()
+        .find(|r| matches!(r.entry, Entry::PartitionSeal { .. }))
+        .expect("seal");
+    match &records.last().expect("record").entry {
+        Entry::PartitionRewrite {
+            replaces, previous, ..
+        } => {
+            assert_eq!(replaces.as_deref(), Some(seal.hash.as_str()));
+            assert!(previous.is_some());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Other bytes fail.
+    fs::write(part.join("merged.store"), b"docs, altered").expect("write");
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report
+        .first_failure()
+        .expect("fail")
+        .message
+        .contains("altered since it was rewritten"));
+    fs::write(part.join("merged.store"), b"docs, smaller").expect("write");
+    // A reopened chain seals against the rewrite: an unchanged partition is not sealed again.
+    drop(chain);
+    let chain = Chain::open(data.path(), None).expect("reopen");
+    let before = read_records(chain.path()).expect("records").0.len();
+    chain.seal_partition(&part);
+    assert_eq!(read_records(chain.path()).expect("records").0.len(), before);
+}

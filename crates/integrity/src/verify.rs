@@ -97,6 +97,12 @@ enum State {
     Reopened {
         time: String,
     },
+    Rewritten {
+        digest: String,
+        previous: Option<String>,
+        time: String,
+        reason: String,
+    },
     Deleted,
 }
 
@@ -244,6 +250,23 @@ pub fn verify(
                     },
                 );
             }
+            Entry::PartitionRewrite {
+                path,
+                sha256,
+                previous,
+                reason,
+                ..
+            } => {
+                states.insert(
+                    path.clone(),
+                    State::Rewritten {
+                        digest: sha256.clone(),
+                        previous: previous.clone(),
+                        time: record.time.clone(),
+                        reason: reason.clone(),
+                    },
+                );
+            }
             Entry::PartitionOpen { path, .. } => {
                 states.insert(
                     path.clone(),
@@ -306,6 +329,41 @@ pub fn verify(
                     }
                     Ok((found, _)) => fail(&mut report, path, format!("altered since it was sealed at {time}: sha256 {digest} expected, {found} found")),
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => fail(&mut report, path, format!("sealed at {time} but missing, and no deletion is recorded")),
+                    Err(error) => fail(&mut report, path, format!("cannot be read: {error}")),
+                }
+            }
+            State::Rewritten {
+                digest,
+                previous,
+                time,
+                reason,
+            } => {
+                if !in_range(time, options) {
+                    continue;
+                }
+                match dir_digest(&full).map(|(d, b, _)| (d, b)) {
+                    Ok((found, bytes)) if found == *digest => {
+                        report.files_ok += 1;
+                        report.bytes_hashed += bytes;
+                        report.findings.push(Finding {
+                            severity: Severity::Note,
+                            path: path.clone(),
+                            message: format!("rewritten at {time} ({reason}); matches the rewrite's sha256 {digest}"),
+                        });
+                    }
+                    // The rewrite is recorded before the copy is swapped in: a crash in between
+                    // leaves the sealed files as they were, which the record names.
+                    Ok((found, bytes)) if previous.as_deref() == Some(found.as_str()) => {
+                        report.files_ok += 1;
+                        report.bytes_hashed += bytes;
+                        report.findings.push(Finding {
+                            severity: Severity::Note,
+                            path: path.clone(),
+                            message: format!("a rewrite was recorded at {time} ({reason}) but not swapped in (interrupted); the files match their seal before it, sha256 {found}"),
+                        });
+                    }
+                    Ok((found, _)) => fail(&mut report, path, format!("altered since it was rewritten at {time}: sha256 {digest} expected, {found} found")),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => fail(&mut report, path, format!("rewritten at {time} but missing, and no deletion is recorded")),
                     Err(error) => fail(&mut report, path, format!("cannot be read: {error}")),
                 }
             }

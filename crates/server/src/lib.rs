@@ -276,6 +276,7 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         started: Instant::now(),
     });
     spawn_retention(state.clone());
+    spawn_cold(state.clone());
     audit::Audit::spawn(&state);
     respond::spawn(state.clone(), respond_rx);
     let listeners = listeners::start(state.clone()).await?;
@@ -363,6 +364,33 @@ fn spawn_retention(state: Arc<AppState>) {
                 Ok(Ok(report)) => tracing::debug!(?report, "retention pass"),
                 Ok(Err(error)) => tracing::warn!(%error, "retention pass failed"),
                 Err(error) => tracing::warn!(%error, "retention task failed"),
+            }
+        }
+    });
+}
+
+/// The cold tier in the background (`[store.cold] after_days`; off by default): every
+/// `retention_interval_secs` (at least 10 minutes; the first a minute after start) the partitions past the age are rewritten
+/// for size, one at a time, on a blocking thread (see `crowsnest_store`'s `cold.rs`).
+fn spawn_cold(state: Arc<AppState>) {
+    if state.store.config().cold.after_days.is_none() {
+        return;
+    }
+    let every = std::time::Duration::from_secs(state.config.retention_interval_secs.max(600));
+    tokio::spawn(async move {
+        // The first pass a minute after start, not during the WAL replay of a restart.
+        let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut ticker = tokio::time::interval_at(first, every);
+        loop {
+            ticker.tick().await;
+            let store = state.store.clone();
+            let result =
+                tokio::task::spawn_blocking(move || store.apply_cold(chrono::Utc::now())).await;
+            match result {
+                Ok(Ok(report)) if report.rewritten.is_empty() && report.skipped.is_empty() => {}
+                Ok(Ok(report)) => tracing::info!(?report, "cold tier pass"),
+                Ok(Err(error)) => tracing::warn!(%error, "cold tier pass failed"),
+                Err(error) => tracing::warn!(%error, "cold tier task failed"),
             }
         }
     });

@@ -7,6 +7,7 @@
 //! <dir>/partitions/20240301T00/   one tantivy index per time partition (by `@timestamp`)
 //! <dir>/partitions/20240302T00/
 //! <dir>/other-format/20230101T00/ a partition of another on-disk format, set aside on open
+//! <dir>/cold-work/                 cold-tier rewrites in progress (cleaned up on open)
 //! ```
 //!
 //! * [`Store::add`] routes each event to the partition of its `@timestamp` and buffers it in
@@ -21,6 +22,9 @@
 //!   (`sort`, `head`, `fields`) of [`crowsnest_query::rows::apply`].
 //! * [`Store::apply_retention`] drops whole partitions by age and by total size;
 //!   [`Store::stats`] describes them.
+//! * [`Store::compact_cold`] / [`Store::apply_cold`] rewrite old partitions into the cold tier
+//!   ([`ColdConfig`], `cold.rs`): one segment, the docstore recompressed, every index kept, so
+//!   every query answers the same; verified, recorded in the integrity chain, swapped atomically.
 //!
 //! Memory is bounded by [`StoreConfig::writer_memory_bytes`]: at most four writers are open
 //! (least recently used ones are committed and closed), each with one indexing thread.
@@ -74,6 +78,7 @@
 //! ```
 
 mod aggregate;
+mod cold;
 mod error;
 mod filter;
 mod matcher;
@@ -92,6 +97,7 @@ use chrono::{DateTime, Utc};
 use crowsnest_model::Event;
 use serde::Serialize;
 
+pub use cold::{ColdConfig, ColdPartition, ColdReport, COLD_WORK_DIR};
 pub use error::StoreError;
 pub use matcher::Matcher;
 pub use retention::{PartitionStats, RetentionReport, StoreStats};
@@ -137,6 +143,9 @@ pub struct StoreConfig {
     /// The same bound for `@timestamp`s after `event.ingested` (flag
     /// `crowsnest.timestamp_out_of_range: future`). Default 24.
     pub window_future_hours: u64,
+    /// The cold tier (`[store.cold]`): partitions older than `after_days` rewritten for size
+    /// with the same answers to every query. Off by default.
+    pub cold: ColdConfig,
 }
 
 /// Which side of the ingest-time window an event's `@timestamp` lies on; see
@@ -195,6 +204,7 @@ impl Default for StoreConfig {
             docstore_zstd_level: partition::DOCSTORE_ZSTD_LEVEL,
             window_past_hours: 7 * 24,
             window_future_hours: 24,
+            cold: ColdConfig::default(),
         }
     }
 }
@@ -303,10 +313,12 @@ impl Store {
                 partition::DOCSTORE_ZSTD_LEVELS.end()
             )));
         }
+        config.cold.validate()?;
         let partitions_dir = dir.join("partitions");
         std::fs::create_dir_all(&partitions_dir).map_err(|e| {
             StoreError::io(format!("cannot create `{}`", partitions_dir.display()), e)
         })?;
+        cold::recover(dir, &partitions_dir)?;
         let mut partitions = BTreeMap::new();
         let entries = std::fs::read_dir(&partitions_dir).map_err(|e| {
             StoreError::io(format!("cannot list `{}`", partitions_dir.display()), e)
@@ -435,6 +447,24 @@ impl Store {
     /// larger than `retention_max_bytes` (never the newest one).
     pub fn apply_retention(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
         retention::apply(self, now)
+    }
+
+    /// The cold tier now: rewrites every partition whose end is at or before `cutoff` (and
+    /// whose events are all older) that is not cold yet, for size, keeping every answer the
+    /// same (see `cold.rs`). Each rewrite is verified and swapped atomically; a partition
+    /// written to meanwhile is left hot. Slow (a full merge per partition): run it in the
+    /// background.
+    pub fn compact_cold(&self, cutoff: DateTime<Utc>) -> Result<ColdReport, StoreError> {
+        cold::compact(self, cutoff)
+    }
+
+    /// [`Store::compact_cold`] for the partitions older than `cold.after_days` at `now`; does
+    /// nothing when the cold tier is off.
+    pub fn apply_cold(&self, now: DateTime<Utc>) -> Result<ColdReport, StoreError> {
+        match self.config.cold.after_days {
+            Some(days) => cold::compact(self, cold::cutoff(now, days)),
+            None => Ok(ColdReport::default()),
+        }
     }
 
     /// Partitions with their bounds, event counts and sizes.

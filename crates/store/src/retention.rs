@@ -26,6 +26,8 @@ pub struct PartitionStats {
     pub docs: u64,
     /// Bytes on disk.
     pub bytes: u64,
+    /// Rewritten by the cold tier (`cold.rs`).
+    pub cold: bool,
 }
 
 /// The partitions of the store, oldest first, with totals.
@@ -60,6 +62,7 @@ fn partition_stats(partition: &Partition) -> PartitionStats {
         end: partition.end,
         docs: partition.num_docs(),
         bytes: partition.disk_bytes(),
+        cold: partition.is_cold(),
     }
 }
 

@@ -171,6 +171,8 @@ impl Args {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.resolve()?;
+    // Held until the server exits: `crowsnest store` (and a second server) refuse the directory.
+    let _lock = super::store::lock_data_dir(&config.data_dir)?;
     runtime()?.block_on(async move {
         let data_dir = config.data_dir.clone();
         let running = crowsnest_server::start_with(config, Some(crowsnest_console::router)).await?;
