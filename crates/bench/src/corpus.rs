@@ -24,6 +24,9 @@ pub enum Source {
     Logs,
     /// A process execution (ECS JSON).
     Process,
+    /// A line of the foreign corpus ([`crate::foreign`]): no `source`, the server detects
+    /// each line's shape, as it does for `crowsnest ingest FILE`.
+    Foreign,
 }
 
 impl Source {
@@ -33,12 +36,21 @@ impl Source {
             Self::Audit => "kubernetes.audit",
             Self::Logs => "container_logs",
             Self::Process => "auditd",
+            Self::Foreign => "",
         }
+    }
+
+    /// The `source` to decode a line with: none for [`Source::Foreign`] (detected).
+    pub fn source_param(self) -> Option<&'static str> {
+        Some(self.ndjson_source()).filter(|s| !s.is_empty())
     }
 
     /// The NDJSON endpoint with this source, the path a body of these lines is posted to.
     pub fn ndjson_path(self) -> String {
-        format!("/api/v1/ingest/ndjson?source={}", self.ndjson_source())
+        match self.source_param() {
+            Some(source) => format!("/api/v1/ingest/ndjson?source={source}"),
+            None => "/api/v1/ingest/ndjson".to_owned(),
+        }
     }
 }
 
@@ -184,7 +196,8 @@ impl Corpus {
         let mut events = Vec::with_capacity(self.lines.len());
         for (n, line) in self.lines.iter().enumerate() {
             let source = line.source.ndjson_source();
-            let decoded = crowsnest_normalize::decode_ndjson(&line.json, Some(source), &limits);
+            let decoded =
+                crowsnest_normalize::decode_ndjson(&line.json, line.source.source_param(), &limits);
             if let Some(error) = decoded.errors.first() {
                 anyhow::bail!("generated line {n} ({source}) does not decode: {error}");
             }

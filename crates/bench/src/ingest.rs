@@ -53,6 +53,45 @@ pub struct Args {
     /// `benches/tantivy-cli.sh` to index the same events with tantivy-cli.
     #[arg(long)]
     pub corpus_out: Option<PathBuf>,
+    /// Which corpus: our generator's (`generated`) or one shaped the way other shippers write
+    /// (`foreign`: Kubernetes audit with request objects, Fluent Bit records, Falco and
+    /// Tetragon events; see `foreign.rs`).
+    #[arg(long = "corpus", value_enum, default_value_t = Shape::Generated)]
+    pub shape: Shape,
+    /// The shared test data the foreign corpus draws its audit events from [default:
+    /// `$CROWSNEST_TESTDATA`, else `shared/testdata` beside the checkout].
+    #[arg(long)]
+    pub testdata: Option<PathBuf>,
+}
+
+/// Which corpus a benchmark sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// The demo generator's ECS-shaped cluster activity (`crowsnest-gen`).
+    Generated,
+    /// Other shippers' shapes ([`crate::foreign`]).
+    Foreign,
+}
+
+/// Where the corpus comes from: its shape, seed and test data.
+#[derive(Debug, Clone)]
+struct Plan {
+    shape: Shape,
+    seed: u64,
+    testdata: PathBuf,
+}
+
+impl Plan {
+    fn of(args: &Args) -> Self {
+        Self {
+            shape: args.shape,
+            seed: 7,
+            testdata: args
+                .testdata
+                .clone()
+                .unwrap_or_else(crate::foreign::default_testdata),
+        }
+    }
 }
 
 /// Runs every measurement and prints the report.
@@ -72,9 +111,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(crowsnest_store::StoreConfig::default().docstore_zstd_level);
     let mut report = String::new();
     report.push_str(&format!(
-        "## crowsnest bench — {} — {} events, {} clients, {} cores, docstore zstd level {}\n\n",
+        "## crowsnest bench — {} — {} events ({:?} corpus), {} clients, {} cores, docstore zstd level {}\n\n",
         Utc::now().format("%Y-%m-%d"),
         args.events,
+        args.shape,
         args.clients,
         cores,
         docstore_zstd_level
@@ -191,7 +231,8 @@ fn ingest(args: &Args, server: &LocalServer, cores: usize) -> anyhow::Result<(St
     let (tx, rx) = mpsc::sync_channel::<Body>(args.clients * 2);
     let events = args.events;
     let batch_bytes = args.batch_bytes;
-    let producer = std::thread::spawn(move || produce(events, batch_bytes, &tx));
+    let plan = Plan::of(args);
+    let producer = std::thread::spawn(move || produce(&plan, events, batch_bytes, &tx));
     let rx = Arc::new(Mutex::new(rx));
     let raw = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -259,7 +300,8 @@ fn write_corpus(args: &Args, path: &std::path::Path) -> anyhow::Result<ExitCode>
     let mut out = std::io::BufWriter::new(file);
     let (tx, rx) = mpsc::sync_channel::<Body>(4);
     let (events, batch_bytes) = (args.events, args.batch_bytes);
-    let producer = std::thread::spawn(move || produce(events, batch_bytes, &tx));
+    let plan = Plan::of(args);
+    let producer = std::thread::spawn(move || produce(&plan, events, batch_bytes, &tx));
     let mut bytes = 0u64;
     for body in rx {
         bytes += body.bytes.len() as u64;
@@ -277,11 +319,71 @@ fn write_corpus(args: &Args, path: &std::path::Path) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// Generates the corpus (seed 7, over the last 24 hours) into NDJSON bodies of about
+/// `crowsnest bench corpus`: writes `--events` lines of the corpus `--shape` to `--out`.
+///
+/// # Errors
+///
+/// When the file cannot be written or the foreign corpus's test data read.
+pub fn write_shape(args: &crate::CorpusArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let plan = Plan {
+        shape: args.shape,
+        seed: args.seed,
+        testdata: args
+            .testdata
+            .clone()
+            .unwrap_or_else(crate::foreign::default_testdata),
+    };
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating `{}`", args.out.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut bytes = 0u64;
+    for line in plan_lines(&plan, args.events)?.take(crate::corpus::count(args.events)) {
+        let line = line?;
+        bytes += line.json.len() as u64 + 1;
+        out.write_all(&line.json).context("writing the corpus")?;
+        out.write_all(b"\n").context("writing the corpus")?;
+    }
+    out.flush().context("writing the corpus")?;
+    eprintln!(
+        "wrote {} {:?} events, {bytes} bytes, to {}",
+        args.events,
+        args.shape,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The lines of `plan`'s corpus, spreading `events` over the last 24 hours (endless).
+fn plan_lines(
+    plan: &Plan,
+    events: u64,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<crate::corpus::Line>> + Send>> {
+    let span = chrono::Duration::hours(24);
+    Ok(match plan.shape {
+        Shape::Generated => Box::new(crate::corpus::lines(plan.seed, events, span)),
+        Shape::Foreign => Box::new(
+            crate::foreign::lines(plan.seed, events, span, &plan.testdata)?.map(|(json, time)| {
+                Ok(crate::corpus::Line {
+                    source: crate::corpus::Source::Foreign,
+                    json,
+                    time,
+                })
+            }),
+        ),
+    })
+}
+
+/// Generates the corpus of `plan` (over the last 24 hours) into NDJSON bodies of about
 /// `batch_bytes`, one source each, and sends them down `tx` until it is closed.
-fn produce(events: u64, batch_bytes: usize, tx: &mpsc::SyncSender<Body>) -> anyhow::Result<()> {
+fn produce(
+    plan: &Plan,
+    events: u64,
+    batch_bytes: usize,
+    tx: &mpsc::SyncSender<Body>,
+) -> anyhow::Result<()> {
     let mut batcher = Batcher::new(batch_bytes, u64::MAX);
-    let lines = crate::corpus::lines(7, events, chrono::Duration::hours(24));
+    let lines = plan_lines(plan, events)?;
     for line in lines.take(crate::corpus::count(events)) {
         if let Some(body) = batcher.push(&line?) {
             if tx.send(body).is_err() {

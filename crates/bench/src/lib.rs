@@ -20,6 +20,7 @@
 pub mod anomaly;
 pub mod corpus;
 pub mod detect;
+pub mod foreign;
 pub mod ingest;
 pub mod local;
 pub mod peers;
@@ -54,6 +55,30 @@ pub enum What {
     /// The same NDJSON corpus into crowsnest (hot, then cold), DuckDB and chDB: load time,
     /// size against raw, count by namespace, a free-text needle, side by side.
     Peers(peers::Args),
+    /// Writes a corpus to an NDJSON file and exits (`--shape foreign`: the corpus shaped like
+    /// other shippers' data, see `foreign.rs`; `--shape generated`: our own generator's).
+    Corpus(CorpusArgs),
+}
+
+/// Flags of `crowsnest bench corpus`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CorpusArgs {
+    /// Which corpus.
+    #[arg(long, value_enum, default_value_t = ingest::Shape::Foreign)]
+    pub shape: ingest::Shape,
+    /// Events to write.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// The NDJSON file to write.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// The shared test data the foreign corpus draws its audit events from [default:
+    /// `$CROWSNEST_TESTDATA`, else `shared/testdata` beside the checkout].
+    #[arg(long)]
+    pub testdata: Option<std::path::PathBuf>,
 }
 
 /// Runs the benchmark `args` names and prints its report.
@@ -67,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(What::Protocols(protocols)) => protocols::run(protocols),
         Some(What::Anomaly(anomaly)) => anomaly::run(anomaly),
         Some(What::Peers(peers)) => peers::run(peers),
+        Some(What::Corpus(corpus)) => ingest::write_shape(&corpus),
         None => ingest::run(args.ingest),
     }
 }
