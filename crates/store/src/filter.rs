@@ -219,17 +219,41 @@ pub(crate) fn has(has: Field, name: &str) -> Box<dyn Query> {
 }
 
 /// The query of a keyword path: on `_unique` for [`crate::UNIQUE_PATHS`] (and below), else on
-/// `fields`.
+/// `fields` or `_unique` (where leaves without a column go, `schema/route.rs`).
 fn keyword(
     schema: &SchemaFields,
     path: &str,
     build: impl Fn(Field) -> Box<dyn Query>,
 ) -> Box<dyn Query> {
     if unique_root(path).is_none() {
-        build(schema.fields)
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Should, build(schema.fields)),
+            (Occur::Should, build(schema.unique)),
+        ]))
     } else {
         build(schema.unique)
     }
+}
+
+/// The events with a value at exactly `path` in `_unique` (a walk over its terms there).
+pub(crate) fn in_unique(unique: Field, path: &str) -> Box<dyn Query> {
+    let exact = Term::from_field_json_path(unique, path, true)
+        .serialized_value_bytes()
+        .to_vec();
+    Box::new(WildcardQuery::prefixes(unique, vec![exact]))
+}
+
+/// The events with a value at `path` or below it in `_unique`.
+fn in_unique_at_or_below(unique: Field, path: &str) -> Box<dyn Query> {
+    let exact = Term::from_field_json_path(unique, path, true)
+        .serialized_value_bytes()
+        .to_vec();
+    let mut deeper = exact.clone();
+    if let Some(end) = deeper.last_mut() {
+        // The path's end marker (0) becomes the segment separator (1): paths below.
+        *end = 1;
+    }
+    Box::new(WildcardQuery::prefixes(unique, vec![exact, deeper]))
 }
 
 /// Any value at `path` or below it. Fast columns answer for `fields`; `_unique` has none, so
@@ -237,21 +261,14 @@ fn keyword(
 fn exists_query(schema: &SchemaFields, path: &str) -> Box<dyn Query> {
     match unique_root(path) {
         Some(root) if root == path => has(schema.has, root),
-        Some(_) => {
-            let exact = Term::from_field_json_path(schema.unique, path, true)
-                .serialized_value_bytes()
-                .to_vec();
-            let mut deeper = exact.clone();
-            if let Some(end) = deeper.last_mut() {
-                // The path's end marker (0) becomes the segment separator (1): paths below.
-                *end = 1;
-            }
-            Box::new(WildcardQuery::prefixes(schema.unique, vec![exact, deeper]))
-        }
+        Some(_) => in_unique_at_or_below(schema.unique, path),
         None => {
             let in_fields: Box<dyn Query> =
                 Box::new(ExistsQuery::new(format!("{FIELDS}.{path}"), true));
-            let mut clauses = vec![(Occur::Should, in_fields)];
+            let mut clauses = vec![
+                (Occur::Should, in_fields),
+                (Occur::Should, in_unique_at_or_below(schema.unique, path)),
+            ];
             for unique in UNIQUE_PATHS {
                 if unique
                     .strip_prefix(path)
@@ -463,7 +480,16 @@ fn range_query(
         )));
     }
     if unique_root(path).is_none() {
-        fields_range(schema.fields, path, lower, upper)
+        Ok(Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Should,
+                fields_range(schema.fields, path, lower, upper)?,
+            ),
+            (
+                Occur::Should,
+                unique_range(schema.unique, path, lower, upper)?,
+            ),
+        ])))
     } else {
         unique_range(schema.unique, path, lower, upper)
     }

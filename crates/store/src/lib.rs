@@ -101,6 +101,9 @@ pub use cold::{ColdConfig, ColdPartition, ColdReport, COLD_WORK_DIR};
 pub use error::StoreError;
 pub use matcher::Matcher;
 pub use retention::{PartitionStats, RetentionReport, StoreStats};
+pub use schema::route::{
+    is_free_text, is_identifier, HEX_RUN, ID_KEYS, LONG_TEXT_BYTES, TEXT_BYTES, TEXT_SPACES,
+};
 pub use schema::twins::AUDIT_TWINS;
 pub use schema::{MAX_KEYWORD_BYTES, MAX_LEAVES, UNIQUE_PATHS};
 pub use search::SearchControl;
@@ -146,6 +149,16 @@ pub struct StoreConfig {
     /// The cold tier (`[store.cold]`): partitions older than `after_days` rewritten for size
     /// with the same answers to every query. Off by default.
     pub cold: ColdConfig,
+    /// Paths that keep their fast columns (aggregatable by `stats`, `timechart`, `dc`) whatever
+    /// their values look like, and count against no cap: exact paths or `prefix.*`; `"*"`
+    /// keeps every path's columns (the behaviour before issue 23). Other paths lose their
+    /// columns (still found by every query) for long free text, identifier-like values, and
+    /// past [`StoreConfig::max_columns`] (see `schema/route.rs`). Default: none.
+    pub aggregate_fields: Vec<String>,
+    /// Most dynamic paths with fast columns per partition; the paths first seen after stay
+    /// searchable but not aggregatable (an aggregation over one says so in its `warnings`).
+    /// Default 400.
+    pub max_columns: usize,
 }
 
 /// Which side of the ingest-time window an event's `@timestamp` lies on; see
@@ -205,6 +218,8 @@ impl Default for StoreConfig {
             window_past_hours: 7 * 24,
             window_future_hours: 24,
             cold: ColdConfig::default(),
+            aggregate_fields: Vec::new(),
+            max_columns: 400,
         }
     }
 }
@@ -237,6 +252,11 @@ pub struct SearchResponse {
     /// Rows, for queries with pipes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<Vec<Vec<serde_json::Value>>>,
+    /// What the answer leaves out and why: an aggregation over a field some of whose values
+    /// have no fast column (identifiers, long text, paths past the per-partition cap) names
+    /// the field and how many matching events hold such values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Time taken, in milliseconds.
     pub took_ms: u64,
 }

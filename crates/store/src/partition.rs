@@ -95,6 +95,9 @@ pub(crate) struct Partition {
     /// Earliest and latest `@timestamp` held outside `[start, end)`, if any (searches include
     /// the partition when their range overlaps this too).
     pub extent: Mutex<Option<(DateTime<Utc>, DateTime<Utc>)>>,
+    /// The dynamic paths given fast columns (`schema/route.rs`), from the segments on disk at
+    /// open and the events added since.
+    pub columns: Mutex<crate::schema::route::ColumnPaths>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -105,6 +108,34 @@ impl std::fmt::Debug for Partition {
             .field("end", &self.end)
             .finish()
     }
+}
+
+/// The `fields` paths with fast columns in the committed segments of `index`.
+fn column_paths(
+    index: &Index,
+    reader: &IndexReader,
+) -> Result<crate::schema::route::ColumnPaths, StoreError> {
+    use tantivy::Directory;
+    let mut paths = std::collections::HashSet::new();
+    let prefix = format!("{}\u{1}", crate::schema::FIELDS);
+    for segment in reader.searcher().segment_readers() {
+        let name = format!("{}.fast", segment.segment_id().uuid_string());
+        let file = index
+            .directory()
+            .open_read(std::path::Path::new(&name))
+            .map_err(|e| StoreError::Index(format!("cannot open `{name}`: {e}")))?;
+        let columnar = tantivy::columnar::ColumnarReader::open(file)
+            .map_err(|e| StoreError::Index(format!("cannot read `{name}`: {e}")))?;
+        let columns = columnar
+            .list_columns()
+            .map_err(|e| StoreError::Index(format!("cannot list `{name}`: {e}")))?;
+        for (column, _) in columns {
+            if let Some(path) = column.strip_prefix(&prefix) {
+                paths.insert(path.replace('\u{1}', "."));
+            }
+        }
+    }
+    Ok(crate::schema::route::ColumnPaths::from_existing(paths))
 }
 
 /// The directory name of a partition starting at `start`.
@@ -268,6 +299,7 @@ impl Partition {
             .reload_policy(ReloadPolicy::Manual)
             .doc_store_cache_num_blocks(DOCSTORE_CACHE_BLOCKS)
             .try_into()?;
+        let columns = column_paths(&index, &reader)?;
         Ok(Self {
             name,
             start,
@@ -277,6 +309,7 @@ impl Partition {
             reader,
             committed: Mutex::new(committed),
             extent: Mutex::new(None),
+            columns: Mutex::new(columns),
         })
     }
 

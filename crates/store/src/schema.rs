@@ -47,6 +47,7 @@ use crate::StoreError;
 
 mod keywords;
 mod raw_words;
+pub(crate) mod route;
 pub(crate) mod twins;
 
 pub(crate) use raw_words::RAW_WORDS;
@@ -226,6 +227,7 @@ pub(crate) fn to_document(
     ts: DateTime<Utc>,
     schema: &SchemaFields,
     scratch: &mut Vec<u8>,
+    router: &mut route::Router<'_>,
 ) -> Result<TantivyDocument, StoreError> {
     let parts = match record.map(record::parts).transpose() {
         Ok(parts) => parts.flatten(),
@@ -262,13 +264,19 @@ pub(crate) fn to_document(
         if twins {
             doc.add_text(schema.has, twins::MARKER);
         }
+        let skip = keywords::Skip::root(twins);
+        let (diverted, routed) = keywords::route(event.as_map(), skip, router);
         doc.add_field_value(
             schema.fields,
-            keywords::Node::Root(event.as_map(), keywords::Skip::root(twins)),
+            keywords::Node::Root(event.as_map(), skip, &diverted),
         );
-        keywords::unique_values(event.as_map(), twins)
+        let mut unique = keywords::unique_values(event.as_map(), twins);
+        if !routed.is_empty() {
+            unique.extend(group_leaves(routed));
+        }
+        unique
     } else {
-        let (leaves, unique_leaves) = flattened(event);
+        let (leaves, unique_leaves) = flattened(event, router);
         if !leaves.is_empty() {
             doc.add_field_value(schema.fields, &OwnedValue::Object(leaves));
         }
@@ -333,14 +341,19 @@ pub(crate) type Leaves = Vec<(String, OwnedValue)>;
 /// `_unique` one: the form for events [`keywords::borrowable`] turns
 /// down (more than [`MAX_LEAVES`] leaves, or very deep ones), which it cuts at [`MAX_LEAVES`]
 /// and keeps two levels deep.
-fn flattened(event: &Event) -> (Leaves, Leaves) {
+fn flattened(event: &Event, router: &mut route::Router<'_>) -> (Leaves, Leaves) {
     let mut leaves = Leaves::new();
     let mut unique_leaves = Leaves::new();
     let mut path = String::new();
     for (key, value) in event.as_map() {
         flatten(&mut path, key, value, &mut leaves, Some(&mut unique_leaves));
     }
-    (group_leaves(leaves), group_leaves(unique_leaves))
+    let mut unique_leaves = group_leaves(unique_leaves);
+    let (kept, routed): (Leaves, Leaves) = leaves
+        .into_iter()
+        .partition(|(path, leaf)| router.columns(path, route::Leaf::from(leaf)));
+    unique_leaves.extend(group_leaves(routed));
+    (group_leaves(kept), unique_leaves)
 }
 
 /// Collects `(dotted path, leaf)` pairs below `value` into `out`, or into `unique` for
@@ -517,7 +530,7 @@ mod tests {
 
     fn leaves_of(value: Value) -> Vec<(String, OwnedValue)> {
         let event: Event = serde_json::from_value(value).expect("object");
-        flattened(&event).0
+        flattened(&event, &mut route::ColumnPaths::default().keep_all()).0
     }
 
     #[test]

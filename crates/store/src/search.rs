@@ -331,6 +331,7 @@ pub(crate) fn run(
         hits: Vec::new(),
         columns: None,
         rows: None,
+        warnings: Vec::new(),
         took_ms: 0,
     };
     if let Some(pipe) = aggregating {
@@ -341,9 +342,11 @@ pub(crate) fn run(
             store.config.max_groups,
             &store.executor,
             store.schema.has,
+            store.schema.unique,
             control,
         )?;
         response.total = table.total;
+        response.warnings = table.warnings;
         let (columns, rows) = finish_table(table.columns, table.rows, after, request)?;
         response.columns = Some(columns);
         response.rows = Some(rows);

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::IndexWriter;
 
 use crate::partition::{aligned_start, hours_delta, Partition};
+use crate::schema::route::Router;
 use crate::schema::to_document;
 use crate::{Store, StoreError};
 
@@ -175,7 +176,25 @@ impl Store {
                 continue;
             }
             let record = records.map(|records| records[i].as_slice());
-            let doc = to_document(&batch[i].1, record, ts, &self.schema, &mut scratch)?;
+            let doc = {
+                let mut columns = partition
+                    .columns
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut router = Router {
+                    declared: &self.config.aggregate_fields,
+                    max_columns: self.config.max_columns,
+                    columns: &mut columns,
+                };
+                to_document(
+                    &batch[i].1,
+                    record,
+                    ts,
+                    &self.schema,
+                    &mut scratch,
+                    &mut router,
+                )?
+            };
             let slot = self.writer_for(&mut state, &partition)?;
             let open = &mut state.writers[slot];
             open.writer.add_document(doc)?;

@@ -251,7 +251,7 @@ fn aggregations_over_audit_twins_count_every_event_once() {
         &store,
         "* | stats dc(k8s.audit.sourceIPs), min(k8s.audit.responseStatus.code), max(k8s.audit.responseStatus.code), count(k8s.audit.requestURI)",
     );
-    let row = &response.rows.expect("rows")[0];
+    let row = &response.rows.clone().expect("rows")[0];
     let ips: BTreeSet<String> = events
         .iter()
         .flat_map(|e| leaves(e.get("k8s.audit.sourceIPs")))
@@ -262,10 +262,31 @@ fn aggregations_over_audit_twins_count_every_event_once() {
         .flat_map(|e| leaves(e.get("k8s.audit.responseStatus.code")))
         .filter_map(|v| v.as_i64())
         .collect();
-    let with_uri = events
+    // A request URI of long free text has no column (`schema/route.rs`): left out, and said.
+    let uris: Vec<Vec<Value>> = events
         .iter()
-        .filter(|e| !leaves(e.get("k8s.audit.requestURI")).is_empty())
+        .map(|e| leaves(e.get("k8s.audit.requestURI")))
+        .collect();
+    let with_uri = uris
+        .iter()
+        .filter(|uris| {
+            uris.iter()
+                .any(|u| !u.as_str().is_some_and(crowsnest_store::is_free_text))
+        })
         .count();
+    let long_uri = uris.iter().any(|uris| {
+        uris.iter()
+            .any(|u| u.as_str().is_some_and(crowsnest_store::is_free_text))
+    });
+    assert_eq!(
+        response
+            .warnings
+            .iter()
+            .any(|w| w.contains("`k8s.audit.requestURI`")),
+        long_uri,
+        "{:?}",
+        response.warnings
+    );
     assert_eq!(row[0], json!(ips.len()));
     assert_eq!(row[1], json!(codes.iter().min()));
     assert_eq!(row[2], json!(codes.iter().max()));

@@ -48,6 +48,8 @@ pub(crate) struct Table {
     pub total: u64,
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
+    /// Fields of the pipe with values that have no column, and how many matching events hold one.
+    pub warnings: Vec<String>,
 }
 
 /// Where the values of a key or an aggregation come from.
@@ -186,9 +188,11 @@ pub(crate) fn run(
     max_groups: usize,
     executor: &Executor,
     has: Field,
+    unique: Field,
     control: &SearchControl,
 ) -> Result<Table, StoreError> {
     let (plan, twin_plan, by_names, aggs) = plan_of(pipe, max_groups)?;
+    let warnings = without_columns(partitions, query, &by_names, &aggs, (has, unique), control)?;
     let plan = Arc::new(plan);
     // With audit twins named, the events indexed with their twins once are read through the
     // twins' columns, the others through their own: two disjoint passes, merged by value.
@@ -236,7 +240,64 @@ pub(crate) fn run(
             "more than {max_groups} groups; narrow the query or group by fewer fields"
         )));
     }
-    Ok(build_table(merged, &plan, &by_names, &aggs))
+    let mut table = build_table(merged, &plan, &by_names, &aggs);
+    table.warnings = warnings;
+    Ok(table)
+}
+
+/// The warnings of an aggregation: for each field it reads, the matching events holding a value
+/// of it in `_unique` (no column there: identifiers, long text, paths past the per-partition
+/// cap; `schema/route.rs`), which the table leaves out.
+fn without_columns(
+    partitions: &[Arc<Partition>],
+    query: &dyn Query,
+    by_names: &[String],
+    aggs: &[Agg],
+    (has, unique): (Field, Field),
+    control: &SearchControl,
+) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<&str> = Vec::new();
+    for name in by_names
+        .iter()
+        .chain(aggs.iter().filter_map(|agg| agg.field.as_ref()))
+    {
+        if name != ecs::TIMESTAMP && !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    let mut warnings = Vec::new();
+    for name in names {
+        // An audit path's value of an event indexed with its twins once is at the twin's path.
+        let mut at = vec![(Occur::Should, filter::in_unique(unique, name))];
+        if let Some(twin) = twins::twin_of(name) {
+            let on_twin: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                (Occur::Must, filter::has(has, twins::MARKER)),
+                (Occur::Must, filter::in_unique(unique, twin)),
+            ]));
+            at.push((Occur::Should, on_twin));
+        }
+        let query: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (Occur::Must, query.box_clone()),
+            (Occur::Must, Box::new(BooleanQuery::new(at))),
+        ]));
+        let mut count = 0u64;
+        for partition in partitions {
+            let searcher = partition.reader.searcher();
+            count += search::collect(
+                &searcher,
+                query.as_ref(),
+                &tantivy::collector::Count,
+                control,
+                None,
+            )? as u64;
+        }
+        if count > 0 {
+            warnings.push(format!(
+                "`{name}` is not aggregatable in {count} matching events (identifiers, long text, or a path past the store's column cap have no column): the table leaves those values out; declare the field in `store.aggregate_fields` to aggregate it"
+            ));
+        }
+    }
+    Ok(warnings)
 }
 
 mod collector;
@@ -347,6 +408,7 @@ fn build_table(mut merged: Partial, plan: &Plan, by_names: &[String], aggs: &[Ag
         total: merged.total,
         columns,
         rows,
+        warnings: Vec::new(),
     }
 }
 

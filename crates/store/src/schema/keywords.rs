@@ -16,10 +16,13 @@
 //! and no leaf deeper than [`MAX_LEVEL`] (tantivy's fast-field writer stops at 20 levels,
 //! which the flattened form, two levels deep, never reaches).
 
+use std::collections::HashSet;
+
 use serde_json::{map, Map, Value};
 use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::Value as DocValue;
 
+use super::route::{Leaf, Router};
 use super::twins::{is_twin, AUDIT_TWINS};
 #[cfg(doc)]
 use super::MAX_KEYWORD_BYTES;
@@ -137,19 +140,28 @@ impl Skip {
     }
 }
 
+/// The leaves of an event that `fields` leaves out for `_unique` (`route.rs`), by address: the
+/// view walks the event itself, so a leaf is the same `&Value` in both walks.
+pub(crate) type Diverted = HashSet<usize>;
+
+fn address(value: &Value) -> usize {
+    value as *const Value as usize
+}
+
 /// A node of an event as the `fields` value.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Node<'a> {
     /// The event's top-level object.
-    Root(&'a Map<String, Value>, Skip),
+    Root(&'a Map<String, Value>, Skip, &'a Diverted),
     /// A value below it, with what its keys may still lead to.
-    Inner(&'a Value, Skip),
+    Inner(&'a Value, Skip, &'a Diverted),
 }
 
 /// The entries of an object node.
 pub(crate) struct Entries<'a> {
     iter: map::Iter<'a>,
     skip: Skip,
+    diverted: &'a Diverted,
 }
 
 impl<'a> Iterator for Entries<'a> {
@@ -158,10 +170,13 @@ impl<'a> Iterator for Entries<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let (key, value) = self.iter.next()?;
+            if !self.diverted.is_empty() && self.diverted.contains(&address(value)) {
+                continue;
+            }
             match self.skip.step(key) {
                 Step::Skipped(_) => continue,
-                Step::Into(skip) => return Some((key, Node::Inner(value, skip))),
-                Step::Plain => return Some((key, Node::Inner(value, Skip::NONE))),
+                Step::Into(skip) => return Some((key, Node::Inner(value, skip, self.diverted))),
+                Step::Plain => return Some((key, Node::Inner(value, Skip::NONE, self.diverted))),
             }
         }
     }
@@ -171,13 +186,20 @@ impl<'a> Iterator for Entries<'a> {
 pub(crate) struct Items<'a> {
     iter: std::slice::Iter<'a, Value>,
     skip: Skip,
+    diverted: &'a Diverted,
 }
 
 impl<'a> Iterator for Items<'a> {
     type Item = Node<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(Node::Inner(self.iter.next()?, self.skip))
+        loop {
+            let value = self.iter.next()?;
+            if !self.diverted.is_empty() && self.diverted.contains(&address(value)) {
+                continue;
+            }
+            return Some(Node::Inner(value, self.skip, self.diverted));
+        }
     }
 }
 
@@ -186,14 +208,15 @@ impl<'a> DocValue<'a> for Node<'a> {
     type ObjectIter = Entries<'a>;
 
     fn as_value(&self) -> ReferenceValue<'a, Self> {
-        let (value, skip) = match *self {
-            Node::Root(map, skip) => {
+        let (value, skip, diverted) = match *self {
+            Node::Root(map, skip, diverted) => {
                 return ReferenceValue::Object(Entries {
                     iter: map.iter(),
                     skip,
+                    diverted,
                 })
             }
-            Node::Inner(value, skip) => (value, skip),
+            Node::Inner(value, skip, diverted) => (value, skip, diverted),
         };
         let leaf = match value {
             Value::Null => ReferenceValueLeaf::Null,
@@ -214,12 +237,14 @@ impl<'a> DocValue<'a> for Node<'a> {
                 return ReferenceValue::Array(Items {
                     iter: items.iter(),
                     skip,
+                    diverted,
                 })
             }
             Value::Object(map) => {
                 return ReferenceValue::Object(Entries {
                     iter: map.iter(),
                     skip,
+                    diverted,
                 })
             }
         };
@@ -261,6 +286,71 @@ fn collect_unique_in(value: &Value, skip: Skip, twins: bool, out: &mut Leaves) {
     }
 }
 
+/// Walks the leaves `fields` would hold (the same [`Skip`]s as the view) and asks `router`
+/// which keep their columns; the others are returned by address, for the view to leave out,
+/// and as `(path, value)` pairs for `_unique`.
+pub(crate) fn route(
+    map: &Map<String, Value>,
+    skip: Skip,
+    router: &mut Router<'_>,
+) -> (Diverted, Leaves) {
+    let mut diverted = Diverted::new();
+    let mut out = Leaves::new();
+    let mut path = String::new();
+    route_map(map, skip, &mut path, router, &mut diverted, &mut out);
+    (diverted, out)
+}
+
+fn route_map(
+    map: &Map<String, Value>,
+    skip: Skip,
+    path: &mut String,
+    router: &mut Router<'_>,
+    diverted: &mut Diverted,
+    out: &mut Leaves,
+) {
+    for (key, value) in map {
+        let inner = match skip.step(key) {
+            Step::Skipped(_) => continue,
+            Step::Into(inner) => inner,
+            Step::Plain => Skip::NONE,
+        };
+        let before = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+        route_value(value, inner, path, router, diverted, out);
+        path.truncate(before);
+    }
+}
+
+fn route_value(
+    value: &Value,
+    skip: Skip,
+    path: &mut String,
+    router: &mut Router<'_>,
+    diverted: &mut Diverted,
+    out: &mut Leaves,
+) {
+    match value {
+        Value::Null => {}
+        Value::Object(map) => route_map(map, skip, path, router, diverted, out),
+        Value::Array(items) => {
+            for item in items {
+                route_value(item, skip, path, router, diverted, out);
+            }
+        }
+        leaf => {
+            if !router.columns(path, Leaf::from(leaf)) {
+                diverted.insert(address(leaf));
+                let mut at = path.clone();
+                flatten_value(&mut at, leaf, out);
+            }
+        }
+    }
+}
+
 /// True when [`Node::Root`] of `map` indexes exactly what the flattened form would: at most
 /// [`MAX_LEAVES`] non-null leaves in the whole event (left-out paths included, so nothing is
 /// cut either way), none deeper than [`MAX_LEVEL`], and no empty top-level key (the flattened
@@ -291,6 +381,7 @@ mod tests {
     use tantivy::schema::{OwnedValue, TantivyDocument};
 
     use super::*;
+    use crate::schema::route::ColumnPaths;
     use crate::schema::{build_schema, flattened, MAX_KEYWORD_BYTES};
     use crowsnest_model::Event;
 
@@ -343,25 +434,48 @@ mod tests {
         (viewed, flat)
     }
 
-    fn both_with_unique(
-        value: Value,
-    ) -> (
+    /// Both ways with every column kept.
+    fn both_with_unique(value: Value) -> Docs {
+        both_routed(value, &["*".to_owned()], usize::MAX)
+    }
+
+    type Docs = (
         TantivyDocument,
         TantivyDocument,
         TantivyDocument,
         TantivyDocument,
-    ) {
+    );
+
+    /// Both ways, routed alike by routers of the same settings.
+    fn both_routed(value: Value, declared: &[String], max_columns: usize) -> Docs {
         let event: Event = serde_json::from_value(value).expect("object");
         let (_, fields) = build_schema();
+        let mut view_columns = ColumnPaths::default();
+        let mut view_router = Router {
+            declared,
+            max_columns,
+            columns: &mut view_columns,
+        };
+        let (diverted, routed) = route(event.as_map(), Skip::ROOT, &mut view_router);
         let mut viewed = TantivyDocument::default();
-        viewed.add_field_value(fields.fields, Node::Root(event.as_map(), Skip::ROOT));
+        viewed.add_field_value(
+            fields.fields,
+            Node::Root(event.as_map(), Skip::ROOT, &diverted),
+        );
         let mut flat = TantivyDocument::default();
-        let (leaves, unique) = flattened(&event);
+        let mut flat_columns = ColumnPaths::default();
+        let mut flat_router = Router {
+            declared,
+            max_columns,
+            columns: &mut flat_columns,
+        };
+        let (leaves, unique) = flattened(&event, &mut flat_router);
         if !leaves.is_empty() {
             flat.add_field_value(fields.fields, &OwnedValue::Object(leaves));
         }
+        let mut unique_view = unique_values(event.as_map(), false);
+        unique_view.extend(group_leaves(routed));
         let mut viewed_unique = TantivyDocument::default();
-        let unique_view = unique_values(event.as_map(), false);
         if !unique_view.is_empty() {
             viewed_unique.add_field_value(fields.fields, &OwnedValue::Object(unique_view));
         }
@@ -500,6 +614,8 @@ mod tests {
             any::<u64>().prop_map(|n| json!(n)),
             (-1e9f64..1e9).prop_map(|f| json!(f)),
             "[a-z0-9:. -]{0,12}".prop_map(Value::String),
+            Just(json!("e9f2963f-15ad-11e8-9a06-0800279e0d30")),
+            "[a-z ]{50,70}".prop_map(Value::String),
         ];
         leaf.prop_recursive(5, 48, 6, move |inner| {
             prop_oneof![
@@ -521,7 +637,9 @@ mod tests {
         fn any_event_is_indexed_alike_both_ways(value in json_value()) {
             let Value::Object(map) = value else { return Ok(()) };
             prop_assume!(borrowable(&map));
-            let (viewed, flat, viewed_unique, flat_unique) = both_with_unique(Value::Object(map));
+            // A small cap and a declared path: both ways route leaves alike.
+            let (viewed, flat, viewed_unique, flat_unique) =
+                both_routed(Value::Object(map), &["a.b".to_owned()], 3);
             let (view_paths, deepest) = indexed(&viewed);
             let (flat_paths, _) = indexed(&flat);
             prop_assert_eq!(view_paths, flat_paths);
