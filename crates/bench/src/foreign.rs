@@ -398,7 +398,9 @@ impl Foreign {
                 }
             }
             event.insert("sourceIPs".into(), json!([ip]));
-            event.entry("apiVersion").or_insert(json!("audit.k8s.io/v1"));
+            event
+                .entry("apiVersion")
+                .or_insert(json!("audit.k8s.io/v1"));
             event.entry("kind").or_insert(json!("Event"));
             event.entry("level").or_insert(json!("Metadata"));
         }
@@ -522,9 +524,15 @@ impl Foreign {
         let container_id = &pod.docker_id[..12];
         let time = self.time(0);
         let nanos = self.now.timestamp_micros() * 1000;
-        let user = if self.rng.below(3) == 0 { "app" } else { "root" };
+        let user = if self.rng.below(3) == 0 {
+            "app"
+        } else {
+            "root"
+        };
         let pid = 1000 + self.rng.below(60_000);
-        let file = *self.rng.pick(&["/etc/shadow", "/bin/hack", "/etc/passwd", "<NA>"]);
+        let file = *self
+            .rng
+            .pick(&["/etc/shadow", "/bin/hack", "/etc/passwd", "<NA>"]);
         json!({
             "hostname": pod.node,
             "output": format!(
@@ -771,7 +779,8 @@ mod tests {
             .collect();
         assert!(audit.iter().any(|v| v.get("requestObject").is_some()));
         assert!(audit.iter().any(|v| v.get("responseObject").is_some()));
-        let ids: std::collections::HashSet<_> = audit.iter().map(|v| v["auditID"].clone()).collect();
+        let ids: std::collections::HashSet<_> =
+            audit.iter().map(|v| v["auditID"].clone()).collect();
         assert_eq!(ids.len(), audit.len(), "fresh audit ids");
     }
 }

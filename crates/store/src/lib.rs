@@ -159,6 +159,13 @@ pub struct StoreConfig {
     /// searchable but not aggregatable (an aggregation over one says so in its `warnings`).
     /// Default 400.
     pub max_columns: usize,
+    /// Store an event whose raw input is a JSON object as what normalization added to it (the
+    /// subtrees equal to the raw input's replaced by references, rebuilt when read; exact, see
+    /// `schema/delta.rs`) instead of whole. Off by default: zstd already finds most of the
+    /// repeats within a docstore block, so on the benchmark corpora it saved 2–5 % of the
+    /// store for about 45 % more store CPU per event (BENCHMARKS.md, issue 23). Partitions
+    /// written either way are read by every build that knows the delta format.
+    pub docstore_delta: bool,
 }
 
 /// Which side of the ingest-time window an event's `@timestamp` lies on; see
@@ -220,6 +227,7 @@ impl Default for StoreConfig {
             cold: ColdConfig::default(),
             aggregate_fields: Vec::new(),
             max_columns: 400,
+            docstore_delta: false,
         }
     }
 }

@@ -45,6 +45,7 @@ use tantivy::TantivyDocument;
 
 use crate::StoreError;
 
+mod delta;
 mod keywords;
 mod raw_words;
 pub(crate) mod route;
@@ -253,7 +254,15 @@ pub(crate) fn to_document(
     doc.add_date(schema.ts, to_tantivy_time(ts));
     let source = std::str::from_utf8(parts.json)
         .map_err(|error| StoreError::Index(format!("serialized event is not UTF-8: {error}")))?;
-    doc.add_text(schema.source, source);
+    // What normalization added, where the raw input is JSON holding the rest (`delta.rs`).
+    match parts
+        .original
+        .filter(|_| router.delta)
+        .and_then(|original| delta::delta(event.as_map(), parts.json, original))
+    {
+        Some(delta) => doc.add_text(schema.source, delta),
+        None => doc.add_text(schema.source, source),
+    }
     if let Some(original) = parts.original {
         doc.add_bytes(schema.original, original);
     }
@@ -320,11 +329,16 @@ pub(crate) fn to_document(
 }
 
 /// Rebuilds a hit: the stored event with its raw input put back at `event.original`.
-pub(crate) fn hit_from_stored(
-    source: &str,
-    original: Option<&[u8]>,
-) -> Result<Value, serde_json::Error> {
-    let mut value: Value = serde_json::from_str(source)?;
+pub(crate) fn hit_from_stored(source: &str, original: Option<&[u8]>) -> Result<Value, String> {
+    let mut value: Value = match source.strip_prefix(delta::DELTA_V1) {
+        Some(delta) => delta::rebuild(delta, original)?,
+        None if source.starts_with('\u{1}') => {
+            return Err("stored event of an unknown version (written by a newer build)".into())
+        }
+        None => {
+            serde_json::from_str(source).map_err(|e| format!("stored event is not JSON: {e}"))?
+        }
+    };
     if let (Some(bytes), Value::Object(map)) = (original, &mut value) {
         let text = String::from_utf8_lossy(bytes).into_owned();
         let mut event = Event::from_map(std::mem::take(map));

@@ -451,7 +451,7 @@ fn stored_hit(
     let original = doc.get_first(schema.original).and_then(|v| v.as_bytes());
     crate::schema::hit_from_stored(source, original).map_err(|e| StoreError::Corrupt {
         partition: partition.name.clone(),
-        reason: format!("stored event is not JSON: {e}"),
+        reason: e,
     })
 }
 

@@ -185,6 +185,7 @@ impl Store {
                     declared: &self.config.aggregate_fields,
                     max_columns: self.config.max_columns,
                     columns: &mut columns,
+                    delta: self.config.docstore_delta,
                 };
                 to_document(
                     &batch[i].1,

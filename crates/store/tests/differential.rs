@@ -339,3 +339,187 @@ proptest! {
         }
     }
 }
+
+// ---- events shaped the way other shippers write (issue 23) ----
+//
+// Fluent Bit / Tetragon-like events: identifiers (UUIDs, hex ids, ids by key), long free text,
+// labels under many dynamic paths, the raw input as JSON. A store that caps its column paths
+// at three, keeps a declared path's columns and stores `_source` as a delta against the raw
+// input must answer every filter as the naive evaluator does, and give every event back whole.
+
+const UIDS: [&str; 3] = [
+    "e9f2963f-15ad-11e8-9a06-0800279e0d30",
+    "0a92a6da-2019-95a3-c493-b831f95ea7ff",
+    "803f10fcd099a5c89f3258d989c5590958963d77cb10bdbb1c9b2ea7cc501700",
+];
+// No key with a dot: the index expands dots (`a.b` is below `a`), which `eval` does not model.
+const LABELS: [&str; 5] = ["app", "tier", "k8s-app", "team", "version"];
+const NAMESPACES: [&str; 3] = ["payments", "kube-system", "default"];
+
+fn long_text(words: &[usize], filler: usize) -> String {
+    let mut text: Vec<&str> = words.iter().map(|i| WORDS[*i]).collect();
+    // Past the free-text thresholds of `schema/route.rs`, or a short keyword.
+    for _ in 0..filler {
+        text.push("lorem");
+    }
+    text.join(" ")
+}
+
+fn arb_foreign_event() -> impl Strategy<Value = Value> {
+    (
+        0u32..86_400,
+        0usize..NAMESPACES.len(),
+        proptest::option::of(0usize..UIDS.len()),
+        proptest::collection::vec((0usize..LABELS.len(), 0usize..KEYWORDS.len()), 0..4),
+        proptest::option::of((
+            proptest::collection::vec(0usize..WORDS.len(), 1..4),
+            prop_oneof![Just(0usize), Just(8), Just(50)],
+        )),
+        proptest::option::of(0i64..6),
+        any::<bool>(),
+    )
+        .prop_map(|(secs, ns, uid, labels, log, n, raw_json)| {
+            let ts = t("2024-03-01T00:00:00Z") + chrono::TimeDelta::seconds(i64::from(secs));
+            let mut kubernetes = json!({"namespace_name": NAMESPACES[ns]});
+            if let Some(uid) = uid {
+                kubernetes["pod_id"] = json!(UIDS[uid]);
+                kubernetes["docker"] = json!(UIDS[(uid + 1) % UIDS.len()]);
+            }
+            let mut label_map = serde_json::Map::new();
+            for (key, value) in labels {
+                label_map.insert(LABELS[key].to_owned(), json!(KEYWORDS[value]));
+            }
+            if !label_map.is_empty() {
+                kubernetes["labels"] = Value::Object(label_map);
+            }
+            let mut raw = json!({"kubernetes": kubernetes});
+            if let Some((words, filler)) = &log {
+                raw["log"] = json!(long_text(words, *filler));
+            }
+            if let Some(n) = n {
+                raw["n"] = json!(n);
+            }
+            let mut event = raw.clone();
+            event["@timestamp"] = json!(crowsnest_model::format_timestamp(ts));
+            event["event"] = json!({
+                "original": if raw_json { raw.to_string() } else { "plain raw line".to_owned() }
+            });
+            event
+        })
+}
+
+fn arb_foreign_leaf() -> impl Strategy<Value = Filter> {
+    let path = prop_oneof![
+        Just("kubernetes.pod_id"),
+        Just("kubernetes.docker"),
+        Just("kubernetes.namespace_name"),
+        Just("kubernetes.labels.app"),
+        Just("kubernetes.labels.tier"),
+        Just("kubernetes.labels.k8s-app"),
+        Just("kubernetes.labels.team"),
+        Just("kubernetes.labels.version"),
+        Just("log"),
+    ];
+    let value = prop_oneof![
+        (0usize..UIDS.len()).prop_map(|i| UIDS[i].to_owned()),
+        (0usize..NAMESPACES.len()).prop_map(|i| NAMESPACES[i].to_owned()),
+        (0usize..KEYWORDS.len()).prop_map(|i| KEYWORDS[i].to_owned()),
+        (
+            proptest::collection::vec(0usize..WORDS.len(), 1..4),
+            prop_oneof![Just(0usize), Just(8), Just(50)]
+        )
+            .prop_map(|(words, filler)| long_text(&words, filler)),
+    ];
+    prop_oneof![
+        (path.clone(), value).prop_map(|(f, v)| Filter::Term {
+            field: Some(f.into()),
+            value: v
+        }),
+        (
+            path.clone(),
+            prop_oneof![
+                Just("*"),
+                Just("e9*"),
+                Just("pay*"),
+                Just("x*"),
+                Just("*lorem"),
+                Just("?")
+            ]
+        )
+            .prop_map(|(f, p)| Filter::Wildcard {
+                field: Some(f.into()),
+                pattern: p.into()
+            }),
+        path.clone()
+            .prop_map(|f| Filter::Exists { field: f.into() }),
+        Just(Filter::Exists {
+            field: "kubernetes".into()
+        }),
+        Just(Filter::Exists {
+            field: "kubernetes.labels".into()
+        }),
+        (0i64..6, 0i64..6).prop_map(|(lo, hi)| Filter::Range {
+            field: "n".into(),
+            lower: RangeBound::Inclusive(Scalar::Number(lo as f64)),
+            upper: RangeBound::Inclusive(Scalar::Number(hi as f64)),
+        }),
+        (0usize..WORDS.len()).prop_map(|w| Filter::Term {
+            field: None,
+            value: WORDS[w].into()
+        }),
+    ]
+}
+
+fn arb_foreign_filter() -> impl Strategy<Value = Filter> {
+    arb_foreign_leaf().prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|f| Filter::Not(Box::new(f))),
+            proptest::collection::vec(inner.clone(), 1..3).prop_map(Filter::And),
+            proptest::collection::vec(inner, 1..3).prop_map(Filter::Or),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn foreign_shaped_events_agree_with_naive_evaluator(
+        events in proptest::collection::vec(arb_foreign_event(), 1..40),
+        filters in proptest::collection::vec(arb_foreign_filter(), 1..12),
+    ) {
+        let config = StoreConfig {
+            max_columns: 3,
+            aggregate_fields: vec!["kubernetes.labels.team".into()],
+            docstore_delta: true,
+            ..StoreConfig::default()
+        };
+        let (_dir, store) = store_with(config);
+        let with_ids: Vec<Value> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut e = e.clone();
+                e["id"] = json!(i);
+                e
+            })
+            .collect();
+        fill(&store, &with_ids);
+        let parsed: Vec<Event> = with_ids.iter().map(|e| ev(e.clone())).collect();
+        // Every event comes back whole (stored as a delta or not).
+        let everything = run(&store, fq(Filter::All), 1_000, 0);
+        for hit in &everything.hits {
+            let id = hit["id"].as_u64().expect("id") as usize;
+            prop_assert_eq!(hit, &with_ids[id]);
+        }
+        for filter in filters {
+            let expected: Vec<i64> = parsed
+                .iter()
+                .filter(|e| eval(&filter, e))
+                .map(|e| e.get("id").and_then(Value::as_i64).unwrap_or(-1))
+                .collect();
+            let got = ids(&store, fq(filter.clone()));
+            prop_assert_eq!(got, expected, "filter {:?}", filter);
+        }
+    }
+}

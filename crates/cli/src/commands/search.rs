@@ -69,6 +69,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     render(&response, args.format, &mut out).context("writing the results")?;
+    // What the answer leaves out (an aggregation over values without columns), on stderr so
+    // that the table, NDJSON or JSON on stdout stays as it is.
+    for warning in response["warnings"].as_array().into_iter().flatten() {
+        if let Some(warning) = warning.as_str() {
+            eprintln!("warning: {warning}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

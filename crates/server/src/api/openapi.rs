@@ -496,6 +496,7 @@ fn base_spec() -> Value {
                     "hits": {"type": "array", "items": {"type": "object"}},
                     "columns": {"type": "array", "items": {"type": "string"}},
                     "rows": {"type": "array", "items": {"type": "array"}},
+                    "warnings": {"type": "array", "items": {"type": "string"}, "description": "What the answer leaves out, e.g. values of an aggregated field that have no column"},
                     "took_ms": {"type": "integer"}}}
             },
             "responses": {

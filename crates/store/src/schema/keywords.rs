@@ -455,6 +455,7 @@ mod tests {
             declared,
             max_columns,
             columns: &mut view_columns,
+            delta: false,
         };
         let (diverted, routed) = route(event.as_map(), Skip::ROOT, &mut view_router);
         let mut viewed = TantivyDocument::default();
@@ -468,6 +469,7 @@ mod tests {
             declared,
             max_columns,
             columns: &mut flat_columns,
+            delta: false,
         };
         let (leaves, unique) = flattened(&event, &mut flat_router);
         if !leaves.is_empty() {

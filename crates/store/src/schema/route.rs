@@ -77,6 +77,8 @@ pub(crate) struct Router<'a> {
     pub max_columns: usize,
     /// The partition's column paths.
     pub columns: &'a mut ColumnPaths,
+    /// Whether `_source` may be stored as a delta against the raw input (`delta.rs`).
+    pub delta: bool,
 }
 
 /// A leaf as the router sees it.
@@ -146,6 +148,7 @@ impl ColumnPaths {
             declared: &ALL,
             max_columns: usize::MAX,
             columns: self,
+            delta: false,
         }
     }
 }
@@ -265,6 +268,7 @@ mod tests {
             declared: &declared,
             max_columns: 2,
             columns: &mut columns,
+            delta: false,
         };
         assert!(router.columns("a", Leaf::Other));
         assert!(router.columns("b", Leaf::Str("v")));
