@@ -341,8 +341,7 @@ pub(crate) fn run(
             pipe,
             store.config.max_groups,
             &store.executor,
-            store.schema.has,
-            store.schema.unique,
+            (store.schema.has, store.schema.unique),
             control,
         )?;
         response.total = table.total;

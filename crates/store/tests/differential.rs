@@ -359,9 +359,7 @@ const NAMESPACES: [&str; 3] = ["payments", "kube-system", "default"];
 fn long_text(words: &[usize], filler: usize) -> String {
     let mut text: Vec<&str> = words.iter().map(|i| WORDS[*i]).collect();
     // Past the free-text thresholds of `schema/route.rs`, or a short keyword.
-    for _ in 0..filler {
-        text.push("lorem");
-    }
+    text.extend(std::iter::repeat_n("lorem", filler));
     text.join(" ")
 }
 

@@ -187,8 +187,7 @@ pub(crate) fn run(
     pipe: &Pipe,
     max_groups: usize,
     executor: &Executor,
-    has: Field,
-    unique: Field,
+    (has, unique): (Field, Field),
     control: &SearchControl,
 ) -> Result<Table, StoreError> {
     let (plan, twin_plan, by_names, aggs) = plan_of(pipe, max_groups)?;

@@ -37,9 +37,8 @@ pub(crate) fn delta(map: &Map<String, Value>, json: &[u8], original: &[u8]) -> O
         return None;
     };
     let skip = original_address(map);
-    let mut pointer = String::new();
     let mut refs = 0;
-    let delta = object_delta(map, Some(&root), raw, &mut pointer, skip, 0, &mut refs);
+    let delta = object_delta(map, Some(&root), raw, "", skip, 0, &mut refs);
     if refs == 0 {
         return None;
     }
@@ -82,14 +81,14 @@ fn object_delta(
     map: &Map<String, Value>,
     here: Option<&Value>,
     raw: &Map<String, Value>,
-    pointer: &mut String,
+    pointer: &str,
     skip: usize,
     depth: usize,
     refs: &mut usize,
 ) -> Map<String, Value> {
     // Aligned with the raw input at the same path, or with its top level.
     let (base, base_pointer): (Option<&Map<String, Value>>, Option<String>) = match here {
-        Some(Value::Object(here)) => (Some(here), Some(pointer.clone())),
+        Some(Value::Object(here)) => (Some(here), Some(pointer.to_owned())),
         _ if depth > 0
             && depth <= MAX_ALIGN_DEPTH
             && map.keys().filter(|k| raw.contains_key(*k)).take(2).count() == 2 =>
@@ -108,20 +107,9 @@ fn object_delta(
             (Some(at), Some(child)) => {
                 let mut child_pointer = at.clone();
                 push_segment(&mut child_pointer, key);
-                value_delta(
-                    value,
-                    Some(child),
-                    raw,
-                    &mut child_pointer,
-                    skip,
-                    depth,
-                    refs,
-                )
+                value_delta(value, Some(child), raw, &child_pointer, skip, depth, refs)
             }
-            _ => {
-                let mut scratch = pointer.clone();
-                value_delta(value, None, raw, &mut scratch, skip, depth, refs)
-            }
+            _ => value_delta(value, None, raw, pointer, skip, depth, refs),
         };
         out.insert(key.clone(), replaced);
     }
@@ -132,7 +120,7 @@ fn value_delta(
     value: &Value,
     here: Option<&Value>,
     raw: &Map<String, Value>,
-    pointer: &mut String,
+    pointer: &str,
     skip: usize,
     depth: usize,
     refs: &mut usize,
