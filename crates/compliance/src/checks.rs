@@ -303,11 +303,7 @@ impl<'a> Context<'a> {
                 SELF_AUDIT,
                 "self-audit events (searches, exports, configuration and token changes)",
             )?,
-            "integrity" => self.presence(
-                &mut result,
-                INTEGRITY,
-                "integrity verification records (`crowsnest verify`)",
-            )?,
+            "integrity" => self.integrity(&mut result)?,
             "anonymous-access" => self.anonymous(&mut result)?,
             "denied-access" => self.denied(&mut result)?,
             "change-tracking" => self.changes(&mut result)?,
@@ -342,6 +338,55 @@ impl<'a> Context<'a> {
             };
         }
         result.queries.push(found);
+        Ok(())
+    }
+
+    /// Integrity verification runs of crowsnest's own storage (the server's, at start and every
+    /// `[integrity] verify_interval_secs`, and operators' through the API): evidence when runs
+    /// in the period passed, a violation when one failed, a gap when none ran. Not scoped: the
+    /// chain covers the whole store, not a cluster.
+    fn integrity(&self, result: &mut CheckResult) -> Result<(), Error> {
+        let what = "integrity verification runs (`crowsnest verify`, the server's periodic check)";
+        let runs = self.find(&result.check, INTEGRITY, false, self.period(), SAMPLE, 0)?;
+        if runs.evidence.count == 0 {
+            result.status = Status::Gap;
+            let last = self.find(&result.check, INTEGRITY, false, (None, Some(self.request.to)), 1, 0)?;
+            result.finding = match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
+                Some(last) => format!("no {what} since {}", last.to_rfc3339()),
+                None => format!("no {what} ever stored"),
+            };
+            result.queries.push(runs.evidence);
+            return Ok(());
+        }
+        let failed_query = format!("{INTEGRITY} AND event.outcome:failure");
+        let failed = self.find(&result.check, &failed_query, false, self.period(), SAMPLE, 0)?;
+        result.figures.insert("runs".into(), json!(runs.evidence.count));
+        result.figures.insert("failed".into(), json!(failed.evidence.count));
+        if failed.evidence.count > 0 {
+            result.status = Status::Violation;
+            let first = failed
+                .hits
+                .first()
+                .map(|h| field(h, "message").as_str().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            result.finding = format!(
+                "{} of {} {what} failed; the newest: {first}",
+                failed.evidence.count, runs.evidence.count
+            );
+        } else {
+            let newest = runs
+                .hits
+                .first()
+                .and_then(|h| ts(field(h, "@timestamp")))
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            result.finding = format!(
+                "{} {what} in the period, all passed (the newest at {newest})",
+                runs.evidence.count
+            );
+        }
+        result.queries.push(runs.evidence);
+        result.queries.push(failed.evidence);
         Ok(())
     }
 

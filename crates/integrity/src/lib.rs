@@ -453,6 +453,14 @@ impl Chain {
         &self.path
     }
 
+    /// The public key (hex) of the key signing the checkpoints, when one is configured: what
+    /// a verification run by the server pins.
+    pub fn public_key(&self) -> Option<String> {
+        self.signer
+            .as_ref()
+            .map(|key| hex::encode(key.public_key().as_ref()))
+    }
+
     /// Records that could not be written (each logged).
     pub fn failures(&self) -> u64 {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)

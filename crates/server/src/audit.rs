@@ -162,8 +162,16 @@ impl Audit {
 
     /// Queues an entry; never waits. A full queue drops it (counted).
     pub fn record(&self, entry: AuditEntry) {
+        if self.tx.is_some() {
+            self.record_event(entry.to_event());
+        }
+    }
+
+    /// Queues an event built elsewhere (an integrity verification's, dataset
+    /// `crowsnest.verify`); never waits. A full queue drops it (counted).
+    pub fn record_event(&self, event: Event) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(entry.to_event()) {
+        match tx.try_send(event) {
             Ok(()) => {}
             Err(_) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
