@@ -65,6 +65,8 @@ enum Command {
     Rules(commands::rules::Args),
     /// Run detection offline over files (NDJSON, audit EventLists, Docker json-file logs).
     Hunt(commands::hunt::Args),
+    /// API tokens of a running server: list, create, revoke.
+    Tokens(commands::tokens::Args),
     /// Check the integrity chain: recompute sealed WAL segments' and partitions' hashes.
     Verify(commands::verify::Args),
     /// Measure ingest throughput, index size, WAL fsync cost and search latency.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::Verify(args) => commands::verify::run(args),
+        Command::Tokens(args) => commands::tokens::run(args),
     };
     match result {
         Ok(code) => code,

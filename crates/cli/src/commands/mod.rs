@@ -11,6 +11,7 @@ pub mod respond;
 pub mod rules;
 pub mod search;
 pub mod server;
+pub mod tokens;
 pub mod verify;
 
 /// Parses a `--since` duration in the grammar of [`crowsnest_model::duration`] (`30s`, `15m`,
