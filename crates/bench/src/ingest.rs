@@ -234,7 +234,7 @@ fn ingest(args: &Args, server: &LocalServer, cores: usize) -> anyhow::Result<(St
         // records the bench's searches: count the corpus only.
         .post_json(
             "/api/v1/search",
-            &json!({"query": "* AND NOT event.kind:alert AND NOT event.dataset:crowsnest.audit", "limit": 0}),
+            &json!({"query": "* AND NOT event.kind:alert AND NOT event.dataset:crowsnest.audit AND NOT event.dataset:crowsnest.verify", "limit": 0}),
         )?["total"]
         .as_u64()
         .unwrap_or(0);

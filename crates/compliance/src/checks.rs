@@ -350,7 +350,14 @@ impl<'a> Context<'a> {
         let runs = self.find(&result.check, INTEGRITY, false, self.period(), SAMPLE, 0)?;
         if runs.evidence.count == 0 {
             result.status = Status::Gap;
-            let last = self.find(&result.check, INTEGRITY, false, (None, Some(self.request.to)), 1, 0)?;
+            let last = self.find(
+                &result.check,
+                INTEGRITY,
+                false,
+                (None, Some(self.request.to)),
+                1,
+                0,
+            )?;
             result.finding = match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
                 Some(last) => format!("no {what} since {}", last.to_rfc3339()),
                 None => format!("no {what} ever stored"),
@@ -359,9 +366,20 @@ impl<'a> Context<'a> {
             return Ok(());
         }
         let failed_query = format!("{INTEGRITY} AND event.outcome:failure");
-        let failed = self.find(&result.check, &failed_query, false, self.period(), SAMPLE, 0)?;
-        result.figures.insert("runs".into(), json!(runs.evidence.count));
-        result.figures.insert("failed".into(), json!(failed.evidence.count));
+        let failed = self.find(
+            &result.check,
+            &failed_query,
+            false,
+            self.period(),
+            SAMPLE,
+            0,
+        )?;
+        result
+            .figures
+            .insert("runs".into(), json!(runs.evidence.count));
+        result
+            .figures
+            .insert("failed".into(), json!(failed.evidence.count));
         if failed.evidence.count > 0 {
             result.status = Status::Violation;
             let first = failed

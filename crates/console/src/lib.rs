@@ -16,6 +16,7 @@
 
 mod alerts;
 mod assets;
+mod audit_context;
 mod coverage;
 mod dashboard;
 mod exec;
@@ -76,6 +77,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/action", post(incidents::act))
         .route("/assets/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            audit_context::scope,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)
 }

@@ -10,6 +10,7 @@
 mod actions;
 mod alerts;
 mod baselines;
+mod changes;
 mod compat;
 mod compliance;
 mod incidents;
@@ -61,7 +62,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/compliance/{framework}", get(compliance::evaluate))
         .route("/api/v1/baselines", get(baselines::list))
         .route("/api/v1/baselines/{rule}", get(baselines::show))
-        .route("/api/v1/baselines/{rule}/actions", post(baselines::act))
+        .route(
+            "/api/v1/baselines/{rule}/actions",
+            post(changes::baseline_action),
+        )
         .route("/api/v1/actions", get(actions::list).post(actions::create))
         .route("/api/v1/actions/{id}", get(actions::show))
         .route("/api/v1/agent/commands", get(actions::agent_commands))

@@ -51,9 +51,7 @@ pub(super) async fn verify(
         from: request.from,
         to: request.to,
     };
-    let (report, elapsed) = verify_now(&state, run)
-        .await
-        .map_err(ApiError::Internal)?;
+    let (report, elapsed) = verify_now(&state, run).await.map_err(ApiError::Internal)?;
     let mut value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.into()))?;
     value["passed"] = json!(report.passed());
     value["duration_ms"] = json!(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));

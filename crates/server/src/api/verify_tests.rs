@@ -38,7 +38,11 @@ async fn fill(h: &Harness) {
     for i in 0..20 {
         let line = json!({"message": format!("event {i} with some text to fill the wal segment")});
         let (status, _, body) = h
-            .call(h.post("/api/v1/ingest/ndjson", "application/x-ndjson", line.to_string()))
+            .call(h.post(
+                "/api/v1/ingest/ndjson",
+                "application/x-ndjson",
+                line.to_string(),
+            ))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -53,7 +57,8 @@ fn control<'a>(evaluation: &'a Value, id: &str) -> &'a Value {
 }
 
 async fn pci(h: &Harness) -> Value {
-    let to = (chrono::Utc::now() + chrono::TimeDelta::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let to = (chrono::Utc::now() + chrono::TimeDelta::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let uri = format!("/api/v1/compliance/pci-dss-4.0.1?to={to}");
     let request = Request::get(uri)
         .header(header::AUTHORIZATION, format!("Bearer {}", h.token))
@@ -76,7 +81,11 @@ async fn a_verification_through_the_api_is_evidence_for_10_3_4() {
     fill(&h).await;
     // Before any verification: a gap.
     let before = pci(&h).await;
-    assert_eq!(control(&before, "10.3.4")["status"], "gap: no data source", "{before}");
+    assert_eq!(
+        control(&before, "10.3.4")["status"],
+        "gap: no data source",
+        "{before}"
+    );
 
     let request = h.post("/api/v1/verify", "application/json", "");
     let (status, _, body) = h.call(from("127.0.0.21:5000", request)).await;
@@ -103,10 +112,17 @@ async fn a_verification_through_the_api_is_evidence_for_10_3_4() {
 
     // A bad body is refused with the reason, and only an admin may verify.
     let (status, _, body) = h
-        .call(h.post("/api/v1/verify", "application/json", r#"{"from":"yesterday"}"#))
+        .call(h.post(
+            "/api/v1/verify",
+            "application/json",
+            r#"{"from":"yesterday"}"#,
+        ))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body.to_string().contains("invalid verify request"), "{body}");
+    assert!(
+        body.to_string().contains("invalid verify request"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +134,11 @@ async fn the_server_verifies_at_start_and_a_failure_is_a_violation() {
     .await;
     let hits = wait_for(&h, "event.dataset:crowsnest.verify", 1).await;
     fill(&h).await;
-    assert_eq!(hits[0]["crowsnest"]["verify"]["trigger"], "start", "{:?}", hits[0]);
+    assert_eq!(
+        hits[0]["crowsnest"]["verify"]["trigger"], "start",
+        "{:?}",
+        hits[0]
+    );
     assert_eq!(hits[0]["event"]["outcome"], "success", "{:?}", hits[0]);
 
     // Alter a sealed record of the chain: the next run fails, names it, and PCI 10.3.4 shows a
@@ -198,7 +218,12 @@ async fn revoking_a_token_is_immediate_and_audited() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let hits = wait_for(&h, "event.dataset:crowsnest.audit AND event.action:token.revoke", 3).await;
+    let hits = wait_for(
+        &h,
+        "event.dataset:crowsnest.audit AND event.action:token.revoke",
+        3,
+    )
+    .await;
     let ok = hits
         .iter()
         .find(|e| e["event"]["outcome"] == "success")
@@ -212,5 +237,74 @@ async fn revoking_a_token_is_immediate_and_audited() {
             .filter(|e| e["event"]["outcome"] == "failure")
             .count(),
         2
+    );
+}
+
+#[tokio::test]
+async fn configuration_changes_through_the_api_are_audited() {
+    let h = harness_with(|config| {
+        config.audit.enabled = true;
+        config.integrity.verify_interval_secs = 0;
+    })
+    .await;
+    // The pack's exec rule has a `rare` baseline.
+    let rule = "2253aacc-269c-47ef-87c4-56a0fe4be8ed";
+    let mut status = StatusCode::NOT_FOUND;
+    for _ in 0..200 {
+        let request = h.post(
+            &format!("/api/v1/rules/{rule}/disable"),
+            "application/json",
+            "",
+        );
+        let answer = h.call(from("127.0.0.23:5000", request)).await;
+        status = answer.0;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "the rule is switched off");
+    let request = h.post(
+        &format!("/api/v1/baselines/{rule}/actions"),
+        "application/json",
+        json!({"action": "lock", "entity": "dev/alice"}).to_string(),
+    );
+    let (status, _, body) = h.call(from("127.0.0.24:5000", request)).await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, _, _) = h
+        .call(h.post(
+            "/api/v1/baselines/no-such-rule/actions",
+            "application/json",
+            json!({"action": "reset"}).to_string(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let hits = wait_for(
+        &h,
+        "event.dataset:crowsnest.audit AND event.action:config.change",
+        3,
+    )
+    .await;
+    let find = |target: &str| {
+        hits.iter()
+            .find(|e| e["crowsnest"]["audit"]["target"] == target)
+            .cloned()
+            .unwrap_or_else(|| panic!("no change `{target}` in {hits:#?}"))
+    };
+    let switched = find(&format!("rule {rule}: disable"));
+    assert_eq!(switched["event"]["outcome"], "success");
+    assert_eq!(switched["source"]["ip"], "127.0.0.23");
+    assert_eq!(switched["user"]["name"], "admin");
+    let locked = find(&format!("baseline {rule}: lock entity dev/alice"));
+    assert_eq!(locked["event"]["outcome"], "success");
+    assert_eq!(locked["source"]["ip"], "127.0.0.24");
+    let refused = find("baseline no-such-rule: reset");
+    assert_eq!(refused["event"]["outcome"], "failure");
+    assert!(
+        refused["crowsnest"]["audit"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no baseline rule")),
+        "{refused}"
     );
 }
