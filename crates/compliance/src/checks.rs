@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Every check a catalog may name.
-pub const CHECKS: [&str; 14] = [
+pub const CHECKS: [&str; 28] = [
     "k8s-audit",
     "runtime-events",
     "alerts",
@@ -27,6 +27,101 @@ pub const CHECKS: [&str; 14] = [
     "breach-72h",
     "self-audit",
     "integrity",
+    "docker-events",
+    "docker-daemon-audit",
+    "docker-privileged",
+    "docker-capabilities",
+    "docker-host-mounts",
+    "docker-host-network",
+    "docker-host-pid",
+    "docker-host-ipc",
+    "docker-host-userns",
+    "docker-socket-mount",
+    "docker-root-user",
+    "docker-seccomp",
+    "docker-apparmor",
+    "docker-readonly-rootfs",
+];
+
+/// Docker engine events (the agent's, from the Docker API).
+const DOCKER_EVENTS: &str = "event.dataset:docker.events";
+/// Container starts that carry the container's settings from `docker inspect` (the agent adds
+/// `docker.container.mounts_runtime_socket` whenever it inspected the container).
+const DOCKER_STARTS: &str =
+    "event.dataset:docker.events AND event.action:start AND docker.container.mounts_runtime_socket:*";
+/// Kernel audit records of the container runtime's own processes.
+const DOCKER_DAEMON_AUDIT: &str =
+    "event.module:auditd AND process.name:(dockerd OR containerd OR runc)";
+
+/// A check over the settings of started containers: `condition` finds the starts that break
+/// the recommendation; `what` names them ("privileged").
+struct DockerSetting {
+    check: &'static str,
+    condition: &'static str,
+    what: &'static str,
+}
+
+const DOCKER_SETTINGS: [DockerSetting; 12] = [
+    DockerSetting {
+        check: "docker-privileged",
+        condition: "docker.container.privileged:true",
+        what: "privileged",
+    },
+    DockerSetting {
+        check: "docker-capabilities",
+        condition: "docker.container.cap_add:(ALL OR SYS_ADMIN OR CAP_SYS_ADMIN OR SYS_MODULE OR SYS_PTRACE OR SYS_RAWIO OR NET_ADMIN OR DAC_READ_SEARCH OR BPF)",
+        what: "given powerful added capabilities (ALL, SYS_ADMIN, SYS_MODULE, SYS_PTRACE, SYS_RAWIO, NET_ADMIN, DAC_READ_SEARCH, BPF)",
+    },
+    DockerSetting {
+        check: "docker-host-mounts",
+        condition: "docker.container.mounts_host_root:true OR docker.container.mounts.source:(\\/etc OR \\/boot OR \\/dev OR \\/lib OR \\/proc OR \\/sys OR \\/usr OR \\/root)",
+        what: "mounting a sensitive host directory (/, /etc, /boot, /dev, /lib, /proc, /sys, /usr, /root)",
+    },
+    DockerSetting {
+        check: "docker-host-network",
+        condition: "docker.container.network_mode:host",
+        what: "sharing the host's network namespace",
+    },
+    DockerSetting {
+        check: "docker-host-pid",
+        condition: "docker.container.pid_mode:host",
+        what: "sharing the host's process namespace",
+    },
+    DockerSetting {
+        check: "docker-host-ipc",
+        condition: "docker.container.ipc_mode:host",
+        what: "sharing the host's IPC namespace",
+    },
+    DockerSetting {
+        check: "docker-host-userns",
+        condition: "docker.container.userns_mode:host",
+        what: "sharing the host's user namespace",
+    },
+    DockerSetting {
+        check: "docker-socket-mount",
+        condition: "docker.container.mounts_runtime_socket:true",
+        what: "mounting the container runtime's socket (docker.sock, containerd.sock, crio.sock)",
+    },
+    DockerSetting {
+        check: "docker-root-user",
+        condition: "NOT docker.container.user:* OR docker.container.user:(0 OR root OR 0\\:0 OR root\\:root)",
+        what: "running as root (no user set, or user 0/root)",
+    },
+    DockerSetting {
+        check: "docker-seccomp",
+        condition: "docker.container.security_opt:(seccomp\\=unconfined OR seccomp\\:unconfined)",
+        what: "running without a seccomp profile (seccomp=unconfined)",
+    },
+    DockerSetting {
+        check: "docker-apparmor",
+        condition: "docker.container.security_opt:(apparmor\\=unconfined OR apparmor\\:unconfined)",
+        what: "running without an AppArmor profile (apparmor=unconfined)",
+    },
+    DockerSetting {
+        check: "docker-readonly-rootfs",
+        condition: "NOT docker.container.readonly_rootfs:true",
+        what: "running with a writable root filesystem",
+    },
 ];
 
 const K8S_AUDIT: &str = "event.dataset:kubernetes.audit";
@@ -304,6 +399,21 @@ impl<'a> Context<'a> {
                 "self-audit events (searches, exports, configuration and token changes)",
             )?,
             "integrity" => self.integrity(&mut result)?,
+            "docker-events" => self.presence(&mut result, DOCKER_EVENTS, "Docker engine events")?,
+            "docker-daemon-audit" => self.presence(
+                &mut result,
+                DOCKER_DAEMON_AUDIT,
+                "kernel audit records of the container runtime (dockerd, containerd, runc)",
+            )?,
+            docker if docker.starts_with("docker-") => {
+                match DOCKER_SETTINGS.iter().find(|d| d.check == docker) {
+                    Some(setting) => self.docker_setting(&mut result, setting)?,
+                    None => {
+                        result.status = Status::Gap;
+                        result.finding = format!("unknown check `{docker}` (a catalog error)");
+                    }
+                }
+            }
             "anonymous-access" => self.anonymous(&mut result)?,
             "denied-access" => self.denied(&mut result)?,
             "change-tracking" => self.changes(&mut result)?,
@@ -405,6 +515,65 @@ impl<'a> Context<'a> {
         }
         result.queries.push(runs.evidence);
         result.queries.push(failed.evidence);
+        Ok(())
+    }
+
+    /// The settings of the containers started in the period: a violation when some broke the
+    /// recommendation (naming up to five), evidence when none did, a gap when no container
+    /// start with its settings was seen.
+    fn docker_setting(
+        &self,
+        result: &mut CheckResult,
+        setting: &DockerSetting,
+    ) -> Result<(), Error> {
+        let starts = self.count(&result.check, DOCKER_STARTS)?;
+        if starts.count == 0 {
+            self.presence(
+                result,
+                DOCKER_STARTS,
+                "Docker container starts with their settings (the agent's Docker events)",
+            )?;
+            return Ok(());
+        }
+        let query = format!("{DOCKER_STARTS} AND ({})", setting.condition);
+        let found = self.find(&result.check, &query, true, self.period(), 50, 0)?;
+        let mut names: Vec<String> = found
+            .hits
+            .iter()
+            .filter_map(|h| {
+                field(h, "container.name")
+                    .as_str()
+                    .or_else(|| field(h, "container.id").as_str())
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names.truncate(SAMPLE);
+        result
+            .figures
+            .insert("container starts".into(), json!(starts.count));
+        result.figures.insert(
+            "breaking the recommendation".into(),
+            json!(found.evidence.count),
+        );
+        if found.evidence.count > 0 {
+            result.status = Status::Violation;
+            result.finding = format!(
+                "{} of {} container starts were {}: {}",
+                found.evidence.count,
+                starts.count,
+                setting.what,
+                names.join(", ")
+            );
+        } else {
+            result.finding = format!(
+                "none of {} container starts in the period was {}",
+                starts.count, setting.what
+            );
+        }
+        result.queries.push(starts);
+        result.queries.push(found.evidence);
         Ok(())
     }
 
