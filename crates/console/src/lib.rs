@@ -12,11 +12,12 @@
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
 //! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram`, `/search/export` and `/search/suggest`),
-//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/exec` and `/exec/session`, `/assets/{file}`.
+//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/compliance` (and `/compliance/{framework}`), `/exec` and `/exec/session`, `/assets/{file}`.
 
 mod alerts;
 mod assets;
 mod audit_context;
+mod compliance;
 mod coverage;
 mod dashboard;
 mod exec;
@@ -73,6 +74,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/rules/{id}", get(rules::show))
         .route("/rules/{id}/{action}", post(rules::switch))
         .route("/coverage", get(coverage::page))
+        .route("/compliance", get(compliance::list))
+        .route("/compliance/{framework}", get(compliance::show))
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/action", post(incidents::act))

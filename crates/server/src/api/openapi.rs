@@ -68,6 +68,16 @@ fn output_schema() -> Value {
                        "last_delivery": {"type": ["string", "null"]}}})
 }
 
+/// The answer of `POST /api/v1/verify`.
+fn verify_report_schema() -> Value {
+    let finding = json!({"type": "object", "properties": {
+        "severity": {"enum": ["note", "gap", "fail"]}, "path": {"type": "string"}, "message": {"type": "string"}}});
+    json!({"type": "object", "required": ["passed", "records", "files_ok", "findings"],
+        "properties": {"passed": {"type": "boolean"}, "records": {"type": "integer"}, "signed_checkpoints": {"type": "integer"},
+                       "files_ok": {"type": "integer"}, "bytes_hashed": {"type": "integer"}, "duration_ms": {"type": "integer"},
+                       "findings": {"type": "array", "items": finding}}})
+}
+
 /// One notification channel in `GET /api/v1/notifications`.
 fn channel_schema() -> Value {
     let time = json!({"type": ["string", "null"], "format": "date-time"});
@@ -477,12 +487,7 @@ fn base_spec() -> Value {
                 "summary": "Verify the integrity chain and the sealed WAL segments and partitions now", "description": "Scope `admin`. The result is also written to the self-audit stream as an event of dataset `crowsnest.verify` (with who asked). `from`/`to` limit the files rehashed to those sealed in that span; the chain is always checked in full.",
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object",
                     "properties": {"from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}}}}}},
-                "responses": with_errors(json!({"200": {"description": "The verification report", "content": {"application/json": {"schema": {"type": "object",
-                    "required": ["passed", "records", "files_ok", "findings"],
-                    "properties": {"passed": {"type": "boolean"}, "records": {"type": "integer"}, "signed_checkpoints": {"type": "integer"},
-                                   "files_ok": {"type": "integer"}, "bytes_hashed": {"type": "integer"}, "duration_ms": {"type": "integer"},
-                                   "findings": {"type": "array", "items": {"type": "object", "properties": {
-                                       "severity": {"enum": ["note", "gap", "fail"]}, "path": {"type": "string"}, "message": {"type": "string"}}}}}}}}}}), &[])
+                "responses": with_errors(json!({"200": {"description": "The verification report", "content": {"application/json": {"schema": verify_report_schema()}}}}), &[])
             }},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
