@@ -97,20 +97,53 @@ pub(super) async fn show(
 
 pub(super) async fn undo(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let actor = authorize(&state, &headers, Scope::Admin)?;
     let respond = state.respond.clone();
-    let (action, records) = tokio::task::spawn_blocking(move || respond.undo(&id, &actor))
+    let (target, user) = (format!("undo {id}"), actor.clone());
+    let undone = tokio::task::spawn_blocking(move || respond.undo(&id, &actor))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(responder_error)?;
+        .map_err(responder_error);
+    audit_response(
+        &state,
+        &extensions,
+        user,
+        target,
+        undone.as_ref().map(|_| ()),
+    );
+    let (action, records) = undone?;
     let record = records
         .first()
         .map(|r| json!({"kind": r.kind, "detail": r.detail}));
     submit(&state, records).await;
     Ok(Json(json!({ "action": action, "record": record })))
+}
+
+/// Writes an undo or approval to the self-audit stream (`response.action`).
+fn audit_response<E: ToString>(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    user: String,
+    target: String,
+    outcome: Result<(), E>,
+) {
+    let actor = crate::audit::Actor {
+        user: Some(user),
+        source_ip: crate::audit::peer_ip(extensions),
+        export: None,
+    };
+    crate::audit::sync_scope_actor(actor, || {
+        crate::audit::record_change(
+            &state.audit,
+            "response.action",
+            target,
+            outcome.map_err(|e| e.to_string()),
+        );
+    });
 }
 
 fn escape(text: &str) -> String {
@@ -188,6 +221,7 @@ pub(super) async fn confirm(
 /// runs it.
 pub(super) async fn approve(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -227,9 +261,21 @@ pub(super) async fn approve(
         }
     };
     let respond = state.respond.clone();
+    let target = match &approval {
+        Approval::Id(id) => format!("approve {id}"),
+        Approval::Token(_) => "approve by link".to_string(),
+    };
+    let user = actor.clone();
     let outcome = tokio::task::spawn_blocking(move || respond.approve(&approval, &actor))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    audit_response(
+        &state,
+        &extensions,
+        user,
+        target,
+        outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    );
     let (action, records) = match outcome {
         Ok(done) => done,
         Err(error) if form => {
