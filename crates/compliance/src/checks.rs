@@ -393,7 +393,7 @@ impl<'a> Context<'a> {
                 self.presence(&mut result, RUNTIME, "runtime (process, Falco) events")?
             }
             "alerts" => self.presence(&mut result, ALERTS, "detection alerts")?,
-            "self-audit" => self.presence(
+            "self-audit" => self.presence_unscoped(
                 &mut result,
                 SELF_AUDIT,
                 "self-audit events (searches, exports, configuration and token changes)",
@@ -448,6 +448,36 @@ impl<'a> Context<'a> {
             };
         }
         result.queries.push(found);
+        Ok(())
+    }
+
+    /// [`Context::presence`] for crowsnest's own records (its self-audit stream), which belong to
+    /// no cluster: the scope does not apply.
+    fn presence_unscoped(
+        &self,
+        result: &mut CheckResult,
+        query: &str,
+        what: &str,
+    ) -> Result<(), Error> {
+        let found = self.find(&result.check, query, false, self.period(), SAMPLE, 0)?;
+        if found.evidence.count > 0 {
+            result.finding = format!("{} {what} in the period", found.evidence.count);
+        } else {
+            result.status = Status::Gap;
+            let last = self.find(
+                &result.check,
+                query,
+                false,
+                (None, Some(self.request.to)),
+                1,
+                0,
+            )?;
+            result.finding = match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
+                Some(last) => format!("no {what} since {}", last.to_rfc3339()),
+                None => format!("no {what} ever stored"),
+            };
+        }
+        result.queries.push(found.evidence);
         Ok(())
     }
 

@@ -87,6 +87,10 @@ fn docker_events() -> Vec<Value> {
         json!({"@timestamp": "2026-11-05T11:00:00Z",
                "event": {"id": "k-01", "ingested": "2026-11-05T11:00:00Z", "dataset": "auditd.process", "module": "auditd"},
                "process": {"name": "dockerd", "executable": "/usr/bin/dockerd"}}),
+        // A search by a user of crowsnest (its self-audit stream: no cluster).
+        json!({"@timestamp": "2026-11-02T09:00:00Z",
+               "event": {"id": "s-01", "ingested": "2026-11-02T09:00:00Z", "dataset": "crowsnest.audit", "action": "search", "outcome": "success"},
+               "user": {"name": "auditor"}, "source": {"ip": "10.0.0.9"}}),
         // Verification runs: one passed, one failed.
         json!({"@timestamp": "2026-11-02T00:00:00Z",
                "event": {"id": "v-01", "ingested": "2026-11-02T00:00:00Z", "dataset": "crowsnest.verify", "outcome": "success", "action": "integrity.verify"},
