@@ -12,7 +12,10 @@
 //!   store), with its last hash, so the gap is explained.
 //! * `partition_seal`: a store partition's writer was closed (its files no longer change). The
 //!   digest covers every file of the partition directory, by relative path, in byte order of
-//!   the path (lock files excluded): path, NUL, length (u64 LE), contents.
+//!   the path (lock files excluded): path, NUL, length (u64 LE), and the file's own SHA-256
+//!   (`scheme: 2`; the chain remembers each file's length, time and hash, so a reseal reads only
+//!   the files that are new or changed). Seals without `scheme` (chains written before it)
+//!   digest the contents themselves: path, NUL, length, contents.
 //! * `partition_open`: a sealed partition takes events again (late events): its last seal no
 //!   longer describes it until the next `partition_seal`, which names the seal it replaces.
 //! * `partition_delete`: retention dropped a partition, with its last hash.
