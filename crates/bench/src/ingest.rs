@@ -49,6 +49,10 @@ pub struct Args {
     /// [default: the server's default, 3].
     #[arg(long)]
     pub docstore_zstd_level: Option<i32>,
+    /// Run the server without the integrity chain (`[integrity] enabled = false`), to measure
+    /// what sealing WAL segments and partitions costs (compare with a run without the flag).
+    #[arg(long)]
+    pub no_integrity: bool,
     /// Write the corpus (the request bodies, one event per line) to this file and exit; used by
     /// `benches/tantivy-cli.sh` to index the same events with tantivy-cli.
     #[arg(long)]
@@ -111,19 +115,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(crowsnest_store::StoreConfig::default().docstore_zstd_level);
     let mut report = String::new();
     report.push_str(&format!(
-        "## crowsnest bench — {} — {} events ({:?} corpus), {} clients, {} cores, docstore zstd level {}\n\n",
+        "## crowsnest bench — {} — {} events ({:?} corpus), {} clients, {} cores, docstore zstd level {}, integrity chain {}\n\n",
         Utc::now().format("%Y-%m-%d"),
         args.events,
         args.shape,
         args.clients,
         cores,
-        docstore_zstd_level
+        docstore_zstd_level,
+        if args.no_integrity { "off" } else { "on" }
     ));
     report.push_str(&generator_speed()?);
     report.push_str(&wal_fsync_cost(temp.path())?);
     let mut config = crowsnest_server::ServerConfig::default();
     config.pipeline.commit_interval_ms = 1_000;
     config.store.docstore_zstd_level = docstore_zstd_level;
+    config.integrity.enabled = !args.no_integrity;
+    // No verification run while measuring: the bench measures ingest (and sealing), not a
+    // rehash of what it wrote.
+    config.integrity.verify_interval_secs = 0;
     let server = LocalServer::start(config, args.data_dir.clone())?;
 
     let ingest = ingest(&args, &server, cores)?;
@@ -275,7 +284,7 @@ fn ingest(args: &Args, server: &LocalServer, cores: usize) -> anyhow::Result<(St
         // records the bench's searches: count the corpus only.
         .post_json(
             "/api/v1/search",
-            &json!({"query": "* AND NOT event.kind:alert AND NOT event.dataset:crowsnest.audit", "limit": 0}),
+            &json!({"query": "* AND NOT event.kind:alert AND NOT event.dataset:crowsnest.audit AND NOT event.dataset:crowsnest.verify", "limit": 0}),
         )?["total"]
         .as_u64()
         .unwrap_or(0);

@@ -67,6 +67,8 @@ enum Command {
     Hunt(commands::hunt::Args),
     /// The store of a stopped server's data directory: `stats`, `compact-cold` (the cold tier now).
     Store(commands::store::Args),
+    /// API tokens of a running server: list, create, revoke.
+    Tokens(commands::tokens::Args),
     /// Check the integrity chain: recompute sealed WAL segments' and partitions' hashes.
     Verify(commands::verify::Args),
     /// Measure ingest throughput, index size, WAL fsync cost and search latency.
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::Verify(args) => commands::verify::run(args),
+        Command::Tokens(args) => commands::tokens::run(args),
     };
     match result {
         Ok(code) => code,

@@ -203,3 +203,81 @@ fn ingest_keeps_requests_in_flight_and_stores_a_retried_batch_once() {
     let answer = server.search("event.dataset:inflight | stats dc(n)");
     assert_eq!(answer["rows"][0][0], 3000, "{answer}");
 }
+
+#[test]
+fn tokens_are_created_and_revoked_and_verify_goes_through_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), free_port());
+    let output = server
+        .cli()
+        .args(["tokens", "create", "ci-bot", "--scope", "read"])
+        .output()
+        .expect("run tokens create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bot = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(bot.starts_with("cn_"), "{bot}");
+    let listed = server
+        .cli()
+        .args(["tokens", "list"])
+        .output()
+        .expect("list");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("ci-bot"));
+    let search = |token: &str| {
+        server
+            .cli()
+            .args(["search", "*", "--token", token])
+            .output()
+            .expect("search")
+    };
+    assert!(search(&bot).status.success());
+    let revoked = server
+        .cli()
+        .args(["tokens", "revoke", "ci-bot"])
+        .output()
+        .expect("revoke");
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let refused = search(&bot);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+    let again = server
+        .cli()
+        .args(["tokens", "revoke", "ci-bot"])
+        .output()
+        .expect("revoke again");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no token named `ci-bot`"));
+
+    // `verify --server`: the server verifies itself and records the run.
+    let verified = server
+        .cli()
+        .args(["verify", "--server", &server.url, "--json"])
+        .output()
+        .expect("verify");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let report: Value = serde_json::from_slice(&verified.stdout).expect("json report");
+    assert!(report["findings"].is_array(), "{report}");
+    let mut runs = Value::Null;
+    for _ in 0..100 {
+        server.settle();
+        runs = server.search("event.dataset:crowsnest.verify AND crowsnest.verify.trigger:api");
+        if runs["total"].as_u64() == Some(1) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(runs["total"], 1, "{runs}");
+    assert_eq!(runs["hits"][0]["event"]["outcome"], "success");
+    let audited = server.search("event.dataset:crowsnest.audit AND event.action:token.revoke");
+    assert_eq!(audited["total"], 2, "one revoked, one refused: {audited}");
+}

@@ -5,17 +5,18 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 /// The ids of the shipped catalogs, in the order they are listed.
-pub const CATALOG_IDS: [&str; 7] = [
+pub const CATALOG_IDS: [&str; 8] = [
     "pci-dss-4.0.1",
     "soc2-2017",
     "hipaa-security",
     "gdpr",
     "cis-kubernetes-1.10",
+    "cis-docker-1.6",
     "nist-800-190",
     "nist-800-53r5",
 ];
 
-const SOURCES: [(&str, &str); 7] = [
+const SOURCES: [(&str, &str); 8] = [
     (
         "pci-dss-4.0.1",
         include_str!("../catalogs/pci-dss-4.0.1.toml"),
@@ -29,6 +30,10 @@ const SOURCES: [(&str, &str); 7] = [
     (
         "cis-kubernetes-1.10",
         include_str!("../catalogs/cis-kubernetes-1.10.toml"),
+    ),
+    (
+        "cis-docker-1.6",
+        include_str!("../catalogs/cis-docker-1.6.toml"),
     ),
     (
         "nist-800-190",

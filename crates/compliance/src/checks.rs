@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Every check a catalog may name.
-pub const CHECKS: [&str; 14] = [
+pub const CHECKS: [&str; 28] = [
     "k8s-audit",
     "runtime-events",
     "alerts",
@@ -27,6 +27,101 @@ pub const CHECKS: [&str; 14] = [
     "breach-72h",
     "self-audit",
     "integrity",
+    "docker-events",
+    "docker-daemon-audit",
+    "docker-privileged",
+    "docker-capabilities",
+    "docker-host-mounts",
+    "docker-host-network",
+    "docker-host-pid",
+    "docker-host-ipc",
+    "docker-host-userns",
+    "docker-socket-mount",
+    "docker-root-user",
+    "docker-seccomp",
+    "docker-apparmor",
+    "docker-readonly-rootfs",
+];
+
+/// Docker engine events (the agent's, from the Docker API).
+const DOCKER_EVENTS: &str = "event.dataset:docker.events";
+/// Container starts that carry the container's settings from `docker inspect` (the agent adds
+/// `docker.container.mounts_runtime_socket` whenever it inspected the container).
+const DOCKER_STARTS: &str =
+    "event.dataset:docker.events AND event.action:start AND docker.container.mounts_runtime_socket:*";
+/// Kernel audit records of the container runtime's own processes.
+const DOCKER_DAEMON_AUDIT: &str =
+    "event.module:auditd AND process.name:(dockerd OR containerd OR runc)";
+
+/// A check over the settings of started containers: `condition` finds the starts that break
+/// the recommendation; `what` names them ("privileged").
+struct DockerSetting {
+    check: &'static str,
+    condition: &'static str,
+    what: &'static str,
+}
+
+const DOCKER_SETTINGS: [DockerSetting; 12] = [
+    DockerSetting {
+        check: "docker-privileged",
+        condition: "docker.container.privileged:true",
+        what: "privileged",
+    },
+    DockerSetting {
+        check: "docker-capabilities",
+        condition: "docker.container.cap_add:(ALL OR SYS_ADMIN OR CAP_SYS_ADMIN OR SYS_MODULE OR SYS_PTRACE OR SYS_RAWIO OR NET_ADMIN OR DAC_READ_SEARCH OR BPF)",
+        what: "given powerful added capabilities (ALL, SYS_ADMIN, SYS_MODULE, SYS_PTRACE, SYS_RAWIO, NET_ADMIN, DAC_READ_SEARCH, BPF)",
+    },
+    DockerSetting {
+        check: "docker-host-mounts",
+        condition: "docker.container.mounts_host_root:true OR docker.container.mounts.source:(\\/etc OR \\/boot OR \\/dev OR \\/lib OR \\/proc OR \\/sys OR \\/usr OR \\/root)",
+        what: "mounting a sensitive host directory (/, /etc, /boot, /dev, /lib, /proc, /sys, /usr, /root)",
+    },
+    DockerSetting {
+        check: "docker-host-network",
+        condition: "docker.container.network_mode:host",
+        what: "sharing the host's network namespace",
+    },
+    DockerSetting {
+        check: "docker-host-pid",
+        condition: "docker.container.pid_mode:host",
+        what: "sharing the host's process namespace",
+    },
+    DockerSetting {
+        check: "docker-host-ipc",
+        condition: "docker.container.ipc_mode:host",
+        what: "sharing the host's IPC namespace",
+    },
+    DockerSetting {
+        check: "docker-host-userns",
+        condition: "docker.container.userns_mode:host",
+        what: "sharing the host's user namespace",
+    },
+    DockerSetting {
+        check: "docker-socket-mount",
+        condition: "docker.container.mounts_runtime_socket:true",
+        what: "mounting the container runtime's socket (docker.sock, containerd.sock, crio.sock)",
+    },
+    DockerSetting {
+        check: "docker-root-user",
+        condition: "NOT docker.container.user:* OR docker.container.user:(0 OR root OR 0\\:0 OR root\\:root)",
+        what: "running as root (no user set, or user 0/root)",
+    },
+    DockerSetting {
+        check: "docker-seccomp",
+        condition: "docker.container.security_opt:(seccomp\\=unconfined OR seccomp\\:unconfined)",
+        what: "running without a seccomp profile (seccomp=unconfined)",
+    },
+    DockerSetting {
+        check: "docker-apparmor",
+        condition: "docker.container.security_opt:(apparmor\\=unconfined OR apparmor\\:unconfined)",
+        what: "running without an AppArmor profile (apparmor=unconfined)",
+    },
+    DockerSetting {
+        check: "docker-readonly-rootfs",
+        condition: "NOT docker.container.readonly_rootfs:true",
+        what: "running with a writable root filesystem",
+    },
 ];
 
 const K8S_AUDIT: &str = "event.dataset:kubernetes.audit";
@@ -298,16 +393,27 @@ impl<'a> Context<'a> {
                 self.presence(&mut result, RUNTIME, "runtime (process, Falco) events")?
             }
             "alerts" => self.presence(&mut result, ALERTS, "detection alerts")?,
-            "self-audit" => self.presence(
+            "self-audit" => self.presence_unscoped(
                 &mut result,
                 SELF_AUDIT,
                 "self-audit events (searches, exports, configuration and token changes)",
             )?,
-            "integrity" => self.presence(
+            "integrity" => self.integrity(&mut result)?,
+            "docker-events" => self.presence(&mut result, DOCKER_EVENTS, "Docker engine events")?,
+            "docker-daemon-audit" => self.presence(
                 &mut result,
-                INTEGRITY,
-                "integrity verification records (`crowsnest verify`)",
+                DOCKER_DAEMON_AUDIT,
+                "kernel audit records of the container runtime (dockerd, containerd, runc)",
             )?,
+            docker if docker.starts_with("docker-") => {
+                match DOCKER_SETTINGS.iter().find(|d| d.check == docker) {
+                    Some(setting) => self.docker_setting(&mut result, setting)?,
+                    None => {
+                        result.status = Status::Gap;
+                        result.finding = format!("unknown check `{docker}` (a catalog error)");
+                    }
+                }
+            }
             "anonymous-access" => self.anonymous(&mut result)?,
             "denied-access" => self.denied(&mut result)?,
             "change-tracking" => self.changes(&mut result)?,
@@ -342,6 +448,162 @@ impl<'a> Context<'a> {
             };
         }
         result.queries.push(found);
+        Ok(())
+    }
+
+    /// [`Context::presence`] for crowsnest's own records (its self-audit stream), which belong to
+    /// no cluster: the scope does not apply.
+    fn presence_unscoped(
+        &self,
+        result: &mut CheckResult,
+        query: &str,
+        what: &str,
+    ) -> Result<(), Error> {
+        let found = self.find(&result.check, query, false, self.period(), SAMPLE, 0)?;
+        if found.evidence.count > 0 {
+            result.finding = format!("{} {what} in the period", found.evidence.count);
+        } else {
+            result.status = Status::Gap;
+            let last = self.find(
+                &result.check,
+                query,
+                false,
+                (None, Some(self.request.to)),
+                1,
+                0,
+            )?;
+            result.finding = match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
+                Some(last) => format!("no {what} since {}", last.to_rfc3339()),
+                None => format!("no {what} ever stored"),
+            };
+        }
+        result.queries.push(found.evidence);
+        Ok(())
+    }
+
+    /// Integrity verification runs of crowsnest's own storage (the server's, at start and every
+    /// `[integrity] verify_interval_secs`, and operators' through the API): evidence when runs
+    /// in the period passed, a violation when one failed, a gap when none ran. Not scoped: the
+    /// chain covers the whole store, not a cluster.
+    fn integrity(&self, result: &mut CheckResult) -> Result<(), Error> {
+        let what = "integrity verification runs (`crowsnest verify`, the server's periodic check)";
+        let runs = self.find(&result.check, INTEGRITY, false, self.period(), SAMPLE, 0)?;
+        if runs.evidence.count == 0 {
+            result.status = Status::Gap;
+            let last = self.find(
+                &result.check,
+                INTEGRITY,
+                false,
+                (None, Some(self.request.to)),
+                1,
+                0,
+            )?;
+            result.finding = match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
+                Some(last) => format!("no {what} since {}", last.to_rfc3339()),
+                None => format!("no {what} ever stored"),
+            };
+            result.queries.push(runs.evidence);
+            return Ok(());
+        }
+        let failed_query = format!("{INTEGRITY} AND event.outcome:failure");
+        let failed = self.find(
+            &result.check,
+            &failed_query,
+            false,
+            self.period(),
+            SAMPLE,
+            0,
+        )?;
+        result
+            .figures
+            .insert("runs".into(), json!(runs.evidence.count));
+        result
+            .figures
+            .insert("failed".into(), json!(failed.evidence.count));
+        if failed.evidence.count > 0 {
+            result.status = Status::Violation;
+            let first = failed
+                .hits
+                .first()
+                .map(|h| field(h, "message").as_str().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            result.finding = format!(
+                "{} of {} {what} failed; the newest: {first}",
+                failed.evidence.count, runs.evidence.count
+            );
+        } else {
+            let newest = runs
+                .hits
+                .first()
+                .and_then(|h| ts(field(h, "@timestamp")))
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            result.finding = format!(
+                "{} {what} in the period, all passed (the newest at {newest})",
+                runs.evidence.count
+            );
+        }
+        result.queries.push(runs.evidence);
+        result.queries.push(failed.evidence);
+        Ok(())
+    }
+
+    /// The settings of the containers started in the period: a violation when some broke the
+    /// recommendation (naming up to five), evidence when none did, a gap when no container
+    /// start with its settings was seen.
+    fn docker_setting(
+        &self,
+        result: &mut CheckResult,
+        setting: &DockerSetting,
+    ) -> Result<(), Error> {
+        let starts = self.count(&result.check, DOCKER_STARTS)?;
+        if starts.count == 0 {
+            self.presence(
+                result,
+                DOCKER_STARTS,
+                "Docker container starts with their settings (the agent's Docker events)",
+            )?;
+            return Ok(());
+        }
+        let query = format!("{DOCKER_STARTS} AND ({})", setting.condition);
+        let found = self.find(&result.check, &query, true, self.period(), 50, 0)?;
+        let mut names: Vec<String> = found
+            .hits
+            .iter()
+            .filter_map(|h| {
+                field(h, "container.name")
+                    .as_str()
+                    .or_else(|| field(h, "container.id").as_str())
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names.truncate(SAMPLE);
+        result
+            .figures
+            .insert("container starts".into(), json!(starts.count));
+        result.figures.insert(
+            "breaking the recommendation".into(),
+            json!(found.evidence.count),
+        );
+        if found.evidence.count > 0 {
+            result.status = Status::Violation;
+            result.finding = format!(
+                "{} of {} container starts were {}: {}",
+                found.evidence.count,
+                starts.count,
+                setting.what,
+                names.join(", ")
+            );
+        } else {
+            result.finding = format!(
+                "none of {} container starts in the period was {}",
+                starts.count, setting.what
+            );
+        }
+        result.queries.push(starts);
+        result.queries.push(found.evidence);
         Ok(())
     }
 

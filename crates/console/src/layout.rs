@@ -40,6 +40,7 @@ pub(crate) fn frame(title: &str, auth: Option<&Auth>, body: Markup) -> Markup {
                             a href="/exec" { "Exec sessions" }
                             a href="/rules" { "Rules" }
                             a href="/coverage" { "ATT&CK" }
+                            a href="/compliance" { "Compliance" }
                         }
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(auth.csrf);

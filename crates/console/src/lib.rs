@@ -12,10 +12,12 @@
 //! ([`security_headers`]): no inline script, no eval, nothing from another origin.
 //!
 //! Routes: `/login`, `/logout`, `/dashboard`, `/search` (with `/search/histogram`, `/search/export` and `/search/suggest`),
-//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action` and `/respond`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/exec`, `/exec/session` and `/exec/docker`, `/assets/{file}`.
+//! `/alerts`, `/incidents`, `/incidents/{id}` (and its `/action` and `/respond`), `/rules` (and `/rules/reload`, `/rules/{id}`, `/rules/{id}/enable|disable`), `/coverage`, `/compliance` (and `/compliance/{framework}`), `/exec`, `/exec/session` and `/exec/docker`, `/assets/{file}`.
 
 mod alerts;
 mod assets;
+mod audit_context;
+mod compliance;
 mod coverage;
 mod dashboard;
 mod exec;
@@ -73,11 +75,17 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/rules/{id}", get(rules::show))
         .route("/rules/{id}/{action}", post(rules::switch))
         .route("/coverage", get(coverage::page))
+        .route("/compliance", get(compliance::list))
+        .route("/compliance/{framework}", get(compliance::show))
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::show))
         .route("/incidents/{id}/action", post(incidents::act))
         .route("/incidents/{id}/respond", post(incidents::respond))
         .route("/assets/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            audit_context::scope,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)
 }

@@ -45,6 +45,8 @@ async fn fixture_with(tune: impl FnOnce(&mut crowsnest_server::ServerConfig)) ->
     };
     config.pipeline.commit_interval_ms = 20;
     tune(&mut config);
+    // The tests count the events they ingest: no integrity verification event at start.
+    config.integrity.verify_interval_secs = 0;
     let running = crowsnest_server::start(config)
         .await
         .expect("server starts");
@@ -97,13 +99,13 @@ async fn fixture_with(tune: impl FnOnce(&mut crowsnest_server::ServerConfig)) ->
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
+    pub(crate) body: String,
 }
 
-async fn send(router: &Router, request: Request<Body>) -> Answer {
+pub(crate) async fn send(router: &Router, request: Request<Body>) -> Answer {
     let response = router.clone().oneshot(request).await.expect("response");
     let status = response.status();
     let headers = response.headers().clone();
@@ -144,7 +146,7 @@ fn hidden(body: &str, name: &str) -> String {
 }
 
 /// Logs in with `token`; returns the session cookie (`cn_session=...`) and the CSRF token.
-async fn login(router: &Router, token: &str) -> (String, String) {
+pub(crate) async fn login(router: &Router, token: &str) -> (String, String) {
     let form = send(
         router,
         Request::get("/login").body(Body::empty()).expect("req"),
@@ -191,14 +193,14 @@ async fn login(router: &Router, token: &str) -> (String, String) {
     (cookie, csrf)
 }
 
-fn get(path: &str, cookie: &str) -> Request<Body> {
+pub(crate) fn get(path: &str, cookie: &str) -> Request<Body> {
     Request::get(path)
         .header(header::COOKIE, cookie)
         .body(Body::empty())
         .expect("req")
 }
 
-fn post(path: &str, cookie: &str, form: &[(&str, &str)]) -> Request<Body> {
+pub(crate) fn post(path: &str, cookie: &str, form: &[(&str, &str)]) -> Request<Body> {
     Request::post(path)
         .header(header::COOKIE, cookie)
         .header(header::HOST, "127.0.0.1:8470")

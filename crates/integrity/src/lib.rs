@@ -12,7 +12,10 @@
 //!   store), with its last hash, so the gap is explained.
 //! * `partition_seal`: a store partition's writer was closed (its files no longer change). The
 //!   digest covers every file of the partition directory, by relative path, in byte order of
-//!   the path (lock files excluded): path, NUL, length (u64 LE), contents.
+//!   the path (lock files excluded): path, NUL, length (u64 LE), and the file's own SHA-256
+//!   (`scheme: 2`; the chain remembers each file's length, time and hash, so a reseal reads only
+//!   the files that are new or changed). Seals without `scheme` (chains written before it)
+//!   digest the contents themselves: path, NUL, length, contents.
 //! * `partition_open`: a sealed partition takes events again (late events): its last seal no
 //!   longer describes it until the next `partition_seal`, which names the seal it replaces.
 //! * `partition_delete`: retention dropped a partition, with its last hash.
@@ -140,6 +143,11 @@ pub enum Entry {
         files: u64,
         /// Hash of the record of the seal this one replaces (late events), if any.
         replaces: Option<String>,
+        /// How `sha256` was computed: absent for [`dir_digest`] (every file's contents in one
+        /// hash; the chains written before scheme 2), `2` for [`dir_digest_files`] (each file's
+        /// own SHA-256 in one hash, so a reseal rehashes only the files that changed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheme: Option<u8>,
     },
     /// A sealed partition takes events again.
     PartitionOpen {
@@ -281,6 +289,80 @@ pub fn dir_digest(dir: &Path) -> io::Result<(String, u64, u64)> {
     Ok((hex::encode(hasher.finalize()), total, files.len() as u64))
 }
 
+/// Files smaller than this are always rehashed at a seal (`meta.json` and its kind are
+/// rewritten in place; their length and time might not change): cheap, and never stale.
+const REHASH_BELOW: u64 = 64 * 1024;
+
+/// What [`dir_digest_files`] remembers of a file to skip rehashing it: length, modification
+/// time and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMark {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    sha256: [u8; 32],
+}
+
+/// The digest of a partition directory, scheme 2: every file below it except lock files, by
+/// relative path in byte order; for each, the path, a NUL, its length (u64 LE) and the
+/// SHA-256 of its contents (32 bytes). `known` holds the files of the last seal: a file of at
+/// least 64 KiB whose length and modification time are unchanged is not read again (the
+/// store's segment files never change once written); `known` is replaced by this seal's files.
+/// Returns the hex digest, the total bytes, the number of files and the bytes read.
+pub fn dir_digest_files(
+    dir: &Path,
+    known: &mut HashMap<String, FileMark>,
+) -> io::Result<(String, u64, u64, u64)> {
+    let mut files = Vec::new();
+    collect_files(dir, dir, &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut read = 0u64;
+    let mut marks = HashMap::with_capacity(files.len());
+    for rel in files {
+        let path = dir.join(&rel);
+        let meta = fs::metadata(&path)?;
+        let (len, modified) = (meta.len(), meta.modified().ok());
+        let mark = match known.get(&rel) {
+            Some(mark)
+                if len >= REHASH_BELOW
+                    && mark.len == len
+                    && modified.is_some()
+                    && mark.modified == modified =>
+            {
+                mark.clone()
+            }
+            _ => {
+                let (hex_digest, hashed) = file_digest(&path)?;
+                if hashed != len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("`{}` changed length while it was hashed", path.display()),
+                    ));
+                }
+                read += hashed;
+                let mut sha256 = [0u8; 32];
+                hex::decode_to_slice(&hex_digest, &mut sha256)
+                    .map_err(|e| io::Error::other(format!("hex digest: {e}")))?;
+                FileMark {
+                    len,
+                    modified,
+                    sha256,
+                }
+            }
+        };
+        hasher.update(rel.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(len.to_le_bytes());
+        hasher.update(mark.sha256);
+        total += len;
+        marks.insert(rel, mark);
+    }
+    let count = marks.len() as u64;
+    *known = marks;
+    Ok((hex::encode(hasher.finalize()), total, count, read))
+}
+
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -384,6 +466,10 @@ pub struct Chain {
     signer: Option<Ed25519KeyPair>,
     inner: Mutex<Inner>,
     failures: std::sync::atomic::AtomicU64,
+    /// Per partition (relative path), its files at its last seal ([`dir_digest_files`]).
+    marks: Mutex<HashMap<String, HashMap<String, FileMark>>>,
+    /// Bytes read to seal partitions (a reseal reads only new files).
+    partition_bytes_read: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Chain {
@@ -465,6 +551,8 @@ impl Chain {
                 reopened,
             }),
             failures: std::sync::atomic::AtomicU64::new(0),
+            marks: Mutex::new(HashMap::new()),
+            partition_bytes_read: std::sync::atomic::AtomicU64::new(0),
         });
         if since_checkpoint > 0 {
             chain.checkpoint();
@@ -475,6 +563,21 @@ impl Chain {
     /// The chain file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The public key (hex) of the key signing the checkpoints, when one is configured: what
+    /// a verification run by the server pins.
+    pub fn public_key(&self) -> Option<String> {
+        self.signer
+            .as_ref()
+            .map(|key| hex::encode(key.public_key().as_ref()))
+    }
+
+    /// Bytes read to seal partitions since the chain was opened (a reseal reads only the files
+    /// that are new or changed).
+    pub fn partition_bytes_read(&self) -> u64 {
+        self.partition_bytes_read
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records that could not be written (each logged).
@@ -615,13 +718,25 @@ impl Chain {
     /// sealed before is sealed again (late events), naming the seal it replaces.
     pub fn seal_partition(&self, dir: &Path) {
         let rel = self.relative(dir);
-        let (sha256, bytes, files) = match dir_digest(dir) {
+        let mut known = self
+            .marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&rel)
+            .unwrap_or_default();
+        let (sha256, bytes, files, read) = match dir_digest_files(dir, &mut known) {
             Ok(digest) => digest,
             Err(error) => {
                 self.fail(&format!("hashing `{}`: {error}", dir.display()));
                 return;
             }
         };
+        self.partition_bytes_read
+            .fetch_add(read, std::sync::atomic::Ordering::Relaxed);
+        self.marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(rel.clone(), known);
         let mut inner = self.lock();
         let previous = inner.seals.get(&rel).cloned();
         if previous.as_ref().is_some_and(|(_, d)| *d == sha256) && !inner.reopened.contains(&rel) {
@@ -635,6 +750,7 @@ impl Chain {
                 bytes,
                 files,
                 replaces: previous.map(|(hash, _)| hash),
+                scheme: Some(2),
             },
         ) {
             inner.seals.insert(rel.clone(), (hash, sha256));
@@ -710,6 +826,10 @@ impl Chain {
     /// Records that retention deleted a partition.
     pub fn delete_partition(&self, dir: &Path, reason: &str) {
         let rel = self.relative(dir);
+        self.marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&rel);
         let sha256 = {
             let mut inner = self.lock();
             inner.reopened.remove(&rel);

@@ -244,3 +244,74 @@ fn cold_rewrites_replace_the_seal_and_either_copy_verifies() {
     chain.seal_partition(&part);
     assert_eq!(read_records(chain.path()).expect("records").0.len(), before);
 }
+
+#[test]
+fn a_reseal_reads_only_new_files_and_verify_still_rehashes_everything() {
+    let (data, chain, _, part) = setup();
+    // A large immutable segment file, sealed once.
+    let big = vec![7u8; 256 * 1024];
+    fs::write(part.join("seg1.idx"), &big).expect("file");
+    chain.open_partition(&part);
+    chain.seal_partition(&part);
+    let after_first = chain.partition_bytes_read();
+    assert!(after_first >= big.len() as u64, "{after_first}");
+    // Late events: a new segment file; the reseal reads it and the small files, not seg1.
+    chain.open_partition(&part);
+    fs::write(part.join("seg2.idx"), vec![9u8; 100 * 1024]).expect("file");
+    fs::write(part.join("meta.json"), b"{\"segments\":2}").expect("file");
+    chain.seal_partition(&part);
+    let reread = chain.partition_bytes_read() - after_first;
+    assert!(
+        reread < 110 * 1024,
+        "read {reread} bytes: seg1 was read again"
+    );
+    let (records, _) = read_records(chain.path()).expect("records");
+    assert!(records
+        .iter()
+        .all(|r| !matches!(r.entry, Entry::PartitionSeal { scheme, .. } if scheme != Some(2))));
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report.passed(), "{:?}", report.findings);
+    // A byte flipped in the file the reseal did not read: verify names the partition.
+    let mut bytes = fs::read(part.join("seg1.idx")).expect("read");
+    bytes[1000] ^= 1;
+    fs::write(part.join("seg1.idx"), bytes).expect("write");
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert_eq!(
+        report.first_failure().map(|f| f.path.as_str()),
+        Some("store/partitions/20260101T00")
+    );
+}
+
+#[test]
+fn seals_of_the_first_scheme_still_verify() {
+    // A chain written before scheme 2: its partition seal has no `scheme` and digests the
+    // files' contents in one hash.
+    let data = tempfile::tempdir().expect("tempdir");
+    let part = data.path().join("store/partitions/20250101T00");
+    fs::create_dir_all(&part).expect("dir");
+    fs::write(part.join("a.store"), b"old docs").expect("file");
+    let (sha256, bytes, files) = dir_digest(&part).expect("digest");
+    let chain = Chain::open(data.path(), None).expect("chain");
+    {
+        let mut inner = chain.lock();
+        chain.append(
+            &mut inner,
+            Entry::PartitionSeal {
+                path: "store/partitions/20250101T00".into(),
+                sha256,
+                bytes,
+                files,
+                replaces: None,
+                scheme: None,
+            },
+        );
+    }
+    let text = fs::read_to_string(chain.path()).expect("chain");
+    assert!(!text.contains("scheme"), "{text}");
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(report.passed(), "{:?}", report.findings);
+    assert_eq!(report.files_ok, 1);
+    fs::write(part.join("a.store"), b"new docs").expect("file");
+    let report = verify(data.path(), &VerifyOptions::default()).expect("verify");
+    assert!(!report.passed());
+}

@@ -10,8 +10,8 @@ use ring::signature::{UnparsedPublicKey, ED25519};
 use serde::Serialize;
 
 use crate::{
-    checkpoint_message, dir_digest, file_digest, read_records, Entry, CHAIN_DIR, CHAIN_FILE,
-    GENESIS,
+    checkpoint_message, dir_digest, dir_digest_files, file_digest, read_records, Entry, CHAIN_DIR,
+    CHAIN_FILE, GENESIS,
 };
 
 /// What to verify.
@@ -93,6 +93,8 @@ enum State {
         digest: String,
         time: String,
         wal: bool,
+        /// A partition's digest scheme (see `Entry::PartitionSeal`).
+        scheme: Option<u8>,
     },
     Reopened {
         time: String,
@@ -237,16 +239,23 @@ pub fn verify(
                         digest: sha256.clone(),
                         time: record.time.clone(),
                         wal: true,
+                        scheme: None,
                     },
                 );
             }
-            Entry::PartitionSeal { path, sha256, .. } => {
+            Entry::PartitionSeal {
+                path,
+                sha256,
+                scheme,
+                ..
+            } => {
                 states.insert(
                     path.clone(),
                     State::Sealed {
                         digest: sha256.clone(),
                         time: record.time.clone(),
                         wal: false,
+                        scheme: *scheme,
                     },
                 );
             }
@@ -313,14 +322,25 @@ pub fn verify(
     for (path, state) in &states {
         let full = data_dir.join(path);
         match state {
-            State::Sealed { digest, time, wal } => {
+            State::Sealed {
+                digest,
+                time,
+                wal,
+                scheme,
+            } => {
                 if !in_range(time, options) {
                     continue;
                 }
-                let found = if *wal {
-                    file_digest(&full)
-                } else {
-                    dir_digest(&full).map(|(d, b, _)| (d, b))
+                let found = match (wal, scheme) {
+                    (true, _) => file_digest(&full),
+                    // Verification rehashes every file (nothing remembered).
+                    (false, Some(2)) => {
+                        dir_digest_files(&full, &mut Default::default()).map(|(d, b, _, _)| (d, b))
+                    }
+                    (false, Some(other)) => Err(std::io::Error::other(format!(
+                        "sealed with digest scheme {other}, which this version does not know"
+                    ))),
+                    (false, None) => dir_digest(&full).map(|(d, b, _)| (d, b)),
                 };
                 match found {
                     Ok((found, bytes)) if found == *digest => {

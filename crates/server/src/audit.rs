@@ -1,7 +1,9 @@
 //! The self-audit stream: what users of crowsnest do with it, as events.
 //!
-//! Every search, token creation, login (the console's, through [`crate::api::check_login`]),
-//! rules reload and response action (`POST /api/v1/actions`) becomes an event of dataset
+//! Every search, export (the console's, once per export with its format and row count), token
+//! creation and revocation, login (the console's, through [`crate::api::check_login`]),
+//! configuration change (rules reload, rule enable/disable, baseline reset/accept/lock/unlock/
+//! import) and response action (`POST /api/v1/actions`) becomes an event of dataset
 //! [`AUDIT_DATASET`] (`event.action`, `event.outcome`, `user.name` = the token's name,
 //! `source.ip`, `crowsnest.audit.query`, `crowsnest.audit.result_count`, ...). The events go
 //! through the pipeline like any other (WAL, store, detection), so they are searchable
@@ -37,7 +39,7 @@ const MAX_QUERY_CHARS: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub struct AuditEntry {
     /// `event.action`: `search`, `export`, `token.create`, `token.revoke`, `login`,
-    /// `config.reload`, `response.action`.
+    /// `config.reload`, `config.change`, `response.action`.
     pub action: &'static str,
     /// True when the action succeeded (`event.outcome` success / failure).
     pub success: bool,
@@ -53,6 +55,8 @@ pub struct AuditEntry {
     pub target: Option<String>,
     /// Why it failed, or anything else worth a line.
     pub message: Option<String>,
+    /// The format of an export (`csv`, `ndjson`).
+    pub format: Option<String>,
 }
 
 impl AuditEntry {
@@ -69,7 +73,7 @@ impl AuditEntry {
     fn category(&self) -> &'static str {
         match self.action {
             "login" | "token.create" | "token.revoke" => "iam",
-            "config.reload" => "configuration",
+            "config.reload" | "config.change" => "configuration",
             "response.action" => "process",
             _ => "database",
         }
@@ -106,6 +110,9 @@ impl AuditEntry {
         }
         if let Some(message) = &self.message {
             audit.insert("message".into(), Value::String(message.clone()));
+        }
+        if let Some(format) = &self.format {
+            audit.insert("format".into(), Value::String(format.clone()));
         }
         if let Value::Object(map) = &mut value {
             if let Some(user) = &self.user {
@@ -162,8 +169,16 @@ impl Audit {
 
     /// Queues an entry; never waits. A full queue drops it (counted).
     pub fn record(&self, entry: AuditEntry) {
+        if self.tx.is_some() {
+            self.record_event(entry.to_event());
+        }
+    }
+
+    /// Queues an event built elsewhere (an integrity verification's, dataset
+    /// `crowsnest.verify`); never waits. A full queue drops it (counted).
+    pub fn record_event(&self, event: Event) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(entry.to_event()) {
+        match tx.try_send(event) {
             Ok(()) => {}
             Err(_) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -227,6 +242,115 @@ impl Audit {
             }
         });
     }
+}
+
+/// Who acts, for the API's core functions when a caller other than the API's handlers (the
+/// web console) calls them: its middleware scopes the session's token name and the client's
+/// address around each request ([`scope_actor`]), and the core functions
+/// ([`crate::api::run_search`], [`crate::api::set_rule_enabled`],
+/// [`crate::api::request_rules_reload`]) read it ([`current_actor`]) for their audit events.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// The token's name.
+    pub user: Option<String>,
+    /// The client's address.
+    pub source_ip: Option<IpAddr>,
+    /// Set while an export runs: its searches are tallied here and audited once, as an
+    /// export, instead of one `search` event per page.
+    pub export: Option<Arc<ExportTally>>,
+}
+
+/// The rows an export has sent, and whether a page failed.
+#[derive(Debug, Default)]
+pub struct ExportTally {
+    rows: AtomicU64,
+    failure: Mutex<Option<String>>,
+}
+
+impl ExportTally {
+    /// Counts a page's rows (or records the error that ended the export).
+    pub fn page(&self, result: Result<u64, String>) {
+        match result {
+            Ok(rows) => {
+                self.rows.fetch_add(rows, Ordering::Relaxed);
+            }
+            Err(error) => {
+                let mut failure = self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                failure.get_or_insert(error);
+            }
+        }
+    }
+
+    /// Rows exported so far.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    /// The error of the first failed page.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+tokio::task_local! {
+    static ACTOR: Actor;
+}
+
+/// Runs `future` with `actor` as the one acting (see [`Actor`]).
+pub async fn scope_actor<F: std::future::Future>(actor: Actor, future: F) -> F::Output {
+    ACTOR.scope(actor, future).await
+}
+
+/// Runs `work` with `actor` as the one acting (a synchronous section, such as one poll of a
+/// response body that runs searches).
+pub fn sync_scope_actor<R>(actor: Actor, work: impl FnOnce() -> R) -> R {
+    ACTOR.sync_scope(actor, work)
+}
+
+/// The one acting, as scoped by [`scope_actor`] (empty outside any scope).
+pub fn current_actor() -> Actor {
+    ACTOR.try_with(Actor::clone).unwrap_or_default()
+}
+
+/// Records a finished export: its query, format, rows and outcome (`success`: it ran to its
+/// end; otherwise `message` says why not).
+pub fn record_export(
+    audit: &Audit,
+    actor: &Actor,
+    query: &str,
+    format: &str,
+    success: bool,
+    message: Option<String>,
+) {
+    let rows = actor.export.as_ref().map_or(0, |t| t.rows());
+    let mut entry = AuditEntry::new("export", actor.user.as_deref(), success);
+    entry.source_ip = actor.source_ip;
+    entry.query = Some(query.to_string());
+    entry.result_count = Some(rows);
+    entry.format = Some(format.to_string());
+    entry.message = message;
+    audit.record(entry);
+}
+
+/// Records a configuration change made through a core function: by the [`current_actor`].
+pub(crate) fn record_change(
+    audit: &Audit,
+    action: &'static str,
+    target: String,
+    outcome: Result<(), String>,
+) {
+    let actor = current_actor();
+    let mut entry = AuditEntry::new(action, actor.user.as_deref(), outcome.is_ok());
+    entry.source_ip = actor.source_ip;
+    entry.target = Some(target);
+    entry.message = outcome.err();
+    audit.record(entry);
 }
 
 /// The client's address, as the server's `ConnectInfo` gives it.

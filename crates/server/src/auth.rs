@@ -133,6 +133,27 @@ impl Tokens {
         Ok(token)
     }
 
+    /// Removes the token named `name`; false when there is none. From now on it
+    /// authenticates nothing (console sessions made with it end at their next request).
+    pub fn revoke(&self, name: &str) -> anyhow::Result<bool> {
+        let mut records = self
+            .records
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = records.len();
+        let mut kept = records.clone();
+        kept.retain(|r| r.name != name);
+        if kept.len() == before {
+            return Ok(false);
+        }
+        let text = serde_json::to_vec_pretty(&kept).context("serializing tokens")?;
+        // Written first: a registry that could not be saved keeps the token in memory too, so
+        // what the server enforces is what survives a restart.
+        write_secret_bytes(&self.path, &text)?;
+        *records = kept;
+        Ok(true)
+    }
+
     /// Names and scopes of the tokens.
     pub fn list(&self) -> Vec<TokenRecord> {
         self.read().clone()

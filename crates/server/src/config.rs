@@ -74,6 +74,10 @@ pub struct IntegrityConfig {
     /// chain's checkpoints; none by default (checkpoints unsigned). Auditors check with the
     /// public key alone: `crowsnest verify --public-key HEX`.
     pub signing_key: Option<PathBuf>,
+    /// Seconds between the server's own verifications of the chain and the sealed files
+    /// (3600; 0 = never). One also runs at start. Each result is an event of dataset
+    /// `crowsnest.verify` in the self-audit stream (the evidence of PCI DSS 10.3.2/10.3.4).
+    pub verify_interval_secs: u64,
 }
 
 impl Default for IntegrityConfig {
@@ -81,6 +85,7 @@ impl Default for IntegrityConfig {
         Self {
             enabled: true,
             signing_key: None,
+            verify_interval_secs: 3600,
         }
     }
 }

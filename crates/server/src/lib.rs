@@ -29,6 +29,7 @@ pub mod error;
 pub mod listeners;
 pub mod respond;
 pub mod serve;
+pub mod verify;
 
 // The pipeline crate's modules, under the names the server's code and users have known.
 pub use crowsnest_pipeline::{baselines, dedup, detection, disk, metrics, outputs, pipeline};
@@ -74,6 +75,8 @@ pub struct AppState {
     pub audit: audit::Audit,
     /// Containment (`[respond]`): the responder and its executors.
     pub respond: Arc<respond::Respond>,
+    /// One integrity verification at a time ([`verify::verify_now`]).
+    pub verify_lock: tokio::sync::Mutex<()>,
 }
 
 /// A started server: its state and where it listens.
@@ -274,10 +277,12 @@ pub async fn start_with(mut config: ServerConfig, mount: Option<Mount>) -> anyho
         notify,
         respond,
         started: Instant::now(),
+        verify_lock: tokio::sync::Mutex::new(()),
     });
     spawn_retention(state.clone());
     spawn_cold(state.clone());
     audit::Audit::spawn(&state);
+    verify::spawn(&state);
     respond::spawn(state.clone(), respond_rx);
     let listeners = listeners::start(state.clone()).await?;
     let mut router = app(state.clone());

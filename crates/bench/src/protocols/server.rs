@@ -18,7 +18,7 @@ use crate::procfs::{process_cpu_seconds, process_status_mb, Cpu};
 /// The events counted as searchable: the input's, not the alerts of the server's detection
 /// nor the self-audit records of the bench's own searches.
 const SEARCHABLE: &str =
-    "NOT event.dataset:\"crowsnest.alert\" AND NOT event.dataset:\"crowsnest.audit\"";
+    "NOT event.dataset:\"crowsnest.alert\" AND NOT event.dataset:\"crowsnest.audit\" AND NOT event.dataset:\"crowsnest.verify\"";
 
 /// A running child server and where to reach each of its inputs.
 pub struct ChildServer {

@@ -12,6 +12,7 @@ pub mod rules;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod tokens;
 pub mod verify;
 
 /// Parses a `--since` duration in the grammar of [`crowsnest_model::duration`] (`30s`, `15m`,

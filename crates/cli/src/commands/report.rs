@@ -30,8 +30,8 @@ pub enum Kind {
 /// Flags of `crowsnest report compliance`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ComplianceArgs {
-    /// pci-dss-4.0.1, soc2-2017, hipaa-security, gdpr, cis-kubernetes-1.10, nist-800-190 or
-    /// nist-800-53r5.
+    /// pci-dss-4.0.1, soc2-2017, hipaa-security, gdpr, cis-kubernetes-1.10, cis-docker-1.6,
+    /// nist-800-190 or nist-800-53r5.
     #[arg(long, default_value = "pci-dss-4.0.1")]
     pub framework: String,
     /// Start of the period (RFC 3339, inclusive).

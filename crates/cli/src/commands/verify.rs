@@ -3,6 +3,9 @@
 //!
 //! Prints failures first (the first altered file with the hash expected and found), then the
 //! explained gaps (retention, WAL truncation), then notes; exits 1 when anything failed.
+//! With `--server URL`, the running server verifies its own data directory
+//! (`POST /api/v1/verify`, admin token) and records the run, with who asked, in its self-audit
+//! stream (`event.dataset:crowsnest.verify`), where the compliance report finds it.
 //! `--generate-key PATH` writes a new Ed25519 signing key for `[integrity] signing_key` and
 //! prints its public key.
 
@@ -10,7 +13,32 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use crowsnest_integrity::{generate_key, verify, Severity, VerifyOptions};
+use crowsnest_integrity::{generate_key, verify, Finding, Severity, VerifyOptions, VerifyReport};
+
+/// The report in the server's answer to `POST /api/v1/verify`.
+fn remote_report(answer: &serde_json::Value) -> VerifyReport {
+    let number = |name: &str| answer[name].as_u64().unwrap_or(0);
+    VerifyReport {
+        records: number("records"),
+        signed_checkpoints: number("signed_checkpoints"),
+        files_ok: number("files_ok"),
+        bytes_hashed: number("bytes_hashed"),
+        findings: answer["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| Finding {
+                severity: match f["severity"].as_str() {
+                    Some("fail") => Severity::Fail,
+                    Some("gap") => Severity::Gap,
+                    _ => Severity::Note,
+                },
+                path: f["path"].as_str().unwrap_or_default().to_string(),
+                message: f["message"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect(),
+    }
+}
 
 /// Flags of `crowsnest verify`.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,6 +63,16 @@ pub struct Args {
     /// and exit (nothing is verified).
     #[arg(long, value_name = "PATH")]
     pub generate_key: Option<PathBuf>,
+    /// Ask this running server to verify its own data directory (recorded in its self-audit
+    /// stream) instead of reading `--data-dir` here.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// API token (admin) for `--server` (default: read from --token-file).
+    #[arg(long, env = "CROWSNEST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the token for `--server` (default: <data-dir>/admin.token).
+    #[arg(long, env = "CROWSNEST_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Runs `crowsnest verify`.
@@ -51,7 +89,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         to: args.to,
         public_key: args.public_key.clone(),
     };
-    let report = verify(&args.data_dir, &options)?;
+    let report = match &args.server {
+        Some(server) => {
+            let client = crate::client::ServerArgs {
+                server: server.clone(),
+                token: args.token.clone(),
+                token_file: args.token_file.clone(),
+                data_dir: args.data_dir.clone(),
+            }
+            .client()?;
+            let mut body = serde_json::Map::new();
+            if let Some(from) = args.from {
+                body.insert("from".into(), from.to_rfc3339().into());
+            }
+            if let Some(to) = args.to {
+                body.insert("to".into(), to.to_rfc3339().into());
+            }
+            if args.public_key.is_some() {
+                eprintln!("note: the server pins its own signing key's public key; --public-key applies to a local verification only");
+            }
+            let answer = client.post_json("/api/v1/verify", &serde_json::Value::Object(body))?;
+            remote_report(&answer)
+        }
+        None => verify(&args.data_dir, &options)?,
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

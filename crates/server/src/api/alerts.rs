@@ -336,13 +336,21 @@ pub fn rules_status(state: &AppState) -> Value {
 /// The reload behind `POST /api/v1/rules/reload` (and the console's button), for a token
 /// already authorized with the `admin` scope.
 pub fn request_rules_reload(state: &AppState) -> Result<(), ApiError> {
-    if !state.config.detect.enabled {
-        return Err(ApiError::bad_request(
+    let requested = if state.config.detect.enabled {
+        state.detection.request_reload();
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
             "detection is disabled (`detect.enabled = false`)",
-        ));
-    }
-    state.detection.request_reload();
-    Ok(())
+        ))
+    };
+    crate::audit::record_change(
+        &state.audit,
+        "config.reload",
+        "detection rules".into(),
+        requested.as_ref().map_err(ToString::to_string).copied(),
+    );
+    requested
 }
 
 pub(super) async fn reload_rules(
@@ -351,15 +359,12 @@ pub(super) async fn reload_rules(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let token = authorize(&state, &headers, Scope::Admin)?;
-    let requested = request_rules_reload(&state);
-    let mut entry = crate::audit::AuditEntry::new("config.reload", Some(&token), requested.is_ok());
-    entry.source_ip = crate::audit::peer_ip(&extensions);
-    entry.target = Some("detection rules".into());
-    if let Err(error) = &requested {
-        entry.message = Some(error.to_string());
-    }
-    state.audit.record(entry);
-    requested?;
+    let actor = crate::audit::Actor {
+        user: Some(token),
+        source_ip: crate::audit::peer_ip(&extensions),
+        export: None,
+    };
+    crate::audit::sync_scope_actor(actor, || request_rules_reload(&state))?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(json!({"reload": "requested"})),

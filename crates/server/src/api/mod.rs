@@ -10,6 +10,7 @@
 mod actions;
 mod alerts;
 mod baselines;
+mod changes;
 mod compat;
 mod compliance;
 mod incidents;
@@ -18,6 +19,7 @@ mod openapi;
 mod respond;
 mod rules;
 mod search;
+mod verify;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -61,7 +63,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/compliance/{framework}", get(compliance::evaluate))
         .route("/api/v1/baselines", get(baselines::list))
         .route("/api/v1/baselines/{rule}", get(baselines::show))
-        .route("/api/v1/baselines/{rule}/actions", post(baselines::act))
+        .route(
+            "/api/v1/baselines/{rule}/actions",
+            post(changes::baseline_action),
+        )
         .route("/api/v1/actions", get(actions::list).post(actions::create))
         .route("/api/v1/actions/{id}", get(actions::show))
         .route("/api/v1/agent/commands", get(actions::agent_commands))
@@ -87,6 +92,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/health", get(health))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{name}/revoke", post(revoke_token))
+        .route("/api/v1/verify", post(verify::verify))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
         .merge(compat::routes())
@@ -479,6 +486,38 @@ async fn create_token(
     ))
 }
 
+/// `POST /api/v1/tokens/{name}/revoke` (admin): the token stops authenticating at once.
+/// The `admin` token cannot be revoked here (delete `<data-dir>/admin.token` and restart to
+/// replace it). Audited as `token.revoke`.
+async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let admin = authorize(&state, &headers, Scope::Admin)?;
+    let result = if name == "admin" {
+        Err(ApiError::bad_request(
+            "the `admin` token cannot be revoked through the API: delete <data-dir>/admin.token and restart the server to replace it",
+        ))
+    } else {
+        match state.tokens.revoke(&name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::NotFound(format!("no token named `{name}`"))),
+            Err(error) => Err(ApiError::Internal(error)),
+        }
+    };
+    let mut entry = crate::audit::AuditEntry::new("token.revoke", Some(&admin), result.is_ok());
+    entry.source_ip = crate::audit::peer_ip(&extensions);
+    entry.target = Some(name.clone());
+    if let Err(error) = &result {
+        entry.message = Some(error.to_string());
+    }
+    state.audit.record(entry);
+    result?;
+    Ok(Json(json!({"revoked": name})))
+}
+
 /// The raw value of the agent's batch header (`X-Crowsnest-Batch`), for [`crate::dedup::gate`].
 pub(crate) fn batch_header(headers: &HeaderMap) -> Option<&[u8]> {
     headers
@@ -506,3 +545,5 @@ mod respond_tests;
 mod rule_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;

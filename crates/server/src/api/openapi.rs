@@ -40,6 +40,8 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/v1/notifications",
     "/api/v1/health",
     "/api/v1/tokens",
+    "/api/v1/tokens/{name}/revoke",
+    "/api/v1/verify",
     "/api/v1/openapi.json",
     "/metrics",
     "/es/",
@@ -65,6 +67,16 @@ fn output_schema() -> Value {
                        "lag_events": {"type": "integer"}, "delivered": {"type": "integer"}, "rejected": {"type": "integer"},
                        "dropped": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
                        "last_delivery": {"type": ["string", "null"]}}})
+}
+
+/// The answer of `POST /api/v1/verify`.
+fn verify_report_schema() -> Value {
+    let finding = json!({"type": "object", "properties": {
+        "severity": {"enum": ["note", "gap", "fail"]}, "path": {"type": "string"}, "message": {"type": "string"}}});
+    json!({"type": "object", "required": ["passed", "records", "files_ok", "findings"],
+        "properties": {"passed": {"type": "boolean"}, "records": {"type": "integer"}, "signed_checkpoints": {"type": "integer"},
+                       "files_ok": {"type": "integer"}, "bytes_hashed": {"type": "integer"}, "duration_ms": {"type": "integer"},
+                       "findings": {"type": "array", "items": finding}}})
 }
 
 /// One notification channel in `GET /api/v1/notifications`.
@@ -475,6 +487,18 @@ fn base_spec() -> Value {
                          "responses": with_errors(json!({"201": {"description": "Created", "content": {"application/json": {"schema": {"type": "object",
                             "properties": {"name": {"type": "string"}, "token": {"type": "string"}}}}}}}), &[])}
             },
+            "/api/v1/tokens/{name}/revoke": {"post": {
+                "summary": "Revoke a token: it authenticates nothing from now on", "description": "Scope `admin`. The `admin` token cannot be revoked here (400). Audited as `token.revoke`.",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": with_errors(json!({"200": {"description": "Revoked", "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"revoked": {"type": "string"}}}}}}}), &[("404", "NotFound")])
+            }},
+            "/api/v1/verify": {"post": {
+                "summary": "Verify the integrity chain and the sealed WAL segments and partitions now", "description": "Scope `admin`. The result is also written to the self-audit stream as an event of dataset `crowsnest.verify` (with who asked). `from`/`to` limit the files rehashed to those sealed in that span; the chain is always checked in full.",
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object",
+                    "properties": {"from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"}}}}}},
+                "responses": with_errors(json!({"200": {"description": "The verification report", "content": {"application/json": {"schema": verify_report_schema()}}}}), &[])
+            }},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "description": "Scope `read`.",
@@ -538,7 +562,7 @@ fn baseline_paths() -> Value {
             }},
             "/api/v1/compliance/{framework}": {"get": {
                 "summary": "The status of every control of a framework over a period: evidence, violation observed, gap: no data source, or not evaluable by a SIEM (attest), with the exact queries, counts, sample event ids and source health behind each",
-                "description": "Scope `read`. Frameworks: pci-dss-4.0.1, soc2-2017, hipaa-security, gdpr, cis-kubernetes-1.10, nist-800-190, nist-800-53r5. Thresholds and risk acceptances come from `[compliance]`. `crowsnest report compliance` renders this JSON as the HTML/PDF report.",
+                "description": "Scope `read`. Frameworks: pci-dss-4.0.1, soc2-2017, hipaa-security, gdpr, cis-kubernetes-1.10, cis-docker-1.6, nist-800-190, nist-800-53r5. Thresholds and risk acceptances come from `[compliance]`. `crowsnest report compliance` renders this JSON as the HTML/PDF report.",
                 "parameters": [{"name": "framework", "in": "path", "required": true, "schema": {"type": "string"}},
                                {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Inclusive start (default: 30 days before `to`)"},
                                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}, "description": "Exclusive end (default: now)"},

@@ -110,11 +110,12 @@ pub(super) async fn show(
 
 pub(super) async fn undo(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let actor = authorize(&state, &headers, Scope::Admin)?;
-    let (action, record) = undo_action(&state, id, actor).await?;
+    let (action, record) = from_client(&extensions, undo_action(&state, id, actor)).await?;
     Ok(Json(json!({ "action": action, "record": record })))
 }
 
@@ -132,10 +133,13 @@ pub async fn undo_action(
     actor: String,
 ) -> Result<(Value, Option<Value>), ApiError> {
     let respond = state.respond.clone();
-    let (action, records) = tokio::task::spawn_blocking(move || respond.undo(&id, &actor))
+    let (target, user) = (format!("undo {id}"), actor.clone());
+    let undone = tokio::task::spawn_blocking(move || respond.undo(&id, &actor))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(responder_error)?;
+        .map_err(responder_error);
+    audit_response(state, user, target, undone.as_ref().map(|_| ()));
+    let (action, records) = undone?;
     let record = records
         .first()
         .map(|r| json!({"kind": r.kind, "detail": r.detail}));
@@ -157,12 +161,26 @@ pub async fn approve_action(
     actor: String,
 ) -> Result<Value, ApiError> {
     let respond = state.respond.clone();
-    let (action, records) = tokio::task::spawn_blocking(move || respond.approve(&approval, &actor))
+    let (target, user) = (decision_target("approve", &approval), actor.clone());
+    let outcome = tokio::task::spawn_blocking(move || respond.approve(&approval, &actor))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(responder_error)?;
+        .map_err(responder_error);
+    audit_response(state, user, target, outcome.as_ref().map(|_| ()));
+    let (action, records) = outcome?;
     submit(state, records).await;
     Ok(action)
+}
+
+/// What a decision acts on, for the self-audit stream (a link's token is never written).
+fn decision_target(verb: &str, approval: &Approval) -> String {
+    match approval {
+        Approval::Id(id) => format!("{verb} {id}"),
+        Approval::Token(token) => format!(
+            "{verb} {} by link",
+            token.split('.').nth(1).unwrap_or("unknown")
+        ),
+    }
 }
 
 /// Rejects a containment action waiting for approval (the core of
@@ -179,13 +197,51 @@ pub async fn reject_action(
     reason: String,
 ) -> Result<Value, ApiError> {
     let respond = state.respond.clone();
-    let (action, records) =
-        tokio::task::spawn_blocking(move || respond.reject(&approval, &actor, &reason))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
-            .map_err(responder_error)?;
+    let (target, user) = (decision_target("reject", &approval), actor.clone());
+    let outcome = tokio::task::spawn_blocking(move || respond.reject(&approval, &actor, &reason))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(responder_error);
+    audit_response(state, user, target, outcome.as_ref().map(|_| ()));
+    let (action, records) = outcome?;
     submit(state, records).await;
     Ok(action)
+}
+
+/// Writes an undo or approval to the self-audit stream (`response.action`).
+fn audit_response<E: ToString>(
+    state: &AppState,
+    user: String,
+    target: String,
+    outcome: Result<(), E>,
+) {
+    // The client's address: the API handlers and the console scope it around the call.
+    let actor = crate::audit::Actor {
+        user: Some(user),
+        source_ip: crate::audit::current_actor().source_ip,
+        export: None,
+    };
+    crate::audit::sync_scope_actor(actor, || {
+        crate::audit::record_change(
+            &state.audit,
+            "response.action",
+            target,
+            outcome.map_err(|e| e.to_string()),
+        );
+    });
+}
+
+/// Runs an API handler's core with the client's address scoped for the self-audit stream.
+async fn from_client<F: std::future::Future>(
+    extensions: &axum::http::Extensions,
+    work: F,
+) -> F::Output {
+    let actor = crate::audit::Actor {
+        user: None,
+        source_ip: crate::audit::peer_ip(extensions),
+        export: None,
+    };
+    crate::audit::scope_actor(actor, work).await
 }
 
 fn escape(text: &str) -> String {
@@ -263,19 +319,21 @@ pub(super) async fn confirm(
 /// runs it.
 pub(super) async fn approve(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    decide(&state, &headers, &body, false).await
+    from_client(&extensions, decide(&state, &headers, &body, false)).await
 }
 
 /// Rejects an action by id (admin) or by a signed token, with an optional `reason`.
 pub(super) async fn reject(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    decide(&state, &headers, &body, true).await
+    from_client(&extensions, decide(&state, &headers, &body, true)).await
 }
 
 /// Approve (`reject` false) or reject, from a JSON body or the confirmation page's form.

@@ -110,6 +110,9 @@ actions = [{ action = "pause", mode = "auto" }, { action = "quarantine", mode = 
 "#,
         )
         .expect("respond config");
+        // Approvals and undos are written to the self-audit stream.
+        config.audit.enabled = true;
+        config.integrity.verify_interval_secs = 0;
     })
     .await;
     let admin = h.token.clone();
@@ -225,6 +228,29 @@ actions = [{ action = "pause", mode = "auto" }, { action = "quarantine", mode = 
     );
     let (_, health) = send(&h, Some(&read), "GET", "/api/v1/health", None).await;
     assert_eq!(health["status"], "ok", "{health}");
+    // The approval (by link: refused once forged, then done, then refused as used) and the
+    // undo are in the self-audit stream.
+    let mut audited = Vec::new();
+    for _ in 0..200 {
+        h.settle().await;
+        let found = h
+            .search("event.dataset:crowsnest.audit AND event.action:response.action")
+            .await;
+        audited = found["hits"].as_array().cloned().unwrap_or_default();
+        if audited.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let target = |t: &str, outcome: &str| {
+        audited
+            .iter()
+            .filter(|e| e["crowsnest"]["audit"]["target"] == t && e["event"]["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(target(&format!("undo {id}"), "success"), 1, "{audited:#?}");
+    assert_eq!(target("approve by link", "success"), 1, "{audited:#?}");
+    assert_eq!(target("approve by link", "failure"), 2, "{audited:#?}");
 
     // No agent for node n2: each action fails after `agent_timeout_secs`; three in a row
     // are a health problem.

@@ -78,6 +78,17 @@ fn not_found(id: &str) -> ApiError {
 /// Enables or disables the rule `id` (behind `POST /api/v1/rules/{id}/enable|disable`), for a
 /// token already authorized with the `admin` scope.
 pub fn set_rule_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Value, ApiError> {
+    let result = switch_rule(state, id, enabled);
+    crate::audit::record_change(
+        &state.audit,
+        "config.change",
+        format!("rule {id}: {}", if enabled { "enable" } else { "disable" }),
+        result.as_ref().map(|_| ()).map_err(ToString::to_string),
+    );
+    result
+}
+
+fn switch_rule(state: &AppState, id: &str, enabled: bool) -> Result<Value, ApiError> {
     if !state.config.detect.enabled {
         return Err(ApiError::bad_request(
             "detection is disabled (`detect.enabled = false`)",
@@ -279,20 +290,32 @@ pub(super) async fn show(
 
 pub(super) async fn enable(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
-    Ok(Json(set_rule_enabled(&state, &id, true)?))
+    let token = authorize(&state, &headers, Scope::Admin)?;
+    let actor = crate::audit::Actor {
+        user: Some(token),
+        source_ip: crate::audit::peer_ip(&extensions),
+        export: None,
+    };
+    crate::audit::sync_scope_actor(actor, || Ok(Json(set_rule_enabled(&state, &id, true)?)))
 }
 
 pub(super) async fn disable(
     State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
-    Ok(Json(set_rule_enabled(&state, &id, false)?))
+    let token = authorize(&state, &headers, Scope::Admin)?;
+    let actor = crate::audit::Actor {
+        user: Some(token),
+        source_ip: crate::audit::peer_ip(&extensions),
+        export: None,
+    };
+    crate::audit::sync_scope_actor(actor, || Ok(Json(set_rule_enabled(&state, &id, false)?)))
 }
 
 pub(super) async fn test(

@@ -104,8 +104,9 @@ pub struct SearchInput {
 /// The search behind `POST /api/v1/search` (and the console's search page), for a token
 /// already authorized: its input checks, then the store's search under the token's bounds.
 ///
-/// Each search is written to the self-audit stream ([`crate::audit`]) without the client's
-/// address; [`run_search_from`] takes it.
+/// Each search is written to the self-audit stream ([`crate::audit`]) with the client's address
+/// of the [`crate::audit::current_actor`] (the console scopes it); [`run_search_from`] takes it
+/// explicitly. Within an export's scope, it is tallied into the export instead.
 pub async fn run_search(
     state: &Arc<AppState>,
     token: &str,
@@ -122,8 +123,17 @@ pub async fn run_search_from(
     source_ip: Option<std::net::IpAddr>,
 ) -> Result<crowsnest_store::SearchResponse, ApiError> {
     let result = run_search_unaudited(state, token, request).await;
+    let actor = crate::audit::current_actor();
+    if let Some(tally) = &actor.export {
+        // A page of an export: the export is audited once, when it ends.
+        tally.page(match &result {
+            Ok(response) => Ok(response.rows.as_ref().map_or(response.hits.len(), Vec::len) as u64),
+            Err(error) => Err(error.to_string()),
+        });
+        return result;
+    }
     let mut entry = crate::audit::AuditEntry::new("search", Some(token), result.is_ok());
-    entry.source_ip = source_ip;
+    entry.source_ip = source_ip.or(actor.source_ip);
     entry.query = Some(request.query.clone());
     match &result {
         Ok(response) => entry.result_count = Some(response.total),
