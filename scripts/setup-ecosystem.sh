@@ -4,7 +4,7 @@
 #     SDK with its OTLP/HTTP exporter, `fluent-logger`, schemathesis (property-based checks
 #     of the server against its own OpenAPI document, crates/cli/tests/openapi.rs) and aiosmtpd
 #     (the SMTP server with STARTTLS that email notifications go to, crates/cli/tests/notify.rs),
-#     and numpy (the median/MAD reference the rate baselines are checked against,
+#     numpy and river (the median/MAD and EWMA references the rate baselines are checked against,
 #     crates/detect/tests/rate_reference.rs), and DuckDB and chDB (the embedded engines
 #     `crowsnest bench peers` loads the same corpus into, scripts/peers.py);
 #   - rsyslog (Debian package) when it is missing; `logger` comes with bsdutils;
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv-test
-packages=(elasticsearch opentelemetry-sdk opentelemetry-exporter-otlp-proto-http fluent-logger schemathesis aiosmtpd numpy duckdb chdb)
+packages=(elasticsearch opentelemetry-sdk opentelemetry-exporter-otlp-proto-http fluent-logger schemathesis aiosmtpd numpy river duckdb chdb)
 
 if [ ! -x "$venv/bin/python" ]; then
   if ! python3 -m venv "$venv" 2>/dev/null; then
@@ -28,7 +28,7 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
 fi
-if ! "$venv/bin/python" -c 'import elasticsearch, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http, fluent.sender, schemathesis, aiosmtpd, numpy, duckdb, chdb' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import elasticsearch, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http, fluent.sender, schemathesis, aiosmtpd, numpy, river, duckdb, chdb' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
   # Compile every module once now: CPython 3.11 can fail with "AST constructor recursion depth
   # mismatch" when schemathesis's worker threads compile the same module for the first time.

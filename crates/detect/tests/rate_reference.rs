@@ -2,7 +2,8 @@
 //! median and median absolute deviation over the same raw events, bucketed by Python; and the
 //! `method: ewma` threshold against numpy's weighted average and variance with the closed-form
 //! weights of an exponentially weighted mean (`α(1 − α)^age`, the oldest value
-//! `(1 − α)^(n − 1)`), where the Rust code runs the recursive form.
+//! `(1 − α)^(n − 1)`), where the Rust code runs the recursive form, and against River's
+//! streaming `EWMean`/`EWVar` (PyPI `river`), which must agree with numpy to 1e-9.
 //!
 //! Six weeks of a principal reading secrets with an office-hours pattern and noise, with spikes
 //! injected in weeks 5 and 6 (many reads, and reads of many distinct secrets). The Rust baseline
@@ -21,8 +22,9 @@ use crowsnest_model::Event;
 use serde_json::{json, Value};
 
 const REFERENCE: &str = r#"
-import json, sys
+import json, math, sys
 import numpy as np
+from river import stats
 data = json.load(open(sys.argv[1]))
 events, rules = data["events"], data["rules"]
 out = []
@@ -54,6 +56,14 @@ for rule in rules:
                 w[0] = (1 - alpha) ** (n - 1)
                 mean = float(np.average(h, weights=w))
                 std = float(np.sqrt(np.average((h - mean) ** 2, weights=w)))
+                # River's streaming EWMean/EWVar over the same history, oldest first: a
+                # second, independent implementation that must agree with numpy's closed form.
+                rm, rv = stats.EWMean(fading_factor=alpha), stats.EWVar(fading_factor=alpha)
+                for x in past:
+                    rm.update(x)
+                    rv.update(x)
+                if abs(rm.get() - mean) > 1e-9 or abs(math.sqrt(max(rv.get(), 0.0)) - std) > 1e-9:
+                    sys.exit(f"river and numpy disagree: {rm.get()} {rv.get()} vs {mean} {std}")
                 thr = mean + k * max(std, 1.0)
                 found.update({"mean": mean, "std": std})
             else:
@@ -70,13 +80,13 @@ fn python() -> Option<std::path::PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python");
     let ok = path.exists()
         && Command::new(&path)
-            .args(["-c", "import numpy"])
+            .args(["-c", "import numpy, river"])
             .output()
             .is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             std::env::var("CI").is_err(),
-            "CI=true but no .venv-test with numpy: run scripts/setup-ecosystem.sh"
+            "CI=true but no .venv-test with numpy and river: run scripts/setup-ecosystem.sh"
         );
         eprintln!("skipped: no .venv-test with numpy (scripts/setup-ecosystem.sh)");
     }
