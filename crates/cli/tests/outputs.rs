@@ -454,6 +454,10 @@ wal_segment_bytes = 65536
 [detect]
 checkpoint_interval_secs = 1
 
+# The test counts what the output delivers: no integrity verification event at start.
+[integrity]
+verify_interval_secs = 0
+
 [[outputs]]
 name = "{name}"
 type = "webhook"

@@ -181,6 +181,10 @@ pub enum Entry {
         replaces: Option<String>,
         /// Why (what the rewrite did).
         reason: String,
+        /// How `sha256` was computed: `2` for [`dir_digest_files`]; absent for [`dir_digest`]
+        /// (rewrites recorded before scheme 2). `previous` is in its seal's own scheme.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheme: Option<u8>,
     },
     /// A checkpoint over every record before it.
     Checkpoint {
@@ -792,8 +796,8 @@ impl Chain {
     /// recorded (the error is logged and counted; the caller should not swap then).
     pub fn rewrite_partition(&self, dir: &Path, copy: &Path, reason: &str) -> bool {
         let rel = self.relative(dir);
-        let (sha256, bytes, files) = match dir_digest(copy) {
-            Ok(digest) => digest,
+        let (sha256, bytes, files) = match dir_digest_files(copy, &mut HashMap::new()) {
+            Ok((digest, bytes, files, _)) => (digest, bytes, files),
             Err(error) => {
                 self.fail(&format!("hashing `{}`: {error}", copy.display()));
                 return false;
@@ -811,6 +815,7 @@ impl Chain {
                 previous: previous.as_ref().map(|(_, digest)| digest.clone()),
                 replaces: previous.map(|(hash, _)| hash),
                 reason: reason.to_string(),
+                scheme: Some(2),
             },
         ) else {
             return false;

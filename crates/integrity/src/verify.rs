@@ -104,6 +104,7 @@ enum State {
         previous: Option<String>,
         time: String,
         reason: String,
+        scheme: Option<u8>,
     },
     Deleted,
 }
@@ -264,6 +265,7 @@ pub fn verify(
                 sha256,
                 previous,
                 reason,
+                scheme,
                 ..
             } => {
                 states.insert(
@@ -273,6 +275,7 @@ pub fn verify(
                         previous: previous.clone(),
                         time: record.time.clone(),
                         reason: reason.clone(),
+                        scheme: *scheme,
                     },
                 );
             }
@@ -357,11 +360,35 @@ pub fn verify(
                 previous,
                 time,
                 reason,
+                scheme,
             } => {
                 if !in_range(time, options) {
                     continue;
                 }
-                match dir_digest(&full).map(|(d, b, _)| (d, b)) {
+                let scheme_2 =
+                    || dir_digest_files(&full, &mut Default::default()).map(|(d, b, _, _)| (d, b));
+                let scheme_1 = || dir_digest(&full).map(|(d, b, _)| (d, b));
+                let found = if *scheme == Some(2) {
+                    scheme_2()
+                } else {
+                    scheme_1()
+                };
+                // The seal before the rewrite may be of the other scheme: compare it in both.
+                let found = match found {
+                    Ok((d, b)) if d != *digest && previous.is_some() => {
+                        let other = if *scheme == Some(2) {
+                            scheme_1()
+                        } else {
+                            scheme_2()
+                        };
+                        match other {
+                            Ok((o, ob)) if previous.as_deref() == Some(o.as_str()) => Ok((o, ob)),
+                            _ => Ok((d, b)),
+                        }
+                    }
+                    other => other,
+                };
+                match found {
                     Ok((found, bytes)) if found == *digest => {
                         report.files_ok += 1;
                         report.bytes_hashed += bytes;

@@ -17,8 +17,9 @@
 //! * (c) its partition already gives columns to [`crate::StoreConfig::max_columns`] dynamic
 //!   paths and this path is not one of them.
 //!
-//! A path declared in [`crate::StoreConfig::aggregate_fields`] keeps its columns whatever its
-//! values look like, and counts against no cap. An aggregation over a path that has values in
+//! A path declared in [`crate::StoreConfig::aggregate_fields`] (or built in:
+//! [`BUILT_IN_AGGREGATE_FIELDS`]) keeps its columns whatever its values look like, and counts
+//! against no cap. An aggregation over a path that has values in
 //! `_unique` says so in its answer (`SearchResponse::warnings`).
 
 use std::collections::HashSet;
@@ -47,6 +48,11 @@ pub const ID_KEYS: [&str; 10] = [
     "pod_id",
     "docker_id",
 ];
+
+/// Paths that keep their columns whatever their values look like, as if declared in
+/// [`crate::StoreConfig::aggregate_fields`]: identifiers crowsnest itself aggregates on
+/// (`alert.id`, a hex digest, is counted distinct by the console's rule hits and dashboard).
+pub const BUILT_IN_AGGREGATE_FIELDS: [&str; 1] = ["alert.id"];
 
 /// The dynamic paths of one partition that have fast columns, bounded.
 #[derive(Debug, Default)]
@@ -108,7 +114,7 @@ impl<'a> From<&'a OwnedValue> for Leaf<'a> {
 impl Router<'_> {
     /// True when the leaf at `path` keeps its column (goes to `fields`).
     pub(crate) fn columns(&mut self, path: &str, leaf: Leaf<'_>) -> bool {
-        if is_declared(self.declared, path) {
+        if is_declared(self.declared, path) || BUILT_IN_AGGREGATE_FIELDS.contains(&path) {
             return true;
         }
         if let Leaf::Str(text) = leaf {
@@ -278,6 +284,8 @@ mod tests {
         assert!(router.columns("k", Leaf::Str("e9f2963f-15ad-11e8-9a06-0800279e0d30")));
         assert!(!router.columns("bigger", Leaf::Other));
         assert!(!router.columns("b", Leaf::Str("e9f2963f-15ad-11e8-9a06-0800279e0d30")));
+        // crowsnest's own alert id (a hex digest) stays countable: `dc(alert.id)`.
+        assert!(router.columns("alert.id", Leaf::Str("3f0c2a9be41d7a6c5e0f9b8d2c1a4e7f")));
         assert_eq!(columns.len(), 2);
     }
 }
