@@ -428,7 +428,7 @@ fn a_learned_container_alerts_on_exec_nc_and_a_copied_binary_with_the_baseline()
         ],
     );
     eprintln!(
-        "alert latency (command start → alert readable through the API): \
+        "alert latency (execution → alert readable through the API): \
          docker exec sh {shell_latency:?}, nc {nc_latency:?}, copied binary {dropped_latency:?}"
     );
 
