@@ -464,21 +464,21 @@ impl<'a> Context<'a> {
             result.finding = format!("{} {what} in the period", found.evidence.count);
         } else {
             result.status = Status::Gap;
-            let last = self.find(
-                &result.check,
-                query,
-                false,
-                (None, Some(self.request.to)),
-                1,
-                0,
-            )?;
-            result.finding = match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
-                Some(last) => format!("no {what} since {}", last.to_rfc3339()),
-                None => format!("no {what} ever stored"),
-            };
+            result.finding = self.none_since(&result.check, query, what)?;
         }
         result.queries.push(found.evidence);
         Ok(())
+    }
+
+    /// A gap's finding: "no {what} since <the last one before the period's end>", or "ever".
+    fn none_since(&self, check: &str, query: &str, what: &str) -> Result<String, Error> {
+        let last = self.find(check, query, false, (None, Some(self.request.to)), 1, 0)?;
+        Ok(
+            match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
+                Some(last) => format!("no {what} since {}", last.to_rfc3339()),
+                None => format!("no {what} ever stored"),
+            },
+        )
     }
 
     /// Integrity verification runs of crowsnest's own storage (the server's, at start and every
@@ -490,18 +490,7 @@ impl<'a> Context<'a> {
         let runs = self.find(&result.check, INTEGRITY, false, self.period(), SAMPLE, 0)?;
         if runs.evidence.count == 0 {
             result.status = Status::Gap;
-            let last = self.find(
-                &result.check,
-                INTEGRITY,
-                false,
-                (None, Some(self.request.to)),
-                1,
-                0,
-            )?;
-            result.finding = match last.hits.first().and_then(|h| ts(field(h, "@timestamp"))) {
-                Some(last) => format!("no {what} since {}", last.to_rfc3339()),
-                None => format!("no {what} ever stored"),
-            };
+            result.finding = self.none_since(&result.check, INTEGRITY, what)?;
             result.queries.push(runs.evidence);
             return Ok(());
         }

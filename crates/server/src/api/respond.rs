@@ -132,19 +132,43 @@ pub async fn undo_action(
     id: String,
     actor: String,
 ) -> Result<(Value, Option<Value>), ApiError> {
-    let respond = state.respond.clone();
-    let (target, user) = (format!("undo {id}"), actor.clone());
-    let undone = tokio::task::spawn_blocking(move || respond.undo(&id, &actor))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(responder_error);
-    audit_response(state, user, target, undone.as_ref().map(|_| ()));
-    let (action, records) = undone?;
+    let target = format!("undo {id}");
+    let (action, records) = decide_audited(state, target, actor, move |respond, actor| {
+        respond.undo(&id, actor)
+    })
+    .await?;
     let record = records
         .first()
         .map(|r| json!({"kind": r.kind, "detail": r.detail}));
     submit(state, records).await;
     Ok((action, record))
+}
+
+/// Runs one decision of the responder (blocking) as `actor`, writes it to the self-audit
+/// stream as `target` (success or the refusal), and returns the action's state and records.
+async fn decide_audited<F>(
+    state: &AppState,
+    target: String,
+    actor: String,
+    decide: F,
+) -> Result<(Value, Vec<crowsnest_respond::contain::LogRecord>), ApiError>
+where
+    F: FnOnce(
+            &crate::respond::Respond,
+            &str,
+        )
+            -> Result<(Value, Vec<crowsnest_respond::contain::LogRecord>), ResponderError>
+        + Send
+        + 'static,
+{
+    let respond = state.respond.clone();
+    let user = actor.clone();
+    let outcome = tokio::task::spawn_blocking(move || decide(&respond, &actor))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(responder_error);
+    audit_response(state, user, target, outcome.as_ref().map(|_| ()));
+    outcome
 }
 
 /// Approves a containment action and runs it (the core of `POST /api/v1/respond/approve`,
@@ -160,14 +184,11 @@ pub async fn approve_action(
     approval: Approval,
     actor: String,
 ) -> Result<Value, ApiError> {
-    let respond = state.respond.clone();
-    let (target, user) = (decision_target("approve", &approval), actor.clone());
-    let outcome = tokio::task::spawn_blocking(move || respond.approve(&approval, &actor))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(responder_error);
-    audit_response(state, user, target, outcome.as_ref().map(|_| ()));
-    let (action, records) = outcome?;
+    let target = decision_target("approve", &approval);
+    let (action, records) = decide_audited(state, target, actor, move |respond, actor| {
+        respond.approve(&approval, actor)
+    })
+    .await?;
     submit(state, records).await;
     Ok(action)
 }
@@ -196,14 +217,11 @@ pub async fn reject_action(
     actor: String,
     reason: String,
 ) -> Result<Value, ApiError> {
-    let respond = state.respond.clone();
-    let (target, user) = (decision_target("reject", &approval), actor.clone());
-    let outcome = tokio::task::spawn_blocking(move || respond.reject(&approval, &actor, &reason))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(responder_error);
-    audit_response(state, user, target, outcome.as_ref().map(|_| ()));
-    let (action, records) = outcome?;
+    let target = decision_target("reject", &approval);
+    let (action, records) = decide_audited(state, target, actor, move |respond, actor| {
+        respond.reject(&approval, actor, &reason)
+    })
+    .await?;
     submit(state, records).await;
     Ok(action)
 }
