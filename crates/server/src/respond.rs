@@ -67,6 +67,9 @@ pub struct Respond {
     timeout: Duration,
     export: bool,
     failures: Mutex<Failures>,
+    /// Stranded actions this process already resumed once: one left ready again (its outcome
+    /// could not be logged) is not run again and again every tick.
+    resumed: Mutex<std::collections::HashSet<String>>,
 }
 
 /// How an approval is given.
@@ -110,6 +113,7 @@ impl Respond {
             timeout,
             export,
             failures: Mutex::new(Failures::default()),
+            resumed: Mutex::default(),
         })
     }
 
@@ -404,6 +408,7 @@ impl Respond {
     /// executed, when they became ready within `resume_within_secs`; older ones are recorded
     /// as failed with the reason.
     fn take_stranded(
+        &self,
         responder: &mut Responder,
         runs: &mut Vec<(Run, String)>,
         records: &mut Vec<LogRecord>,
@@ -412,7 +417,14 @@ impl Respond {
         let within = chrono::Duration::seconds(
             i64::try_from(responder.planner().config().resume_within_secs).unwrap_or(i64::MAX),
         );
+        let mut resumed = self
+            .resumed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (id, since) in responder.stranded() {
+            if !resumed.insert(id.clone()) {
+                continue;
+            }
             if now - since <= within {
                 tracing::warn!(action = %id, ready_since = %since, "containment action was ready when the server stopped; running it now");
                 match Self::take(responder, &id) {
@@ -443,7 +455,7 @@ impl Respond {
         let mut runs = Vec::new();
         {
             let mut responder = self.lock();
-            Self::take_stranded(&mut responder, &mut runs, &mut records);
+            self.take_stranded(&mut responder, &mut runs, &mut records);
             for id in responder.due_undos(Utc::now()) {
                 match responder.begin_undo(&id, "ttl") {
                     Ok(run) => runs.push((run, format!("TTL of {id}"))),
