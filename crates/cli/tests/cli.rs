@@ -109,7 +109,11 @@ fn search_reads_the_token_from_the_data_directory() {
 /// A loopback HTTP proxy, one request per connection, that forwards everything to `upstream`
 /// but drops the connection instead of relaying the answer of the ingest POSTs numbered in
 /// `lose` (1-based): the server stored the batch, the client never hears so.
-fn lossy_proxy(upstream: String, lose: &'static [usize]) -> (String, Arc<AtomicUsize>) {
+fn lossy_proxy(
+    upstream: String,
+    lose: &'static [usize],
+    fail: &'static [usize],
+) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let posts = Arc::new(AtomicUsize::new(0));
@@ -118,13 +122,19 @@ fn lossy_proxy(upstream: String, lose: &'static [usize]) -> (String, Arc<AtomicU
         for client in listener.incoming() {
             let Ok(client) = client else { continue };
             let (upstream, counter) = (upstream.clone(), Arc::clone(&counter));
-            std::thread::spawn(move || relay(client, &upstream, &counter, lose));
+            std::thread::spawn(move || relay(client, &upstream, &counter, lose, fail));
         }
     });
     (url, posts)
 }
 
-fn relay(mut client: TcpStream, upstream: &str, posts: &AtomicUsize, lose: &[usize]) {
+fn relay(
+    mut client: TcpStream,
+    upstream: &str,
+    posts: &AtomicUsize,
+    lose: &[usize],
+    fail: &[usize],
+) {
     let mut request = Vec::new();
     let mut buf = [0u8; 65536];
     let header_end = loop {
@@ -151,6 +161,17 @@ fn relay(mut client: TcpStream, upstream: &str, posts: &AtomicUsize, lose: &[usi
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
     }
+    // Ingest POSTs are numbered as they arrive.
+    let n = head
+        .starts_with("POST /api/v1/ingest/")
+        .then(|| posts.fetch_add(1, Ordering::SeqCst) + 1);
+    if n.is_some_and(|n| fail.contains(&n)) {
+        // Refused without reaching the server (a 500 is not retried).
+        let _ = client.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+        return;
+    }
     // One request per upstream connection: ask the server to close after answering.
     let mut forwarded = head.trim_end_matches("\r\n").to_string().into_bytes();
     forwarded.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
@@ -159,11 +180,8 @@ fn relay(mut client: TcpStream, upstream: &str, posts: &AtomicUsize, lose: &[usi
     server.write_all(&forwarded).expect("forward");
     let mut answer = Vec::new();
     let _ = server.read_to_end(&mut answer);
-    if head.starts_with("POST /api/v1/ingest/") {
-        let n = posts.fetch_add(1, Ordering::SeqCst) + 1;
-        if lose.contains(&n) {
-            return; // the answer is lost: the connection closes without it
-        }
+    if n.is_some_and(|n| lose.contains(&n)) {
+        return; // the answer is lost: the connection closes without it
     }
     let _ = client.write_all(&answer);
 }
@@ -178,7 +196,7 @@ fn ingest_keeps_requests_in_flight_and_stores_a_retried_batch_once() {
         .collect();
     std::fs::write(&file, text).expect("write");
     // The answers of the 2nd and 5th ingest requests are lost after the server stored them.
-    let (proxy, posts) = lossy_proxy(server.url.clone(), &[2, 5]);
+    let (proxy, posts) = lossy_proxy(server.url.clone(), &[2, 5], &[]);
     let output = server
         .cli()
         .env("CROWSNEST_SERVER", &proxy)
@@ -202,6 +220,44 @@ fn ingest_keeps_requests_in_flight_and_stores_a_retried_batch_once() {
     assert_eq!(answer["total"], 3000, "each line stored exactly once");
     let answer = server.search("event.dataset:inflight | stats dc(n)");
     assert_eq!(answer["rows"][0][0], 3000, "{answer}");
+}
+
+#[test]
+fn a_batch_that_fails_is_named_with_what_was_stored_around_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), free_port());
+    let file = dir.path().join("lines.ndjson");
+    let text: String = (0..3000)
+        .map(|n| format!("{{\"message\":\"line number {n} of the file\",\"n\":{n}}}\n"))
+        .collect();
+    std::fs::write(&file, text).expect("write");
+    // The 4th ingest request gets a 500 that never reached the server.
+    let (proxy, _) = lossy_proxy(server.url.clone(), &[], &[4]);
+    let output = server
+        .cli()
+        .env("CROWSNEST_SERVER", &proxy)
+        .args(["ingest", "--source", "failing", "--batch-bytes", "8000"])
+        .args(["--in-flight", "3"])
+        .arg(&file)
+        .output()
+        .expect("run ingest");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stderr}");
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("were not stored; every line before them was"),
+        "{stderr}"
+    );
+    // What the report says was stored is what the server holds: the failed batch's lines
+    // are the only ones missing up to the last batch reported stored.
+    server.settle();
+    let stored = server.search("event.dataset:failing")["total"]
+        .as_u64()
+        .expect("total");
+    assert!(
+        stored > 0 && stored < 3000,
+        "{stored} of 3000 stored; {stderr}"
+    );
 }
 
 #[test]

@@ -210,50 +210,53 @@ fn send_file(
         for lane in 0..lanes {
             let done_tx = done_tx.clone();
             let work_rx = Arc::clone(&work_rx);
-            let (stop, endpoint) = (&stop, &endpoint);
+            let endpoint = &endpoint;
             let stream = format!("{run}:f{file_index}l{lane}");
-            scope.spawn(move || send_lane(client, endpoint, &stream, &work_rx, &done_tx, stop));
+            scope.spawn(move || send_lane(client, endpoint, &stream, &work_rx, &done_tx));
         }
         drop((done_tx, work_rx));
         // Answers are reported in file order (at most `lanes` batches are ahead of the first
         // one still in flight), so error lines read top to bottom.
         let mut totals = Totals::default();
-        let mut failure: Option<anyhow::Error> = None;
+        // The first failed batch: (index, first line, lines, error).
+        let mut failure: Option<(u64, usize, usize, anyhow::Error)> = None;
+        // Batches answered (index, first line, lines): after a failure, which later ones
+        // were stored anyway (the lanes send out of order).
+        let mut answered: Vec<(u64, usize, usize)> = Vec::new();
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
-        let mut settle = |done: Done, totals: &mut Totals, failure: &mut Option<anyhow::Error>| {
-            match done.answer {
-                Ok(answer) => {
-                    if answer["duplicate"] == true {
-                        // The same batch id was stored before: the answer to an earlier attempt
-                        // was lost (a dropped connection). Its lines count as accepted; any
-                        // rejected line was refused in that attempt.
-                        let _ = writeln!(
+        let mut settle =
+            |done: Done,
+             totals: &mut Totals,
+             failure: &mut Option<(u64, usize, usize, anyhow::Error)>| {
+                match done.answer {
+                    Ok(answer) => {
+                        answered.push((done.index, done.first_line, done.lines));
+                        if answer["duplicate"] == true {
+                            // The same batch id was stored before: the answer to an earlier attempt
+                            // was lost (a dropped connection). Its lines count as accepted; any
+                            // rejected line was refused in that attempt.
+                            let _ = writeln!(
                             report,
                             "{}:{}: batch of {} lines stored by an earlier attempt whose answer was lost",
                             path.display(),
                             done.first_line + 1,
                             done.lines
                         );
-                        totals.accepted += done.lines as u64;
-                    } else {
-                        let batch = account(&answer, path, done.first_line, report);
-                        totals.accepted += batch.accepted;
-                        totals.rejected += batch.rejected;
+                            totals.accepted += done.lines as u64;
+                        } else {
+                            let batch = account(&answer, path, done.first_line, report);
+                            totals.accepted += batch.accepted;
+                            totals.rejected += batch.rejected;
+                        }
+                    }
+                    Err(error) => {
+                        if failure.as_ref().is_none_or(|f| done.index < f.0) {
+                            *failure = Some((done.index, done.first_line, done.lines, error));
+                        }
                     }
                 }
-                Err(error) => {
-                    if failure.is_none() {
-                        *failure = Some(error.context(format!(
-                            "sending lines {}-{} of `{}`",
-                            done.first_line + 1,
-                            done.first_line + done.lines,
-                            path.display()
-                        )));
-                    }
-                }
-            }
-        };
+            };
         for done in done_rx {
             if done.answer.is_err() {
                 stop.store(true, Ordering::Relaxed);
@@ -272,7 +275,41 @@ fn send_file(
             .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
         read.with_context(|| format!("reading `{}`", path.display()))?;
         match failure {
-            Some(error) => Err(error),
+            Some((index, first, lines, error)) => {
+                let mut later: Vec<(usize, usize)> = answered
+                    .iter()
+                    .filter(|(i, _, _)| *i > index)
+                    .map(|(_, first, lines)| (*first + 1, *first + *lines))
+                    .collect();
+                later.sort_unstable();
+                let failed = format!(
+                    "lines {}-{} of `{}` were not stored; every line before them was",
+                    first + 1,
+                    first + lines,
+                    path.display()
+                );
+                if later.is_empty() {
+                    return Err(error.context(format!(
+                        "{failed}, none after them: send the file again from line {}",
+                        first + 1
+                    )));
+                }
+                let shown: Vec<String> = later
+                    .iter()
+                    .take(10)
+                    .map(|(a, b)| format!("{a}-{b}"))
+                    .collect();
+                let more = later.len().saturating_sub(shown.len());
+                Err(error.context(format!(
+                    "{failed}, and of the lines after them (sent in parallel) these were too: {}{}",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more batches")
+                    } else {
+                        String::new()
+                    }
+                )))
+            }
             None => Ok(totals),
         }
     })
@@ -357,7 +394,6 @@ fn send_lane(
     stream: &str,
     work: &Mutex<mpsc::Receiver<Batch>>,
     done: &mpsc::Sender<Done>,
-    stop: &AtomicBool,
 ) {
     let mut seq = 0u64;
     loop {
@@ -365,10 +401,9 @@ fn send_lane(
             Ok(receiver) => receiver.recv(),
             Err(_) => return,
         };
+        // A batch taken is always sent (also after another lane failed): every batch before
+        // the first failed one is then answered, which the error report relies on.
         let Ok(batch) = next else { return };
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
         seq += 1;
         let answer = post(
             client,
