@@ -153,7 +153,8 @@ pub struct StoreConfig {
     /// their values look like, and count against no cap: exact paths or `prefix.*`; `"*"`
     /// keeps every path's columns (the behaviour before issue 23). Other paths lose their
     /// columns (still found by every query) for long free text, identifier-like values, and
-    /// past [`StoreConfig::max_columns`] (see `schema/route.rs`). Default: none.
+    /// past [`StoreConfig::max_columns`] (see `schema/route.rs`). Default: none (built in, always:
+    /// `schema::route::BUILT_IN_AGGREGATE_FIELDS`).
     pub aggregate_fields: Vec<String>,
     /// Most dynamic paths with fast columns per partition; the paths first seen after stay
     /// searchable but not aggregatable (an aggregation over one says so in its `warnings`).

@@ -51,8 +51,17 @@ pub const ID_KEYS: [&str; 10] = [
 
 /// Paths that keep their columns whatever their values look like, as if declared in
 /// [`crate::StoreConfig::aggregate_fields`]: identifiers crowsnest itself aggregates on
-/// (`alert.id`, a hex digest, is counted distinct by the console's rule hits and dashboard).
-pub const BUILT_IN_AGGREGATE_FIELDS: [&str; 1] = ["alert.id"];
+/// (`alert.id`, a hex digest, is counted distinct by the console's rule hits and dashboard),
+/// and the entity fields a SIEM groups by whose values can look like identifiers (a
+/// container's 64-hex id, an image pinned by digest, a user named by a GUID as Entra ID
+/// names AKS users). Their values repeat per entity, so their columns stay small.
+pub const BUILT_IN_AGGREGATE_FIELDS: [&str; 5] = [
+    "alert.id",
+    "container.id",
+    "container.image.name",
+    "user.name",
+    "user.id",
+];
 
 /// The dynamic paths of one partition that have fast columns, bounded.
 #[derive(Debug, Default)]
@@ -284,8 +293,17 @@ mod tests {
         assert!(router.columns("k", Leaf::Str("e9f2963f-15ad-11e8-9a06-0800279e0d30")));
         assert!(!router.columns("bigger", Leaf::Other));
         assert!(!router.columns("b", Leaf::Str("e9f2963f-15ad-11e8-9a06-0800279e0d30")));
-        // crowsnest's own alert id (a hex digest) stays countable: `dc(alert.id)`.
+        // crowsnest's own alert id (a hex digest) stays countable: `dc(alert.id)`; so do the
+        // entity fields whose values can look like ids.
         assert!(router.columns("alert.id", Leaf::Str("3f0c2a9be41d7a6c5e0f9b8d2c1a4e7f")));
+        assert!(router.columns(
+            "user.name",
+            Leaf::Str("e9f2963f-15ad-11e8-9a06-0800279e0d30")
+        ));
+        assert!(router.columns(
+            "container.id",
+            Leaf::Str("3f2a9c1be47d5a0f6c2e8b9d1a7f4e3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e")
+        ));
         assert_eq!(columns.len(), 2);
     }
 }
