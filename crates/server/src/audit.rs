@@ -260,6 +260,18 @@ pub struct Actor {
     pub export: Option<Arc<ExportTally>>,
 }
 
+impl Actor {
+    /// The one acting in an API request: `user` (the token's name, when known) from the
+    /// client's address as the server's `ConnectInfo` gives it.
+    pub(crate) fn of_request(user: Option<String>, extensions: &axum::http::Extensions) -> Self {
+        Self {
+            user,
+            source_ip: peer_ip(extensions),
+            export: None,
+        }
+    }
+}
+
 /// The rows an export has sent, and whether a page failed.
 #[derive(Debug, Default)]
 pub struct ExportTally {

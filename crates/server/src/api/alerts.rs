@@ -359,11 +359,7 @@ pub(super) async fn reload_rules(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let token = authorize(&state, &headers, Scope::Admin)?;
-    let actor = crate::audit::Actor {
-        user: Some(token),
-        source_ip: crate::audit::peer_ip(&extensions),
-        export: None,
-    };
+    let actor = crate::audit::Actor::of_request(Some(token), &extensions);
     crate::audit::sync_scope_actor(actor, || request_rules_reload(&state))?;
     Ok((
         axum::http::StatusCode::ACCEPTED,

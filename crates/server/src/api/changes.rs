@@ -41,11 +41,7 @@ pub(super) async fn baseline_action(
         Ok(_) => Ok(()),
         Err(error) => Err(error.to_string()),
     };
-    let actor = crate::audit::Actor {
-        user: Some(token),
-        source_ip: crate::audit::peer_ip(&extensions),
-        export: None,
-    };
+    let actor = crate::audit::Actor::of_request(Some(token), &extensions);
     crate::audit::sync_scope_actor(actor, || {
         crate::audit::record_change(&state.audit, "config.change", target, outcome);
     });

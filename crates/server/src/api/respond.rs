@@ -254,11 +254,7 @@ async fn from_client<F: std::future::Future>(
     extensions: &axum::http::Extensions,
     work: F,
 ) -> F::Output {
-    let actor = crate::audit::Actor {
-        user: None,
-        source_ip: crate::audit::peer_ip(extensions),
-        export: None,
-    };
+    let actor = crate::audit::Actor::of_request(None, extensions);
     crate::audit::scope_actor(actor, work).await
 }
 

@@ -294,13 +294,7 @@ pub(super) async fn enable(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let token = authorize(&state, &headers, Scope::Admin)?;
-    let actor = crate::audit::Actor {
-        user: Some(token),
-        source_ip: crate::audit::peer_ip(&extensions),
-        export: None,
-    };
-    crate::audit::sync_scope_actor(actor, || Ok(Json(set_rule_enabled(&state, &id, true)?)))
+    switch(&state, &extensions, &headers, &id, true)
 }
 
 pub(super) async fn disable(
@@ -309,13 +303,20 @@ pub(super) async fn disable(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let token = authorize(&state, &headers, Scope::Admin)?;
-    let actor = crate::audit::Actor {
-        user: Some(token),
-        source_ip: crate::audit::peer_ip(&extensions),
-        export: None,
-    };
-    crate::audit::sync_scope_actor(actor, || Ok(Json(set_rule_enabled(&state, &id, false)?)))
+    switch(&state, &extensions, &headers, &id, false)
+}
+
+/// Enables or disables rule `id` as the admin token of the request (audited).
+fn switch(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    id: &str,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let token = authorize(state, headers, Scope::Admin)?;
+    let actor = crate::audit::Actor::of_request(Some(token), extensions);
+    crate::audit::sync_scope_actor(actor, || Ok(Json(set_rule_enabled(state, id, enabled)?)))
 }
 
 pub(super) async fn test(
