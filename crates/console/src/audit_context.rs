@@ -154,13 +154,12 @@ mod tests {
 
     use axum::body::Body;
     use axum::extract::ConnectInfo;
-    use axum::http::{header, Request, StatusCode};
+    use axum::http::{Request, StatusCode};
     use crowsnest_server::api::{run_search, SearchInput};
     use crowsnest_server::auth::Scope;
     use serde_json::Value;
-    use tower::ServiceExt;
 
-    use crate::tests::{get, login, post, send};
+    use crate::tests::{get, ingest, login, post, send};
 
     fn from(addr: &str, mut request: Request<Body>) -> Request<Body> {
         let addr: SocketAddr = addr.parse().expect("addr");
@@ -225,24 +224,7 @@ mod tests {
             );
             lines.push('\n');
         }
-        let response = crowsnest_server::app(running.state.clone())
-            .oneshot(
-                Request::post("/api/v1/ingest/ndjson")
-                    .header(header::AUTHORIZATION, format!("Bearer {admin}"))
-                    .header(header::CONTENT_TYPE, "application/x-ndjson")
-                    .body(Body::from(lines))
-                    .expect("request"),
-            )
-            .await
-            .expect("ingest");
-        assert_eq!(response.status(), StatusCode::OK);
-        let pipeline = &running.state.pipeline;
-        for _ in 0..500 {
-            if pipeline.committed_next() >= pipeline.acked_next() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        ingest(&running.state, &admin, lines).await;
         let console = crate::router(running.state.clone());
 
         let (cookie, _) = login(&console, &reader).await;

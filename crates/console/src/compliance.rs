@@ -307,13 +307,10 @@ fn controls(e: &Evaluation) -> Markup {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use axum::body::Body;
-    use axum::http::{header, Request, StatusCode};
-    use tower::ServiceExt;
+    use axum::http::{Request, StatusCode};
 
-    use crate::tests::{get, login, send};
+    use crate::tests::{get, ingest, login, send};
 
     #[test]
     fn periods_default_to_the_last_30_days_and_refuse_reversed_ones() {
@@ -341,24 +338,7 @@ mod tests {
         let privileged = serde_json::json!({"@timestamp": now, "event": {"dataset": "docker.events", "action": "start"},
             "container": {"id": "c1", "name": "<b>agent</b>"},
             "docker": {"container": {"privileged": true, "mounts_runtime_socket": true, "user": "0"}}});
-        let response = crowsnest_server::app(running.state.clone())
-            .oneshot(
-                Request::post("/api/v1/ingest/ndjson")
-                    .header(header::AUTHORIZATION, format!("Bearer {admin}"))
-                    .header(header::CONTENT_TYPE, "application/x-ndjson")
-                    .body(Body::from(privileged.to_string()))
-                    .expect("request"),
-            )
-            .await
-            .expect("ingest");
-        assert_eq!(response.status(), StatusCode::OK);
-        let pipeline = &running.state.pipeline;
-        for _ in 0..500 {
-            if pipeline.committed_next() >= pipeline.acked_next() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        ingest(&running.state, &admin, privileged.to_string()).await;
         let console = crate::router(running.state.clone());
         let (cookie, _) = login(&console, &admin).await;
 

@@ -70,25 +70,7 @@ async fn fixture_with(tune: impl FnOnce(&mut crowsnest_server::ServerConfig)) ->
             .to_string(),
     );
     lines.push('\n');
-    let api = crowsnest_server::app(running.state.clone());
-    let response = api
-        .oneshot(
-            Request::post("/api/v1/ingest/ndjson")
-                .header(header::AUTHORIZATION, format!("Bearer {admin}"))
-                .header(header::CONTENT_TYPE, "application/x-ndjson")
-                .body(Body::from(lines))
-                .expect("request"),
-        )
-        .await
-        .expect("ingest");
-    assert_eq!(response.status(), StatusCode::OK);
-    let state = running.state.clone();
-    for _ in 0..500 {
-        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    ingest(&running.state, &admin, lines).await;
     let console = crate::router(running.state.clone());
     Fixture {
         _dir: dir,
@@ -103,6 +85,32 @@ pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) headers: axum::http::HeaderMap,
     pub(crate) body: String,
+}
+
+/// Posts NDJSON `lines` to the ingest API with `token`, requires 200, and waits until the
+/// acknowledged events are committed (searchable).
+pub(crate) async fn ingest(
+    state: &std::sync::Arc<crowsnest_server::AppState>,
+    token: &str,
+    lines: String,
+) {
+    let response = crowsnest_server::app(state.clone())
+        .oneshot(
+            Request::post("/api/v1/ingest/ndjson")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Body::from(lines))
+                .expect("request"),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), StatusCode::OK);
+    for _ in 0..500 {
+        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub(crate) async fn send(router: &Router, request: Request<Body>) -> Answer {
@@ -684,23 +692,7 @@ async fn an_exec_session_joins_the_processes_until_the_next_exec() {
         process(11, "ls"),
     ];
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
-    let response = crowsnest_server::app(f.running.state.clone())
-        .oneshot(
-            Request::post("/api/v1/ingest/ndjson")
-                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
-                .body(Body::from(lines))
-                .expect("request"),
-        )
-        .await
-        .expect("ingest");
-    assert_eq!(response.status(), StatusCode::OK);
-    let state = f.running.state.clone();
-    for _ in 0..500 {
-        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    ingest(&f.running.state, &f.admin, lines).await;
     let (cookie, _) = login(&f.console, &f.reader).await;
     let list = send(&f.console, get("/exec?range=1h", &cookie)).await;
     assert!(
@@ -1278,23 +1270,7 @@ async fn a_docker_exec_session_joins_the_container_processes_until_the_exec_ends
         engine(10, "exec_start", "e2", "ls /"),
     ];
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
-    let response = crowsnest_server::app(f.running.state.clone())
-        .oneshot(
-            Request::post("/api/v1/ingest/ndjson")
-                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
-                .body(Body::from(lines))
-                .expect("request"),
-        )
-        .await
-        .expect("ingest");
-    assert_eq!(response.status(), StatusCode::OK);
-    let state = f.running.state.clone();
-    for _ in 0..500 {
-        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    ingest(&f.running.state, &f.admin, lines).await;
     let (cookie, _) = login(&f.console, &f.reader).await;
     let list = send(&f.console, get("/exec?range=1h", &cookie)).await;
     assert!(
@@ -1366,23 +1342,8 @@ async fn the_overview_shows_rejects_per_input_and_silent_sources() {
         "{}\nnot json\n{{\"broken\": \n",
         serde_json::json!({"@timestamp": old, "event": {"dataset": "legacy.app"}, "message": "last words"})
     );
-    let response = crowsnest_server::app(f.running.state.clone())
-        .oneshot(
-            Request::post("/api/v1/ingest/ndjson")
-                .header(header::AUTHORIZATION, format!("Bearer {}", f.admin))
-                .body(Body::from(lines))
-                .expect("request"),
-        )
-        .await
-        .expect("ingest");
-    assert_eq!(response.status(), StatusCode::OK);
+    ingest(&f.running.state, &f.admin, lines).await;
     let state = f.running.state.clone();
-    for _ in 0..500 {
-        if state.pipeline.committed_next() >= state.pipeline.acked_next() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     let rejected = state.metrics.rejected_by_source();
     assert_eq!(
         rejected.iter().map(|(_, n)| n).sum::<u64>(),
