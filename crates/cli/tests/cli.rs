@@ -186,15 +186,21 @@ fn relay(
     let _ = client.write_all(&answer);
 }
 
+/// `lines.ndjson` in `dir`: `count` NDJSON events numbered by `n`.
+fn numbered_lines(dir: &std::path::Path, count: usize) -> std::path::PathBuf {
+    let file = dir.join("lines.ndjson");
+    let text: String = (0..count)
+        .map(|n| format!("{{\"message\":\"line number {n} of the file\",\"n\":{n}}}\n"))
+        .collect();
+    std::fs::write(&file, text).expect("write");
+    file
+}
+
 #[test]
 fn ingest_keeps_requests_in_flight_and_stores_a_retried_batch_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), free_port());
-    let file = dir.path().join("lines.ndjson");
-    let text: String = (0..3000)
-        .map(|n| format!("{{\"message\":\"line number {n} of the file\",\"n\":{n}}}\n"))
-        .collect();
-    std::fs::write(&file, text).expect("write");
+    let file = numbered_lines(dir.path(), 3000);
     // The answers of the 2nd and 5th ingest requests are lost after the server stored them.
     let (proxy, posts) = lossy_proxy(server.url.clone(), &[2, 5], &[]);
     let output = server
@@ -226,11 +232,7 @@ fn ingest_keeps_requests_in_flight_and_stores_a_retried_batch_once() {
 fn a_batch_that_fails_is_named_with_what_was_stored_around_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), free_port());
-    let file = dir.path().join("lines.ndjson");
-    let text: String = (0..3000)
-        .map(|n| format!("{{\"message\":\"line number {n} of the file\",\"n\":{n}}}\n"))
-        .collect();
-    std::fs::write(&file, text).expect("write");
+    let file = numbered_lines(dir.path(), 3000);
     // The 4th ingest request gets a 500 that never reached the server.
     let (proxy, _) = lossy_proxy(server.url.clone(), &[], &[4]);
     let output = server
