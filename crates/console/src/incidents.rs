@@ -682,10 +682,10 @@ struct RespondForm {
     decision: String,
 }
 
-/// `POST /incidents/{id}/respond` (admin scope, CSRF token): `decision=approve`, `reject` or `undo` of
-/// one of the incident's containment actions (`action_id`), through the API's own
-/// `approve_action` and `undo_action` (the cores of `POST /api/v1/respond/approve` and
-/// `POST /api/v1/respond/actions/{id}/undo`).
+/// `POST /incidents/{id}/respond` (admin scope, CSRF token): `decision=approve`, `reject` or
+/// `undo` of one of the incident's containment actions (`action_id`), through the API's own
+/// `approve_action`, `reject_action` and `undo_action` (the cores of
+/// `POST /api/v1/respond/approve`, `/reject` and `/actions/{id}/undo`).
 pub(crate) async fn respond(
     State(console): State<Arc<Console>>,
     Path(id): Path<String>,
